@@ -1,0 +1,210 @@
+//! `--compare FILE --max-regression PCT`: judges a run against a baseline report
+//! on the two figures that survive noisy machines: efficiency (gsp / raw TCP in the
+//! same run) and ACK p99.
+
+use serde::Serialize;
+
+use super::report::Report;
+
+/// One judged metric.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Metric name.
+    pub metric: &'static str,
+    /// Value in the baseline report.
+    pub baseline: f64,
+    /// Value in this run.
+    pub current: f64,
+    /// Change in percent, signed so that positive is worse.
+    pub worse_by_pct: f64,
+    /// Whether it regressed beyond the threshold.
+    pub regressed: bool,
+}
+
+/// The verdict of a comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// The baseline file.
+    pub baseline_file: String,
+    /// Allowed regression in percent.
+    pub max_regression_pct: f64,
+    /// Each judged metric.
+    pub rows: Vec<Row>,
+    /// Whether any metric regressed.
+    pub regressed: bool,
+}
+
+/// Compares `current` against `baseline`.
+///
+/// # Errors
+/// The two reports ran different workloads, or either lacks an efficiency figure.
+pub fn compare(
+    baseline: &Report,
+    baseline_file: &str,
+    current: &Report,
+    max_regression_pct: f64,
+) -> Result<Comparison, String> {
+    let (b, c) = (&baseline.scenario, &current.scenario);
+    if (
+        b.name.as_str(),
+        b.nodes,
+        b.messages_per_peer,
+        b.payload_bytes,
+    ) != (
+        c.name.as_str(),
+        c.nodes,
+        c.messages_per_peer,
+        c.payload_bytes,
+    ) {
+        return Err(format!(
+            "{baseline_file} measured {} with {} nodes, {} messages per peer, {} byte payloads; \
+             this run measured {} with {} nodes, {} messages per peer, {} byte payloads; \
+             rerun with the baseline's workload",
+            b.name,
+            b.nodes,
+            b.messages_per_peer,
+            b.payload_bytes,
+            c.name,
+            c.nodes,
+            c.messages_per_peer,
+            c.payload_bytes
+        ));
+    }
+    let Some(base_eff) = baseline.efficiency else {
+        return Err(format!(
+            "{baseline_file} has no efficiency figure (it was run with --no-baseline)"
+        ));
+    };
+    let Some(cur_eff) = current.efficiency else {
+        return Err("this run has no efficiency figure; drop --no-baseline to compare".to_owned());
+    };
+    let eff_worse = pct_change(base_eff, cur_eff, true);
+    let base_p99 = baseline.results.ack_latency_ns.p99 as f64;
+    let cur_p99 = current.results.ack_latency_ns.p99 as f64;
+    let p99_worse = pct_change(base_p99, cur_p99, false);
+    let rows = vec![
+        Row {
+            metric: "efficiency",
+            baseline: base_eff,
+            current: cur_eff,
+            worse_by_pct: eff_worse,
+            regressed: eff_worse > max_regression_pct,
+        },
+        Row {
+            metric: "ack_latency_p99_ns",
+            baseline: base_p99,
+            current: cur_p99,
+            worse_by_pct: p99_worse,
+            regressed: p99_worse > max_regression_pct,
+        },
+    ];
+    let regressed = rows.iter().any(|r| r.regressed);
+    Ok(Comparison {
+        baseline_file: baseline_file.to_owned(),
+        max_regression_pct,
+        rows,
+        regressed,
+    })
+}
+
+/// How much worse `current` is than `base`, in percent (negative: better).
+fn pct_change(base: f64, current: f64, higher_is_better: bool) -> f64 {
+    if base <= 0.0 {
+        return 0.0;
+    }
+    let change = (current - base) / base * 100.0;
+    if higher_is_better { -change } else { change }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{
+        report::{ConvergenceNs, LatencyNs, Results, ScenarioInfo, Tuning},
+        sys::HostInfo,
+    };
+
+    fn report(eff: f64, p99: u64, nodes: usize) -> Report {
+        let lat = LatencyNs {
+            min: 1,
+            p50: 1,
+            p90: 1,
+            p99,
+            p999: p99,
+            max: p99,
+            mean: 1.0,
+        };
+        Report {
+            schema: crate::bench::report::SCHEMA.into(),
+            scenario: ScenarioInfo {
+                name: "flood".into(),
+                nodes,
+                messages_per_peer: 30,
+                payload_bytes: 1,
+                iterations: 5,
+                warmup: 1,
+            },
+            results: Results {
+                messages_sent: 1,
+                messages_acked: 1,
+                errors: 0,
+                ack_latency_ns: lat,
+                convergence_ns: ConvergenceNs {
+                    min: 1,
+                    p50: 1,
+                    max: 1,
+                },
+                throughput_bytes_per_sec: 1.0,
+                messages_per_sec: 1.0,
+                cpu_seconds: 1.0,
+                peak_rss_bytes: 1,
+                histogram: String::new(),
+                iterations: vec![],
+            },
+            baseline: None,
+            efficiency: Some(eff),
+            tuning: Tuning {
+                max_chunk_bytes: 1,
+                h2_max_frame_bytes: 1,
+                h2_stream_window_bytes: 1,
+                h2_connection_window_bytes: 1,
+                max_in_flight: 1,
+                max_in_flight_bytes: 1,
+            },
+            gsp_version: String::new(),
+            git_sha: String::new(),
+            timestamp: String::new(),
+            host: HostInfo {
+                cpu_model: String::new(),
+                cores: 1,
+                kernel: String::new(),
+                os: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn flags_a_drop_in_efficiency_beyond_the_threshold() {
+        let c = compare(&report(0.5, 100, 4), "b.json", &report(0.35, 100, 4), 20.0).unwrap();
+        assert!(c.regressed);
+        assert!(c.rows[0].regressed);
+        assert!((c.rows[0].worse_by_pct - 30.0).abs() < 1e-9);
+        assert!(!c.rows[1].regressed);
+    }
+
+    #[test]
+    fn flags_a_rise_in_p99_and_accepts_improvements() {
+        let c = compare(&report(0.5, 100, 4), "b.json", &report(0.6, 150, 4), 20.0).unwrap();
+        assert!(c.regressed);
+        assert!(!c.rows[0].regressed);
+        assert!(c.rows[1].regressed);
+        let c = compare(&report(0.5, 100, 4), "b.json", &report(0.45, 110, 4), 20.0).unwrap();
+        assert!(!c.regressed);
+    }
+
+    #[test]
+    fn refuses_different_workloads() {
+        let err = compare(&report(0.5, 1, 4), "b.json", &report(0.5, 1, 8), 20.0).unwrap_err();
+        assert!(err.contains("4 nodes") && err.contains("8 nodes"), "{err}");
+    }
+}

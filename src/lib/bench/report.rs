@@ -1,0 +1,298 @@
+//! The JSON report (`gsp.bench.v1`), documented in `bench-results/README.md`.
+
+use std::{
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use base64::Engine as _;
+use hdrhistogram::{
+    Histogram,
+    serialization::{Serializer as _, V2DeflateSerializer},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{config::BenchConfig, error::BenchError, sys::HostInfo};
+
+/// Schema identifier of the report.
+pub const SCHEMA: &str = "gsp.bench.v1";
+
+/// A whole bench report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// What was run.
+    pub scenario: ScenarioInfo,
+    /// gsp's measurements.
+    pub results: Results,
+    /// Raw-TCP measurements from the same run; absent with `--no-baseline`.
+    pub baseline: Option<Baseline>,
+    /// gsp throughput / raw-TCP throughput (medians over iterations); absent
+    /// without a baseline.
+    pub efficiency: Option<f64>,
+    /// Data plane tuning used.
+    pub tuning: Tuning,
+    /// `gsp --version`'s crate version.
+    pub gsp_version: String,
+    /// Commit the binary was built from.
+    pub git_sha: String,
+    /// When the run finished, RFC 3339 UTC.
+    pub timestamp: String,
+    /// The machine.
+    pub host: HostInfo,
+}
+
+/// The workload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScenarioInfo {
+    /// Scenario name (`flood`).
+    pub name: String,
+    /// Nodes in the mesh.
+    pub nodes: usize,
+    /// Messages per ordered pair per iteration.
+    pub messages_per_peer: usize,
+    /// Payload size in bytes.
+    pub payload_bytes: u64,
+    /// Counted iterations.
+    pub iterations: usize,
+    /// Uncounted warm-up iterations.
+    pub warmup: usize,
+}
+
+/// Latency summary in nanoseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct LatencyNs {
+    /// Smallest.
+    pub min: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// Per-iteration convergence summary in nanoseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConvergenceNs {
+    /// Fastest iteration.
+    pub min: u64,
+    /// Median iteration.
+    pub p50: u64,
+    /// Slowest iteration.
+    pub max: u64,
+}
+
+/// One counted iteration.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct IterationSummary {
+    /// First send to last ACK, gsp.
+    pub convergence_ns: u64,
+    /// Payload bytes per second, gsp.
+    pub throughput_bytes_per_sec: f64,
+    /// The same for raw TCP, when measured.
+    pub tcp_convergence_ns: Option<u64>,
+}
+
+/// gsp's measurements over the counted iterations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// Messages sent, summed over counted iterations.
+    pub messages_sent: u64,
+    /// Messages ACKed, summed over counted iterations.
+    pub messages_acked: u64,
+    /// Messages that failed (the run stops at the first, so 0 in a written report).
+    pub errors: u64,
+    /// Send-to-ACK latency of every message.
+    pub ack_latency_ns: LatencyNs,
+    /// First send to last ACK, per iteration.
+    pub convergence_ns: ConvergenceNs,
+    /// Payload bytes per second at the median convergence time.
+    pub throughput_bytes_per_sec: f64,
+    /// Messages per second at the median convergence time.
+    pub messages_per_sec: f64,
+    /// CPU time (user + system) of the whole process during gsp iterations.
+    pub cpu_seconds: f64,
+    /// Peak RSS of the whole bench process.
+    pub peak_rss_bytes: u64,
+    /// The ACK latency HdrHistogram, V2 + deflate, base64; mergeable across runs.
+    pub histogram: String,
+    /// Each counted iteration.
+    pub iterations: Vec<IterationSummary>,
+}
+
+/// Raw-TCP measurements.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Payload bytes per second at the median convergence time.
+    pub tcp_throughput_bytes_per_sec: f64,
+    /// Median first-send-to-last-ACK time.
+    pub tcp_convergence_ns: u64,
+    /// Send-to-ACK latency of every raw-TCP message.
+    pub tcp_ack_latency_ns: LatencyNs,
+}
+
+/// Data plane settings in effect.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tuning {
+    /// Chunk size.
+    pub max_chunk_bytes: usize,
+    /// HTTP/2 max frame size.
+    pub h2_max_frame_bytes: u32,
+    /// HTTP/2 stream window.
+    pub h2_stream_window_bytes: u32,
+    /// HTTP/2 connection window.
+    pub h2_connection_window_bytes: u32,
+    /// Messages in flight per link.
+    pub max_in_flight: usize,
+    /// Payload bytes in flight per link.
+    pub max_in_flight_bytes: u64,
+}
+
+impl ScenarioInfo {
+    /// The scenario part of a report for `config`.
+    pub fn from_config(c: &BenchConfig) -> Self {
+        Self {
+            name: c.scenario.name().to_owned(),
+            nodes: c.nodes,
+            messages_per_peer: c.messages_per_peer,
+            payload_bytes: c.payload_bytes,
+            iterations: c.iterations,
+            warmup: c.warmup,
+        }
+    }
+}
+
+impl Tuning {
+    /// The tuning part of a report for `config`.
+    pub fn from_config(c: &BenchConfig) -> Self {
+        let d = &c.data_plane;
+        Self {
+            max_chunk_bytes: d.max_chunk_bytes,
+            h2_max_frame_bytes: d.h2_max_frame_bytes,
+            h2_stream_window_bytes: d.h2_stream_window_bytes,
+            h2_connection_window_bytes: d.h2_connection_window_bytes,
+            max_in_flight: d.max_in_flight,
+            max_in_flight_bytes: d.max_in_flight_bytes,
+        }
+    }
+}
+
+/// A histogram of nanosecond latencies (1 ns .. 1 h, 3 significant digits).
+///
+/// # Errors
+/// Never in practice: the bounds are valid constants.
+pub fn new_histogram() -> Result<Histogram<u64>, BenchError> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+        .map_err(|e| BenchError::Setup(format!("histogram: {e}")))
+}
+
+/// Summarizes a histogram.
+pub fn summarize(h: &Histogram<u64>) -> LatencyNs {
+    LatencyNs {
+        min: h.min(),
+        p50: h.value_at_quantile(0.50),
+        p90: h.value_at_quantile(0.90),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+        mean: h.mean(),
+    }
+}
+
+/// Serializes a histogram as V2 + deflate, base64 (standard alphabet).
+///
+/// # Errors
+/// Serialization failed.
+pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, BenchError> {
+    let mut buf = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut buf)
+        .map_err(|e| BenchError::Setup(format!("histogram serialization: {e:?}")))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(buf))
+}
+
+/// Median of a non-empty slice (lower middle for even lengths); 0 when empty.
+pub fn median(values: &[u64]) -> u64 {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+}
+
+/// Now as RFC 3339 UTC, seconds precision.
+pub fn timestamp_now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Writes `report` as `<dir>/<scenario>-<timestamp>.json` and returns the path.
+///
+/// # Errors
+/// The directory or file cannot be written.
+pub fn write(report: &Report, dir: &Path) -> Result<PathBuf, BenchError> {
+    let stamp = report.timestamp.replace([':', '-'], "");
+    let path = dir.join(format!("{}-{stamp}.json", report.scenario.name));
+    let io = |source| BenchError::Write {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut json = serde_json::to_vec_pretty(report).map_err(|e| io(std::io::Error::other(e)))?;
+    json.push(b'\n');
+    std::fs::write(&path, json).map_err(io)?;
+    Ok(path)
+}
+
+/// Reads a report for `--compare`.
+///
+/// # Errors
+/// The file cannot be read or is not a `gsp.bench.v1` report.
+pub fn read(path: &Path) -> Result<Report, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let report: Report = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a gsp bench report: {e}", path.display()))?;
+    if report.schema != SCHEMA {
+        return Err(format!(
+            "{} has schema '{}', expected '{SCHEMA}'",
+            path.display(),
+            report.schema
+        ));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use hdrhistogram::serialization::Deserializer;
+
+    use super::*;
+
+    #[test]
+    fn histograms_round_trip_through_base64() {
+        let mut h = new_histogram().unwrap();
+        for v in [1_000u64, 2_000, 3_000, 1_000_000] {
+            h.record(v).unwrap();
+        }
+        let s = encode_histogram(&h).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(s).unwrap();
+        let back: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .unwrap();
+        assert_eq!(back.len(), 4);
+        assert_eq!(back.max(), h.max());
+    }
+
+    #[test]
+    fn median_takes_the_lower_middle() {
+        assert_eq!(median(&[5, 1, 3]), 3);
+        assert_eq!(median(&[4, 1, 3, 2]), 2);
+        assert_eq!(median(&[]), 0);
+    }
+}

@@ -1,0 +1,76 @@
+//! Process and host measurements: CPU time, peak RSS, and what machine this is.
+
+use std::time::Duration;
+
+/// CPU time (user + system) this process has used so far.
+pub fn cpu_time() -> Duration {
+    rusage().map_or(Duration::ZERO, |(cpu, _)| cpu)
+}
+
+/// Peak resident set size of this process so far, in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    rusage().map_or(0, |(_, rss)| rss)
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code, reason = "getrusage has no safe wrapper in std")]
+fn rusage() -> Option<(Duration, u64)> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes a complete `rusage` into the pointer on success and
+    // we read it only then.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    // Linux reports ru_maxrss in KiB (macOS in bytes).
+    let max_rss = u64::try_from(usage.ru_maxrss).unwrap_or(0);
+    let rss = if cfg!(target_os = "macos") {
+        max_rss
+    } else {
+        max_rss * 1024
+    };
+    Some((cpu, rss))
+}
+
+#[cfg(not(unix))]
+fn rusage() -> Option<(Duration, u64)> {
+    None
+}
+
+/// The machine a report came from.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct HostInfo {
+    /// CPU brand string.
+    pub cpu_model: String,
+    /// Logical CPUs available to this process.
+    pub cores: usize,
+    /// Kernel version.
+    pub kernel: String,
+    /// Operating system.
+    pub os: String,
+}
+
+impl HostInfo {
+    /// Reads this machine's description.
+    pub fn detect() -> Self {
+        use sysinfo::{CpuRefreshKind, RefreshKind, System};
+        let cpu_model =
+            System::new_with_specifics(RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()))
+                .ok()
+                .and_then(|sys| sys.cpus().first().map(|c| c.brand().trim().to_owned()))
+                .unwrap_or_default();
+        Self {
+            cpu_model,
+            cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            kernel: System::kernel_version().unwrap_or_default(),
+            os: System::long_os_version().unwrap_or_default(),
+        }
+    }
+}

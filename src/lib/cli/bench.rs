@@ -1,0 +1,322 @@
+//! `gsp bench [SCENARIO]`: runs a workload on an in-process cluster and reports.
+
+use std::{fmt::Write as _, io::IsTerminal as _, path::PathBuf, sync::Arc};
+
+use anyhow::Context as _;
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{
+    GlobalArgs,
+    exit::{ExitStatus, NegativeOutcome, UsageError},
+    output, parse,
+};
+use crate::{
+    bench::{
+        self,
+        compare::{Comparison, compare},
+        config::{BenchConfig, FaultPlan, Scenario},
+        error::BenchError,
+        progress::{NoProgress, Progress},
+        report::{self, LatencyNs, Report},
+    },
+    core::units::HumanBytes,
+    transport::config::DataPlaneConfig,
+};
+
+/// Arguments of `gsp bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Workload to run.
+    #[arg(value_enum, default_value = "flood")]
+    scenario: Scenario,
+    /// Nodes in the full mesh.
+    #[arg(long, default_value_t = bench::config::DEFAULT_NODES)]
+    nodes: usize,
+    /// Messages from every node to every other node per iteration.
+    #[arg(long, default_value_t = bench::config::DEFAULT_MESSAGES_PER_PEER)]
+    messages_per_peer: usize,
+    /// Payload size: 512KiB, 1MiB, 20MiB, or plain bytes.
+    #[arg(long, default_value = "512KiB", value_name = "SIZE", value_parser = parse::size)]
+    payload: u64,
+    /// Counted iterations.
+    #[arg(long, default_value_t = bench::config::DEFAULT_ITERATIONS)]
+    iterations: usize,
+    /// Uncounted warm-up iterations before them.
+    #[arg(long, default_value_t = bench::config::DEFAULT_WARMUP)]
+    warmup: usize,
+    /// Directory the JSON report is written to.
+    #[arg(long, default_value = "bench-results", value_name = "DIR")]
+    out: PathBuf,
+    /// Do not write a report file.
+    #[arg(long)]
+    no_write: bool,
+    /// Skip the raw-TCP baseline (no efficiency figure).
+    #[arg(long)]
+    no_baseline: bool,
+    /// Compare against this report; exit 1 on regression.
+    #[arg(long, value_name = "FILE")]
+    compare: Option<PathBuf>,
+    /// Allowed regression of efficiency or ACK p99 against --compare, in percent.
+    #[arg(long, default_value_t = 20.0, value_name = "PCT", requires = "compare")]
+    max_regression: f64,
+    /// Data plane tuning: messages in flight per link.
+    #[arg(long, help_heading = "Tuning", value_name = "N")]
+    max_in_flight: Option<usize>,
+    /// Data plane tuning: payload bytes in flight per link.
+    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
+    max_in_flight_bytes: Option<u64>,
+    /// Data plane tuning: chunk size (payloads above it are split).
+    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
+    chunk: Option<u64>,
+    /// Data plane tuning: HTTP/2 max frame size (16KiB..16MiB).
+    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
+    h2_frame: Option<u64>,
+    /// Data plane tuning: HTTP/2 stream window.
+    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
+    h2_stream_window: Option<u64>,
+    /// Data plane tuning: HTTP/2 connection window.
+    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
+    h2_conn_window: Option<u64>,
+    /// Fault injection for tests: stop the last node after this many ACKs.
+    #[arg(long, hide = true)]
+    kill_node_after: Option<u64>,
+}
+
+pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    if !(args.max_regression.is_finite() && args.max_regression >= 0.0) {
+        return Err(UsageError(format!(
+            "--max-regression must be a non-negative percentage (got {})",
+            args.max_regression
+        ))
+        .into());
+    }
+    let baseline = match &args.compare {
+        Some(path) => Some(report::read(path).map_err(UsageError)?),
+        None => None,
+    };
+    let config = BenchConfig {
+        scenario: args.scenario,
+        nodes: args.nodes,
+        messages_per_peer: args.messages_per_peer,
+        payload_bytes: args.payload,
+        iterations: args.iterations,
+        warmup: args.warmup,
+        baseline: !args.no_baseline,
+        iteration_timeout: global
+            .timeout
+            .unwrap_or(bench::config::DEFAULT_ITERATION_TIMEOUT),
+        out_dir: (!args.no_write).then(|| args.out.clone()),
+        faults: FaultPlan {
+            kill_node_after_acks: args.kill_node_after,
+        },
+        data_plane: tuning(&args)?,
+    };
+    config.validate().map_err(UsageError)?;
+
+    let progress: Arc<dyn Progress> = if !global.json && std::io::stderr().is_terminal() {
+        Arc::new(Bar::new())
+    } else {
+        Arc::new(NoProgress)
+    };
+    let report = match bench::run(&config, progress).await {
+        Ok(r) => r,
+        Err(
+            e @ (BenchError::Send { .. } | BenchError::Timeout { .. } | BenchError::Tcp { .. }),
+        ) => {
+            return Err(anyhow::Error::new(NegativeOutcome(e.to_string()))
+                .context("bench did not complete"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let written = match &config.out_dir {
+        Some(dir) => Some(report::write(&report, dir)?),
+        None => None,
+    };
+    let comparison = match (&baseline, &args.compare) {
+        (Some(b), Some(path)) => Some(
+            compare(b, &path.display().to_string(), &report, args.max_regression)
+                .map_err(UsageError)
+                .context("cannot compare")?,
+        ),
+        _ => None,
+    };
+
+    if global.json {
+        output::json(&report)?;
+        if let Some(c) = &comparison {
+            output::stderr(&render_comparison(c));
+        }
+    } else {
+        let mut text = render(&report);
+        if let Some(path) = &written {
+            let _ = writeln!(text, "report: {}", path.display());
+        }
+        if let Some(c) = &comparison {
+            text.push_str(&render_comparison(c));
+        }
+        output::stdout(&text)?;
+    }
+    match comparison {
+        Some(c) if c.regressed => Ok(ExitStatus::Negative),
+        _ => Ok(ExitStatus::Success),
+    }
+}
+
+/// The data plane settings, with any tuning flags applied.
+fn tuning(args: &BenchArgs) -> anyhow::Result<DataPlaneConfig> {
+    let mut d = DataPlaneConfig::default();
+    let u32_flag = |name: &str, v: u64, min: u64, max: u64| -> anyhow::Result<u32> {
+        if v < min || v > max {
+            return Err(UsageError(format!(
+                "{name} must be between {min} and {max} bytes (got {v})"
+            ))
+            .into());
+        }
+        Ok(u32::try_from(v).unwrap_or(u32::MAX))
+    };
+    if let Some(n) = args.max_in_flight {
+        if n == 0 {
+            return Err(UsageError("--max-in-flight must be at least 1".to_owned()).into());
+        }
+        d.max_in_flight = n;
+    }
+    if let Some(b) = args.max_in_flight_bytes {
+        if b == 0 {
+            return Err(UsageError("--max-in-flight-bytes must be at least 1".to_owned()).into());
+        }
+        d.max_in_flight_bytes = b;
+    }
+    if let Some(c) = args.chunk {
+        d.max_chunk_bytes = u32_flag("--chunk", c, 1, 16 << 20)? as usize;
+    }
+    if let Some(f) = args.h2_frame {
+        d.h2_max_frame_bytes = u32_flag("--h2-frame", f, 16 << 10, (16 << 20) - 1)?;
+    }
+    if let Some(w) = args.h2_stream_window {
+        d.h2_stream_window_bytes = u32_flag("--h2-stream-window", w, 64 << 10, (1 << 31) - 1)?;
+    }
+    if let Some(w) = args.h2_conn_window {
+        d.h2_connection_window_bytes = u32_flag("--h2-conn-window", w, 64 << 10, (1 << 31) - 1)?;
+    }
+    Ok(d)
+}
+
+/// The human summary of a report.
+fn render(r: &Report) -> String {
+    let s = &r.scenario;
+    let mut out = format!(
+        "gsp bench {}: {} nodes full mesh, {} messages per peer, {} payloads, {} iterations (+{} warm-up)\n",
+        s.name,
+        s.nodes,
+        s.messages_per_peer,
+        HumanBytes(s.payload_bytes),
+        s.iterations,
+        s.warmup
+    );
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY);
+    t.set_header(vec!["", "gsp", "raw TCP"]);
+    let res = &r.results;
+    let b = r.baseline.as_ref();
+    let dash = || "-".to_owned();
+    t.add_row(vec![
+        "convergence p50".to_owned(),
+        ms(res.convergence_ns.p50),
+        b.map_or_else(dash, |b| ms(b.tcp_convergence_ns)),
+    ]);
+    t.add_row(vec![
+        "throughput".to_owned(),
+        rate(res.throughput_bytes_per_sec),
+        b.map_or_else(dash, |b| rate(b.tcp_throughput_bytes_per_sec)),
+    ]);
+    let lat = |name: &str, f: fn(&LatencyNs) -> u64| {
+        vec![
+            format!("ack {name}"),
+            ms(f(&res.ack_latency_ns)),
+            b.map_or_else(dash, |b| ms(f(&b.tcp_ack_latency_ns))),
+        ]
+    };
+    t.add_row(lat("p50", |l| l.p50));
+    t.add_row(lat("p90", |l| l.p90));
+    t.add_row(lat("p99", |l| l.p99));
+    t.add_row(lat("p99.9", |l| l.p999));
+    t.add_row(lat("max", |l| l.max));
+    out.push_str(&t.to_string());
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "messages acked {}/{}, {:.0} msgs/s, cpu {:.2} s, peak RSS {}",
+        res.messages_acked,
+        res.messages_sent,
+        res.messages_per_sec,
+        res.cpu_seconds,
+        HumanBytes(res.peak_rss_bytes)
+    );
+    if let Some(e) = r.efficiency {
+        let _ = writeln!(out, "efficiency (gsp / raw TCP throughput): {e:.3}");
+    }
+    out
+}
+
+fn render_comparison(c: &Comparison) -> String {
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY);
+    t.set_header(vec!["metric", "baseline", "current", "worse by", "verdict"]);
+    for row in &c.rows {
+        t.add_row(vec![
+            row.metric.to_owned(),
+            format!("{:.4}", row.baseline),
+            format!("{:.4}", row.current),
+            format!("{:+.1}%", row.worse_by_pct),
+            if row.regressed { "REGRESSED" } else { "ok" }.to_owned(),
+        ]);
+    }
+    format!(
+        "compared with {} (max regression {}%):\n{t}\n{}\n",
+        c.baseline_file,
+        c.max_regression_pct,
+        if c.regressed {
+            "regression detected"
+        } else {
+            "no regression"
+        }
+    )
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.2} ms", ns as f64 / 1e6)
+}
+
+fn rate(bytes_per_sec: f64) -> String {
+    format!("{:.1} MiB/s", bytes_per_sec / f64::from(1u32 << 20))
+}
+
+/// An indicatif bar on stderr.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} acks {elapsed}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Self(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn phase(&self, label: &str, total: u64) {
+        self.0.set_prefix(label.to_owned());
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}

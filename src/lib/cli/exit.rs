@@ -1,0 +1,97 @@
+//! Exit codes, as a type, and how errors map onto them.
+
+use std::process::ExitCode;
+
+use crate::transport::error::TransportError;
+
+/// What `gsp` tells the shell. Documented in the README; stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: success.
+    Success,
+    /// 1: a negative result: nothing matched, not converged, regression found.
+    Negative,
+    /// 2: usage or configuration error, or any other failure.
+    Error,
+    /// 3: the node cannot be reached, or refused the credentials.
+    Unavailable,
+    /// 130: interrupted by SIGINT.
+    Interrupted,
+}
+
+impl ExitStatus {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Negative => 1,
+            Self::Error => 2,
+            Self::Unavailable => 3,
+            Self::Interrupted => 130,
+        }
+    }
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(s: ExitStatus) -> Self {
+        ExitCode::from(s.code())
+    }
+}
+
+/// Marks an error as a negative result (exit 1) rather than a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NegativeOutcome(pub String);
+
+/// Marks an error as bad usage or configuration (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit status for an error: the first cause in the chain that has a meaning
+/// decides; anything else is 2.
+pub fn status_for(err: &anyhow::Error) -> ExitStatus {
+    for cause in err.chain() {
+        if cause.is::<NegativeOutcome>() {
+            return ExitStatus::Negative;
+        }
+        if cause.is::<UsageError>() {
+            return ExitStatus::Error;
+        }
+        if let Some(t) = cause.downcast_ref::<TransportError>() {
+            match t {
+                TransportError::Unreachable { .. } | TransportError::ConnectTimeout { .. } => {
+                    return ExitStatus::Unavailable;
+                }
+                TransportError::BadAddress { .. } => return ExitStatus::Error,
+                TransportError::Handshake { .. } | TransportError::Serve(_) => {}
+            }
+        }
+        if let Some(status) = cause.downcast_ref::<tonic::Status>() {
+            use tonic::Code;
+            if matches!(
+                status.code(),
+                Code::Unavailable | Code::Unauthenticated | Code::PermissionDenied
+            ) {
+                return ExitStatus::Unavailable;
+            }
+        }
+    }
+    ExitStatus::Error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_meaningful_cause_decides() {
+        let e = anyhow::Error::new(NegativeOutcome("no match".into())).context("query");
+        assert_eq!(status_for(&e), ExitStatus::Negative);
+        let e = anyhow::Error::new(tonic::Status::unavailable("down"));
+        assert_eq!(status_for(&e), ExitStatus::Unavailable);
+        let e = anyhow::anyhow!("disk full");
+        assert_eq!(status_for(&e), ExitStatus::Error);
+        assert_eq!(ExitStatus::Interrupted.code(), 130);
+    }
+}

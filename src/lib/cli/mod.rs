@@ -1,0 +1,118 @@
+//! The `gsp` command line: clap definitions (one file per subcommand), output
+//! renderers, and the mapping of outcomes to exit codes.
+
+mod bench;
+mod completions;
+pub mod exit;
+mod node;
+pub mod output;
+mod parse;
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use self::exit::{ExitStatus, status_for};
+
+/// `gsp --version`: the crate version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("GSP_GIT_SHA"),
+    ")"
+);
+
+/// Default node address clients talk to.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:50005";
+
+/// Gossip-based node discovery, resource awareness and reliable broadcast over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "gsp", version = VERSION, propagate_version = true, max_term_width = 100)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 negative result (no match, not converged, \
+regression), 2 usage or configuration error, 3 node unreachable or credentials refused."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every subcommand accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Node to talk to (client commands).
+    #[arg(long, global = true, env = "GSP_ADDR", default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
+    pub addr: String,
+    /// Print one JSON document (JSON Lines for streams) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Give up after this long (seconds, fractions allowed, or 250ms/2m); each
+    /// command documents its default.
+    #[arg(long, global = true, env = "GSP_TIMEOUT", value_name = "SECS", value_parser = parse::duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node: gRPC data plane, health and reflection on one port.
+    Node(node::NodeArgs),
+    /// Spawn local nodes, flood them, report ACK latency and throughput vs raw TCP.
+    Bench(bench::BenchArgs),
+    /// Print a shell completion script.
+    Completions(completions::CompletionsArgs),
+}
+
+/// Runs `gsp` with the process arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitStatus::Error.into()
+            } else {
+                ExitStatus::Success.into()
+            };
+        }
+    };
+    init_tracing(matches!(cli.command, Command::Node(_)));
+    match run(cli) {
+        Ok(status) => status.into(),
+        Err(err) if output::is_broken_pipe(&err) => ExitStatus::Success.into(),
+        Err(err) => {
+            output::error(&err);
+            status_for(&err).into()
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Completions(args) => completions::run(&args),
+        Command::Node(args) => runtime()?.block_on(node::run(args, global)),
+        Command::Bench(args) => runtime()?.block_on(bench::run(args, global)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Logs go to stderr. `GSP_LOG` (or `RUST_LOG`) sets the filter; nodes default to
+/// `info`, client commands to `warn`.
+fn init_tracing(is_node: bool) {
+    let default = if is_node { "info" } else { "warn" };
+    let filter = std::env::var("GSP_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .map_or_else(|_| EnvFilter::new(default), EnvFilter::new);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

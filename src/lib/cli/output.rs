@@ -1,0 +1,50 @@
+//! Where output goes. The library never prints; the CLI writes through these so
+//! a closed pipe (`gsp ... | head`) ends quietly instead of panicking.
+
+use std::{
+    fmt::Write as _,
+    io::{self, Write},
+};
+
+/// Writes `s` to stdout.
+///
+/// # Errors
+/// The write failed (a broken pipe included; the caller treats it as success).
+pub fn stdout(s: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()
+}
+
+/// Writes `s` to stderr, ignoring failures (nowhere left to report them).
+pub fn stderr(s: &str) {
+    let _ = io::stderr().lock().write_all(s.as_bytes());
+}
+
+/// Serializes `value` as pretty JSON plus a newline on stdout.
+///
+/// # Errors
+/// Serialization or the write failed.
+pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut s = serde_json::to_string_pretty(value)?;
+    s.push('\n');
+    stdout(&s)?;
+    Ok(())
+}
+
+/// Prints an error the way uv does: `error: top`, then one `  Caused by: ...` per cause.
+pub fn error(err: &anyhow::Error) {
+    let mut s = format!("error: {err}\n");
+    for cause in err.chain().skip(1) {
+        let _ = writeln!(s, "  Caused by: {cause}");
+    }
+    stderr(&s);
+}
+
+/// Whether the error is a closed stdout (treated as success, like ripgrep).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

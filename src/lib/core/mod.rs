@@ -1,0 +1,9 @@
+//! The protocol, pure and synchronous: no tokio, tonic or sysinfo in here.
+//! Every function that depends on time takes `now`; every one that needs
+//! randomness takes an RNG.
+
+pub mod ack_tracker;
+pub mod chunk;
+pub mod ids;
+pub mod message;
+pub mod units;

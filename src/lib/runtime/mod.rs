@@ -1,0 +1,4 @@
+//! A running node: the server, the loops, identity on disk, and shutdown.
+
+pub mod identity;
+pub mod node;

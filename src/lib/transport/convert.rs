@@ -1,0 +1,120 @@
+//! Conversions between protobuf types and domain types: the only place the two meet.
+
+use bytes::Bytes;
+
+use super::pb::gossip::v1 as pb;
+use crate::core::{
+    chunk::{ChunkHeader, ChunkIn},
+    ids::{InvalidId, MessageId, NodeId},
+    message::{MessageMeta, OutboundMessage},
+};
+
+/// A wire field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid field `{field}`: {source}")]
+pub struct FieldError {
+    /// Proto field path.
+    pub field: &'static str,
+    /// What was wrong.
+    #[source]
+    pub source: InvalidId,
+}
+
+fn node_id(field: &'static str, s: &str) -> Result<NodeId, FieldError> {
+    NodeId::parse(s).map_err(|source| FieldError { field, source })
+}
+
+/// Parses a received chunk.
+///
+/// # Errors
+/// A malformed message id, origin or sender.
+pub fn chunk_from_pb(c: pb::Chunk) -> Result<ChunkIn, FieldError> {
+    let id = MessageId::from_slice(&c.message_id).map_err(|source| FieldError {
+        field: "chunk.message_id",
+        source,
+    })?;
+    let header = c
+        .header
+        .map(|h| -> Result<ChunkHeader, FieldError> {
+            Ok(ChunkHeader {
+                meta: MessageMeta {
+                    id,
+                    origin: node_id("chunk.header.origin", &h.origin)?,
+                    hops: h.hops,
+                    ttl: h.ttl,
+                    topic: h.topic,
+                    created_unix_ns: h.created_unix_ns,
+                },
+                sender: node_id("chunk.header.sender", &h.sender)?,
+                total_len: h.total_len,
+                crc32: h.crc32,
+            })
+        })
+        .transpose()?;
+    Ok(ChunkIn {
+        id,
+        header,
+        offset: c.offset,
+        data: c.data,
+    })
+}
+
+/// The wire header of `msg` as sent by `sender`.
+pub fn header_to_pb(msg: &OutboundMessage, sender: &NodeId) -> pb::MessageHeader {
+    pb::MessageHeader {
+        origin: msg.meta.origin.to_string(),
+        sender: sender.to_string(),
+        hops: msg.meta.hops,
+        ttl: msg.meta.ttl,
+        topic: msg.meta.topic.clone(),
+        total_len: msg.payload.len() as u64,
+        crc32: msg.crc32,
+        created_unix_ns: msg.meta.created_unix_ns,
+    }
+}
+
+/// The 16 wire bytes of a message id.
+pub fn message_id_to_pb(id: MessageId) -> Bytes {
+    Bytes::copy_from_slice(id.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_round_trips_through_the_wire_types() {
+        let origin = NodeId::parse("a").unwrap();
+        let msg = OutboundMessage::new(origin.clone(), "t", Bytes::from_static(b"xyz"), 42);
+        let wire = pb::Chunk {
+            message_id: message_id_to_pb(msg.meta.id),
+            header: Some(header_to_pb(&msg, &origin)),
+            offset: 0,
+            data: msg.payload.clone(),
+        };
+        let c = chunk_from_pb(wire).unwrap();
+        let h = c.header.unwrap();
+        assert_eq!(h.meta, msg.meta);
+        assert_eq!(h.total_len, 3);
+        assert_eq!(h.crc32, msg.crc32);
+        assert_eq!(c.data, msg.payload);
+    }
+
+    #[test]
+    fn bad_ids_name_the_field() {
+        let err = chunk_from_pb(pb::Chunk {
+            message_id: Bytes::from_static(b"short"),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.field, "chunk.message_id");
+        let err = chunk_from_pb(pb::Chunk {
+            message_id: message_id_to_pb(MessageId::new()),
+            header: Some(pb::MessageHeader::default()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.field, "chunk.header.origin");
+        assert!(err.to_string().contains("empty"));
+    }
+}

@@ -1,0 +1,100 @@
+//! The sending half of a link as a stream of frames: the hello, then each queued
+//! message cut into chunks that share the message's payload buffer.
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use super::stats::DataPlaneStats;
+use crate::{
+    core::{ids::NodeId, message::OutboundMessage},
+    transport::{
+        convert::{header_to_pb, message_id_to_pb},
+        pb::gossip::v1 as pb,
+    },
+};
+
+/// Yields the frames of a link's outbound half, in order.
+pub(super) struct Frames {
+    hello: Option<pb::Frame>,
+    queue: mpsc::Receiver<OutboundMessage>,
+    current: Option<(OutboundMessage, usize)>,
+    local: NodeId,
+    max_chunk: usize,
+    stats: Arc<DataPlaneStats>,
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl Frames {
+    pub(super) fn new(
+        hello: pb::Hello,
+        queue: mpsc::Receiver<OutboundMessage>,
+        local: NodeId,
+        max_chunk: usize,
+        stats: Arc<DataPlaneStats>,
+        closed: WaitForCancellationFutureOwned,
+    ) -> Self {
+        Self {
+            hello: Some(pb::Frame {
+                kind: Some(pb::frame::Kind::Hello(hello)),
+            }),
+            queue,
+            current: None,
+            local,
+            max_chunk: max_chunk.max(1),
+            stats,
+            closed: Box::pin(closed),
+        }
+    }
+
+    fn next_chunk(&mut self) -> Option<pb::Frame> {
+        let (msg, offset) = self.current.take()?;
+        let len = msg.payload.len();
+        let end = (offset + self.max_chunk).min(len);
+        let header = (offset == 0).then(|| {
+            DataPlaneStats::add(&self.stats.messages_sent, 1);
+            DataPlaneStats::add(&self.stats.payload_bytes_sent, len as u64);
+            header_to_pb(&msg, &self.local)
+        });
+        let frame = pb::Frame {
+            kind: Some(pb::frame::Kind::Chunk(pb::Chunk {
+                message_id: message_id_to_pb(msg.meta.id),
+                header,
+                offset: offset as u64,
+                data: msg.payload.slice(offset..end),
+            })),
+        };
+        if end < len {
+            self.current = Some((msg, end));
+        }
+        Some(frame)
+    }
+}
+
+impl Stream for Frames {
+    type Item = pb::Frame;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(hello) = this.hello.take() {
+            return Poll::Ready(Some(hello));
+        }
+        if this.closed.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        if this.current.is_none() {
+            match this.queue.poll_recv(cx) {
+                Poll::Ready(Some(msg)) => this.current = Some((msg, 0)),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(this.next_chunk())
+    }
+}

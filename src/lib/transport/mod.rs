@@ -1,0 +1,9 @@
+//! The wire: tonic services and the client pool, protobuf <-> domain conversions
+//! (the only place prost types meet domain types).
+
+pub mod config;
+pub mod convert;
+pub mod data_plane;
+pub mod error;
+pub mod pb;
+pub mod pool;

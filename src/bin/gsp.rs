@@ -3,8 +3,10 @@
 /// mimalloc instead of the system allocator: the data plane allocates and frees a
 /// payload-sized buffer per received message, which glibc serves with fresh pages
 /// (page faults and madvise on every message); `gsp bench` measures the difference.
+/// Wrapped in a counter so `gsp bench` can report allocations per message.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: gsp::bench::alloc::CountingAlloc<mimalloc::MiMalloc> =
+    gsp::bench::alloc::CountingAlloc(mimalloc::MiMalloc);
 
 fn main() -> std::process::ExitCode {
     gsp::cli::main()

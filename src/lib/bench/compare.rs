@@ -26,15 +26,18 @@ pub struct Row {
 pub struct Comparison {
     /// The baseline file.
     pub baseline_file: String,
-    /// Allowed regression in percent.
+    /// Allowed efficiency regression in percent.
     pub max_regression_pct: f64,
+    /// Allowed ACK p99 regression in percent.
+    pub max_p99_regression_pct: f64,
     /// Each judged metric.
     pub rows: Vec<Row>,
     /// Whether any metric regressed.
     pub regressed: bool,
 }
 
-/// Compares `current` against `baseline`.
+/// Compares `current` against `baseline`: efficiency may drop by at most
+/// `max_regression_pct`, ACK p99 may grow by at most `max_p99_regression_pct`.
 ///
 /// # Errors
 /// The two reports ran different workloads, or either lacks an efficiency figure.
@@ -43,6 +46,7 @@ pub fn compare(
     baseline_file: &str,
     current: &Report,
     max_regression_pct: f64,
+    max_p99_regression_pct: f64,
 ) -> Result<Comparison, String> {
     let (b, c) = (&baseline.scenario, &current.scenario);
     if (
@@ -95,13 +99,14 @@ pub fn compare(
             baseline: base_p99,
             current: cur_p99,
             worse_by_pct: p99_worse,
-            regressed: p99_worse > max_regression_pct,
+            regressed: p99_worse > max_p99_regression_pct,
         },
     ];
     let regressed = rows.iter().any(|r| r.regressed);
     Ok(Comparison {
         baseline_file: baseline_file.to_owned(),
         max_regression_pct,
+        max_p99_regression_pct,
         rows,
         regressed,
     })
@@ -158,6 +163,8 @@ mod tests {
                 messages_per_sec: 1.0,
                 cpu_seconds: 1.0,
                 peak_rss_bytes: 1,
+                allocations_per_message: None,
+                allocated_bytes_per_message: None,
                 histogram: String::new(),
                 iterations: vec![],
             },
@@ -185,7 +192,14 @@ mod tests {
 
     #[test]
     fn flags_a_drop_in_efficiency_beyond_the_threshold() {
-        let c = compare(&report(0.5, 100, 4), "b.json", &report(0.35, 100, 4), 20.0).unwrap();
+        let c = compare(
+            &report(0.5, 100, 4),
+            "b.json",
+            &report(0.35, 100, 4),
+            20.0,
+            20.0,
+        )
+        .unwrap();
         assert!(c.regressed);
         assert!(c.rows[0].regressed);
         assert!((c.rows[0].worse_by_pct - 30.0).abs() < 1e-9);
@@ -194,17 +208,42 @@ mod tests {
 
     #[test]
     fn flags_a_rise_in_p99_and_accepts_improvements() {
-        let c = compare(&report(0.5, 100, 4), "b.json", &report(0.6, 150, 4), 20.0).unwrap();
+        let c = compare(
+            &report(0.5, 100, 4),
+            "b.json",
+            &report(0.6, 150, 4),
+            20.0,
+            20.0,
+        )
+        .unwrap();
         assert!(c.regressed);
         assert!(!c.rows[0].regressed);
         assert!(c.rows[1].regressed);
-        let c = compare(&report(0.5, 100, 4), "b.json", &report(0.45, 110, 4), 20.0).unwrap();
+        let c = compare(
+            &report(0.5, 100, 4),
+            "b.json",
+            &report(0.45, 110, 4),
+            20.0,
+            20.0,
+        )
+        .unwrap();
+        assert!(!c.regressed);
+        // A separate, looser p99 threshold.
+        let c = compare(
+            &report(0.5, 100, 4),
+            "b.json",
+            &report(0.5, 250, 4),
+            20.0,
+            200.0,
+        )
+        .unwrap();
         assert!(!c.regressed);
     }
 
     #[test]
     fn refuses_different_workloads() {
-        let err = compare(&report(0.5, 1, 4), "b.json", &report(0.5, 1, 8), 20.0).unwrap_err();
+        let err =
+            compare(&report(0.5, 1, 4), "b.json", &report(0.5, 1, 8), 20.0, 20.0).unwrap_err();
         assert!(err.contains("4 nodes") && err.contains("8 nodes"), "{err}");
     }
 }

@@ -126,7 +126,10 @@ impl BenchConfig {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("\n"))
+            Err(format!(
+                "invalid bench settings:\n  - {}",
+                problems.join("\n  - ")
+            ))
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::transport::error::SendError;
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// The settings are invalid.
-    #[error("invalid bench settings:\n{0}")]
+    #[error("{0}")]
     Config(String),
     /// The cluster or baseline could not be set up.
     #[error("bench setup failed: {0}")]

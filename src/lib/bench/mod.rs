@@ -2,6 +2,7 @@
 //! loopback, the flood workload, a raw-TCP baseline measured in the same run,
 //! HdrHistograms, the JSON report and regression comparison.
 
+pub mod alloc;
 pub mod cluster;
 pub mod compare;
 pub mod config;
@@ -53,6 +54,7 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
     let mut tcp_hist = report::new_histogram()?;
     let mut iterations = Vec::with_capacity(config.iterations);
     let mut cpu = Duration::ZERO;
+    let mut allocs: Option<(u64, u64)> = alloc::snapshot().map(|_| (0, 0));
     let mut sent = 0;
     for round in 0..rounds {
         let counted = round >= config.warmup;
@@ -67,8 +69,12 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
             },
         };
         let cpu_before = sys::cpu_time();
+        let allocs_before = alloc::snapshot();
         let gsp = flood::run_iteration(&mut cluster, &payload, &plan, &progress).await?;
         let cpu_used = sys::cpu_time().saturating_sub(cpu_before);
+        let allocs_used = alloc::snapshot()
+            .zip(allocs_before)
+            .map(|((n1, b1), (n0, b0))| (n1.saturating_sub(n0), b1.saturating_sub(b0)));
         let raw = match &tcp {
             Some(mesh) => Some(
                 mesh.run_iteration(
@@ -84,6 +90,9 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
         };
         if counted {
             cpu += cpu_used;
+            allocs = allocs
+                .zip(allocs_used)
+                .map(|((n, b), (dn, db))| (n + dn, b + db));
             sent += per_iteration;
             record(&mut gsp_hist, &gsp)?;
             if let Some(raw) = &raw {
@@ -147,6 +156,8 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
             throughput_bytes_per_sec: throughput,
             messages_per_sec: per_sec(per_iteration, conv_p50),
             cpu_seconds: cpu.as_secs_f64(),
+            allocations_per_message: allocs.map(|(n, _)| n as f64 / sent.max(1) as f64),
+            allocated_bytes_per_message: allocs.map(|(_, b)| b as f64 / sent.max(1) as f64),
             peak_rss_bytes: sys::peak_rss_bytes(),
             histogram: report::encode_histogram(&gsp_hist)?,
             iterations,

@@ -122,6 +122,11 @@ pub struct Results {
     pub cpu_seconds: f64,
     /// Peak RSS of the whole bench process.
     pub peak_rss_bytes: u64,
+    /// Heap allocations in the process during gsp iterations, per message (all
+    /// nodes, sender and receiver side); absent when the binary does not count.
+    pub allocations_per_message: Option<f64>,
+    /// Bytes those allocations requested, per message.
+    pub allocated_bytes_per_message: Option<f64>,
     /// The ACK latency HdrHistogram, V2 + deflate, base64; mergeable across runs.
     pub histogram: String,
     /// Each counted iteration.

@@ -1,0 +1,58 @@
+//! Allocation counting for the bench's "allocations per message" figure (the Go
+//! seed reported allocs/op). The `gsp` binary installs [`CountingAlloc`] as its
+//! global allocator; a library user that does not gets no allocation figures.
+
+use std::{
+    alloc::{GlobalAlloc, Layout},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Wraps an allocator and counts allocations (reallocations count as one) and
+/// the bytes requested.
+#[derive(Debug)]
+pub struct CountingAlloc<A>(pub A);
+
+#[allow(
+    unsafe_code,
+    reason = "a GlobalAlloc implementation is unsafe by definition"
+)]
+// SAFETY: every method forwards to the wrapped allocator with the caller's
+// arguments unchanged; counting touches only atomics.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
+        unsafe { self.0.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: forwarded as is.
+        unsafe { self.0.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is; `ptr` came from this allocator.
+        unsafe { self.0.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size);
+        // SAFETY: forwarded as is; `ptr` came from this allocator.
+        unsafe { self.0.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn count(bytes: usize) {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    ALLOCATED_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
+/// `(allocations, bytes)` so far, or `None` when [`CountingAlloc`] is not installed.
+pub fn snapshot() -> Option<(u64, u64)> {
+    let n = ALLOCATIONS.load(Ordering::Relaxed);
+    (n > 0).then(|| (n, ALLOCATED_BYTES.load(Ordering::Relaxed)))
+}

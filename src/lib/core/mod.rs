@@ -5,5 +5,7 @@
 pub mod ack_tracker;
 pub mod chunk;
 pub mod ids;
+pub mod membership;
 pub mod message;
+pub mod now;
 pub mod units;

@@ -1,0 +1,19 @@
+//! Membership: SWIM-style probing with Lifeguard's refinements, updates
+//! piggybacked on probes and gossip, and push-pull anti-entropy by digests.
+//!
+//! [`Membership`] is the whole protocol state of one node, pure and synchronous:
+//! the runtime asks it whom to probe, tells it what came back, and sends what it
+//! says to send. Time and randomness are passed in.
+
+pub mod config;
+pub mod events;
+mod protocol;
+pub mod queue;
+pub mod record;
+pub mod suspicion;
+pub mod table;
+
+pub use protocol::{Counters, Membership, MemberView, ProbeTarget};
+
+/// Membership protocol revision published in every record this build creates.
+pub const PROTOCOL_VERSION: u32 = 1;

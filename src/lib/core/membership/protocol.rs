@@ -1,0 +1,457 @@
+//! One node's protocol state: the member table plus what drives SWIM and Lifeguard
+//! (probe order, suspicions, local health, pending updates).
+
+use std::{collections::HashMap, time::Duration};
+
+use rand::{Rng, seq::IndexedRandom as _, seq::SliceRandom as _};
+
+use super::{
+    config::MembershipConfig,
+    events::{EventKind, MembershipEvent},
+    queue::UpdateQueue,
+    record::{Digest, MemberRecord, MemberState},
+    suspicion::Suspicion,
+    table::{Applied, MemberTable},
+};
+use crate::core::{ids::NodeId, now::Now};
+
+/// Protocol counters, for metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters {
+    /// New nodes refused because the table was full.
+    pub refused_table_full: u64,
+    /// Records ignored as not newer than what was known.
+    pub stale_ignored: u64,
+    /// Times this node refuted a suspicion or death claim about itself.
+    pub refutations: u64,
+    /// Suspicions that expired into a death.
+    pub suspicions_expired: u64,
+}
+
+/// A node to probe this round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    /// Its id (sent, so a different node now at the address can say so).
+    pub id: NodeId,
+    /// Where to reach it.
+    pub address: String,
+}
+
+/// A member as listed by `gsp peers`.
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    /// The record.
+    pub record: MemberRecord,
+    /// Whether it is this node.
+    pub local: bool,
+    /// When this node last heard first-hand that it is up, unix nanoseconds.
+    pub last_seen_unix_ns: i64,
+    /// How long it has been in its state.
+    pub in_state_for: Duration,
+}
+
+/// The protocol state of one node.
+#[derive(Debug)]
+pub struct Membership {
+    config: MembershipConfig,
+    local: MemberRecord,
+    table: MemberTable,
+    queue: UpdateQueue,
+    suspicions: HashMap<NodeId, Suspicion>,
+    health: u32,
+    probe_order: Vec<NodeId>,
+    probe_next: usize,
+    events: Vec<MembershipEvent>,
+    counters: Counters,
+}
+
+impl Membership {
+    /// State for a node starting with `local` as its record.
+    pub fn new(config: MembershipConfig, local: MemberRecord, now: Now) -> Self {
+        let mut table = MemberTable::new(config.max_members);
+        table.put(local.clone(), now);
+        let mut queue = UpdateQueue::new(config.max_queued_updates);
+        queue.push(local.clone());
+        Self {
+            config,
+            local,
+            table,
+            queue,
+            suspicions: HashMap::new(),
+            health: 0,
+            probe_order: Vec::new(),
+            probe_next: 0,
+            events: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MembershipConfig {
+        &self.config
+    }
+
+    /// This node's own record.
+    pub fn local(&self) -> &MemberRecord {
+        &self.local
+    }
+
+    /// Changes this node's record and publishes it under a new version.
+    pub fn update_local(&mut self, now: Now, change: impl FnOnce(&mut MemberRecord)) {
+        let mut r = self.local.clone();
+        change(&mut r);
+        r.id = self.local.id.clone();
+        r.version.counter = self.local.version.counter + 1;
+        r.updated_unix_ns = now.unix_ns;
+        self.events.push(MembershipEvent::new(EventKind::Updated, &r, now.unix_ns));
+        self.set_local(r, now);
+    }
+
+    fn set_local(&mut self, r: MemberRecord, now: Now) {
+        self.local = r.clone();
+        self.table.put(r.clone(), now);
+        self.queue.push(r);
+    }
+
+    /// Merges one record learnt from a peer.
+    pub fn apply(&mut self, record: MemberRecord, now: Now) -> Applied {
+        if record.id == self.local.id {
+            return self.apply_about_self(&record, now);
+        }
+        let id = record.id.clone();
+        let (applied, event) = self.table.apply(record.clone(), now);
+        match &applied {
+            Applied::New | Applied::Changed { .. } => {
+                if record.state == MemberState::Suspect {
+                    let by = record.suspected_by.clone().unwrap_or_else(|| id.clone());
+                    let (min, max) = self.config.suspicion_bounds(self.table.up_count());
+                    self.suspicions.insert(
+                        id,
+                        Suspicion::new(by, now.instant, min, max, self.config.suspicion_confirmations),
+                    );
+                } else {
+                    self.suspicions.remove(&id);
+                }
+                self.queue.push(record);
+            }
+            Applied::Confirmed => {
+                if let (Some(s), Some(by)) = (self.suspicions.get_mut(&id), record.suspected_by.clone())
+                    && s.confirm(by)
+                {
+                    self.queue.push(record);
+                }
+            }
+            Applied::Stale => self.counters.stale_ignored += 1,
+            Applied::TableFull => self.counters.refused_table_full += 1,
+        }
+        if let Some(e) = event {
+            self.events.push(e);
+        }
+        applied
+    }
+
+    /// Someone says something about this node. A claim that it is suspect, dead or
+    /// gone at its current version (or a record of its id newer than its own, from
+    /// a clone or a clock step) is refuted by publishing a newer alive version.
+    fn apply_about_self(&mut self, record: &MemberRecord, now: Now) -> Applied {
+        let claims_down = record.state != MemberState::Alive && record.version >= self.local.version;
+        let newer = record.version > self.local.version;
+        if !(claims_down || newer) {
+            return Applied::Stale;
+        }
+        let mut r = self.local.clone();
+        if record.version.incarnation > r.version.incarnation {
+            r.version.incarnation = record.version.incarnation;
+            r.version.counter = record.version.counter;
+        } else if record.version.incarnation == r.version.incarnation {
+            r.version.counter = r.version.counter.max(record.version.counter);
+        }
+        r.version.counter += 1;
+        r.state = MemberState::Alive;
+        r.suspected_by = None;
+        r.updated_unix_ns = now.unix_ns;
+        self.counters.refutations += 1;
+        // Lifeguard: being suspected suggests this node is the slow one.
+        self.health = (self.health + 1).min(self.config.max_local_health);
+        self.set_local(r, now);
+        Applied::Changed {
+            from: MemberState::Alive,
+        }
+    }
+
+    /// Merges records; returns how many changed the table.
+    pub fn apply_all(&mut self, records: impl IntoIterator<Item = MemberRecord>, now: Now) -> usize {
+        records
+            .into_iter()
+            .filter(|r| matches!(self.apply(r.clone(), now), Applied::New | Applied::Changed { .. }))
+            .count()
+    }
+
+    /// The next node to probe: every member that is up, in a shuffled order that
+    /// is renewed after each full pass, so each is probed once per pass.
+    pub fn next_probe<R: Rng>(&mut self, rng: &mut R) -> Option<ProbeTarget> {
+        for _ in 0..2 {
+            while let Some(id) = self.probe_order.get(self.probe_next).cloned() {
+                self.probe_next += 1;
+                if let Some(e) = self.table.get(&id)
+                    && e.record.state.is_up()
+                {
+                    return Some(ProbeTarget {
+                        id,
+                        address: e.record.address.clone(),
+                    });
+                }
+            }
+            self.probe_order = self.up_peers().map(|r| r.id.clone()).collect();
+            self.probe_order.shuffle(rng);
+            self.probe_next = 0;
+            if self.probe_order.is_empty() {
+                return None;
+            }
+        }
+        None
+    }
+
+    fn up_peers(&self) -> impl Iterator<Item = &MemberRecord> {
+        self.table
+            .entries()
+            .map(|e| &e.record)
+            .filter(|r| r.state.is_up() && r.id != self.local.id)
+    }
+
+    /// Up to `k` alive members other than `exclude`, to probe it indirectly.
+    pub fn helpers<R: Rng>(&self, exclude: &NodeId, k: usize, rng: &mut R) -> Vec<ProbeTarget> {
+        let candidates: Vec<&MemberRecord> = self
+            .up_peers()
+            .filter(|r| r.state == MemberState::Alive && &r.id != exclude)
+            .collect();
+        candidates
+            .choose_multiple(rng, k)
+            .map(|r| ProbeTarget {
+                id: r.id.clone(),
+                address: r.address.clone(),
+            })
+            .collect()
+    }
+
+    /// Up to `fanout` members to push pending updates to this round.
+    pub fn gossip_targets<R: Rng>(&self, rng: &mut R) -> Vec<ProbeTarget> {
+        let candidates: Vec<&MemberRecord> = self.up_peers().collect();
+        candidates
+            .choose_multiple(rng, self.config.fanout)
+            .map(|r| ProbeTarget {
+                id: r.id.clone(),
+                address: r.address.clone(),
+            })
+            .collect()
+    }
+
+    /// A random dead member, to try to reach again (Fabric's reconnect).
+    pub fn random_dead<R: Rng>(&self, rng: &mut R) -> Option<ProbeTarget> {
+        let dead: Vec<&MemberRecord> = self
+            .table
+            .entries()
+            .map(|e| &e.record)
+            .filter(|r| r.state == MemberState::Dead)
+            .collect();
+        dead.choose(rng).map(|r| ProbeTarget {
+            id: r.id.clone(),
+            address: r.address.clone(),
+        })
+    }
+
+    /// A probe of `id` was answered.
+    pub fn probe_succeeded(&mut self, id: &NodeId, now: Now) {
+        self.table.heard_from(id, now);
+        self.health = self.health.saturating_sub(1);
+    }
+
+    /// A probe of `id` failed, directly and through every helper. `missed_nacks`
+    /// says helpers did not even answer, which points at this node (Lifeguard).
+    pub fn probe_failed(&mut self, id: &NodeId, missed_nacks: bool, now: Now) {
+        if missed_nacks {
+            self.health = (self.health + 1).min(self.config.max_local_health);
+        }
+        let Some(entry) = self.table.get(id) else {
+            return;
+        };
+        if !entry.record.state.is_up() {
+            return;
+        }
+        let mut suspect = entry.record.clone();
+        suspect.state = MemberState::Suspect;
+        suspect.suspected_by = Some(self.local.id.clone());
+        self.apply(suspect, now);
+    }
+
+    /// Updates to carry on a probe or gossip message. A message to a suspect node
+    /// carries its suspicion first, so it can refute at once (Lifeguard's buddy system).
+    pub fn piggyback(&mut self, to: Option<&NodeId>) -> Vec<MemberRecord> {
+        let mut out = Vec::new();
+        if let Some(id) = to
+            && let Some(e) = self.table.get(id)
+            && e.record.state == MemberState::Suspect
+        {
+            out.push(e.record.clone());
+        }
+        let limit = self.config.retransmit_limit(self.table.len());
+        let room = self.config.max_piggyback.saturating_sub(out.len());
+        for r in self.queue.take(room, limit) {
+            if !out.iter().any(|o| o.id == r.id) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Whether updates are waiting to be disseminated.
+    pub fn has_pending_updates(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Advances timers: expired suspicions become deaths; nodes dead or left for
+    /// the node TTL are removed.
+    pub fn tick(&mut self, now: Now) {
+        let expired: Vec<NodeId> = self
+            .suspicions
+            .iter()
+            .filter(|(_, s)| s.deadline() <= now.instant)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.suspicions.remove(&id);
+            let Some(entry) = self.table.get(&id) else {
+                continue;
+            };
+            if entry.record.state != MemberState::Suspect {
+                continue;
+            }
+            let mut dead = entry.record.clone();
+            dead.state = MemberState::Dead;
+            dead.suspected_by = None;
+            self.counters.suspicions_expired += 1;
+            self.apply(dead, now);
+        }
+        let removed = self
+            .table
+            .reap(&self.local.id, self.config.node_ttl, self.config.tombstone_ttl, now);
+        for e in &removed {
+            self.suspicions.remove(&e.id);
+        }
+        self.events.extend(removed);
+    }
+
+    /// Announces a graceful leave: publishes a newer version in state left.
+    pub fn leave(&mut self, now: Now) -> MemberRecord {
+        let mut r = self.local.clone();
+        r.version.counter += 1;
+        r.state = MemberState::Left;
+        r.updated_unix_ns = now.unix_ns;
+        self.events.push(MembershipEvent::new(EventKind::Left, &r, now.unix_ns));
+        self.set_local(r.clone(), now);
+        r
+    }
+
+    /// Digests of every member, for anti-entropy.
+    pub fn digests(&self) -> Vec<Digest> {
+        self.table.digests()
+    }
+
+    /// Hash of the whole table; equal tables, equal hashes.
+    pub fn table_hash(&self) -> u64 {
+        self.table.hash()
+    }
+
+    /// What a peer with `remote` digests lacks, and which ids to ask it for.
+    pub fn diff(&self, remote: &[Digest]) -> (Vec<MemberRecord>, Vec<NodeId>) {
+        self.table.diff(remote)
+    }
+
+    /// The records of `ids` that are known.
+    pub fn records_for(&self, ids: &[NodeId]) -> Vec<MemberRecord> {
+        ids.iter()
+            .filter_map(|id| self.table.get(id).map(|e| e.record.clone()))
+            .collect()
+    }
+
+    /// Every record.
+    pub fn all_records(&self) -> Vec<MemberRecord> {
+        self.table.entries().map(|e| e.record.clone()).collect()
+    }
+
+    /// The record of `id`.
+    pub fn get(&self, id: &NodeId) -> Option<&MemberRecord> {
+        self.table.get(id).map(|e| &e.record)
+    }
+
+    /// Every member, for listing.
+    pub fn members(&self, now: Now) -> Vec<MemberView> {
+        self.table
+            .entries()
+            .map(|e| MemberView {
+                local: e.record.id == self.local.id,
+                record: e.record.clone(),
+                last_seen_unix_ns: if e.record.id == self.local.id {
+                    now.unix_ns
+                } else {
+                    e.last_seen_unix_ns
+                },
+                in_state_for: now.instant.saturating_duration_since(e.state_since),
+            })
+            .collect()
+    }
+
+    /// Members known (the local node included).
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Always false: the local node is a member.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Members up (alive or suspect), the local node included.
+    pub fn up_count(&self) -> usize {
+        self.table.up_count()
+    }
+
+    /// Removed nodes remembered.
+    pub fn tombstone_count(&self) -> usize {
+        self.table.tombstone_count()
+    }
+
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> Vec<MembershipEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Protocol counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Updates dropped at the queue's capacity.
+    pub fn updates_dropped(&self) -> u64 {
+        self.queue.dropped()
+    }
+
+    /// Lifeguard's local health multiplier: 0 when healthy.
+    pub fn local_health(&self) -> u32 {
+        self.health
+    }
+
+    /// Direct probe timeout, stretched while this node is unhealthy.
+    pub fn probe_timeout(&self) -> Duration {
+        self.config.probe_timeout * (self.health + 1)
+    }
+
+    /// Round length, stretched while this node is unhealthy.
+    pub fn probe_interval(&self) -> Duration {
+        self.config.gossip_interval * (self.health + 1)
+    }
+}
+
+#[cfg(test)]
+#[path = "protocol_tests.rs"]
+mod tests;

@@ -1,0 +1,207 @@
+//! Unit and property tests of the membership protocol state.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use proptest::prelude::*;
+use rand::{SeedableRng as _, rngs::StdRng};
+
+use super::*;
+use crate::core::membership::{events::EventKind, record::Version};
+
+fn id(s: &str) -> NodeId {
+    NodeId::parse(s).unwrap()
+}
+
+fn at(t0: Instant, ms: u64) -> Now {
+    Now {
+        instant: t0 + Duration::from_millis(ms),
+        unix_ns: i64::try_from(ms).unwrap() * 1_000_000,
+    }
+}
+
+fn rec(name: &str, counter: u64, state: MemberState) -> MemberRecord {
+    let mut r = MemberRecord::new(id(name), name.into(), format!("{name}:1"), "d".into(), 1);
+    r.version.counter = counter;
+    r.state = state;
+    r
+}
+
+fn node(name: &str, t0: Instant) -> Membership {
+    Membership::new(MembershipConfig::for_test(), rec(name, 1, MemberState::Alive), at(t0, 0))
+}
+
+#[test]
+fn a_suspicion_expires_into_death_and_the_node_is_removed_after_the_ttl() {
+    let t0 = Instant::now();
+    let mut m = node("me", t0);
+    m.apply(rec("b", 1, MemberState::Alive), at(t0, 0));
+    m.probe_failed(&id("b"), false, at(t0, 0));
+    assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Suspect);
+    m.tick(at(t0, 100));
+    assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Suspect);
+    // Unconfirmed, the suspicion runs its longest course.
+    let (_, max) = m.config().suspicion_bounds(2);
+    m.tick(at(t0, u64::try_from(max.as_millis()).unwrap()));
+    assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Dead);
+    let ttl = u64::try_from(m.config().node_ttl.as_millis()).unwrap();
+    m.tick(at(t0, ttl + 10_000));
+    assert!(m.get(&id("b")).is_none());
+    let kinds: Vec<_> = m.take_events().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Joined, EventKind::Suspect, EventKind::Dead, EventKind::Removed]);
+    assert_eq!(m.counters().suspicions_expired, 1);
+}
+
+#[test]
+fn confirmations_shorten_the_suspicion() {
+    let t0 = Instant::now();
+    let mut m = node("me", t0);
+    for n in ["b", "c", "d", "e", "f"] {
+        m.apply(rec(n, 1, MemberState::Alive), at(t0, 0));
+    }
+    m.probe_failed(&id("b"), false, at(t0, 0));
+    for by in ["c", "d", "e"] {
+        let mut s = rec("b", 1, MemberState::Suspect);
+        s.suspected_by = Some(id(by));
+        m.apply(s, at(t0, 1));
+    }
+    let (min, _) = m.config().suspicion_bounds(6);
+    m.tick(at(t0, u64::try_from(min.as_millis()).unwrap()));
+    assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Dead);
+}
+
+#[test]
+fn a_suspected_node_refutes_and_is_alive_again_everywhere() {
+    let t0 = Instant::now();
+    let mut a = node("a", t0);
+    let mut b = node("b", t0);
+    a.apply(b.local().clone(), at(t0, 0));
+    b.apply(a.local().clone(), at(t0, 0));
+    a.probe_failed(&id("b"), false, at(t0, 0));
+    // The buddy system: a's next message to b carries b's suspicion.
+    let to_b = a.piggyback(Some(&id("b")));
+    assert_eq!(to_b[0].state, MemberState::Suspect);
+    let before = b.local().version;
+    b.apply_all(to_b, at(t0, 10));
+    assert!(b.local().version > before, "b must publish a newer version");
+    assert_eq!(b.local().state, MemberState::Alive);
+    assert_eq!(b.counters().refutations, 1);
+    assert_eq!(b.local_health(), 1);
+    a.apply_all(b.piggyback(Some(&id("a"))), at(t0, 20));
+    assert_eq!(a.get(&id("b")).unwrap().state, MemberState::Alive);
+    a.tick(at(t0, 600_000));
+    assert_eq!(a.get(&id("b")).unwrap().state, MemberState::Alive);
+    assert!(a.take_events().iter().any(|e| e.kind == EventKind::AliveAgain));
+}
+
+#[test]
+fn every_member_is_probed_once_per_pass() {
+    let t0 = Instant::now();
+    let mut m = node("me", t0);
+    let names: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
+    for n in &names {
+        m.apply(rec(n, 1, MemberState::Alive), at(t0, 0));
+    }
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..3 {
+        let pass: HashSet<String> = (0..10)
+            .map(|_| m.next_probe(&mut rng).unwrap().id.to_string())
+            .collect();
+        assert_eq!(pass.len(), 10);
+    }
+}
+
+#[test]
+fn leaving_publishes_a_newer_left_record() {
+    let t0 = Instant::now();
+    let mut a = node("a", t0);
+    let mut b = node("b", t0);
+    b.apply(a.local().clone(), at(t0, 0));
+    let left = a.leave(at(t0, 5));
+    assert_eq!(left.state, MemberState::Left);
+    b.apply(left, at(t0, 6));
+    assert_eq!(b.get(&id("a")).unwrap().state, MemberState::Left);
+    // Stale alive gossip about a does not bring it back.
+    b.apply(rec("a", 1, MemberState::Alive), at(t0, 7));
+    assert_eq!(b.get(&id("a")).unwrap().state, MemberState::Left);
+}
+
+#[test]
+fn anti_entropy_by_digests_converges_two_tables() {
+    let t0 = Instant::now();
+    let mut a = node("a", t0);
+    let mut b = node("b", t0);
+    for i in 0..20 {
+        a.apply(rec(&format!("x{i}"), 1, MemberState::Alive), at(t0, 0));
+        b.apply(rec(&format!("x{i}"), if i % 3 == 0 { 2 } else { 1 }, MemberState::Alive), at(t0, 0));
+    }
+    b.apply(rec("only-b", 1, MemberState::Alive), at(t0, 0));
+    assert_ne!(a.table_hash(), b.table_hash());
+    // a -> b: b's digests; a sends what b lacks and asks for what it lacks.
+    let (to_b, want) = a.diff(&b.digests());
+    b.apply_all(to_b, at(t0, 1));
+    a.apply_all(b.records_for(&want), at(t0, 1));
+    assert_eq!(a.table_hash(), b.table_hash());
+    assert_eq!(a.len(), 23);
+}
+
+fn arb_record() -> impl Strategy<Value = MemberRecord> {
+    (0u8..4, 1u64..3, 0u64..4, 0u8..4, 0u8..3).prop_map(|(n, inc, counter, state, by)| {
+        let mut r = rec(&format!("n{n}"), counter, MemberState::Alive);
+        r.version.incarnation = inc;
+        r.state = [MemberState::Alive, MemberState::Suspect, MemberState::Dead, MemberState::Left][usize::from(state)];
+        if r.state == MemberState::Suspect {
+            r.suspected_by = Some(id(&format!("s{by}")));
+        }
+        r
+    })
+}
+
+fn summary(m: &Membership) -> HashMap<String, (Version, MemberState)> {
+    m.all_records()
+        .into_iter()
+        .filter(|r| r.id != m.local().id)
+        .map(|r| (r.id.to_string(), (r.version, r.state)))
+        .collect()
+}
+
+proptest! {
+    /// Any order of the same records gives the same table, and applying them again
+    /// changes nothing.
+    #[test]
+    fn merge_is_commutative_and_idempotent(records in proptest::collection::vec(arb_record(), 0..40), seed in any::<u64>()) {
+        let t0 = Instant::now();
+        let mut shuffled = records.clone();
+        rand::seq::SliceRandom::shuffle(shuffled.as_mut_slice(), &mut StdRng::seed_from_u64(seed));
+        let mut a = node("me", t0);
+        let mut b = node("me", t0);
+        a.apply_all(records.clone(), at(t0, 0));
+        b.apply_all(shuffled, at(t0, 0));
+        prop_assert_eq!(summary(&a), summary(&b));
+        let before = summary(&a);
+        a.apply_all(records, at(t0, 0));
+        prop_assert_eq!(summary(&a), before);
+    }
+
+    /// Known versions only grow, whatever arrives; the local version grows with
+    /// every refutation.
+    #[test]
+    fn versions_only_grow(records in proptest::collection::vec(arb_record(), 0..60)) {
+        let t0 = Instant::now();
+        let mut m = node("n0", t0);
+        let mut seen: HashMap<String, Version> = HashMap::new();
+        let mut local = m.local().version;
+        for r in records {
+            m.apply(r, at(t0, 0));
+            prop_assert!(m.local().version >= local);
+            local = m.local().version;
+            prop_assert_eq!(m.local().state, MemberState::Alive);
+            for r in m.all_records() {
+                let prev = seen.insert(r.id.to_string(), r.version);
+                prop_assert!(prev.is_none_or(|p| p <= r.version));
+            }
+        }
+    }
+}

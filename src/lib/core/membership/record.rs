@@ -1,0 +1,320 @@
+//! A member's record: what every node knows about one node, and the rules that
+//! order two records about the same node.
+
+use std::{cmp::Ordering, collections::BTreeMap, fmt};
+
+use crate::core::ids::NodeId;
+
+/// Where a node is in its life, as this node believes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberState {
+    /// Answering probes.
+    Alive,
+    /// Missed a probe; may still refute.
+    Suspect,
+    /// Suspicion expired without refutation.
+    Dead,
+    /// Announced a graceful leave.
+    Left,
+}
+
+impl MemberState {
+    /// For two records with the same version, the one with the higher precedence
+    /// wins: a claim of suspicion or death about a version can only be overturned
+    /// by the node publishing a newer version.
+    pub fn precedence(self) -> u8 {
+        match self {
+            Self::Alive => 0,
+            Self::Suspect => 1,
+            Self::Dead => 2,
+            Self::Left => 3,
+        }
+    }
+
+    /// Whether the node is believed to be running (alive or suspect).
+    pub fn is_up(self) -> bool {
+        matches!(self, Self::Alive | Self::Suspect)
+    }
+
+    /// The lowercase name used in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alive => "alive",
+            Self::Suspect => "suspect",
+            Self::Dead => "dead",
+            Self::Left => "left",
+        }
+    }
+
+    /// iarnet's coarse status: online (alive), error (suspect), offline (dead, left).
+    pub fn status(self) -> &'static str {
+        match self {
+            Self::Alive => "online",
+            Self::Suspect => "error",
+            Self::Dead | Self::Left => "offline",
+        }
+    }
+
+    /// Parses [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "alive" => Some(Self::Alive),
+            "suspect" => Some(Self::Suspect),
+            "dead" => Some(Self::Dead),
+            "left" => Some(Self::Left),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for MemberState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Operator-set availability of a node for work (seed 003).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Maintenance {
+    /// Takes work.
+    #[default]
+    Normal,
+    /// Excluded from query results; still gossips and relays.
+    Maintenance,
+    /// Also refuses broadcast payloads.
+    Disabled,
+}
+
+impl Maintenance {
+    /// The lowercase name used in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Maintenance => "maintenance",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// A record's position in its node's history: restart generation, then a counter
+/// the node bumps on every change it publishes. A restarted node always supersedes
+/// its old self because its incarnation (start time) is larger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Version {
+    /// Restart generation: the node's start time in unix nanoseconds (0 for iarnet
+    /// nodes, which have none).
+    pub incarnation: u64,
+    /// Changes published within this incarnation.
+    pub counter: u64,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.incarnation, self.counter)
+    }
+}
+
+/// CPU millicores, memory bytes and GPU count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Amounts {
+    /// CPU in millicores.
+    pub cpu_millis: i64,
+    /// Memory in bytes.
+    pub memory_bytes: i64,
+    /// Whole GPUs.
+    pub gpus: i64,
+}
+
+/// Total, used and available resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Capacity {
+    /// What the node has.
+    pub total: Amounts,
+    /// What is in use.
+    pub used: Amounts,
+    /// What is free.
+    pub available: Amounts,
+}
+
+/// Coarse capability tags (iarnet's ResourceTags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Tags {
+    /// Has CPU.
+    pub cpu: bool,
+    /// Has a GPU.
+    pub gpu: bool,
+    /// Has memory.
+    pub memory: bool,
+    /// Has a video device.
+    pub camera: bool,
+}
+
+/// One GPU's inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
+pub struct Gpu {
+    /// Model name.
+    pub name: String,
+    /// Memory in bytes.
+    pub memory_total_bytes: u64,
+    /// Memory in use in bytes.
+    pub memory_used_bytes: u64,
+    /// Utilization in percent.
+    pub utilization_pct: u32,
+}
+
+/// Everything the cluster knows about one node, as published by that node (plus,
+/// for suspect records, who suspects it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// Stable id.
+    pub id: NodeId,
+    /// Human-readable name.
+    pub name: String,
+    /// `host:port` peers dial.
+    pub address: String,
+    /// Only same-domain nodes are merged.
+    pub domain: String,
+    /// Position in the node's history.
+    pub version: Version,
+    /// Believed state.
+    pub state: MemberState,
+    /// For a suspect record: the node that suspects it.
+    pub suspected_by: Option<NodeId>,
+    /// Resources, when known.
+    pub capacity: Option<Capacity>,
+    /// Capability tags.
+    pub tags: Tags,
+    /// GPUs.
+    pub gpus: Vec<Gpu>,
+    /// Free-form labels.
+    pub labels: BTreeMap<String, String>,
+    /// Operator-set availability.
+    pub maintenance: Maintenance,
+    /// iarnet's scheduler address field, passed through.
+    pub scheduler_address: String,
+    /// The node's wall clock when it published this version, unix nanoseconds.
+    pub updated_unix_ns: i64,
+    /// gsp membership protocol revision the node speaks; 0 for iarnet nodes.
+    pub protocol: u32,
+}
+
+impl MemberRecord {
+    /// A fresh alive record for a starting node.
+    pub fn new(id: NodeId, name: String, address: String, domain: String, incarnation: u64) -> Self {
+        Self {
+            id,
+            name,
+            address,
+            domain,
+            version: Version {
+                incarnation,
+                counter: 1,
+            },
+            state: MemberState::Alive,
+            suspected_by: None,
+            capacity: None,
+            tags: Tags::default(),
+            gpus: Vec::new(),
+            labels: BTreeMap::new(),
+            maintenance: Maintenance::Normal,
+            scheduler_address: String::new(),
+            updated_unix_ns: 0,
+            protocol: super::PROTOCOL_VERSION,
+        }
+    }
+
+    /// How `self` compares to `other` (both about the same node): newer version
+    /// wins; for equal versions, the state with the higher precedence wins.
+    pub fn supersedes(&self, other: &Self) -> bool {
+        match self.version.cmp(&other.version) {
+            Ordering::Greater => true,
+            Ordering::Less => false,
+            Ordering::Equal => self.state.precedence() > other.state.precedence(),
+        }
+    }
+
+    /// A compact summary for anti-entropy.
+    pub fn digest(&self) -> Digest {
+        Digest {
+            id: self.id.clone(),
+            version: self.version,
+            state: self.state,
+        }
+    }
+}
+
+/// What anti-entropy compares: who, which version, which state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Digest {
+    /// The node.
+    pub id: NodeId,
+    /// Its version.
+    pub version: Version,
+    /// Its state.
+    pub state: MemberState,
+}
+
+impl Digest {
+    /// Whether a record with this digest would supersede one with `other`.
+    pub fn supersedes(&self, other: &Self) -> bool {
+        match self.version.cmp(&other.version) {
+            Ordering::Greater => true,
+            Ordering::Less => false,
+            Ordering::Equal => self.state.precedence() > other.state.precedence(),
+        }
+    }
+
+    /// A stable 64-bit hash (FNV-1a), the same on every platform and release, so
+    /// two nodes can compare sums of them.
+    pub fn stable_hash(&self) -> u64 {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut h = OFFSET;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(PRIME);
+            }
+        };
+        eat(self.id.as_str().as_bytes());
+        eat(&[0xff]);
+        eat(&self.version.incarnation.to_le_bytes());
+        eat(&self.version.counter.to_le_bytes());
+        eat(&[self.state.precedence()]);
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(inc: u64, counter: u64, state: MemberState) -> MemberRecord {
+        let mut r = MemberRecord::new(NodeId::parse("n").unwrap(), "n".into(), "a:1".into(), "d".into(), inc);
+        r.version.counter = counter;
+        r.state = state;
+        r
+    }
+
+    #[test]
+    fn newer_incarnation_beats_any_counter() {
+        assert!(rec(2, 1, MemberState::Alive).supersedes(&rec(1, 99, MemberState::Dead)));
+        assert!(!rec(1, 99, MemberState::Dead).supersedes(&rec(2, 1, MemberState::Alive)));
+    }
+
+    #[test]
+    fn same_version_needs_higher_precedence() {
+        assert!(rec(1, 1, MemberState::Suspect).supersedes(&rec(1, 1, MemberState::Alive)));
+        assert!(!rec(1, 1, MemberState::Alive).supersedes(&rec(1, 1, MemberState::Suspect)));
+        assert!(!rec(1, 1, MemberState::Alive).supersedes(&rec(1, 1, MemberState::Alive)));
+        assert!(rec(1, 1, MemberState::Left).supersedes(&rec(1, 1, MemberState::Dead)));
+    }
+
+    #[test]
+    fn digest_hash_is_stable() {
+        // Pinned: a change here breaks anti-entropy between releases.
+        let d = rec(7, 3, MemberState::Alive).digest();
+        assert_eq!(d.stable_hash(), 0xce30_a2bc_b98c_51aa);
+        assert_ne!(d.stable_hash(), rec(7, 4, MemberState::Alive).digest().stable_hash());
+    }
+}

@@ -1,0 +1,327 @@
+//! The member table and its merge rules: which record about a node wins, when a
+//! node is removed, and how removed nodes are kept from coming back on stale
+//! gossip.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use super::{
+    events::{EventKind, MembershipEvent},
+    record::{Digest, MemberRecord, MemberState, Version},
+};
+use crate::core::{ids::NodeId, now::Now};
+
+/// One known node.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The winning record.
+    pub record: MemberRecord,
+    /// When it entered its current state (monotonic).
+    pub state_since: Instant,
+    /// When this node last heard first-hand that it is up, unix nanoseconds.
+    pub last_seen_unix_ns: i64,
+}
+
+/// What applying a record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Not newer than what is known (or than a removed node's last version).
+    Stale,
+    /// A node seen for the first time.
+    New,
+    /// A newer record replaced the known one, which was in state `from`.
+    Changed {
+        /// The previous state.
+        from: MemberState,
+    },
+    /// The same suspicion, raised by another node.
+    Confirmed,
+    /// The table is full; a new node was refused.
+    TableFull,
+}
+
+/// Members by id, plus tombstones of removed ones.
+#[derive(Debug)]
+pub struct MemberTable {
+    entries: HashMap<NodeId, Entry>,
+    tombstones: HashMap<NodeId, (Version, Instant)>,
+    capacity: usize,
+}
+
+impl MemberTable {
+    /// A table holding at most `capacity` members (and as many tombstones).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            tombstones: HashMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Inserts or replaces a record unconditionally (the local node's own record).
+    pub fn put(&mut self, record: MemberRecord, now: Now) {
+        let since = match self.entries.get(&record.id) {
+            Some(e) if e.record.state == record.state => e.state_since,
+            _ => now.instant,
+        };
+        self.entries.insert(
+            record.id.clone(),
+            Entry {
+                record,
+                state_since: since,
+                last_seen_unix_ns: now.unix_ns,
+            },
+        );
+    }
+
+    /// Merges a record about another node. Returns what happened and, for state
+    /// changes, the event to report.
+    pub fn apply(&mut self, record: MemberRecord, now: Now) -> (Applied, Option<MembershipEvent>) {
+        let Some(entry) = self.entries.get_mut(&record.id) else {
+            return self.apply_unknown(record, now);
+        };
+        if record.supersedes(&entry.record) {
+            let from = entry.record.state;
+            let kind = EventKind::for_transition(Some(from), record.state);
+            if from != record.state {
+                entry.state_since = now.instant;
+            }
+            if record.state == MemberState::Alive {
+                entry.last_seen_unix_ns = now.unix_ns;
+            }
+            entry.record = record;
+            let event = kind.map(|k| MembershipEvent::new(k, &entry.record, now.unix_ns));
+            return (Applied::Changed { from }, event);
+        }
+        if record.version == entry.record.version
+            && record.state == MemberState::Suspect
+            && entry.record.state == MemberState::Suspect
+            && record.suspected_by.is_some()
+            && record.suspected_by != entry.record.suspected_by
+        {
+            return (Applied::Confirmed, None);
+        }
+        (Applied::Stale, None)
+    }
+
+    fn apply_unknown(&mut self, record: MemberRecord, now: Now) -> (Applied, Option<MembershipEvent>) {
+        if let Some((version, _)) = self.tombstones.get(&record.id)
+            && record.version <= *version
+        {
+            return (Applied::Stale, None);
+        }
+        if self.entries.len() >= self.capacity {
+            return (Applied::TableFull, None);
+        }
+        self.tombstones.remove(&record.id);
+        // A node first heard of as dead or left is listed as such (Fabric learns dead
+        // members too), so that the table does not depend on the order records arrive.
+        let event = EventKind::for_transition(None, record.state)
+            .filter(|_| record.state.is_up())
+            .map(|k| MembershipEvent::new(k, &record, now.unix_ns));
+        self.entries.insert(
+            record.id.clone(),
+            Entry {
+                record,
+                state_since: now.instant,
+                last_seen_unix_ns: now.unix_ns,
+            },
+        );
+        (Applied::New, event)
+    }
+
+    fn tombstone(&mut self, id: NodeId, version: Version, at: Instant) {
+        if self.tombstones.len() >= self.capacity
+            && !self.tombstones.contains_key(&id)
+            && let Some(oldest) = self
+                .tombstones
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+        {
+            self.tombstones.remove(&oldest);
+        }
+        self.tombstones.insert(id, (version, at));
+    }
+
+    /// Records first-hand evidence that `id` is up.
+    pub fn heard_from(&mut self, id: &NodeId, now: Now) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.last_seen_unix_ns = now.unix_ns;
+        }
+    }
+
+    /// Removes dead and left nodes that have been so for `ttl`, keeping their last
+    /// version as a tombstone; forgets tombstones older than `tombstone_ttl`.
+    pub fn reap(&mut self, local: &NodeId, ttl: Duration, tombstone_ttl: Duration, now: Now) -> Vec<MembershipEvent> {
+        let expired: Vec<NodeId> = self
+            .entries
+            .iter()
+            .filter(|(id, e)| {
+                *id != local && !e.record.state.is_up() && now.instant.saturating_duration_since(e.state_since) >= ttl
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut events = Vec::with_capacity(expired.len());
+        for id in expired {
+            if let Some(e) = self.entries.remove(&id) {
+                events.push(MembershipEvent::new(EventKind::Removed, &e.record, now.unix_ns));
+                self.tombstone(id, e.record.version, now.instant);
+            }
+        }
+        self.tombstones
+            .retain(|_, (_, at)| now.instant.saturating_duration_since(*at) < tombstone_ttl);
+        events
+    }
+
+    /// The entry for `id`.
+    pub fn get(&self, id: &NodeId) -> Option<&Entry> {
+        self.entries.get(id)
+    }
+
+    /// Every entry.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// Members known, the local node included.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Members believed up (alive or suspect), the local node included.
+    pub fn up_count(&self) -> usize {
+        self.entries.values().filter(|e| e.record.state.is_up()).count()
+    }
+
+    /// Tombstones held.
+    pub fn tombstone_count(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// A digest of every member.
+    pub fn digests(&self) -> Vec<Digest> {
+        self.entries.values().map(|e| e.record.digest()).collect()
+    }
+
+    /// Order-independent sum of every member's digest hash; equal tables have
+    /// equal hashes.
+    pub fn hash(&self) -> u64 {
+        self.entries
+            .values()
+            .fold(0u64, |acc, e| acc.wrapping_add(e.record.digest().stable_hash()))
+    }
+
+    /// Compares a peer's digests with this table: the records the peer lacks or
+    /// has older, and the ids of the records this table lacks or has older.
+    pub fn diff(&self, remote: &[Digest]) -> (Vec<MemberRecord>, Vec<NodeId>) {
+        let theirs: HashMap<&NodeId, &Digest> = remote.iter().map(|d| (&d.id, d)).collect();
+        let mut send = Vec::new();
+        for e in self.entries.values() {
+            match theirs.get(&e.record.id) {
+                Some(d) if !e.record.digest().supersedes(d) => {}
+                _ => send.push(e.record.clone()),
+            }
+        }
+        let want = remote
+            .iter()
+            .filter(|d| match self.entries.get(&d.id) {
+                Some(e) => d.supersedes(&e.record.digest()),
+                None => self
+                    .tombstones
+                    .get(&d.id)
+                    .is_none_or(|(v, _)| d.version > *v),
+            })
+            .map(|d| d.id.clone())
+            .collect();
+        (send, want)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now(t0: Instant, ms: u64) -> Now {
+        Now {
+            instant: t0 + Duration::from_millis(ms),
+            unix_ns: i64::try_from(ms).unwrap() * 1_000_000,
+        }
+    }
+
+    fn rec(id: &str, counter: u64, state: MemberState) -> MemberRecord {
+        let mut r = MemberRecord::new(NodeId::parse(id).unwrap(), id.into(), "a:1".into(), "d".into(), 1);
+        r.version.counter = counter;
+        r.state = state;
+        r
+    }
+
+    #[test]
+    fn removed_nodes_do_not_come_back_on_stale_gossip() {
+        let t0 = Instant::now();
+        let local = NodeId::parse("me").unwrap();
+        let mut t = MemberTable::new(16);
+        assert_eq!(t.apply(rec("x", 3, MemberState::Alive), now(t0, 0)).0, Applied::New);
+        assert!(matches!(t.apply(rec("x", 3, MemberState::Dead), now(t0, 1)).0, Applied::Changed { .. }));
+        let events = t.reap(&local, Duration::from_secs(1), Duration::from_secs(60), now(t0, 1001));
+        assert_eq!(events[0].kind, EventKind::Removed);
+        assert!(t.get(&NodeId::parse("x").unwrap()).is_none());
+        // The old alive record keeps circulating: it must not resurrect x.
+        assert_eq!(t.apply(rec("x", 3, MemberState::Alive), now(t0, 2000)).0, Applied::Stale);
+        assert_eq!(t.apply(rec("x", 2, MemberState::Alive), now(t0, 2000)).0, Applied::Stale);
+        // A newer version from x itself (a restart or refutation) does.
+        assert_eq!(t.apply(rec("x", 4, MemberState::Alive), now(t0, 2000)).0, Applied::New);
+    }
+
+    #[test]
+    fn dead_is_not_overturned_by_the_same_version_alive() {
+        let t0 = Instant::now();
+        let mut t = MemberTable::new(16);
+        t.apply(rec("x", 1, MemberState::Alive), now(t0, 0));
+        t.apply(rec("x", 1, MemberState::Dead), now(t0, 0));
+        assert_eq!(t.apply(rec("x", 1, MemberState::Alive), now(t0, 0)).0, Applied::Stale);
+        let (a, e) = t.apply(rec("x", 2, MemberState::Alive), now(t0, 0));
+        assert_eq!(a, Applied::Changed { from: MemberState::Dead });
+        assert_eq!(e.unwrap().kind, EventKind::AliveAgain);
+    }
+
+    #[test]
+    fn full_table_refuses_new_nodes_but_updates_known_ones() {
+        let t0 = Instant::now();
+        let mut t = MemberTable::new(2);
+        t.apply(rec("a", 1, MemberState::Alive), now(t0, 0));
+        t.apply(rec("b", 1, MemberState::Alive), now(t0, 0));
+        assert_eq!(t.apply(rec("c", 1, MemberState::Alive), now(t0, 0)).0, Applied::TableFull);
+        assert!(matches!(t.apply(rec("a", 2, MemberState::Alive), now(t0, 0)).0, Applied::Changed { .. }));
+    }
+
+    #[test]
+    fn diff_sends_what_the_peer_lacks_and_wants_what_it_has_newer() {
+        let t0 = Instant::now();
+        let mut t = MemberTable::new(16);
+        t.apply(rec("a", 2, MemberState::Alive), now(t0, 0));
+        t.apply(rec("b", 1, MemberState::Alive), now(t0, 0));
+        let remote = vec![
+            rec("a", 1, MemberState::Alive).digest(),
+            rec("b", 1, MemberState::Suspect).digest(),
+            rec("c", 1, MemberState::Alive).digest(),
+        ];
+        let (send, want) = t.diff(&remote);
+        assert_eq!(send.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["a"]);
+        let mut want: Vec<_> = want.iter().map(NodeId::as_str).collect();
+        want.sort_unstable();
+        assert_eq!(want, vec!["b", "c"]);
+        // Identical tables hash alike regardless of insertion order.
+        let mut u = MemberTable::new(16);
+        u.apply(rec("b", 1, MemberState::Alive), now(t0, 0));
+        u.apply(rec("a", 2, MemberState::Alive), now(t0, 0));
+        assert_eq!(t.hash(), u.hash());
+    }
+}

@@ -1,0 +1,27 @@
+//! The current time as the core sees it: a monotonic instant for timers and a
+//! wall clock for what is shown to people and stamped on records. Always passed
+//! in, never read, so simulations control it.
+
+use std::time::Instant;
+
+/// A moment, on both clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time, for timeouts.
+    pub instant: Instant,
+    /// Wall clock, unix nanoseconds.
+    pub unix_ns: i64,
+}
+
+impl Now {
+    /// `self` moved forward by `d` on both clocks.
+    #[must_use]
+    pub fn after(self, d: std::time::Duration) -> Self {
+        Self {
+            instant: self.instant + d,
+            unix_ns: self
+                .unix_ns
+                .saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+        }
+    }
+}

@@ -6,7 +6,12 @@ use std::{env, fs, path::PathBuf, process::Command};
 
 use prost::Message as _;
 
-const PROTOS: &[&str] = &["gsp/gossip/v1/gossip.proto"];
+const PROTOS: &[&str] = &[
+    "gsp/gossip/v1/gossip.proto",
+    "discovery/discovery.proto",
+    "gsp/membership/v1/membership.proto",
+    "gsp/admin/v1/admin.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");

@@ -7,6 +7,8 @@
 )]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+pub mod sim;
+
 use std::{
     process::{Command, Output},
     sync::{Arc, Mutex},

@@ -145,3 +145,16 @@ impl From<ServeError> for Status {
         Status::new(code, e.to_string())
     }
 }
+
+impl From<super::membership::Refusal> for Status {
+    fn from(r: super::membership::Refusal) -> Self {
+        use super::membership::Refusal;
+        let code = match r {
+            Refusal::ForeignDomain { .. } => Code::PermissionDenied,
+            Refusal::Invalid(_) => Code::InvalidArgument,
+            Refusal::WrongNode { .. } => Code::FailedPrecondition,
+            Refusal::ShuttingDown => Code::Unavailable,
+        };
+        Status::new(code, r.to_string())
+    }
+}

@@ -5,5 +5,6 @@ pub mod config;
 pub mod convert;
 pub mod data_plane;
 pub mod error;
+pub mod membership;
 pub mod pb;
 pub mod pool;

@@ -26,8 +26,8 @@ pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(10);
 /// Default period of the attempt to reach one dead node (Fabric's reconnect).
 pub const DEFAULT_RECONNECT_INTERVAL: Duration = Duration::from_secs(10);
-/// Default cap on members (and on tombstones).
-pub const DEFAULT_MAX_MEMBERS: usize = 10_000;
+/// Default cap on members (and on tombstones); a full table fits one message.
+pub const DEFAULT_MAX_MEMBERS: usize = 4096;
 /// Default cap on updates carried by one probe or gossip message.
 pub const DEFAULT_MAX_PIGGYBACK: usize = 8;
 /// Default cap on pending updates.
@@ -122,7 +122,11 @@ impl MembershipConfig {
     /// Times an update is piggybacked in a cluster of `n` members.
     pub fn retransmit_limit(&self, n: usize) -> u32 {
         let log = ((n + 1) as f64).log10().ceil();
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "log10 of a usize is small and positive")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "log10 of a usize is small and positive"
+        )]
         let log = log as u32;
         self.retransmit_mult * log.max(1)
     }

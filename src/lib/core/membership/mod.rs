@@ -7,13 +7,14 @@
 
 pub mod config;
 pub mod events;
+pub mod messages;
 mod protocol;
 pub mod queue;
 pub mod record;
 pub mod suspicion;
 pub mod table;
 
-pub use protocol::{Counters, Membership, MemberView, ProbeTarget};
+pub use protocol::{Counters, MemberView, Membership, ProbeTarget};
 
 /// Membership protocol revision published in every record this build creates.
 pub const PROTOCOL_VERSION: u32 = 1;

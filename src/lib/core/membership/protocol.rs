@@ -1,7 +1,7 @@
 //! One node's protocol state: the member table plus what drives SWIM and Lifeguard
 //! (probe order, suspicions, local health, pending updates).
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use rand::{Rng, seq::IndexedRandom as _, seq::SliceRandom as _};
 
@@ -57,7 +57,7 @@ pub struct Membership {
     local: MemberRecord,
     table: MemberTable,
     queue: UpdateQueue,
-    suspicions: HashMap<NodeId, Suspicion>,
+    suspicions: BTreeMap<NodeId, Suspicion>,
     health: u32,
     probe_order: Vec<NodeId>,
     probe_next: usize,
@@ -77,7 +77,7 @@ impl Membership {
             local,
             table,
             queue,
-            suspicions: HashMap::new(),
+            suspicions: BTreeMap::new(),
             health: 0,
             probe_order: Vec::new(),
             probe_next: 0,
@@ -103,7 +103,8 @@ impl Membership {
         r.id = self.local.id.clone();
         r.version.counter = self.local.version.counter + 1;
         r.updated_unix_ns = now.unix_ns;
-        self.events.push(MembershipEvent::new(EventKind::Updated, &r, now.unix_ns));
+        self.events
+            .push(MembershipEvent::new(EventKind::Updated, &r, now.unix_ns));
         self.set_local(r, now);
     }
 
@@ -127,7 +128,13 @@ impl Membership {
                     let (min, max) = self.config.suspicion_bounds(self.table.up_count());
                     self.suspicions.insert(
                         id,
-                        Suspicion::new(by, now.instant, min, max, self.config.suspicion_confirmations),
+                        Suspicion::new(
+                            by,
+                            now.instant,
+                            min,
+                            max,
+                            self.config.suspicion_confirmations,
+                        ),
                     );
                 } else {
                     self.suspicions.remove(&id);
@@ -135,7 +142,8 @@ impl Membership {
                 self.queue.push(record);
             }
             Applied::Confirmed => {
-                if let (Some(s), Some(by)) = (self.suspicions.get_mut(&id), record.suspected_by.clone())
+                if let (Some(s), Some(by)) =
+                    (self.suspicions.get_mut(&id), record.suspected_by.clone())
                     && s.confirm(by)
                 {
                     self.queue.push(record);
@@ -154,7 +162,8 @@ impl Membership {
     /// gone at its current version (or a record of its id newer than its own, from
     /// a clone or a clock step) is refuted by publishing a newer alive version.
     fn apply_about_self(&mut self, record: &MemberRecord, now: Now) -> Applied {
-        let claims_down = record.state != MemberState::Alive && record.version >= self.local.version;
+        let claims_down =
+            record.state != MemberState::Alive && record.version >= self.local.version;
         let newer = record.version > self.local.version;
         if !(claims_down || newer) {
             return Applied::Stale;
@@ -180,10 +189,19 @@ impl Membership {
     }
 
     /// Merges records; returns how many changed the table.
-    pub fn apply_all(&mut self, records: impl IntoIterator<Item = MemberRecord>, now: Now) -> usize {
+    pub fn apply_all(
+        &mut self,
+        records: impl IntoIterator<Item = MemberRecord>,
+        now: Now,
+    ) -> usize {
         records
             .into_iter()
-            .filter(|r| matches!(self.apply(r.clone(), now), Applied::New | Applied::Changed { .. }))
+            .filter(|r| {
+                matches!(
+                    self.apply(r.clone(), now),
+                    Applied::New | Applied::Changed { .. }
+                )
+            })
             .count()
     }
 
@@ -242,6 +260,27 @@ impl Membership {
             .map(|r| ProbeTarget {
                 id: r.id.clone(),
                 address: r.address.clone(),
+            })
+            .collect()
+    }
+
+    /// Members currently suspected, with their suspect records, so each round they
+    /// can be told directly and refute at once (Lifeguard's buddy system, pushed
+    /// rather than waiting for the next probe). At most `max_piggyback`.
+    pub fn suspects(&self) -> Vec<(ProbeTarget, MemberRecord)> {
+        self.suspicions
+            .keys()
+            .filter_map(|id| self.table.get(id))
+            .filter(|e| e.record.state == MemberState::Suspect)
+            .take(self.config.max_piggyback)
+            .map(|e| {
+                (
+                    ProbeTarget {
+                        id: e.record.id.clone(),
+                        address: e.record.address.clone(),
+                    },
+                    e.record.clone(),
+                )
             })
             .collect()
     }
@@ -309,36 +348,82 @@ impl Membership {
         !self.queue.is_empty()
     }
 
-    /// Advances timers: expired suspicions become deaths; nodes dead or left for
-    /// the node TTL are removed.
-    pub fn tick(&mut self, now: Now) {
+    /// Advances timers. Returns the suspects whose suspicion expired: the caller
+    /// probes each one last time and reports back with [`Self::expired_suspect_answered`]
+    /// or [`Self::expired_suspect_silent`]. Nodes dead or left for the node TTL are
+    /// removed.
+    pub fn tick(&mut self, now: Now) -> Vec<ProbeTarget> {
         let expired: Vec<NodeId> = self
             .suspicions
             .iter()
             .filter(|(_, s)| s.deadline() <= now.instant)
             .map(|(id, _)| id.clone())
             .collect();
+        let mut due = Vec::new();
         for id in expired {
             self.suspicions.remove(&id);
-            let Some(entry) = self.table.get(&id) else {
-                continue;
-            };
-            if entry.record.state != MemberState::Suspect {
-                continue;
+            if let Some(e) = self.table.get(&id)
+                && e.record.state == MemberState::Suspect
+            {
+                due.push(ProbeTarget {
+                    id,
+                    address: e.record.address.clone(),
+                });
             }
-            let mut dead = entry.record.clone();
-            dead.state = MemberState::Dead;
-            dead.suspected_by = None;
-            self.counters.suspicions_expired += 1;
-            self.apply(dead, now);
         }
-        let removed = self
-            .table
-            .reap(&self.local.id, self.config.node_ttl, self.config.tombstone_ttl, now);
+        let removed = self.table.reap(
+            &self.local.id,
+            self.config.node_ttl,
+            self.config.tombstone_ttl,
+            now,
+        );
         for e in &removed {
             self.suspicions.remove(&e.id);
         }
         self.events.extend(removed);
+        due
+    }
+
+    /// An expired suspect answered its last probe: it is up, so its suspicion starts
+    /// over (its refutation is on its way) instead of turning into a death.
+    pub fn expired_suspect_answered(&mut self, id: &NodeId, now: Now) {
+        self.table.heard_from(id, now);
+        if let Some(e) = self.table.get(id)
+            && e.record.state == MemberState::Suspect
+            && !self.suspicions.contains_key(id)
+        {
+            let by = e
+                .record
+                .suspected_by
+                .clone()
+                .unwrap_or_else(|| self.local.id.clone());
+            let (min, max) = self.config.suspicion_bounds(self.table.up_count());
+            self.suspicions.insert(
+                id.clone(),
+                Suspicion::new(
+                    by,
+                    now.instant,
+                    min,
+                    max,
+                    self.config.suspicion_confirmations,
+                ),
+            );
+        }
+    }
+
+    /// An expired suspect did not answer its last probe either: it is dead.
+    pub fn expired_suspect_silent(&mut self, id: &NodeId, now: Now) {
+        let Some(e) = self.table.get(id) else {
+            return;
+        };
+        if e.record.state != MemberState::Suspect || self.suspicions.contains_key(id) {
+            return;
+        }
+        let mut dead = e.record.clone();
+        dead.state = MemberState::Dead;
+        dead.suspected_by = None;
+        self.counters.suspicions_expired += 1;
+        self.apply(dead, now);
     }
 
     /// Announces a graceful leave: publishes a newer version in state left.
@@ -347,7 +432,8 @@ impl Membership {
         r.version.counter += 1;
         r.state = MemberState::Left;
         r.updated_unix_ns = now.unix_ns;
-        self.events.push(MembershipEvent::new(EventKind::Left, &r, now.unix_ns));
+        self.events
+            .push(MembershipEvent::new(EventKind::Left, &r, now.unix_ns));
         self.set_local(r.clone(), now);
         r
     }

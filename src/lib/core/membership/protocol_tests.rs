@@ -30,7 +30,11 @@ fn rec(name: &str, counter: u64, state: MemberState) -> MemberRecord {
 }
 
 fn node(name: &str, t0: Instant) -> Membership {
-    Membership::new(MembershipConfig::for_test(), rec(name, 1, MemberState::Alive), at(t0, 0))
+    Membership::new(
+        MembershipConfig::for_test(),
+        rec(name, 1, MemberState::Alive),
+        at(t0, 0),
+    )
 }
 
 #[test]
@@ -44,14 +48,40 @@ fn a_suspicion_expires_into_death_and_the_node_is_removed_after_the_ttl() {
     assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Suspect);
     // Unconfirmed, the suspicion runs its longest course.
     let (_, max) = m.config().suspicion_bounds(2);
-    m.tick(at(t0, u64::try_from(max.as_millis()).unwrap()));
+    let due = m.tick(at(t0, u64::try_from(max.as_millis()).unwrap()));
+    assert_eq!(due.len(), 1);
+    // Still suspect until the last probe comes back empty.
+    assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Suspect);
+    m.expired_suspect_silent(&id("b"), at(t0, 2000));
     assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Dead);
     let ttl = u64::try_from(m.config().node_ttl.as_millis()).unwrap();
     m.tick(at(t0, ttl + 10_000));
     assert!(m.get(&id("b")).is_none());
     let kinds: Vec<_> = m.take_events().into_iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, [EventKind::Joined, EventKind::Suspect, EventKind::Dead, EventKind::Removed]);
+    assert_eq!(
+        kinds,
+        [
+            EventKind::Joined,
+            EventKind::Suspect,
+            EventKind::Dead,
+            EventKind::Removed
+        ]
+    );
     assert_eq!(m.counters().suspicions_expired, 1);
+}
+
+#[test]
+fn an_expired_suspect_that_still_answers_is_suspected_again_not_killed() {
+    let t0 = Instant::now();
+    let mut m = node("me", t0);
+    m.apply(rec("b", 1, MemberState::Alive), at(t0, 0));
+    m.probe_failed(&id("b"), false, at(t0, 0));
+    assert_eq!(m.tick(at(t0, 60_000)).len(), 1);
+    m.expired_suspect_answered(&id("b"), at(t0, 60_000));
+    // A silent report that arrives after the answer is ignored: a new suspicion runs.
+    m.expired_suspect_silent(&id("b"), at(t0, 60_001));
+    assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Suspect);
+    assert!(m.tick(at(t0, 60_010)).is_empty());
 }
 
 #[test]
@@ -68,7 +98,12 @@ fn confirmations_shorten_the_suspicion() {
         m.apply(s, at(t0, 1));
     }
     let (min, _) = m.config().suspicion_bounds(6);
-    m.tick(at(t0, u64::try_from(min.as_millis()).unwrap()));
+    assert_eq!(
+        m.tick(at(t0, u64::try_from(min.as_millis()).unwrap()))
+            .len(),
+        1
+    );
+    m.expired_suspect_silent(&id("b"), at(t0, 2000));
     assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Dead);
 }
 
@@ -91,9 +126,13 @@ fn a_suspected_node_refutes_and_is_alive_again_everywhere() {
     assert_eq!(b.local_health(), 1);
     a.apply_all(b.piggyback(Some(&id("a"))), at(t0, 20));
     assert_eq!(a.get(&id("b")).unwrap().state, MemberState::Alive);
-    a.tick(at(t0, 600_000));
+    assert!(a.tick(at(t0, 600_000)).is_empty());
     assert_eq!(a.get(&id("b")).unwrap().state, MemberState::Alive);
-    assert!(a.take_events().iter().any(|e| e.kind == EventKind::AliveAgain));
+    assert!(
+        a.take_events()
+            .iter()
+            .any(|e| e.kind == EventKind::AliveAgain)
+    );
 }
 
 #[test]
@@ -135,7 +174,14 @@ fn anti_entropy_by_digests_converges_two_tables() {
     let mut b = node("b", t0);
     for i in 0..20 {
         a.apply(rec(&format!("x{i}"), 1, MemberState::Alive), at(t0, 0));
-        b.apply(rec(&format!("x{i}"), if i % 3 == 0 { 2 } else { 1 }, MemberState::Alive), at(t0, 0));
+        b.apply(
+            rec(
+                &format!("x{i}"),
+                if i % 3 == 0 { 2 } else { 1 },
+                MemberState::Alive,
+            ),
+            at(t0, 0),
+        );
     }
     b.apply(rec("only-b", 1, MemberState::Alive), at(t0, 0));
     assert_ne!(a.table_hash(), b.table_hash());
@@ -151,7 +197,12 @@ fn arb_record() -> impl Strategy<Value = MemberRecord> {
     (0u8..4, 1u64..3, 0u64..4, 0u8..4, 0u8..3).prop_map(|(n, inc, counter, state, by)| {
         let mut r = rec(&format!("n{n}"), counter, MemberState::Alive);
         r.version.incarnation = inc;
-        r.state = [MemberState::Alive, MemberState::Suspect, MemberState::Dead, MemberState::Left][usize::from(state)];
+        r.state = [
+            MemberState::Alive,
+            MemberState::Suspect,
+            MemberState::Dead,
+            MemberState::Left,
+        ][usize::from(state)];
         if r.state == MemberState::Suspect {
             r.suspected_by = Some(id(&format!("s{by}")));
         }

@@ -78,7 +78,10 @@ impl UpdateQueue {
 
     /// The queued update about `id`, if any.
     pub fn get(&self, id: &NodeId) -> Option<&MemberRecord> {
-        self.items.iter().find(|i| &i.record.id == id).map(|i| &i.record)
+        self.items
+            .iter()
+            .find(|i| &i.record.id == id)
+            .map(|i| &i.record)
     }
 
     /// Updates waiting.
@@ -102,7 +105,13 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, counter: u64) -> MemberRecord {
-        let mut r = MemberRecord::new(NodeId::parse(id).unwrap(), id.into(), "a:1".into(), "d".into(), 1);
+        let mut r = MemberRecord::new(
+            NodeId::parse(id).unwrap(),
+            id.into(),
+            "a:1".into(),
+            "d".into(),
+            1,
+        );
         r.version.counter = counter;
         r
     }

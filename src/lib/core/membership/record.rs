@@ -137,6 +137,10 @@ pub struct Capacity {
 }
 
 /// Coarse capability tags (iarnet's ResourceTags).
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "mirrors iarnet's ResourceTags wire message"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct Tags {
     /// Has CPU.
@@ -200,7 +204,13 @@ pub struct MemberRecord {
 
 impl MemberRecord {
     /// A fresh alive record for a starting node.
-    pub fn new(id: NodeId, name: String, address: String, domain: String, incarnation: u64) -> Self {
+    pub fn new(
+        id: NodeId,
+        name: String,
+        address: String,
+        domain: String,
+        incarnation: u64,
+    ) -> Self {
         Self {
             id,
             name,
@@ -290,7 +300,13 @@ mod tests {
     use super::*;
 
     fn rec(inc: u64, counter: u64, state: MemberState) -> MemberRecord {
-        let mut r = MemberRecord::new(NodeId::parse("n").unwrap(), "n".into(), "a:1".into(), "d".into(), inc);
+        let mut r = MemberRecord::new(
+            NodeId::parse("n").unwrap(),
+            "n".into(),
+            "a:1".into(),
+            "d".into(),
+            inc,
+        );
         r.version.counter = counter;
         r.state = state;
         r
@@ -315,6 +331,9 @@ mod tests {
         // Pinned: a change here breaks anti-entropy between releases.
         let d = rec(7, 3, MemberState::Alive).digest();
         assert_eq!(d.stable_hash(), 0xce30_a2bc_b98c_51aa);
-        assert_ne!(d.stable_hash(), rec(7, 4, MemberState::Alive).digest().stable_hash());
+        assert_ne!(
+            d.stable_hash(),
+            rec(7, 4, MemberState::Alive).digest().stable_hash()
+        );
     }
 }

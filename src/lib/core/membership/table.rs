@@ -3,7 +3,7 @@
 //! gossip.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     time::{Duration, Instant},
 };
 
@@ -45,8 +45,8 @@ pub enum Applied {
 /// Members by id, plus tombstones of removed ones.
 #[derive(Debug)]
 pub struct MemberTable {
-    entries: HashMap<NodeId, Entry>,
-    tombstones: HashMap<NodeId, (Version, Instant)>,
+    entries: BTreeMap<NodeId, Entry>,
+    tombstones: BTreeMap<NodeId, (Version, Instant)>,
     capacity: usize,
 }
 
@@ -54,8 +54,8 @@ impl MemberTable {
     /// A table holding at most `capacity` members (and as many tombstones).
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: HashMap::new(),
-            tombstones: HashMap::new(),
+            entries: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
             capacity: capacity.max(1),
         }
     }
@@ -106,7 +106,11 @@ impl MemberTable {
         (Applied::Stale, None)
     }
 
-    fn apply_unknown(&mut self, record: MemberRecord, now: Now) -> (Applied, Option<MembershipEvent>) {
+    fn apply_unknown(
+        &mut self,
+        record: MemberRecord,
+        now: Now,
+    ) -> (Applied, Option<MembershipEvent>) {
         if let Some((version, _)) = self.tombstones.get(&record.id)
             && record.version <= *version
         {
@@ -155,19 +159,31 @@ impl MemberTable {
 
     /// Removes dead and left nodes that have been so for `ttl`, keeping their last
     /// version as a tombstone; forgets tombstones older than `tombstone_ttl`.
-    pub fn reap(&mut self, local: &NodeId, ttl: Duration, tombstone_ttl: Duration, now: Now) -> Vec<MembershipEvent> {
+    pub fn reap(
+        &mut self,
+        local: &NodeId,
+        ttl: Duration,
+        tombstone_ttl: Duration,
+        now: Now,
+    ) -> Vec<MembershipEvent> {
         let expired: Vec<NodeId> = self
             .entries
             .iter()
             .filter(|(id, e)| {
-                *id != local && !e.record.state.is_up() && now.instant.saturating_duration_since(e.state_since) >= ttl
+                *id != local
+                    && !e.record.state.is_up()
+                    && now.instant.saturating_duration_since(e.state_since) >= ttl
             })
             .map(|(id, _)| id.clone())
             .collect();
         let mut events = Vec::with_capacity(expired.len());
         for id in expired {
             if let Some(e) = self.entries.remove(&id) {
-                events.push(MembershipEvent::new(EventKind::Removed, &e.record, now.unix_ns));
+                events.push(MembershipEvent::new(
+                    EventKind::Removed,
+                    &e.record,
+                    now.unix_ns,
+                ));
                 self.tombstone(id, e.record.version, now.instant);
             }
         }
@@ -198,7 +214,10 @@ impl MemberTable {
 
     /// Members believed up (alive or suspect), the local node included.
     pub fn up_count(&self) -> usize {
-        self.entries.values().filter(|e| e.record.state.is_up()).count()
+        self.entries
+            .values()
+            .filter(|e| e.record.state.is_up())
+            .count()
     }
 
     /// Tombstones held.
@@ -214,9 +233,9 @@ impl MemberTable {
     /// Order-independent sum of every member's digest hash; equal tables have
     /// equal hashes.
     pub fn hash(&self) -> u64 {
-        self.entries
-            .values()
-            .fold(0u64, |acc, e| acc.wrapping_add(e.record.digest().stable_hash()))
+        self.entries.values().fold(0u64, |acc, e| {
+            acc.wrapping_add(e.record.digest().stable_hash())
+        })
     }
 
     /// Compares a peer's digests with this table: the records the peer lacks or
@@ -257,7 +276,13 @@ mod tests {
     }
 
     fn rec(id: &str, counter: u64, state: MemberState) -> MemberRecord {
-        let mut r = MemberRecord::new(NodeId::parse(id).unwrap(), id.into(), "a:1".into(), "d".into(), 1);
+        let mut r = MemberRecord::new(
+            NodeId::parse(id).unwrap(),
+            id.into(),
+            "a:1".into(),
+            "d".into(),
+            1,
+        );
         r.version.counter = counter;
         r.state = state;
         r
@@ -268,16 +293,36 @@ mod tests {
         let t0 = Instant::now();
         let local = NodeId::parse("me").unwrap();
         let mut t = MemberTable::new(16);
-        assert_eq!(t.apply(rec("x", 3, MemberState::Alive), now(t0, 0)).0, Applied::New);
-        assert!(matches!(t.apply(rec("x", 3, MemberState::Dead), now(t0, 1)).0, Applied::Changed { .. }));
-        let events = t.reap(&local, Duration::from_secs(1), Duration::from_secs(60), now(t0, 1001));
+        assert_eq!(
+            t.apply(rec("x", 3, MemberState::Alive), now(t0, 0)).0,
+            Applied::New
+        );
+        assert!(matches!(
+            t.apply(rec("x", 3, MemberState::Dead), now(t0, 1)).0,
+            Applied::Changed { .. }
+        ));
+        let events = t.reap(
+            &local,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            now(t0, 1001),
+        );
         assert_eq!(events[0].kind, EventKind::Removed);
         assert!(t.get(&NodeId::parse("x").unwrap()).is_none());
         // The old alive record keeps circulating: it must not resurrect x.
-        assert_eq!(t.apply(rec("x", 3, MemberState::Alive), now(t0, 2000)).0, Applied::Stale);
-        assert_eq!(t.apply(rec("x", 2, MemberState::Alive), now(t0, 2000)).0, Applied::Stale);
+        assert_eq!(
+            t.apply(rec("x", 3, MemberState::Alive), now(t0, 2000)).0,
+            Applied::Stale
+        );
+        assert_eq!(
+            t.apply(rec("x", 2, MemberState::Alive), now(t0, 2000)).0,
+            Applied::Stale
+        );
         // A newer version from x itself (a restart or refutation) does.
-        assert_eq!(t.apply(rec("x", 4, MemberState::Alive), now(t0, 2000)).0, Applied::New);
+        assert_eq!(
+            t.apply(rec("x", 4, MemberState::Alive), now(t0, 2000)).0,
+            Applied::New
+        );
     }
 
     #[test]
@@ -286,9 +331,17 @@ mod tests {
         let mut t = MemberTable::new(16);
         t.apply(rec("x", 1, MemberState::Alive), now(t0, 0));
         t.apply(rec("x", 1, MemberState::Dead), now(t0, 0));
-        assert_eq!(t.apply(rec("x", 1, MemberState::Alive), now(t0, 0)).0, Applied::Stale);
+        assert_eq!(
+            t.apply(rec("x", 1, MemberState::Alive), now(t0, 0)).0,
+            Applied::Stale
+        );
         let (a, e) = t.apply(rec("x", 2, MemberState::Alive), now(t0, 0));
-        assert_eq!(a, Applied::Changed { from: MemberState::Dead });
+        assert_eq!(
+            a,
+            Applied::Changed {
+                from: MemberState::Dead
+            }
+        );
         assert_eq!(e.unwrap().kind, EventKind::AliveAgain);
     }
 
@@ -298,8 +351,14 @@ mod tests {
         let mut t = MemberTable::new(2);
         t.apply(rec("a", 1, MemberState::Alive), now(t0, 0));
         t.apply(rec("b", 1, MemberState::Alive), now(t0, 0));
-        assert_eq!(t.apply(rec("c", 1, MemberState::Alive), now(t0, 0)).0, Applied::TableFull);
-        assert!(matches!(t.apply(rec("a", 2, MemberState::Alive), now(t0, 0)).0, Applied::Changed { .. }));
+        assert_eq!(
+            t.apply(rec("c", 1, MemberState::Alive), now(t0, 0)).0,
+            Applied::TableFull
+        );
+        assert!(matches!(
+            t.apply(rec("a", 2, MemberState::Alive), now(t0, 0)).0,
+            Applied::Changed { .. }
+        ));
     }
 
     #[test]
@@ -314,7 +373,10 @@ mod tests {
             rec("c", 1, MemberState::Alive).digest(),
         ];
         let (send, want) = t.diff(&remote);
-        assert_eq!(send.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["a"]);
+        assert_eq!(
+            send.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["a"]
+        );
         let mut want: Vec<_> = want.iter().map(NodeId::as_str).collect();
         want.sort_unstable();
         assert_eq!(want, vec!["b", "c"]);

@@ -1,0 +1,460 @@
+//! The membership agent: one node's protocol state behind a lock, the transport
+//! it calls peers with, and the handler that answers them. The loops that drive
+//! it live in `loops.rs`.
+
+use std::{
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use rand::{SeedableRng as _, rngs::StdRng};
+use tokio::sync::broadcast;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, info, warn};
+
+use super::stats::MembershipStats;
+use crate::{
+    core::{
+        ids::NodeId,
+        membership::{
+            Membership,
+            config::MembershipConfig,
+            events::{EventKind, MembershipEvent},
+            messages::{Gossip, IndirectPing, Phase, Ping, PingReply, PushPull, PushPullReply},
+            record::{MemberRecord, MemberState},
+        },
+        now::Now,
+    },
+    transport::membership::{CallError, MembershipHandler, MembershipTransport, Refusal},
+};
+
+/// Events buffered per watcher; a watcher that falls further behind is told how
+/// many it missed.
+pub const EVENT_BUFFER: usize = 1024;
+/// Most addresses kept as join candidates.
+pub const MAX_SEEDS: usize = 256;
+
+/// The current time on both clocks (tokio's clock, so paused-time tests control it).
+pub fn now() -> Now {
+    Now {
+        instant: tokio::time::Instant::now().into_std(),
+        unix_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+    }
+}
+
+/// Settings of an agent beyond the protocol's.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The protocol settings.
+    pub membership: MembershipConfig,
+    /// Addresses to join through; retried with backoff until they answer.
+    pub seeds: Vec<String>,
+    /// Longest wait between attempts on a seed that does not answer.
+    pub join_backoff_max: Duration,
+    /// Seed of the agent's RNG; `None` draws one from the OS.
+    pub rng_seed: Option<u64>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            membership: MembershipConfig::default(),
+            seeds: Vec::new(),
+            join_backoff_max: Duration::from_secs(30),
+            rng_seed: None,
+        }
+    }
+}
+
+pub(super) struct Shared {
+    pub(super) local_id: NodeId,
+    pub(super) domain: String,
+    pub(super) address: String,
+    /// `std::sync::Mutex`: held only to compute, never across an await.
+    state: Mutex<Membership>,
+    pub(super) rng: Mutex<StdRng>,
+    pub(super) transport: Arc<dyn MembershipTransport>,
+    events: broadcast::Sender<MembershipEvent>,
+    pub(super) stats: MembershipStats,
+    seq: AtomicU64,
+    pub(super) seeds: Mutex<Vec<String>>,
+    pub(super) config: AgentConfig,
+    pub(super) shutdown: CancellationToken,
+    pub(super) tasks: TaskTracker,
+}
+
+impl Shared {
+    /// Runs `f` on the protocol state, then publishes the events it produced.
+    pub(super) fn with_state<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> T {
+        let (out, events) = {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let out = f(&mut s);
+            (out, s.take_events())
+        };
+        for e in events {
+            self.publish(e);
+        }
+        out
+    }
+
+    fn publish(&self, e: MembershipEvent) {
+        self.stats.event(e.kind);
+        match e.kind {
+            EventKind::Updated => debug!(node = %e.id, version = %e.version, "member updated"),
+            EventKind::Joined | EventKind::AliveAgain | EventKind::Left | EventKind::Removed => {
+                info!(node = %e.id, name = %e.name, address = %e.address, event = e.kind.as_str(), "membership changed");
+            }
+            EventKind::Suspect | EventKind::Dead => {
+                warn!(node = %e.id, name = %e.name, address = %e.address, event = e.kind.as_str(), "membership changed");
+            }
+        }
+        // No watcher is fine.
+        let _ = self.events.send(e);
+    }
+
+    pub(super) fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn check_domain(&self, domain: &str) -> Result<(), Refusal> {
+        if domain == self.domain {
+            Ok(())
+        } else {
+            let r = Refusal::ForeignDomain {
+                peer: domain.to_owned(),
+                local: self.domain.clone(),
+            };
+            self.count_refusal(&r);
+            Err(r)
+        }
+    }
+
+    fn count_refusal(&self, r: &Refusal) {
+        match r {
+            Refusal::ForeignDomain { peer, .. } => {
+                MembershipStats::inc(&self.stats.refused_foreign_domain);
+                debug!(peer_domain = %peer, "refused a call from another domain");
+            }
+            Refusal::Invalid(why) => {
+                MembershipStats::inc(&self.stats.refused_invalid);
+                warn!(reason = %why, "refused a malformed membership message");
+            }
+            Refusal::WrongNode { .. } | Refusal::ShuttingDown => {}
+        }
+    }
+
+    /// Merges records from a peer, dropping those of other domains.
+    pub(super) fn merge(&self, records: Vec<MemberRecord>) {
+        let (ours, foreign): (Vec<_>, Vec<_>) =
+            records.into_iter().partition(|r| r.domain == self.domain);
+        if !foreign.is_empty() {
+            for _ in &foreign {
+                MembershipStats::inc(&self.stats.refused_foreign_domain);
+            }
+        }
+        if ours.is_empty() {
+            return;
+        }
+        let now = now();
+        self.with_state(|s| s.apply_all(ours, now));
+    }
+
+    /// Adds addresses to the join candidates.
+    pub(super) fn add_seeds(&self, addrs: impl IntoIterator<Item = String>) -> Vec<String> {
+        let mut seeds = self.seeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut added = Vec::new();
+        for a in addrs {
+            if a.is_empty() || a == self.address || seeds.contains(&a) || seeds.len() >= MAX_SEEDS {
+                continue;
+            }
+            seeds.push(a.clone());
+            added.push(a);
+        }
+        added
+    }
+
+    /// Pings `target` at `address` once, with piggybacked updates (its suspicion
+    /// first, if it is suspected).
+    ///
+    /// # Errors
+    /// No ack in time (a reply from another node counts as none).
+    pub(super) async fn probe_for(
+        &self,
+        target: &NodeId,
+        address: &str,
+        timeout: Duration,
+    ) -> Result<PingReply, CallError> {
+        let updates = self.with_state(|s| s.piggyback(Some(target)));
+        let ping = Ping {
+            from: self.local_id.clone(),
+            domain: self.domain.clone(),
+            target: target.clone(),
+            seq: self.next_seq(),
+            updates,
+        };
+        match self.transport.ping(address, ping, timeout).await {
+            Ok(reply) if reply.ack && &reply.from == target => Ok(reply),
+            Ok(reply) => Err(CallError::Refused(format!(
+                "answered by {} instead",
+                reply.from
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A running membership agent. Cheap to clone.
+#[derive(Clone)]
+pub struct MembershipAgent {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MembershipAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MembershipAgent")
+            .field("local", &self.shared.local_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MembershipAgent {
+    /// Starts an agent for `local` over `transport` and spawns its loops.
+    pub fn start(
+        config: AgentConfig,
+        local: MemberRecord,
+        transport: Arc<dyn MembershipTransport>,
+    ) -> Self {
+        let rng = config
+            .rng_seed
+            .map_or_else(|| StdRng::from_rng(&mut rand::rng()), StdRng::seed_from_u64);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let shared = Arc::new(Shared {
+            local_id: local.id.clone(),
+            domain: local.domain.clone(),
+            address: local.address.clone(),
+            state: Mutex::new(Membership::new(config.membership.clone(), local, now())),
+            rng: Mutex::new(rng),
+            transport,
+            events,
+            stats: MembershipStats::default(),
+            seq: AtomicU64::new(1),
+            seeds: Mutex::new(Vec::new()),
+            config,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        shared.add_seeds(shared.config.seeds.clone());
+        let agent = Self { shared };
+        agent.spawn_loops();
+        agent
+    }
+
+    /// This node's id.
+    pub fn local_id(&self) -> &NodeId {
+        &self.shared.local_id
+    }
+
+    /// Runs `f` on the protocol state (read it, or change the local record).
+    pub fn with_state<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> T {
+        self.shared.with_state(f)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &MembershipStats {
+        &self.shared.stats
+    }
+
+    /// A receiver of membership events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<MembershipEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Adds join candidates (iarnet's peer-list exchange, `--join` at run time).
+    pub fn add_seeds(&self, addrs: impl IntoIterator<Item = String>) {
+        for a in self.shared.add_seeds(addrs) {
+            self.spawn_join(a);
+        }
+    }
+
+    /// Announces a graceful leave to up to `fanout * 2` peers and stops the loops.
+    /// Waits at most `timeout` for the announcement to go out.
+    pub async fn leave(&self, timeout: Duration) {
+        let (record, targets) = self.with_state(|s| {
+            let r = s.leave(now());
+            let mut rng = self
+                .shared
+                .rng
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut t = s.gossip_targets(&mut *rng);
+            t.extend(s.gossip_targets(&mut *rng));
+            t.dedup();
+            (r, t)
+        });
+        self.shared.shutdown.cancel();
+        let mut sends = tokio::task::JoinSet::new();
+        for t in targets {
+            let msg = Gossip {
+                from: self.shared.local_id.clone(),
+                domain: self.shared.domain.clone(),
+                updates: vec![record.clone()],
+            };
+            let transport = Arc::clone(&self.shared.transport);
+            sends.spawn(async move { transport.gossip(&t.address, msg, timeout).await });
+        }
+        let mut delivered = 0;
+        let _ = tokio::time::timeout(timeout, async {
+            while let Some(r) = sends.join_next().await {
+                if matches!(r, Ok(Ok(()))) {
+                    delivered += 1;
+                }
+            }
+        })
+        .await;
+        info!(peers_told = delivered, "left the cluster");
+        self.stop().await;
+    }
+
+    /// Stops the loops without announcing anything (a crash, as peers see it).
+    pub async fn stop(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+}
+
+#[tonic::async_trait]
+impl MembershipHandler for MembershipAgent {
+    fn on_ping(&self, msg: Ping) -> Result<PingReply, Refusal> {
+        let s = &self.shared;
+        s.check_domain(&msg.domain)?;
+        if s.shutdown.is_cancelled() {
+            return Err(Refusal::ShuttingDown);
+        }
+        if msg.target != s.local_id {
+            return Err(Refusal::WrongNode {
+                expected: msg.target,
+                actual: s.local_id.clone(),
+            });
+        }
+        let now = now();
+        let from = msg.from.clone();
+        let updates = msg.updates;
+        // A prober that still suspects this node gets its current record, whatever
+        // the update queue holds.
+        let doubted = updates
+            .iter()
+            .any(|r| r.id == s.local_id && r.state != MemberState::Alive);
+        let reply_updates = s.with_state(|st| {
+            st.apply_all(updates, now);
+            st.probe_succeeded(&from, now);
+            let mut out = st.piggyback(Some(&from));
+            if doubted && !out.iter().any(|r| r.id == s.local_id) {
+                out.insert(0, st.local().clone());
+            }
+            out
+        });
+        Ok(PingReply {
+            from: s.local_id.clone(),
+            seq: msg.seq,
+            ack: true,
+            updates: reply_updates,
+        })
+    }
+
+    async fn on_ping_req(&self, msg: IndirectPing) -> Result<PingReply, Refusal> {
+        let s = &self.shared;
+        s.check_domain(&msg.domain)?;
+        if s.shutdown.is_cancelled() {
+            return Err(Refusal::ShuttingDown);
+        }
+        s.merge(msg.updates);
+        let acked = s
+            .probe_for(&msg.target, &msg.target_address, msg.timeout)
+            .await;
+        let ack = acked.is_ok();
+        if let Ok(reply) = acked {
+            s.merge(reply.updates);
+        }
+        let updates = s.with_state(|st| st.piggyback(Some(&msg.from)));
+        Ok(PingReply {
+            from: s.local_id.clone(),
+            seq: msg.seq,
+            ack,
+            updates,
+        })
+    }
+
+    fn on_gossip(&self, msg: Gossip) -> Result<(), Refusal> {
+        self.shared.check_domain(&msg.domain)?;
+        self.shared.merge(msg.updates);
+        Ok(())
+    }
+
+    fn on_push_pull(&self, msg: PushPull) -> Result<PushPullReply, Refusal> {
+        let s = &self.shared;
+        s.check_domain(&msg.domain)?;
+        let (ours, foreign): (Vec<_>, Vec<_>) =
+            msg.records.into_iter().partition(|r| r.domain == s.domain);
+        for _ in &foreign {
+            MembershipStats::inc(&s.stats.refused_foreign_domain);
+        }
+        let now = now();
+        let from = msg.from.clone();
+        Ok(s.with_state(|st| {
+            st.apply_all(ours, now);
+            st.probe_succeeded(&from, now);
+            match msg.phase {
+                Phase::Hash if st.table_hash() == msg.table_hash => PushPullReply {
+                    in_sync: true,
+                    ..PushPullReply::default()
+                },
+                Phase::Hash => PushPullReply {
+                    records: vec![st.local().clone()],
+                    in_sync: false,
+                    digests: st.digests(),
+                },
+                Phase::Records => PushPullReply {
+                    records: st.records_for(&msg.want),
+                    ..PushPullReply::default()
+                },
+                Phase::Full => PushPullReply {
+                    records: st.all_records(),
+                    ..PushPullReply::default()
+                },
+            }
+        }))
+    }
+
+    fn on_peer_list(
+        &self,
+        domain: &str,
+        requester_address: &str,
+        known: Vec<String>,
+    ) -> Result<Vec<String>, Refusal> {
+        self.shared.check_domain(domain)?;
+        let mut candidates = known;
+        candidates.push(requester_address.to_owned());
+        self.add_seeds(candidates);
+        Ok(self.with_state(|st| {
+            st.all_records()
+                .into_iter()
+                .filter(|r| r.state.is_up())
+                .map(|r| r.address)
+                .collect()
+        }))
+    }
+
+    fn local_record(&self) -> MemberRecord {
+        self.with_state(|st| st.local().clone())
+    }
+
+    fn count_refusal(&self, refusal: &Refusal) {
+        self.shared.count_refusal(refusal);
+    }
+}

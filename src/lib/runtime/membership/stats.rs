@@ -1,0 +1,55 @@
+//! Membership counters of one node, for `/metrics` and the bench.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::core::membership::events::EventKind;
+
+/// Monotonic counters.
+#[derive(Debug, Default)]
+pub struct MembershipStats {
+    /// Rounds run (one probe and one gossip push each).
+    pub rounds: AtomicU64,
+    /// Direct probes sent.
+    pub probes: AtomicU64,
+    /// Probes that failed directly and indirectly.
+    pub probe_failures: AtomicU64,
+    /// Indirect probe requests sent.
+    pub indirect_probes: AtomicU64,
+    /// Gossip pushes sent.
+    pub gossip_pushes: AtomicU64,
+    /// Push-pull exchanges started.
+    pub push_pulls: AtomicU64,
+    /// Calls refused because the caller was in another domain.
+    pub refused_foreign_domain: AtomicU64,
+    /// Calls refused as malformed or over a limit.
+    pub refused_invalid: AtomicU64,
+    /// Events by kind, indexed as [`EventKind::ALL`].
+    pub events: [AtomicU64; 7],
+}
+
+impl MembershipStats {
+    /// Adds one to `c`.
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads `c`.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    /// Counts one event.
+    pub fn event(&self, kind: EventKind) {
+        if let Some(i) = EventKind::ALL.iter().position(|k| *k == kind) {
+            Self::inc(&self.events[i]);
+        }
+    }
+
+    /// Events of `kind` so far.
+    pub fn events_of(&self, kind: EventKind) -> u64 {
+        EventKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| Self::get(&self.events[i]))
+    }
+}

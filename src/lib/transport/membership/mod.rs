@@ -1,0 +1,124 @@
+//! Membership on the wire: the `gsp.membership.v1` probes, push-pull on iarnet's
+//! `discovery.DiscoveryService/GossipNodeInfo`, and the seams that let the same
+//! node logic run over gRPC or over the in-memory network of simulations.
+
+pub mod convert;
+pub mod grpc;
+pub mod memory;
+pub mod service;
+
+use std::time::Duration;
+
+use crate::core::{
+    ids::NodeId,
+    membership::messages::{Gossip, IndirectPing, Ping, PingReply, PushPull, PushPullReply},
+};
+
+/// Why a call to a peer failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The peer could not be reached.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The peer answered but does not speak gsp's membership protocol (an iarnet
+    /// node): it is up, but cannot be probed.
+    #[error("peer does not speak gsp membership")]
+    NotGsp,
+    /// The peer refused the call.
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// Why this node refused a peer's call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The caller is in another domain.
+    #[error("caller is in domain '{peer}', this node is in domain '{local}'")]
+    ForeignDomain {
+        /// The caller's domain.
+        peer: String,
+        /// Ours.
+        local: String,
+    },
+    /// The message broke a limit or was malformed.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    /// The probe was meant for another node (this address now belongs to this one).
+    #[error("this is node {actual}, not {expected}")]
+    WrongNode {
+        /// The node the caller meant.
+        expected: NodeId,
+        /// This node.
+        actual: NodeId,
+    },
+    /// This node is shutting down.
+    #[error("node is shutting down")]
+    ShuttingDown,
+}
+
+/// Client side: how a node calls its peers.
+#[tonic::async_trait]
+pub trait MembershipTransport: Send + Sync + 'static {
+    /// Probes the node at `addr`.
+    async fn ping(&self, addr: &str, msg: Ping, timeout: Duration) -> Result<PingReply, CallError>;
+    /// Asks the node at `addr` to probe another.
+    async fn ping_req(
+        &self,
+        addr: &str,
+        msg: IndirectPing,
+        timeout: Duration,
+    ) -> Result<PingReply, CallError>;
+    /// Pushes updates to the node at `addr`.
+    async fn gossip(&self, addr: &str, msg: Gossip, timeout: Duration) -> Result<(), CallError>;
+    /// One push-pull call to the node at `addr`.
+    async fn push_pull(
+        &self,
+        addr: &str,
+        msg: PushPull,
+        timeout: Duration,
+    ) -> Result<PushPullReply, CallError>;
+}
+
+/// Server side: what a node does with its peers' calls.
+#[tonic::async_trait]
+pub trait MembershipHandler: Send + Sync + 'static {
+    /// Answers a probe.
+    ///
+    /// # Errors
+    /// The caller is in another domain, the probe was meant for another node, or
+    /// this node is shutting down.
+    fn on_ping(&self, msg: Ping) -> Result<PingReply, Refusal>;
+    /// Probes a target for a peer and relays the outcome.
+    ///
+    /// # Errors
+    /// The caller is in another domain, or this node is shutting down.
+    async fn on_ping_req(&self, msg: IndirectPing) -> Result<PingReply, Refusal>;
+    /// Takes pushed updates.
+    ///
+    /// # Errors
+    /// The caller is in another domain.
+    fn on_gossip(&self, msg: Gossip) -> Result<(), Refusal>;
+    /// Answers one push-pull call.
+    ///
+    /// # Errors
+    /// The caller is in another domain.
+    fn on_push_pull(&self, msg: PushPull) -> Result<PushPullReply, Refusal>;
+    /// iarnet's peer-list exchange: takes the caller's known addresses (as join
+    /// candidates) and returns the addresses of the members that are up.
+    ///
+    /// # Errors
+    /// The caller is in another domain.
+    fn on_peer_list(
+        &self,
+        domain: &str,
+        requester_address: &str,
+        known: Vec<String>,
+    ) -> Result<Vec<String>, Refusal>;
+    /// This node's own record.
+    fn local_record(&self) -> crate::core::membership::record::MemberRecord;
+    /// Counts a call refused before reaching the handler (malformed, foreign domain).
+    fn count_refusal(&self, refusal: &Refusal);
+}

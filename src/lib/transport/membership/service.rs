@@ -1,0 +1,242 @@
+//! The server side: `gsp.membership.v1.Membership` and iarnet's
+//! `discovery.DiscoveryService`, decoding and validating every message before the
+//! node's handler sees it.
+
+use std::{sync::Arc, time::Duration};
+
+use tonic::{Request, Response, Status};
+
+use super::{
+    MembershipHandler, Refusal,
+    convert::{
+        InvalidRecord, RecordLimits, digest_to_pb, node_id, record_to_pb, records_from_pb,
+        records_to_pb,
+    },
+    grpc::MAX_MESSAGE_BYTES,
+};
+use crate::{
+    core::membership::messages::{Gossip, IndirectPing, Phase, Ping, PushPull},
+    runtime::identity::now_unix_ns,
+    transport::pb::{discovery as dpb, membership::v1 as mpb},
+};
+
+fn now_ns() -> i64 {
+    i64::try_from(now_unix_ns()).unwrap_or(i64::MAX)
+}
+
+/// The membership and discovery services of one node.
+#[derive(Clone)]
+pub struct MembershipService {
+    handler: Arc<dyn MembershipHandler>,
+    limits: RecordLimits,
+}
+
+impl std::fmt::Debug for MembershipService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MembershipService").finish_non_exhaustive()
+    }
+}
+
+impl MembershipService {
+    /// Services answering with `handler`.
+    pub fn new(handler: Arc<dyn MembershipHandler>) -> Self {
+        Self {
+            handler,
+            limits: RecordLimits::default(),
+        }
+    }
+
+    /// The tonic `Membership` server, with explicit message limits.
+    pub fn membership_server(&self) -> mpb::membership_server::MembershipServer<Self> {
+        mpb::membership_server::MembershipServer::new(self.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// The tonic `DiscoveryService` server, with explicit message limits.
+    pub fn discovery_server(&self) -> dpb::discovery_service_server::DiscoveryServiceServer<Self> {
+        dpb::discovery_service_server::DiscoveryServiceServer::new(self.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    fn refuse(&self, r: Refusal) -> Status {
+        self.handler.count_refusal(&r);
+        r.into()
+    }
+
+    fn invalid(&self, e: &InvalidRecord) -> Status {
+        self.refuse(Refusal::Invalid(e.to_string()))
+    }
+
+    fn reply_to_pb(r: &crate::core::membership::messages::PingReply) -> mpb::PingResponse {
+        mpb::PingResponse {
+            from_node_id: r.from.to_string(),
+            seq: r.seq,
+            ack: r.ack,
+            updates: records_to_pb(&r.updates),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl mpb::membership_server::Membership for MembershipService {
+    async fn ping(
+        &self,
+        request: Request<mpb::PingRequest>,
+    ) -> Result<Response<mpb::PingResponse>, Status> {
+        let r = request.into_inner();
+        let msg = Ping {
+            from: node_id("from_node_id", &r.from_node_id).map_err(|e| self.invalid(&e))?,
+            domain: r.domain_id,
+            target: node_id("target_node_id", &r.target_node_id).map_err(|e| self.invalid(&e))?,
+            seq: r.seq,
+            updates: records_from_pb(r.updates, "updates", &self.limits, now_ns())
+                .map_err(|e| self.invalid(&e))?,
+        };
+        let reply = self.handler.on_ping(msg).map_err(Status::from)?;
+        Ok(Response::new(Self::reply_to_pb(&reply)))
+    }
+
+    async fn ping_req(
+        &self,
+        request: Request<mpb::IndirectPingRequest>,
+    ) -> Result<Response<mpb::PingResponse>, Status> {
+        let r = request.into_inner();
+        let msg = IndirectPing {
+            from: node_id("from_node_id", &r.from_node_id).map_err(|e| self.invalid(&e))?,
+            domain: r.domain_id,
+            target: node_id("target_node_id", &r.target_node_id).map_err(|e| self.invalid(&e))?,
+            target_address: r.target_address,
+            seq: r.seq,
+            timeout: Duration::from_millis(u64::from(r.timeout_ms)).min(Duration::from_secs(30)),
+            updates: records_from_pb(r.updates, "updates", &self.limits, now_ns())
+                .map_err(|e| self.invalid(&e))?,
+        };
+        let reply = self.handler.on_ping_req(msg).await.map_err(Status::from)?;
+        Ok(Response::new(Self::reply_to_pb(&reply)))
+    }
+
+    async fn gossip(
+        &self,
+        request: Request<mpb::GossipRequest>,
+    ) -> Result<Response<mpb::GossipResponse>, Status> {
+        let r = request.into_inner();
+        let msg = Gossip {
+            from: node_id("from_node_id", &r.from_node_id).map_err(|e| self.invalid(&e))?,
+            domain: r.domain_id,
+            updates: records_from_pb(r.updates, "updates", &self.limits, now_ns())
+                .map_err(|e| self.invalid(&e))?,
+        };
+        self.handler.on_gossip(msg).map_err(Status::from)?;
+        Ok(Response::new(mpb::GossipResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl dpb::discovery_service_server::DiscoveryService for MembershipService {
+    async fn gossip_node_info(
+        &self,
+        request: Request<dpb::NodeInfoGossipMessage>,
+    ) -> Result<Response<dpb::NodeInfoGossipResponse>, Status> {
+        let r = request.into_inner();
+        let empty = dpb::NodeInfoGossipResponse {
+            message_id: r.message_id.clone(),
+            timestamp: now_ns(),
+            ..Default::default()
+        };
+        let local = self.handler.local_record();
+        if r.sender_domain_id != local.domain {
+            // iarnet answers other domains with an empty response; so does gsp,
+            // after counting and logging the refusal.
+            self.handler.count_refusal(&Refusal::ForeignDomain {
+                peer: r.sender_domain_id,
+                local: local.domain,
+            });
+            return Ok(Response::new(empty));
+        }
+        let from = node_id("sender_node_id", &r.sender_node_id).map_err(|e| self.invalid(&e))?;
+        let records = records_from_pb(r.nodes, "nodes", &self.limits, now_ns())
+            .map_err(|e| self.invalid(&e))?;
+        let want = r
+            .gsp_want
+            .iter()
+            .enumerate()
+            .map(|(i, s)| node_id(&format!("gsp_want[{i}]"), s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.invalid(&e))?;
+        let phase = match dpb::GspPushPullPhase::try_from(r.gsp_phase) {
+            Ok(dpb::GspPushPullPhase::Hash) => Phase::Hash,
+            Ok(dpb::GspPushPullPhase::Records) => Phase::Records,
+            _ => Phase::Full,
+        };
+        let reply = self
+            .handler
+            .on_push_pull(PushPull {
+                from,
+                from_address: r.sender_address,
+                domain: r.sender_domain_id,
+                phase,
+                records,
+                table_hash: r.gsp_table_hash,
+                want,
+            })
+            .map_err(Status::from)?;
+        Ok(Response::new(dpb::NodeInfoGossipResponse {
+            nodes: records_to_pb(&reply.records),
+            gsp_in_sync: reply.in_sync,
+            gsp_digests: reply.digests.iter().map(digest_to_pb).collect(),
+            ..empty
+        }))
+    }
+
+    async fn query_resources(
+        &self,
+        _request: Request<dpb::ResourceQueryRequest>,
+    ) -> Result<Response<dpb::ResourceQueryResponse>, Status> {
+        Err(Status::unimplemented(
+            "QueryResources is not available in this gsp release",
+        ))
+    }
+
+    async fn exchange_peer_list(
+        &self,
+        request: Request<dpb::PeerListExchangeRequest>,
+    ) -> Result<Response<dpb::PeerListExchangeResponse>, Status> {
+        let r = request.into_inner();
+        if r.known_peers.len() > self.limits.max_records {
+            return Err(self.invalid(&InvalidRecord {
+                field: "known_peers".into(),
+                problem: format!(
+                    "{} addresses, over the limit of {}",
+                    r.known_peers.len(),
+                    self.limits.max_records
+                ),
+            }));
+        }
+        let peers = match self.handler.on_peer_list(
+            &r.requester_domain_id,
+            &r.requester_address,
+            r.known_peers,
+        ) {
+            Ok(p) => p,
+            // iarnet answers other domains with an empty list.
+            Err(Refusal::ForeignDomain { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Response::new(dpb::PeerListExchangeResponse {
+            known_peers: peers,
+            timestamp: now_ns(),
+        }))
+    }
+
+    async fn get_local_node_info(
+        &self,
+        _request: Request<dpb::GetLocalNodeInfoRequest>,
+    ) -> Result<Response<dpb::GetLocalNodeInfoResponse>, Status> {
+        let local = self.handler.local_record();
+        Ok(Response::new(dpb::GetLocalNodeInfoResponse {
+            node_info: Some(record_to_pb(&local, now_ns())),
+        }))
+    }
+}

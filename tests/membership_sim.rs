@@ -1,0 +1,203 @@
+//! Membership simulations on the in-memory network: deterministic (seeded RNGs,
+//! paused clock, one thread) and fast. Round counts are printed for the record;
+//! the assertions are about outcomes, with generous round budgets.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use common::sim::Sim;
+use gsp::{
+    core::membership::{
+        config::MembershipConfig, events::EventKind, messages::Gossip, record::MemberState,
+    },
+    transport::membership::MembershipHandler,
+};
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_hundred_nodes_join_through_one_seed_and_converge() {
+    let mut sim = Sim::new(1, 100, MembershipConfig::for_test());
+    sim.start_all();
+    let rounds = sim.until(100, Sim::converged).await;
+    println!("100-node join converged after {rounds:?} rounds");
+    assert!(
+        rounds.is_some(),
+        "100 nodes did not converge within 100 rounds"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_crashed_node_is_marked_dead_by_all() {
+    let mut sim = Sim::new(2, 20, MembershipConfig::for_test());
+    sim.start_all();
+    assert!(sim.until(60, Sim::converged).await.is_some());
+    sim.crash(7).await;
+    let rounds = sim
+        .until(60, |s| s.all_see(7, Some(MemberState::Dead)))
+        .await;
+    println!("crash detected everywhere after {rounds:?} rounds");
+    assert!(
+        rounds.is_some(),
+        "not every node marked the crashed node dead"
+    );
+    // Others were never suspected to death meanwhile.
+    assert!(
+        sim.events_of(EventKind::Dead)
+            .iter()
+            .all(|e| e.id == sim.nodes[7].id)
+    );
+    // After the node TTL it is removed everywhere.
+    let ttl_rounds =
+        u32::try_from(sim.config.node_ttl.as_millis() / sim.interval().as_millis()).unwrap();
+    assert!(
+        sim.until(ttl_rounds + 20, |s| s.all_see(7, None))
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn no_false_positives_over_300_rounds_with_20_percent_loss() {
+    let mut sim = Sim::new(3, 20, MembershipConfig::for_test());
+    sim.start_all();
+    assert!(sim.until(60, Sim::converged).await.is_some());
+    sim.net.set_loss(0.2);
+    sim.run(300).await;
+    let dead = sim.events_of(EventKind::Dead);
+    assert!(dead.is_empty(), "alive nodes were marked dead: {dead:?}");
+    let suspicions = sim.events_of(EventKind::Suspect).len();
+    println!("300 rounds at 20% loss: {suspicions} suspect events, all refuted");
+    sim.net.set_loss(0.0);
+    assert!(sim.until(30, Sim::converged).await.is_some());
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_50_50_partition_heals_and_reconverges() {
+    let mut sim = Sim::new(4, 20, MembershipConfig::for_test());
+    sim.start_all();
+    assert!(sim.until(60, Sim::converged).await.is_some());
+    let (a, b): (Vec<String>, Vec<String>) = (0..20).map(common::sim::addr).partition(|x| {
+        let last: usize = x
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        last <= 10
+    });
+    sim.net.partition(&[a, b]);
+    // Each side declares the other dead.
+    let split = sim
+        .until(100, |s| {
+            (0..20).all(|i| {
+                let v = s.view(i);
+                v.values().filter(|st| **st == MemberState::Alive).count() == 10
+            })
+        })
+        .await;
+    println!("partition noticed after {split:?} rounds");
+    assert!(split.is_some(), "the sides did not notice the partition");
+    sim.net.heal();
+    let healed = sim.until(200, Sim::converged).await;
+    println!("partition healed after {healed:?} rounds");
+    assert!(
+        healed.is_some(),
+        "the cluster did not reconverge after the partition healed"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_restarted_node_is_seen_alive_with_its_new_address() {
+    let mut sim = Sim::new(5, 10, MembershipConfig::for_test());
+    sim.start_all();
+    assert!(sim.until(60, Sim::converged).await.is_some());
+    sim.crash(4).await;
+    assert!(
+        sim.until(60, |s| s.all_see(4, Some(MemberState::Dead)))
+            .await
+            .is_some()
+    );
+    // Same id, new incarnation, new address.
+    sim.nodes[4].addr = "10.9.9.9:6000".into();
+    sim.start(4, 2, &[0]);
+    let rounds = sim.until(60, Sim::converged).await;
+    assert!(
+        rounds.is_some(),
+        "the restarted node was not seen alive everywhere"
+    );
+    let id = sim.nodes[4].id.clone();
+    for i in sim.running() {
+        let addr = sim.nodes[i]
+            .agent
+            .as_ref()
+            .unwrap()
+            .with_state(|s| s.get(&id).map(|r| r.address.clone()));
+        assert_eq!(
+            addr.as_deref(),
+            Some("10.9.9.9:6000"),
+            "node {i} has a stale address"
+        );
+    }
+    assert!(sim.events_about(4, EventKind::AliveAgain) > 0);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_removed_node_does_not_come_back_from_stale_gossip() {
+    let mut sim = Sim::new(6, 8, MembershipConfig::for_test());
+    sim.start_all();
+    assert!(sim.until(60, Sim::converged).await.is_some());
+    let stale = sim.nodes[0]
+        .agent
+        .as_ref()
+        .unwrap()
+        .with_state(|s| s.get(&sim.nodes[3].id).cloned().unwrap());
+    sim.crash(3).await;
+    let ttl_rounds =
+        u32::try_from(sim.config.node_ttl.as_millis() / sim.interval().as_millis()).unwrap();
+    assert!(
+        sim.until(ttl_rounds + 80, |s| s.all_see(3, None))
+            .await
+            .is_some()
+    );
+    // A lagging peer re-gossips the old alive record everywhere.
+    for i in sim.running() {
+        let agent = sim.nodes[i].agent.as_ref().unwrap();
+        agent
+            .on_gossip(Gossip {
+                from: sim.nodes[1].id.clone(),
+                domain: "default".into(),
+                updates: vec![stale.clone()],
+            })
+            .unwrap();
+    }
+    sim.run(20).await;
+    assert!(
+        sim.all_see(3, None),
+        "stale gossip resurrected a removed node"
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_foreign_domain_node_is_never_merged() {
+    let mut sim = Sim::new(7, 6, MembershipConfig::for_test());
+    sim.nodes[5].domain = "other".into();
+    sim.start_all();
+    sim.run(40).await;
+    for i in 0..5 {
+        assert!(
+            !sim.view(i).contains_key(&sim.nodes[5].id),
+            "node {i} merged a foreign node"
+        );
+        assert_eq!(sim.view(i).len(), 5);
+    }
+    assert_eq!(sim.view(5).len(), 1, "the foreign node merged someone");
+    let refused: u64 = (0..5)
+        .map(|i| {
+            let a = sim.nodes[i].agent.as_ref().unwrap();
+            gsp::runtime::membership::stats::MembershipStats::get(&a.stats().refused_foreign_domain)
+        })
+        .sum();
+    assert!(refused > 0, "refusals were not counted");
+}

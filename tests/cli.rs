@@ -273,14 +273,21 @@ fn a_peer_vanishing_mid_flood_ends_the_bench_with_a_clear_error() {
 /// Starts `gsp node` on an ephemeral port and returns the child and its address,
 /// read from the node's startup log line.
 fn spawn_node(data_dir: &std::path::Path) -> (std::process::Child, String) {
+    spawn_node_with(data_dir, &[])
+}
+
+fn spawn_node_with(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(gsp_bin())
         .args([
             "node",
             "--listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "off",
             "--data-dir",
             data_dir.to_str().unwrap(),
         ])
+        .args(extra)
         .env("GSP_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
@@ -289,9 +296,16 @@ fn spawn_node(data_dir: &std::path::Path) -> (std::process::Child, String) {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
     let addr = loop {
-        let line = lines.next().expect("node exited before serving").unwrap();
-        if let Some(rest) = line.split("listen=").nth(1) {
+        let Some(line) = lines.next() else {
+            panic!("node exited before serving:\n{}", seen.join("\n"));
+        };
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("node serving")
+            && let Some(rest) = line.split(" listen=").nth(1)
+        {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
@@ -400,6 +414,274 @@ fn two_nodes_cannot_share_a_data_dir() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("in use by another gsp node"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn stop(child: &mut std::process::Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn peers_json(addr: &str) -> Value {
+    let out = run_gsp(&["peers", "--addr", addr, "--json"], LIMIT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Polls `gsp peers --json` on `addr` until `pred` holds (bounded; a hang detector).
+fn peers_until(addr: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = peers_json(addr);
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition never held; last answer: {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn peers_json_has_the_documented_fields_and_filters() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut a, addr_a) = spawn_node_with(
+        da.path(),
+        &[
+            "--gossip-interval",
+            "0.1",
+            "--name",
+            "alpha",
+            "--label",
+            "zone=eu",
+        ],
+    );
+    let (mut b, addr_b) = spawn_node_with(
+        db.path(),
+        &[
+            "--gossip-interval",
+            "0.1",
+            "--name",
+            "beta",
+            "--join",
+            &addr_a,
+        ],
+    );
+    let v = peers_until(&addr_b, |v| {
+        v["total"] == 2
+            && v["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["state"] == "alive")
+    });
+    assert_eq!(v["schema"], "gsp.peers.v1");
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(
+        nodes[0]["node_name"], "beta",
+        "the local node is listed first"
+    );
+    assert_eq!(nodes[0]["local"], true);
+    assert_eq!(nodes[1]["local"], false);
+    let alpha = &nodes[1];
+    for key in [
+        "node_id",
+        "node_name",
+        "address",
+        "domain_id",
+        "status",
+        "cpu",
+        "memory",
+        "gpu",
+        "resource_tags",
+        "last_seen",
+        "state",
+        "incarnation",
+        "version",
+        "labels",
+        "maintenance",
+    ] {
+        assert!(alpha.get(key).is_some(), "missing {key}: {alpha:#}");
+    }
+    assert_eq!(alpha["address"], addr_a.as_ref() as &str);
+    assert_eq!(alpha["status"], "online");
+    assert_eq!(alpha["maintenance"], "normal");
+    assert_eq!(alpha["labels"]["zone"], "eu");
+    assert!(alpha["last_seen"].as_str().unwrap().ends_with('Z'));
+    assert!(alpha["incarnation"].as_u64().unwrap() > 0);
+
+    let out = run_gsp(
+        &["peers", "--addr", &addr_b, "--json", "--label", "zone=eu"],
+        LIMIT,
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["nodes"][0]["node_name"], "alpha");
+    let out = run_gsp(
+        &["peers", "--addr", &addr_b, "--json", "--state", "dead"],
+        LIMIT,
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total"], 0);
+
+    // The table names both and marks the local one.
+    let out = run_gsp(&["peers", "--addr", &addr_b], LIMIT);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("alpha") && table.contains("beta") && table.contains('*'),
+        "{table}"
+    );
+
+    assert_eq!(stop(&mut a).code(), Some(0));
+    peers_until(&addr_b, |v| v["nodes"][1]["state"] == "left");
+    assert_eq!(stop(&mut b).code(), Some(0));
+}
+
+#[test]
+fn client_commands_exit_3_when_no_node_listens() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    for cmd in ["peers", "watch"] {
+        let out = run_gsp(&[cmd, "--addr", &addr, "--timeout", "3"], LIMIT);
+        assert_eq!(out.status.code(), Some(3), "{cmd}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("cannot reach {addr}")),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn watch_prints_joins_and_leaves_as_json_lines_and_exits_3_when_the_node_goes() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut a, addr_a) = spawn_node_with(da.path(), &["--gossip-interval", "0.1"]);
+    let watcher = Command::new(gsp_bin())
+        .args(["watch", "--addr", &addr_a, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut b, _) = spawn_node_with(
+        db.path(),
+        &[
+            "--gossip-interval",
+            "0.1",
+            "--name",
+            "beta",
+            "--join",
+            &addr_a,
+        ],
+    );
+    peers_until(&addr_a, |v| v["total"] == 2);
+    assert_eq!(stop(&mut b).code(), Some(0));
+    peers_until(&addr_a, |v| v["nodes"][1]["state"] == "left");
+    assert_eq!(stop(&mut a).code(), Some(0));
+    let out = watcher.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("went away"), "{}", stderr(&out));
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["node_name"] == "beta")
+        .map(|e| (e["kind"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("joined", "alive")), "{events:?}");
+    assert!(kinds.contains(&("left", "left")), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["schema"] == "gsp.event.v1" && e["time"].is_string())
+    );
+}
+
+#[test]
+fn an_iarnet_config_loads_and_bad_configs_list_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "host: 127.0.0.1\ninitial_peers: []\ndata_dir: {}\napplication:\n  workspace_dir: ../w\nresource:\n  name: node.0\n  domain_id: domain.abc\n  discovery:\n    enabled: true\n    gossip_interval_seconds: 30\n    node_ttl_seconds: 180\n    max_gossip_peers: 10\n    max_hops: 5\n    query_timeout_seconds: 5\n    fanout: 3\n    use_anti_entropy: true\n    anti_entropy_interval_seconds: 300\nenable_local_docker: true\ntransport:\n  http:\n    port: 8083\n  rpc:\n    discovery:\n      port: 50005\nlogging:\n  enabled: true\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let (mut node, addr) = spawn_node_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let v = peers_json(&addr);
+    assert_eq!(v["nodes"][0]["node_name"], "node.0");
+    assert_eq!(v["nodes"][0]["domain_id"], "domain.abc");
+    assert!(data.join("node_id").exists());
+    assert_eq!(stop(&mut node).code(), Some(0));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "inital_peers: [x]\ngsp:\n  fanout: many\n  gossip_interval: -2\n",
+    )
+    .unwrap();
+    let out = run_gsp(
+        &[
+            "node",
+            "--config",
+            bad.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("inital_peers: unknown key (did you mean 'initial_peers'?)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("gsp.fanout") && err.contains("gsp.gossip_interval"),
+        "{err}"
+    );
+
+    let out = run_gsp(
+        &[
+            "node",
+            "--fanout",
+            "0",
+            "--listen",
+            "nowhere",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--fanout") && stderr(&out).contains("--listen"),
         "{}",
         stderr(&out)
     );

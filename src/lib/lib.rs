@@ -18,6 +18,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod core;
 pub mod runtime;
 pub mod transport;

@@ -78,6 +78,7 @@ impl Sim {
             membership: self.config.clone(),
             seeds: seeds.iter().map(|s| addr(*s)).collect(),
             join_backoff_max: Duration::from_secs(5),
+            periodic_anti_entropy: true,
             rng_seed: Some(
                 self.seed
                     .wrapping_mul(1000)

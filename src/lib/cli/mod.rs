@@ -2,11 +2,14 @@
 //! renderers, and the mapping of outcomes to exit codes.
 
 mod bench;
+mod client;
 mod completions;
 pub mod exit;
 mod node;
 pub mod output;
 mod parse;
+pub mod peers;
+pub mod watch;
 
 use std::{process::ExitCode, time::Duration};
 
@@ -57,8 +60,12 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a node: gRPC data plane, health and reflection on one port.
+    /// Run a node: gossip membership, data plane, HTTP side port.
     Node(node::NodeArgs),
+    /// List the members a node knows (table, or --json for scripts).
+    Peers(peers::PeersArgs),
+    /// Stream membership events from a node (JSON Lines with --json).
+    Watch(watch::WatchArgs),
     /// Spawn local nodes, flood them, report ACK latency and throughput vs raw TCP.
     Bench(bench::BenchArgs),
     /// Print a shell completion script.
@@ -94,6 +101,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match command {
         Command::Completions(args) => completions::run(&args),
         Command::Node(args) => runtime()?.block_on(node::run(args, global)),
+        Command::Peers(args) => runtime()?.block_on(peers::run(args, global)),
+        Command::Watch(args) => runtime()?.block_on(watch::run(args, global)),
         Command::Bench(args) => runtime()?.block_on(bench::run(args, global)),
     }
 }
@@ -114,5 +123,6 @@ fn init_tracing(is_node: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

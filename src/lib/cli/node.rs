@@ -1,70 +1,163 @@
-//! `gsp node`: runs a full node until SIGINT or SIGTERM, then drains and exits 0.
+//! `gsp node`: runs a full node until SIGINT or SIGTERM, then leaves the cluster,
+//! drains and exits 0.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tracing::warn;
 
 use super::{GlobalArgs, exit::ExitStatus, exit::UsageError, parse};
 use crate::{
+    config::{self, Overrides},
     runtime::{
         identity::Identity,
-        node::{NodeConfig, NodeHandle},
+        membership::AgentConfig,
+        node::{Listeners, NodeConfig, NodeHandle},
     },
     transport::{config::DataPlaneConfig, data_plane::sink::DiscardSink},
 };
 
-/// Arguments of `gsp node`.
+/// Arguments of `gsp node`. Each flag also has a `GSP_*` variable and a key in
+/// the config file; a flag wins over the variable, which wins over the file.
 #[derive(Debug, clap::Args)]
 pub(crate) struct NodeArgs {
-    /// Address to serve gRPC on (data plane, health, reflection).
-    #[arg(
-        long,
-        env = "GSP_LISTEN",
-        default_value = "0.0.0.0:50005",
-        value_name = "HOST:PORT"
-    )]
-    listen: SocketAddr,
-    /// Address peers should dial, when it differs from --listen (NAT, 0.0.0.0).
+    /// YAML config in iarnet's layout plus a `gsp:` section.
+    #[arg(long, env = "GSP_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// gRPC address to serve on [default: 0.0.0.0:50005].
+    #[arg(long, env = "GSP_LISTEN", value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Address peers dial [default: the listen address; for 0.0.0.0, this host's
+    /// first non-loopback IPv4 address].
     #[arg(long, env = "GSP_ADVERTISE", value_name = "HOST:PORT")]
     advertise: Option<String>,
-    /// Human-readable node name [default: the host name].
+    /// Node name [default: the host name].
     #[arg(long, env = "GSP_NAME")]
     name: Option<String>,
-    /// Directory for the node id and persisted state; one node per directory.
+    /// Domain: only nodes of the same domain see each other [default: default].
+    #[arg(long, env = "GSP_DOMAIN")]
+    domain: Option<String>,
+    /// Directory for the node id and persisted state; one node per directory
+    /// [default: gsp-data].
+    #[arg(long, env = "GSP_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Seed to join through (repeatable); retried with backoff while down.
     #[arg(
         long,
-        env = "GSP_DATA_DIR",
-        default_value = "gsp-data",
-        value_name = "DIR"
+        env = "GSP_JOIN",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
     )]
-    data_dir: PathBuf,
-    /// Largest payload this node sends or accepts.
-    #[arg(long, env = "GSP_MAX_PAYLOAD", default_value = "64MiB", value_name = "SIZE", value_parser = parse::size)]
-    max_payload: u64,
+    join: Vec<String>,
+    /// Gossip round: one probe and one push per round; fractions allowed [default: 1].
+    #[arg(long, env = "GSP_GOSSIP_INTERVAL", value_name = "SECS", value_parser = parse::duration)]
+    gossip_interval: Option<Duration>,
+    /// Peers pushed pending updates each round [default: 3].
+    #[arg(long, env = "GSP_FANOUT", value_name = "N")]
+    fanout: Option<usize>,
+    /// How long dead and left nodes stay listed [default: 180].
+    #[arg(long, env = "GSP_NODE_TTL", value_name = "SECS", value_parser = parse::duration)]
+    node_ttl: Option<Duration>,
+    /// HTTP side port (node list, /metrics, /healthz), or `off` [default: 127.0.0.1:50080].
+    #[arg(long, env = "GSP_HTTP_LISTEN", value_name = "HOST:PORT|off")]
+    http_listen: Option<String>,
+    /// Label published with this node (repeatable).
+    #[arg(
+        long,
+        env = "GSP_LABELS",
+        value_name = "KEY=VALUE",
+        value_delimiter = ','
+    )]
+    label: Vec<String>,
+    /// Largest payload this node sends or accepts [default: 64MiB].
+    #[arg(long, env = "GSP_MAX_PAYLOAD", value_name = "SIZE", value_parser = parse::size)]
+    max_payload: Option<u64>,
 }
 
 pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let identity = Identity::load_or_create(&args.data_dir)
+    let file = match &args.config {
+        Some(path) => Some(config::file::load(path).map_err(|problems| {
+            UsageError(format!(
+                "invalid config file:\n  - {}",
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  - ")
+            ))
+        })?),
+        None => None,
+    };
+    let settings = config::resolve(
+        Overrides {
+            listen: args.listen,
+            advertise: args.advertise,
+            name: args.name,
+            domain: args.domain,
+            data_dir: args.data_dir,
+            join: args.join,
+            gossip_interval: args.gossip_interval,
+            fanout: args.fanout,
+            node_ttl: args.node_ttl,
+            http_listen: args.http_listen,
+            labels: args.label,
+            max_payload: args.max_payload,
+        },
+        file,
+    )
+    .map_err(|problems| {
+        UsageError(format!(
+            "invalid settings:\n  - {}",
+            problems.join("\n  - ")
+        ))
+    })?;
+    for w in &settings.warnings {
+        warn!("{w}");
+    }
+
+    let identity = Identity::load_or_create(&settings.data_dir)
         .map_err(|e| UsageError(e.to_string()))
         .context("cannot start the node")?;
-    let listener = TcpListener::bind(args.listen)
+    let grpc = TcpListener::bind(settings.listen)
         .await
-        .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.listen)))?;
-    let name = args
+        .map_err(|e| UsageError(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let http =
+        match settings.http_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                UsageError(format!("cannot listen on {addr} (--http-listen): {e}"))
+            })?),
+            None => None,
+        };
+    let name = settings
         .name
         .or_else(|| sysinfo::System::host_name().ok())
         .unwrap_or_else(|| identity.node_id.to_string());
     let config = NodeConfig {
         name,
-        advertise: args.advertise,
+        domain: settings.domain,
+        advertise: settings.advertise,
+        advertise_host: settings.advertise_host,
+        labels: settings.labels,
         data_plane: DataPlaneConfig {
-            max_payload_bytes: args.max_payload,
+            max_payload_bytes: settings.max_payload,
             ..DataPlaneConfig::default()
+        },
+        membership: AgentConfig {
+            membership: settings.membership,
+            seeds: settings.join,
+            periodic_anti_entropy: settings.anti_entropy,
+            ..AgentConfig::default()
         },
         ..NodeConfig::default()
     };
-    let mut node = NodeHandle::start(config, identity, listener, Arc::new(DiscardSink)).await?;
+    let mut node = NodeHandle::start(
+        config,
+        identity,
+        Listeners { grpc, http },
+        Arc::new(DiscardSink),
+    )
+    .await?;
     node.serve_until(shutdown_signal()).await?;
     node.shutdown().await;
     Ok(ExitStatus::Success)

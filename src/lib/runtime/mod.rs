@@ -1,5 +1,9 @@
 //! A running node: the server, the loops, identity on disk, and shutdown.
 
+pub mod admin;
+pub mod http;
 pub mod identity;
 pub mod membership;
+pub mod metrics;
 pub mod node;
+pub mod view;

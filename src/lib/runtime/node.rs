@@ -1,25 +1,32 @@
-//! A running node: binds the gRPC server (data plane, health, reflection) on one
-//! port, owns the client pool, and shuts down gracefully.
+//! A running node: binds the gRPC server (data plane, membership, iarnet
+//! discovery, admin, health, reflection) and the HTTP side port, runs the
+//! membership agent, and shuts down gracefully.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
-use super::identity::Identity;
+use super::{
+    admin::AdminService,
+    identity::Identity,
+    membership::{AgentConfig, MembershipAgent},
+};
 use crate::{
-    core::ids::NodeId,
+    core::{ids::NodeId, membership::record::MemberRecord},
     transport::{
         config::DataPlaneConfig,
         data_plane::{
             link::PeerLink, server::DataPlaneService, sink::MessageSink, stats::DataPlaneStats,
         },
         error::TransportError,
+        membership::{grpc::GrpcMembership, service::MembershipService},
         pb,
         pool::{ChannelPool, DEFAULT_POOL_CAPACITY},
+        traffic::{self, Traffic},
     },
 };
 
@@ -27,20 +34,31 @@ use crate::{
 pub const DEFAULT_DOMAIN: &str = "default";
 /// Default time for in-flight streams to finish on shutdown.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time the leave announcement may take on shutdown.
+pub const DEFAULT_LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Settings of a running node. `Default` is production-correct.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// Human-readable name (defaults to the host name at the CLI).
+    /// Human-readable name.
     pub name: String,
     /// Only nodes of the same domain talk to each other.
     pub domain: String,
-    /// Address peers should dial; defaults to the bound address.
+    /// Address peers should dial; defaults to `advertise_host` with the bound
+    /// port, else the bound address.
     pub advertise: Option<String>,
+    /// Host to advertise with the bound port (iarnet's `host` key).
+    pub advertise_host: Option<String>,
+    /// Free-form labels published with the node's record.
+    pub labels: BTreeMap<String, String>,
     /// Data plane limits and tuning.
     pub data_plane: DataPlaneConfig,
+    /// Membership protocol settings and seeds.
+    pub membership: AgentConfig,
     /// How long shutdown waits for in-flight streams.
     pub drain_timeout: Duration,
+    /// How long shutdown waits for the leave announcement.
+    pub leave_timeout: Duration,
 }
 
 impl Default for NodeConfig {
@@ -49,16 +67,35 @@ impl Default for NodeConfig {
             name: String::new(),
             domain: DEFAULT_DOMAIN.to_owned(),
             advertise: None,
+            advertise_host: None,
+            labels: BTreeMap::new(),
             data_plane: DataPlaneConfig::default(),
+            membership: AgentConfig::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            leave_timeout: DEFAULT_LEAVE_TIMEOUT,
         }
+    }
+}
+
+/// The sockets a node serves on, bound by the caller (tests bind 127.0.0.1:0).
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC: every service on one port.
+    pub grpc: TcpListener,
+    /// HTTP side port; `None` disables it.
+    pub http: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(grpc: TcpListener) -> Self {
+        Self { grpc, http: None }
     }
 }
 
 /// Errors starting or stopping a node.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    /// The listener's address could not be read.
+    /// A listener's address could not be read.
     #[error("cannot read the listener's address: {0}")]
     Listener(#[source] std::io::Error),
     /// Reflection could not load the descriptor set.
@@ -72,41 +109,72 @@ pub enum NodeError {
     ServerTask(String),
 }
 
-/// Owns a running node; dropping it without [`NodeHandle::shutdown`] aborts the server.
+/// Owns a running node; dropping it without [`NodeHandle::shutdown`] stops it
+/// abruptly (peers see a crash).
 #[derive(Debug)]
 pub struct NodeHandle {
     identity: Identity,
     config: NodeConfig,
     local_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     advertise: String,
     pool: ChannelPool,
     stats: Arc<DataPlaneStats>,
+    traffic: Arc<Traffic>,
+    agent: MembershipAgent,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     health: tonic_health::server::HealthReporter,
     server: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+    http: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl NodeHandle {
-    /// Starts serving on `listener`. Received messages go to `sink`.
+    /// Starts serving on `listeners` and joins the cluster through the configured
+    /// seeds. Received data plane messages go to `sink`.
     ///
     /// # Errors
-    /// The listener's address cannot be read or reflection cannot be built.
+    /// A listener's address cannot be read or reflection cannot be built.
     pub async fn start(
         config: NodeConfig,
         identity: Identity,
-        listener: TcpListener,
+        listeners: impl Into<Listeners>,
         sink: Arc<dyn MessageSink>,
     ) -> Result<Self, NodeError> {
-        let local_addr = listener.local_addr().map_err(NodeError::Listener)?;
+        let listeners = listeners.into();
+        let local_addr = listeners.grpc.local_addr().map_err(NodeError::Listener)?;
+        let http_addr = match &listeners.http {
+            Some(l) => Some(l.local_addr().map_err(NodeError::Listener)?),
+            None => None,
+        };
         let advertise = config
             .advertise
             .clone()
-            .unwrap_or_else(|| advertised_default(local_addr));
+            .unwrap_or_else(|| match &config.advertise_host {
+                Some(host) => format!("{host}:{}", local_addr.port()),
+                None => advertised_default(local_addr),
+            });
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let stats = Arc::new(DataPlaneStats::default());
+        let traffic = Arc::new(Traffic::default());
         let dp = &config.data_plane;
+        let pool = ChannelPool::new(dp.clone(), DEFAULT_POOL_CAPACITY, Arc::clone(&traffic));
+
+        let mut record = MemberRecord::new(
+            identity.node_id.clone(),
+            config.name.clone(),
+            advertise.clone(),
+            config.domain.clone(),
+            identity.incarnation,
+        );
+        record.labels.clone_from(&config.labels);
+        record.updated_unix_ns = super::view::now_unix_ns();
+        let agent = MembershipAgent::start(
+            config.membership.clone(),
+            record,
+            Arc::new(GrpcMembership::new(pool.clone())),
+        );
 
         let data_plane = DataPlaneService::new(
             identity.node_id.clone(),
@@ -118,6 +186,8 @@ impl NodeHandle {
             tasks.clone(),
         )
         .into_server();
+        let membership = MembershipService::new(Arc::new(agent.clone()));
+        let admin = AdminService::new(agent.clone(), shutdown.clone()).into_server();
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<pb::gossip::v1::data_plane_server::DataPlaneServer<DataPlaneService>>()
@@ -131,7 +201,6 @@ impl NodeHandle {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let router = Server::builder()
             .max_frame_size(dp.h2_max_frame_bytes)
             .initial_stream_window_size(dp.h2_stream_window_bytes)
@@ -139,22 +208,46 @@ impl NodeHandle {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(data_plane);
+            .add_service(data_plane)
+            .add_service(membership.membership_server())
+            .add_service(membership.discovery_server())
+            .add_service(admin);
+        let incoming = traffic::incoming(listeners.grpc, Arc::clone(&traffic));
         let signal = shutdown.clone().cancelled_owned();
         let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, signal));
-        info!(node_id = %identity.node_id, listen = %local_addr, advertise = %advertise, "node serving");
+        let http = listeners.http.map(|l| {
+            tokio::spawn(super::http::serve(
+                l,
+                agent.clone(),
+                Arc::clone(&stats),
+                Arc::clone(&traffic),
+                shutdown.clone(),
+            ))
+        });
+        info!(
+            node_id = %identity.node_id,
+            listen = %local_addr,
+            advertise = %advertise,
+            http = ?http_addr,
+            domain = %config.domain,
+            "node serving"
+        );
 
         Ok(Self {
-            pool: ChannelPool::new(dp.clone(), DEFAULT_POOL_CAPACITY),
+            pool,
             identity,
             config,
             local_addr,
+            http_addr,
             advertise,
             stats,
+            traffic,
+            agent,
             shutdown,
             tasks,
             health,
             server: Some(server),
+            http,
         })
     }
 
@@ -163,9 +256,14 @@ impl NodeHandle {
         &self.identity.node_id
     }
 
-    /// The address the server is bound to.
+    /// The address the gRPC server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the HTTP side port is bound to, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The address peers dial.
@@ -176,6 +274,16 @@ impl NodeHandle {
     /// Data plane counters.
     pub fn stats(&self) -> &Arc<DataPlaneStats> {
         &self.stats
+    }
+
+    /// Bytes on the wire.
+    pub fn traffic(&self) -> &Arc<Traffic> {
+        &self.traffic
+    }
+
+    /// The membership agent.
+    pub fn membership(&self) -> &MembershipAgent {
+        &self.agent
     }
 
     /// Cancelled when the node starts shutting down.
@@ -222,20 +330,25 @@ impl NodeHandle {
         }
     }
 
-    /// Stops accepting work, lets in-flight streams finish their current message
-    /// (up to the drain timeout), then stops the server. Returns whether everything
-    /// drained in time.
+    /// Leaves gracefully: reports NOT_SERVING, announces the leave to peers, lets
+    /// in-flight streams finish their current message (up to the drain timeout),
+    /// then stops. Returns whether everything drained in time.
     pub async fn shutdown(mut self) -> bool {
-        self.shutdown.cancel();
         self.health
             .set_service_status("", ServingStatus::NotServing)
             .await;
+        self.agent.leave(self.config.leave_timeout).await;
+        self.shutdown.cancel();
         self.tasks.close();
         let server = self.server.take();
+        let http = self.http.take();
         let drain = async {
             self.tasks.wait().await;
             if let Some(server) = server {
                 let _ = server.await;
+            }
+            if let Some(http) = http {
+                let _ = http.await;
             }
         };
         let drained = tokio::time::timeout(self.config.drain_timeout, drain)
@@ -256,22 +369,47 @@ impl NodeHandle {
 
 impl Drop for NodeHandle {
     fn drop(&mut self) {
+        self.agent.cancel();
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             server.abort();
         }
+        if let Some(http) = self.http.take() {
+            http.abort();
+        }
     }
 }
 
-/// The default advertised address: the bound one, with an unspecified IP
-/// (0.0.0.0 / ::) replaced by loopback so local peers can dial it.
+/// The default advertised address: the bound one; for an unspecified IP
+/// (0.0.0.0 / ::), this host's first private (else first non-loopback) IPv4
+/// address, as Serf does, or loopback on a host without one.
 fn advertised_default(addr: SocketAddr) -> String {
     let mut a = addr;
     if a.ip().is_unspecified() {
-        a.set_ip(match a {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
+        let ip = host_ipv4().map_or_else(
+            || std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V4,
+        );
+        a.set_ip(ip);
+        info!(advertise = %a, "advertising this host's address; set --advertise to choose another");
     }
     a.to_string()
+}
+
+fn host_ipv4() -> Option<std::net::Ipv4Addr> {
+    let nets = sysinfo::Networks::new_with_refreshed_list().ok()?;
+    let mut candidates: Vec<std::net::Ipv4Addr> = nets
+        .values()
+        .flat_map(|data| data.ip_networks().iter().map(|n| n.addr))
+        .filter_map(|ip| match ip {
+            std::net::IpAddr::V4(v4)
+                if !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified() =>
+            {
+                Some(v4)
+            }
+            _ => None,
+        })
+        .collect();
+    candidates.sort_by_key(|ip| (!ip.is_private(), *ip));
+    candidates.first().copied()
 }

@@ -8,3 +8,4 @@ pub mod error;
 pub mod membership;
 pub mod pb;
 pub mod pool;
+pub mod traffic;

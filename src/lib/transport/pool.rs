@@ -9,7 +9,11 @@ use std::{
 
 use tonic::transport::{Channel, Endpoint};
 
-use super::{config::DataPlaneConfig, error::TransportError};
+use super::{
+    config::DataPlaneConfig,
+    error::TransportError,
+    traffic::{CountingConnector, Traffic},
+};
 
 /// Default number of peer channels kept; the least recently used is dropped past it.
 pub const DEFAULT_POOL_CAPACITY: usize = 4096;
@@ -23,17 +27,20 @@ pub struct ChannelPool {
 #[derive(Debug)]
 struct PoolInner {
     config: DataPlaneConfig,
+    traffic: Arc<Traffic>,
     capacity: usize,
     /// `std::sync::Mutex`: held only to look up or insert, never across an await.
     channels: Mutex<HashMap<String, (Channel, Instant)>>,
 }
 
 impl ChannelPool {
-    /// A pool whose channels use `config`'s HTTP/2 tuning, holding at most `capacity`.
-    pub fn new(config: DataPlaneConfig, capacity: usize) -> Self {
+    /// A pool whose channels use `config`'s HTTP/2 tuning, holding at most
+    /// `capacity`, counting their bytes into `traffic`.
+    pub fn new(config: DataPlaneConfig, capacity: usize, traffic: Arc<Traffic>) -> Self {
         Self {
             inner: Arc::new(PoolInner {
                 config,
+                traffic,
                 capacity: capacity.max(1),
                 channels: Mutex::new(HashMap::new()),
             }),
@@ -56,7 +63,8 @@ impl ChannelPool {
             *used = now;
             return Ok(channel.clone());
         }
-        let channel = endpoint(addr, &self.inner.config)?.connect_lazy();
+        let channel = endpoint(addr, &self.inner.config)?
+            .connect_with_connector_lazy(CountingConnector::new(Arc::clone(&self.inner.traffic)));
         if channels.len() >= self.inner.capacity
             && let Some(oldest) = channels
                 .iter()
@@ -117,7 +125,7 @@ mod tests {
 
     #[tokio::test]
     async fn reuses_channels_and_stays_bounded() {
-        let pool = ChannelPool::new(DataPlaneConfig::default(), 2);
+        let pool = ChannelPool::new(DataPlaneConfig::default(), 2, Arc::default());
         pool.get("127.0.0.1:1").unwrap();
         pool.get("127.0.0.1:1").unwrap();
         assert_eq!(pool.len(), 1);
@@ -128,7 +136,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_addresses_are_named() {
-        let pool = ChannelPool::new(DataPlaneConfig::default(), 2);
+        let pool = ChannelPool::new(DataPlaneConfig::default(), 2, Arc::default());
         let err = pool.get("not a host").unwrap_err();
         assert!(err.to_string().contains("not a host"), "{err}");
     }

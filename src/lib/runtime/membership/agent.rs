@@ -58,6 +58,9 @@ pub struct AgentConfig {
     pub join_backoff_max: Duration,
     /// Seed of the agent's RNG; `None` draws one from the OS.
     pub rng_seed: Option<u64>,
+    /// Whether the periodic push-pull runs (iarnet's `use_anti_entropy`); joins
+    /// and dead-node reconnects use push-pull regardless.
+    pub periodic_anti_entropy: bool,
 }
 
 impl Default for AgentConfig {
@@ -67,6 +70,7 @@ impl Default for AgentConfig {
             seeds: Vec::new(),
             join_backoff_max: Duration::from_secs(30),
             rng_seed: None,
+            periodic_anti_entropy: true,
         }
     }
 }
@@ -293,7 +297,8 @@ impl MembershipAgent {
                 .unwrap_or_else(PoisonError::into_inner);
             let mut t = s.gossip_targets(&mut *rng);
             t.extend(s.gossip_targets(&mut *rng));
-            t.dedup();
+            t.sort_by(|a, b| a.id.cmp(&b.id));
+            t.dedup_by(|a, b| a.id == b.id);
             (r, t)
         });
         self.shared.shutdown.cancel();
@@ -318,6 +323,11 @@ impl MembershipAgent {
         .await;
         info!(peers_told = delivered, "left the cluster");
         self.stop().await;
+    }
+
+    /// Stops the loops and refuses further calls, without waiting (for `Drop`).
+    pub fn cancel(&self) {
+        self.shared.shutdown.cancel();
     }
 
     /// Stops the loops without announcing anything (a crash, as peers see it).
@@ -392,6 +402,9 @@ impl MembershipHandler for MembershipAgent {
 
     fn on_gossip(&self, msg: Gossip) -> Result<(), Refusal> {
         self.shared.check_domain(&msg.domain)?;
+        if self.shared.shutdown.is_cancelled() {
+            return Err(Refusal::ShuttingDown);
+        }
         self.shared.merge(msg.updates);
         Ok(())
     }
@@ -399,6 +412,9 @@ impl MembershipHandler for MembershipAgent {
     fn on_push_pull(&self, msg: PushPull) -> Result<PushPullReply, Refusal> {
         let s = &self.shared;
         s.check_domain(&msg.domain)?;
+        if s.shutdown.is_cancelled() {
+            return Err(Refusal::ShuttingDown);
+        }
         let (ours, foreign): (Vec<_>, Vec<_>) =
             msg.records.into_iter().partition(|r| r.domain == s.domain);
         for _ in &foreign {

@@ -24,7 +24,9 @@ impl MembershipAgent {
     pub(super) fn spawn_loops(&self) {
         let s = &self.shared;
         spawn(s, rounds(Arc::clone(s)));
-        spawn(s, anti_entropy(Arc::clone(s)));
+        if s.config.periodic_anti_entropy {
+            spawn(s, anti_entropy(Arc::clone(s)));
+        }
         spawn(s, reconnect(Arc::clone(s)));
         let seeds = s
             .seeds

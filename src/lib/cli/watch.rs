@@ -1,0 +1,97 @@
+//! `gsp watch`: membership events as they happen, as lines or JSON Lines.
+
+use serde::Serialize;
+use tokio_stream::StreamExt as _;
+
+use super::{GlobalArgs, client, exit::ExitStatus, output};
+use crate::{runtime::view::rfc3339, transport::pb::admin::v1 as pb};
+
+/// Schema of each `gsp watch --json` line.
+pub const SCHEMA: &str = "gsp.event.v1";
+
+/// Arguments of `gsp watch`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WatchArgs {}
+
+#[derive(Serialize)]
+struct EventJson<'a> {
+    schema: &'static str,
+    kind: &'a str,
+    node_id: &'a str,
+    node_name: &'a str,
+    address: &'a str,
+    state: &'a str,
+    incarnation: u64,
+    version: u64,
+    time: String,
+    time_unix_ns: i64,
+    missed: u64,
+}
+
+fn line(e: &pb::Event, json: bool) -> anyhow::Result<String> {
+    if json {
+        let mut s = serde_json::to_string(&EventJson {
+            schema: SCHEMA,
+            kind: &e.kind,
+            node_id: &e.node_id,
+            node_name: &e.node_name,
+            address: &e.address,
+            state: &e.state,
+            incarnation: e.incarnation,
+            version: e.version,
+            time: rfc3339(e.time_unix_ns),
+            time_unix_ns: e.time_unix_ns,
+            missed: e.missed,
+        })?;
+        s.push('\n');
+        return Ok(s);
+    }
+    if e.kind == "lagged" {
+        return Ok(format!(
+            "{} lagged: {} events were dropped\n",
+            rfc3339(e.time_unix_ns),
+            e.missed
+        ));
+    }
+    Ok(format!(
+        "{} {:<11} {} ({}) {} {}\n",
+        rfc3339(e.time_unix_ns),
+        e.kind,
+        e.node_name,
+        e.node_id,
+        e.address,
+        e.state
+    ))
+}
+
+/// Streams events until Ctrl-C (exit 130), `--timeout` (exit 0), or the node
+/// going away (exit 3).
+pub(crate) async fn run(_args: WatchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let mut client = client::admin(&global).await?;
+    let mut stream = client
+        .watch(pb::WatchRequest {})
+        .await
+        .map_err(|s| client::call_failed(&global.addr, s))?
+        .into_inner();
+    let deadline = async {
+        match global.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(ExitStatus::Interrupted),
+            () = &mut deadline => return Ok(ExitStatus::Success),
+            item = stream.next() => match item {
+                Some(Ok(e)) => output::stdout(&line(&e, global.json)?)?,
+                Some(Err(status)) => return Err(client::call_failed(&global.addr, status).context("the node went away")),
+                None => return Err(client::call_failed(
+                    &global.addr,
+                    tonic::Status::unavailable("stream ended"),
+                ).context("the node went away")),
+            },
+        }
+    }
+}

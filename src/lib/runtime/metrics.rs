@@ -1,0 +1,200 @@
+//! `/metrics` in the Prometheus text format (version 0.0.4). Counters end in
+//! `_total`; label values are bounded (states, event kinds).
+
+use std::fmt::Write as _;
+
+use super::membership::{MembershipAgent, stats::MembershipStats};
+use crate::{
+    core::membership::{events::EventKind, record::MemberState},
+    transport::{data_plane::stats::DataPlaneStats, traffic::Traffic},
+};
+
+struct Out(String);
+
+impl Out {
+    fn metric(&mut self, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            if labels.is_empty() {
+                let _ = writeln!(self.0, "{name} {v}");
+            } else {
+                let _ = writeln!(self.0, "{name}{{{labels}}} {v}");
+            }
+        }
+    }
+}
+
+/// Renders every metric of a node.
+pub fn render(agent: &MembershipAgent, data_plane: &DataPlaneStats, traffic: &Traffic) -> String {
+    let mut o = Out(String::new());
+    let counts = agent.with_state(|s| {
+        let mut c = [0u64; 4];
+        for r in s.all_records() {
+            let i = match r.state {
+                MemberState::Alive => 0,
+                MemberState::Suspect => 1,
+                MemberState::Dead => 2,
+                MemberState::Left => 3,
+            };
+            c[i] += 1;
+        }
+        (
+            c,
+            s.local_health(),
+            s.tombstone_count() as u64,
+            s.updates_dropped(),
+            s.counters().clone(),
+        )
+    });
+    let (by_state, health, tombstones, dropped, counters) = counts;
+    o.metric(
+        "gsp_members",
+        "gauge",
+        "Members this node lists, by state (this node included).",
+        &[
+            ("state=\"alive\"", by_state[0]),
+            ("state=\"suspect\"", by_state[1]),
+            ("state=\"dead\"", by_state[2]),
+            ("state=\"left\"", by_state[3]),
+        ],
+    );
+    o.metric(
+        "gsp_local_health",
+        "gauge",
+        "Lifeguard local health multiplier (0 = healthy).",
+        &[("", u64::from(health))],
+    );
+    o.metric(
+        "gsp_tombstones",
+        "gauge",
+        "Removed nodes whose last version is remembered.",
+        &[("", tombstones)],
+    );
+    let st = agent.stats();
+    let g = MembershipStats::get;
+    o.metric(
+        "gsp_gossip_rounds_total",
+        "counter",
+        "Gossip rounds run.",
+        &[("", g(&st.rounds))],
+    );
+    o.metric(
+        "gsp_probes_total",
+        "counter",
+        "Direct probes sent.",
+        &[("", g(&st.probes))],
+    );
+    o.metric(
+        "gsp_probe_failures_total",
+        "counter",
+        "Probes that failed directly and indirectly.",
+        &[("", g(&st.probe_failures))],
+    );
+    o.metric(
+        "gsp_indirect_probes_total",
+        "counter",
+        "Indirect probe requests sent.",
+        &[("", g(&st.indirect_probes))],
+    );
+    o.metric(
+        "gsp_gossip_pushes_total",
+        "counter",
+        "Gossip pushes of pending updates sent.",
+        &[("", g(&st.gossip_pushes))],
+    );
+    o.metric(
+        "gsp_push_pulls_total",
+        "counter",
+        "Push-pull anti-entropy exchanges started.",
+        &[("", g(&st.push_pulls))],
+    );
+    o.metric(
+        "gsp_refused_foreign_domain_total",
+        "counter",
+        "Calls and records refused because they came from another domain.",
+        &[("", g(&st.refused_foreign_domain))],
+    );
+    o.metric(
+        "gsp_refused_invalid_total",
+        "counter",
+        "Membership messages refused as malformed or over a limit.",
+        &[("", g(&st.refused_invalid))],
+    );
+    o.metric(
+        "gsp_refutations_total",
+        "counter",
+        "Times this node refuted a suspicion about itself.",
+        &[("", counters.refutations)],
+    );
+    o.metric(
+        "gsp_members_refused_table_full_total",
+        "counter",
+        "New members refused because the table was full.",
+        &[("", counters.refused_table_full)],
+    );
+    o.metric(
+        "gsp_updates_dropped_total",
+        "counter",
+        "Pending updates dropped at the queue's capacity.",
+        &[("", dropped)],
+    );
+    let labels: Vec<String> = EventKind::ALL
+        .iter()
+        .map(|k| format!("kind=\"{}\"", k.as_str()))
+        .collect();
+    let samples: Vec<(&str, u64)> = EventKind::ALL
+        .iter()
+        .zip(&labels)
+        .map(|(k, l)| (l.as_str(), st.events_of(*k)))
+        .collect();
+    o.metric(
+        "gsp_membership_events_total",
+        "counter",
+        "Membership events seen, by kind.",
+        &samples,
+    );
+    let (sent, received) = traffic.snapshot();
+    o.metric(
+        "gsp_bytes_sent_total",
+        "counter",
+        "Bytes written to gRPC connections.",
+        &[("", sent)],
+    );
+    o.metric(
+        "gsp_bytes_received_total",
+        "counter",
+        "Bytes read from gRPC connections.",
+        &[("", received)],
+    );
+    let d = DataPlaneStats::get;
+    o.metric(
+        "gsp_data_messages_received_total",
+        "counter",
+        "Data plane messages received and delivered.",
+        &[("", d(&data_plane.messages_received))],
+    );
+    o.metric(
+        "gsp_data_messages_sent_total",
+        "counter",
+        "Data plane messages sent.",
+        &[("", d(&data_plane.messages_sent))],
+    );
+    o.metric(
+        "gsp_data_rejected_total",
+        "counter",
+        "Data plane messages refused, by reason.",
+        &[
+            ("reason=\"too_large\"", d(&data_plane.rejected_too_large)),
+            ("reason=\"checksum\"", d(&data_plane.rejected_checksum)),
+            ("reason=\"node\"", d(&data_plane.rejected_by_node)),
+        ],
+    );
+    o.metric(
+        "gsp_data_protocol_errors_total",
+        "counter",
+        "Data plane streams cut off for breaking the protocol.",
+        &[("", d(&data_plane.protocol_errors))],
+    );
+    o.0
+}

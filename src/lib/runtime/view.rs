@@ -1,0 +1,163 @@
+//! The JSON shape of a member, shared by `gsp peers --json` and the HTTP side port:
+//! iarnet's node fields (seed 000) plus gsp's.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::membership::{
+    MemberView,
+    record::{Amounts, Capacity, Tags},
+};
+
+/// Total, used and available amounts of one resource.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UsageJson {
+    /// What the node has.
+    pub total: i64,
+    /// What is in use.
+    pub used: i64,
+    /// What is free.
+    pub available: i64,
+}
+
+/// iarnet's resource tags.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "mirrors iarnet's resource_tags"
+)]
+pub struct TagsJson {
+    /// Has CPU.
+    pub cpu: bool,
+    /// Has a GPU.
+    pub gpu: bool,
+    /// Has memory.
+    pub memory: bool,
+    /// Has a video device.
+    pub camera: bool,
+}
+
+/// One member as scripts see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeJson {
+    /// Stable id.
+    pub node_id: String,
+    /// Name.
+    pub node_name: String,
+    /// `host:port`.
+    pub address: String,
+    /// Domain.
+    pub domain_id: String,
+    /// iarnet's status: online, offline, error.
+    pub status: String,
+    /// CPU millicores; null when the node has not published resources.
+    pub cpu: Option<UsageJson>,
+    /// Memory bytes.
+    pub memory: Option<UsageJson>,
+    /// GPU count.
+    pub gpu: Option<UsageJson>,
+    /// Capability tags.
+    pub resource_tags: TagsJson,
+    /// When this node last heard first-hand from it, RFC 3339 UTC.
+    pub last_seen: String,
+    /// gsp: alive, suspect, dead, left.
+    pub state: String,
+    /// gsp: restart generation.
+    pub incarnation: u64,
+    /// gsp: change counter within the incarnation.
+    pub version: u64,
+    /// gsp: free-form labels.
+    pub labels: BTreeMap<String, String>,
+    /// gsp: normal, maintenance, disabled.
+    pub maintenance: String,
+    /// gsp: when the node published this record, RFC 3339 UTC.
+    pub last_updated: String,
+    /// gsp: milliseconds in the current state.
+    pub in_state_ms: u64,
+    /// gsp: whether this is the node that answered.
+    pub local: bool,
+}
+
+/// Unix nanoseconds as RFC 3339 UTC (seconds); the epoch for negative values.
+pub fn rfc3339(unix_ns: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_nanos(u64::try_from(unix_ns).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Now as unix nanoseconds.
+pub fn now_unix_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn usage(c: Option<&Capacity>, pick: fn(&Amounts) -> i64) -> Option<UsageJson> {
+    c.map(|c| UsageJson {
+        total: pick(&c.total),
+        used: pick(&c.used),
+        available: pick(&c.available),
+    })
+}
+
+fn tags(t: Tags) -> TagsJson {
+    TagsJson {
+        cpu: t.cpu,
+        gpu: t.gpu,
+        memory: t.memory,
+        camera: t.camera,
+    }
+}
+
+impl NodeJson {
+    /// The JSON shape of a listed member.
+    pub fn from_view(m: &MemberView) -> Self {
+        let r = &m.record;
+        let cap = r.capacity.as_ref();
+        Self {
+            node_id: r.id.to_string(),
+            node_name: r.name.clone(),
+            address: r.address.clone(),
+            domain_id: r.domain.clone(),
+            status: r.state.status().to_owned(),
+            cpu: usage(cap, |a| a.cpu_millis),
+            memory: usage(cap, |a| a.memory_bytes),
+            gpu: usage(cap, |a| a.gpus),
+            resource_tags: tags(r.tags),
+            last_seen: rfc3339(m.last_seen_unix_ns),
+            state: r.state.as_str().to_owned(),
+            incarnation: r.version.incarnation,
+            version: r.version.counter,
+            labels: r.labels.clone(),
+            maintenance: r.maintenance.as_str().to_owned(),
+            last_updated: rfc3339(r.updated_unix_ns),
+            in_state_ms: u64::try_from(m.in_state_for.as_millis()).unwrap_or(u64::MAX),
+            local: m.local,
+        }
+    }
+}
+
+/// Members in listing order: the local node first, then by name and id.
+pub fn sorted(mut members: Vec<MemberView>) -> Vec<MemberView> {
+    members.sort_by(|a, b| {
+        b.local
+            .cmp(&a.local)
+            .then_with(|| a.record.name.cmp(&b.record.name))
+            .then_with(|| a.record.id.cmp(&b.record.id))
+    });
+    members
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(1_705_314_600_000_000_000), "2024-01-15T10:30:00Z");
+        assert_eq!(rfc3339(-1), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,101 @@
+//! The HTTP side port: iarnet's node list, Prometheus metrics, health.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::{sync::Arc, time::Duration};
+
+use gsp::{
+    core::membership::config::MembershipConfig,
+    runtime::{
+        identity::Identity,
+        membership::AgentConfig,
+        node::{Listeners, NodeConfig, NodeHandle},
+    },
+    transport::data_plane::sink::DiscardSink,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+/// A minimal HTTP/1.1 GET; returns (status, body).
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    let status = buf.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn side_port_serves_nodes_metrics_and_health() {
+    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = NodeConfig {
+        name: "web".into(),
+        membership: AgentConfig {
+            membership: MembershipConfig::with_interval(Duration::from_millis(50)),
+            ..AgentConfig::default()
+        },
+        ..NodeConfig::default()
+    };
+    let node = NodeHandle::start(
+        config,
+        Identity::ephemeral(),
+        Listeners {
+            grpc,
+            http: Some(http),
+        },
+        Arc::new(DiscardSink),
+    )
+    .await
+    .unwrap();
+    let addr = node.http_addr().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (status, body) = get(addr, "/api/resource/discovery/nodes").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], 200);
+    assert_eq!(v["message"], "success");
+    assert_eq!(v["data"]["total"], 1);
+    let n = &v["data"]["nodes"][0];
+    assert_eq!(n["node_name"], "web");
+    assert_eq!(n["status"], "online");
+    assert_eq!(n["state"], "alive");
+    assert_eq!(n["local"], true);
+    assert!(n["last_seen"].as_str().unwrap().ends_with('Z'));
+
+    let (status, metrics) = get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("# TYPE gsp_members gauge"), "{metrics}");
+    assert!(
+        metrics.contains("gsp_members{state=\"alive\"} 1"),
+        "{metrics}"
+    );
+    let rounds: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gsp_gossip_rounds_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rounds >= 1, "{metrics}");
+    for name in [
+        "gsp_bytes_sent_total",
+        "gsp_bytes_received_total",
+        "gsp_refused_foreign_domain_total",
+        "gsp_membership_events_total{kind=\"dead\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
+
+    assert_eq!(get(addr, "/healthz").await, (200, "ok\n".to_owned()));
+    assert_eq!(get(addr, "/nope").await.0, 404);
+    assert!(node.shutdown().await);
+}

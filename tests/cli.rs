@@ -686,3 +686,43 @@ fn an_iarnet_config_loads_and_bad_configs_list_every_problem() {
         stderr(&out)
     );
 }
+
+#[test]
+fn membership_bench_reports_join_detection_traffic_and_false_positives() {
+    let out = run_gsp(
+        &[
+            "bench",
+            "membership",
+            "--nodes",
+            "5",
+            "--kills",
+            "2",
+            "--stalls",
+            "1",
+            "--traffic-window",
+            "1",
+            "--json",
+            "--no-write",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["schema"], "gsp.bench.v1");
+    assert_eq!(r["scenario"]["name"], "membership");
+    assert_eq!(r["scenario"]["nodes"], 5);
+    let res = &r["results"];
+    assert_eq!(res["detection_samples"].as_array().unwrap().len(), 2);
+    assert_eq!(res["detection_rounds"]["samples"], 2);
+    assert!(res["join_rounds"].as_f64().unwrap() >= 0.0);
+    assert!(res["traffic_bytes_per_sec_per_node"].as_f64().unwrap() > 0.0);
+    assert!(res["false_positives"].is_u64());
+    assert!(res["rounds_observed"].as_f64().unwrap() > 0.0);
+
+    let out = run_gsp(
+        &["bench", "membership", "--nodes", "2", "--no-write"],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--nodes"), "{}", stderr(&out));
+}

@@ -26,6 +26,9 @@ pub enum Scenario {
     /// Every node sends `messages_per_peer` payloads to every other node over the
     /// data plane; each is ACKed by its receiver (seed 002's workload).
     Flood,
+    /// N nodes gossip over real gRPC: join convergence, crash detection,
+    /// traffic per node, false positives (also under runtime stalls).
+    Membership,
 }
 
 impl Scenario {
@@ -33,6 +36,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Self::Flood => "flood",
+            Self::Membership => "membership",
         }
     }
 }

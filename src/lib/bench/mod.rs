@@ -8,6 +8,8 @@ pub mod compare;
 pub mod config;
 pub mod error;
 pub mod flood;
+pub mod membership;
+pub mod node_thread;
 pub mod progress;
 pub mod report;
 pub mod sys;

@@ -241,8 +241,21 @@ pub fn timestamp_now() -> String {
 /// # Errors
 /// The directory or file cannot be written.
 pub fn write(report: &Report, dir: &Path) -> Result<PathBuf, BenchError> {
-    let stamp = report.timestamp.replace([':', '-'], "");
-    let path = dir.join(format!("{}-{stamp}.json", report.scenario.name));
+    write_json(report, dir, &report.scenario.name, &report.timestamp)
+}
+
+/// Writes any report as `<dir>/<scenario>-<timestamp>.json` and returns the path.
+///
+/// # Errors
+/// The directory or file cannot be written.
+pub fn write_json<T: Serialize>(
+    report: &T,
+    dir: &Path,
+    scenario: &str,
+    timestamp: &str,
+) -> Result<PathBuf, BenchError> {
+    let stamp = timestamp.replace([':', '-'], "");
+    let path = dir.join(format!("{scenario}-{stamp}.json"));
     let io = |source| BenchError::Write {
         path: path.clone(),
         source,

@@ -85,7 +85,12 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_tracing(matches!(cli.command, Command::Node(_)));
+    init_tracing(match cli.command {
+        Command::Node(_) => "info",
+        // The bench runs many nodes whose membership warnings are the experiment.
+        Command::Bench(_) => "error",
+        _ => "warn",
+    });
     match run(cli) {
         Ok(status) => status.into(),
         Err(err) if output::is_broken_pipe(&err) => ExitStatus::Success.into(),
@@ -114,9 +119,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Logs go to stderr. `GSP_LOG` (or `RUST_LOG`) sets the filter; nodes default to
-/// `info`, client commands to `warn`.
-fn init_tracing(is_node: bool) {
-    let default = if is_node { "info" } else { "warn" };
+/// `info`, client commands to `warn`, the bench to `error`.
+fn init_tracing(default: &str) {
     let filter = std::env::var("GSP_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .map_or_else(|_| EnvFilter::new(default), EnvFilter::new);

@@ -202,6 +202,9 @@ impl NodeHandle {
             .build_v1alpha()?;
 
         let router = Server::builder()
+            // Gossip cancels calls that time out; under load many resets are normal
+            // and must not make h2 drop the connection (its default allows 20).
+            .http2_max_pending_accept_reset_streams(Some(1024))
             .max_frame_size(dp.h2_max_frame_bytes)
             .initial_stream_window_size(dp.h2_stream_window_bytes)
             .initial_connection_window_size(dp.h2_connection_window_bytes)

@@ -12,7 +12,7 @@ pub const DEFAULT_FANOUT: usize = 3;
 /// Default retransmissions per update: `mult * ceil(log10(n + 1))`.
 pub const DEFAULT_RETRANSMIT_MULT: u32 = 4;
 /// Default minimum suspicion timeout in rounds, times `max(1, log10(n))`.
-pub const DEFAULT_SUSPICION_MULT: f64 = 3.0;
+pub const DEFAULT_SUSPICION_MULT: f64 = 2.5;
 /// Default ratio of the starting (longest) suspicion timeout to the minimum.
 pub const DEFAULT_SUSPICION_MAX_MULT: f64 = 3.0;
 /// Default independent confirmations that shrink a suspicion to its minimum.
@@ -140,10 +140,10 @@ mod tests {
     fn suspicion_scales_with_log_of_cluster_size() {
         let c = MembershipConfig::with_interval(Duration::from_millis(200));
         let (min5, max5) = c.suspicion_bounds(5);
-        assert_eq!(min5, Duration::from_millis(600));
-        assert_eq!(max5, Duration::from_millis(1800));
+        assert_eq!(min5, Duration::from_millis(500));
+        assert_eq!(max5, Duration::from_millis(1500));
         let (min100, _) = c.suspicion_bounds(100);
-        assert_eq!(min100, Duration::from_millis(1200));
+        assert_eq!(min100, Duration::from_secs(1));
     }
 
     #[test]

@@ -28,6 +28,15 @@ pub struct Counters {
     pub suspicions_expired: u64,
 }
 
+/// Something to push at once rather than at the next round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Urgent {
+    /// A member's state changed: push its record as it is when sent.
+    Changed(NodeId),
+    /// Another node confirmed a suspicion: push that node's suspect record.
+    Confirmation(Box<MemberRecord>),
+}
+
 /// A node to probe this round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeTarget {
@@ -61,7 +70,13 @@ pub struct Membership {
     health: u32,
     probe_order: Vec<NodeId>,
     probe_next: usize,
+    /// Members that came up since the probe order was built; slotted into the
+    /// rest of the current pass at random places, so they are probed this pass.
+    probe_newcomers: Vec<NodeId>,
     events: Vec<MembershipEvent>,
+    /// Members whose state just changed (or this node, after a refutation): their
+    /// records are worth pushing at once rather than at the next round.
+    urgent: Vec<Urgent>,
     counters: Counters,
 }
 
@@ -81,7 +96,9 @@ impl Membership {
             health: 0,
             probe_order: Vec::new(),
             probe_next: 0,
+            probe_newcomers: Vec::new(),
             events: Vec::new(),
+            urgent: Vec::new(),
             counters: Counters::default(),
         }
     }
@@ -123,6 +140,20 @@ impl Membership {
         let (applied, event) = self.table.apply(record.clone(), now);
         match &applied {
             Applied::New | Applied::Changed { .. } => {
+                let changed_state = match &applied {
+                    Applied::Changed { from } => *from != record.state,
+                    _ => true,
+                };
+                let was_down = match &applied {
+                    Applied::Changed { from } => !from.is_up(),
+                    _ => true,
+                };
+                if record.state.is_up() && was_down {
+                    self.probe_newcomers.push(id.clone());
+                }
+                if changed_state && !self.urgent.contains(&Urgent::Changed(id.clone())) {
+                    self.urgent.push(Urgent::Changed(id.clone()));
+                }
                 if record.state == MemberState::Suspect {
                     let by = record.suspected_by.clone().unwrap_or_else(|| id.clone());
                     let (min, max) = self.config.suspicion_bounds(self.table.up_count());
@@ -146,6 +177,12 @@ impl Membership {
                     (self.suspicions.get_mut(&id), record.suspected_by.clone())
                     && s.confirm(by)
                 {
+                    // A confirmation shortens every timer only while fewer than the
+                    // wanted number are known: spread those at once.
+                    if s.confirmations() <= self.config.suspicion_confirmations {
+                        self.urgent
+                            .push(Urgent::Confirmation(Box::new(record.clone())));
+                    }
                     self.queue.push(record);
                 }
             }
@@ -180,6 +217,9 @@ impl Membership {
         r.suspected_by = None;
         r.updated_unix_ns = now.unix_ns;
         self.counters.refutations += 1;
+        if !self.urgent.contains(&Urgent::Changed(r.id.clone())) {
+            self.urgent.push(Urgent::Changed(r.id.clone()));
+        }
         // Lifeguard: being suspected suggests this node is the slow one.
         self.health = (self.health + 1).min(self.config.max_local_health);
         self.set_local(r, now);
@@ -208,6 +248,13 @@ impl Membership {
     /// The next node to probe: every member that is up, in a shuffled order that
     /// is renewed after each full pass, so each is probed once per pass.
     pub fn next_probe<R: Rng>(&mut self, rng: &mut R) -> Option<ProbeTarget> {
+        for id in std::mem::take(&mut self.probe_newcomers) {
+            if self.probe_order[self.probe_next..].contains(&id) {
+                continue;
+            }
+            let at = rng.random_range(self.probe_next..=self.probe_order.len());
+            self.probe_order.insert(at, id);
+        }
         for _ in 0..2 {
             while let Some(id) = self.probe_order.get(self.probe_next).cloned() {
                 self.probe_next += 1;
@@ -223,6 +270,7 @@ impl Membership {
             self.probe_order = self.up_peers().map(|r| r.id.clone()).collect();
             self.probe_order.shuffle(rng);
             self.probe_next = 0;
+            self.probe_newcomers.clear();
             if self.probe_order.is_empty() {
                 return None;
             }
@@ -346,6 +394,11 @@ impl Membership {
     /// Whether updates are waiting to be disseminated.
     pub fn has_pending_updates(&self) -> bool {
         !self.queue.is_empty()
+    }
+
+    /// Updates waiting to be disseminated.
+    pub fn pending_updates(&self) -> usize {
+        self.queue.len()
     }
 
     /// Advances timers. Returns the suspects whose suspicion expired: the caller
@@ -510,6 +563,18 @@ impl Membership {
     /// Events since the last call.
     pub fn take_events(&mut self) -> Vec<MembershipEvent> {
         std::mem::take(&mut self.events)
+    }
+
+    /// Records whose state changed since the last call (including this node's own
+    /// after a refutation): what to push at once.
+    pub fn take_urgent(&mut self) -> Vec<MemberRecord> {
+        std::mem::take(&mut self.urgent)
+            .into_iter()
+            .filter_map(|u| match u {
+                Urgent::Changed(id) => self.table.get(&id).map(|e| e.record.clone()),
+                Urgent::Confirmation(r) => Some(*r),
+            })
+            .collect()
     }
 
     /// Protocol counters.

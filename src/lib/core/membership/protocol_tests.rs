@@ -153,6 +153,22 @@ fn every_member_is_probed_once_per_pass() {
 }
 
 #[test]
+fn a_node_that_joins_mid_pass_is_probed_within_that_pass() {
+    let t0 = Instant::now();
+    let mut m = node("me", t0);
+    for i in 0..10 {
+        m.apply(rec(&format!("n{i}"), 1, MemberState::Alive), at(t0, 0));
+    }
+    let mut rng = StdRng::seed_from_u64(3);
+    m.next_probe(&mut rng).unwrap();
+    m.apply(rec("late", 1, MemberState::Alive), at(t0, 1));
+    let rest: Vec<String> = (0..10)
+        .map(|_| m.next_probe(&mut rng).unwrap().id.to_string())
+        .collect();
+    assert!(rest.contains(&"late".to_owned()), "{rest:?}");
+}
+
+#[test]
 fn leaving_publishes_a_newer_left_record() {
     let t0 = Instant::now();
     let mut a = node("a", t0);

@@ -87,6 +87,9 @@ pub(super) struct Shared {
     pub(super) stats: MembershipStats,
     seq: AtomicU64,
     pub(super) seeds: Mutex<Vec<String>>,
+    /// State changes to push at once, coalesced by the spreader loop.
+    urgent: Mutex<Vec<MemberRecord>>,
+    pub(super) urgent_wake: tokio::sync::Notify,
     pub(super) config: AgentConfig,
     pub(super) shutdown: CancellationToken,
     pub(super) tasks: TaskTracker,
@@ -95,15 +98,31 @@ pub(super) struct Shared {
 impl Shared {
     /// Runs `f` on the protocol state, then publishes the events it produced.
     pub(super) fn with_state<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> T {
-        let (out, events) = {
+        let (out, events, urgent) = {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let out = f(&mut s);
-            (out, s.take_events())
+            (out, s.take_events(), s.take_urgent())
         };
         for e in events {
             self.publish(e);
         }
+        if !urgent.is_empty() {
+            let mut pending = self.urgent.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.extend(urgent);
+            let cap = self.config.membership.max_queued_updates;
+            if pending.len() > cap {
+                let excess = pending.len() - cap;
+                pending.drain(..excess);
+            }
+            drop(pending);
+            self.urgent_wake.notify_one();
+        }
         out
+    }
+
+    /// State changes waiting for the spreader (see `loops::spread`).
+    pub(super) fn take_pending_urgent(&self) -> Vec<MemberRecord> {
+        std::mem::take(&mut *self.urgent.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn publish(&self, e: MembershipEvent) {
@@ -248,6 +267,8 @@ impl MembershipAgent {
             stats: MembershipStats::default(),
             seq: AtomicU64::new(1),
             seeds: Mutex::new(Vec::new()),
+            urgent: Mutex::new(Vec::new()),
+            urgent_wake: tokio::sync::Notify::new(),
             config,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -28,6 +28,7 @@ impl MembershipAgent {
             spawn(s, anti_entropy(Arc::clone(s)));
         }
         spawn(s, reconnect(Arc::clone(s)));
+        spawn(s, spread(Arc::clone(s)));
         let seeds = s
             .seeds
             .lock()
@@ -246,6 +247,53 @@ async fn reach(s: &Arc<Shared>, target: &ProbeTarget, round: Duration) -> Reach 
     Reach::Silent {
         helpers: helpers.len(),
         nacks,
+    }
+}
+
+/// Pushes state changes (joins, suspicions and their confirmations, deaths,
+/// leaves, refutations) to `fanout` peers as soon as they are learnt, instead of
+/// at the next round. Each node forwards a change once, when it first learns it,
+/// so changes reach everyone within a few network round trips. Changes arriving
+/// within a short window go out together, which bounds the message rate during
+/// storms (a mass join, a partition healing).
+async fn spread(s: Arc<Shared>) {
+    let window = (s.config.membership.gossip_interval / 20)
+        .clamp(Duration::from_millis(1), Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            () = s.shutdown.cancelled() => return,
+            () = s.urgent_wake.notified() => {}
+        }
+        sleep(window).await;
+        let mut records = s.take_pending_urgent();
+        if records.is_empty() {
+            continue;
+        }
+        // Keep the newest of repeated changes to one node (confirmations by
+        // different suspecters are kept apart).
+        records.reverse();
+        let mut seen = std::collections::HashSet::new();
+        records.retain(|r| seen.insert((r.id.clone(), r.suspected_by.clone())));
+        records.reverse();
+        let interval = s.config.membership.gossip_interval;
+        let targets = s.with_state(|st| {
+            let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
+            st.gossip_targets(&mut *rng)
+        });
+        for t in targets {
+            MembershipStats::inc(&s.stats.gossip_pushes);
+            let msg = Gossip {
+                from: s.local_id.clone(),
+                domain: s.domain.clone(),
+                updates: records.clone(),
+            };
+            let s2 = Arc::clone(&s);
+            spawn(&s, async move {
+                if let Err(e) = s2.transport.gossip(&t.address, msg, interval).await {
+                    debug!(peer = %t.id, error = %e, "urgent push failed");
+                }
+            });
+        }
     }
 }
 

@@ -1,94 +1,29 @@
-//! `gsp bench [SCENARIO]`: runs a workload on an in-process cluster and reports.
+//! `gsp bench flood`: the seed workload over the data plane, against raw TCP.
 
-use std::{fmt::Write as _, io::IsTerminal as _, path::PathBuf, sync::Arc};
+use std::fmt::Write as _;
 
 use anyhow::Context as _;
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
-use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{
-    GlobalArgs,
-    exit::{ExitStatus, NegativeOutcome, UsageError},
-    output, parse,
-};
+use super::BenchArgs;
 use crate::{
     bench::{
         self,
         compare::{Comparison, compare},
-        config::{BenchConfig, FaultPlan, Scenario},
+        config::{BenchConfig, FaultPlan},
         error::BenchError,
-        progress::{NoProgress, Progress},
         report::{self, LatencyNs, Report},
+    },
+    cli::{
+        GlobalArgs,
+        exit::{ExitStatus, NegativeOutcome, UsageError},
+        output,
     },
     core::units::HumanBytes,
     transport::config::DataPlaneConfig,
 };
 
-/// Arguments of `gsp bench`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct BenchArgs {
-    /// Workload to run.
-    #[arg(value_enum, default_value = "flood")]
-    scenario: Scenario,
-    /// Nodes in the full mesh.
-    #[arg(long, default_value_t = bench::config::DEFAULT_NODES)]
-    nodes: usize,
-    /// Messages from every node to every other node per iteration.
-    #[arg(long, default_value_t = bench::config::DEFAULT_MESSAGES_PER_PEER)]
-    messages_per_peer: usize,
-    /// Payload size: 512KiB, 1MiB, 20MiB, or plain bytes.
-    #[arg(long, default_value = "512KiB", value_name = "SIZE", value_parser = parse::size)]
-    payload: u64,
-    /// Counted iterations.
-    #[arg(long, default_value_t = bench::config::DEFAULT_ITERATIONS)]
-    iterations: usize,
-    /// Uncounted warm-up iterations before them.
-    #[arg(long, default_value_t = bench::config::DEFAULT_WARMUP)]
-    warmup: usize,
-    /// Directory the JSON report is written to.
-    #[arg(long, default_value = "bench-results", value_name = "DIR")]
-    out: PathBuf,
-    /// Do not write a report file.
-    #[arg(long)]
-    no_write: bool,
-    /// Skip the raw-TCP baseline (no efficiency figure).
-    #[arg(long)]
-    no_baseline: bool,
-    /// Compare against this report; exit 1 on regression.
-    #[arg(long, value_name = "FILE")]
-    compare: Option<PathBuf>,
-    /// Allowed regression against --compare, in percent: efficiency may drop and
-    /// ACK p99 may grow by this much.
-    #[arg(long, default_value_t = 20.0, value_name = "PCT", requires = "compare")]
-    max_regression: f64,
-    /// Allowed ACK p99 growth, in percent, when it should differ from
-    /// --max-regression (latency tails are noisier than efficiency on shared machines).
-    #[arg(long, value_name = "PCT", requires = "compare")]
-    max_p99_regression: Option<f64>,
-    /// Data plane tuning: messages in flight per link.
-    #[arg(long, help_heading = "Tuning", value_name = "N")]
-    max_in_flight: Option<usize>,
-    /// Data plane tuning: payload bytes in flight per link.
-    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
-    max_in_flight_bytes: Option<u64>,
-    /// Data plane tuning: chunk size (payloads above it are split).
-    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
-    chunk: Option<u64>,
-    /// Data plane tuning: HTTP/2 max frame size (16KiB..16MiB).
-    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
-    h2_frame: Option<u64>,
-    /// Data plane tuning: HTTP/2 stream window.
-    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
-    h2_stream_window: Option<u64>,
-    /// Data plane tuning: HTTP/2 connection window.
-    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
-    h2_conn_window: Option<u64>,
-    /// Fault injection for tests: stop the last node after this many ACKs.
-    #[arg(long, hide = true)]
-    kill_node_after: Option<u64>,
-}
-
-pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
     let max_p99 = args.max_p99_regression.unwrap_or(args.max_regression);
     for (flag, v) in [
         ("--max-regression", args.max_regression),
@@ -107,7 +42,7 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     };
     let config = BenchConfig {
         scenario: args.scenario,
-        nodes: args.nodes,
+        nodes: args.nodes.unwrap_or(bench::config::DEFAULT_NODES),
         messages_per_peer: args.messages_per_peer,
         payload_bytes: args.payload,
         iterations: args.iterations,
@@ -124,11 +59,7 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     };
     config.validate().map_err(UsageError)?;
 
-    let progress: Arc<dyn Progress> = if !global.json && std::io::stderr().is_terminal() {
-        Arc::new(Bar::new())
-    } else {
-        Arc::new(NoProgress)
-    };
+    let progress = super::progress(&global);
     let report = match bench::run(&config, progress).await {
         Ok(r) => r,
         Err(
@@ -314,33 +245,4 @@ fn ms(ns: u64) -> String {
 
 fn rate(bytes_per_sec: f64) -> String {
     format!("{:.1} MiB/s", bytes_per_sec / f64::from(1u32 << 20))
-}
-
-/// An indicatif bar on stderr.
-struct Bar(ProgressBar);
-
-impl Bar {
-    fn new() -> Self {
-        let bar = ProgressBar::new(0);
-        if let Ok(style) =
-            ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} acks {elapsed}")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        Self(bar)
-    }
-}
-
-impl Progress for Bar {
-    fn phase(&self, label: &str, total: u64) {
-        self.0.set_prefix(label.to_owned());
-        self.0.set_length(total);
-        self.0.set_position(0);
-    }
-    fn advance(&self, n: u64) {
-        self.0.inc(n);
-    }
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
 }

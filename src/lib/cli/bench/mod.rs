@@ -1,0 +1,139 @@
+//! `gsp bench [SCENARIO]`: runs a workload on an in-process cluster and reports.
+
+mod flood;
+mod membership;
+
+use std::{io::IsTerminal as _, path::PathBuf, sync::Arc};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{GlobalArgs, exit::ExitStatus, parse};
+use crate::bench::{
+    self,
+    config::Scenario,
+    progress::{NoProgress, Progress},
+};
+
+/// Arguments of `gsp bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Workload to run.
+    #[arg(value_enum, default_value = "flood")]
+    pub(super) scenario: Scenario,
+    /// Nodes [default: 4 for flood, 50 for membership].
+    #[arg(long)]
+    pub(super) nodes: Option<usize>,
+    /// Messages from every node to every other node per iteration.
+    #[arg(long, default_value_t = bench::config::DEFAULT_MESSAGES_PER_PEER)]
+    pub(super) messages_per_peer: usize,
+    /// Payload size: 512KiB, 1MiB, 20MiB, or plain bytes.
+    #[arg(long, default_value = "512KiB", value_name = "SIZE", value_parser = parse::size)]
+    pub(super) payload: u64,
+    /// Counted iterations.
+    #[arg(long, default_value_t = bench::config::DEFAULT_ITERATIONS)]
+    pub(super) iterations: usize,
+    /// Uncounted warm-up iterations before them.
+    #[arg(long, default_value_t = bench::config::DEFAULT_WARMUP)]
+    pub(super) warmup: usize,
+    /// Directory the JSON report is written to.
+    #[arg(long, default_value = "bench-results", value_name = "DIR")]
+    pub(super) out: PathBuf,
+    /// Do not write a report file.
+    #[arg(long)]
+    pub(super) no_write: bool,
+    /// Skip the raw-TCP baseline (no efficiency figure).
+    #[arg(long)]
+    pub(super) no_baseline: bool,
+    /// Compare against this report; exit 1 on regression.
+    #[arg(long, value_name = "FILE")]
+    pub(super) compare: Option<PathBuf>,
+    /// Allowed regression against --compare, in percent: efficiency may drop and
+    /// ACK p99 may grow by this much.
+    #[arg(long, default_value_t = 20.0, value_name = "PCT", requires = "compare")]
+    pub(super) max_regression: f64,
+    /// Allowed ACK p99 growth, in percent, when it should differ from
+    /// --max-regression (latency tails are noisier than efficiency on shared machines).
+    #[arg(long, value_name = "PCT", requires = "compare")]
+    pub(super) max_p99_regression: Option<f64>,
+    /// Data plane tuning: messages in flight per link.
+    #[arg(long, help_heading = "Tuning", value_name = "N")]
+    pub(super) max_in_flight: Option<usize>,
+    /// Data plane tuning: payload bytes in flight per link.
+    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
+    pub(super) max_in_flight_bytes: Option<u64>,
+    /// Data plane tuning: chunk size (payloads above it are split).
+    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
+    pub(super) chunk: Option<u64>,
+    /// Data plane tuning: HTTP/2 max frame size (16KiB..16MiB).
+    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
+    pub(super) h2_frame: Option<u64>,
+    /// Data plane tuning: HTTP/2 stream window.
+    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
+    pub(super) h2_stream_window: Option<u64>,
+    /// Data plane tuning: HTTP/2 connection window.
+    #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
+    pub(super) h2_conn_window: Option<u64>,
+    /// Membership: gossip round, fractions allowed.
+    #[arg(long, help_heading = "Membership", default_value = "0.2", value_name = "SECS", value_parser = parse::duration)]
+    pub(super) gossip_interval: std::time::Duration,
+    /// Membership: crashes to detect.
+    #[arg(long, help_heading = "Membership", default_value_t = 20)]
+    pub(super) kills: usize,
+    /// Membership: stalls of one node's runtime.
+    #[arg(long, help_heading = "Membership", default_value_t = 20)]
+    pub(super) stalls: usize,
+    /// Membership: length of each stall.
+    #[arg(long, help_heading = "Membership", default_value = "0.6", value_name = "SECS", value_parser = parse::duration)]
+    pub(super) stall: std::time::Duration,
+    /// Membership: window over which idle traffic is measured.
+    #[arg(long, help_heading = "Membership", default_value = "10", value_name = "SECS", value_parser = parse::duration)]
+    pub(super) traffic_window: std::time::Duration,
+    /// Fault injection for tests: stop the last node after this many ACKs.
+    #[arg(long, hide = true)]
+    pub(super) kill_node_after: Option<u64>,
+}
+
+pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    match args.scenario {
+        Scenario::Flood => flood::run(args, global).await,
+        Scenario::Membership => membership::run(args, global).await,
+    }
+}
+
+/// A progress bar on a terminal (and never with --json), nothing otherwise.
+fn progress(global: &GlobalArgs) -> Arc<dyn Progress> {
+    if !global.json && std::io::stderr().is_terminal() {
+        Arc::new(Bar::new())
+    } else {
+        Arc::new(NoProgress)
+    }
+}
+
+/// An indicatif bar on stderr.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} acks {elapsed}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Self(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn phase(&self, label: &str, total: u64) {
+        self.0.set_prefix(label.to_owned());
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}

@@ -19,14 +19,25 @@ use super::{
     metrics,
     view::{NodeJson, sorted},
 };
-use crate::transport::{data_plane::stats::DataPlaneStats, traffic::Traffic};
+use crate::transport::{data_plane::stats::DataPlaneStats, grpc_errors::GrpcErrors, traffic::Traffic};
+
+/// What the side port reports on.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Membership.
+    pub agent: MembershipAgent,
+    /// Data plane counters.
+    pub data_plane: Arc<DataPlaneStats>,
+    /// Wire bytes.
+    pub traffic: Arc<Traffic>,
+    /// gRPC error statuses.
+    pub grpc_errors: Arc<GrpcErrors>,
+}
 
 /// What the handlers read.
 #[derive(Clone)]
 struct HttpState {
-    agent: MembershipAgent,
-    data_plane: Arc<DataPlaneStats>,
-    traffic: Arc<Traffic>,
+    sources: Sources,
     shutdown: CancellationToken,
 }
 
@@ -46,7 +57,7 @@ struct NodesData {
 
 async fn nodes(State(s): State<HttpState>) -> impl IntoResponse {
     let now = now();
-    let members = sorted(s.agent.with_state(|st| st.members(now)));
+    let members = sorted(s.sources.agent.with_state(|st| st.members(now)));
     let nodes: Vec<NodeJson> = members.iter().map(NodeJson::from_view).collect();
     Json(Wrapped {
         code: 200,
@@ -64,7 +75,7 @@ async fn metrics_text(State(s): State<HttpState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&s.agent, &s.data_plane, &s.traffic),
+        metrics::render(&s.sources),
     )
 }
 
@@ -80,17 +91,9 @@ async fn healthz(State(s): State<HttpState>) -> impl IntoResponse {
 ///
 /// # Errors
 /// The listener fails.
-pub async fn serve(
-    listener: TcpListener,
-    agent: MembershipAgent,
-    data_plane: Arc<DataPlaneStats>,
-    traffic: Arc<Traffic>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, sources: Sources, shutdown: CancellationToken) -> std::io::Result<()> {
     let state = HttpState {
-        agent,
-        data_plane,
-        traffic,
+        sources,
         shutdown: shutdown.clone(),
     };
     let app = Router::new()

@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::membership::{MembershipAgent, stats::MembershipStats};
+use super::{http::Sources, membership::stats::MembershipStats};
 use crate::{
     core::membership::{events::EventKind, record::MemberState},
-    transport::{data_plane::stats::DataPlaneStats, traffic::Traffic},
+    transport::data_plane::stats::DataPlaneStats,
 };
 
 struct Out(String);
@@ -26,7 +26,8 @@ impl Out {
 }
 
 /// Renders every metric of a node.
-pub fn render(agent: &MembershipAgent, data_plane: &DataPlaneStats, traffic: &Traffic) -> String {
+pub fn render(sources: &Sources) -> String {
+    let (agent, data_plane, traffic) = (&sources.agent, &*sources.data_plane, &*sources.traffic);
     let mut o = Out(String::new());
     let counts = agent.with_state(|s| {
         let mut c = [0u64; 4];

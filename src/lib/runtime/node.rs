@@ -23,6 +23,7 @@ use crate::{
             link::PeerLink, server::DataPlaneService, sink::MessageSink, stats::DataPlaneStats,
         },
         error::TransportError,
+        grpc_errors::{CountErrorsLayer, GrpcErrors},
         membership::{grpc::GrpcMembership, service::MembershipService},
         pb,
         pool::{ChannelPool, DEFAULT_POOL_CAPACITY},
@@ -121,6 +122,7 @@ pub struct NodeHandle {
     pool: ChannelPool,
     stats: Arc<DataPlaneStats>,
     traffic: Arc<Traffic>,
+    grpc_errors: Arc<GrpcErrors>,
     agent: MembershipAgent,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -201,7 +203,9 @@ impl NodeHandle {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
+        let grpc_errors = Arc::new(GrpcErrors::default());
         let router = Server::builder()
+            .layer(CountErrorsLayer::new(Arc::clone(&grpc_errors)))
             // Gossip cancels calls that time out; under load many resets are normal
             // and must not make h2 drop the connection (its default allows 20).
             .http2_max_pending_accept_reset_streams(Some(1024))
@@ -221,9 +225,12 @@ impl NodeHandle {
         let http = listeners.http.map(|l| {
             tokio::spawn(super::http::serve(
                 l,
-                agent.clone(),
-                Arc::clone(&stats),
-                Arc::clone(&traffic),
+                super::http::Sources {
+                    agent: agent.clone(),
+                    data_plane: Arc::clone(&stats),
+                    traffic: Arc::clone(&traffic),
+                    grpc_errors: Arc::clone(&grpc_errors),
+                },
                 shutdown.clone(),
             ))
         });
@@ -245,6 +252,7 @@ impl NodeHandle {
             advertise,
             stats,
             traffic,
+            grpc_errors,
             agent,
             shutdown,
             tasks,
@@ -282,6 +290,11 @@ impl NodeHandle {
     /// Bytes on the wire.
     pub fn traffic(&self) -> &Arc<Traffic> {
         &self.traffic
+    }
+
+    /// gRPC calls refused with an error status, by service and code.
+    pub fn grpc_errors(&self) -> &Arc<GrpcErrors> {
+        &self.grpc_errors
     }
 
     /// The membership agent.

@@ -5,6 +5,7 @@ pub mod config;
 pub mod convert;
 pub mod data_plane;
 pub mod error;
+pub mod grpc_errors;
 pub mod membership;
 pub mod pb;
 pub mod pool;

@@ -391,14 +391,23 @@ async fn undecodable_protobuf_gets_a_clear_status_and_the_node_keeps_running() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err.code(), tonic::Code::Internal | tonic::Code::InvalidArgument),
+        matches!(
+            err.code(),
+            tonic::Code::Internal | tonic::Code::InvalidArgument
+        ),
         "{err:?}"
     );
-    assert!(err.message().to_lowercase().contains("decode"), "{}", err.message());
+    assert!(
+        err.message().to_lowercase().contains("decode"),
+        "{}",
+        err.message()
+    );
     assert_eq!(n.membership().with_state(|s| s.len()), 1);
     let counted = n.grpc_errors().snapshot();
     assert!(
-        counted.iter().any(|(svc, _, c)| *svc == "gsp.membership.v1.Membership" && *c == 1),
+        counted
+            .iter()
+            .any(|(svc, _, c)| *svc == "gsp.membership.v1.Membership" && *c == 1),
         "{counted:?}"
     );
     let local: iarnet::GetLocalNodeInfoResponse = unary(
@@ -430,7 +439,11 @@ impl tonic::codec::Codec for RawCodec {
 impl tonic::codec::Encoder for RawCodec {
     type Item = Vec<u8>;
     type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
         bytes::BufMut::put_slice(dst, &item);
         Ok(())
     }
@@ -439,7 +452,10 @@ impl tonic::codec::Encoder for RawCodec {
 impl tonic::codec::Decoder for RawCodec {
     type Item = ();
     type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<()>, tonic::Status> {
         let n = bytes::Buf::remaining(src);
         bytes::Buf::advance(src, n);
         Ok(Some(()))

@@ -19,7 +19,9 @@ use super::{
     metrics,
     view::{NodeJson, sorted},
 };
-use crate::transport::{data_plane::stats::DataPlaneStats, grpc_errors::GrpcErrors, traffic::Traffic};
+use crate::transport::{
+    data_plane::stats::DataPlaneStats, grpc_errors::GrpcErrors, traffic::Traffic,
+};
 
 /// What the side port reports on.
 #[derive(Debug, Clone)]
@@ -91,7 +93,11 @@ async fn healthz(State(s): State<HttpState>) -> impl IntoResponse {
 ///
 /// # Errors
 /// The listener fails.
-pub async fn serve(listener: TcpListener, sources: Sources, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    sources: Sources,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let state = HttpState {
         sources,
         shutdown: shutdown.clone(),

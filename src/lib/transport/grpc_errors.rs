@@ -116,7 +116,10 @@ where
         let service = SERVICES
             .iter()
             .copied()
-            .find(|s| path.strip_prefix('/').is_some_and(|p| p.starts_with(s) && p[s.len()..].starts_with('/')))
+            .find(|s| {
+                path.strip_prefix('/')
+                    .is_some_and(|p| p.starts_with(s) && p[s.len()..].starts_with('/'))
+            })
             .unwrap_or("other");
         let errors = Arc::clone(&self.errors);
         let fut = self.inner.call(req);

@@ -726,3 +726,129 @@ fn membership_bench_reports_join_detection_traffic_and_false_positives() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--nodes"), "{}", stderr(&out));
 }
+
+#[test]
+fn query_finds_exactly_the_gpu_node_from_any_node_and_exits_1_on_no_match() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let common = ["--gossip-interval", "0.1", "--resource-interval", "0.2"];
+    let (mut a, addr_a) = spawn_node_with(
+        dirs[0].path(),
+        &[&common[..], &["--name", "gpu-box", "--capacity", "gpu=2"]].concat(),
+    );
+    let (mut b, addr_b) = spawn_node_with(
+        dirs[1].path(),
+        &[
+            &common[..],
+            &["--name", "cpu-a", "--capacity", "gpu=0", "--join", &addr_a],
+        ]
+        .concat(),
+    );
+    let (mut c, addr_c) = spawn_node_with(
+        dirs[2].path(),
+        &[
+            &common[..],
+            &["--name", "cpu-b", "--capacity", "gpu=0", "--join", &addr_a],
+        ]
+        .concat(),
+    );
+    for addr in [&addr_a, &addr_b, &addr_c] {
+        peers_until(addr, |v| {
+            v["total"] == 3
+                && v["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|n| n["gpu"].is_object())
+        });
+    }
+    for addr in [&addr_a, &addr_b, &addr_c] {
+        let out = run_gsp(&["query", "--addr", addr, "--gpu", "1", "--json"], LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["schema"], "gsp.query.v1");
+        assert_eq!(v["total"], 1);
+        assert_eq!(v["nodes"][0]["node_name"], "gpu-box");
+        assert_eq!(v["nodes"][0]["gpu"]["available"], 2);
+        assert!(v["query_id"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(v["hops_used"].is_u64());
+    }
+    let out = run_gsp(&["query", "--addr", &addr_b, "--gpu", "9"], LIMIT);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // Every node, best first: the GPU node leads.
+    let out = run_gsp(
+        &[
+            "query",
+            "--addr",
+            &addr_c,
+            "--json",
+            "--limit",
+            "2",
+            "--max-hops",
+            "1000",
+        ],
+        LIMIT,
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total"], 2);
+    assert_eq!(v["matched"], 3);
+    assert_eq!(v["max_hops"], 8, "absurd hop counts are capped");
+    assert_eq!(v["nodes"][0]["node_name"], "gpu-box");
+
+    // The aggregate view.
+    let out = run_gsp(&["peers", "--addr", &addr_b, "--summary", "--json"], LIMIT);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema"], "gsp.summary.v1");
+    assert_eq!(v["nodes"], 3);
+    assert_eq!(v["gpu"]["total"], 2);
+    assert_eq!(v["by_tag"]["gpu"], serde_json::json!(["gpu-box"]));
+    assert_eq!(v["by_available"][0]["node_name"], "gpu-box");
+
+    // Hardware inventory, fetched from each node.
+    let out = run_gsp(&["peers", "--addr", &addr_b, "--detailed", "--json"], LIMIT);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for n in v["nodes"].as_array().unwrap() {
+        assert!(
+            n["inventory"]["cpu_logical_cores"].as_u64().unwrap() >= 1,
+            "{n:#}"
+        );
+        assert!(n["inventory"]["kernel"].is_string());
+    }
+    for child in [&mut a, &mut b, &mut c] {
+        assert_eq!(stop(child).code(), Some(0));
+    }
+}
+
+#[test]
+fn bad_query_amounts_exit_2_naming_the_flag() {
+    for (flag, value, says) in [
+        ("--gpu", "-1", "negative"),
+        ("--cpu", "two", "not a CPU amount"),
+        ("--memory", "4XB", "unknown unit"),
+        ("--memory", "99999999TiB", "too large"),
+        ("--cpu", "1e30", "too large"),
+    ] {
+        let out = run_gsp(&["query", flag, value, "--addr", "127.0.0.1:1"], LIMIT);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(flag) && err.contains(says),
+            "{flag} {value}: {err}"
+        );
+    }
+    let out = run_gsp(
+        &[
+            "node",
+            "--capacity",
+            "disk=1",
+            "--data-dir",
+            "/nonexistent/x",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--capacity") && stderr(&out).contains("disk"),
+        "{}",
+        stderr(&out)
+    );
+}

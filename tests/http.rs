@@ -37,8 +37,17 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 async fn side_port_serves_nodes_metrics_and_health() {
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let probe = gsp::probe::FakeProbe::constant(gsp::core::resources::capacity::Sample {
+        cpu_total_millis: 8000,
+        cpu_used_millis: 2000,
+        memory_total_bytes: 16 << 30,
+        memory_used_bytes: 4 << 30,
+        gpus: vec![],
+        camera: true,
+    });
     let config = NodeConfig {
         name: "web".into(),
+        probe: gsp::runtime::node::ProbeChoice::Fake(probe),
         membership: AgentConfig {
             membership: MembershipConfig::with_interval(Duration::from_millis(50)),
             ..AgentConfig::default()
@@ -94,6 +103,17 @@ async fn side_port_serves_nodes_metrics_and_health() {
     ] {
         assert!(metrics.contains(name), "{name} missing");
     }
+
+    assert_eq!(n["cpu"]["available"], 6000);
+    assert_eq!(n["resource_tags"]["camera"], true);
+
+    let (status, body) = get(addr, "/api/resource/discovery/summary").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], 200);
+    assert_eq!(v["data"]["nodes"], 1);
+    assert_eq!(v["data"]["memory"]["available"], 12_u64 << 30);
+    assert_eq!(v["data"]["by_tag"]["camera"], serde_json::json!(["web"]));
 
     assert_eq!(get(addr, "/healthz").await, (200, "ok\n".to_owned()));
     assert_eq!(get(addr, "/nope").await.0, 404);

@@ -171,6 +171,41 @@ mod iarnet {
         pub timestamp: i64,
     }
     #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ResourceRequest {
+        #[prost(int64, tag = "1")]
+        pub cpu: i64,
+        #[prost(int64, tag = "2")]
+        pub memory: i64,
+        #[prost(int64, tag = "3")]
+        pub gpu: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ResourceQueryRequest {
+        #[prost(string, tag = "1")]
+        pub query_id: String,
+        #[prost(string, tag = "2")]
+        pub requester_node_id: String,
+        #[prost(string, tag = "4")]
+        pub requester_domain_id: String,
+        #[prost(message, optional, tag = "5")]
+        pub resource_request: Option<ResourceRequest>,
+        #[prost(int32, tag = "8")]
+        pub max_hops: i32,
+        #[prost(int32, tag = "9")]
+        pub ttl: i32,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ResourceQueryResponse {
+        #[prost(string, tag = "1")]
+        pub query_id: String,
+        #[prost(string, tag = "2")]
+        pub responder_node_id: String,
+        #[prost(message, repeated, tag = "4")]
+        pub available_nodes: Vec<PeerNodeInfo>,
+        #[prost(bool, tag = "6")]
+        pub is_final: bool,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
     pub struct GetLocalNodeInfoRequest {}
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct GetLocalNodeInfoResponse {
@@ -257,6 +292,30 @@ async fn an_iarnet_client_gets_meaningful_answers() {
             .iter()
             .any(|r| r.name == "iarnet-1" && r.protocol == 0)
     }));
+
+    // QueryResources as iarnet asks it: the gsp node answers from its view.
+    let q: iarnet::ResourceQueryResponse = unary(
+        n.advertise(),
+        "/discovery.DiscoveryService/QueryResources",
+        iarnet::ResourceQueryRequest {
+            query_id: "query.1".into(),
+            requester_node_id: "node.iarnet1".into(),
+            requester_domain_id: "domain.x".into(),
+            resource_request: Some(iarnet::ResourceRequest::default()),
+            max_hops: 5,
+            ttl: 5,
+        },
+    )
+    .await;
+    assert_eq!(q.query_id, "query.1");
+    assert!(q.is_final);
+    assert_eq!(q.responder_node_id, n.node_id().to_string());
+    let names: Vec<_> = q
+        .available_nodes
+        .iter()
+        .map(|p| p.node_name.as_str())
+        .collect();
+    assert!(names.contains(&"gsp-node"), "{names:?}");
 
     // Another domain gets iarnet's empty answer, and nothing is merged.
     let resp: iarnet::NodeInfoGossipResponse = unary(

@@ -20,5 +20,6 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod probe;
 pub mod runtime;
 pub mod transport;

@@ -79,6 +79,7 @@ impl Sim {
             seeds: seeds.iter().map(|s| addr(*s)).collect(),
             join_backoff_max: Duration::from_secs(5),
             periodic_anti_entropy: true,
+            run_loops: true,
             rng_seed: Some(
                 self.seed
                     .wrapping_mul(1000)

@@ -8,7 +8,7 @@ use super::error::BenchError;
 use crate::{
     runtime::{
         identity::Identity,
-        node::{NodeConfig, NodeHandle},
+        node::{NodeConfig, NodeHandle, ProbeChoice},
     },
     transport::{
         config::DataPlaneConfig,
@@ -39,6 +39,7 @@ impl LocalCluster {
             let config = NodeConfig {
                 name: format!("bench-{i}"),
                 data_plane: data_plane.clone(),
+                probe: ProbeChoice::Off,
                 ..NodeConfig::default()
             };
             let node = NodeHandle::start(

@@ -29,6 +29,9 @@ pub enum Scenario {
     /// N nodes gossip over real gRPC: join convergence, crash detection,
     /// traffic per node, false positives (also under runtime stalls).
     Membership,
+    /// The cost of resource awareness: local-view query latency over a large
+    /// view, CPU per probe tick, an idle node's CPU.
+    Resources,
 }
 
 impl Scenario {
@@ -37,6 +40,7 @@ impl Scenario {
         match self {
             Self::Flood => "flood",
             Self::Membership => "membership",
+            Self::Resources => "resources",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod membership;
 pub mod node_thread;
 pub mod progress;
 pub mod report;
+pub mod resources;
 pub mod sys;
 pub mod tcp;
 

@@ -12,7 +12,7 @@ use crate::{
     runtime::{
         identity::Identity,
         membership::{AgentConfig, MembershipAgent},
-        node::{NodeConfig, NodeHandle},
+        node::{NodeConfig, NodeHandle, ProbeChoice},
     },
     transport::{data_plane::sink::DiscardSink, traffic::Traffic},
 };
@@ -80,6 +80,7 @@ impl NodeThread {
                             seeds,
                             ..AgentConfig::default()
                         },
+                        probe: ProbeChoice::Off,
                         ..NodeConfig::default()
                     };
                     let node = match NodeHandle::start(

@@ -7,6 +7,32 @@ pub fn cpu_time() -> Duration {
     rusage().map_or(Duration::ZERO, |(cpu, _)| cpu)
 }
 
+/// CPU time (user + system) the calling thread has used so far.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "getrusage has no safe wrapper in std")]
+pub fn thread_cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes a complete `rusage` into the pointer on success and
+    // we read it only then.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) != 0 {
+            return Duration::ZERO;
+        }
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Process CPU time where per-thread figures are not available.
+#[cfg(not(target_os = "linux"))]
+pub fn thread_cpu_time() -> Duration {
+    cpu_time()
+}
+
 /// Peak resident set size of this process so far, in bytes.
 pub fn peak_rss_bytes() -> u64 {
     rusage().map_or(0, |(_, rss)| rss)

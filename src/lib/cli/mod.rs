@@ -9,6 +9,7 @@ mod node;
 pub mod output;
 mod parse;
 pub mod peers;
+pub mod query;
 pub mod watch;
 
 use std::{process::ExitCode, time::Duration};
@@ -64,6 +65,8 @@ enum Command {
     Node(node::NodeArgs),
     /// List the members a node knows (table, or --json for scripts).
     Peers(peers::PeersArgs),
+    /// Find nodes with free CPU, memory, GPUs, tags and labels (multi-hop).
+    Query(query::QueryArgs),
     /// Stream membership events from a node (JSON Lines with --json).
     Watch(watch::WatchArgs),
     /// Spawn local nodes, flood them, report ACK latency and throughput vs raw TCP.
@@ -107,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Completions(args) => completions::run(&args),
         Command::Node(args) => runtime()?.block_on(node::run(args, global)),
         Command::Peers(args) => runtime()?.block_on(peers::run(args, global)),
+        Command::Query(args) => runtime()?.block_on(query::run(args, global)),
         Command::Watch(args) => runtime()?.block_on(watch::run(args, global)),
         Command::Bench(args) => runtime()?.block_on(bench::run(args, global)),
     }

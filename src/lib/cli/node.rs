@@ -14,6 +14,7 @@ use crate::{
         identity::Identity,
         membership::AgentConfig,
         node::{Listeners, NodeConfig, NodeHandle},
+        resources::ResourceConfig,
     },
     transport::{config::DataPlaneConfig, data_plane::sink::DiscardSink},
 };
@@ -70,6 +71,13 @@ pub(crate) struct NodeArgs {
         value_delimiter = ','
     )]
     label: Vec<String>,
+    /// Time between resource readings; fractions allowed [default: 30].
+    #[arg(long, env = "GSP_RESOURCE_INTERVAL", value_name = "SECS", value_parser = parse::duration)]
+    resource_interval: Option<Duration>,
+    /// Declared capacity overriding detected totals, any subset:
+    /// cpu=8 (cores) or cpu=8000m, memory=16GiB, gpu=2.
+    #[arg(long, env = "GSP_CAPACITY", value_name = "cpu=..,memory=..,gpu=..")]
+    capacity: Option<String>,
     /// Largest payload this node sends or accepts [default: 64MiB].
     #[arg(long, env = "GSP_MAX_PAYLOAD", value_name = "SIZE", value_parser = parse::size)]
     max_payload: Option<u64>,
@@ -103,6 +111,8 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
             http_listen: args.http_listen,
             labels: args.label,
             max_payload: args.max_payload,
+            resource_interval: args.resource_interval,
+            capacity: args.capacity,
         },
         file,
     )
@@ -149,6 +159,11 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
             periodic_anti_entropy: settings.anti_entropy,
             ..AgentConfig::default()
         },
+        resources: ResourceConfig {
+            interval: settings.resource_interval,
+            declared: settings.capacity,
+        },
+        query_timeout: settings.query_timeout,
         ..NodeConfig::default()
     };
     let mut node = NodeHandle::start(

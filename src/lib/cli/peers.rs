@@ -8,10 +8,19 @@ use serde::Serialize;
 
 use super::{GlobalArgs, client, exit::ExitStatus, output};
 use crate::{
-    core::membership::{MemberView, record::MemberState},
+    core::{
+        membership::{MemberView, record::MemberState},
+        resources::{
+            aggregate::{Aggregate, aggregate},
+            inventory::Inventory,
+        },
+    },
     runtime::view::{NodeJson, now_unix_ns, sorted},
     transport::{
-        membership::convert::{RecordLimits, record_from_pb},
+        membership::{
+            convert::{RecordLimits, record_from_pb},
+            extras::inventory_from_pb,
+        },
         pb::admin::v1 as pb,
     },
 };
@@ -28,9 +37,26 @@ pub(crate) struct PeersArgs {
     /// Only members with this label (repeatable; all must match).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_label)]
     label: Vec<(String, String)>,
+    /// Print the cluster's resources at a glance instead: totals over alive
+    /// nodes, nodes by tag, nodes by free resources.
+    #[arg(long, conflicts_with = "detailed")]
+    summary: bool,
+    /// Also fetch each up member's hardware inventory (CPU, OS, disks, interfaces).
+    #[arg(long)]
+    detailed: bool,
 }
 
-fn parse_label(s: &str) -> Result<(String, String), String> {
+/// Schema of `gsp peers --summary --json`.
+pub const SUMMARY_SCHEMA: &str = "gsp.summary.v1";
+
+#[derive(Serialize)]
+struct SummaryJson {
+    schema: &'static str,
+    #[serde(flatten)]
+    view: Aggregate,
+}
+
+pub(crate) fn parse_label(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("'{s}' is not KEY=VALUE")),
@@ -45,62 +71,196 @@ struct PeersJson {
 }
 
 /// Members of a `ListMembers` answer as views.
-fn views(resp: pb::ListMembersResponse) -> anyhow::Result<Vec<MemberView>> {
+pub(crate) fn views(resp: pb::ListMembersResponse) -> anyhow::Result<Vec<MemberView>> {
+    Ok(views_with_inventory(resp)?
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect())
+}
+
+/// Members with the inventory each carries (only with `detailed`).
+fn views_with_inventory(
+    resp: pb::ListMembersResponse,
+) -> anyhow::Result<Vec<(MemberView, Option<Inventory>)>> {
     let limits = RecordLimits::default();
     resp.members
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
-            let info = m
+            let mut info = m
                 .info
                 .with_context(|| format!("member {i} has no record"))?;
             let last_seen = info.last_seen;
+            let inventory = info.gsp_inventory.take().map(inventory_from_pb);
             let record = record_from_pb(info, &format!("members[{i}]"), &limits, now_unix_ns())?;
-            Ok(MemberView {
-                record,
-                local: m.local,
-                last_seen_unix_ns: last_seen,
-                in_state_for: std::time::Duration::from_millis(m.in_state_ms),
-            })
+            Ok((
+                MemberView {
+                    record,
+                    local: m.local,
+                    last_seen_unix_ns: last_seen,
+                    in_state_for: std::time::Duration::from_millis(m.in_state_ms),
+                },
+                inventory,
+            ))
         })
         .collect()
 }
 
 pub(crate) async fn run(args: PeersArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
     let mut client = client::admin(&global).await?;
-    let mut req = tonic::Request::new(pb::ListMembersRequest {});
+    let mut req = tonic::Request::new(pb::ListMembersRequest {
+        detailed: args.detailed,
+    });
     req.set_timeout(client::timeout(&global));
     let resp = client
         .list_members(req)
         .await
         .map_err(|s| client::call_failed(&global.addr, s))?
         .into_inner();
-    let members: Vec<MemberView> = sorted(views(resp)?)
-        .into_iter()
-        .filter(|m| {
-            args.state.is_empty()
-                || args
-                    .state
-                    .iter()
-                    .any(|s| MemberState::parse(s) == Some(m.record.state))
-        })
-        .filter(|m| {
-            args.label
+    let mut members = views_with_inventory(resp)?;
+    members.retain(|(m, _)| {
+        (args.state.is_empty()
+            || args
+                .state
+                .iter()
+                .any(|s| MemberState::parse(s) == Some(m.record.state)))
+            && args
+                .label
                 .iter()
                 .all(|(k, v)| m.record.labels.get(k) == Some(v))
-        })
+    });
+    let inventories: std::collections::HashMap<String, Inventory> = members
+        .iter()
+        .filter_map(|(m, inv)| inv.clone().map(|i| (m.record.id.to_string(), i)))
         .collect();
+    let members: Vec<MemberView> = sorted(members.into_iter().map(|(m, _)| m).collect());
+    if args.summary {
+        let view = aggregate(members.iter().map(|m| &m.record));
+        if global.json {
+            output::json(&SummaryJson {
+                schema: SUMMARY_SCHEMA,
+                view,
+            })?;
+        } else {
+            output::stdout(&render_summary(&view))?;
+        }
+        return Ok(ExitStatus::Success);
+    }
     if global.json {
-        let nodes: Vec<NodeJson> = members.iter().map(NodeJson::from_view).collect();
+        let nodes: Vec<NodeJson> = members
+            .iter()
+            .map(|m| NodeJson {
+                inventory: inventories.get(m.record.id.as_str()).cloned(),
+                ..NodeJson::from_view(m)
+            })
+            .collect();
         output::json(&PeersJson {
             schema: SCHEMA,
             total: nodes.len(),
             nodes,
         })?;
     } else {
-        output::stdout(&render(&members))?;
+        let mut text = render(&members);
+        if args.detailed {
+            text.push_str(&render_inventories(&members, &inventories));
+        }
+        output::stdout(&text)?;
     }
     Ok(ExitStatus::Success)
+}
+
+fn render_summary(v: &Aggregate) -> String {
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY);
+    t.set_header(vec!["", "TOTAL", "USED", "FREE"]);
+    t.add_row(vec![
+        "CPU (millicores)".to_owned(),
+        v.cpu.total.to_string(),
+        v.cpu.used.to_string(),
+        v.cpu.available.to_string(),
+    ]);
+    let mem = |n: i64| crate::core::units::HumanBytes(u64::try_from(n).unwrap_or(0)).to_string();
+    t.add_row(vec![
+        "memory".to_owned(),
+        mem(v.memory.total),
+        mem(v.memory.used),
+        mem(v.memory.available),
+    ]);
+    t.add_row(vec![
+        "GPUs".to_owned(),
+        v.gpu.total.to_string(),
+        v.gpu.used.to_string(),
+        v.gpu.available.to_string(),
+    ]);
+    let mut out = format!(
+        "{} alive nodes ({} without published resources)\n{t}\n",
+        v.nodes, v.nodes_without_resources
+    );
+    for (tag, list) in [
+        ("cpu", &v.by_tag.cpu),
+        ("gpu", &v.by_tag.gpu),
+        ("memory", &v.by_tag.memory),
+        ("camera", &v.by_tag.camera),
+    ] {
+        let _ = writeln!(out, "tag {tag}: {} nodes {}", list.len(), list.join(", "));
+    }
+    let _ = writeln!(out, "most free first:");
+    for r in v.by_available.iter().take(10) {
+        let _ = writeln!(
+            out,
+            "  {:<20} gpu {:>3}  cpu {:>7}m  mem {}",
+            r.node_name,
+            r.gpu_available,
+            r.cpu_available,
+            mem(r.memory_available)
+        );
+    }
+    out
+}
+
+fn render_inventories(
+    members: &[MemberView],
+    inventories: &std::collections::HashMap<String, Inventory>,
+) -> String {
+    let mut out = String::new();
+    for m in members {
+        let Some(i) = inventories.get(m.record.id.as_str()) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "\n{} ({}): {} {} cores / {} threads, {}, {} kernel {}",
+            m.record.name,
+            i.hostname,
+            i.cpu_model,
+            i.cpu_physical_cores,
+            i.cpu_logical_cores,
+            i.arch,
+            i.os,
+            i.kernel
+        );
+        for d in &i.disks {
+            let _ = writeln!(
+                out,
+                "  disk {} on {} ({}): {} free of {}",
+                d.name,
+                d.mount_point,
+                d.file_system,
+                crate::core::units::HumanBytes(d.available_bytes),
+                crate::core::units::HumanBytes(d.total_bytes)
+            );
+        }
+        for n in &i.interfaces {
+            let _ = writeln!(
+                out,
+                "  interface {} {} {}",
+                n.name,
+                n.mac,
+                n.addresses.join(" ")
+            );
+        }
+    }
+    out
 }
 
 fn ago(unix_ns: i64) -> String {

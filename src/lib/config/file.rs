@@ -65,6 +65,10 @@ pub struct FileConfig {
     pub labels: BTreeMap<String, String>,
     /// `gsp.max_payload`.
     pub max_payload: Option<u64>,
+    /// `gsp.resource_interval`.
+    pub resource_interval: Option<Duration>,
+    /// `gsp.capacity`: `cpu=8,memory=16GiB,gpu=2` or a mapping of the same.
+    pub capacity: Option<String>,
     /// `resource.discovery.enabled: false` was seen (gsp always runs discovery).
     pub discovery_disabled: bool,
 }
@@ -113,6 +117,8 @@ const GSP_KEYS: &[&str] = &[
     "http_listen",
     "labels",
     "max_payload",
+    "resource_interval",
+    "capacity",
 ];
 
 /// Reads and checks a config file.
@@ -251,6 +257,7 @@ fn read_discovery(r: &mut Reader, d: &Map<String, Value>, c: &mut FileConfig) {
     );
 }
 
+#[expect(clippy::many_single_char_names, reason = "reader, section and config stay short so the key table reads as one")]
 fn read_gsp(r: &mut Reader, g: &Map<String, Value>, c: &mut FileConfig) {
     for k in g.keys() {
         if !GSP_KEYS.contains(&k.as_str()) {
@@ -293,6 +300,27 @@ fn read_gsp(r: &mut Reader, g: &Map<String, Value>, c: &mut FileConfig) {
             }
         }
     }
+    c.resource_interval = r.seconds(g.get("resource_interval"), "gsp.resource_interval");
+    c.capacity = match g.get("capacity") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Object(m)) => Some(
+            m.iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        Some(other) => {
+            r.problem(
+                "gsp.capacity",
+                format!("expected cpu=..,memory=..,gpu=.. or a mapping, got {other}"),
+            );
+            None
+        }
+    };
     if let Some(v) = g.get("max_payload") {
         let parsed = match v {
             Value::String(s) => units::parse_size(s).map_err(|e| e.to_string()),

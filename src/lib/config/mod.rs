@@ -49,6 +49,10 @@ pub struct Overrides {
     pub labels: Vec<String>,
     /// `--max-payload`.
     pub max_payload: Option<u64>,
+    /// `--resource-interval`.
+    pub resource_interval: Option<Duration>,
+    /// `--capacity`.
+    pub capacity: Option<String>,
 }
 
 /// The resolved settings of `gsp node`.
@@ -82,6 +86,10 @@ pub struct NodeSettings {
     pub max_hops: u32,
     /// Resource query timeout.
     pub query_timeout: Duration,
+    /// Time between resource readings.
+    pub resource_interval: Duration,
+    /// Declared capacity, overriding detected totals.
+    pub capacity: crate::core::resources::capacity::Declared,
     /// Things worth logging at start-up (accepted but ignored settings).
     pub warnings: Vec<String>,
 }
@@ -213,6 +221,25 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
         ));
     }
 
+    let resource_interval = o
+        .resource_interval
+        .or(f.resource_interval)
+        .unwrap_or(crate::runtime::resources::DEFAULT_RESOURCE_INTERVAL);
+    if resource_interval < Duration::from_millis(100) {
+        problems.push(format!(
+            "--resource-interval / gsp.resource_interval: must be at least 100ms, got {resource_interval:?}"
+        ));
+    }
+    let capacity = match o.capacity.or(f.capacity) {
+        Some(spec) => {
+            crate::core::resources::capacity::Declared::parse(&spec).unwrap_or_else(|e| {
+                problems.push(format!("--capacity / gsp.capacity: {e}"));
+                crate::core::resources::capacity::Declared::default()
+            })
+        }
+        None => crate::core::resources::capacity::Declared::default(),
+    };
+
     match listen {
         Ok(listen) if problems.is_empty() => Ok(NodeSettings {
             listen,
@@ -232,6 +259,8 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
             max_payload,
             max_hops: f.max_hops.unwrap_or(DEFAULT_MAX_HOPS),
             query_timeout: f.query_timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT),
+            resource_interval,
+            capacity,
             warnings,
         }),
         _ => Err(problems),
@@ -269,6 +298,28 @@ mod tests {
         assert_eq!(s.join, vec!["a:1"]);
         assert_eq!(s.labels.get("zone").map(String::as_str), Some("us"));
         assert_eq!(s.labels.get("rack").map(String::as_str), Some("r1"));
+    }
+
+    #[test]
+    fn capacity_comes_from_the_flag_or_a_mapping_in_the_file() {
+        let f =
+            file::parse("gsp:\n  capacity: {gpu: 2, memory: 16GiB}\n  resource_interval: 0.5\n")
+                .unwrap();
+        let s = resolve(Overrides::default(), Some(f.clone())).unwrap();
+        assert_eq!(s.capacity.gpus, Some(2));
+        assert_eq!(s.capacity.memory_bytes, Some(16 << 30));
+        assert_eq!(s.resource_interval, Duration::from_millis(500));
+        let o = Overrides {
+            capacity: Some("cpu=8".into()),
+            ..Overrides::default()
+        };
+        let s = resolve(o, Some(f)).unwrap();
+        assert_eq!((s.capacity.cpu_millis, s.capacity.gpus), (Some(8000), None));
+        let o = Overrides {
+            capacity: Some("gpu=-1".into()),
+            ..Overrides::default()
+        };
+        assert!(resolve(o, None).unwrap_err()[0].contains("--capacity"));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 
 pub mod ack_tracker;
 pub mod chunk;
+pub mod dedup;
 pub mod ids;
 pub mod membership;
 pub mod message;
 pub mod now;
+pub mod resources;
 pub mod units;

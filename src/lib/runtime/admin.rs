@@ -10,23 +10,74 @@ use tonic::{Request, Response, Status};
 use super::membership::{MembershipAgent, now};
 use crate::{
     core::membership::{MemberView, events::MembershipEvent},
-    transport::{membership::convert::record_to_pb, pb::admin::v1 as pb},
+    transport::{
+        membership::{
+            convert::{RecordLimits, record_to_pb},
+            extras::{inventory_to_pb, request_from_pb},
+        },
+        pb::admin::v1 as pb,
+    },
 };
 
 /// Events buffered per `Watch` stream before the sender waits on the client.
 const WATCH_QUEUE: usize = 256;
+
+/// Inventory fetches `ListMembers { detailed }` runs at once.
+const INVENTORY_CONCURRENCY: usize = 32;
+/// Longest a query may run.
+const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The admin service of one node.
 #[derive(Debug, Clone)]
 pub struct AdminService {
     agent: MembershipAgent,
     shutdown: CancellationToken,
+    query_timeout: Duration,
 }
 
 impl AdminService {
-    /// Serves `agent`'s state; watch streams end when `shutdown` fires.
-    pub fn new(agent: MembershipAgent, shutdown: CancellationToken) -> Self {
-        Self { agent, shutdown }
+    /// Serves `agent`'s state; watch streams end when `shutdown` fires; queries
+    /// without a timeout get `query_timeout`.
+    pub fn new(
+        agent: MembershipAgent,
+        shutdown: CancellationToken,
+        query_timeout: Duration,
+    ) -> Self {
+        Self {
+            agent,
+            shutdown,
+            query_timeout,
+        }
+    }
+
+    /// Fetches the inventory of every listed member that is up, at most
+    /// [`INVENTORY_CONCURRENCY`] at a time; members that do not answer in time keep none.
+    async fn attach_inventories(&self, members: &mut [pb::Member]) {
+        let timeout = Duration::from_secs(2);
+        let mut pending: Vec<(usize, String)> = members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.info.as_ref().map(|info| (i, info)))
+            .filter(|(_, info)| info.gsp_state == 1 || info.gsp_state == 2)
+            .map(|(i, info)| (i, info.address.clone()))
+            .collect();
+        while !pending.is_empty() {
+            let batch: Vec<_> = pending
+                .drain(..pending.len().min(INVENTORY_CONCURRENCY))
+                .collect();
+            let mut set = tokio::task::JoinSet::new();
+            for (i, addr) in batch {
+                let agent = self.agent.clone();
+                set.spawn(async move { (i, agent.inventory_of(&addr, timeout).await) });
+            }
+            while let Some(joined) = set.join_next().await {
+                if let Ok((i, Ok(Some(inv)))) = joined
+                    && let Some(info) = members[i].info.as_mut()
+                {
+                    info.gsp_inventory = Some(inventory_to_pb(&inv));
+                }
+            }
+        }
     }
 
     /// The tonic server.
@@ -63,15 +114,69 @@ pub fn event_to_pb(e: &MembershipEvent) -> pb::Event {
 impl pb::admin_server::Admin for AdminService {
     async fn list_members(
         &self,
-        _request: Request<pb::ListMembersRequest>,
+        request: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
+        let detailed = request.into_inner().detailed;
         let now = now();
         let (members, local) = self
             .agent
             .with_state(|s| (s.members(now), s.local().id.to_string()));
+        let mut members: Vec<pb::Member> = members.iter().map(member_to_pb).collect();
+        if detailed {
+            self.attach_inventories(&mut members).await;
+        }
         Ok(Response::new(pb::ListMembersResponse {
-            members: members.iter().map(member_to_pb).collect(),
+            members,
             local_node_id: local,
+        }))
+    }
+
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        let r = request.into_inner();
+        let resources = request_from_pb(
+            r.resources.as_ref(),
+            r.tags.as_ref(),
+            r.labels,
+            &RecordLimits::default(),
+        )
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let timeout = if r.timeout_ms == 0 {
+            self.query_timeout
+        } else {
+            Duration::from_millis(u64::from(r.timeout_ms)).min(MAX_QUERY_TIMEOUT)
+        };
+        let outcome = self
+            .agent
+            .query(resources, r.max_hops, timeout)
+            .await
+            .map_err(Status::from)?;
+        let local = self.agent.local_id().clone();
+        let total = outcome.answer.nodes.len();
+        let limit = if r.limit == 0 {
+            usize::MAX
+        } else {
+            r.limit as usize
+        };
+        let nodes = outcome
+            .answer
+            .nodes
+            .iter()
+            .take(limit)
+            .map(|n| pb::Member {
+                info: Some(record_to_pb(n, n.updated_unix_ns)),
+                local: n.id == local,
+                in_state_ms: 0,
+            })
+            .collect();
+        Ok(Response::new(pb::QueryResponse {
+            query_id: outcome.id,
+            nodes,
+            hops_used: outcome.answer.hops_used,
+            max_hops: outcome.max_hops,
+            total: u32::try_from(total).unwrap_or(u32::MAX),
         }))
     }
 

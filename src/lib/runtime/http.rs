@@ -19,6 +19,7 @@ use super::{
     metrics,
     view::{NodeJson, sorted},
 };
+use crate::core::resources::aggregate::aggregate;
 use crate::transport::{
     data_plane::stats::DataPlaneStats, grpc_errors::GrpcErrors, traffic::Traffic,
 };
@@ -71,6 +72,15 @@ async fn nodes(State(s): State<HttpState>) -> impl IntoResponse {
     })
 }
 
+async fn summary(State(s): State<HttpState>) -> impl IntoResponse {
+    let records = s.sources.agent.with_state(|st| st.all_records());
+    Json(Wrapped {
+        code: 200,
+        message: "success",
+        data: aggregate(&records),
+    })
+}
+
 async fn metrics_text(State(s): State<HttpState>) -> impl IntoResponse {
     (
         [(
@@ -104,6 +114,7 @@ pub async fn serve(
     };
     let app = Router::new()
         .route("/api/resource/discovery/nodes", get(nodes))
+        .route("/api/resource/discovery/summary", get(summary))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .with_state(state);

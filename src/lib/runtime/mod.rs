@@ -6,4 +6,5 @@ pub mod identity;
 pub mod membership;
 pub mod metrics;
 pub mod node;
+pub mod resources;
 pub mod view;

@@ -14,9 +14,11 @@ use super::{
     admin::AdminService,
     identity::Identity,
     membership::{AgentConfig, MembershipAgent},
+    resources::ResourceConfig,
 };
 use crate::{
     core::{ids::NodeId, membership::record::MemberRecord},
+    probe::{FakeProbe, ResourceProbe, SystemProbe},
     transport::{
         config::DataPlaneConfig,
         data_plane::{
@@ -60,6 +62,23 @@ pub struct NodeConfig {
     pub drain_timeout: Duration,
     /// How long shutdown waits for the leave announcement.
     pub leave_timeout: Duration,
+    /// Where resource readings come from.
+    pub probe: ProbeChoice,
+    /// Resource reading interval and declared capacity.
+    pub resources: ResourceConfig,
+    /// Time a query started here may take when the caller sets none.
+    pub query_timeout: Duration,
+}
+
+/// Where a node's resource readings come from.
+#[derive(Debug, Clone)]
+pub enum ProbeChoice {
+    /// This machine (sysinfo, NVML, `/dev`).
+    System,
+    /// Prepared readings (tests, simulations).
+    Fake(FakeProbe),
+    /// No readings: the node publishes no resources.
+    Off,
 }
 
 impl Default for NodeConfig {
@@ -74,6 +93,9 @@ impl Default for NodeConfig {
             membership: AgentConfig::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             leave_timeout: DEFAULT_LEAVE_TIMEOUT,
+            probe: ProbeChoice::System,
+            resources: ResourceConfig::default(),
+            query_timeout: crate::config::DEFAULT_QUERY_TIMEOUT,
         }
     }
 }
@@ -189,7 +211,21 @@ impl NodeHandle {
         )
         .into_server();
         let membership = MembershipService::new(Arc::new(agent.clone()));
-        let admin = AdminService::new(agent.clone(), shutdown.clone()).into_server();
+        let admin =
+            AdminService::new(agent.clone(), shutdown.clone(), config.query_timeout).into_server();
+        let probe: Option<Box<dyn ResourceProbe>> = match &config.probe {
+            ProbeChoice::System => Some(Box::new(SystemProbe::new())),
+            ProbeChoice::Fake(f) => Some(Box::new(f.clone())),
+            ProbeChoice::Off => None,
+        };
+        if let Some(probe) = probe {
+            tasks.spawn(super::resources::run(
+                agent.clone(),
+                probe,
+                config.resources,
+                shutdown.clone(),
+            ));
+        }
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<pb::gossip::v1::data_plane_server::DataPlaneServer<DataPlaneService>>()

@@ -8,9 +8,12 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::membership::{
-    MemberView,
-    record::{Amounts, Capacity, Tags},
+use crate::core::{
+    membership::{
+        MemberView,
+        record::{Amounts, Capacity, Tags},
+    },
+    resources::inventory::Inventory,
 };
 
 /// Total, used and available amounts of one resource.
@@ -80,6 +83,8 @@ pub struct NodeJson {
     pub in_state_ms: u64,
     /// gsp: whether this is the node that answered.
     pub local: bool,
+    /// gsp: hardware inventory (`gsp peers --detailed` only; null otherwise).
+    pub inventory: Option<Inventory>,
 }
 
 /// Unix nanoseconds as RFC 3339 UTC (seconds); the epoch for negative values.
@@ -136,6 +141,7 @@ impl NodeJson {
             last_updated: rfc3339(r.updated_unix_ns),
             in_state_ms: u64::try_from(m.in_state_for.as_millis()).unwrap_or(u64::MAX),
             local: m.local,
+            inventory: None,
         }
     }
 }

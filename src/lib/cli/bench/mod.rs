@@ -2,6 +2,7 @@
 
 mod flood;
 mod membership;
+mod resources;
 
 use std::{io::IsTerminal as _, path::PathBuf, sync::Arc};
 
@@ -85,7 +86,7 @@ pub(crate) struct BenchArgs {
     /// Membership: length of each stall.
     #[arg(long, help_heading = "Membership", default_value = "0.6", value_name = "SECS", value_parser = parse::duration)]
     pub(super) stall: std::time::Duration,
-    /// Membership: window over which idle traffic is measured.
+    /// Membership: window over which idle traffic is measured (resources: idle CPU).
     #[arg(long, help_heading = "Membership", default_value = "10", value_name = "SECS", value_parser = parse::duration)]
     pub(super) traffic_window: std::time::Duration,
     /// Fault injection for tests: stop the last node after this many ACKs.
@@ -97,6 +98,7 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     match args.scenario {
         Scenario::Flood => flood::run(args, global).await,
         Scenario::Membership => membership::run(args, global).await,
+        Scenario::Resources => resources::run(args, global).await,
     }
 }
 

@@ -513,6 +513,11 @@ impl Membership {
             .collect()
     }
 
+    /// Every record, by reference (no copies; for scans such as resource queries).
+    pub fn records(&self) -> impl Iterator<Item = &MemberRecord> {
+        self.table.entries().map(|e| &e.record)
+    }
+
     /// Every record.
     pub fn all_records(&self) -> Vec<MemberRecord> {
         self.table.entries().map(|e| e.record.clone()).collect()

@@ -61,6 +61,9 @@ pub struct AgentConfig {
     /// Whether the periodic push-pull runs (iarnet's `use_anti_entropy`); joins
     /// and dead-node reconnects use push-pull regardless.
     pub periodic_anti_entropy: bool,
+    /// Whether the agent runs its loops. Without them it only answers calls and
+    /// its view stays as set: simulations use this to freeze partial views.
+    pub run_loops: bool,
 }
 
 impl Default for AgentConfig {
@@ -71,6 +74,7 @@ impl Default for AgentConfig {
             join_backoff_max: Duration::from_secs(30),
             rng_seed: None,
             periodic_anti_entropy: true,
+            run_loops: true,
         }
     }
 }
@@ -91,6 +95,9 @@ pub(super) struct Shared {
     urgent: Mutex<Vec<MemberRecord>>,
     pub(super) urgent_wake: tokio::sync::Notify,
     pub(super) config: AgentConfig,
+    pub(super) queries: super::query::QueryState,
+    /// This machine's hardware inventory, once the resource loop has read it.
+    pub(super) inventory: Mutex<Option<crate::core::resources::inventory::Inventory>>,
     pub(super) shutdown: CancellationToken,
     pub(super) tasks: TaskTracker,
 }
@@ -166,6 +173,10 @@ impl Shared {
             Refusal::Invalid(why) => {
                 MembershipStats::inc(&self.stats.refused_invalid);
                 warn!(reason = %why, "refused a malformed membership message");
+            }
+            Refusal::Overloaded(why) => {
+                MembershipStats::inc(&self.stats.refused_overloaded);
+                debug!(reason = %why, "refused a query: overloaded");
             }
             Refusal::WrongNode { .. } | Refusal::ShuttingDown => {}
         }
@@ -270,12 +281,16 @@ impl MembershipAgent {
             urgent: Mutex::new(Vec::new()),
             urgent_wake: tokio::sync::Notify::new(),
             config,
+            queries: super::query::QueryState::new(),
+            inventory: Mutex::new(None),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
         shared.add_seeds(shared.config.seeds.clone());
         let agent = Self { shared };
-        agent.spawn_loops();
+        if agent.shared.config.run_loops {
+            agent.spawn_loops();
+        }
         agent
     }
 
@@ -287,6 +302,34 @@ impl MembershipAgent {
     /// Runs `f` on the protocol state (read it, or change the local record).
     pub fn with_state<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> T {
         self.shared.with_state(f)
+    }
+
+    /// Records this machine's hardware inventory (served by `GetLocalNodeInfo`).
+    pub fn set_inventory(&self, inventory: crate::core::resources::inventory::Inventory) {
+        *self
+            .shared
+            .inventory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(inventory);
+    }
+
+    /// The hardware inventory of the node at `addr` (this node's own when `addr`
+    /// is its address).
+    ///
+    /// # Errors
+    /// The node cannot be reached in time.
+    pub async fn inventory_of(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<
+        Option<crate::core::resources::inventory::Inventory>,
+        crate::transport::membership::CallError,
+    > {
+        if addr == self.shared.address {
+            return Ok(self.local_inventory());
+        }
+        self.shared.transport.inventory(addr, timeout).await
     }
 
     /// Counters.
@@ -487,8 +530,31 @@ impl MembershipHandler for MembershipAgent {
         }))
     }
 
+    async fn on_query(
+        &self,
+        q: crate::core::resources::query::Query,
+    ) -> Result<crate::core::resources::query::QueryAnswer, Refusal> {
+        self.shared.check_domain(&q.domain)?;
+        if self.shared.shutdown.is_cancelled() {
+            return Err(Refusal::ShuttingDown);
+        }
+        MembershipStats::inc(&self.shared.stats.queries);
+        self.shared
+            .answer_query(q)
+            .await
+            .inspect_err(|r| self.shared.count_refusal(r))
+    }
+
     fn local_record(&self) -> MemberRecord {
         self.with_state(|st| st.local().clone())
+    }
+
+    fn local_inventory(&self) -> Option<crate::core::resources::inventory::Inventory> {
+        self.shared
+            .inventory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn count_refusal(&self, refusal: &Refusal) {

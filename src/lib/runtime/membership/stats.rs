@@ -23,6 +23,10 @@ pub struct MembershipStats {
     pub refused_foreign_domain: AtomicU64,
     /// Calls refused as malformed or over a limit.
     pub refused_invalid: AtomicU64,
+    /// Resource query hops answered.
+    pub queries: AtomicU64,
+    /// Queries refused because too many were in flight.
+    pub refused_overloaded: AtomicU64,
     /// Events by kind, indexed as [`EventKind::ALL`].
     pub events: [AtomicU64; 7],
 }

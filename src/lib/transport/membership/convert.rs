@@ -348,6 +348,7 @@ pub fn record_to_pb(r: &MemberRecord, last_seen_unix_ns: i64) -> pb::PeerNodeInf
             .map(ToString::to_string)
             .unwrap_or_default(),
         gsp_protocol: r.protocol,
+        gsp_inventory: None,
     }
 }
 

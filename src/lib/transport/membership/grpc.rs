@@ -10,8 +10,14 @@ use super::{
     convert::{RecordLimits, digests_from_pb, records_from_pb, records_to_pb},
 };
 use crate::{
-    core::membership::messages::{
-        Gossip, IndirectPing, Phase, Ping, PingReply, PushPull, PushPullReply,
+    core::{
+        membership::messages::{
+            Gossip, IndirectPing, Phase, Ping, PingReply, PushPull, PushPullReply,
+        },
+        resources::{
+            inventory::Inventory,
+            query::{Query, QueryAnswer},
+        },
     },
     transport::{
         pb::{discovery as dpb, membership::v1 as mpb},
@@ -197,5 +203,34 @@ impl MembershipTransport for GrpcMembership {
             in_sync: r.gsp_in_sync,
             digests: digests_from_pb(r.gsp_digests, &self.limits).map_err(bad)?,
         })
+    }
+
+    async fn query(
+        &self,
+        addr: &str,
+        q: Query,
+        timeout: Duration,
+    ) -> Result<QueryAnswer, CallError> {
+        let mut client = self.discovery_client(addr)?;
+        let req = super::extras::query_to_pb(&q, now_ns());
+        let r = timed(timeout, client.query_resources(with_timeout(req, timeout))).await?;
+        super::extras::answer_from_pb(r, &self.limits, now_ns())
+            .map_err(|e| CallError::Refused(format!("bad reply: {e}")))
+    }
+
+    async fn inventory(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Option<Inventory>, CallError> {
+        let mut client = self.discovery_client(addr)?;
+        let r = timed(
+            timeout,
+            client.get_local_node_info(with_timeout(dpb::GetLocalNodeInfoRequest {}, timeout)),
+        )
+        .await?;
+        Ok(r.node_info
+            .and_then(|i| i.gsp_inventory)
+            .map(super::extras::inventory_from_pb))
     }
 }

@@ -17,9 +17,15 @@ use super::{
     CallError, MembershipHandler, MembershipTransport,
     convert::{RecordLimits, record_from_pb, records_to_pb},
 };
-use crate::core::membership::{
-    messages::{Gossip, IndirectPing, Ping, PingReply, PushPull, PushPullReply},
-    record::MemberRecord,
+use crate::core::{
+    membership::{
+        messages::{Gossip, IndirectPing, Ping, PingReply, PushPull, PushPullReply},
+        record::MemberRecord,
+    },
+    resources::{
+        inventory::Inventory,
+        query::{Query, QueryAnswer},
+    },
 };
 
 #[derive(Default)]
@@ -305,5 +311,31 @@ impl MembershipTransport for MemoryTransport {
             .sum::<usize>();
         self.finish(addr, &route, bytes, timeout).await?;
         Ok(r)
+    }
+
+    async fn query(
+        &self,
+        addr: &str,
+        q: Query,
+        timeout: Duration,
+    ) -> Result<QueryAnswer, CallError> {
+        let bytes = super::extras::query_to_pb(&q, 0).encoded_len();
+        let (h, route) = self.begin(addr, timeout, bytes).await?;
+        let mut a = h.on_query(q).await.map_err(|e| refused(&e))?;
+        let (nodes, bytes) = wire(&a.nodes);
+        a.nodes = nodes;
+        self.finish(addr, &route, bytes, timeout).await?;
+        Ok(a)
+    }
+
+    async fn inventory(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Option<Inventory>, CallError> {
+        let (h, route) = self.begin(addr, timeout, 0).await?;
+        let inv = h.local_inventory();
+        self.finish(addr, &route, 0, timeout).await?;
+        Ok(inv)
     }
 }

@@ -3,6 +3,7 @@
 //! node logic run over gRPC or over the in-memory network of simulations.
 
 pub mod convert;
+pub mod extras;
 pub mod grpc;
 pub mod memory;
 pub mod service;
@@ -12,6 +13,10 @@ use std::time::Duration;
 use crate::core::{
     ids::NodeId,
     membership::messages::{Gossip, IndirectPing, Ping, PingReply, PushPull, PushPullReply},
+    resources::{
+        inventory::Inventory,
+        query::{Query, QueryAnswer},
+    },
 };
 
 /// Why a call to a peer failed.
@@ -57,6 +62,9 @@ pub enum Refusal {
     /// This node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,
+    /// Too many requests of this kind are in flight (from this caller or in all).
+    #[error("overloaded: {0}")]
+    Overloaded(String),
 }
 
 /// Client side: how a node calls its peers.
@@ -80,6 +88,19 @@ pub trait MembershipTransport: Send + Sync + 'static {
         msg: PushPull,
         timeout: Duration,
     ) -> Result<PushPullReply, CallError>;
+    /// Forwards a resource query to the node at `addr`.
+    async fn query(
+        &self,
+        addr: &str,
+        q: Query,
+        timeout: Duration,
+    ) -> Result<QueryAnswer, CallError>;
+    /// The hardware inventory of the node at `addr`.
+    async fn inventory(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Option<Inventory>, CallError>;
 }
 
 /// Server side: what a node does with its peers' calls.
@@ -117,8 +138,16 @@ pub trait MembershipHandler: Send + Sync + 'static {
         requester_address: &str,
         known: Vec<String>,
     ) -> Result<Vec<String>, Refusal>;
+    /// Answers one hop of a resource query (and forwards it further).
+    ///
+    /// # Errors
+    /// The caller is in another domain, the query is malformed, or too many queries
+    /// are in flight.
+    async fn on_query(&self, q: Query) -> Result<QueryAnswer, Refusal>;
     /// This node's own record.
     fn local_record(&self) -> crate::core::membership::record::MemberRecord;
+    /// This node's hardware inventory, once read.
+    fn local_inventory(&self) -> Option<Inventory>;
     /// Counts a call refused before reaching the handler (malformed, foreign domain).
     fn count_refusal(&self, refusal: &Refusal);
 }

@@ -20,6 +20,10 @@ use crate::{
     transport::pb::{discovery as dpb, membership::v1 as mpb},
 };
 
+/// Time an iarnet requester gets when it sets no gsp timeout (iarnet's
+/// `query_timeout_seconds` default).
+const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn now_ns() -> i64 {
     i64::try_from(now_unix_ns()).unwrap_or(i64::MAX)
 }
@@ -192,11 +196,33 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
 
     async fn query_resources(
         &self,
-        _request: Request<dpb::ResourceQueryRequest>,
+        request: Request<dpb::ResourceQueryRequest>,
     ) -> Result<Response<dpb::ResourceQueryResponse>, Status> {
-        Err(Status::unimplemented(
-            "QueryResources is not available in this gsp release",
-        ))
+        let r = request.into_inner();
+        let local = self.handler.local_record();
+        if r.requester_domain_id != local.domain {
+            // iarnet answers other domains with an empty final response.
+            self.handler.count_refusal(&Refusal::ForeignDomain {
+                peer: r.requester_domain_id,
+                local: local.domain,
+            });
+            return Ok(Response::new(dpb::ResourceQueryResponse {
+                query_id: r.query_id,
+                timestamp: now_ns(),
+                is_final: true,
+                ..Default::default()
+            }));
+        }
+        let q = super::extras::query_from_pb(r, &self.limits, DEFAULT_QUERY_TIMEOUT)
+            .map_err(|e| self.invalid(&e))?;
+        let id = q.id.clone();
+        let answer = self.handler.on_query(q).await.map_err(Status::from)?;
+        Ok(Response::new(super::extras::answer_to_pb(
+            &answer,
+            &id,
+            &local.address,
+            now_ns(),
+        )))
     }
 
     async fn exchange_peer_list(
@@ -235,8 +261,14 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         _request: Request<dpb::GetLocalNodeInfoRequest>,
     ) -> Result<Response<dpb::GetLocalNodeInfoResponse>, Status> {
         let local = self.handler.local_record();
+        let mut info = record_to_pb(&local, now_ns());
+        info.gsp_inventory = self
+            .handler
+            .local_inventory()
+            .as_ref()
+            .map(super::extras::inventory_to_pb);
         Ok(Response::new(dpb::GetLocalNodeInfoResponse {
-            node_info: Some(record_to_pb(&local, now_ns())),
+            node_info: Some(info),
         }))
     }
 }

@@ -1,0 +1,267 @@
+//! `gsp bench resources`: the cost of resource awareness. Local-view query
+//! latency over a large view, CPU per probe tick, and an idle node's CPU.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+use super::{error::BenchError, progress::Progress, report, sys};
+use crate::{
+    core::{
+        ids::NodeId,
+        membership::{
+            config::MembershipConfig,
+            record::{Amounts, Capacity, MemberRecord, Tags},
+        },
+        resources::request::ResourceRequest,
+    },
+    probe::{ResourceProbe, SystemProbe},
+    runtime::{
+        identity::Identity,
+        membership::{AgentConfig, MembershipAgent, now},
+        node::{NodeConfig, NodeHandle},
+    },
+    transport::{data_plane::sink::DiscardSink, membership::memory::MemoryNetwork},
+};
+
+/// Settings of the resources scenario.
+#[derive(Debug, Clone)]
+pub struct ResourcesBenchConfig {
+    /// Members in the view queried.
+    pub view_nodes: usize,
+    /// Queries timed.
+    pub queries: usize,
+    /// Probe ticks timed.
+    pub probe_ticks: usize,
+    /// Nodes of the idle cluster.
+    pub idle_nodes: usize,
+    /// How long the idle cluster is watched.
+    pub idle_window: Duration,
+}
+
+impl Default for ResourcesBenchConfig {
+    fn default() -> Self {
+        Self {
+            view_nodes: 1000,
+            queries: 10_000,
+            probe_ticks: 200,
+            idle_nodes: 3,
+            idle_window: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Results of the resources scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResourcesResults {
+    /// Members in the view queried.
+    pub view_nodes: usize,
+    /// Queries timed.
+    pub queries: usize,
+    /// Latency of one local-view query (lock, match, rank), nanoseconds.
+    pub query_latency_ns: report::LatencyNs,
+    /// Matches per query (on average).
+    pub matches_per_query: f64,
+    /// CPU time of one probe tick (sysinfo CPU and memory, NVML, `/dev`), ms,
+    /// averaged over the ticks timed.
+    pub probe_tick_cpu_ms: f64,
+    /// Nodes in the idle cluster (default settings: 1 s rounds, 30 s resource readings).
+    pub idle_nodes: usize,
+    /// Seconds watched.
+    pub idle_window_secs: f64,
+    /// CPU of the whole process over the window, per node, in percent of one core.
+    pub idle_cpu_pct_per_node: f64,
+}
+
+/// A resources report (`gsp.bench.v1`, scenario `resources`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResourcesReport {
+    /// `gsp.bench.v1`.
+    pub schema: String,
+    /// `{"name": "resources"}`.
+    pub scenario: serde_json::Value,
+    /// What was measured.
+    pub results: ResourcesResults,
+    /// Crate version.
+    pub gsp_version: String,
+    /// Commit.
+    pub git_sha: String,
+    /// When the run finished.
+    pub timestamp: String,
+    /// The machine.
+    pub host: sys::HostInfo,
+}
+
+fn synthetic(i: usize, rng: &mut StdRng) -> MemberRecord {
+    let mut r = MemberRecord::new(
+        NodeId::parse(&format!("v{i:05}")).unwrap_or_else(|_| NodeId::random()),
+        format!("v{i}"),
+        format!("10.{}.{}.{}:50005", i / 65536, (i / 256) % 256, i % 256),
+        "default".into(),
+        1,
+    );
+    let total = Amounts {
+        cpu_millis: rng.random_range(1..=64) * 1000,
+        memory_bytes: rng.random_range(1..=512) << 30,
+        gpus: rng.random_range(0..=8),
+    };
+    let used = Amounts {
+        cpu_millis: rng.random_range(0..=total.cpu_millis),
+        memory_bytes: rng.random_range(0..=total.memory_bytes),
+        gpus: rng.random_range(0..=total.gpus),
+    };
+    r.capacity = Some(Capacity {
+        total,
+        used,
+        available: Amounts {
+            cpu_millis: total.cpu_millis - used.cpu_millis,
+            memory_bytes: total.memory_bytes - used.memory_bytes,
+            gpus: total.gpus - used.gpus,
+        },
+    });
+    r.tags = Tags {
+        cpu: true,
+        gpu: total.gpus > 0,
+        memory: true,
+        camera: rng.random_bool(0.1),
+    };
+    r
+}
+
+/// Runs the scenario.
+///
+/// # Errors
+/// A node cannot start.
+pub async fn run(
+    c: &ResourcesBenchConfig,
+    progress: &dyn Progress,
+) -> Result<ResourcesReport, BenchError> {
+    progress.phase("resources", 3);
+    // 1. Local-view queries over a large view.
+    let net = MemoryNetwork::new(1);
+    let mut rng = StdRng::seed_from_u64(7);
+    let local = synthetic(0, &mut rng);
+    let addr = local.address.clone();
+    let agent = MembershipAgent::start(
+        AgentConfig {
+            membership: MembershipConfig {
+                max_members: c.view_nodes + 1,
+                ..MembershipConfig::default()
+            },
+            run_loops: false,
+            ..AgentConfig::default()
+        },
+        local,
+        Arc::new(net.transport(&addr)),
+    );
+    agent.with_state(|s| {
+        for i in 1..c.view_nodes {
+            s.apply(synthetic(i, &mut rng), now());
+        }
+    });
+    let mut hist = report::new_histogram()?;
+    let mut matched = 0usize;
+    for q in 0..c.queries {
+        let req = ResourceRequest {
+            cpu_millis: rng.random_range(0..=16) * 1000,
+            memory_bytes: rng.random_range(0..=64) << 30,
+            gpus: i64::from(q % 3 == 0),
+            ..ResourceRequest::default()
+        };
+        let t = Instant::now();
+        let out = agent
+            .query(req, 0, Duration::from_secs(1))
+            .await
+            .map_err(|e| BenchError::Setup(format!("query failed: {e}")))?;
+        let ns = u64::try_from(t.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        hist.record(ns)
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        matched += out.answer.nodes.len();
+    }
+    progress.advance(1);
+
+    // 2. Probe ticks.
+    let ticks = tokio::task::spawn_blocking({
+        let n = c.probe_ticks;
+        move || {
+            // The kernel accounts thread CPU in ticks, so time the ticks together.
+            let mut probe = SystemProbe::new();
+            let _ = probe.sample();
+            let before = sys::thread_cpu_time();
+            for _ in 0..n {
+                let _ = probe.sample();
+            }
+            sys::thread_cpu_time().saturating_sub(before).as_secs_f64() * 1e3 / n.max(1) as f64
+        }
+    })
+    .await
+    .map_err(|e| BenchError::Setup(e.to_string()))?;
+    progress.advance(1);
+
+    // 3. An idle cluster at default settings.
+    let mut nodes = Vec::with_capacity(c.idle_nodes);
+    for i in 0..c.idle_nodes {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| BenchError::Setup(format!("bind: {e}")))?;
+        let seeds = nodes
+            .first()
+            .map(|n: &NodeHandle| vec![n.advertise().to_owned()])
+            .unwrap_or_default();
+        let config = NodeConfig {
+            name: format!("idle-{i}"),
+            membership: AgentConfig {
+                seeds,
+                ..AgentConfig::default()
+            },
+            ..NodeConfig::default()
+        };
+        nodes.push(
+            NodeHandle::start(
+                config,
+                Identity::ephemeral(),
+                listener,
+                Arc::new(DiscardSink),
+            )
+            .await
+            .map_err(|e| BenchError::Setup(format!("idle node: {e}")))?,
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu0 = sys::cpu_time();
+    let t0 = Instant::now();
+    tokio::time::sleep(c.idle_window).await;
+    let cpu = sys::cpu_time().saturating_sub(cpu0).as_secs_f64();
+    let wall = t0.elapsed().as_secs_f64();
+    for n in nodes {
+        n.shutdown().await;
+    }
+    progress.advance(1);
+    progress.finish();
+
+    Ok(ResourcesReport {
+        schema: report::SCHEMA.to_owned(),
+        scenario: serde_json::json!({ "name": "resources" }),
+        results: ResourcesResults {
+            view_nodes: c.view_nodes,
+            queries: c.queries,
+            query_latency_ns: report::summarize(&hist),
+            matches_per_query: matched as f64 / c.queries.max(1) as f64,
+            probe_tick_cpu_ms: ticks,
+            idle_nodes: c.idle_nodes,
+            idle_window_secs: wall,
+            idle_cpu_pct_per_node: cpu / wall / c.idle_nodes.max(1) as f64 * 100.0,
+        },
+        gsp_version: env!("CARGO_PKG_VERSION").to_owned(),
+        git_sha: env!("GSP_GIT_SHA").to_owned(),
+        timestamp: report::timestamp_now(),
+        host: sys::HostInfo::detect(),
+    })
+}

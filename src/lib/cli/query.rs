@@ -1,0 +1,177 @@
+//! `gsp query`: finds nodes that can take a job now, asking peers up to
+//! `--max-hops` away.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde::Serialize;
+
+use super::{GlobalArgs, client, exit::ExitStatus, output, peers};
+use crate::{
+    core::{
+        membership::record::Tags,
+        resources::{
+            query::MAX_HOPS_CAP,
+            request::{parse_cpu, parse_gpus, parse_memory},
+        },
+        units::HumanBytes,
+    },
+    runtime::view::NodeJson,
+    transport::{
+        membership::extras::tags_to_pb,
+        pb::{admin::v1 as pb, discovery as dpb},
+    },
+};
+
+/// Schema of `gsp query --json`.
+pub const SCHEMA: &str = "gsp.query.v1";
+
+/// Arguments of `gsp query`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct QueryArgs {
+    /// Free CPU needed: cores (2, 0.5) or millicores (2000m).
+    #[arg(long, value_name = "CPU", allow_hyphen_values = true, value_parser = |s: &str| parse_cpu(s).map_err(|e| e.to_string()))]
+    cpu: Option<i64>,
+    /// Free memory needed: 4GiB, 512MiB, or bytes.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = |s: &str| parse_memory(s).map_err(|e| e.to_string()))]
+    memory: Option<i64>,
+    /// Free GPUs needed.
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = |s: &str| parse_gpus(s).map_err(|e| e.to_string()))]
+    gpu: Option<i64>,
+    /// Capability tag required (repeatable): cpu, gpu, memory, camera.
+    #[arg(long, value_parser = ["cpu", "gpu", "memory", "camera"])]
+    tag: Vec<String>,
+    /// Label required (repeatable; all must match).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = peers::parse_label)]
+    label: Vec<(String, String)>,
+    /// Also ask peers this many hops away (0: the node's own view; capped at 8).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    max_hops: u32,
+    /// Return at most this many nodes, best first.
+    #[arg(long, value_name = "K")]
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct QueryJson {
+    schema: &'static str,
+    query_id: String,
+    nodes: Vec<NodeJson>,
+    total: usize,
+    matched: u32,
+    hops_used: u32,
+    max_hops: u32,
+}
+
+/// Exit 0 when a node matches, 1 when none does.
+pub(crate) async fn run(args: QueryArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let mut client = client::admin(&global).await?;
+    let timeout = client::timeout(&global);
+    let tags = Tags {
+        cpu: args.tag.iter().any(|t| t == "cpu"),
+        gpu: args.tag.iter().any(|t| t == "gpu"),
+        memory: args.tag.iter().any(|t| t == "memory"),
+        camera: args.tag.iter().any(|t| t == "camera"),
+    };
+    let mut req = tonic::Request::new(pb::QueryRequest {
+        resources: Some(dpb::ResourceRequest {
+            cpu: args.cpu.unwrap_or(0),
+            memory: args.memory.unwrap_or(0),
+            gpu: args.gpu.unwrap_or(0),
+        }),
+        tags: Some(tags_to_pb(tags)),
+        labels: args
+            .label
+            .iter()
+            .cloned()
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect(),
+        max_hops: args.max_hops,
+        // The node answers within 90% of our patience, so its answer arrives.
+        timeout_ms: u32::try_from(timeout.mul_f64(0.9).as_millis()).unwrap_or(u32::MAX),
+        limit: args.limit.unwrap_or(0),
+    });
+    req.set_timeout(timeout);
+    let resp = client
+        .query(req)
+        .await
+        .map_err(|s| client::call_failed(&global.addr, s))?
+        .into_inner();
+    let members = peers::views(pb::ListMembersResponse {
+        members: resp.nodes,
+        local_node_id: String::new(),
+    })?;
+    let nodes: Vec<NodeJson> = members.iter().map(NodeJson::from_view).collect();
+    if global.json {
+        output::json(&QueryJson {
+            schema: SCHEMA,
+            query_id: resp.query_id,
+            total: nodes.len(),
+            matched: resp.total,
+            hops_used: resp.hops_used,
+            max_hops: resp.max_hops,
+            nodes,
+        })?;
+    } else {
+        output::stdout(&render(
+            &nodes,
+            resp.total,
+            resp.hops_used,
+            args.max_hops,
+            resp.max_hops,
+        ))?;
+    }
+    Ok(if members.is_empty() {
+        ExitStatus::Negative
+    } else {
+        ExitStatus::Success
+    })
+}
+
+fn render(
+    nodes: &[NodeJson],
+    matched: u32,
+    hops_used: u32,
+    asked_hops: u32,
+    max_hops: u32,
+) -> String {
+    let mut out = String::new();
+    if !nodes.is_empty() {
+        let mut t = Table::new();
+        t.load_style(UTF8_BORDERS_ONLY);
+        t.set_header(vec![
+            "NAME", "ADDRESS", "CPU FREE", "MEM FREE", "GPU FREE", "LABELS", "NODE ID",
+        ]);
+        for n in nodes {
+            let free = |u: &Option<crate::runtime::view::UsageJson>| u.map_or(0, |u| u.available);
+            t.add_row(vec![
+                n.node_name.clone(),
+                n.address.clone(),
+                format!("{}m", free(&n.cpu)),
+                HumanBytes(u64::try_from(free(&n.memory)).unwrap_or(0)).to_string(),
+                free(&n.gpu).to_string(),
+                n.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                n.node_id.clone(),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    let _ = write!(out, "{} of {matched} matching nodes", nodes.len());
+    if matched > 0 {
+        let _ = write!(out, ", found within {hops_used} hops");
+    }
+    out.push('\n');
+    if asked_hops > max_hops {
+        let _ = writeln!(
+            out,
+            "note: --max-hops {asked_hops} was capped at {MAX_HOPS_CAP}"
+        );
+    }
+    out
+}

@@ -1,0 +1,180 @@
+//! The cluster's resources at a glance (iarnet's resource aggregate view): totals
+//! over alive nodes, nodes by tag, nodes by what they have free.
+
+use serde::{Deserialize, Serialize};
+
+use super::matcher::{available, rank};
+use crate::core::membership::record::{Amounts, MemberRecord, MemberState};
+
+/// Sums of one resource.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Sums {
+    /// Total.
+    pub total: i64,
+    /// In use.
+    pub used: i64,
+    /// Free.
+    pub available: i64,
+}
+
+/// One node in the ranking.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ranked {
+    /// Node id.
+    pub node_id: String,
+    /// Name.
+    pub node_name: String,
+    /// Free CPU millicores.
+    pub cpu_available: i64,
+    /// Free memory bytes.
+    pub memory_available: i64,
+    /// Free GPUs.
+    pub gpu_available: i64,
+}
+
+/// Node names by capability tag.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ByTag {
+    /// Nodes with CPU.
+    pub cpu: Vec<String>,
+    /// Nodes with a GPU.
+    pub gpu: Vec<String>,
+    /// Nodes with memory.
+    pub memory: Vec<String>,
+    /// Nodes with a camera.
+    pub camera: Vec<String>,
+}
+
+/// The aggregate view over alive nodes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Aggregate {
+    /// Alive nodes counted.
+    pub nodes: usize,
+    /// Alive nodes that have not published resources.
+    pub nodes_without_resources: usize,
+    /// CPU millicores.
+    pub cpu: Sums,
+    /// Memory bytes.
+    pub memory: Sums,
+    /// GPUs.
+    pub gpu: Sums,
+    /// Node names by tag, sorted.
+    pub by_tag: ByTag,
+    /// Alive nodes, most available first (the query order).
+    pub by_available: Vec<Ranked>,
+}
+
+fn add(s: &mut Sums, pick: fn(&Amounts) -> i64, c: &crate::core::membership::record::Capacity) {
+    s.total = s.total.saturating_add(pick(&c.total));
+    s.used = s.used.saturating_add(pick(&c.used));
+    s.available = s.available.saturating_add(pick(&c.available));
+}
+
+/// Builds the view from every known record (only alive ones count).
+pub fn aggregate<'a>(records: impl IntoIterator<Item = &'a MemberRecord>) -> Aggregate {
+    let mut alive: Vec<&MemberRecord> = records
+        .into_iter()
+        .filter(|r| r.state == MemberState::Alive)
+        .collect();
+    alive.sort_by(|a, b| rank(a, b));
+    let mut v = Aggregate {
+        nodes: alive.len(),
+        ..Aggregate::default()
+    };
+    for r in &alive {
+        match &r.capacity {
+            Some(c) => {
+                add(&mut v.cpu, |a| a.cpu_millis, c);
+                add(&mut v.memory, |a| a.memory_bytes, c);
+                add(&mut v.gpu, |a| a.gpus, c);
+            }
+            None => v.nodes_without_resources += 1,
+        }
+        for (on, list) in [
+            (r.tags.cpu, &mut v.by_tag.cpu),
+            (r.tags.gpu, &mut v.by_tag.gpu),
+            (r.tags.memory, &mut v.by_tag.memory),
+            (r.tags.camera, &mut v.by_tag.camera),
+        ] {
+            if on {
+                list.push(r.name.clone());
+            }
+        }
+        let a = available(r);
+        v.by_available.push(Ranked {
+            node_id: r.id.to_string(),
+            node_name: r.name.clone(),
+            cpu_available: a.cpu_millis,
+            memory_available: a.memory_bytes,
+            gpu_available: a.gpus,
+        });
+    }
+    for list in [
+        &mut v.by_tag.cpu,
+        &mut v.by_tag.gpu,
+        &mut v.by_tag.memory,
+        &mut v.by_tag.camera,
+    ] {
+        list.sort();
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{
+        ids::NodeId,
+        membership::record::{Capacity, Tags},
+    };
+
+    fn node(id: &str, gpus: i64, state: MemberState) -> MemberRecord {
+        let mut r = MemberRecord::new(
+            NodeId::parse(id).unwrap(),
+            id.into(),
+            "h:1".into(),
+            "d".into(),
+            1,
+        );
+        let a = Amounts {
+            cpu_millis: 1000,
+            memory_bytes: 10,
+            gpus,
+        };
+        r.capacity = Some(Capacity {
+            total: a,
+            used: Amounts::default(),
+            available: a,
+        });
+        r.tags = Tags {
+            cpu: true,
+            gpu: gpus > 0,
+            memory: true,
+            camera: false,
+        };
+        r.state = state;
+        r
+    }
+
+    #[test]
+    fn sums_alive_nodes_and_ranks_them() {
+        let nodes = [
+            node("a", 0, MemberState::Alive),
+            node("b", 2, MemberState::Alive),
+            node("c", 4, MemberState::Dead),
+        ];
+        let v = aggregate(&nodes);
+        assert_eq!(v.nodes, 2);
+        assert_eq!(
+            v.gpu,
+            Sums {
+                total: 2,
+                used: 0,
+                available: 2
+            }
+        );
+        assert_eq!(v.cpu.total, 2000);
+        assert_eq!(v.by_tag.gpu, vec!["b"]);
+        assert_eq!(v.by_available[0].node_name, "b");
+    }
+}

@@ -257,7 +257,10 @@ fn read_discovery(r: &mut Reader, d: &Map<String, Value>, c: &mut FileConfig) {
     );
 }
 
-#[expect(clippy::many_single_char_names, reason = "reader, section and config stay short so the key table reads as one")]
+#[expect(
+    clippy::many_single_char_names,
+    reason = "reader, section and config stay short so the key table reads as one"
+)]
 fn read_gsp(r: &mut Reader, g: &Map<String, Value>, c: &mut FileConfig) {
     for k in g.keys() {
         if !GSP_KEYS.contains(&k.as_str()) {

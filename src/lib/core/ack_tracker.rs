@@ -238,6 +238,11 @@ impl<T> AckTracker<T> {
             .collect()
     }
 
+    /// When tracking of `id` started, if it is tracked.
+    pub fn started(&self, id: MessageId) -> Option<Instant> {
+        self.entries.get(&id).map(|e| e.started)
+    }
+
     /// The earliest deadline of any tracked message.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.by_deadline.first().map(|(d, _)| *d)

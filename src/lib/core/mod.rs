@@ -3,6 +3,7 @@
 //! randomness takes an RNG.
 
 pub mod ack_tracker;
+pub mod broadcast;
 pub mod chunk;
 pub mod dedup;
 pub mod ids;

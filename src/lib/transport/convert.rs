@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::pb::gossip::v1 as pb;
 use crate::core::{
+    broadcast::state::{Announce, Control},
     chunk::{ChunkHeader, ChunkIn},
     ids::{InvalidId, MessageId, NodeId},
     message::{MessageMeta, OutboundMessage},
@@ -70,6 +71,58 @@ pub fn header_to_pb(msg: &OutboundMessage, sender: &NodeId) -> pb::MessageHeader
         total_len: msg.payload.len() as u64,
         crc32: msg.crc32,
         created_unix_ns: msg.meta.created_unix_ns,
+    }
+}
+
+/// Most entries accepted in one control frame.
+pub const MAX_CONTROL_ENTRIES: usize = 4096;
+
+/// Parses a control frame (the caller checks its size against
+/// [`MAX_CONTROL_ENTRIES`] first).
+///
+/// # Errors
+/// A malformed id or origin.
+pub fn control_from_pb(c: pb::Control) -> Result<Control, FieldError> {
+    let announce = c
+        .announce
+        .into_iter()
+        .map(|a| {
+            Ok(Announce {
+                id: MessageId::from_slice(&a.message_id).map_err(|source| FieldError {
+                    field: "control.announce.message_id",
+                    source,
+                })?,
+                origin: node_id("control.announce.origin", &a.origin)?,
+                size: a.size,
+            })
+        })
+        .collect::<Result<_, FieldError>>()?;
+    let want = c
+        .want
+        .iter()
+        .map(|w| {
+            MessageId::from_slice(w).map_err(|source| FieldError {
+                field: "control.want",
+                source,
+            })
+        })
+        .collect::<Result<_, FieldError>>()?;
+    Ok(Control { announce, want })
+}
+
+/// The wire form of a control frame.
+pub fn control_to_pb(c: &Control) -> pb::Control {
+    pb::Control {
+        announce: c
+            .announce
+            .iter()
+            .map(|a| pb::Announce {
+                message_id: message_id_to_pb(a.id),
+                origin: a.origin.to_string(),
+                size: a.size,
+            })
+            .collect(),
+        want: c.want.iter().map(|id| message_id_to_pb(*id)).collect(),
     }
 }
 

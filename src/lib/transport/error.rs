@@ -78,6 +78,9 @@ pub enum SendError {
         /// The timeout.
         after: Duration,
     },
+    /// A queue toward the peer is full.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
     /// A message with this id is already in flight on the link.
     #[error("message {0} is already in flight on this link")]
     AlreadyInFlight(crate::core::ids::MessageId),
@@ -119,6 +122,9 @@ pub enum ServeError {
     /// A frame other than a chunk arrived after the hello.
     #[error("only chunks may follow the hello on a data plane stream")]
     UnexpectedFrame,
+    /// A control frame carried too many entries.
+    #[error("control frame with {0} entries, over the limit of {max}", max = crate::transport::convert::MAX_CONTROL_ENTRIES)]
+    ControlTooLarge(usize),
     /// A chunk had a malformed field.
     #[error("malformed chunk: {0}")]
     BadChunk(FieldError),
@@ -137,6 +143,7 @@ impl From<ServeError> for Status {
             | ServeError::UnexpectedFrame
             | ServeError::BadHello(_)
             | ServeError::BadChunk(_)
+            | ServeError::ControlTooLarge(_)
             | ServeError::Protocol(_) => Code::InvalidArgument,
             ServeError::Version { .. } => Code::FailedPrecondition,
             ServeError::WrongDomain { .. } => Code::PermissionDenied,

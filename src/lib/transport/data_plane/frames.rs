@@ -1,5 +1,6 @@
-//! The sending half of a link as a stream of frames: the hello, then each queued
-//! message cut into chunks that share the message's payload buffer.
+//! The sending half of a link as a stream of frames: the hello, then control
+//! frames as they come and each queued message cut into chunks that share the
+//! message's payload buffer.
 
 use std::{
     pin::Pin,
@@ -23,6 +24,7 @@ use crate::{
 /// Yields the frames of a link's outbound half, in order.
 pub(super) struct Frames {
     hello: Option<pb::Frame>,
+    control: mpsc::Receiver<pb::Control>,
     queue: mpsc::Receiver<OutboundMessage>,
     current: Option<(OutboundMessage, usize)>,
     local: NodeId,
@@ -34,6 +36,7 @@ pub(super) struct Frames {
 impl Frames {
     pub(super) fn new(
         hello: pb::Hello,
+        control: mpsc::Receiver<pb::Control>,
         queue: mpsc::Receiver<OutboundMessage>,
         local: NodeId,
         max_chunk: usize,
@@ -44,6 +47,7 @@ impl Frames {
             hello: Some(pb::Frame {
                 kind: Some(pb::frame::Kind::Hello(hello)),
             }),
+            control,
             queue,
             current: None,
             local,
@@ -87,6 +91,12 @@ impl Stream for Frames {
         }
         if this.closed.as_mut().poll(cx).is_ready() {
             return Poll::Ready(None);
+        }
+        // Bookkeeping goes first, even between the chunks of a message.
+        if let Poll::Ready(Some(c)) = this.control.poll_recv(cx) {
+            return Poll::Ready(Some(pb::Frame {
+                kind: Some(pb::frame::Kind::Control(c)),
+            }));
         }
         if this.current.is_none() {
             match this.queue.poll_recv(cx) {

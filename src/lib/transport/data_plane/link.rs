@@ -68,6 +68,12 @@ struct Waiter {
     _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
 
+/// Control frames queued per link; beyond it they are dropped (the broadcast
+/// protocol recovers them by timeouts and digests).
+pub const CONTROL_QUEUE: usize = 1024;
+/// Consecutive ACK timeouts after which a peer is cut off.
+pub const MAX_CONSECUTIVE_TIMEOUTS: u32 = 3;
+
 /// Byte budgets are counted in KiB so any budget fits a semaphore's `u32` acquire.
 const BUDGET_UNIT: u64 = 1024;
 
@@ -94,6 +100,9 @@ struct LinkShared {
     byte_budget_units: u32,
     closed: CancellationToken,
     close_reason: Mutex<Option<String>>,
+    /// ACK timeouts in a row; a peer that stops acknowledging is cut off.
+    timeouts_in_a_row: std::sync::atomic::AtomicU32,
+    stats: Arc<DataPlaneStats>,
 }
 
 impl std::fmt::Debug for Waiter {
@@ -138,7 +147,23 @@ impl LinkShared {
                 after: self.config.ack_timeout,
             }),
         };
+        let timed_out = matches!(result, Err(SendError::TimedOut { .. }));
         let _ = c.token.tx.send(result);
+        if timed_out {
+            let n = self
+                .timeouts_in_a_row
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            if n >= MAX_CONSECUTIVE_TIMEOUTS && !self.closed.is_cancelled() {
+                DataPlaneStats::add(&self.stats.peers_cut_off, 1);
+                self.close(format!(
+                    "peer stopped acknowledging ({n} ACK timeouts in a row)"
+                ));
+            }
+        } else {
+            self.timeouts_in_a_row
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Marks the link closed and fails everything in flight.
@@ -171,6 +196,7 @@ impl LinkShared {
 pub struct PeerLink {
     shared: Arc<LinkShared>,
     queue: mpsc::Sender<OutboundMessage>,
+    control: mpsc::Sender<pb::Control>,
     local_max_payload: u64,
 }
 
@@ -190,6 +216,7 @@ impl PeerLink {
         stats: Arc<DataPlaneStats>,
     ) -> Result<Self, TransportError> {
         let (queue, rx) = mpsc::channel(config.max_in_flight.max(1));
+        let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
         let closed = CancellationToken::new();
         let hello = pb::Hello {
             node_id: local.to_string(),
@@ -198,10 +225,11 @@ impl PeerLink {
         };
         let frames = Frames::new(
             hello,
+            control_rx,
             rx,
             local,
             config.max_chunk_bytes,
-            stats,
+            Arc::clone(&stats),
             closed.clone().cancelled_owned(),
         );
         let limit = config.max_grpc_message_bytes();
@@ -254,6 +282,8 @@ impl PeerLink {
             byte_budget_units,
             closed,
             close_reason: Mutex::new(None),
+            timeouts_in_a_row: std::sync::atomic::AtomicU32::new(0),
+            stats,
             config,
         });
         let local_max_payload = shared.config.max_payload_bytes;
@@ -261,6 +291,7 @@ impl PeerLink {
         Ok(Self {
             shared,
             queue,
+            control,
             local_max_payload,
         })
     }
@@ -371,6 +402,27 @@ impl PeerLink {
             Answer::Rejected("link closed".to_owned()),
             Instant::now().into_std(),
         );
+    }
+
+    /// Queues broadcast bookkeeping (never acknowledged).
+    ///
+    /// # Errors
+    /// The control queue is full, or the link has closed.
+    pub fn send_control(
+        &self,
+        control: &crate::core::broadcast::state::Control,
+    ) -> Result<(), SendError> {
+        match self
+            .control
+            .try_send(crate::transport::convert::control_to_pb(control))
+        {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(SendError::Overloaded(format!(
+                "{CONTROL_QUEUE} control frames already queued to peer {}",
+                self.shared.peer
+            ))),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.shared.closed_error()),
+        }
     }
 
     /// Closes the link: the stream ends and messages in flight fail.

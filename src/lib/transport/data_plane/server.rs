@@ -21,7 +21,9 @@ use crate::{
     },
     transport::{
         config::{ACK_QUEUE, DataPlaneConfig},
-        convert::{FieldError, chunk_from_pb, message_id_to_pb},
+        convert::{
+            FieldError, MAX_CONTROL_ENTRIES, chunk_from_pb, control_from_pb, message_id_to_pb,
+        },
         error::ServeError,
         pb::gossip::v1 as pb,
     },
@@ -178,6 +180,21 @@ async fn receive(
             Ok(Some(pb::Frame {
                 kind: Some(pb::frame::Kind::Chunk(c)),
             })) => c,
+            Ok(Some(pb::Frame {
+                kind: Some(pb::frame::Kind::Control(c)),
+            })) if c.announce.len() + c.want.len() > MAX_CONTROL_ENTRIES => {
+                let entries = c.announce.len() + c.want.len();
+                return cut_off(&shared, &peer, &tx, ServeError::ControlTooLarge(entries)).await;
+            }
+            Ok(Some(pb::Frame {
+                kind: Some(pb::frame::Kind::Control(c)),
+            })) => match control_from_pb(c) {
+                Ok(control) => {
+                    shared.sink.on_control(&peer, control);
+                    continue;
+                }
+                Err(e) => return cut_off(&shared, &peer, &tx, ServeError::BadChunk(e)).await,
+            },
             Ok(None) => {
                 debug!(peer = %peer, "data plane stream ended by peer");
                 return;

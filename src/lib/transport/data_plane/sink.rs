@@ -1,6 +1,6 @@
 //! Where received messages go: the seam between the wire and the node.
 
-use crate::core::message::InboundMessage;
+use crate::core::{broadcast::state::Control, ids::NodeId, message::InboundMessage};
 
 /// What the node made of a delivered message; becomes the ACK's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,12 @@ pub enum Verdict {
 pub trait MessageSink: Send + Sync + 'static {
     /// Takes one message and says whether it was accepted.
     fn deliver(&self, msg: InboundMessage) -> Verdict;
+
+    /// Takes broadcast bookkeeping from neighbour `from` (never acknowledged).
+    /// Sinks that do no broadcasting ignore it.
+    fn on_control(&self, from: &NodeId, control: Control) {
+        let _ = (from, control);
+    }
 }
 
 /// A sink that accepts everything and drops it; the node's data plane counters

@@ -19,6 +19,8 @@ pub struct DataPlaneStats {
     pub protocol_errors: AtomicU64,
     /// Inbound streams accepted.
     pub streams_accepted: AtomicU64,
+    /// Links closed because the peer stopped acknowledging.
+    pub peers_cut_off: AtomicU64,
     /// Messages sent on links.
     pub messages_sent: AtomicU64,
     /// Payload bytes put on links.

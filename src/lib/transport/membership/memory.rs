@@ -31,6 +31,8 @@ use crate::core::{
 #[derive(Default)]
 struct NetState {
     nodes: HashMap<String, Arc<dyn MembershipHandler>>,
+    /// Data plane sinks (broadcast simulations), by address.
+    sinks: HashMap<String, Arc<dyn crate::transport::data_plane::sink::MessageSink>>,
     /// Addresses whose node is crashed: calls fail at once (connection refused).
     crashed: HashSet<String>,
     /// Partition groups: calls between different groups are silently dropped.
@@ -87,7 +89,38 @@ impl MemoryNetwork {
     pub fn crash(&self, addr: &str) {
         let mut s = self.lock();
         s.nodes.remove(addr);
+        s.sinks.remove(addr);
         s.crashed.insert(addr.to_owned());
+    }
+
+    /// Attaches a data plane sink at `addr` (broadcast simulations).
+    pub fn register_sink(
+        &self,
+        addr: &str,
+        sink: Arc<dyn crate::transport::data_plane::sink::MessageSink>,
+    ) {
+        self.lock().sinks.insert(addr.to_owned(), sink);
+    }
+
+    /// Routes a data plane send of `bytes` from `from` to `to`: the sink, whether
+    /// the request and the reply are lost, and the one-way delay; `None` when
+    /// nothing listens there. Counts the bytes.
+    #[allow(clippy::type_complexity, reason = "a private route tuple")]
+    pub(crate) fn route_sink(
+        &self,
+        from: &str,
+        to: &str,
+        bytes: usize,
+    ) -> Option<(
+        Arc<dyn crate::transport::data_plane::sink::MessageSink>,
+        bool,
+        bool,
+        Duration,
+    )> {
+        let route = self.route(from, to);
+        let sink = self.lock().sinks.get(to).cloned()?;
+        self.count(from, to, bytes);
+        Some((sink, route.drop_request, route.drop_reply, route.delay))
     }
 
     /// Drops each message (each direction independently) with probability `p`.

@@ -1,0 +1,455 @@
+//! One node's broadcast state, pure: what it has seen and holds, what it is
+//! pulling from whom, and (as origin) who has confirmed delivery. Every input
+//! returns the actions to take; the runtime carries them out.
+
+use std::{collections::BTreeMap, time::Instant};
+
+use bytes::Bytes;
+use rand::{Rng, seq::IndexedRandom as _};
+
+use super::{
+    config::{BroadcastConfig, Relay},
+    store::{PayloadStore, Stored},
+};
+use crate::core::{
+    ack_tracker::{AckEffect, AckTracker, Answer, Completion, TrackError},
+    dedup::DedupCache,
+    ids::{MessageId, NodeId},
+    message::{InboundMessage, OutboundMessage},
+};
+
+/// An announcement that a node holds a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    /// The message.
+    pub id: MessageId,
+    /// Its origin.
+    pub origin: NodeId,
+    /// Payload size.
+    pub size: u64,
+}
+
+/// Bookkeeping from a neighbour: what it holds, what it wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Control {
+    /// Messages it holds.
+    pub announce: Vec<Announce>,
+    /// Messages it wants.
+    pub want: Vec<MessageId>,
+}
+
+/// What the runtime should do.
+#[derive(Debug)]
+pub enum Action {
+    /// Hand the message to local consumers (watchers, the on-message command).
+    Deliver(InboundMessage),
+    /// Send the stored payload of `id` to `to` (answering a want, or pushing).
+    Send {
+        /// The peer.
+        to: NodeId,
+        /// The message.
+        id: MessageId,
+    },
+    /// Tell `to` these messages are here.
+    Announce {
+        /// The peer.
+        to: NodeId,
+        /// What is held.
+        entries: Vec<Announce>,
+    },
+    /// Ask `to` for the payload of `id`.
+    Want {
+        /// The peer.
+        to: NodeId,
+        /// The message.
+        id: MessageId,
+    },
+    /// Tell `origin` this node delivered `id`.
+    Receipt {
+        /// The message's origin.
+        origin: NodeId,
+        /// The message.
+        id: MessageId,
+    },
+    /// As origin: `node` confirmed delivery of `id`.
+    Acked {
+        /// The message.
+        id: MessageId,
+        /// Who delivered it.
+        node: NodeId,
+        /// Since the send started.
+        latency: std::time::Duration,
+    },
+    /// As origin: a broadcast converged or timed out.
+    Done(Completion<()>),
+}
+
+/// Counters.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages delivered here.
+    pub delivered: u64,
+    /// Payloads received again (dropped, acknowledged as duplicates).
+    pub duplicates: u64,
+    /// Pulls abandoned after every attempt.
+    pub pulls_abandoned: u64,
+    /// Announcements ignored because the pull table was full.
+    pub pulls_refused: u64,
+    /// Wants that could not be served (payload no longer held).
+    pub wants_unserved: u64,
+}
+
+#[derive(Debug)]
+struct Pull {
+    origin: NodeId,
+    size: u64,
+    holders: Vec<NodeId>,
+    asked: usize,
+    asked_at: Instant,
+    attempts: u32,
+}
+
+/// Why a broadcast could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginateError {
+    /// Too many broadcasts from this node are still being tracked.
+    #[error("{0} broadcasts from this node are still in flight")]
+    TooManyInFlight(usize),
+}
+
+/// The broadcast state of one node.
+#[derive(Debug)]
+pub struct BroadcastState {
+    local: NodeId,
+    config: BroadcastConfig,
+    seen: DedupCache<MessageId>,
+    store: PayloadStore,
+    pulls: BTreeMap<MessageId, Pull>,
+    origin: AckTracker<()>,
+    counters: Counters,
+}
+
+impl BroadcastState {
+    /// State for node `local`.
+    pub fn new(local: NodeId, config: BroadcastConfig) -> Self {
+        Self {
+            seen: DedupCache::new(config.seen_capacity, config.seen_ttl),
+            store: PayloadStore::new(config.store_bytes, config.store_ttl),
+            origin: AckTracker::new(config.max_tracked),
+            local,
+            pulls: BTreeMap::new(),
+            counters: Counters::default(),
+            config,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BroadcastConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The stored payload of `id`.
+    pub fn stored(&self, id: &MessageId) -> Option<&Stored> {
+        self.store.get(id)
+    }
+
+    /// Sizes of the bounded tables: (seen ids, stored payloads, stored bytes,
+    /// pulls, tracked broadcasts).
+    pub fn sizes(&self) -> (usize, usize, u64, usize, usize) {
+        (
+            self.seen.len(),
+            self.store.len(),
+            self.store.bytes(),
+            self.pulls.len(),
+            self.origin.len(),
+        )
+    }
+
+    /// Starts a broadcast of `msg` from this node to `members` (the live members,
+    /// this node included), tracked until `deadline`.
+    ///
+    /// # Errors
+    /// Too many broadcasts from this node are in flight.
+    pub fn originate<R: Rng>(
+        &mut self,
+        msg: OutboundMessage,
+        members: &[NodeId],
+        now: Instant,
+        deadline: Instant,
+        rng: &mut R,
+    ) -> Result<Vec<Action>, OriginateError> {
+        let id = msg.meta.id;
+        match self
+            .origin
+            .track(id, members.iter().cloned(), now, deadline, ())
+        {
+            Ok(_) | Err(TrackError::DuplicateId(_)) => {}
+            Err(TrackError::Full(n)) => return Err(OriginateError::TooManyInFlight(n)),
+        }
+        let inbound = InboundMessage {
+            sender: self.local.clone(),
+            meta: msg.meta,
+            payload: msg.payload,
+            crc32: msg.crc32,
+        };
+        let peers: Vec<NodeId> = members
+            .iter()
+            .filter(|m| **m != self.local)
+            .cloned()
+            .collect();
+        let (_, actions) = self.on_payload(inbound, &peers, now, rng);
+        Ok(actions)
+    }
+
+    /// A payload arrived (or was created here). Returns whether it was new, and
+    /// what to do: deliver, confirm to the origin, relay.
+    pub fn on_payload<R: Rng>(
+        &mut self,
+        msg: InboundMessage,
+        peers: &[NodeId],
+        now: Instant,
+        rng: &mut R,
+    ) -> (bool, Vec<Action>) {
+        let id = msg.meta.id;
+        if !self.seen.insert(id, now) {
+            self.counters.duplicates += 1;
+            return (false, Vec::new());
+        }
+        self.counters.delivered += 1;
+        let pulled_from = self.pulls.remove(&id).map(|p| p.holders);
+        let origin = msg.meta.origin.clone();
+        let sender = msg.sender.clone();
+        let size = msg.payload.len() as u64;
+        let mut actions = Vec::new();
+        // The relayed copy carries one hop more and one hop less to go.
+        let relay = msg.meta.ttl > 0;
+        let mut meta = msg.meta.clone();
+        meta.hops = meta.hops.saturating_add(1);
+        meta.ttl = meta.ttl.saturating_sub(1);
+        self.store.insert(
+            Stored {
+                meta,
+                payload: msg.payload.clone(),
+                crc32: msg.crc32,
+            },
+            now,
+        );
+        if origin == self.local {
+            actions.extend(self.receipt(id, &self.local.clone(), now));
+        } else {
+            actions.push(Action::Receipt {
+                origin: origin.clone(),
+                id,
+            });
+        }
+        actions.push(Action::Deliver(msg));
+        if relay {
+            let skip = |p: &NodeId| {
+                *p == self.local
+                    || *p == sender
+                    || *p == origin
+                    || pulled_from.as_ref().is_some_and(|h| h.contains(p))
+            };
+            let candidates: Vec<&NodeId> = peers.iter().filter(|p| !skip(p)).collect();
+            let targets: Vec<NodeId> = match self.config.relay {
+                Relay::All => candidates.into_iter().cloned().collect(),
+                Relay::Fanout(k) => candidates
+                    .choose_multiple(rng, k)
+                    .map(|p| (*p).clone())
+                    .collect(),
+            };
+            let entry = Announce { id, origin, size };
+            for to in targets {
+                if size <= self.config.eager_max_bytes {
+                    actions.push(Action::Send { to, id });
+                } else {
+                    actions.push(Action::Announce {
+                        to,
+                        entries: vec![entry.clone()],
+                    });
+                }
+            }
+        }
+        (true, actions)
+    }
+
+    /// `from` holds these messages: pull the ones not seen yet.
+    pub fn on_announce(
+        &mut self,
+        from: &NodeId,
+        entries: Vec<Announce>,
+        now: Instant,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for e in entries {
+            if self.seen.contains(&e.id, now) {
+                continue;
+            }
+            if let Some(p) = self.pulls.get_mut(&e.id) {
+                if !p.holders.contains(from) {
+                    p.holders.push(from.clone());
+                }
+                continue;
+            }
+            if self.pulls.len() >= self.config.max_pulls {
+                self.counters.pulls_refused += 1;
+                continue;
+            }
+            self.pulls.insert(
+                e.id,
+                Pull {
+                    origin: e.origin,
+                    size: e.size,
+                    holders: vec![from.clone()],
+                    asked: 0,
+                    asked_at: now,
+                    attempts: 1,
+                },
+            );
+            actions.push(Action::Want {
+                to: from.clone(),
+                id: e.id,
+            });
+        }
+        actions
+    }
+
+    /// `from` wants these payloads: send the ones still held.
+    pub fn on_want(&mut self, from: &NodeId, ids: &[MessageId]) -> Vec<Action> {
+        ids.iter()
+            .filter_map(|id| {
+                if self.store.get(id).is_some() {
+                    Some(Action::Send {
+                        to: from.clone(),
+                        id: *id,
+                    })
+                } else {
+                    self.counters.wants_unserved += 1;
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// As origin: `nodes` delivered `id`.
+    pub fn on_receipt(&mut self, id: MessageId, nodes: &[NodeId], now: Instant) -> Vec<Action> {
+        nodes
+            .iter()
+            .flat_map(|n| self.receipt(id, n, now))
+            .collect()
+    }
+
+    fn receipt(&mut self, id: MessageId, node: &NodeId, now: Instant) -> Vec<Action> {
+        let started = self.origin.started(id);
+        match self.origin.on_ack(id, node, Answer::Delivered, now) {
+            AckEffect::Ignored => Vec::new(),
+            AckEffect::Progress => vec![self.acked(id, node, started, now)],
+            AckEffect::Completed(c) => vec![self.acked(id, node, started, now), Action::Done(c)],
+        }
+    }
+
+    fn acked(
+        &self,
+        id: MessageId,
+        node: &NodeId,
+        started: Option<Instant>,
+        now: Instant,
+    ) -> Action {
+        Action::Acked {
+            id,
+            node: node.clone(),
+            latency: started.map_or_else(std::time::Duration::default, |s| {
+                now.saturating_duration_since(s)
+            }),
+        }
+    }
+
+    /// `node` died or left: stop waiting for it, and stop pulling from it.
+    pub fn on_member_gone(&mut self, node: &NodeId, now: Instant) -> Vec<Action> {
+        for p in self.pulls.values_mut() {
+            p.holders.retain(|h| h != node);
+        }
+        self.origin
+            .forget_receiver(node, now)
+            .into_iter()
+            .map(Action::Done)
+            .collect()
+    }
+
+    /// Advances timers: pulls that waited too long ask another holder (or give
+    /// up after every attempt); tracked broadcasts past their deadline end.
+    pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let mut abandon = Vec::new();
+        for (id, p) in &mut self.pulls {
+            if now.saturating_duration_since(p.asked_at) < self.config.pull_timeout(p.size) {
+                continue;
+            }
+            if p.attempts >= self.config.max_pull_attempts || p.holders.is_empty() {
+                abandon.push(*id);
+                continue;
+            }
+            p.asked = (p.asked + 1) % p.holders.len();
+            p.asked_at = now;
+            p.attempts += 1;
+            actions.push(Action::Want {
+                to: p.holders[p.asked].clone(),
+                id: *id,
+            });
+        }
+        for id in abandon {
+            self.pulls.remove(&id);
+            self.counters.pulls_abandoned += 1;
+        }
+        actions.extend(self.origin.expire(now).into_iter().map(Action::Done));
+        self.store.expire(now);
+        self.seen.expire(now);
+        actions
+    }
+
+    /// The messages held that were received since `since`, newest last, at most
+    /// `digest_max_ids`: what a digest tells a peer.
+    pub fn digest(&self, since: Instant) -> Vec<Announce> {
+        self.store
+            .recent(since, self.config.digest_max_ids)
+            .into_iter()
+            .map(|(id, s)| Announce {
+                id,
+                origin: s.meta.origin.clone(),
+                size: s.payload.len() as u64,
+            })
+            .collect()
+    }
+
+    /// The outbound form of a stored message, to send on a link.
+    pub fn outbound(&self, id: &MessageId) -> Option<OutboundMessage> {
+        self.store.get(id).map(|s| OutboundMessage {
+            meta: s.meta.clone(),
+            payload: s.payload.clone(),
+            crc32: s.crc32,
+        })
+    }
+
+    /// The origin of a pull in progress (for metrics and logs).
+    pub fn pulling(&self, id: &MessageId) -> Option<&NodeId> {
+        self.pulls.get(id).map(|p| &p.origin)
+    }
+
+    /// A fresh message from this node.
+    pub fn message(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        ttl: u32,
+        now_unix_ns: i64,
+    ) -> OutboundMessage {
+        let mut m = OutboundMessage::new(self.local.clone(), topic, payload, now_unix_ns);
+        m.meta.ttl = ttl;
+        m
+    }
+}

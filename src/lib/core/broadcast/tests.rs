@@ -1,0 +1,282 @@
+//! A deterministic simulation of the pure broadcast state: N nodes exchanging
+//! actions through a lossy queue, with the runtime's rules (hop retransmits with
+//! a cap, periodic digests) played by the harness.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
+
+use super::{
+    config::BroadcastConfig,
+    state::{Action, Announce, BroadcastState},
+};
+use crate::core::{
+    ack_tracker::Ending,
+    ids::{MessageId, NodeId},
+    message::InboundMessage,
+};
+
+enum Msg {
+    Payload(InboundMessage, u32),
+    Announce(Vec<Announce>),
+    Want(MessageId),
+    Receipt(MessageId, NodeId, u32),
+}
+
+struct Sim {
+    t0: Instant,
+    now: Duration,
+    nodes: Vec<BroadcastState>,
+    ids: Vec<NodeId>,
+    queue: BTreeMap<(Duration, u64), (usize, usize, Msg)>,
+    seq: u64,
+    rng: StdRng,
+    loss: f64,
+    delivered: HashMap<(usize, MessageId), u32>,
+    done: HashMap<MessageId, Ending>,
+    payload_sends: u64,
+    dead: Vec<usize>,
+}
+
+const LATENCY: Duration = Duration::from_millis(2);
+const MAX_SEND_RETRIES: u32 = 5;
+
+impl Sim {
+    fn new(n: usize, loss: f64, seed: u64) -> Self {
+        let ids: Vec<NodeId> = (0..n)
+            .map(|i| NodeId::parse(&format!("b{i:02}")).unwrap())
+            .collect();
+        Self {
+            t0: Instant::now(),
+            now: Duration::ZERO,
+            nodes: ids
+                .iter()
+                .map(|id| BroadcastState::new(id.clone(), BroadcastConfig::default()))
+                .collect(),
+            ids,
+            queue: BTreeMap::new(),
+            seq: 0,
+            rng: StdRng::seed_from_u64(seed),
+            loss,
+            delivered: HashMap::new(),
+            done: HashMap::new(),
+            payload_sends: 0,
+            dead: Vec::new(),
+        }
+    }
+
+    fn at(&self) -> Instant {
+        self.t0 + self.now
+    }
+
+    fn index(&self, id: &NodeId) -> usize {
+        self.ids.iter().position(|x| x == id).unwrap()
+    }
+
+    fn post(&mut self, from: usize, to: usize, msg: Msg) {
+        self.seq += 1;
+        self.queue
+            .insert((self.now + LATENCY, self.seq), (from, to, msg));
+    }
+
+    fn run_actions(&mut self, node: usize, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Deliver(m) => *self.delivered.entry((node, m.meta.id)).or_default() += 1,
+                Action::Send { to, id } => {
+                    let to = self.index(&to);
+                    self.send_payload(node, to, id, 0);
+                }
+                Action::Announce { to, entries } => {
+                    let to = self.index(&to);
+                    self.post(node, to, Msg::Announce(entries));
+                }
+                Action::Want { to, id } => {
+                    let to = self.index(&to);
+                    self.post(node, to, Msg::Want(id));
+                }
+                Action::Receipt { origin, id } => {
+                    let to = self.index(&origin);
+                    let me = self.ids[node].clone();
+                    self.post(node, to, Msg::Receipt(id, me, 0));
+                }
+                Action::Acked { .. } => {}
+                Action::Done(c) => {
+                    self.done.insert(c.id, c.ending);
+                }
+            }
+        }
+    }
+
+    fn send_payload(&mut self, from: usize, to: usize, id: MessageId, attempt: u32) {
+        let Some(out) = self.nodes[from].outbound(&id) else {
+            return;
+        };
+        self.payload_sends += 1;
+        let msg = InboundMessage {
+            meta: out.meta,
+            sender: self.ids[from].clone(),
+            payload: out.payload,
+            crc32: out.crc32,
+        };
+        self.post(from, to, Msg::Payload(msg, attempt));
+    }
+
+    fn step(&mut self, until: Duration) {
+        while let Some((&(t, s), _)) = self.queue.first_key_value() {
+            if t > until {
+                break;
+            }
+            let (from, to, msg) = self.queue.remove(&(t, s)).unwrap();
+            self.now = t;
+            if self.dead.contains(&from) || self.dead.contains(&to) {
+                continue;
+            }
+            let lost = self.rng.random_bool(self.loss);
+            let now = self.at();
+            let peers: Vec<NodeId> = self.ids.clone();
+            match msg {
+                Msg::Payload(m, attempt) => {
+                    if lost {
+                        // The hop ACK never comes: the sender retransmits, up to a cap.
+                        if attempt < MAX_SEND_RETRIES {
+                            let id = m.meta.id;
+                            self.now = t + Duration::from_millis(50);
+                            self.send_payload(from, to, id, attempt + 1);
+                            self.now = t;
+                        }
+                        continue;
+                    }
+                    let mut rng = StdRng::seed_from_u64(s);
+                    let (_, actions) = self.nodes[to].on_payload(m, &peers, now, &mut rng);
+                    self.run_actions(to, actions);
+                }
+                Msg::Receipt(id, node, attempt) if lost => {
+                    // Receipts travel like payloads: acknowledged per hop, resent.
+                    if attempt < MAX_SEND_RETRIES {
+                        self.seq += 1;
+                        self.queue.insert(
+                            (t + Duration::from_millis(50), self.seq),
+                            (from, to, Msg::Receipt(id, node, attempt + 1)),
+                        );
+                    }
+                }
+                _ if lost => {}
+                Msg::Announce(entries) => {
+                    let from_id = self.ids[from].clone();
+                    let actions = self.nodes[to].on_announce(&from_id, entries, now);
+                    self.run_actions(to, actions);
+                }
+                Msg::Want(id) => {
+                    let from_id = self.ids[from].clone();
+                    let actions = self.nodes[to].on_want(&from_id, &[id]);
+                    self.run_actions(to, actions);
+                }
+                Msg::Receipt(id, node, _) => {
+                    let actions = self.nodes[to].on_receipt(id, &[node], now);
+                    self.run_actions(to, actions);
+                }
+            }
+        }
+        self.now = until;
+    }
+
+    /// Advances `total` in 10 ms ticks, with a digest from each node to a random
+    /// peer every 2 s.
+    fn run(&mut self, total: Duration) {
+        let end = self.now + total;
+        while self.now < end {
+            let next = self.now + Duration::from_millis(10);
+            self.step(next);
+            let now = self.at();
+            for i in 0..self.nodes.len() {
+                let actions = self.nodes[i].tick(now);
+                self.run_actions(i, actions);
+            }
+            if self.now.as_millis() % 2000 == 0 {
+                for i in 0..self.nodes.len() {
+                    let peer =
+                        (i + 1 + self.rng.random_range(0..self.nodes.len() - 1)) % self.nodes.len();
+                    let digest = self.nodes[i].digest(self.t0);
+                    if !digest.is_empty() {
+                        self.post(i, peer, Msg::Announce(digest));
+                    }
+                }
+            }
+        }
+    }
+
+    fn broadcast(&mut self, from: usize, size: usize) -> MessageId {
+        let payload = Bytes::from(vec![from as u8; size]);
+        let msg = self.nodes[from].message("t", payload, 16, 0);
+        let id = msg.meta.id;
+        let now = self.at();
+        let ids = self.ids.clone();
+        let mut rng = StdRng::seed_from_u64(self.seq);
+        let actions = self.nodes[from]
+            .originate(msg, &ids, now, now + Duration::from_secs(30), &mut rng)
+            .unwrap();
+        self.run_actions(from, actions);
+        id
+    }
+}
+
+#[test]
+fn twenty_nodes_deliver_200_broadcasts_exactly_once_under_10_percent_loss() {
+    let mut sim = Sim::new(20, 0.10, 42);
+    let mut ids = Vec::new();
+    for k in 0..200 {
+        let size = if k % 4 == 0 { 100 << 10 } else { 1 << 10 };
+        ids.push(sim.broadcast(k % 20, size));
+        sim.run(Duration::from_millis(20));
+    }
+    sim.run(Duration::from_secs(20));
+    for id in &ids {
+        for n in 0..20 {
+            assert_eq!(
+                sim.delivered.get(&(n, *id)).copied(),
+                Some(1),
+                "node {n} message {id}"
+            );
+        }
+        assert_eq!(sim.done.get(id), Some(&Ending::Converged), "message {id}");
+    }
+}
+
+#[test]
+fn large_payloads_cross_each_link_about_once() {
+    let n = 8;
+    let mut sim = Sim::new(n, 0.0, 7);
+    for k in 0..50 {
+        sim.broadcast(k % n, 512 << 10);
+        sim.run(Duration::from_millis(5));
+    }
+    sim.run(Duration::from_secs(5));
+    let ratio = sim.payload_sends as f64 / (50 * (n - 1)) as f64;
+    assert!(ratio <= 1.05, "payload copy ratio {ratio}");
+}
+
+#[test]
+fn a_dead_member_is_reported_departed_not_waited_for() {
+    let mut sim = Sim::new(4, 0.0, 1);
+    // Node 3 is gone: nothing reaches it, nothing leaves it.
+    sim.dead.push(3);
+    let id = sim.broadcast(0, 1);
+    sim.run(Duration::from_millis(100));
+    assert!(
+        sim.done.is_empty(),
+        "the origin must still be waiting for node 3"
+    );
+    let gone = sim.ids[3].clone();
+    let now = sim.at();
+    let done = sim.nodes[0].on_member_gone(&gone, now);
+    let Some(Action::Done(c)) = done.into_iter().next() else {
+        panic!("the broadcast should complete once the dead member is forgotten")
+    };
+    assert_eq!(c.id, id);
+    assert_eq!(c.departed, vec![gone]);
+}

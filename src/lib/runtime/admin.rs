@@ -7,7 +7,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::membership::{MembershipAgent, now};
+use super::{
+    broadcast::BroadcastEngine,
+    membership::{MembershipAgent, now},
+};
 use crate::{
     core::membership::{MemberView, events::MembershipEvent},
     transport::{
@@ -31,20 +34,23 @@ const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct AdminService {
     agent: MembershipAgent,
+    engine: BroadcastEngine,
     shutdown: CancellationToken,
     query_timeout: Duration,
 }
 
 impl AdminService {
-    /// Serves `agent`'s state; watch streams end when `shutdown` fires; queries
-    /// without a timeout get `query_timeout`.
+    /// Serves `agent`'s state and `engine`'s broadcasts; streams end when
+    /// `shutdown` fires; queries without a timeout get `query_timeout`.
     pub fn new(
         agent: MembershipAgent,
+        engine: BroadcastEngine,
         shutdown: CancellationToken,
         query_timeout: Duration,
     ) -> Self {
         Self {
             agent,
+            engine,
             shutdown,
             query_timeout,
         }
@@ -80,9 +86,12 @@ impl AdminService {
         }
     }
 
-    /// The tonic server.
-    pub fn into_server(self) -> pb::admin_server::AdminServer<Self> {
+    /// The tonic server; requests up to `max_request_bytes` (a broadcast
+    /// payload plus room for the rest).
+    pub fn into_server(self, max_request_bytes: usize) -> pb::admin_server::AdminServer<Self> {
         pb::admin_server::AdminServer::new(self)
+            .max_decoding_message_size(max_request_bytes)
+            .max_encoding_message_size(max_request_bytes)
     }
 }
 
@@ -219,5 +228,25 @@ impl pb::admin_server::Admin for AdminService {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type SendStream = ReceiverStream<Result<pb::SendProgress, Status>>;
+
+    async fn send(
+        &self,
+        request: Request<pb::SendRequest>,
+    ) -> Result<Response<Self::SendStream>, Status> {
+        super::admin_broadcast::send(&self.engine, &self.shutdown, request.into_inner())
+            .map(Response::new)
+    }
+
+    type WatchMessagesStream = ReceiverStream<Result<pb::DeliveredMessage, Status>>;
+
+    async fn watch_messages(
+        &self,
+        request: Request<pb::WatchMessagesRequest>,
+    ) -> Result<Response<Self::WatchMessagesStream>, Status> {
+        super::admin_broadcast::watch_messages(&self.engine, &self.shutdown, request.into_inner())
+            .map(Response::new)
     }
 }

@@ -1,6 +1,8 @@
 //! A running node: the server, the loops, identity on disk, and shutdown.
 
 pub mod admin;
+pub mod admin_broadcast;
+pub mod broadcast;
 pub mod http;
 pub mod identity;
 pub mod membership;

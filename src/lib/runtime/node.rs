@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::{
     admin::AdminService,
+    broadcast::{BroadcastEngine, EngineConfig},
     identity::Identity,
     membership::{AgentConfig, MembershipAgent},
     resources::ResourceConfig,
@@ -20,6 +21,7 @@ use crate::{
     core::{ids::NodeId, membership::record::MemberRecord},
     probe::{FakeProbe, ResourceProbe, SystemProbe},
     transport::{
+        broadcast::links::LinkSet,
         config::DataPlaneConfig,
         data_plane::{
             link::PeerLink, server::DataPlaneService, sink::MessageSink, stats::DataPlaneStats,
@@ -68,6 +70,8 @@ pub struct NodeConfig {
     pub resources: ResourceConfig,
     /// Time a query started here may take when the caller sets none.
     pub query_timeout: Duration,
+    /// Broadcast settings (its `max_payload` should match the data plane's).
+    pub broadcast: EngineConfig,
 }
 
 /// Where a node's resource readings come from.
@@ -96,6 +100,7 @@ impl Default for NodeConfig {
             probe: ProbeChoice::System,
             resources: ResourceConfig::default(),
             query_timeout: crate::config::DEFAULT_QUERY_TIMEOUT,
+            broadcast: EngineConfig::default(),
         }
     }
 }
@@ -146,6 +151,7 @@ pub struct NodeHandle {
     traffic: Arc<Traffic>,
     grpc_errors: Arc<GrpcErrors>,
     agent: MembershipAgent,
+    engine: BroadcastEngine,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     health: tonic_health::server::HealthReporter,
@@ -155,7 +161,8 @@ pub struct NodeHandle {
 
 impl NodeHandle {
     /// Starts serving on `listeners` and joins the cluster through the configured
-    /// seeds. Received data plane messages go to `sink`.
+    /// seeds. Received broadcasts go to the node's broadcast engine; other data
+    /// plane messages (point-to-point, `hops == 0`) go to `sink`.
     ///
     /// # Errors
     /// A listener's address cannot be read or reflection cannot be built.
@@ -200,19 +207,40 @@ impl NodeHandle {
             Arc::new(GrpcMembership::new(pool.clone())),
         );
 
+        let links = LinkSet::new(
+            pool.clone(),
+            identity.node_id.clone(),
+            config.domain.clone(),
+            dp.clone(),
+            Arc::clone(&stats),
+        );
+        let engine = BroadcastEngine::start(
+            config.broadcast.clone(),
+            agent.clone(),
+            Arc::new(Arc::new(links)),
+            sink,
+        );
         let data_plane = DataPlaneService::new(
             identity.node_id.clone(),
             config.domain.clone(),
             dp.clone(),
-            sink,
+            engine.sink(),
             Arc::clone(&stats),
             shutdown.clone(),
             tasks.clone(),
         )
         .into_server();
         let membership = MembershipService::new(Arc::new(agent.clone()));
-        let admin =
-            AdminService::new(agent.clone(), shutdown.clone(), config.query_timeout).into_server();
+        let max_admin_request = usize::try_from(config.broadcast.max_payload)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1 << 20);
+        let admin = AdminService::new(
+            agent.clone(),
+            engine.clone(),
+            shutdown.clone(),
+            config.query_timeout,
+        )
+        .into_server(max_admin_request);
         let probe: Option<Box<dyn ResourceProbe>> = match &config.probe {
             ProbeChoice::System => Some(Box::new(SystemProbe::new())),
             ProbeChoice::Fake(f) => Some(Box::new(f.clone())),
@@ -281,6 +309,7 @@ impl NodeHandle {
 
         Ok(Self {
             pool,
+            engine,
             identity,
             config,
             local_addr,
@@ -338,6 +367,11 @@ impl NodeHandle {
         &self.agent
     }
 
+    /// The broadcast engine.
+    pub fn broadcast(&self) -> &BroadcastEngine {
+        &self.engine
+    }
+
     /// Cancelled when the node starts shutting down.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -389,6 +423,7 @@ impl NodeHandle {
         self.health
             .set_service_status("", ServingStatus::NotServing)
             .await;
+        self.engine.stop().await;
         self.agent.leave(self.config.leave_timeout).await;
         self.shutdown.cancel();
         self.tasks.close();
@@ -422,6 +457,7 @@ impl NodeHandle {
 impl Drop for NodeHandle {
     fn drop(&mut self) {
         self.agent.cancel();
+        self.engine.cancel();
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             server.abort();

@@ -10,9 +10,9 @@ pub const DEFAULT_SEEN_CAPACITY: usize = 262_144;
 pub const DEFAULT_STORE_BYTES: u64 = 256 << 20;
 /// Default payload retention.
 pub const DEFAULT_STORE_TTL: Duration = Duration::from_secs(600);
-/// Payloads up to this size are pushed to relays at once; larger ones are
-/// announced and pulled, so each node receives them once.
-pub const DEFAULT_EAGER_MAX_BYTES: u64 = 16 << 10;
+/// Default wait before pulling a message announced by a relay (not its origin),
+/// giving the origin's own copy time to arrive first.
+pub const DEFAULT_GRAFT_DELAY: Duration = Duration::from_millis(200);
 /// Default hop limit of a broadcast.
 pub const DEFAULT_TTL: u32 = 16;
 /// Default cap on messages being pulled at once.
@@ -42,9 +42,11 @@ pub struct BroadcastConfig {
     pub store_bytes: u64,
     /// How long a payload is kept.
     pub store_ttl: Duration,
-    /// Payloads up to this size are pushed eagerly.
-    pub eager_max_bytes: u64,
-    /// Relay policy.
+    /// Wait before pulling a message a relay announced (Plumtree's graft timer);
+    /// announcements from the origin itself are pulled at once.
+    pub graft_delay: Duration,
+    /// Where a node that received a message announces it (the origin pushes the
+    /// payload to every live member itself).
     pub relay: Relay,
     /// Time a pull waits before asking again: this plus [`Self::pull_per_mib`] per MiB.
     pub pull_base: Duration,
@@ -70,7 +72,7 @@ impl Default for BroadcastConfig {
             seen_capacity: DEFAULT_SEEN_CAPACITY,
             store_bytes: DEFAULT_STORE_BYTES,
             store_ttl: DEFAULT_STORE_TTL,
-            eager_max_bytes: DEFAULT_EAGER_MAX_BYTES,
+            graft_delay: DEFAULT_GRAFT_DELAY,
             relay: Relay::Fanout(3),
             pull_base: Duration::from_millis(250),
             pull_per_mib: Duration::from_millis(100),

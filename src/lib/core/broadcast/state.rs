@@ -1,6 +1,12 @@
 //! One node's broadcast state, pure: what it has seen and holds, what it is
 //! pulling from whom, and (as origin) who has confirmed delivery. Every input
 //! returns the actions to take; the runtime carries them out.
+//!
+//! The origin pushes the payload to every live member (each gets one copy, the
+//! ideal). Every node that receives it announces it, metadata only, to `relay`
+//! peers; a node that hears of a message before its copy arrives waits the graft
+//! delay, then pulls it from an announcer. So a message whose origin dies
+//! mid-send still reaches everyone, and payloads cross links about once.
 
 use std::{collections::BTreeMap, time::Instant};
 
@@ -104,8 +110,11 @@ struct Pull {
     origin: NodeId,
     size: u64,
     holders: Vec<NodeId>,
+    /// Index in `holders` of the next (or last) one asked.
     asked: usize,
-    asked_at: Instant,
+    /// When to ask (again).
+    due: Instant,
+    /// Wants sent so far.
     attempts: u32,
 }
 
@@ -202,7 +211,11 @@ impl BroadcastState {
             .filter(|m| **m != self.local)
             .cloned()
             .collect();
-        let (_, actions) = self.on_payload(inbound, &peers, now, rng);
+        let (_, mut actions) = self.on_payload(inbound, &peers, now, rng);
+        // The origin pushes the payload to every member; its announcements (made
+        // as a relay by `on_payload`) would only duplicate that.
+        actions.retain(|a| !matches!(a, Action::Announce { .. }));
+        actions.extend(peers.into_iter().map(|to| Action::Send { to, id }));
         Ok(actions)
     }
 
@@ -265,20 +278,18 @@ impl BroadcastState {
             };
             let entry = Announce { id, origin, size };
             for to in targets {
-                if size <= self.config.eager_max_bytes {
-                    actions.push(Action::Send { to, id });
-                } else {
-                    actions.push(Action::Announce {
-                        to,
-                        entries: vec![entry.clone()],
-                    });
-                }
+                actions.push(Action::Announce {
+                    to,
+                    entries: vec![entry.clone()],
+                });
             }
         }
         (true, actions)
     }
 
-    /// `from` holds these messages: pull the ones not seen yet.
+    /// `from` holds these messages: pull the ones not seen yet, at once when
+    /// `from` is their origin, else after the graft delay (the origin's copy is
+    /// probably on its way).
     pub fn on_announce(
         &mut self,
         from: &NodeId,
@@ -300,21 +311,24 @@ impl BroadcastState {
                 self.counters.pulls_refused += 1;
                 continue;
             }
-            self.pulls.insert(
-                e.id,
-                Pull {
-                    origin: e.origin,
-                    size: e.size,
-                    holders: vec![from.clone()],
-                    asked: 0,
-                    asked_at: now,
-                    attempts: 1,
-                },
-            );
-            actions.push(Action::Want {
-                to: from.clone(),
-                id: e.id,
-            });
+            let at_once = *from == e.origin;
+            let mut pull = Pull {
+                origin: e.origin,
+                size: e.size,
+                holders: vec![from.clone()],
+                asked: 0,
+                due: now + self.config.graft_delay,
+                attempts: 0,
+            };
+            if at_once {
+                pull.attempts = 1;
+                pull.due = now + self.config.pull_timeout(e.size);
+                actions.push(Action::Want {
+                    to: from.clone(),
+                    id: e.id,
+                });
+            }
+            self.pulls.insert(e.id, pull);
         }
         actions
     }
@@ -387,15 +401,17 @@ impl BroadcastState {
         let mut actions = Vec::new();
         let mut abandon = Vec::new();
         for (id, p) in &mut self.pulls {
-            if now.saturating_duration_since(p.asked_at) < self.config.pull_timeout(p.size) {
+            if now < p.due {
                 continue;
             }
             if p.attempts >= self.config.max_pull_attempts || p.holders.is_empty() {
                 abandon.push(*id);
                 continue;
             }
-            p.asked = (p.asked + 1) % p.holders.len();
-            p.asked_at = now;
+            if p.attempts > 0 {
+                p.asked = (p.asked + 1) % p.holders.len();
+            }
+            p.due = now + self.config.pull_timeout(p.size);
             p.attempts += 1;
             actions.push(Action::Want {
                 to: p.holders[p.asked].clone(),

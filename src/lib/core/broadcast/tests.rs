@@ -280,3 +280,23 @@ fn a_dead_member_is_reported_departed_not_waited_for() {
     assert_eq!(c.id, id);
     assert_eq!(c.departed, vec![gone]);
 }
+
+#[test]
+fn an_origin_dying_after_two_copies_still_reaches_everyone() {
+    let n = 12;
+    let mut sim = Sim::new(n, 0.0, 9);
+    let id = sim.broadcast(0, 256 << 10);
+    // The origin got two copies out (to nodes 1 and 2) and died.
+    sim.queue
+        .retain(|_, (_, to, m)| !matches!(m, Msg::Payload(..)) || *to <= 2);
+    sim.step(LATENCY);
+    sim.dead.push(0);
+    sim.run(Duration::from_secs(5));
+    for node in 1..n {
+        assert_eq!(
+            sim.delivered.get(&(node, id)).copied(),
+            Some(1),
+            "node {node}"
+        );
+    }
+}

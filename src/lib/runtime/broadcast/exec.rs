@@ -1,0 +1,186 @@
+//! Carries out the pure state's actions: hands deliveries to subscribers, sends
+//! payloads with per-hop retries, queues control frames and receipts, and
+//! reports progress to the origin's waiters.
+
+use std::{
+    sync::{Arc, PoisonError},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use tracing::debug;
+
+use super::{Delivery, Inner, Progress, stats};
+use crate::{
+    core::{
+        broadcast::state::{Action, Control},
+        ids::{MessageId, NodeId},
+        message::{InboundMessage, OutboundMessage},
+    },
+    transport::error::SendError,
+};
+
+/// Wall clock, unix nanoseconds.
+pub(super) fn unix_now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Carries out `actions` (never blocks: sends run on spawned tasks).
+pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
+    for a in actions {
+        match a {
+            Action::Deliver(m) => deliver(inner, m),
+            Action::Send { to, id } => {
+                let Some(msg) = inner.with_state(|s| s.outbound(&id)) else {
+                    continue;
+                };
+                send_payload(inner, to, msg);
+            }
+            Action::Announce { to, entries } => control(
+                inner,
+                &to,
+                Control {
+                    announce: entries,
+                    want: Vec::new(),
+                },
+            ),
+            Action::Want { to, id } => control(
+                inner,
+                &to,
+                Control {
+                    announce: Vec::new(),
+                    want: vec![id],
+                },
+            ),
+            Action::Receipt { origin, id } => super::receipts::queue(inner, origin, id),
+            Action::Acked { id, node, latency } => {
+                progress(inner, id, Progress::Acked { node, latency }, false);
+            }
+            Action::Done(c) => {
+                let id = c.id;
+                progress(inner, id, Progress::Done(c), true);
+            }
+        }
+    }
+}
+
+fn progress(inner: &Inner, id: MessageId, p: Progress, last: bool) {
+    let mut waiters = inner.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+    let gone = match waiters.get(&id) {
+        Some(tx) => tx.send(p).is_err(),
+        None => false,
+    };
+    if last || gone {
+        waiters.remove(&id);
+    }
+}
+
+fn deliver(inner: &Inner, m: InboundMessage) {
+    stats::inc(&inner.stats.delivered);
+    let d = Delivery {
+        id: m.meta.id,
+        origin: m.meta.origin,
+        topic: m.meta.topic,
+        payload: m.payload,
+        hops: m.meta.hops,
+        created_unix_ns: m.meta.created_unix_ns,
+    };
+    let mut subs = inner
+        .subscribers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    subs.retain(|s| !s.tx.is_closed());
+    for s in subs.iter() {
+        if s.topic.as_ref().is_some_and(|t| *t != d.topic) {
+            continue;
+        }
+        if s.tx.try_send(d.clone()).is_err() {
+            stats::inc(&s.dropped);
+            stats::inc(&inner.stats.local_drops);
+        }
+    }
+}
+
+/// The address of member `id`, if known.
+pub(super) fn address(inner: &Inner, id: &NodeId) -> Option<String> {
+    inner.peers.address(id).or_else(|| {
+        inner
+            .agent
+            .with_state(|s| s.get(id).map(|r| r.address.clone()))
+    })
+}
+
+fn control(inner: &Inner, to: &NodeId, c: Control) {
+    let Some(addr) = address(inner, to) else {
+        debug!(peer = %to, "control frame for an unknown peer dropped");
+        return;
+    };
+    stats::inc(&inner.stats.control_sent);
+    inner.transport.control(to, &addr, c);
+}
+
+/// Sends a broadcast payload to `to`, retrying on timeouts and closed links.
+fn send_payload(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
+    let Ok(permit) = Arc::clone(&inner.sends).try_acquire_owned() else {
+        stats::inc(&inner.stats.sends_dropped);
+        return;
+    };
+    let inner2 = Arc::clone(inner);
+    inner.tasks.spawn(async move {
+        let _permit = permit;
+        let len = msg.payload.len() as u64;
+        let ok = send_with_retries(&inner2, &to, msg, |inner| {
+            stats::inc(&inner.stats.payload_sends);
+            stats::add(&inner.stats.payload_bytes_sent, len);
+        })
+        .await;
+        if !ok {
+            stats::inc(&inner2.stats.send_failures);
+        }
+    });
+}
+
+/// Sends `msg` to `to` until a hop ACK arrives, at most `1 + send_retries`
+/// times; `on_attempt` runs before each attempt. Returns whether it was acked.
+pub(super) async fn send_with_retries(
+    inner: &Arc<Inner>,
+    to: &NodeId,
+    msg: OutboundMessage,
+    on_attempt: impl Fn(&Inner),
+) -> bool {
+    let mut backoff = inner.config.retry_backoff;
+    for attempt in 0..=inner.config.send_retries {
+        if attempt > 0 {
+            stats::inc(&inner.stats.send_retries);
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = inner.shutdown.cancelled() => return false,
+            }
+            backoff = backoff.saturating_mul(2);
+        }
+        // The peer may have died or left meanwhile.
+        let Some(addr) = address(inner, to) else {
+            return false;
+        };
+        on_attempt(inner);
+        let sent = tokio::select! {
+            r = inner.transport.send(to, &addr, msg.clone()) => r,
+            () = inner.shutdown.cancelled() => return false,
+        };
+        match sent {
+            Ok(()) | Err(SendError::AlreadyInFlight(_)) => return true,
+            Err(e @ (SendError::TooLarge { .. } | SendError::Rejected { .. })) => {
+                debug!(peer = %to, error = %e, "broadcast send refused");
+                return false;
+            }
+            Err(e) => {
+                debug!(peer = %to, attempt, error = %e, "broadcast send failed");
+                if !inner.peers.is_up(to) {
+                    return false;
+                }
+            }
+        }
+    }
+    false
+}

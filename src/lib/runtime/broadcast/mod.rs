@@ -1,0 +1,440 @@
+//! The broadcast engine of a running node: drives the pure
+//! [`BroadcastState`](crate::core::broadcast::state::BroadcastState) with the
+//! data plane (payloads, control frames), the membership agent (who is alive,
+//! where), and a clock; hands delivered messages to local consumers; tracks the
+//! node's own broadcasts until every expected member confirmed delivery.
+//!
+//! Data plane messages with `hops == 0` are point-to-point (the flood bench, and
+//! receipts on topic [`RECEIPT_TOPIC`]); broadcasts leave their origin with
+//! `hops >= 1`.
+
+mod exec;
+mod loops;
+mod receipts;
+mod sink;
+pub mod stats;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError, atomic::AtomicBool},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use rand::{SeedableRng as _, rngs::StdRng};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use self::{
+    receipts::{MAX_PENDING_PER_ORIGIN, MAX_RECEIPTS_PER_MESSAGE},
+    stats::BroadcastStats,
+};
+use crate::{
+    core::{
+        ack_tracker::Completion,
+        broadcast::{
+            config::BroadcastConfig,
+            state::{BroadcastState, OriginateError},
+        },
+        ids::{MessageId, NodeId},
+    },
+    runtime::membership::MembershipAgent,
+    transport::{
+        broadcast::{BroadcastTransport, RECEIPT_TOPIC, RESERVED_TOPIC_PREFIX},
+        data_plane::sink::MessageSink,
+    },
+};
+
+/// Default payload cap of a broadcast (and of `gsp send`).
+pub const DEFAULT_MAX_PAYLOAD: u64 = crate::transport::config::DEFAULT_MAX_PAYLOAD_BYTES;
+/// Messages queued per local subscriber (`gsp watch --messages`, the
+/// on-message runner); a subscriber that falls further behind loses the newest
+/// (counted per subscriber and in `gsp_broadcast_local_drops_total`).
+pub const SUBSCRIBER_QUEUE: usize = 64;
+/// Local subscribers at most.
+pub const MAX_SUBSCRIBERS: usize = 256;
+/// Payload sends (relays, answers to wants, receipts) in flight at most; beyond
+/// it a send is dropped and counted, and the peer pulls the message later.
+pub const MAX_SENDS_IN_FLIGHT: usize = 8192;
+
+/// Engine settings. `Default` is production-correct.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The pure protocol's settings.
+    pub broadcast: BroadcastConfig,
+    /// Largest payload this node broadcasts.
+    pub max_payload: u64,
+    /// Attempts per payload send after the first (timeouts, closed links).
+    pub send_retries: u32,
+    /// Wait before the first retry; doubles per retry.
+    pub retry_backoff: Duration,
+    /// Timer resolution of pulls and deadlines.
+    pub tick: Duration,
+    /// Seed for relay choices; `None` draws one.
+    pub rng_seed: Option<u64>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            broadcast: BroadcastConfig::default(),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            send_retries: 4,
+            retry_backoff: Duration::from_millis(100),
+            tick: Duration::from_millis(20),
+            rng_seed: None,
+        }
+    }
+}
+
+/// A message delivered on this node.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Its id.
+    pub id: MessageId,
+    /// The node that broadcast it.
+    pub origin: NodeId,
+    /// Its topic (may be empty).
+    pub topic: String,
+    /// The payload.
+    pub payload: Bytes,
+    /// Hops it took to get here (0 on its origin).
+    pub hops: u32,
+    /// The origin's clock at creation, unix nanoseconds.
+    pub created_unix_ns: i64,
+}
+
+/// Progress of a broadcast started here.
+#[derive(Debug)]
+pub enum Progress {
+    /// `node` delivered it, `latency` after the send started.
+    Acked {
+        /// Who.
+        node: NodeId,
+        /// Since the start.
+        latency: Duration,
+    },
+    /// The final account: converged, or timed out with who is missing and who
+    /// died or left meanwhile.
+    Done(Completion<()>),
+}
+
+/// Options of one broadcast.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// Topic; must not start with `_gsp.`.
+    pub topic: String,
+    /// Hop limit.
+    pub ttl: u32,
+    /// How long the origin waits for receipts.
+    pub timeout: Duration,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        Self {
+            topic: String::new(),
+            ttl: crate::core::broadcast::config::DEFAULT_TTL,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A broadcast in progress.
+#[derive(Debug)]
+pub struct SendHandle {
+    /// Its id.
+    pub id: MessageId,
+    /// Members expected to deliver it (alive or suspect when it started, this
+    /// node included), sorted.
+    pub expected: Vec<NodeId>,
+    /// Progress until [`Progress::Done`]; holds at most one entry per expected
+    /// member plus the final account.
+    pub progress: mpsc::UnboundedReceiver<Progress>,
+}
+
+/// Why a broadcast was refused before anything was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendRefused {
+    /// The payload is over the cap.
+    #[error("payload of {len} bytes exceeds this node's --max-payload of {max} bytes")]
+    TooLarge {
+        /// Payload length.
+        len: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// The topic is reserved.
+    #[error("topic {0:?} is reserved (topics starting with \"_gsp.\" are gsp's own)")]
+    ReservedTopic(String),
+    /// The node does not broadcast now (disabled, or shutting down).
+    #[error("this node is not accepting broadcasts: {0}")]
+    Unavailable(String),
+    /// Too many broadcasts from this node are still tracked.
+    #[error(transparent)]
+    Busy(#[from] OriginateError),
+}
+
+/// A local consumer of delivered messages.
+struct Subscriber {
+    topic: Option<String>,
+    tx: mpsc::Sender<Delivery>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A subscription to delivered messages.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Delivered messages, in delivery order.
+    pub messages: mpsc::Receiver<Delivery>,
+    /// Messages this subscriber lost because its queue was full.
+    pub dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct Inner {
+    local: NodeId,
+    config: EngineConfig,
+    state: Mutex<BroadcastState>,
+    rng: Mutex<StdRng>,
+    agent: MembershipAgent,
+    transport: Arc<dyn BroadcastTransport>,
+    direct: Arc<dyn MessageSink>,
+    subscribers: Mutex<Vec<Subscriber>>,
+    waiters: Mutex<HashMap<MessageId, mpsc::UnboundedSender<Progress>>>,
+    receipts: receipts::Outbox,
+    peers: loops::PeerCache,
+    sends: Arc<Semaphore>,
+    stats: BroadcastStats,
+    disabled: Mutex<Option<String>>,
+    stopping: AtomicBool,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// The broadcast engine of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct BroadcastEngine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for BroadcastEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BroadcastEngine")
+            .field("local", &self.inner.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BroadcastEngine {
+    /// An engine for the node of `agent`, sending through `transport`. Data plane
+    /// messages that are not broadcasts go to `direct`. Spawns the timer, digest
+    /// and membership loops; they stop with [`Self::stop`].
+    pub fn start(
+        config: EngineConfig,
+        agent: MembershipAgent,
+        transport: Arc<dyn BroadcastTransport>,
+        direct: Arc<dyn MessageSink>,
+    ) -> Self {
+        let local = agent.local_id().clone();
+        let rng = config
+            .rng_seed
+            .map_or_else(|| StdRng::from_rng(&mut rand::rng()), StdRng::seed_from_u64);
+        let inner = Arc::new(Inner {
+            state: Mutex::new(BroadcastState::new(local.clone(), config.broadcast.clone())),
+            local,
+            rng: Mutex::new(rng),
+            agent,
+            transport,
+            direct,
+            subscribers: Mutex::new(Vec::new()),
+            waiters: Mutex::new(HashMap::new()),
+            receipts: receipts::Outbox::default(),
+            peers: loops::PeerCache::default(),
+            sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
+            stats: BroadcastStats::default(),
+            disabled: Mutex::new(None),
+            stopping: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            config,
+        });
+        let engine = Self { inner };
+        engine.inner.peers.refresh(&engine.inner.agent);
+        loops::spawn(&engine);
+        engine
+    }
+
+    /// This node's id.
+    pub fn local_id(&self) -> &NodeId {
+        &self.inner.local
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &BroadcastStats {
+        &self.inner.stats
+    }
+
+    /// Sizes of the bounded tables: (seen ids, stored payloads, stored bytes,
+    /// pulls, tracked broadcasts).
+    pub fn table_sizes(&self) -> (usize, usize, u64, usize, usize) {
+        self.inner.with_state(|s| s.sizes())
+    }
+
+    /// Refuses broadcasts and incoming broadcast payloads with `reason` until
+    /// [`Self::enable`] (maintenance: disabled).
+    pub fn disable(&self, reason: &str) {
+        *self
+            .inner
+            .disabled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
+    }
+
+    /// Accepts broadcasts again.
+    pub fn enable(&self) {
+        *self
+            .inner
+            .disabled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Starts broadcasting `payload` to every live member. Progress arrives on the
+    /// returned handle; the broadcast goes on if the handle is dropped.
+    ///
+    /// # Errors
+    /// The payload is over the cap, the topic reserved, the node unavailable, or
+    /// too many broadcasts are in flight.
+    pub fn send(&self, payload: Bytes, opts: &SendOptions) -> Result<SendHandle, SendRefused> {
+        let inner = &self.inner;
+        let len = payload.len() as u64;
+        if len > inner.config.max_payload {
+            return Err(SendRefused::TooLarge {
+                len,
+                max: inner.config.max_payload,
+            });
+        }
+        if opts.topic.starts_with(RESERVED_TOPIC_PREFIX) {
+            return Err(SendRefused::ReservedTopic(opts.topic.clone()));
+        }
+        if let Some(reason) = inner.unavailable() {
+            return Err(SendRefused::Unavailable(reason));
+        }
+        let mut expected = inner.peers.ids();
+        expected.push(inner.local.clone());
+        expected.sort();
+        let now = tokio::time::Instant::now().into_std();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (id, actions) = {
+            let mut rng = inner.rng.lock().unwrap_or_else(PoisonError::into_inner);
+            inner.with_state(|s| {
+                let msg = s.message(&opts.topic, payload, opts.ttl, exec::unix_now_ns());
+                let id = msg.meta.id;
+                // Registered before the state can answer, so no progress is lost.
+                inner
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(id, tx);
+                let r = s.originate(msg, &expected, now, now + opts.timeout, &mut *rng);
+                (id, r)
+            })
+        };
+        let actions = match actions {
+            Ok(a) => a,
+            Err(e) => {
+                inner
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&id);
+                return Err(e.into());
+            }
+        };
+        stats::inc(&inner.stats.originated);
+        exec::run(inner, actions);
+        Ok(SendHandle {
+            id,
+            expected,
+            progress: rx,
+        })
+    }
+
+    /// Delivered messages from now on, optionally only those on `topic`.
+    ///
+    /// # Errors
+    /// [`MAX_SUBSCRIBERS`] subscribers already exist.
+    pub fn subscribe(&self, topic: Option<String>) -> Result<Subscription, SendRefused> {
+        let mut subs = self
+            .inner
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        subs.retain(|s| !s.tx.is_closed());
+        if subs.len() >= MAX_SUBSCRIBERS {
+            return Err(SendRefused::Unavailable(format!(
+                "{MAX_SUBSCRIBERS} message watchers are already connected"
+            )));
+        }
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        subs.push(Subscriber {
+            topic,
+            tx,
+            dropped: Arc::clone(&dropped),
+        });
+        Ok(Subscription {
+            messages: rx,
+            dropped,
+        })
+    }
+
+    /// The data plane sink of this engine.
+    pub fn sink(&self) -> Arc<dyn MessageSink> {
+        Arc::new(self.clone())
+    }
+
+    /// Stops the loops and refuses further broadcasts, without waiting (for `Drop`).
+    pub fn cancel(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inner.shutdown.cancel();
+    }
+
+    /// Stops the loops and refuses further broadcasts; waits for sends in flight
+    /// (their retries end at once).
+    pub async fn stop(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}
+
+impl Inner {
+    fn with_state<T>(&self, f: impl FnOnce(&mut BroadcastState) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some("the node is shutting down".to_owned());
+        }
+        self.disabled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn is_receipt(topic: &str) -> bool {
+        topic == RECEIPT_TOPIC
+    }
+}

@@ -10,7 +10,9 @@ pub mod output;
 mod parse;
 pub mod peers;
 pub mod query;
+pub mod send;
 pub mod watch;
+pub mod watch_messages;
 
 use std::{process::ExitCode, time::Duration};
 
@@ -67,7 +69,9 @@ enum Command {
     Peers(peers::PeersArgs),
     /// Find nodes with free CPU, memory, GPUs, tags and labels (multi-hop).
     Query(query::QueryArgs),
-    /// Stream membership events from a node (JSON Lines with --json).
+    /// Broadcast a payload to every live member and report who delivered it.
+    Send(send::SendArgs),
+    /// Stream membership events (or, with --messages, delivered broadcasts).
     Watch(watch::WatchArgs),
     /// Spawn local nodes, flood them, report ACK latency and throughput vs raw TCP.
     Bench(bench::BenchArgs),
@@ -111,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Node(args) => runtime()?.block_on(node::run(args, global)),
         Command::Peers(args) => runtime()?.block_on(peers::run(args, global)),
         Command::Query(args) => runtime()?.block_on(query::run(args, global)),
+        Command::Send(args) => runtime()?.block_on(send::run(args, global)),
         Command::Watch(args) => runtime()?.block_on(watch::run(args, global)),
         Command::Bench(args) => runtime()?.block_on(bench::run(args, global)),
     }

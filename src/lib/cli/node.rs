@@ -10,10 +10,13 @@ use tracing::warn;
 use super::{GlobalArgs, exit::ExitStatus, exit::UsageError, parse};
 use crate::{
     config::{self, Overrides},
+    core::broadcast::config::BroadcastConfig,
     runtime::{
+        broadcast::EngineConfig,
         identity::Identity,
         membership::AgentConfig,
         node::{Listeners, NodeConfig, NodeHandle},
+        on_message::OnMessageConfig,
         resources::ResourceConfig,
     },
     transport::{config::DataPlaneConfig, data_plane::sink::DiscardSink},
@@ -81,6 +84,27 @@ pub(crate) struct NodeArgs {
     /// Largest payload this node sends or accepts [default: 64MiB].
     #[arg(long, env = "GSP_MAX_PAYLOAD", value_name = "SIZE", value_parser = parse::size)]
     max_payload: Option<u64>,
+    /// Where a received broadcast is announced: `all` peers or this many random
+    /// ones (the origin always sends to every live member) [default: 3].
+    #[arg(long, env = "GSP_RELAY", value_name = "all|N")]
+    relay: Option<String>,
+    /// How long broadcast ids and payloads are remembered: duplicates within it
+    /// are dropped, and a node back from a partition gets what it missed within
+    /// it [default: 600].
+    #[arg(long, env = "GSP_SEEN_TTL", value_name = "SECS", value_parser = parse::duration)]
+    seen_ttl: Option<Duration>,
+    /// Command run (with `sh -c`) for every delivered broadcast: payload on stdin,
+    /// GSP_MESSAGE_ID, GSP_TOPIC, GSP_ORIGIN, GSP_HOPS in the environment.
+    #[arg(long, env = "GSP_ON_MESSAGE", value_name = "CMD")]
+    on_message: Option<String>,
+    /// On-message commands running at once, at most; deliveries beyond a queue of
+    /// 64 are skipped for the command and counted.
+    #[arg(long, env = "GSP_ON_MESSAGE_CONCURRENCY", value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    on_message_concurrency: u16,
+    /// An on-message command running longer is killed.
+    #[arg(long, env = "GSP_ON_MESSAGE_TIMEOUT", value_name = "SECS", default_value = "60", value_parser = parse::duration)]
+    on_message_timeout: Duration,
 }
 
 pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -113,6 +137,9 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
             max_payload: args.max_payload,
             resource_interval: args.resource_interval,
             capacity: args.capacity,
+            relay: args.relay,
+            seen_ttl: args.seen_ttl,
+            on_message: args.on_message,
         },
         file,
     )
@@ -164,6 +191,21 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
             declared: settings.capacity,
         },
         query_timeout: settings.query_timeout,
+        broadcast: EngineConfig {
+            broadcast: BroadcastConfig {
+                relay: settings.relay,
+                seen_ttl: settings.seen_ttl,
+                store_ttl: settings.seen_ttl,
+                ..BroadcastConfig::default()
+            },
+            max_payload: settings.max_payload,
+            ..EngineConfig::default()
+        },
+        on_message: settings.on_message.map(|command| OnMessageConfig {
+            command,
+            concurrency: usize::from(args.on_message_concurrency),
+            timeout: args.on_message_timeout,
+        }),
         ..NodeConfig::default()
     };
     let mut node = NodeHandle::start(

@@ -1,4 +1,5 @@
-//! `gsp watch`: membership events as they happen, as lines or JSON Lines.
+//! `gsp watch`: membership events as they happen, as lines or JSON Lines; with
+//! `--messages`, delivered broadcasts (see `watch_messages`).
 
 use serde::Serialize;
 use tokio_stream::StreamExt as _;
@@ -11,7 +12,18 @@ pub const SCHEMA: &str = "gsp.event.v1";
 
 /// Arguments of `gsp watch`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct WatchArgs {}
+pub(crate) struct WatchArgs {
+    /// Stream delivered broadcasts instead of membership events: one JSON line
+    /// each (schema gsp.message.v1, payload base64), whatever --json says.
+    #[arg(long)]
+    messages: bool,
+    /// Only broadcasts on this topic.
+    #[arg(long, requires = "messages", value_name = "NAME")]
+    topic: Option<String>,
+    /// Write each payload's bytes to stdout as they are, nothing else.
+    #[arg(long, requires = "messages")]
+    raw: bool,
+}
 
 #[derive(Serialize)]
 struct EventJson<'a> {
@@ -66,7 +78,10 @@ fn line(e: &pb::Event, json: bool) -> anyhow::Result<String> {
 
 /// Streams events until Ctrl-C (exit 130), `--timeout` (exit 0), or the node
 /// going away (exit 3).
-pub(crate) async fn run(_args: WatchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+pub(crate) async fn run(args: WatchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    if args.messages {
+        return super::watch_messages::run(args.topic, args.raw, global).await;
+    }
     let mut client = client::admin(&global).await?;
     let mut stream = client
         .watch(pb::WatchRequest {})

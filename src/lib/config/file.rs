@@ -69,6 +69,12 @@ pub struct FileConfig {
     pub resource_interval: Option<Duration>,
     /// `gsp.capacity`: `cpu=8,memory=16GiB,gpu=2` or a mapping of the same.
     pub capacity: Option<String>,
+    /// `gsp.relay`: `all` or a peer count.
+    pub relay: Option<String>,
+    /// `gsp.seen_ttl`.
+    pub seen_ttl: Option<Duration>,
+    /// `gsp.on_message`.
+    pub on_message: Option<String>,
     /// `resource.discovery.enabled: false` was seen (gsp always runs discovery).
     pub discovery_disabled: bool,
 }
@@ -119,6 +125,9 @@ const GSP_KEYS: &[&str] = &[
     "max_payload",
     "resource_interval",
     "capacity",
+    "relay",
+    "seen_ttl",
+    "on_message",
 ];
 
 /// Reads and checks a config file.
@@ -320,6 +329,30 @@ fn read_gsp(r: &mut Reader, g: &Map<String, Value>, c: &mut FileConfig) {
             r.problem(
                 "gsp.capacity",
                 format!("expected cpu=..,memory=..,gpu=.. or a mapping, got {other}"),
+            );
+            None
+        }
+    };
+    c.relay = match g.get("relay") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(other) => {
+            r.problem(
+                "gsp.relay",
+                format!("expected all or a peer count, got {other}"),
+            );
+            None
+        }
+    };
+    c.seen_ttl = r.seconds(g.get("seen_ttl"), "gsp.seen_ttl");
+    c.on_message = match g.get("on_message") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            r.problem(
+                "gsp.on_message",
+                format!("expected a command line, got {other}"),
             );
             None
         }

@@ -53,6 +53,12 @@ pub struct Overrides {
     pub resource_interval: Option<Duration>,
     /// `--capacity`.
     pub capacity: Option<String>,
+    /// `--relay`.
+    pub relay: Option<String>,
+    /// `--seen-ttl`.
+    pub seen_ttl: Option<Duration>,
+    /// `--on-message`.
+    pub on_message: Option<String>,
 }
 
 /// The resolved settings of `gsp node`.
@@ -90,6 +96,12 @@ pub struct NodeSettings {
     pub resource_interval: Duration,
     /// Declared capacity, overriding detected totals.
     pub capacity: crate::core::resources::capacity::Declared,
+    /// Where received broadcasts are announced.
+    pub relay: crate::core::broadcast::config::Relay,
+    /// How long broadcast ids (and payloads) are remembered.
+    pub seen_ttl: Duration,
+    /// Command run per delivered broadcast.
+    pub on_message: Option<String>,
     /// Things worth logging at start-up (accepted but ignored settings).
     pub warnings: Vec<String>,
 }
@@ -102,6 +114,20 @@ fn host_port(key: &str, s: &str, problems: &mut Vec<String>) -> bool {
         problems.push(format!("{key}: '{s}' is not HOST:PORT"));
     }
     ok
+}
+
+/// `all` or a peer count of at least 1.
+fn parse_relay(s: &str) -> Result<crate::core::broadcast::config::Relay, String> {
+    use crate::core::broadcast::config::Relay;
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(Relay::All);
+    }
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(Relay::Fanout(n)),
+        _ => Err(format!(
+            "expected all or a peer count of at least 1, got '{s}'"
+        )),
+    }
 }
 
 /// Merges flags and environment with the file and the defaults.
@@ -240,6 +266,27 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
         None => crate::core::resources::capacity::Declared::default(),
     };
 
+    let relay = match o.relay.or(f.relay) {
+        None => crate::core::broadcast::config::Relay::Fanout(3),
+        Some(spec) => parse_relay(&spec).unwrap_or_else(|e| {
+            problems.push(format!("--relay / gsp.relay: {e}"));
+            crate::core::broadcast::config::Relay::Fanout(3)
+        }),
+    };
+    let seen_ttl = o
+        .seen_ttl
+        .or(f.seen_ttl)
+        .unwrap_or(crate::core::broadcast::config::DEFAULT_SEEN_TTL);
+    if seen_ttl < Duration::from_secs(1) {
+        problems.push(format!(
+            "--seen-ttl / gsp.seen_ttl: must be at least 1s, got {seen_ttl:?}"
+        ));
+    }
+    let on_message = o
+        .on_message
+        .or(f.on_message)
+        .filter(|c| !c.trim().is_empty());
+
     match listen {
         Ok(listen) if problems.is_empty() => Ok(NodeSettings {
             listen,
@@ -261,6 +308,9 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
             query_timeout: f.query_timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT),
             resource_interval,
             capacity,
+            relay,
+            seen_ttl,
+            on_message,
             warnings,
         }),
         _ => Err(problems),

@@ -8,5 +8,6 @@ pub mod identity;
 pub mod membership;
 pub mod metrics;
 pub mod node;
+pub mod on_message;
 pub mod resources;
 pub mod view;

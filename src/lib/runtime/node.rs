@@ -72,6 +72,8 @@ pub struct NodeConfig {
     pub query_timeout: Duration,
     /// Broadcast settings (its `max_payload` should match the data plane's).
     pub broadcast: EngineConfig,
+    /// Command run per delivered broadcast.
+    pub on_message: Option<super::on_message::OnMessageConfig>,
 }
 
 /// Where a node's resource readings come from.
@@ -101,6 +103,7 @@ impl Default for NodeConfig {
             resources: ResourceConfig::default(),
             query_timeout: crate::config::DEFAULT_QUERY_TIMEOUT,
             broadcast: EngineConfig::default(),
+            on_message: None,
         }
     }
 }
@@ -251,6 +254,13 @@ impl NodeHandle {
                 agent.clone(),
                 probe,
                 config.resources,
+                shutdown.clone(),
+            ));
+        }
+        if let Some(cmd) = &config.on_message {
+            tasks.spawn(super::on_message::run(
+                engine.clone(),
+                cmd.clone(),
                 shutdown.clone(),
             ));
         }

@@ -38,6 +38,12 @@ pub struct BroadcastStats {
     pub receipts_dropped: AtomicU64,
     /// Deliveries a local subscriber lost because its queue was full.
     pub local_drops: AtomicU64,
+    /// On-message command runs started.
+    pub handler_runs: AtomicU64,
+    /// On-message command runs that failed (non-zero exit, could not start).
+    pub handler_failures: AtomicU64,
+    /// On-message command runs killed at their timeout.
+    pub handler_timeouts: AtomicU64,
     /// Malformed broadcast traffic refused (bad receipts, bad control frames).
     pub malformed: AtomicU64,
 }

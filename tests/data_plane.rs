@@ -369,3 +369,76 @@ async fn shutdown_drains_open_links_and_reports_it() {
         .await
         .unwrap();
 }
+
+/// A peer that welcomes every stream, reads every frame, and never ACKs.
+struct Silent;
+
+#[tonic::async_trait]
+impl pb::data_plane_server::DataPlane for Silent {
+    type StreamStream = ReceiverStream<Result<pb::Reply, tonic::Status>>;
+
+    async fn stream(
+        &self,
+        request: tonic::Request<tonic::Streaming<pb::Frame>>,
+    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(pb::Reply {
+            kind: Some(pb::reply::Kind::Welcome(pb::Welcome {
+                node_id: "silent".into(),
+                protocol_version: PROTOCOL_VERSION,
+                max_payload_bytes: 1 << 20,
+                max_chunk_bytes: 1 << 20,
+            })),
+        }))
+        .await
+        .unwrap();
+        tokio::spawn(async move {
+            let _keep_open = tx;
+            while let Ok(Some(_)) = inbound.message().await {}
+        });
+        Ok(tonic::Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_never_acks_is_cut_off_and_counted() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::data_plane_server::DataPlaneServer::new(Silent))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let a = start_node(
+        DataPlaneConfig {
+            ack_timeout: Duration::from_millis(200),
+            ..DataPlaneConfig::default()
+        },
+        "default",
+    )
+    .await;
+    let link = a.node.connect(&addr).await.unwrap();
+    let mut acks = Vec::new();
+    for i in 0..3 {
+        let msg = OutboundMessage::new(a.node.node_id().clone(), "", payload(100, i), 0);
+        acks.push(link.send(&msg).await.unwrap());
+    }
+    for ack in acks {
+        let err = ack.await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SendError::TimedOut { .. } | SendError::LinkClosed { .. }
+            ),
+            "{err}"
+        );
+    }
+    tokio::time::timeout(Duration::from_secs(10), link.closed())
+        .await
+        .expect("the silent peer was not cut off");
+    assert_eq!(a.node.stats().peers_cut_off.load(Ordering::Relaxed), 1);
+    let msg = OutboundMessage::new(a.node.node_id().clone(), "", payload(10, 9), 0);
+    let err = link.send(&msg).await.unwrap_err();
+    assert!(err.to_string().contains("stopped acknowledging"), "{err}");
+}

@@ -201,3 +201,34 @@ async fn a_foreign_domain_node_is_never_merged() {
         .sum();
     assert!(refused > 0, "refusals were not counted");
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_partition_outlasting_the_node_ttl_heals_when_the_network_does() {
+    for lone in [false, true] {
+        let mut sim = Sim::new(8, 8, MembershipConfig::for_test());
+        sim.start_all();
+        assert!(sim.until(60, Sim::converged).await.is_some());
+        // Either one node cut off alone, or two halves.
+        let split = if lone { 7 } else { 4 };
+        let side_a: Vec<String> = (0..split).map(|i| sim.nodes[i].addr.clone()).collect();
+        let side_b: Vec<String> = (split..8).map(|i| sim.nodes[i].addr.clone()).collect();
+        sim.net.partition(&[side_a, side_b]);
+        // The node TTL (10 s in tests) passes: each side removes the other.
+        sim.run(150).await;
+        assert!(
+            !sim.view(0).contains_key(&sim.nodes[7].id),
+            "node 7 was not removed"
+        );
+        sim.net.heal();
+        // Within the tombstone TTL (60 s = 300 rounds): waiting for tombstones to
+        // expire does not count.
+        let rounds = sim.until(150, Sim::converged).await;
+        println!(
+            "partition (lone node: {lone}) outlasting the node TTL healed after {rounds:?} rounds"
+        );
+        assert!(
+            rounds.is_some(),
+            "the two sides never merged again (lone node: {lone})"
+        );
+    }
+}

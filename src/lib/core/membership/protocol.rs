@@ -506,6 +506,26 @@ impl Membership {
         self.table.diff(remote)
     }
 
+    /// What this node holds against a member that sent its own `record` when
+    /// that member was removed here at a version no older: the record, dead at
+    /// the removed version. A member back from a long partition learns from it
+    /// that it was declared dead and refutes; until then its records are refused
+    /// as stale.
+    pub fn removed_claim(&self, record: &MemberRecord) -> Option<MemberRecord> {
+        if self.table.get(&record.id).is_some() {
+            return None;
+        }
+        let v = self
+            .table
+            .tombstone_version(&record.id)
+            .filter(|v| *v >= record.version)?;
+        let mut r = record.clone();
+        r.version = v;
+        r.state = MemberState::Dead;
+        r.suspected_by = None;
+        Some(r)
+    }
+
     /// The records of `ids` that are known.
     pub fn records_for(&self, ids: &[NodeId]) -> Vec<MemberRecord> {
         ids.iter()

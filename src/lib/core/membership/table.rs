@@ -238,6 +238,11 @@ impl MemberTable {
         })
     }
 
+    /// The version a removed member had, while its tombstone lasts.
+    pub fn tombstone_version(&self, id: &NodeId) -> Option<Version> {
+        self.tombstones.get(id).map(|(v, _)| *v)
+    }
+
     /// Compares a peer's digests with this table: the records the peer lacks or
     /// has older, and the ids of the records this table lacks or has older.
     pub fn diff(&self, remote: &[Digest]) -> (Vec<MemberRecord>, Vec<NodeId>) {

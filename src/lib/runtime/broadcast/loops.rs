@@ -21,10 +21,18 @@ use crate::{
 /// Digests cover messages received this long ago at least.
 const MIN_DIGEST_WINDOW: Duration = Duration::from_secs(10);
 
-/// The up members (alive or suspect) other than this node, and their addresses.
+/// Members remembered as gone (to catch them up if they return), at most.
+const MAX_GONE: usize = 4096;
+/// Digests to a returning member start this long before it went away.
+const GONE_MARGIN: Duration = Duration::from_secs(10);
+
+/// The up members (alive or suspect) other than this node, and their addresses;
+/// and when members that went down did so (bounded by [`MAX_GONE`] and the
+/// payload store's TTL).
 #[derive(Default)]
 pub(super) struct PeerCache {
     peers: Mutex<HashMap<NodeId, String>>,
+    gone: Mutex<HashMap<NodeId, std::time::Instant>>,
 }
 
 impl PeerCache {
@@ -45,6 +53,32 @@ impl PeerCache {
             .collect();
         *peers = fresh;
         gone
+    }
+
+    /// Remembers that `ids` went down at `now`, forgetting entries older than
+    /// `keep` (and the oldest beyond [`MAX_GONE`]).
+    fn went_down(&self, ids: &[NodeId], now: std::time::Instant, keep: Duration) {
+        let mut gone = self.gone.lock().unwrap_or_else(PoisonError::into_inner);
+        gone.retain(|_, at| now.saturating_duration_since(*at) < keep);
+        for id in ids {
+            if gone.len() >= MAX_GONE
+                && let Some(oldest) = gone
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone())
+            {
+                gone.remove(&oldest);
+            }
+            gone.insert(id.clone(), now);
+        }
+    }
+
+    /// When `id` went down, if it did recently; forgets it.
+    fn came_back(&self, id: &NodeId) -> Option<std::time::Instant> {
+        self.gone
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id)
     }
 
     /// Ids of the up peers, sorted.
@@ -88,6 +122,9 @@ fn refresh(inner: &Arc<Inner>) {
         return;
     }
     let now = tokio::time::Instant::now().into_std();
+    inner
+        .peers
+        .went_down(&gone, now, inner.config.broadcast.store_ttl);
     let actions = inner.with_state(|s| {
         gone.iter()
             .flat_map(|id| s.on_member_gone(id, now))
@@ -134,6 +171,27 @@ async fn digests(inner: Arc<Inner>) {
     }
 }
 
+/// A member back from a partition, a crash or a leave missed what was broadcast
+/// meanwhile: tell it everything held since shortly before it went away (all
+/// that is held when it was only suspected). A member never seen before gets
+/// nothing: broadcasts are not replayed to newcomers.
+fn catch_up(inner: &Arc<Inner>, id: &NodeId, kind: EventKind) {
+    if !matches!(kind, EventKind::AliveAgain | EventKind::Joined) {
+        return;
+    }
+    let store_ttl = inner.config.broadcast.store_ttl;
+    let window = match inner.peers.came_back(id) {
+        Some(at) => {
+            let now = tokio::time::Instant::now().into_std();
+            now.saturating_duration_since(at) + GONE_MARGIN
+        }
+        None if kind == EventKind::AliveAgain => store_ttl,
+        None => return,
+    };
+    debug!(peer = %id, ?window, "member back; sending a digest of what it missed");
+    send_digest(inner, id, window.min(store_ttl));
+}
+
 /// Tells `to` which messages received within `window` this node holds.
 fn send_digest(inner: &Arc<Inner>, to: &NodeId, window: Duration) {
     let now = tokio::time::Instant::now().into_std();
@@ -168,12 +226,7 @@ async fn membership(
         match event {
             Ok(e) => {
                 refresh(&inner);
-                // A member back from a partition (or a restart) missed what was
-                // broadcast meanwhile: tell it everything still held.
-                if e.kind == EventKind::AliveAgain {
-                    debug!(peer = %e.id, "member alive again; sending a full digest");
-                    send_digest(&inner, &e.id, inner.config.broadcast.store_ttl);
-                }
+                catch_up(&inner, &e.id, e.kind);
             }
             Err(RecvError::Lagged(_)) => refresh(&inner),
             Err(RecvError::Closed) => return,

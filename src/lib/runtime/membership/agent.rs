@@ -486,10 +486,11 @@ impl MembershipHandler for MembershipAgent {
         }
         let now = now();
         let from = msg.from.clone();
+        let callers_own = ours.iter().find(|r| r.id == from).cloned();
         Ok(s.with_state(|st| {
             st.apply_all(ours, now);
             st.probe_succeeded(&from, now);
-            match msg.phase {
+            let mut reply = match msg.phase {
                 Phase::Hash if st.table_hash() == msg.table_hash => PushPullReply {
                     in_sync: true,
                     ..PushPullReply::default()
@@ -507,7 +508,12 @@ impl MembershipHandler for MembershipAgent {
                     records: st.all_records(),
                     ..PushPullReply::default()
                 },
+            };
+            if let Some(claim) = callers_own.and_then(|r| st.removed_claim(&r)) {
+                reply.in_sync = false;
+                reply.records.push(claim);
             }
+            reply
         }))
     }
 

@@ -336,7 +336,36 @@ async fn reconnect(s: Arc<Shared>) {
         {
             info!(peer = %t.id, address = %t.address, "reached a node believed dead");
         }
+        // A seed no up member lives at (a partition outlasted the node TTL and
+        // both sides forgot each other, or the seed restarted elsewhere): try it.
+        if let Some(addr) = absent_seed(&s)
+            && push_pull(&s, &addr).await.is_ok()
+        {
+            info!(seed = %addr, "reached a seed that was not a member; tables merged");
+        }
     }
+}
+
+/// A random seed address at which no up member is known.
+fn absent_seed(s: &Shared) -> Option<String> {
+    let seeds = s
+        .seeds
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    if seeds.is_empty() {
+        return None;
+    }
+    s.with_state(|st| {
+        let up: std::collections::HashSet<&str> = st
+            .records()
+            .filter(|r| r.state.is_up())
+            .map(|r| r.address.as_str())
+            .collect();
+        let absent: Vec<&String> = seeds.iter().filter(|a| !up.contains(a.as_str())).collect();
+        let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        rand::seq::IndexedRandom::choose(absent.as_slice(), &mut *rng).map(|a| (*a).clone())
+    })
 }
 
 /// Joins through `addr`, retrying with doubling backoff while it does not answer.

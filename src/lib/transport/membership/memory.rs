@@ -39,6 +39,8 @@ struct NetState {
     groups: HashMap<String, usize>,
     /// Addresses whose traffic is dropped both ways (a stalled or cut-off host).
     isolated: HashSet<String>,
+    /// One-way cuts: traffic from the first address to the second is dropped.
+    blocked: HashSet<(String, String)>,
     loss: f64,
     delay: Duration,
     rng: Option<StdRng>,
@@ -159,6 +161,17 @@ impl MemoryNetwork {
         }
     }
 
+    /// Drops (or restores) traffic from `from` to `to`, one way only.
+    pub fn block(&self, from: &str, to: &str, blocked: bool) {
+        let mut s = self.lock();
+        let key = (from.to_owned(), to.to_owned());
+        if blocked {
+            s.blocked.insert(key);
+        } else {
+            s.blocked.remove(&key);
+        }
+    }
+
     /// Protobuf bytes sent and received by the node at `addr` so far.
     pub fn bytes(&self, addr: &str) -> (u64, u64) {
         self.lock().bytes.get(addr).copied().unwrap_or_default()
@@ -183,6 +196,8 @@ impl MemoryNetwork {
         let cut = s.isolated.contains(from)
             || s.isolated.contains(to)
             || matches!((s.groups.get(from), s.groups.get(to)), (Some(a), Some(b)) if a != b);
+        let one_way = |a: &str, b: &str| s.blocked.contains(&(a.to_owned(), b.to_owned()));
+        let (cut_request, cut_reply) = (one_way(from, to), one_way(to, from));
         let loss = s.loss;
         let (drop_request, drop_reply) = match s.rng.as_mut() {
             Some(rng) if loss > 0.0 => (rng.random_bool(loss), rng.random_bool(loss)),
@@ -194,8 +209,8 @@ impl MemoryNetwork {
             } else {
                 s.nodes.get(to).cloned()
             },
-            drop_request: cut || drop_request,
-            drop_reply: cut || drop_reply,
+            drop_request: cut || cut_request || drop_request,
+            drop_reply: cut || cut_reply || drop_reply,
             delay: s.delay,
         }
     }

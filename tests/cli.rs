@@ -4,12 +4,15 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Command, Stdio},
     time::Duration,
 };
 
-use common::{gsp_bin, run_gsp};
+use common::{
+    gsp_bin,
+    procs::{spawn_node, spawn_node_with, stop},
+    run_gsp,
+};
 use serde_json::Value;
 use tonic_reflection::pb::v1::{
     ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
@@ -270,49 +273,6 @@ fn a_peer_vanishing_mid_flood_ends_the_bench_with_a_clear_error() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-/// Starts `gsp node` on an ephemeral port and returns the child and its address,
-/// read from the node's startup log line.
-fn spawn_node(data_dir: &std::path::Path) -> (std::process::Child, String) {
-    spawn_node_with(data_dir, &[])
-}
-
-fn spawn_node_with(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(gsp_bin())
-        .args([
-            "node",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "off",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-        ])
-        .args(extra)
-        .env("GSP_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let mut seen = Vec::new();
-    let addr = loop {
-        let Some(line) = lines.next() else {
-            panic!("node exited before serving:\n{}", seen.join("\n"));
-        };
-        let line = line.unwrap();
-        seen.push(line.clone());
-        if line.contains("node serving")
-            && let Some(rest) = line.split(" listen=").nth(1)
-        {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
 #[test]
 fn node_serves_health_and_reflection_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -417,24 +377,6 @@ fn two_nodes_cannot_share_a_data_dir() {
         "{}",
         stderr(&out)
     );
-}
-
-fn stop(child: &mut std::process::Child) -> std::process::ExitStatus {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "node did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn peers_json(addr: &str) -> Value {

@@ -40,7 +40,7 @@ async fn node(name: &str, seeds: Vec<String>) -> NodeHandle {
 }
 
 /// `n` nodes that all see each other alive.
-pub async fn cluster(n: usize) -> Vec<NodeHandle> {
+async fn cluster(n: usize) -> Vec<NodeHandle> {
     let seed = node("n0", vec![]).await;
     let addr = seed.advertise().to_owned();
     let mut nodes = vec![seed];
@@ -71,7 +71,7 @@ async fn a_16_mib_broadcast_arrives_intact_on_all_five_nodes() {
         .map(|n| n.broadcast().subscribe(None).unwrap())
         .collect();
     let payload: Bytes = (0..16u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
         .collect::<Vec<u8>>()
         .into();
     let crc = crc32fast::hash(&payload);

@@ -26,7 +26,7 @@ fn stderr(o: &std::process::Output) -> String {
 /// `n` nodes joined through the first, all seeing `n` alive members.
 fn cluster(n: usize, dirs: &[tempfile::TempDir], extra: &[&[&str]]) -> Vec<(Child, String)> {
     let mut nodes: Vec<(Child, String)> = Vec::new();
-    for i in 0..n {
+    for (i, dir) in dirs.iter().enumerate().take(n) {
         let mut args: Vec<&str> = vec!["--gossip-interval", "0.1"];
         let join;
         if i > 0 {
@@ -36,7 +36,7 @@ fn cluster(n: usize, dirs: &[tempfile::TempDir], extra: &[&[&str]]) -> Vec<(Chil
         if let Some(e) = extra.get(i) {
             args.extend_from_slice(e);
         }
-        nodes.push(spawn_node_with(dirs[i].path(), &args));
+        nodes.push(spawn_node_with(dir.path(), &args));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     for (_, addr) in &nodes {
@@ -60,11 +60,11 @@ fn cluster(n: usize, dirs: &[tempfile::TempDir], extra: &[&[&str]]) -> Vec<(Chil
 fn send_reports_every_node_and_watch_and_on_message_receive_it() {
     let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
     let out_file = dirs[4].path().join("handled");
-    let handler = format!(
+    let command = format!(
         "printf '%s|%s|' \"$GSP_TOPIC\" \"$GSP_ORIGIN\" >> {0}; cat >> {0}",
         out_file.display()
     );
-    let on_message = ["--on-message", handler.as_str()];
+    let on_message = ["--on-message", command.as_str()];
     let extra: Vec<&[&str]> = vec![&[], &[], &[], &[], &on_message];
     let mut nodes = cluster(5, &dirs, &extra);
     let watcher = Command::new(gsp_bin())

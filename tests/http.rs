@@ -81,6 +81,18 @@ async fn side_port_serves_nodes_metrics_and_health() {
     assert_eq!(n["local"], true);
     assert!(n["last_seen"].as_str().unwrap().ends_with('Z'));
 
+    let mut sent = node
+        .broadcast()
+        .send(
+            bytes::Bytes::from_static(b"hello"),
+            &gsp::runtime::broadcast::SendOptions::default(),
+        )
+        .unwrap();
+    while let Some(p) = sent.progress.recv().await {
+        if matches!(p, gsp::runtime::broadcast::Progress::Done(_)) {
+            break;
+        }
+    }
     let (status, metrics) = get(addr, "/metrics").await;
     assert_eq!(status, 200);
     assert!(metrics.contains("# TYPE gsp_members gauge"), "{metrics}");
@@ -100,6 +112,10 @@ async fn side_port_serves_nodes_metrics_and_health() {
         "gsp_bytes_received_total",
         "gsp_refused_foreign_domain_total",
         "gsp_membership_events_total{kind=\"dead\"}",
+        "gsp_broadcast_originated_total 1",
+        "gsp_broadcast_delivered_total 1",
+        "gsp_broadcast_stored_messages 1",
+        "gsp_data_peers_cut_off_total 0",
     ] {
         assert!(metrics.contains(name), "{name} missing");
     }

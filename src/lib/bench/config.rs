@@ -32,6 +32,9 @@ pub enum Scenario {
     /// The cost of resource awareness: local-view query latency over a large
     /// view, CPU per probe tick, an idle node's CPU.
     Resources,
+    /// Reliable broadcast through the mesh: end-to-end convergence against a
+    /// point-to-point transfer, payload copies per node, goodput, RSS under load.
+    Broadcast,
 }
 
 impl Scenario {
@@ -41,6 +44,7 @@ impl Scenario {
             Self::Flood => "flood",
             Self::Membership => "membership",
             Self::Resources => "resources",
+            Self::Broadcast => "broadcast",
         }
     }
 }

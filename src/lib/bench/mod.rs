@@ -3,6 +3,7 @@
 //! HdrHistograms, the JSON report and regression comparison.
 
 pub mod alloc;
+pub mod broadcast;
 pub mod cluster;
 pub mod compare;
 pub mod config;

@@ -33,6 +33,29 @@ pub fn thread_cpu_time() -> Duration {
     cpu_time()
 }
 
+/// Current resident set size of this process, in bytes (Linux: /proc/self/statm;
+/// elsewhere the peak, the best available).
+pub fn current_rss_bytes() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok());
+        if let Some(p) = pages {
+            return p * page_size();
+        }
+    }
+    peak_rss_bytes()
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "sysconf has no safe wrapper in std")]
+fn page_size() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
+}
+
 /// Peak resident set size of this process so far, in bytes.
 pub fn peak_rss_bytes() -> u64 {
     rusage().map_or(0, |(_, rss)| rss)

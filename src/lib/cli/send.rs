@@ -2,6 +2,7 @@
 //! reports, per member, that it was delivered.
 
 use std::{
+    fmt::Write as _,
     io::{IsTerminal as _, Read as _},
     path::PathBuf,
     time::Duration,
@@ -199,8 +200,7 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
     loop {
         let item = match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(Some(item)) => item.map_err(|s| client::call_failed(&global.addr, s))?,
-            Ok(None) => break,
-            Err(_) => break,
+            Ok(None) | Err(_) => break,
         };
         match item.kind {
             Some(pb::send_progress::Kind::Started(s)) => {
@@ -306,13 +306,10 @@ fn human(r: &SendJson, wait: Wait, finished: bool, timeout: Duration) -> String 
         ),
     };
     if !r.missing.is_empty() && !(wait == Wait::None) {
-        s.push_str(&format!("missing: {}\n", r.missing.join(", ")));
+        let _ = writeln!(s, "missing: {}", r.missing.join(", "));
     }
     if !r.departed.is_empty() {
-        s.push_str(&format!(
-            "departed during the send: {}\n",
-            r.departed.join(", ")
-        ));
+        let _ = writeln!(s, "departed during the send: {}", r.departed.join(", "));
     }
     s
 }

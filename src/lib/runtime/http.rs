@@ -35,6 +35,8 @@ pub struct Sources {
     pub traffic: Arc<Traffic>,
     /// gRPC error statuses.
     pub grpc_errors: Arc<GrpcErrors>,
+    /// Broadcast counters and tables.
+    pub broadcast: super::broadcast::BroadcastEngine,
 }
 
 /// What the handlers read.

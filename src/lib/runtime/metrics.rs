@@ -9,10 +9,10 @@ use crate::{
     transport::data_plane::stats::DataPlaneStats,
 };
 
-struct Out(String);
+pub(super) struct Out(pub(super) String);
 
 impl Out {
-    fn metric(&mut self, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+    pub(super) fn metric(&mut self, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
         let _ = writeln!(self.0, "# HELP {name} {help}");
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
         for (labels, v) in samples {
@@ -197,5 +197,12 @@ pub fn render(sources: &Sources) -> String {
         "Data plane streams cut off for breaking the protocol.",
         &[("", d(&data_plane.protocol_errors))],
     );
+    o.metric(
+        "gsp_data_peers_cut_off_total",
+        "counter",
+        "Outbound links closed because the peer stopped acknowledging.",
+        &[("", d(&data_plane.peers_cut_off))],
+    );
+    super::metrics_broadcast::render(&mut o, &sources.broadcast);
     o.0
 }

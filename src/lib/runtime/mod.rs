@@ -7,6 +7,7 @@ pub mod http;
 pub mod identity;
 pub mod membership;
 pub mod metrics;
+mod metrics_broadcast;
 pub mod node;
 pub mod on_message;
 pub mod resources;

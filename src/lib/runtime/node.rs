@@ -304,6 +304,7 @@ impl NodeHandle {
                     data_plane: Arc::clone(&stats),
                     traffic: Arc::clone(&traffic),
                     grpc_errors: Arc::clone(&grpc_errors),
+                    broadcast: engine.clone(),
                 },
                 shutdown.clone(),
             ))

@@ -1,5 +1,6 @@
 //! `gsp bench [SCENARIO]`: runs a workload on an in-process cluster and reports.
 
+mod broadcast;
 mod flood;
 mod membership;
 mod resources;
@@ -21,7 +22,7 @@ pub(crate) struct BenchArgs {
     /// Workload to run.
     #[arg(value_enum, default_value = "flood")]
     pub(super) scenario: Scenario,
-    /// Nodes [default: 4 for flood, 50 for membership].
+    /// Nodes [default: 4 for flood, 50 for membership, 8 for broadcast].
     #[arg(long)]
     pub(super) nodes: Option<usize>,
     /// Messages from every node to every other node per iteration.
@@ -89,6 +90,24 @@ pub(crate) struct BenchArgs {
     /// Membership: window over which idle traffic is measured (resources: idle CPU).
     #[arg(long, help_heading = "Membership", default_value = "10", value_name = "SECS", value_parser = parse::duration)]
     pub(super) traffic_window: std::time::Duration,
+    /// Broadcast: broadcasts to send (closed loop).
+    #[arg(long, help_heading = "Broadcast", default_value_t = 100)]
+    pub(super) messages: usize,
+    /// Broadcast: broadcasts in flight at once (closed loop).
+    #[arg(
+        long,
+        help_heading = "Broadcast",
+        default_value_t = 1,
+        value_name = "N"
+    )]
+    pub(super) in_flight: usize,
+    /// Broadcast: open loop at this many broadcasts per second (for --duration)
+    /// instead of --messages.
+    #[arg(long, help_heading = "Broadcast", value_name = "PER_SEC")]
+    pub(super) rate: Option<f64>,
+    /// Broadcast: how long the open loop runs.
+    #[arg(long, help_heading = "Broadcast", default_value = "10", value_name = "SECS", value_parser = parse::duration)]
+    pub(super) duration: std::time::Duration,
     /// Fault injection for tests: stop the last node after this many ACKs.
     #[arg(long, hide = true)]
     pub(super) kill_node_after: Option<u64>,
@@ -99,6 +118,7 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
         Scenario::Flood => flood::run(args, global).await,
         Scenario::Membership => membership::run(args, global).await,
         Scenario::Resources => resources::run(args, global).await,
+        Scenario::Broadcast => broadcast::run(args, global).await,
     }
 }
 

@@ -162,6 +162,11 @@ impl BroadcastState {
         &self.counters
     }
 
+    /// Whether `id` was delivered here within the seen TTL.
+    pub fn is_seen(&self, id: &MessageId, now: Instant) -> bool {
+        self.seen.contains(id, now)
+    }
+
     /// The stored payload of `id`.
     pub fn stored(&self, id: &MessageId) -> Option<&Stored> {
         self.store.get(id)
@@ -254,7 +259,9 @@ impl BroadcastState {
         );
         if origin == self.local {
             actions.extend(self.receipt(id, &self.local.clone(), now));
-        } else {
+        } else if sender != origin {
+            // From the origin itself, the hop ACK is the receipt (see
+            // `on_direct_ack`); from a relay, the origin must be told.
             actions.push(Action::Receipt {
                 origin: origin.clone(),
                 id,
@@ -350,6 +357,12 @@ impl BroadcastState {
             .collect()
     }
 
+    /// As origin: `to` acknowledged the payload of `id` sent to it directly, as
+    /// delivered or as already delivered: it counts as `to`'s receipt.
+    pub fn on_direct_ack(&mut self, id: MessageId, to: &NodeId, now: Instant) -> Vec<Action> {
+        self.receipt(id, to, now)
+    }
+
     /// As origin: `nodes` delivered `id`.
     pub fn on_receipt(&mut self, id: MessageId, nodes: &[NodeId], now: Instant) -> Vec<Action> {
         nodes
@@ -362,18 +375,12 @@ impl BroadcastState {
         let started = self.origin.started(id);
         match self.origin.on_ack(id, node, Answer::Delivered, now) {
             AckEffect::Ignored => Vec::new(),
-            AckEffect::Progress => vec![self.acked(id, node, started, now)],
-            AckEffect::Completed(c) => vec![self.acked(id, node, started, now), Action::Done(c)],
+            AckEffect::Progress => vec![Self::acked(id, node, started, now)],
+            AckEffect::Completed(c) => vec![Self::acked(id, node, started, now), Action::Done(c)],
         }
     }
 
-    fn acked(
-        &self,
-        id: MessageId,
-        node: &NodeId,
-        started: Option<Instant>,
-        now: Instant,
-    ) -> Action {
+    fn acked(id: MessageId, node: &NodeId, started: Option<Instant>, now: Instant) -> Action {
         Action::Acked {
             id,
             node: node.clone(),

@@ -22,6 +22,14 @@ pub struct Stored {
     pub crc32: u32,
 }
 
+/// What one entry costs beyond its payload (the id, metadata, map and queue
+/// slots), charged against the byte bound so small payloads are bounded too.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 256;
+
+fn cost(s: &Stored) -> u64 {
+    s.payload.len() as u64 + ENTRY_OVERHEAD_BYTES + s.meta.topic.len() as u64
+}
+
 /// Stored payloads, oldest first.
 #[derive(Debug)]
 pub struct PayloadStore {
@@ -49,7 +57,7 @@ impl PayloadStore {
     /// Keeps `s`, dropping the oldest payloads to make room. A payload larger than
     /// the whole store is not kept.
     pub fn insert(&mut self, s: Stored, now: Instant) {
-        let len = s.payload.len() as u64;
+        let len = cost(&s);
         if len > self.max_bytes || self.items.contains_key(&s.meta.id) {
             return;
         }
@@ -70,7 +78,7 @@ impl PayloadStore {
             return false;
         };
         if let Some((_, s)) = self.items.remove(&id) {
-            self.bytes -= s.payload.len() as u64;
+            self.bytes -= cost(&s);
         }
         true
     }
@@ -104,7 +112,7 @@ impl PayloadStore {
         out
     }
 
-    /// Payload bytes held.
+    /// Bytes held: payloads plus [`ENTRY_OVERHEAD_BYTES`] per entry.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -148,11 +156,12 @@ mod tests {
     #[test]
     fn stays_within_its_byte_bound_dropping_the_oldest() {
         let t0 = Instant::now();
-        let mut s = PayloadStore::new(100, Duration::from_secs(60));
+        let each = 40 + ENTRY_OVERHEAD_BYTES;
+        let mut s = PayloadStore::new(2 * each + 10, Duration::from_secs(60));
         s.insert(stored(1, 40), t0);
         s.insert(stored(2, 40), t0);
         s.insert(stored(3, 40), t0);
-        assert_eq!(s.bytes(), 80);
+        assert_eq!(s.bytes(), 2 * each);
         assert!(s.get(&MessageId::from_u128(1)).is_none());
         assert!(s.get(&MessageId::from_u128(3)).is_some());
         assert_eq!(s.evicted(), 1);
@@ -163,7 +172,7 @@ mod tests {
     #[test]
     fn forgets_by_age() {
         let t0 = Instant::now();
-        let mut s = PayloadStore::new(1000, Duration::from_secs(10));
+        let mut s = PayloadStore::new(10_000, Duration::from_secs(10));
         s.insert(stored(1, 10), t0);
         s.insert(stored(2, 10), t0 + Duration::from_secs(5));
         assert_eq!(s.recent(t0 + Duration::from_secs(1), 10).len(), 1);

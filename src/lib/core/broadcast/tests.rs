@@ -151,9 +151,17 @@ impl Sim {
                         }
                         continue;
                     }
+                    let direct = m.meta.origin == self.ids[from];
+                    let id = m.meta.id;
                     let mut rng = StdRng::seed_from_u64(s);
                     let (_, actions) = self.nodes[to].on_payload(m, &peers, now, &mut rng);
                     self.run_actions(to, actions);
+                    if direct {
+                        // The hop ACK from the origin's own copy is the receipt.
+                        let to_id = self.ids[to].clone();
+                        let actions = self.nodes[from].on_direct_ack(id, &to_id, now);
+                        self.run_actions(from, actions);
+                    }
                 }
                 Msg::Receipt(id, node, attempt) if lost => {
                     // Receipts travel like payloads: acknowledged per hop, resent.
@@ -197,7 +205,7 @@ impl Sim {
                 let actions = self.nodes[i].tick(now);
                 self.run_actions(i, actions);
             }
-            if self.now.as_millis() % 2000 == 0 {
+            if self.now.as_millis().is_multiple_of(2000) {
                 for i in 0..self.nodes.len() {
                     let peer =
                         (i + 1 + self.rng.random_range(0..self.nodes.len() - 1)) % self.nodes.len();
@@ -211,7 +219,7 @@ impl Sim {
     }
 
     fn broadcast(&mut self, from: usize, size: usize) -> MessageId {
-        let payload = Bytes::from(vec![from as u8; size]);
+        let payload = Bytes::from(vec![u8::try_from(from).unwrap(); size]);
         let msg = self.nodes[from].message("t", payload, 16, 0);
         let id = msg.meta.id;
         let now = self.at();

@@ -12,11 +12,11 @@ use tracing::debug;
 use super::{Delivery, Inner, Progress, stats};
 use crate::{
     core::{
-        broadcast::state::{Action, Control},
+        broadcast::state::{Action, Announce, Control},
         ids::{MessageId, NodeId},
         message::{InboundMessage, OutboundMessage},
     },
-    transport::error::SendError,
+    transport::{convert::MAX_CONTROL_ENTRIES, error::SendError},
 };
 
 /// Wall clock, unix nanoseconds.
@@ -37,14 +37,7 @@ pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
                 };
                 send_payload(inner, to, msg);
             }
-            Action::Announce { to, entries } => control(
-                inner,
-                &to,
-                Control {
-                    announce: entries,
-                    want: Vec::new(),
-                },
-            ),
+            Action::Announce { to, entries } => queue_announce(inner, to, entries),
             Action::Want { to, id } => control(
                 inner,
                 &to,
@@ -111,6 +104,44 @@ pub(super) fn address(inner: &Inner, id: &NodeId) -> Option<String> {
     })
 }
 
+/// Queues announcements for `to` until the next flush; beyond
+/// [`MAX_CONTROL_ENTRIES`] pending for one peer they are dropped (counted): the
+/// peer's digests and other announcers cover them.
+fn queue_announce(inner: &Inner, to: NodeId, entries: Vec<Announce>) {
+    let mut pending = inner
+        .announces
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let q = pending.entry(to).or_default();
+    for e in entries {
+        if q.len() >= MAX_CONTROL_ENTRIES {
+            stats::inc(&inner.stats.announces_dropped);
+            continue;
+        }
+        q.push(e);
+    }
+}
+
+/// Sends every queued announcement, one control frame per peer.
+pub(super) fn flush_announces(inner: &Inner) {
+    let pending = std::mem::take(
+        &mut *inner
+            .announces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    for (to, announce) in pending {
+        control(
+            inner,
+            &to,
+            Control {
+                announce,
+                want: Vec::new(),
+            },
+        );
+    }
+}
+
 fn control(inner: &Inner, to: &NodeId, c: Control) {
     let Some(addr) = address(inner, to) else {
         debug!(peer = %to, "control frame for an unknown peer dropped");
@@ -130,6 +161,7 @@ fn send_payload(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
     inner.tasks.spawn(async move {
         let _permit = permit;
         let len = msg.payload.len() as u64;
+        let (id, direct) = (msg.meta.id, msg.meta.origin == inner2.local);
         let ok = send_with_retries(&inner2, &to, msg, |inner| {
             stats::inc(&inner.stats.payload_sends);
             stats::add(&inner.stats.payload_bytes_sent, len);
@@ -137,6 +169,11 @@ fn send_payload(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
         .await;
         if !ok {
             stats::inc(&inner2.stats.send_failures);
+        } else if direct {
+            // The origin's own copy: its hop ACK is the receiver's receipt.
+            let now = tokio::time::Instant::now().into_std();
+            let actions = inner2.with_state(|s| s.on_direct_ack(id, &to, now));
+            run(&inner2, actions);
         }
     });
 }

@@ -147,6 +147,7 @@ async fn timers(inner: Arc<Inner>) {
         let now = tokio::time::Instant::now().into_std();
         let actions = inner.with_state(|s| s.tick(now));
         exec::run(&inner, actions);
+        exec::flush_announces(&inner);
     }
 }
 

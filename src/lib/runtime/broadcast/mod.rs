@@ -202,6 +202,9 @@ struct Inner {
     subscribers: Mutex<Vec<Subscriber>>,
     waiters: Mutex<HashMap<MessageId, mpsc::UnboundedSender<Progress>>>,
     receipts: receipts::Outbox,
+    /// Announcements waiting for the next tick, by peer: one control frame per
+    /// peer per tick instead of one per message.
+    announces: Mutex<HashMap<NodeId, Vec<crate::core::broadcast::state::Announce>>>,
     peers: loops::PeerCache,
     sends: Arc<Semaphore>,
     stats: BroadcastStats,
@@ -249,6 +252,7 @@ impl BroadcastEngine {
             subscribers: Mutex::new(Vec::new()),
             waiters: Mutex::new(HashMap::new()),
             receipts: receipts::Outbox::default(),
+            announces: Mutex::new(HashMap::new()),
             peers: loops::PeerCache::default(),
             sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
             stats: BroadcastStats::default(),

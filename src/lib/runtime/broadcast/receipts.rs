@@ -135,15 +135,14 @@ pub(super) fn on_receipts(inner: &Arc<Inner>, msg: &InboundMessage) -> Verdict {
     };
     let mut ids = Vec::with_capacity(body.message_ids.len());
     for raw in &body.message_ids {
-        match MessageId::from_slice(raw) {
-            Ok(id) => ids.push(id),
-            Err(_) => {
-                stats::inc(&inner.stats.malformed);
-                return Verdict::Rejected(format!(
-                    "malformed receipt: message id of {} bytes",
-                    raw.len()
-                ));
-            }
+        if let Ok(id) = MessageId::from_slice(raw) {
+            ids.push(id);
+        } else {
+            stats::inc(&inner.stats.malformed);
+            return Verdict::Rejected(format!(
+                "malformed receipt: message id of {} bytes",
+                raw.len()
+            ));
         }
     }
     stats::add(&inner.stats.receipts_received, ids.len() as u64);

@@ -10,7 +10,7 @@ use crate::{
 };
 
 impl MessageSink for BroadcastEngine {
-    fn deliver(&self, msg: InboundMessage) -> Verdict {
+    fn deliver(&self, mut msg: InboundMessage) -> Verdict {
         let inner = &self.inner;
         if Inner::is_receipt(&msg.meta.topic) {
             return receipts::on_receipts(inner, &msg);
@@ -22,8 +22,17 @@ impl MessageSink for BroadcastEngine {
             stats::inc(&inner.stats.refused);
             return Verdict::Rejected(reason);
         }
-        let peers = inner.peers.ids();
         let now = tokio::time::Instant::now().into_std();
+        if inner.with_state(|s| s.is_seen(&msg.meta.id, now)) {
+            stats::inc(&inner.stats.duplicates);
+            return Verdict::Duplicate;
+        }
+        // The payload is kept (to serve pulls and digests) for minutes. A received
+        // payload is a slice of the stream's receive buffer: keeping it would pin
+        // that whole buffer and make the stream allocate fresh memory for every
+        // message (measured: 80% of CPU zeroing new pages). One exact copy frees it.
+        msg.payload = bytes::Bytes::copy_from_slice(&msg.payload);
+        let peers = inner.peers.ids();
         let (new, actions) = {
             let mut rng = inner.rng.lock().unwrap_or_else(PoisonError::into_inner);
             inner.with_state(|s| s.on_payload(msg, &peers, now, &mut *rng))

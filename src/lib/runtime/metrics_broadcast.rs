@@ -1,0 +1,141 @@
+//! The broadcast engine's part of `/metrics`.
+
+use super::{
+    broadcast::{BroadcastEngine, stats::get},
+    metrics::Out,
+};
+
+pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
+    let s = engine.stats();
+    let counters: [(&str, &str, u64); 17] = [
+        (
+            "gsp_broadcast_originated_total",
+            "Broadcasts started on this node.",
+            get(&s.originated),
+        ),
+        (
+            "gsp_broadcast_delivered_total",
+            "Broadcasts delivered on this node (each once).",
+            get(&s.delivered),
+        ),
+        (
+            "gsp_broadcast_duplicates_total",
+            "Broadcast payloads received again and dropped.",
+            get(&s.duplicates),
+        ),
+        (
+            "gsp_broadcast_refused_total",
+            "Broadcast payloads refused (node disabled or stopping).",
+            get(&s.refused),
+        ),
+        (
+            "gsp_broadcast_payload_sends_total",
+            "Broadcast payload sends put on links.",
+            get(&s.payload_sends),
+        ),
+        (
+            "gsp_broadcast_payload_bytes_sent_total",
+            "Broadcast payload bytes put on links, retries included.",
+            get(&s.payload_bytes_sent),
+        ),
+        (
+            "gsp_broadcast_send_retries_total",
+            "Broadcast payload sends retried.",
+            get(&s.send_retries),
+        ),
+        (
+            "gsp_broadcast_send_failures_total",
+            "Broadcast payload sends abandoned.",
+            get(&s.send_failures),
+        ),
+        (
+            "gsp_broadcast_sends_dropped_total",
+            "Broadcast payload sends dropped at the in-flight bound.",
+            get(&s.sends_dropped),
+        ),
+        (
+            "gsp_broadcast_control_sent_total",
+            "Control frames (announcements, wants, digests) sent.",
+            get(&s.control_sent),
+        ),
+        (
+            "gsp_broadcast_control_received_total",
+            "Control frames received.",
+            get(&s.control_received),
+        ),
+        (
+            "gsp_broadcast_receipts_sent_total",
+            "Delivery receipts sent toward origins.",
+            get(&s.receipts_sent),
+        ),
+        (
+            "gsp_broadcast_receipts_received_total",
+            "Delivery receipts received as origin.",
+            get(&s.receipts_received),
+        ),
+        (
+            "gsp_broadcast_receipts_dropped_total",
+            "Delivery receipts dropped (origin unreachable or its queue full).",
+            get(&s.receipts_dropped),
+        ),
+        (
+            "gsp_broadcast_local_drops_total",
+            "Deliveries lost by slow local subscribers (watchers, on-message).",
+            get(&s.local_drops),
+        ),
+        (
+            "gsp_broadcast_malformed_total",
+            "Malformed broadcast traffic refused.",
+            get(&s.malformed),
+        ),
+        (
+            "gsp_broadcast_announces_dropped_total",
+            "Announcements dropped at the per-peer bound.",
+            get(&s.announces_dropped),
+        ),
+    ];
+    for (name, help, v) in counters {
+        o.metric(name, "counter", help, &[("", v)]);
+    }
+    o.metric(
+        "gsp_broadcast_handler_runs_total",
+        "counter",
+        "On-message command runs, by outcome.",
+        &[
+            ("outcome=\"started\"", get(&s.handler_runs)),
+            ("outcome=\"failed\"", get(&s.handler_failures)),
+            ("outcome=\"timed_out\"", get(&s.handler_timeouts)),
+        ],
+    );
+    let (seen, stored, stored_bytes, pulls, tracked) = engine.table_sizes();
+    let gauges: [(&str, &str, u64); 5] = [
+        (
+            "gsp_broadcast_seen_ids",
+            "Broadcast ids remembered (bounded; see --seen-ttl).",
+            seen as u64,
+        ),
+        (
+            "gsp_broadcast_stored_messages",
+            "Broadcast payloads kept to serve peers.",
+            stored as u64,
+        ),
+        (
+            "gsp_broadcast_stored_bytes",
+            "Bytes kept for them (payloads plus per-entry overhead).",
+            stored_bytes,
+        ),
+        (
+            "gsp_broadcast_pulls",
+            "Broadcasts being pulled from peers.",
+            pulls as u64,
+        ),
+        (
+            "gsp_broadcast_tracked",
+            "Broadcasts from this node awaiting receipts.",
+            tracked as u64,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        o.metric(name, "gauge", help, &[("", v)]);
+    }
+}

@@ -42,7 +42,15 @@ fn help_lists_only_working_commands() {
     let out = run_gsp(&["--help"], LIMIT);
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for cmd in ["node", "bench", "completions"] {
+    for cmd in [
+        "node",
+        "peers",
+        "query",
+        "send",
+        "watch",
+        "bench",
+        "completions",
+    ] {
         assert!(help.contains(cmd), "{cmd} missing from help:\n{help}");
     }
     assert!(help.contains("Exit codes"), "{help}");

@@ -272,3 +272,44 @@ fn send_exits_1_naming_the_member_that_never_confirmed() {
         assert_eq!(stop(child).code(), Some(0));
     }
 }
+
+#[test]
+fn broadcast_bench_reports_convergence_copy_ratio_and_p2p() {
+    let out = run_gsp(
+        &[
+            "bench",
+            "broadcast",
+            "--nodes",
+            "3",
+            "--payload",
+            "64KiB",
+            "--messages",
+            "20",
+            "--json",
+            "--no-write",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema"], "gsp.bench.v1");
+    assert_eq!(v["scenario"]["name"], "broadcast");
+    assert_eq!(v["scenario"]["nodes"], 3);
+    let r = &v["results"];
+    assert_eq!(r["broadcasts"], 20);
+    assert_eq!(r["converged"], 20);
+    assert_eq!(r["timed_out"], 0);
+    assert_eq!(v["scenario"]["p2p_samples"], 20);
+    let ratio = r["payload_copy_ratio"].as_f64().unwrap();
+    assert!((0.99..1.3).contains(&ratio), "payload copy ratio {ratio}");
+    for key in ["p50", "p99", "max"] {
+        assert!(r["convergence_ns"][key].as_u64().unwrap() > 0, "{key}");
+        assert!(r["p2p_ack_ns"][key].as_u64().unwrap() > 0, "{key}");
+    }
+    assert!(r["goodput_bytes_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(!r["convergence_histogram"].as_str().unwrap().is_empty());
+    // Bad values are refused by name.
+    let out = run_gsp(&["bench", "broadcast", "--rate", "-5", "--no-write"], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--rate"), "{}", stderr(&out));
+}

@@ -103,7 +103,12 @@ pub(crate) struct BenchArgs {
     pub(super) in_flight: usize,
     /// Broadcast: open loop at this many broadcasts per second (for --duration)
     /// instead of --messages.
-    #[arg(long, help_heading = "Broadcast", value_name = "PER_SEC")]
+    #[arg(
+        long,
+        help_heading = "Broadcast",
+        value_name = "PER_SEC",
+        allow_hyphen_values = true
+    )]
     pub(super) rate: Option<f64>,
     /// Broadcast: how long the open loop runs.
     #[arg(long, help_heading = "Broadcast", default_value = "10", value_name = "SECS", value_parser = parse::duration)]

@@ -4,6 +4,7 @@
 
 pub mod alloc;
 pub mod broadcast;
+mod broadcast_report;
 pub mod cluster;
 pub mod compare;
 pub mod config;

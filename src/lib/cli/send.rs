@@ -179,7 +179,20 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
         .map_err(|_| {
             client::call_failed(&global.addr, tonic::Status::deadline_exceeded("no answer"))
         })?
-        .map_err(|s| client::call_failed(&global.addr, s))?
+        .map_err(|s| {
+            if s.code() == tonic::Code::OutOfRange {
+                // tonic's decode limit: the payload is over the node's cap.
+                return UsageError(format!(
+                    "payload of {} is larger than the node at {} accepts ({}); raise its \
+                     --max-payload",
+                    HumanBytes(payload_bytes),
+                    global.addr,
+                    s.message()
+                ))
+                .into();
+            }
+            client::call_failed(&global.addr, s)
+        })?
         .into_inner();
     let mut report = SendJson {
         schema: SCHEMA,

@@ -2,6 +2,7 @@
 //! (small payloads are pushed), every deliverer confirms to the origin, and the
 //! origin tracks convergence against the members alive when it started.
 
+pub mod action;
 pub mod config;
 pub mod state;
 pub mod store;

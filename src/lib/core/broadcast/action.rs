@@ -1,0 +1,96 @@
+//! What the broadcast state says to do, and what it tells its neighbours.
+
+use crate::core::{
+    ack_tracker::Completion,
+    ids::{MessageId, NodeId},
+    message::InboundMessage,
+};
+
+/// An announcement that a node holds a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    /// The message.
+    pub id: MessageId,
+    /// Its origin.
+    pub origin: NodeId,
+    /// Payload size.
+    pub size: u64,
+}
+
+/// Bookkeeping from a neighbour: what it holds, what it wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Control {
+    /// Messages it holds.
+    pub announce: Vec<Announce>,
+    /// Messages it wants.
+    pub want: Vec<MessageId>,
+}
+
+/// What the runtime should do.
+#[derive(Debug)]
+pub enum Action {
+    /// Hand the message to local consumers (watchers, the on-message command).
+    Deliver(InboundMessage),
+    /// Send the stored payload of `id` to `to` (answering a want, or pushing).
+    Send {
+        /// The peer.
+        to: NodeId,
+        /// The message.
+        id: MessageId,
+    },
+    /// Tell `to` these messages are here.
+    Announce {
+        /// The peer.
+        to: NodeId,
+        /// What is held.
+        entries: Vec<Announce>,
+    },
+    /// Ask `to` for the payload of `id`.
+    Want {
+        /// The peer.
+        to: NodeId,
+        /// The message.
+        id: MessageId,
+    },
+    /// Tell `origin` this node delivered `id`.
+    Receipt {
+        /// The message's origin.
+        origin: NodeId,
+        /// The message.
+        id: MessageId,
+    },
+    /// As origin: `node` confirmed delivery of `id`.
+    Acked {
+        /// The message.
+        id: MessageId,
+        /// Who delivered it.
+        node: NodeId,
+        /// Since the send started.
+        latency: std::time::Duration,
+    },
+    /// As origin: a broadcast converged or timed out.
+    Done(Completion<()>),
+}
+
+/// Counters.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages delivered here.
+    pub delivered: u64,
+    /// Payloads received again (dropped, acknowledged as duplicates).
+    pub duplicates: u64,
+    /// Pulls abandoned after every attempt.
+    pub pulls_abandoned: u64,
+    /// Announcements ignored because the pull table was full.
+    pub pulls_refused: u64,
+    /// Wants that could not be served (payload no longer held).
+    pub wants_unserved: u64,
+}
+
+/// Why a broadcast could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginateError {
+    /// Too many broadcasts from this node are still being tracked.
+    #[error("{0} broadcasts from this node are still in flight")]
+    TooManyInFlight(usize),
+}

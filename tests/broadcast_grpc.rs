@@ -7,36 +7,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gsp::{
-    core::{ack_tracker::Ending, membership::config::MembershipConfig},
+    core::ack_tracker::Ending,
     runtime::{
         broadcast::{Progress, SendOptions, SendRefused},
-        identity::Identity,
-        membership::AgentConfig,
-        node::{NodeConfig, NodeHandle},
+        node::NodeHandle,
     },
-    transport::data_plane::sink::DiscardSink,
 };
-use tokio::net::TcpListener;
 
 async fn node(name: &str, seeds: Vec<String>) -> NodeHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = NodeConfig {
-        name: name.into(),
-        membership: AgentConfig {
-            membership: MembershipConfig::with_interval(Duration::from_millis(100)),
-            seeds,
-            ..AgentConfig::default()
-        },
-        ..NodeConfig::default()
-    };
-    NodeHandle::start(
-        config,
-        Identity::ephemeral(),
-        listener,
-        std::sync::Arc::new(DiscardSink),
-    )
-    .await
-    .unwrap()
+    common::member_node(name, seeds, "default").await
 }
 
 /// `n` nodes that all see each other alive.

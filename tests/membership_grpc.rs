@@ -6,37 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use gsp::{
-    core::membership::{config::MembershipConfig, record::MemberState},
-    runtime::{
-        identity::Identity,
-        membership::AgentConfig,
-        node::{NodeConfig, NodeHandle},
-    },
-    transport::data_plane::sink::DiscardSink,
-};
-use tokio::net::TcpListener;
+use gsp::{core::membership::record::MemberState, runtime::node::NodeHandle};
 
 async fn node(name: &str, seeds: Vec<String>, domain: &str) -> NodeHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = NodeConfig {
-        name: name.into(),
-        domain: domain.into(),
-        membership: AgentConfig {
-            membership: MembershipConfig::with_interval(Duration::from_millis(100)),
-            seeds,
-            ..AgentConfig::default()
-        },
-        ..NodeConfig::default()
-    };
-    NodeHandle::start(
-        config,
-        Identity::ephemeral(),
-        listener,
-        std::sync::Arc::new(DiscardSink),
-    )
-    .await
-    .unwrap()
+    common::member_node(name, seeds, domain).await
 }
 
 fn states(n: &NodeHandle) -> Vec<(String, MemberState)> {

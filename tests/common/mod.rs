@@ -97,3 +97,29 @@ pub fn run_gsp(args: &[&str], limit: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A node on 127.0.0.1:0 in `domain` with 100 ms gossip rounds, joining through
+/// `seeds`, discarding point-to-point messages.
+pub async fn member_node(name: &str, seeds: Vec<String>, domain: &str) -> NodeHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = NodeConfig {
+        name: name.into(),
+        domain: domain.into(),
+        membership: gsp::runtime::membership::AgentConfig {
+            membership: gsp::core::membership::config::MembershipConfig::with_interval(
+                Duration::from_millis(100),
+            ),
+            seeds,
+            ..gsp::runtime::membership::AgentConfig::default()
+        },
+        ..NodeConfig::default()
+    };
+    NodeHandle::start(
+        config,
+        Identity::ephemeral(),
+        listener,
+        Arc::new(gsp::transport::data_plane::sink::DiscardSink),
+    )
+    .await
+    .unwrap()
+}

@@ -83,11 +83,24 @@ pub(crate) async fn run(args: WatchArgs, global: GlobalArgs) -> anyhow::Result<E
         return super::watch_messages::run(args.topic, args.raw, global).await;
     }
     let mut client = client::admin(&global).await?;
-    let mut stream = client
+    let stream = client
         .watch(pb::WatchRequest {})
         .await
         .map_err(|s| client::call_failed(&global.addr, s))?
         .into_inner();
+    stream_until(&global, stream, |e| {
+        output::stdout(&line(&e, global.json)?).map_err(Into::into)
+    })
+    .await
+}
+
+/// Hands each item of `stream` to `each` until Ctrl-C (exit 130), `--timeout`
+/// (exit 0), or the node going away (exit 3).
+pub(super) async fn stream_until<T>(
+    global: &GlobalArgs,
+    mut stream: tonic::Streaming<T>,
+    mut each: impl FnMut(T) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitStatus> {
     let deadline = async {
         match global.timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -100,7 +113,7 @@ pub(crate) async fn run(args: WatchArgs, global: GlobalArgs) -> anyhow::Result<E
             _ = tokio::signal::ctrl_c() => return Ok(ExitStatus::Interrupted),
             () = &mut deadline => return Ok(ExitStatus::Success),
             item = stream.next() => match item {
-                Some(Ok(e)) => output::stdout(&line(&e, global.json)?)?,
+                Some(Ok(item)) => each(item)?,
                 Some(Err(status)) => return Err(client::call_failed(&global.addr, status).context("the node went away")),
                 None => return Err(client::call_failed(
                     &global.addr,

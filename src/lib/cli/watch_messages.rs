@@ -3,7 +3,6 @@
 
 use base64::Engine as _;
 use serde::Serialize;
-use tokio_stream::StreamExt as _;
 
 use super::{GlobalArgs, client, exit::ExitStatus, output};
 use crate::{core::ids::MessageId, runtime::view::rfc3339, transport::pb::admin::v1 as pb};
@@ -59,41 +58,26 @@ pub(crate) async fn run(
     global: GlobalArgs,
 ) -> anyhow::Result<ExitStatus> {
     let mut client = client::admin(&global).await?;
-    let mut stream = client
+    let stream = client
         .watch_messages(pb::WatchMessagesRequest {
             topic: topic.unwrap_or_default(),
         })
         .await
         .map_err(|s| client::call_failed(&global.addr, s))?
         .into_inner();
-    let deadline = async {
-        match global.timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending().await,
+    super::watch::stream_until(&global, stream, |m| {
+        if m.missed > 0 {
+            output::stderr(&format!(
+                "warning: {} messages were dropped because this watcher read too slowly\n",
+                m.missed
+            ));
         }
-    };
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(ExitStatus::Interrupted),
-            () = &mut deadline => return Ok(ExitStatus::Success),
-            item = stream.next() => match item {
-                Some(Ok(m)) => {
-                    if m.missed > 0 {
-                        output::stderr(&format!("warning: {} messages were dropped because this watcher read too slowly\n", m.missed));
-                    }
-                    if raw {
-                        write_raw(&m.payload)?;
-                    } else {
-                        output::stdout(&line(&m)?)?;
-                    }
-                }
-                Some(Err(status)) => return Err(client::call_failed(&global.addr, status).context("the node went away")),
-                None => return Err(client::call_failed(
-                    &global.addr,
-                    tonic::Status::unavailable("stream ended"),
-                ).context("the node went away")),
-            },
+        if raw {
+            write_raw(&m.payload)?;
+        } else {
+            output::stdout(&line(&m)?)?;
         }
-    }
+        Ok(())
+    })
+    .await
 }

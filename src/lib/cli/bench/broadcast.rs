@@ -4,14 +4,10 @@ use std::fmt::Write as _;
 
 use super::BenchArgs;
 use crate::{
-    bench::{
-        broadcast::{self, BroadcastBenchConfig, BroadcastReport},
-        report,
-    },
+    bench::broadcast::{self, BroadcastBenchConfig, BroadcastReport},
     cli::{
         GlobalArgs,
         exit::{ExitStatus, UsageError},
-        output,
     },
     core::units::HumanBytes,
 };
@@ -38,25 +34,13 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     };
     let progress = super::progress(&global);
     let report = broadcast::run(&config, progress.as_ref()).await?;
-    let written = if args.no_write {
-        None
-    } else {
-        Some(report::write_json(
-            &report,
-            &args.out,
-            "broadcast",
-            &report.timestamp,
-        )?)
-    };
-    if global.json {
-        output::json(&report)?;
-    } else {
-        let mut text = render(&report);
-        if let Some(p) = written {
-            let _ = writeln!(text, "report: {}", p.display());
-        }
-        output::stdout(&text)?;
-    }
+    super::emit(
+        &report,
+        &args,
+        &global,
+        ("broadcast", &report.timestamp),
+        render,
+    )?;
     Ok(if report.results.timed_out == 0 {
         ExitStatus::Success
     } else {

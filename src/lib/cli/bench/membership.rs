@@ -9,12 +9,10 @@ use crate::{
     bench::{
         error::BenchError,
         membership::{self, MembershipBenchConfig, MembershipReport},
-        report,
     },
     cli::{
         GlobalArgs,
         exit::{ExitStatus, NegativeOutcome, UsageError},
-        output,
     },
 };
 
@@ -53,25 +51,13 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             }
             other => other.into(),
         })?;
-    let written = if args.no_write {
-        None
-    } else {
-        Some(report::write_json(
-            &report,
-            &args.out,
-            &report.scenario.name,
-            &report.timestamp,
-        )?)
-    };
-    if global.json {
-        output::json(&report)?;
-    } else {
-        let mut text = render(&report);
-        if let Some(p) = written {
-            let _ = writeln!(text, "report: {}", p.display());
-        }
-        output::stdout(&text)?;
-    }
+    super::emit(
+        &report,
+        &args,
+        &global,
+        (&report.scenario.name, &report.timestamp),
+        render,
+    )?;
     Ok(ExitStatus::Success)
 }
 

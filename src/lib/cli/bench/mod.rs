@@ -5,7 +5,7 @@ mod flood;
 mod membership;
 mod resources;
 
-use std::{io::IsTerminal as _, path::PathBuf, sync::Arc};
+use std::{fmt::Write as _, io::IsTerminal as _, path::PathBuf, sync::Arc};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -163,4 +163,32 @@ impl Progress for Bar {
     fn finish(&self) {
         self.0.finish_and_clear();
     }
+}
+
+/// Writes `report` to `--out` (unless `--no-write`), then prints it: the JSON
+/// document with `--json`, else `render`'s text and the report's path.
+fn emit<T: serde::Serialize>(
+    report: &T,
+    args: &BenchArgs,
+    global: &GlobalArgs,
+    (scenario, timestamp): (&str, &str),
+    render: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    let written = if args.no_write {
+        None
+    } else {
+        Some(crate::bench::report::write_json(
+            report, &args.out, scenario, timestamp,
+        )?)
+    };
+    if global.json {
+        super::output::json(report)?;
+    } else {
+        let mut text = render(report);
+        if let Some(p) = written {
+            let _ = writeln!(text, "report: {}", p.display());
+        }
+        super::output::stdout(&text)?;
+    }
+    Ok(())
 }

@@ -4,14 +4,10 @@ use std::fmt::Write as _;
 
 use super::BenchArgs;
 use crate::{
-    bench::{
-        report,
-        resources::{self, ResourcesBenchConfig, ResourcesReport},
-    },
+    bench::resources::{self, ResourcesBenchConfig, ResourcesReport},
     cli::{
         GlobalArgs,
         exit::{ExitStatus, UsageError},
-        output,
     },
 };
 
@@ -26,25 +22,13 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     };
     let progress = super::progress(&global);
     let report = resources::run(&config, progress.as_ref()).await?;
-    let written = if args.no_write {
-        None
-    } else {
-        Some(report::write_json(
-            &report,
-            &args.out,
-            "resources",
-            &report.timestamp,
-        )?)
-    };
-    if global.json {
-        output::json(&report)?;
-    } else {
-        let mut text = render(&report);
-        if let Some(p) = written {
-            let _ = writeln!(text, "report: {}", p.display());
-        }
-        output::stdout(&text)?;
-    }
+    super::emit(
+        &report,
+        &args,
+        &global,
+        ("resources", &report.timestamp),
+        render,
+    )?;
     Ok(ExitStatus::Success)
 }
 

@@ -191,6 +191,14 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
                 ))
                 .into();
             }
+            if s.code() == tonic::Code::ResourceExhausted {
+                // The node refuses more broadcasts for now: like a node that is
+                // disabled or stopping, it cannot take this one (exit 3).
+                return client::call_failed(
+                    &global.addr,
+                    tonic::Status::unavailable(format!("the node refused: {}", s.message())),
+                );
+            }
             client::call_failed(&global.addr, s)
         })?
         .into_inner();

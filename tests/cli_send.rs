@@ -5,14 +5,14 @@
 mod common;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use base64::Engine as _;
 use common::{
     gsp_bin,
-    procs::{spawn_node_with, stop},
+    procs::{cluster, stop},
     run_gsp,
 };
 use serde_json::Value;
@@ -21,39 +21,6 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// `n` nodes joined through the first, all seeing `n` alive members.
-fn cluster(n: usize, dirs: &[tempfile::TempDir], extra: &[&[&str]]) -> Vec<(Child, String)> {
-    let mut nodes: Vec<(Child, String)> = Vec::new();
-    for (i, dir) in dirs.iter().enumerate().take(n) {
-        let mut args: Vec<&str> = vec!["--gossip-interval", "0.1"];
-        let join;
-        if i > 0 {
-            join = nodes[0].1.clone();
-            args.extend(["--join", join.as_str()]);
-        }
-        if let Some(e) = extra.get(i) {
-            args.extend_from_slice(e);
-        }
-        nodes.push(spawn_node_with(dir.path(), &args));
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    for (_, addr) in &nodes {
-        loop {
-            let out = run_gsp(
-                &["peers", "--addr", addr, "--json", "--state", "alive"],
-                LIMIT,
-            );
-            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            if v["total"] == n {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "no convergence: {v}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    nodes
 }
 
 #[test]

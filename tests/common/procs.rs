@@ -6,7 +6,9 @@ use std::{
     time::Duration,
 };
 
-use super::gsp_bin;
+use std::sync::{Arc, Mutex};
+
+use super::{gsp_bin, run_gsp};
 
 /// Starts `gsp node` on an ephemeral port and returns the child and its address,
 /// read from the node's startup log line.
@@ -18,6 +20,20 @@ pub fn spawn_node_with(
     data_dir: &std::path::Path,
     extra: &[&str],
 ) -> (std::process::Child, String) {
+    let (child, addr, _) = spawn_node_logged(data_dir, extra, &[]);
+    (child, addr)
+}
+
+/// Everything a node wrote to stderr so far.
+pub type Log = Arc<Mutex<String>>;
+
+/// Like [`spawn_node_with`], with extra environment variables, keeping the
+/// node's whole log.
+pub fn spawn_node_logged(
+    data_dir: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, Log) {
     let mut child = Command::new(gsp_bin())
         .args([
             "node",
@@ -29,6 +45,7 @@ pub fn spawn_node_with(
             data_dir.to_str().unwrap(),
         ])
         .args(extra)
+        .envs(env.iter().copied())
         .env("GSP_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
@@ -50,8 +67,58 @@ pub fn spawn_node_with(
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    let log: Log = Arc::new(Mutex::new(seen.join("\n") + "\n"));
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    (child, addr, log)
+}
+
+/// `n` nodes (gossip every 0.1 s) joined through the first, all seeing `n`
+/// alive members; node `i` gets `extra[i]` flags.
+pub fn cluster(
+    n: usize,
+    dirs: &[tempfile::TempDir],
+    extra: &[&[&str]],
+) -> Vec<(std::process::Child, String)> {
+    let mut nodes: Vec<(std::process::Child, String)> = Vec::new();
+    for (i, dir) in dirs.iter().enumerate().take(n) {
+        let mut args: Vec<&str> = vec!["--gossip-interval", "0.1"];
+        let join;
+        if i > 0 {
+            join = nodes[0].1.clone();
+            args.extend(["--join", join.as_str()]);
+        }
+        if let Some(e) = extra.get(i) {
+            args.extend_from_slice(e);
+        }
+        nodes.push(spawn_node_with(dir.path(), &args));
+    }
+    for (_, addr) in &nodes {
+        wait_for_members(addr, n, &[]);
+    }
+    nodes
+}
+
+/// Waits (up to 30 s) until the node at `addr` lists `n` alive members.
+pub fn wait_for_members(addr: &str, n: usize, extra: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut args = vec!["peers", "--addr", addr, "--json", "--state", "alive"];
+        args.extend_from_slice(extra);
+        let out = run_gsp(&args, Duration::from_secs(60));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if v["total"] == n {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no convergence: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Sends SIGTERM and waits (bounded) for the node to exit.

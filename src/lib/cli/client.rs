@@ -2,10 +2,47 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    Request, Status,
+    metadata::{AsciiMetadataValue, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
 
-use super::GlobalArgs;
-use crate::transport::{error::TransportError, pb::admin::v1::admin_client::AdminClient};
+use super::{GlobalArgs, exit::UsageError};
+use crate::transport::{
+    auth::validate_token, error::TransportError, pb::admin::v1::admin_client::AdminClient,
+};
+
+/// Adds `authorization: Bearer TOKEN` to every call when `--token` is set.
+#[derive(Debug, Clone)]
+pub(crate) struct BearerToken(Option<AsciiMetadataValue>);
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The admin client the commands use.
+pub(crate) type Admin = AdminClient<InterceptedService<Channel, BearerToken>>;
+
+/// The `--token` / GSP_TOKEN header value.
+///
+/// # Errors
+/// The token is empty or cannot be a header (exit 2).
+fn bearer(global: &GlobalArgs) -> Result<BearerToken, UsageError> {
+    let Some(raw) = &global.token else {
+        return Ok(BearerToken(None));
+    };
+    let token = validate_token(raw).map_err(|e| UsageError(format!("--token: {e}")))?;
+    let v = MetadataValue::try_from(format!("Bearer {token}"))
+        .map_err(|_| UsageError("--token cannot be sent as a header".to_owned()))?;
+    Ok(BearerToken(Some(v)))
+}
 
 /// Default time a client command waits for the node.
 pub(crate) const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,8 +55,10 @@ pub(crate) fn timeout(global: &GlobalArgs) -> Duration {
 /// An admin client for the node at `--addr`.
 ///
 /// # Errors
-/// The address is malformed, or nothing answers there in time (exit 3).
-pub(crate) async fn admin(global: &GlobalArgs) -> Result<AdminClient<Channel>, TransportError> {
+/// The token is unusable (exit 2), the address is malformed, or nothing
+/// answers there in time (exit 3).
+pub(crate) async fn admin(global: &GlobalArgs) -> anyhow::Result<Admin> {
+    let token = bearer(global)?;
     let addr = &global.addr;
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| {
         TransportError::BadAddress {
@@ -32,7 +71,7 @@ pub(crate) async fn admin(global: &GlobalArgs) -> Result<AdminClient<Channel>, T
         .connect()
         .await
         .map_err(|e| unreachable(addr, &e))?;
-    Ok(AdminClient::new(channel).max_decoding_message_size(64 << 20))
+    Ok(AdminClient::with_interceptor(channel, token).max_decoding_message_size(64 << 20))
 }
 
 /// A connection failure as "cannot reach".

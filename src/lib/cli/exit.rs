@@ -48,6 +48,12 @@ pub struct NegativeOutcome(pub String);
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Marks an error as "the target cannot be reached or refused" (exit 3) when
+/// no transport error says so.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
 /// The exit status for an error: the first cause in the chain that has a meaning
 /// decides; anything else is 2.
 pub fn status_for(err: &anyhow::Error) -> ExitStatus {
@@ -57,6 +63,9 @@ pub fn status_for(err: &anyhow::Error) -> ExitStatus {
         }
         if cause.is::<UsageError>() {
             return ExitStatus::Error;
+        }
+        if cause.is::<Unreachable>() {
+            return ExitStatus::Unavailable;
         }
         if let Some(t) = cause.downcast_ref::<TransportError>() {
             match t {

@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod completions;
 pub mod exit;
+pub mod maint;
 mod node;
 pub mod output;
 mod parse;
@@ -59,6 +60,16 @@ pub struct GlobalArgs {
     /// command documents its default.
     #[arg(long, global = true, env = "GSP_TIMEOUT", value_name = "SECS", value_parser = parse::duration)]
     pub timeout: Option<Duration>,
+    /// Admin token for nodes that require one (sent as a bearer token); prefer
+    /// the variable: flags show in `ps`.
+    #[arg(
+        long,
+        global = true,
+        env = "GSP_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +82,8 @@ enum Command {
     Query(query::QueryArgs),
     /// Broadcast a payload to every live member and report who delivered it.
     Send(send::SendArgs),
+    /// Show or change a node's maintenance state: normal, maintenance, disabled.
+    Maint(maint::MaintArgs),
     /// Stream membership events (or, with --messages, delivered broadcasts).
     Watch(watch::WatchArgs),
     /// Spawn local nodes, flood them, report ACK latency and throughput vs raw TCP.
@@ -116,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Peers(args) => runtime()?.block_on(peers::run(args, global)),
         Command::Query(args) => runtime()?.block_on(query::run(args, global)),
         Command::Send(args) => runtime()?.block_on(send::run(args, global)),
+        Command::Maint(args) => runtime()?.block_on(maint::run(args, global)),
         Command::Watch(args) => runtime()?.block_on(watch::run(args, global)),
         Command::Bench(args) => runtime()?.block_on(bench::run(args, global)),
     }

@@ -9,7 +9,7 @@ use tracing::warn;
 
 use super::{GlobalArgs, exit::ExitStatus, exit::UsageError, parse};
 use crate::{
-    config::{self, Overrides},
+    config::{self, Overrides, security::SecurityFlags},
     core::broadcast::config::BroadcastConfig,
     runtime::{
         broadcast::EngineConfig,
@@ -105,6 +105,22 @@ pub(crate) struct NodeArgs {
     /// An on-message command running longer is killed.
     #[arg(long, env = "GSP_ON_MESSAGE_TIMEOUT", value_name = "SECS", default_value = "60", value_parser = parse::duration)]
     on_message_timeout: Duration,
+    /// Require this bearer token on mutating admin calls (maint set, send);
+    /// prefer the variable or a file: flags show in `ps`.
+    #[arg(
+        long,
+        env = "GSP_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        conflicts_with = "admin_token_file"
+    )]
+    admin_token: Option<String>,
+    /// Read the admin token from this file (surrounding whitespace trimmed).
+    #[arg(long, env = "GSP_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
+    /// Also require the admin token on read-only calls (peers, query, status, watch).
+    #[arg(long, env = "GSP_REQUIRE_TOKEN_FOR_READS")]
+    require_token_for_reads: bool,
 }
 
 pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -121,6 +137,18 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
         })?),
         None => None,
     };
+    let security_file = file
+        .as_ref()
+        .map(|f| f.security.clone())
+        .unwrap_or_default();
+    let auth = config::security::resolve(
+        SecurityFlags {
+            admin_token: args.admin_token,
+            admin_token_file: args.admin_token_file,
+            require_token_for_reads: args.require_token_for_reads,
+        },
+        &security_file,
+    );
     let settings = config::resolve(
         Overrides {
             listen: args.listen,
@@ -142,13 +170,19 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
             on_message: args.on_message,
         },
         file,
-    )
-    .map_err(|problems| {
-        UsageError(format!(
-            "invalid settings:\n  - {}",
-            problems.join("\n  - ")
-        ))
-    })?;
+    );
+    let (settings, auth) = match (settings, auth) {
+        (Ok(s), Ok(a)) => (s, a),
+        (s, a) => {
+            let mut problems = s.err().unwrap_or_default();
+            problems.extend(a.err().unwrap_or_default());
+            return Err(UsageError(format!(
+                "invalid settings:\n  - {}",
+                problems.join("\n  - ")
+            ))
+            .into());
+        }
+    };
     for w in &settings.warnings {
         warn!("{w}");
     }
@@ -206,6 +240,7 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
             concurrency: usize::from(args.on_message_concurrency),
             timeout: args.on_message_timeout,
         }),
+        auth,
         ..NodeConfig::default()
     };
     let mut node = NodeHandle::start(

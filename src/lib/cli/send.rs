@@ -99,6 +99,8 @@ struct SendJson {
     acks: Vec<AckJson>,
     missing: Vec<String>,
     departed: Vec<String>,
+    /// Up members not sent to: they are disabled and refuse payloads.
+    disabled: Vec<String>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -214,6 +216,7 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
         acks: Vec::new(),
         missing: Vec::new(),
         departed: Vec::new(),
+        disabled: Vec::new(),
     };
     let mut expected: Vec<String> = Vec::new();
     let bar = progress_bar(global.json);
@@ -229,6 +232,7 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
                     .map(|id| id.to_string())
                     .unwrap_or_default();
                 report.expected = s.expected.len();
+                report.disabled = s.disabled;
                 expected = s.expected;
                 if let Some(b) = &bar {
                     b.set_length(report.expected as u64);
@@ -328,6 +332,14 @@ fn human(r: &SendJson, wait: Wait, finished: bool, timeout: Duration) -> String 
     };
     if !r.missing.is_empty() && !(wait == Wait::None) {
         let _ = writeln!(s, "missing: {}", r.missing.join(", "));
+    }
+    if !r.disabled.is_empty() {
+        let _ = writeln!(
+            s,
+            "not sent to {} disabled member(s) (they refuse broadcasts): {}",
+            r.disabled.len(),
+            r.disabled.join(", ")
+        );
     }
     if !r.departed.is_empty() {
         let _ = writeln!(s, "departed during the send: {}", r.departed.join(", "));

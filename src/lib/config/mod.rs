@@ -3,6 +3,8 @@
 //! the file, validates everything at once and names each bad setting.
 
 pub mod file;
+mod reader;
+pub mod security;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 

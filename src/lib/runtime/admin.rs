@@ -8,12 +8,20 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::{
+    admin_maint::MaintApi,
     broadcast::BroadcastEngine,
     membership::{MembershipAgent, now},
 };
 use crate::{
-    core::membership::{MemberView, events::MembershipEvent},
+    core::{
+        maintenance::audit::AuditEntry,
+        membership::{
+            MemberView,
+            events::{EventKind, MembershipEvent},
+        },
+    },
     transport::{
+        auth::Access,
         membership::{
             convert::{RecordLimits, record_to_pb},
             extras::{inventory_to_pb, request_from_pb},
@@ -35,22 +43,26 @@ const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct AdminService {
     agent: MembershipAgent,
     engine: BroadcastEngine,
+    maint: MaintApi,
     shutdown: CancellationToken,
     query_timeout: Duration,
 }
 
 impl AdminService {
-    /// Serves `agent`'s state and `engine`'s broadcasts; streams end when
-    /// `shutdown` fires; queries without a timeout get `query_timeout`.
+    /// Serves `agent`'s state, `engine`'s broadcasts and `maint`'s state,
+    /// checking callers with `maint.auth`; streams end when `shutdown` fires;
+    /// queries without a timeout get `query_timeout`.
     pub fn new(
         agent: MembershipAgent,
         engine: BroadcastEngine,
+        maint: MaintApi,
         shutdown: CancellationToken,
         query_timeout: Duration,
     ) -> Self {
         Self {
             agent,
             engine,
+            maint,
             shutdown,
             query_timeout,
         }
@@ -116,6 +128,28 @@ pub fn event_to_pb(e: &MembershipEvent) -> pb::Event {
         version: e.version.counter,
         time_unix_ns: e.at_unix_ns,
         missed: 0,
+        maintenance: e.maintenance.as_str().to_owned(),
+        ..pb::Event::default()
+    }
+}
+
+/// The event for a change of the answering node's own maintenance state.
+fn audit_to_pb(a: &AuditEntry, agent: &MembershipAgent) -> pb::Event {
+    let local = agent.with_state(|s| s.local().clone());
+    pb::Event {
+        kind: EventKind::Maintenance.as_str().to_owned(),
+        node_id: a.node_id.clone(),
+        node_name: local.name,
+        address: local.address,
+        state: local.state.as_str().to_owned(),
+        incarnation: local.version.incarnation,
+        version: local.version.counter,
+        time_unix_ns: a.changed_unix_ns,
+        missed: 0,
+        maintenance: a.state.as_str().to_owned(),
+        previous_maintenance: a.previous_state.as_str().to_owned(),
+        reason: a.reason.clone(),
+        actor: a.actor.clone(),
     }
 }
 
@@ -125,6 +159,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
+        self.maint.auth.check(&request, Access::Read)?;
         let detailed = request.into_inner().detailed;
         let now = now();
         let (members, local) = self
@@ -144,6 +179,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResponse>, Status> {
+        self.maint.auth.check(&request, Access::Read)?;
         let r = request.into_inner();
         let resources = request_from_pb(
             r.resources.as_ref(),
@@ -193,9 +229,13 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn watch(
         &self,
-        _request: Request<pb::WatchRequest>,
+        request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        self.maint.auth.check(&request, Access::Read)?;
         let mut events = self.agent.subscribe();
+        let mut audit = self.maint.control.subscribe();
+        let agent = self.agent.clone();
+        let local = self.agent.local_id().clone();
         let (tx, rx) = mpsc::channel(WATCH_QUEUE);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -206,10 +246,14 @@ impl pb::admin_server::Admin for AdminService {
                         return;
                     }
                     () = tx.closed() => return,
-                    e = events.recv() => e,
+                    e = events.recv() => e.map(Ok),
+                    a = audit.recv() => a.map(Err),
                 };
                 let msg = match item {
-                    Ok(e) => event_to_pb(&e),
+                    // The audit event tells this node's own change, with who and why.
+                    Ok(Ok(e)) if e.kind == EventKind::Maintenance && e.id == local => continue,
+                    Ok(Ok(e)) => event_to_pb(&e),
+                    Ok(Err(a)) => audit_to_pb(&a, &agent),
                     Err(RecvError::Lagged(missed)) => pb::Event {
                         kind: "lagged".to_owned(),
                         missed,
@@ -236,6 +280,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::SendRequest>,
     ) -> Result<Response<Self::SendStream>, Status> {
+        self.maint.auth.check(&request, Access::Write)?;
         super::admin_broadcast::send(&self.engine, &self.shutdown, request.into_inner())
             .map(Response::new)
     }
@@ -246,7 +291,22 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::WatchMessagesRequest>,
     ) -> Result<Response<Self::WatchMessagesStream>, Status> {
+        self.maint.auth.check(&request, Access::Read)?;
         super::admin_broadcast::watch_messages(&self.engine, &self.shutdown, request.into_inner())
             .map(Response::new)
+    }
+
+    async fn get_maintenance(
+        &self,
+        request: Request<pb::GetMaintenanceRequest>,
+    ) -> Result<Response<pb::MaintenanceReply>, Status> {
+        self.maint.get(request).await
+    }
+
+    async fn set_maintenance(
+        &self,
+        request: Request<pb::SetMaintenanceRequest>,
+    ) -> Result<Response<pb::MaintenanceReply>, Status> {
+        self.maint.set(request).await
     }
 }

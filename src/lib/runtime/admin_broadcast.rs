@@ -60,6 +60,7 @@ pub fn send(
             message_id: Bytes::copy_from_slice(handle.id.as_bytes()),
             payload_bytes,
             expected: handle.expected.iter().map(ToString::to_string).collect(),
+            disabled: handle.disabled.iter().map(ToString::to_string).collect(),
         })),
     };
     let shutdown = shutdown.clone();

@@ -37,12 +37,14 @@ pub struct Sources {
     pub grpc_errors: Arc<GrpcErrors>,
     /// Broadcast counters and tables.
     pub broadcast: super::broadcast::BroadcastEngine,
+    /// Maintenance state and audit trail.
+    pub maintenance: super::maintenance::MaintenanceControl,
 }
 
 /// What the handlers read.
 #[derive(Clone)]
-struct HttpState {
-    sources: Sources,
+pub(super) struct HttpState {
+    pub(super) sources: Sources,
     shutdown: CancellationToken,
 }
 
@@ -101,6 +103,22 @@ async fn healthz(State(s): State<HttpState>) -> impl IntoResponse {
     }
 }
 
+/// Readiness for work: 503 while the node is in maintenance, disabled or
+/// shutting down (load balancers drain it); `/healthz` stays liveness.
+async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
+    let state = s.sources.maintenance.status().state;
+    if s.shutdown.is_cancelled() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_owned(),
+        )
+    } else if state == crate::core::maintenance::Maintenance::Normal {
+        (StatusCode::OK, "ok\n".to_owned())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{state}\n"))
+    }
+}
+
 /// Serves the side port on `listener` until `shutdown` fires.
 ///
 /// # Errors
@@ -119,6 +137,9 @@ pub async fn serve(
         .route("/api/resource/discovery/summary", get(summary))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/maintenance", get(super::http_maint::current))
+        .route("/api/maintenance/audit", get(super::http_maint::audit))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())

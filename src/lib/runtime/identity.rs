@@ -43,6 +43,8 @@ pub struct Identity {
     pub node_id: NodeId,
     /// Grows on every start: the start time in unix nanoseconds, as Fabric's inc_num.
     pub incarnation: u64,
+    /// Where persisted state lives; `None` for an ephemeral identity.
+    data_dir: Option<PathBuf>,
     /// Held for the life of the node; dropping it releases the data dir.
     _lock: Option<File>,
 }
@@ -53,6 +55,7 @@ impl Identity {
         Self {
             node_id: NodeId::random(),
             incarnation: now_unix_ns(),
+            data_dir: None,
             _lock: None,
         }
     }
@@ -98,8 +101,14 @@ impl Identity {
         Ok(Self {
             node_id,
             incarnation: now_unix_ns(),
+            data_dir: Some(dir.to_path_buf()),
             _lock: Some(lock),
         })
+    }
+
+    /// The data directory this identity was loaded from and locks, if any.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 }
 
@@ -115,7 +124,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         f.write_all(data)?;
         f.sync_all()?;
     }
-    fs::rename(&tmp, path)
+    fs::rename(&tmp, path)?;
+    // The rename itself is durable once the directory is synced.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Wall-clock unix nanoseconds (0 before 1970, saturating far in the future).

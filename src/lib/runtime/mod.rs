@@ -2,9 +2,12 @@
 
 pub mod admin;
 pub mod admin_broadcast;
+pub mod admin_maint;
 pub mod broadcast;
 pub mod http;
+pub mod http_maint;
 pub mod identity;
+pub mod maintenance;
 pub mod membership;
 pub mod metrics;
 mod metrics_broadcast;

@@ -12,8 +12,10 @@ use tracing::{info, warn};
 
 use super::{
     admin::AdminService,
+    admin_maint::MaintApi,
     broadcast::{BroadcastEngine, EngineConfig},
     identity::Identity,
+    maintenance::{MaintenanceControl, store::Store},
     membership::{AgentConfig, MembershipAgent},
     resources::ResourceConfig,
 };
@@ -21,6 +23,7 @@ use crate::{
     core::{ids::NodeId, membership::record::MemberRecord},
     probe::{FakeProbe, ResourceProbe, SystemProbe},
     transport::{
+        auth::AdminAuth,
         broadcast::links::LinkSet,
         config::DataPlaneConfig,
         data_plane::{
@@ -74,6 +77,8 @@ pub struct NodeConfig {
     pub broadcast: EngineConfig,
     /// Command run per delivered broadcast.
     pub on_message: Option<super::on_message::OnMessageConfig>,
+    /// Admin token checks (none: every admin call is allowed).
+    pub auth: AdminAuth,
 }
 
 /// Where a node's resource readings come from.
@@ -104,6 +109,7 @@ impl Default for NodeConfig {
             query_timeout: crate::config::DEFAULT_QUERY_TIMEOUT,
             broadcast: EngineConfig::default(),
             on_message: None,
+            auth: AdminAuth::open(),
         }
     }
 }
@@ -135,6 +141,9 @@ pub enum NodeError {
     /// The server failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The persisted maintenance state cannot be read.
+    #[error(transparent)]
+    Maintenance(#[from] super::maintenance::store::StoreError),
     /// The server task panicked or was cancelled.
     #[error("server task ended: {0}")]
     ServerTask(String),
@@ -155,6 +164,7 @@ pub struct NodeHandle {
     grpc_errors: Arc<GrpcErrors>,
     agent: MembershipAgent,
     engine: BroadcastEngine,
+    maint: MaintenanceControl,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     health: tonic_health::server::HealthReporter,
@@ -195,6 +205,8 @@ impl NodeHandle {
         let dp = &config.data_plane;
         let pool = ChannelPool::new(dp.clone(), DEFAULT_POOL_CAPACITY, Arc::clone(&traffic));
 
+        let store = identity.data_dir().map(Store::in_dir);
+        let loaded = super::maintenance::load(store.as_ref())?;
         let mut record = MemberRecord::new(
             identity.node_id.clone(),
             config.name.clone(),
@@ -203,6 +215,7 @@ impl NodeHandle {
             identity.incarnation,
         );
         record.labels.clone_from(&config.labels);
+        record.maintenance = loaded.0.state;
         record.updated_unix_ns = super::view::now_unix_ns();
         let agent = MembershipAgent::start(
             config.membership.clone(),
@@ -233,6 +246,10 @@ impl NodeHandle {
             tasks.clone(),
         )
         .into_server();
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let maint =
+            MaintenanceControl::start(loaded, store, agent.clone(), engine.clone(), health.clone())
+                .await;
         let membership = MembershipService::new(Arc::new(agent.clone()));
         let max_admin_request = usize::try_from(config.broadcast.max_payload)
             .unwrap_or(usize::MAX)
@@ -240,6 +257,12 @@ impl NodeHandle {
         let admin = AdminService::new(
             agent.clone(),
             engine.clone(),
+            MaintApi {
+                control: maint.clone(),
+                agent: agent.clone(),
+                pool: pool.clone(),
+                auth: config.auth.clone(),
+            },
             shutdown.clone(),
             config.query_timeout,
         )
@@ -264,7 +287,6 @@ impl NodeHandle {
                 shutdown.clone(),
             ));
         }
-        let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<pb::gossip::v1::data_plane_server::DataPlaneServer<DataPlaneService>>()
             .await;
@@ -305,6 +327,7 @@ impl NodeHandle {
                     traffic: Arc::clone(&traffic),
                     grpc_errors: Arc::clone(&grpc_errors),
                     broadcast: engine.clone(),
+                    maintenance: maint.clone(),
                 },
                 shutdown.clone(),
             ))
@@ -321,6 +344,7 @@ impl NodeHandle {
         Ok(Self {
             pool,
             engine,
+            maint,
             identity,
             config,
             local_addr,
@@ -381,6 +405,11 @@ impl NodeHandle {
     /// The broadcast engine.
     pub fn broadcast(&self) -> &BroadcastEngine {
         &self.engine
+    }
+
+    /// The maintenance state.
+    pub fn maintenance(&self) -> &MaintenanceControl {
+        &self.maint
     }
 
     /// Cancelled when the node starts shutting down.

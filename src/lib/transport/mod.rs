@@ -1,6 +1,7 @@
 //! The wire: tonic services and the client pool, protobuf <-> domain conversions
 //! (the only place prost types meet domain types).
 
+pub mod auth;
 pub mod broadcast;
 pub mod config;
 pub mod convert;

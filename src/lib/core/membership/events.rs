@@ -1,7 +1,7 @@
 //! Membership events: what changed, as seen by this node. Streamed by `gsp watch`,
 //! counted in metrics, logged.
 
-use super::record::{MemberRecord, MemberState, Version};
+use super::record::{Maintenance, MemberRecord, MemberState, Version};
 use crate::core::ids::NodeId;
 
 /// What happened to a member.
@@ -9,8 +9,10 @@ use crate::core::ids::NodeId;
 pub enum EventKind {
     /// A node was seen for the first time (or again after removal).
     Joined,
-    /// A node published a newer record (resources, labels, address, maintenance).
+    /// A node published a newer record (resources, labels, address).
     Updated,
+    /// A node's maintenance state changed (normal, maintenance, disabled).
+    Maintenance,
     /// A node missed probes and is suspected.
     Suspect,
     /// A suspected, dead or left node is alive again (refuted, or restarted).
@@ -25,9 +27,10 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for metrics.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Joined,
         Self::Updated,
+        Self::Maintenance,
         Self::Suspect,
         Self::AliveAgain,
         Self::Dead,
@@ -40,6 +43,7 @@ impl EventKind {
         match self {
             Self::Joined => "joined",
             Self::Updated => "updated",
+            Self::Maintenance => "maintenance",
             Self::Suspect => "suspect",
             Self::AliveAgain => "alive_again",
             Self::Dead => "dead",
@@ -78,6 +82,8 @@ pub struct MembershipEvent {
     pub state: MemberState,
     /// Its version after the change.
     pub version: Version,
+    /// Its maintenance state after the change.
+    pub maintenance: Maintenance,
     /// When this node noticed, unix nanoseconds.
     pub at_unix_ns: i64,
 }
@@ -92,6 +98,7 @@ impl MembershipEvent {
             address: record.address.clone(),
             state: record.state,
             version: record.version,
+            maintenance: record.maintenance,
             at_unix_ns,
         }
     }

@@ -120,8 +120,16 @@ impl Membership {
         r.id = self.local.id.clone();
         r.version.counter = self.local.version.counter + 1;
         r.updated_unix_ns = now.unix_ns;
+        let kind = if r.maintenance == self.local.maintenance {
+            EventKind::Updated
+        } else {
+            if !self.urgent.contains(&Urgent::Changed(r.id.clone())) {
+                self.urgent.push(Urgent::Changed(r.id.clone()));
+            }
+            EventKind::Maintenance
+        };
         self.events
-            .push(MembershipEvent::new(EventKind::Updated, &r, now.unix_ns));
+            .push(MembershipEvent::new(kind, &r, now.unix_ns));
         self.set_local(r, now);
     }
 
@@ -137,11 +145,16 @@ impl Membership {
             return self.apply_about_self(&record, now);
         }
         let id = record.id.clone();
+        let old_maintenance = self.table.get(&id).map(|e| e.record.maintenance);
         let (applied, event) = self.table.apply(record.clone(), now);
         match &applied {
             Applied::New | Applied::Changed { .. } => {
+                // Maintenance changes spread as fast as state changes: the cluster
+                // should stop sending a drained node work within seconds.
                 let changed_state = match &applied {
-                    Applied::Changed { from } => *from != record.state,
+                    Applied::Changed { from } => {
+                        *from != record.state || old_maintenance != Some(record.maintenance)
+                    }
                     _ => true,
                 };
                 let was_down = match &applied {

@@ -74,7 +74,10 @@ impl fmt::Display for MemberState {
 }
 
 /// Operator-set availability of a node for work (seed 003).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Maintenance {
     /// Takes work.
     #[default]
@@ -92,6 +95,27 @@ impl Maintenance {
             Self::Normal => "normal",
             Self::Maintenance => "maintenance",
             Self::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for Maintenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Maintenance {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "normal" => Ok(Self::Normal),
+            "maintenance" => Ok(Self::Maintenance),
+            "disabled" => Ok(Self::Disabled),
+            other => Err(format!(
+                "unknown maintenance state {other:?}; expected normal, maintenance or disabled"
+            )),
         }
     }
 }

@@ -84,7 +84,13 @@ impl MemberTable {
         };
         if record.supersedes(&entry.record) {
             let from = entry.record.state;
-            let kind = EventKind::for_transition(Some(from), record.state);
+            let kind = EventKind::for_transition(Some(from), record.state).map(|k| {
+                if k == EventKind::Updated && entry.record.maintenance != record.maintenance {
+                    EventKind::Maintenance
+                } else {
+                    k
+                }
+            });
             if from != record.state {
                 entry.state_since = now.instant;
             }

@@ -14,7 +14,11 @@ use tracing::debug;
 
 use super::{BroadcastEngine, Inner, exec, stats};
 use crate::{
-    core::{broadcast::state::Control, ids::NodeId, membership::events::EventKind},
+    core::{
+        broadcast::state::Control,
+        ids::NodeId,
+        membership::{events::EventKind, record::Maintenance},
+    },
     runtime::membership::MembershipAgent,
 };
 
@@ -26,12 +30,13 @@ const MAX_GONE: usize = 4096;
 /// Digests to a returning member start this long before it went away.
 const GONE_MARGIN: Duration = Duration::from_secs(10);
 
-/// The up members (alive or suspect) other than this node, and their addresses;
+/// The up members (alive or suspect, not disabled) other than this node, and their addresses;
 /// and when members that went down did so (bounded by [`MAX_GONE`] and the
 /// payload store's TTL).
 #[derive(Default)]
 pub(super) struct PeerCache {
     peers: Mutex<HashMap<NodeId, String>>,
+    disabled: Mutex<Vec<NodeId>>,
     gone: Mutex<HashMap<NodeId, std::time::Instant>>,
 }
 
@@ -39,12 +44,20 @@ impl PeerCache {
     /// Rereads the membership table; returns the members no longer up.
     pub(super) fn refresh(&self, agent: &MembershipAgent) -> Vec<NodeId> {
         let local = agent.local_id().clone();
-        let fresh: HashMap<NodeId, String> = agent.with_state(|s| {
-            s.records()
-                .filter(|r| r.state.is_up() && r.id != local)
-                .map(|r| (r.id.clone(), r.address.clone()))
-                .collect()
+        // A disabled member refuses payloads: it is neither sent nor expected.
+        let (fresh, mut disabled): (HashMap<NodeId, String>, Vec<NodeId>) = agent.with_state(|s| {
+            let up = || s.records().filter(|r| r.state.is_up() && r.id != local);
+            (
+                up().filter(|r| r.maintenance != Maintenance::Disabled)
+                    .map(|r| (r.id.clone(), r.address.clone()))
+                    .collect(),
+                up().filter(|r| r.maintenance == Maintenance::Disabled)
+                    .map(|r| r.id.clone())
+                    .collect(),
+            )
         });
+        disabled.sort();
+        *self.disabled.lock().unwrap_or_else(PoisonError::into_inner) = disabled;
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
         let gone = peers
             .keys()
@@ -79,6 +92,14 @@ impl PeerCache {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(id)
+    }
+
+    /// Ids of the up peers that are disabled, sorted.
+    pub(super) fn disabled(&self) -> Vec<NodeId> {
+        self.disabled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Ids of the up peers, sorted.

@@ -199,6 +199,7 @@ impl BroadcastEngine {
         if let Some(reason) = inner.unavailable() {
             return Err(SendRefused::Unavailable(reason));
         }
+        let disabled = inner.peers.disabled();
         let mut expected = inner.peers.ids();
         expected.push(inner.local.clone());
         expected.sort();
@@ -235,6 +236,7 @@ impl BroadcastEngine {
         Ok(SendHandle {
             id,
             expected,
+            disabled,
             progress: rx,
         })
     }

@@ -103,6 +103,9 @@ pub struct SendHandle {
     /// Members expected to deliver it (alive or suspect when it started, this
     /// node included), sorted.
     pub expected: Vec<NodeId>,
+    /// Up members left out because they are disabled (they refuse payloads),
+    /// sorted.
+    pub disabled: Vec<NodeId>,
     /// Progress until [`Progress::Done`]; holds at most one entry per expected
     /// member plus the final account.
     pub progress: mpsc::UnboundedReceiver<Progress>,

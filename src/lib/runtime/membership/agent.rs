@@ -136,6 +136,9 @@ impl Shared {
         self.stats.event(e.kind);
         match e.kind {
             EventKind::Updated => debug!(node = %e.id, version = %e.version, "member updated"),
+            EventKind::Maintenance => {
+                info!(node = %e.id, name = %e.name, maintenance = e.maintenance.as_str(), "maintenance state changed");
+            }
             EventKind::Joined | EventKind::AliveAgain | EventKind::Left | EventKind::Removed => {
                 info!(node = %e.id, name = %e.name, address = %e.address, event = e.kind.as_str(), "membership changed");
             }

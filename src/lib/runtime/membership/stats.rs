@@ -28,7 +28,7 @@ pub struct MembershipStats {
     /// Queries refused because too many were in flight.
     pub refused_overloaded: AtomicU64,
     /// Events by kind, indexed as [`EventKind::ALL`].
-    pub events: [AtomicU64; 7],
+    pub events: [AtomicU64; EventKind::ALL.len()],
 }
 
 impl MembershipStats {

@@ -1,0 +1,197 @@
+//! `gsp maint`: shows or changes a node's maintenance state (normal,
+//! maintenance, disabled): the node at `--addr`, or with `--node` another
+//! member, routed through it.
+
+use std::{fmt::Write as _, time::Duration};
+
+use serde::Serialize;
+
+use super::{
+    GlobalArgs, client,
+    exit::{ExitStatus, NegativeOutcome, Unreachable, UsageError},
+    output,
+};
+use crate::{
+    core::maintenance::{MAX_REASON_BYTES, Maintenance},
+    runtime::{admin_maint::to_pb, http_maint::MaintJson, view::rfc3339},
+    transport::pb::{admin::v1 as pb, discovery::GspMaintenance},
+};
+
+/// Default time to wait for the target's confirmation.
+const DEFAULT_MAINT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Arguments of `gsp maint`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct MaintArgs {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Show the state, why, who set it and when.
+    Status(Target),
+    /// Change the state; setting the current one again succeeds and changes
+    /// nothing. Needs the admin token when the node has one.
+    Set(SetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// Member id or unique name; the request is routed through the node at
+    /// --addr [default: that node].
+    #[arg(long, value_name = "ID|NAME")]
+    node: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct SetArgs {
+    /// normal (takes work), maintenance (no new work: left out of queries,
+    /// health NOT_SERVING; keeps gossiping and relaying), or disabled (also
+    /// refuses broadcast payloads).
+    #[arg(value_name = "STATE", value_parser = parse_state)]
+    state: Maintenance,
+    /// Why; kept with the state and in the audit trail.
+    #[arg(long, default_value = "")]
+    reason: String,
+    #[command(flatten)]
+    target: Target,
+}
+
+fn parse_state(s: &str) -> Result<Maintenance, String> {
+    s.parse()
+}
+
+/// What `gsp maint --json` prints: `gsp.maint.v1` plus whether this call
+/// changed anything.
+#[derive(Debug, Serialize)]
+struct Printed {
+    #[serde(flatten)]
+    status: MaintJson,
+    /// For `set`: whether the state changed (false: it already was STATE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<bool>,
+}
+
+pub(crate) async fn run(args: MaintArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let timeout = global.timeout.unwrap_or(DEFAULT_MAINT_TIMEOUT);
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let (reply, is_set) = match args.action {
+        Action::Status(t) => {
+            let req = pb::GetMaintenanceRequest {
+                node_id: t.node.unwrap_or_default(),
+                timeout_ms,
+            };
+            let mut admin = client::admin(&global).await?;
+            let call = admin.get_maintenance(req);
+            (finish(&global, timeout, call).await?, false)
+        }
+        Action::Set(s) => {
+            if s.reason.len() > MAX_REASON_BYTES {
+                return Err(UsageError(format!(
+                    "--reason is {} bytes; at most {MAX_REASON_BYTES} are allowed",
+                    s.reason.len()
+                ))
+                .into());
+            }
+            let req = pb::SetMaintenanceRequest {
+                node_id: s.target.node.unwrap_or_default(),
+                state: to_pb(s.state).into(),
+                reason: s.reason,
+                timeout_ms,
+            };
+            let mut admin = client::admin(&global).await?;
+            let call = admin.set_maintenance(req);
+            (finish(&global, timeout, call).await?, true)
+        }
+    };
+    let printed = Printed {
+        status: to_json(&reply),
+        changed: is_set.then_some(reply.changed),
+    };
+    if global.json {
+        output::json(&printed)?;
+    } else {
+        output::stdout(&render(&printed.status, printed.changed))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Waits for the answer: no answer within `timeout` is a negative result
+/// (exit 1); refusals and unreachable nodes exit 3.
+async fn finish(
+    global: &GlobalArgs,
+    timeout: Duration,
+    call: impl Future<Output = Result<tonic::Response<pb::MaintenanceReply>, tonic::Status>>,
+) -> anyhow::Result<pb::MaintenanceReply> {
+    // The node gives a routed request `timeout`; its answer needs a moment more.
+    let slack = Duration::from_millis(500);
+    match tokio::time::timeout(timeout + slack, call).await {
+        Err(_) => Err(NegativeOutcome(format!(
+            "the target did not confirm within {timeout:?} (the change may still happen; check \
+             with `gsp maint status`)"
+        ))
+        .into()),
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(s)) => match s.code() {
+            tonic::Code::DeadlineExceeded => Err(NegativeOutcome(format!(
+                "the target did not confirm in time: {}",
+                s.message()
+            ))
+            .into()),
+            tonic::Code::InvalidArgument => Err(UsageError(s.message().to_owned()).into()),
+            tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
+                Err(Unreachable(s.message().to_owned()).into())
+            }
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+                Err(Unreachable(format!("node at {} refused: {}", global.addr, s.message())).into())
+            }
+            _ => Err(client::call_failed(&global.addr, s)),
+        },
+    }
+}
+
+fn state_name(v: i32) -> &'static str {
+    match GspMaintenance::try_from(v) {
+        Ok(GspMaintenance::Maintenance) => "maintenance",
+        Ok(GspMaintenance::Disabled) => "disabled",
+        _ => "normal",
+    }
+}
+
+fn to_json(r: &pb::MaintenanceReply) -> MaintJson {
+    MaintJson {
+        schema: "gsp.maint.v1",
+        node_id: r.node_id.clone(),
+        node_name: r.node_name.clone(),
+        state: state_name(r.state),
+        previous_state: state_name(r.previous_state),
+        reason: r.reason.clone(),
+        actor: r.actor.clone(),
+        changed_at: (r.changed_unix_ns != 0).then(|| rfc3339(r.changed_unix_ns)),
+    }
+}
+
+fn render(m: &MaintJson, changed: Option<bool>) -> String {
+    let mut out = String::new();
+    let headline = match changed {
+        Some(true) => format!("{} -> {}", m.previous_state, m.state),
+        Some(false) => format!("{} (already; nothing changed)", m.state),
+        None if m.previous_state == m.state => m.state.to_owned(),
+        None => format!("{} (was {})", m.state, m.previous_state),
+    };
+    let rows = [
+        ("node", format!("{} ({})", m.node_name, m.node_id)),
+        ("state", headline),
+        ("reason", m.reason.clone()),
+        ("actor", m.actor.clone()),
+        (
+            "changed",
+            m.changed_at.clone().unwrap_or_else(|| "never".to_owned()),
+        ),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(out, "{k:<8} {v}");
+    }
+    out
+}

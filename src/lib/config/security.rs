@@ -1,0 +1,181 @@
+//! Security settings: the admin token (flag, variable, or a file named in the
+//! config's `gsp.security` section) and whether reads need it too.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::reader::Reader;
+use crate::transport::auth::{AdminAuth, validate_token};
+
+const SECURITY_KEYS: &[&str] = &["admin_token_file", "require_token_for_reads"];
+
+/// `gsp.security` in the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityFile {
+    /// `gsp.security.admin_token_file`.
+    pub admin_token_file: Option<PathBuf>,
+    /// `gsp.security.require_token_for_reads`.
+    pub require_token_for_reads: Option<bool>,
+}
+
+/// What the flags and environment said.
+#[derive(Clone, Default)]
+pub struct SecurityFlags {
+    /// `--admin-token` / GSP_ADMIN_TOKEN.
+    pub admin_token: Option<String>,
+    /// `--admin-token-file` / GSP_ADMIN_TOKEN_FILE.
+    pub admin_token_file: Option<PathBuf>,
+    /// `--require-token-for-reads`.
+    pub require_token_for_reads: bool,
+}
+
+impl std::fmt::Debug for SecurityFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityFlags")
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("admin_token_file", &self.admin_token_file)
+            .field("require_token_for_reads", &self.require_token_for_reads)
+            .finish()
+    }
+}
+
+/// Reads `gsp.security`.
+pub(super) fn read(r: &mut Reader, v: &Value) -> SecurityFile {
+    let Some(m) = r.map(v, "gsp.security") else {
+        return SecurityFile::default();
+    };
+    check_keys(r, m);
+    SecurityFile {
+        admin_token_file: r
+            .string(m.get("admin_token_file"), "gsp.security.admin_token_file")
+            .map(PathBuf::from),
+        require_token_for_reads: r.bool(
+            m.get("require_token_for_reads"),
+            "gsp.security.require_token_for_reads",
+        ),
+    }
+}
+
+fn check_keys(r: &mut Reader, m: &Map<String, Value>) {
+    for k in m.keys() {
+        if !SECURITY_KEYS.contains(&k.as_str()) {
+            r.unknown(&format!("gsp.security.{k}"), k, SECURITY_KEYS);
+        }
+    }
+}
+
+/// The node's admin auth: flag or variable token, else the token file (flag,
+/// then config). Reads with `require_token_for_reads` need it too.
+///
+/// # Errors
+/// Every problem found: an unreadable or empty token file, a malformed token,
+/// reads required without a token.
+pub fn resolve(flags: SecurityFlags, file: &SecurityFile) -> Result<AdminAuth, Vec<String>> {
+    let mut problems = Vec::new();
+    let token = match (flags.admin_token, flags.admin_token_file.as_deref()) {
+        (Some(t), _) => validate_token(&t)
+            .map_err(|e| problems.push(format!("--admin-token / GSP_ADMIN_TOKEN: {e}")))
+            .ok(),
+        (None, Some(path)) => read_token(path, "--admin-token-file", &mut problems),
+        (None, None) => file
+            .admin_token_file
+            .as_deref()
+            .and_then(|p| read_token(p, "gsp.security.admin_token_file", &mut problems)),
+    };
+    let reads = flags.require_token_for_reads || file.require_token_for_reads.unwrap_or(false);
+    if reads && token.is_none() && problems.is_empty() {
+        problems.push(
+            "--require-token-for-reads needs an admin token (--admin-token-file, \
+             GSP_ADMIN_TOKEN or gsp.security.admin_token_file)"
+                .to_owned(),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(token.map_or_else(AdminAuth::open, |t| AdminAuth::with_token(&t, reads)))
+}
+
+fn read_token(path: &Path, key: &str, problems: &mut Vec<String>) -> Option<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(format!("{key}: cannot read {}: {e}", path.display()));
+            return None;
+        }
+    };
+    warn_if_readable_by_others(path);
+    validate_token(&text)
+        .map_err(|e| problems.push(format!("{key}: {}: {e}", path.display())))
+        .ok()
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            file = %path.display(),
+            "the admin token file is readable by group or others; chmod 600 it"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_beats_file_and_files_are_trimmed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "from-file\n").expect("write");
+        let file = SecurityFile {
+            admin_token_file: Some(path.clone()),
+            require_token_for_reads: None,
+        };
+        let auth = resolve(SecurityFlags::default(), &file).expect("file token");
+        assert!(auth.has_token());
+        let flags = SecurityFlags {
+            admin_token: Some("flag".into()),
+            ..SecurityFlags::default()
+        };
+        assert!(resolve(flags, &file).expect("flag").has_token());
+        assert!(
+            !resolve(SecurityFlags::default(), &SecurityFile::default())
+                .expect("open")
+                .has_token()
+        );
+    }
+
+    #[test]
+    fn bad_token_sources_are_named() {
+        let missing = SecurityFlags {
+            admin_token_file: Some("/nonexistent/gsp-token".into()),
+            ..SecurityFlags::default()
+        };
+        let err = resolve(missing, &SecurityFile::default()).expect_err("missing");
+        assert!(err[0].contains("/nonexistent/gsp-token"), "{err:?}");
+        let empty = SecurityFlags {
+            admin_token: Some("  ".into()),
+            ..SecurityFlags::default()
+        };
+        let err = resolve(empty, &SecurityFile::default()).expect_err("empty");
+        assert!(err[0].contains("empty"), "{err:?}");
+        let reads = SecurityFlags {
+            require_token_for_reads: true,
+            ..SecurityFlags::default()
+        };
+        let err = resolve(reads, &SecurityFile::default()).expect_err("no token");
+        assert!(err[0].contains("--require-token-for-reads"), "{err:?}");
+    }
+}

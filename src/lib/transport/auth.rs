@@ -1,0 +1,229 @@
+//! Admin authentication: the bearer token a node may require on admin calls,
+//! compared in constant time, and the actor (who made a call) recorded in
+//! audit events. The token itself is never logged or echoed.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tonic::{Request, Status, metadata::MetadataMap};
+
+/// Metadata key a node forwarding a routed admin call uses to name the
+/// original caller; trusted only from an authenticated caller.
+pub const FORWARDED_FOR: &str = "x-gsp-forwarded-for";
+
+/// What a call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads state (members, queries, status, watch).
+    Read,
+    /// Changes state or the cluster (maintenance set, send).
+    Write,
+}
+
+/// A node's admin token, kept only as its SHA-256 digest.
+#[derive(Clone, Default)]
+pub struct AdminAuth {
+    digest: Option<[u8; 32]>,
+    require_for_reads: bool,
+}
+
+impl fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminAuth")
+            .field("token", &self.digest.map(|_| "<redacted>"))
+            .field("require_for_reads", &self.require_for_reads)
+            .finish()
+    }
+}
+
+/// An unusable token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Empty or whitespace only.
+    #[error("the admin token is empty")]
+    Empty,
+    /// Would not fit an HTTP header.
+    #[error("the admin token must be printable ASCII without spaces")]
+    NotPrintable,
+}
+
+/// Checks a token before use: non-empty printable ASCII, no whitespace (it
+/// travels in an `authorization` header). Surrounding whitespace (a file's
+/// trailing newline) is trimmed.
+///
+/// # Errors
+/// The token is empty or has characters a header cannot carry.
+pub fn validate_token(raw: &str) -> Result<String, TokenError> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err(TokenError::Empty);
+    }
+    if !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenError::NotPrintable);
+    }
+    Ok(t.to_owned())
+}
+
+impl AdminAuth {
+    /// No token: every call is allowed and its actor is `anonymous`.
+    pub fn open() -> Self {
+        Self::default()
+    }
+
+    /// Calls of [`Access::Write`] (and reads too with `require_for_reads`)
+    /// must carry `authorization: Bearer <token>`.
+    pub fn with_token(token: &str, require_for_reads: bool) -> Self {
+        Self {
+            digest: Some(Sha256::digest(token.as_bytes()).into()),
+            require_for_reads,
+        }
+    }
+
+    /// Whether a token is configured.
+    pub fn has_token(&self) -> bool {
+        self.digest.is_some()
+    }
+
+    /// Authorizes `request` for `access` and names who made it.
+    ///
+    /// # Errors
+    /// UNAUTHENTICATED when a required token is missing or wrong.
+    pub fn check<T>(&self, request: &Request<T>, access: Access) -> Result<String, Status> {
+        let caller = caller(request);
+        let Some(want) = &self.digest else {
+            return Ok(with_forwarded(
+                format!("anonymous{caller}"),
+                request.metadata(),
+            ));
+        };
+        let presented = bearer(request.metadata());
+        let ok = presented.is_some_and(|t| {
+            let got: [u8; 32] = Sha256::digest(t.as_bytes()).into();
+            bool::from(got.ct_eq(want))
+        });
+        if ok {
+            return Ok(with_forwarded(
+                format!("admin-token{caller}"),
+                request.metadata(),
+            ));
+        }
+        if access == Access::Read && !self.require_for_reads {
+            return Ok(format!("anonymous{caller}"));
+        }
+        Err(Status::unauthenticated(if presented.is_some() {
+            "the admin token is wrong (check --token / GSP_TOKEN)"
+        } else {
+            "this node requires an admin token: pass --token or set GSP_TOKEN"
+        }))
+    }
+}
+
+/// ` from ADDR`, or nothing when the address is unknown.
+fn caller<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map(|a| format!(" from {a}"))
+        .unwrap_or_default()
+}
+
+/// `actor` plus the original caller a forwarding node named, if any.
+fn with_forwarded(actor: String, md: &MetadataMap) -> String {
+    match md.get(FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(orig) if !orig.is_empty() => {
+            let orig: String = orig.chars().take(256).collect();
+            format!("{orig} (via {actor})")
+        }
+        _ => actor,
+    }
+}
+
+/// The token of an `authorization: Bearer TOKEN` header.
+fn bearer(md: &MetadataMap) -> Option<&str> {
+    let v = md.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// Adds `authorization: Bearer token` to outgoing metadata.
+///
+/// # Errors
+/// The token cannot be a header value (see [`validate_token`]).
+pub fn attach(md: &mut MetadataMap, token: &str) -> Result<(), Status> {
+    let value = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| Status::invalid_argument("the token cannot be sent as a header"))?;
+    md.insert("authorization", value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(token: Option<&str>) -> Request<()> {
+        let mut r = Request::new(());
+        if let Some(t) = token {
+            attach(r.metadata_mut(), t).expect("header");
+        }
+        r
+    }
+
+    #[test]
+    fn writes_need_the_right_token() {
+        let auth = AdminAuth::with_token("s3cret", false);
+        let missing = auth.check(&req(None), Access::Write).expect_err("no token");
+        assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+        assert!(missing.message().contains("--token"));
+        let wrong = auth
+            .check(&req(Some("guess")), Access::Write)
+            .expect_err("wrong");
+        assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+        assert!(!wrong.message().contains("s3cret"));
+        let actor = auth
+            .check(&req(Some("s3cret")), Access::Write)
+            .expect("right token");
+        assert_eq!(actor, "admin-token");
+    }
+
+    #[test]
+    fn reads_are_open_unless_required() {
+        let open_reads = AdminAuth::with_token("t", false);
+        assert_eq!(
+            open_reads.check(&req(None), Access::Read).expect("open"),
+            "anonymous"
+        );
+        let closed = AdminAuth::with_token("t", true);
+        assert!(closed.check(&req(None), Access::Read).is_err());
+        assert!(closed.check(&req(Some("t")), Access::Read).is_ok());
+    }
+
+    #[test]
+    fn forwarded_callers_are_named_only_when_authenticated() {
+        let auth = AdminAuth::with_token("t", false);
+        let mut r = req(Some("t"));
+        r.metadata_mut().insert(
+            FORWARDED_FOR,
+            "admin-token from 10.0.0.9:4000".parse().expect("v"),
+        );
+        assert_eq!(
+            auth.check(&r, Access::Write).expect("ok"),
+            "admin-token from 10.0.0.9:4000 (via admin-token)"
+        );
+        let mut anon = req(None);
+        anon.metadata_mut()
+            .insert(FORWARDED_FOR, "root".parse().expect("v"));
+        assert_eq!(auth.check(&anon, Access::Read).expect("read"), "anonymous");
+    }
+
+    #[test]
+    fn tokens_are_validated_and_never_debug_printed() {
+        assert_eq!(validate_token("abc\n").expect("trimmed"), "abc");
+        assert_eq!(validate_token("  \n"), Err(TokenError::Empty));
+        assert_eq!(validate_token("a b"), Err(TokenError::NotPrintable));
+        let dbg = format!("{:?}", AdminAuth::with_token("hunter2", false));
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+    }
+}

@@ -132,6 +132,35 @@ async fn side_port_serves_nodes_metrics_and_health() {
     assert_eq!(v["data"]["by_tag"]["camera"], serde_json::json!(["web"]));
 
     assert_eq!(get(addr, "/healthz").await, (200, "ok\n".to_owned()));
+    assert_eq!(get(addr, "/readyz").await, (200, "ok\n".to_owned()));
     assert_eq!(get(addr, "/nope").await.0, 404);
+
+    // Maintenance: not ready (liveness unchanged), and audited.
+    node.maintenance()
+        .set(gsp::core::maintenance::ChangeRequest {
+            state: gsp::core::maintenance::Maintenance::Maintenance,
+            reason: "bios update".into(),
+            actor: "ops".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        get(addr, "/readyz").await,
+        (503, "maintenance\n".to_owned())
+    );
+    assert_eq!(get(addr, "/healthz").await.0, 200);
+    let (status, body) = get(addr, "/api/maintenance").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["schema"], "gsp.maint.v1");
+    assert_eq!(v["state"], "maintenance");
+    assert_eq!(v["previous_state"], "normal");
+    let (status, body) = get(addr, "/api/maintenance/audit?limit=5").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["schema"], "gsp.maint-audit.v1");
+    assert_eq!(v["entries"][0]["reason"], "bios update");
+    assert_eq!(v["entries"][0]["actor"], "ops");
+    assert_eq!(v["entries"].as_array().unwrap().len(), 1);
     assert!(node.shutdown().await);
 }

@@ -1,6 +1,8 @@
 //! `gsp watch`: membership events as they happen, as lines or JSON Lines; with
 //! `--messages`, delivered broadcasts (see `watch_messages`).
 
+use std::fmt::Write as _;
+
 use serde::Serialize;
 use tokio_stream::StreamExt as _;
 
@@ -38,6 +40,15 @@ struct EventJson<'a> {
     time: String,
     time_unix_ns: i64,
     missed: u64,
+    /// normal, maintenance, disabled (empty for `lagged`).
+    maintenance: &'a str,
+    /// For this node's own maintenance changes: the state before, why, who.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    previous_maintenance: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    reason: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    actor: &'a str,
 }
 
 fn line(e: &pb::Event, json: bool) -> anyhow::Result<String> {
@@ -54,6 +65,10 @@ fn line(e: &pb::Event, json: bool) -> anyhow::Result<String> {
             time: rfc3339(e.time_unix_ns),
             time_unix_ns: e.time_unix_ns,
             missed: e.missed,
+            maintenance: &e.maintenance,
+            previous_maintenance: &e.previous_maintenance,
+            reason: &e.reason,
+            actor: &e.actor,
         })?;
         s.push('\n');
         return Ok(s);
@@ -65,15 +80,31 @@ fn line(e: &pb::Event, json: bool) -> anyhow::Result<String> {
             e.missed
         ));
     }
-    Ok(format!(
-        "{} {:<11} {} ({}) {} {}\n",
+    let mut out = format!(
+        "{} {:<11} {} ({}) {} {}",
         rfc3339(e.time_unix_ns),
         e.kind,
         e.node_name,
         e.node_id,
         e.address,
         e.state
-    ))
+    );
+    if e.kind == "maintenance" {
+        if e.previous_maintenance.is_empty() {
+            let _ = write!(out, " -> {}", e.maintenance);
+        } else {
+            let _ = write!(
+                out,
+                " {} -> {} by {}",
+                e.previous_maintenance, e.maintenance, e.actor
+            );
+        }
+        if !e.reason.is_empty() {
+            let _ = write!(out, " ({})", e.reason);
+        }
+    }
+    out.push('\n');
+    Ok(out)
 }
 
 /// Streams events until Ctrl-C (exit 130), `--timeout` (exit 0), or the node

@@ -3,6 +3,8 @@
 //! what they accept stays within the configured limits.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+use std::fmt::Write as _;
+
 use bytes::Bytes;
 use gsp::{
     config::file,
@@ -63,10 +65,10 @@ fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
 /// Runs every discovery / membership decoder and converter on `b`.
 fn membership_decoders(b: &[u8]) {
     let l = limits();
-    if let Ok(m) = discovery::NodeInfoGossipMessage::decode(b) {
-        if let Ok(rs) = records_from_pb(m.nodes, "nodes", &l, NOW) {
-            assert!(rs.len() <= l.max_records);
-        }
+    if let Ok(m) = discovery::NodeInfoGossipMessage::decode(b)
+        && let Ok(rs) = records_from_pb(m.nodes, "nodes", &l, NOW)
+    {
+        assert!(rs.len() <= l.max_records);
     }
     if let Ok(m) = discovery::GetLocalNodeInfoResponse::decode(b)
         && let Some(info) = m.node_info
@@ -226,14 +228,16 @@ fn an_alias_bomb_is_refused_not_expanded() {
     let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
     for i in 1..10 {
         let p = i - 1;
-        text.push_str(&format!(
-            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-        ));
+        let _ = writeln!(
+            text,
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]"
+        );
     }
     let err = file::parse(&format!("gsp:\n  labels:\n    k: v\n{text}")).expect_err("a bomb");
     let all: Vec<String> = err.iter().map(ToString::to_string).collect();
     assert!(
-        all.iter().any(|e| e.contains("alias") || e.contains("budget") || e.contains("limit")),
+        all.iter()
+            .any(|e| e.contains("alias") || e.contains("budget") || e.contains("limit")),
         "{all:?}"
     );
 }

@@ -90,7 +90,14 @@ fn maintenance_spreads_drops_the_node_from_queries_survives_restart_and_routes()
     stop(&mut nodes[0].0);
     let (mut a2, a2_addr) = spawn_node_with(
         dirs[0].path(),
-        &["--name", "node-a", "--gossip-interval", "0.1", "--join", &addr_b],
+        &[
+            "--name",
+            "node-a",
+            "--gossip-interval",
+            "0.1",
+            "--join",
+            &addr_b,
+        ],
     );
     let s = json(&maint(&a2_addr, &["status", "--json"]));
     assert_eq!(s["state"], "maintenance");
@@ -104,7 +111,10 @@ fn maintenance_spreads_drops_the_node_from_queries_survives_restart_and_routes()
     );
 
     // Routed through B, by id and by name.
-    let r = json(&maint(&addr_b, &["set", "normal", "--node", &a_id, "--json"]));
+    let r = json(&maint(
+        &addr_b,
+        &["set", "normal", "--node", &a_id, "--json"],
+    ));
     assert_eq!(r["node_id"], a_id.as_str());
     assert_eq!(r["state"], "normal");
     assert_eq!(r["previous_state"], "maintenance");

@@ -44,11 +44,7 @@ async fn health_watch_and_broadcasts_follow_the_state() {
         .unwrap();
     let mut admin = pb::admin_client::AdminClient::new(ch.clone());
     assert_eq!(health(&ch).await, ServingStatus::Serving);
-    let mut events = admin
-        .watch(pb::WatchRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut events = admin.watch(pb::WatchRequest {}).await.unwrap().into_inner();
 
     let r = admin
         .set_maintenance(set(GspMaintenance::Maintenance, "swap disk"))
@@ -73,7 +69,11 @@ async fn health_watch_and_broadcasts_follow_the_state() {
     assert_eq!(e.maintenance, "maintenance");
     assert_eq!(e.previous_maintenance, "normal");
     assert_eq!(e.reason, "swap disk");
-    assert!(e.actor.starts_with("anonymous from 127.0.0.1:"), "{}", e.actor);
+    assert!(
+        e.actor.starts_with("anonymous from 127.0.0.1:"),
+        "{}",
+        e.actor
+    );
 
     // Disabled: the node refuses to broadcast.
     admin

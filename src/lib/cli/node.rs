@@ -9,8 +9,12 @@ use tracing::warn;
 
 use super::{GlobalArgs, exit::ExitStatus, exit::UsageError, parse};
 use crate::{
-    config::{self, Overrides, security::SecurityFlags},
+    config::{
+        self, Overrides,
+        security::{Security, SecurityFlags},
+    },
     core::broadcast::config::BroadcastConfig,
+    core::rate_limit::RateConfig,
     runtime::{
         broadcast::EngineConfig,
         identity::Identity,
@@ -19,6 +23,7 @@ use crate::{
         on_message::OnMessageConfig,
         resources::ResourceConfig,
     },
+    transport::membership::service::{DEFAULT_GOSSIP_RATE, DEFAULT_QUERY_RATE, PeerRates},
     transport::{config::DataPlaneConfig, data_plane::sink::DiscardSink},
 };
 
@@ -121,6 +126,15 @@ pub(crate) struct NodeArgs {
     /// Also require the admin token on read-only calls (peers, query, status, watch).
     #[arg(long, env = "GSP_REQUIRE_TOKEN_FOR_READS")]
     require_token_for_reads: bool,
+    /// Gossip calls (probes, pushes, peer lists) one peer may make per second,
+    /// bursts of twice that; more are refused and counted; 0 is off
+    /// [default: 200, or 10 per gossip interval if more].
+    #[arg(long, env = "GSP_GOSSIP_RATE_LIMIT", value_name = "N")]
+    gossip_rate_limit: Option<usize>,
+    /// Resource queries one peer may make per second, bursts of twice that;
+    /// 0 is off [default: 50].
+    #[arg(long, env = "GSP_QUERY_RATE_LIMIT", value_name = "N")]
+    query_rate_limit: Option<usize>,
 }
 
 pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -146,6 +160,8 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
             admin_token: args.admin_token,
             admin_token_file: args.admin_token_file,
             require_token_for_reads: args.require_token_for_reads,
+            gossip_rate_limit: args.gossip_rate_limit,
+            query_rate_limit: args.query_rate_limit,
         },
         &security_file,
     );
@@ -171,7 +187,7 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
         },
         file,
     );
-    let (settings, auth) = match (settings, auth) {
+    let (settings, security) = match (settings, auth) {
         (Ok(s), Ok(a)) => (s, a),
         (s, a) => {
             let mut problems = s.err().unwrap_or_default();
@@ -204,6 +220,7 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
         .name
         .or_else(|| sysinfo::System::host_name().ok())
         .unwrap_or_else(|| identity.node_id.to_string());
+    let peer_rates = peer_rates(&security, settings.membership.gossip_interval);
     let config = NodeConfig {
         name,
         domain: settings.domain,
@@ -240,7 +257,8 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
             concurrency: usize::from(args.on_message_concurrency),
             timeout: args.on_message_timeout,
         }),
-        auth,
+        peer_rates,
+        auth: security.auth,
         ..NodeConfig::default()
     };
     let mut node = NodeHandle::start(
@@ -253,6 +271,21 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
     node.serve_until(shutdown_signal()).await?;
     node.shutdown().await;
     Ok(ExitStatus::Success)
+}
+
+/// The per-peer rates: as configured, else 200 gossip calls per second (or 10
+/// per gossip interval when that is more: a peer probes, pushes and answers a
+/// few times per round) and 50 queries per second.
+#[allow(clippy::cast_precision_loss, reason = "rates are small counts")]
+fn peer_rates(s: &Security, gossip_interval: Duration) -> PeerRates {
+    let per_round = 10.0 / gossip_interval.as_secs_f64().max(1e-3);
+    PeerRates {
+        gossip: RateConfig::per_second(
+            s.gossip_rate_limit
+                .map_or(DEFAULT_GOSSIP_RATE.max(per_round), |n| n as f64),
+        ),
+        query: RateConfig::per_second(s.query_rate_limit.map_or(DEFAULT_QUERY_RATE, |n| n as f64)),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -8,7 +8,12 @@ use serde_json::{Map, Value};
 use super::reader::Reader;
 use crate::transport::auth::{AdminAuth, validate_token};
 
-const SECURITY_KEYS: &[&str] = &["admin_token_file", "require_token_for_reads"];
+const SECURITY_KEYS: &[&str] = &[
+    "admin_token_file",
+    "require_token_for_reads",
+    "gossip_rate_limit",
+    "query_rate_limit",
+];
 
 /// `gsp.security` in the config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +22,10 @@ pub struct SecurityFile {
     pub admin_token_file: Option<PathBuf>,
     /// `gsp.security.require_token_for_reads`.
     pub require_token_for_reads: Option<bool>,
+    /// `gsp.security.gossip_rate_limit`: gossip calls per second per peer.
+    pub gossip_rate_limit: Option<usize>,
+    /// `gsp.security.query_rate_limit`: queries per second per peer.
+    pub query_rate_limit: Option<usize>,
 }
 
 /// What the flags and environment said.
@@ -28,6 +37,22 @@ pub struct SecurityFlags {
     pub admin_token_file: Option<PathBuf>,
     /// `--require-token-for-reads`.
     pub require_token_for_reads: bool,
+    /// `--gossip-rate-limit`.
+    pub gossip_rate_limit: Option<usize>,
+    /// `--query-rate-limit`.
+    pub query_rate_limit: Option<usize>,
+}
+
+/// Resolved security settings.
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// Admin token checks.
+    pub auth: AdminAuth,
+    /// Gossip calls per second per peer (`None`: the default for the gossip
+    /// interval; 0: off).
+    pub gossip_rate_limit: Option<usize>,
+    /// Queries per second per peer (`None`: the default; 0: off).
+    pub query_rate_limit: Option<usize>,
 }
 
 impl std::fmt::Debug for SecurityFlags {
@@ -39,6 +64,8 @@ impl std::fmt::Debug for SecurityFlags {
             )
             .field("admin_token_file", &self.admin_token_file)
             .field("require_token_for_reads", &self.require_token_for_reads)
+            .field("gossip_rate_limit", &self.gossip_rate_limit)
+            .field("query_rate_limit", &self.query_rate_limit)
             .finish()
     }
 }
@@ -57,6 +84,8 @@ pub(super) fn read(r: &mut Reader, v: &Value) -> SecurityFile {
             m.get("require_token_for_reads"),
             "gsp.security.require_token_for_reads",
         ),
+        gossip_rate_limit: r.count(m.get("gossip_rate_limit"), "gsp.security.gossip_rate_limit"),
+        query_rate_limit: r.count(m.get("query_rate_limit"), "gsp.security.query_rate_limit"),
     }
 }
 
@@ -74,7 +103,7 @@ fn check_keys(r: &mut Reader, m: &Map<String, Value>) {
 /// # Errors
 /// Every problem found: an unreadable or empty token file, a malformed token,
 /// reads required without a token.
-pub fn resolve(flags: SecurityFlags, file: &SecurityFile) -> Result<AdminAuth, Vec<String>> {
+pub fn resolve(flags: SecurityFlags, file: &SecurityFile) -> Result<Security, Vec<String>> {
     let mut problems = Vec::new();
     let token = match (flags.admin_token, flags.admin_token_file.as_deref()) {
         (Some(t), _) => validate_token(&t)
@@ -97,7 +126,11 @@ pub fn resolve(flags: SecurityFlags, file: &SecurityFile) -> Result<AdminAuth, V
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(token.map_or_else(AdminAuth::open, |t| AdminAuth::with_token(&t, reads)))
+    Ok(Security {
+        auth: token.map_or_else(AdminAuth::open, |t| AdminAuth::with_token(&t, reads)),
+        gossip_rate_limit: flags.gossip_rate_limit.or(file.gossip_rate_limit),
+        query_rate_limit: flags.query_rate_limit.or(file.query_rate_limit),
+    })
 }
 
 fn read_token(path: &Path, key: &str, problems: &mut Vec<String>) -> Option<String> {
@@ -141,18 +174,19 @@ mod tests {
         std::fs::write(&path, "from-file\n").expect("write");
         let file = SecurityFile {
             admin_token_file: Some(path.clone()),
-            require_token_for_reads: None,
+            ..SecurityFile::default()
         };
-        let auth = resolve(SecurityFlags::default(), &file).expect("file token");
-        assert!(auth.has_token());
+        let s = resolve(SecurityFlags::default(), &file).expect("file token");
+        assert!(s.auth.has_token());
         let flags = SecurityFlags {
             admin_token: Some("flag".into()),
             ..SecurityFlags::default()
         };
-        assert!(resolve(flags, &file).expect("flag").has_token());
+        assert!(resolve(flags, &file).expect("flag").auth.has_token());
         assert!(
             !resolve(SecurityFlags::default(), &SecurityFile::default())
                 .expect("open")
+                .auth
                 .has_token()
         );
     }

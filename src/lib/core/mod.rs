@@ -11,5 +11,6 @@ pub mod maintenance;
 pub mod membership;
 pub mod message;
 pub mod now;
+pub mod rate_limit;
 pub mod resources;
 pub mod units;

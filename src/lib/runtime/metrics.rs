@@ -117,6 +117,18 @@ pub fn render(sources: &Sources) -> String {
         &[("", g(&st.refused_foreign_domain))],
     );
     o.metric(
+        "gsp_refused_rate_limited_total",
+        "counter",
+        "Gossip and query calls refused because their peer went over its rate limit.",
+        &[("", g(&st.refused_rate_limited))],
+    );
+    o.metric(
+        "gsp_refused_overloaded_total",
+        "counter",
+        "Queries refused because too many were in flight.",
+        &[("", g(&st.refused_overloaded))],
+    );
+    o.metric(
         "gsp_refused_invalid_total",
         "counter",
         "Membership messages refused as malformed or over a limit.",

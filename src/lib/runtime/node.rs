@@ -31,7 +31,10 @@ use crate::{
         },
         error::TransportError,
         grpc_errors::{CountErrorsLayer, GrpcErrors},
-        membership::{grpc::GrpcMembership, service::MembershipService},
+        membership::{
+            grpc::GrpcMembership,
+            service::{MembershipService, PeerRates},
+        },
         pb,
         pool::{ChannelPool, DEFAULT_POOL_CAPACITY},
         traffic::{self, Traffic},
@@ -79,6 +82,8 @@ pub struct NodeConfig {
     pub on_message: Option<super::on_message::OnMessageConfig>,
     /// Admin token checks (none: every admin call is allowed).
     pub auth: AdminAuth,
+    /// Per-peer gossip and query call rates the node accepts.
+    pub peer_rates: PeerRates,
 }
 
 /// Where a node's resource readings come from.
@@ -110,6 +115,7 @@ impl Default for NodeConfig {
             broadcast: EngineConfig::default(),
             on_message: None,
             auth: AdminAuth::open(),
+            peer_rates: PeerRates::default(),
         }
     }
 }
@@ -250,7 +256,7 @@ impl NodeHandle {
         let maint =
             MaintenanceControl::start(loaded, store, agent.clone(), engine.clone(), health.clone())
                 .await;
-        let membership = MembershipService::new(Arc::new(agent.clone()));
+        let membership = MembershipService::with_rates(Arc::new(agent.clone()), config.peer_rates);
         let max_admin_request = usize::try_from(config.broadcast.max_payload)
             .unwrap_or(usize::MAX)
             .saturating_add(1 << 20);

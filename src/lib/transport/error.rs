@@ -161,7 +161,7 @@ impl From<super::membership::Refusal> for Status {
             Refusal::Invalid(_) => Code::InvalidArgument,
             Refusal::WrongNode { .. } => Code::FailedPrecondition,
             Refusal::ShuttingDown => Code::Unavailable,
-            Refusal::Overloaded(_) => Code::ResourceExhausted,
+            Refusal::Overloaded(_) | Refusal::RateLimited(_) => Code::ResourceExhausted,
         };
         Status::new(code, r.to_string())
     }

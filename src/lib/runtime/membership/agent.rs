@@ -181,6 +181,10 @@ impl Shared {
                 MembershipStats::inc(&self.stats.refused_overloaded);
                 debug!(reason = %why, "refused a query: overloaded");
             }
+            Refusal::RateLimited(why) => {
+                MembershipStats::inc(&self.stats.refused_rate_limited);
+                debug!(reason = %why, "refused a call over the per-peer rate");
+            }
             Refusal::WrongNode { .. } | Refusal::ShuttingDown => {}
         }
     }

@@ -27,6 +27,8 @@ pub struct MembershipStats {
     pub queries: AtomicU64,
     /// Queries refused because too many were in flight.
     pub refused_overloaded: AtomicU64,
+    /// Calls refused over a peer's rate limit (gossip and queries).
+    pub refused_rate_limited: AtomicU64,
     /// Events by kind, indexed as [`EventKind::ALL`].
     pub events: [AtomicU64; EventKind::ALL.len()],
 }

@@ -65,6 +65,9 @@ pub enum Refusal {
     /// Too many requests of this kind are in flight (from this caller or in all).
     #[error("overloaded: {0}")]
     Overloaded(String),
+    /// The caller went over its per-peer call rate.
+    #[error("rate limited: {0}")]
+    RateLimited(String),
 }
 
 /// Client side: how a node calls its peers.

@@ -2,7 +2,10 @@
 //! `discovery.DiscoveryService`, decoding and validating every message before the
 //! node's handler sees it.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use tonic::{Request, Response, Status};
 
@@ -15,7 +18,10 @@ use super::{
     grpc::MAX_MESSAGE_BYTES,
 };
 use crate::{
-    core::membership::messages::{Gossip, IndirectPing, Phase, Ping, PushPull},
+    core::{
+        membership::messages::{Gossip, IndirectPing, Phase, Ping, PushPull},
+        rate_limit::{RateConfig, RateLimiter},
+    },
     runtime::identity::now_unix_ns,
     transport::pb::{discovery as dpb, membership::v1 as mpb},
 };
@@ -33,7 +39,32 @@ fn now_ns() -> i64 {
 pub struct MembershipService {
     handler: Arc<dyn MembershipHandler>,
     limits: RecordLimits,
+    gossip_rate: Arc<Mutex<RateLimiter>>,
+    query_rate: Arc<Mutex<RateLimiter>>,
 }
+
+/// Per-peer call rates the services accept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeerRates {
+    /// Ping, indirect ping, gossip, iarnet gossip and peer-list calls.
+    pub gossip: RateConfig,
+    /// Resource queries.
+    pub query: RateConfig,
+}
+
+impl Default for PeerRates {
+    fn default() -> Self {
+        Self {
+            gossip: RateConfig::per_second(DEFAULT_GOSSIP_RATE),
+            query: RateConfig::per_second(DEFAULT_QUERY_RATE),
+        }
+    }
+}
+
+/// Default gossip calls per second one peer may make (burst: twice that).
+pub const DEFAULT_GOSSIP_RATE: f64 = 200.0;
+/// Default queries per second one peer may make (burst: twice that).
+pub const DEFAULT_QUERY_RATE: f64 = 50.0;
 
 impl std::fmt::Debug for MembershipService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,9 +75,39 @@ impl std::fmt::Debug for MembershipService {
 impl MembershipService {
     /// Services answering with `handler`.
     pub fn new(handler: Arc<dyn MembershipHandler>) -> Self {
+        Self::with_rates(handler, PeerRates::default())
+    }
+
+    /// Services answering with `handler`, refusing peers over `rates`.
+    pub fn with_rates(handler: Arc<dyn MembershipHandler>, rates: PeerRates) -> Self {
         Self {
             handler,
             limits: RecordLimits::default(),
+            gossip_rate: Arc::new(Mutex::new(RateLimiter::new(rates.gossip))),
+            query_rate: Arc::new(Mutex::new(RateLimiter::new(rates.query))),
+        }
+    }
+
+    /// Takes a token from `peer`'s gossip (or query) bucket, refusing the call
+    /// when it is empty.
+    fn admit(&self, query: bool, peer: &str) -> Result<(), Status> {
+        let limiter = if query {
+            &self.query_rate
+        } else {
+            &self.gossip_rate
+        };
+        let peer: String = peer.chars().take(64).collect();
+        let ok = limiter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow(&peer, std::time::Instant::now());
+        if ok {
+            Ok(())
+        } else {
+            Err(self.refuse(Refusal::RateLimited(format!(
+                "peer {peer:?} sends {} faster than this node accepts",
+                if query { "queries" } else { "gossip" }
+            ))))
         }
     }
 
@@ -90,6 +151,7 @@ impl mpb::membership_server::Membership for MembershipService {
         request: Request<mpb::PingRequest>,
     ) -> Result<Response<mpb::PingResponse>, Status> {
         let r = request.into_inner();
+        self.admit(false, &r.from_node_id)?;
         let msg = Ping {
             from: node_id("from_node_id", &r.from_node_id).map_err(|e| self.invalid(&e))?,
             domain: r.domain_id,
@@ -107,6 +169,7 @@ impl mpb::membership_server::Membership for MembershipService {
         request: Request<mpb::IndirectPingRequest>,
     ) -> Result<Response<mpb::PingResponse>, Status> {
         let r = request.into_inner();
+        self.admit(false, &r.from_node_id)?;
         let msg = IndirectPing {
             from: node_id("from_node_id", &r.from_node_id).map_err(|e| self.invalid(&e))?,
             domain: r.domain_id,
@@ -126,6 +189,7 @@ impl mpb::membership_server::Membership for MembershipService {
         request: Request<mpb::GossipRequest>,
     ) -> Result<Response<mpb::GossipResponse>, Status> {
         let r = request.into_inner();
+        self.admit(false, &r.from_node_id)?;
         let msg = Gossip {
             from: node_id("from_node_id", &r.from_node_id).map_err(|e| self.invalid(&e))?,
             domain: r.domain_id,
@@ -144,6 +208,7 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         request: Request<dpb::NodeInfoGossipMessage>,
     ) -> Result<Response<dpb::NodeInfoGossipResponse>, Status> {
         let r = request.into_inner();
+        self.admit(false, &r.sender_node_id)?;
         let empty = dpb::NodeInfoGossipResponse {
             message_id: r.message_id.clone(),
             timestamp: now_ns(),
@@ -199,6 +264,7 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         request: Request<dpb::ResourceQueryRequest>,
     ) -> Result<Response<dpb::ResourceQueryResponse>, Status> {
         let r = request.into_inner();
+        self.admit(true, &r.requester_node_id)?;
         let local = self.handler.local_record();
         if r.requester_domain_id != local.domain {
             // iarnet answers other domains with an empty final response.
@@ -230,6 +296,7 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         request: Request<dpb::PeerListExchangeRequest>,
     ) -> Result<Response<dpb::PeerListExchangeResponse>, Status> {
         let r = request.into_inner();
+        self.admit(false, &r.requester_node_id)?;
         if r.known_peers.len() > self.limits.max_records {
             return Err(self.invalid(&InvalidRecord {
                 field: "known_peers".into(),

@@ -1,0 +1,107 @@
+//! Per-peer rate limits on the gossip and query services of a real node.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::sync::Arc;
+
+use gsp::{
+    core::rate_limit::RateConfig,
+    runtime::{
+        identity::Identity,
+        node::{NodeConfig, NodeHandle},
+    },
+    transport::{
+        data_plane::sink::DiscardSink,
+        membership::service::PeerRates,
+        pb::{discovery, membership::v1 as mpb},
+    },
+};
+use tokio::net::TcpListener;
+
+const PEER_A: &str = "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d";
+const PEER_B: &str = "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6e";
+
+#[tokio::test]
+async fn a_peer_over_its_rate_is_refused_and_counted_without_hurting_others() {
+    let tight = RateConfig {
+        rate: 1.0,
+        burst: 5.0,
+        max_peers: 16,
+    };
+    let config = NodeConfig {
+        name: "limited".into(),
+        peer_rates: PeerRates {
+            gossip: tight,
+            query: tight,
+        },
+        probe: gsp::runtime::node::ProbeChoice::Off,
+        ..NodeConfig::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = NodeHandle::start(
+        config,
+        Identity::ephemeral(),
+        listener,
+        Arc::new(DiscardSink),
+    )
+    .await
+    .unwrap();
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", node.local_addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut m = mpb::membership_client::MembershipClient::new(ch.clone());
+    let ping = |from: &str| mpb::PingRequest {
+        from_node_id: from.into(),
+        domain_id: "default".into(),
+        target_node_id: node.node_id().to_string(),
+        seq: 1,
+        updates: vec![],
+    };
+    let mut ok = 0;
+    let mut limited = 0;
+    for _ in 0..20 {
+        match m.ping(ping(PEER_A)).await {
+            Ok(_) => ok += 1,
+            Err(s) => {
+                assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
+                assert!(s.message().contains("rate"), "{s:?}");
+                limited += 1;
+            }
+        }
+    }
+    // The burst, plus at most a token or two refilled while the loop ran.
+    assert!((5..=7).contains(&ok), "{ok} pings admitted");
+    assert_eq!(ok + limited, 20);
+    // Another peer has its own bucket.
+    m.ping(ping(PEER_B))
+        .await
+        .expect("another peer is admitted");
+    assert!(
+        node.membership()
+            .stats()
+            .refused_rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 13
+    );
+
+    // Queries have their own budget.
+    let mut d = discovery::discovery_service_client::DiscoveryServiceClient::new(ch);
+    let q = |i: usize| discovery::ResourceQueryRequest {
+        query_id: format!("q{i}"),
+        requester_node_id: PEER_A.into(),
+        requester_domain_id: "default".into(),
+        ..Default::default()
+    };
+    let refused = {
+        let mut n = 0;
+        for i in 0..20 {
+            if d.query_resources(q(i)).await.is_err() {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert!(refused >= 13, "{refused} queries refused");
+    drop(node);
+}

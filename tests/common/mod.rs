@@ -7,6 +7,7 @@
 )]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+pub mod certs;
 pub mod procs;
 pub mod sim;
 

@@ -1,6 +1,6 @@
 //! Connecting the client commands to a node's admin service.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tonic::{
     Request, Status,
@@ -11,7 +11,10 @@ use tonic::{
 
 use super::{GlobalArgs, exit::UsageError};
 use crate::transport::{
-    auth::validate_token, error::TransportError, pb::admin::v1::admin_client::AdminClient,
+    auth::validate_token,
+    error::TransportError,
+    pb::admin::v1::admin_client::AdminClient,
+    tls::{TlsConfig, TlsFiles, connector::Connector},
 };
 
 /// Adds `authorization: Bearer TOKEN` to every call when `--token` is set.
@@ -52,6 +55,30 @@ pub(crate) fn timeout(global: &GlobalArgs) -> Duration {
     global.timeout.unwrap_or(DEFAULT_CLIENT_TIMEOUT)
 }
 
+/// The client TLS settings of `--tls-ca` / `--tls-cert` / `--tls-key`.
+///
+/// # Errors
+/// A certificate flag without `--tls-ca`, or an unusable file (exit 2).
+pub(crate) fn tls(global: &GlobalArgs) -> Result<Option<TlsConfig>, UsageError> {
+    let Some(ca) = global.tls_ca.clone() else {
+        if global.tls_cert.is_some() || global.tls_key.is_some() {
+            return Err(UsageError(
+                "--tls-cert and --tls-key need --tls-ca (the CA that signed the node's \
+                 certificate)"
+                    .to_owned(),
+            ));
+        }
+        return Ok(None);
+    };
+    TlsConfig::load(TlsFiles {
+        cert: global.tls_cert.clone(),
+        key: global.tls_key.clone(),
+        ca,
+    })
+    .map(Some)
+    .map_err(|e| UsageError(format!("TLS: {e}")))
+}
+
 /// An admin client for the node at `--addr`.
 ///
 /// # Errors
@@ -59,6 +86,7 @@ pub(crate) fn timeout(global: &GlobalArgs) -> Duration {
 /// answers there in time (exit 3).
 pub(crate) async fn admin(global: &GlobalArgs) -> anyhow::Result<Admin> {
     let token = bearer(global)?;
+    let tls = tls(global)?;
     let addr = &global.addr;
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| {
         TransportError::BadAddress {
@@ -68,7 +96,7 @@ pub(crate) async fn admin(global: &GlobalArgs) -> anyhow::Result<Admin> {
     })?;
     let channel = endpoint
         .connect_timeout(timeout(global))
-        .connect()
+        .connect_with_connector(Connector::new(Arc::default(), tls))
         .await
         .map_err(|e| unreachable(addr, &e))?;
     Ok(AdminClient::with_interceptor(channel, token).max_decoding_message_size(64 << 20))
@@ -100,6 +128,19 @@ pub(crate) fn call_failed(addr: &str, status: tonic::Status) -> anyhow::Error {
             status,
         }
         .into(),
+        // The connection died under the call: a TLS node refusing the client's
+        // certificate (or the lack of one) looks like this.
+        Code::Cancelled | Code::Unknown if std::error::Error::source(&status).is_some() => {
+            TransportError::Unreachable {
+                addr: addr.to_owned(),
+                status: tonic::Status::unavailable(format!(
+                    "the node closed the connection ({}); if it requires TLS, pass --tls-ca, \
+                     and --tls-cert/--tls-key signed by its CA",
+                    status.message()
+                )),
+            }
+            .into()
+        }
         _ => anyhow::Error::new(status).context(format!("node at {addr} refused the request")),
     }
 }

@@ -70,6 +70,15 @@ pub struct GlobalArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// CA certificate (PEM) that signs the cluster's certificates; turns TLS on.
+    #[arg(long, global = true, env = "GSP_TLS_CA", value_name = "PEM")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Certificate (PEM) to present: the node's own, or a client's for mTLS.
+    #[arg(long, global = true, env = "GSP_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, global = true, env = "GSP_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

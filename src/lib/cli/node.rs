@@ -24,6 +24,7 @@ use crate::{
         resources::ResourceConfig,
     },
     transport::membership::service::{DEFAULT_GOSSIP_RATE, DEFAULT_QUERY_RATE, PeerRates},
+    transport::tls::TlsConfig,
     transport::{config::DataPlaneConfig, data_plane::sink::DiscardSink},
 };
 
@@ -137,7 +138,7 @@ pub(crate) struct NodeArgs {
     query_rate_limit: Option<usize>,
 }
 
-pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
     let file = match &args.config {
         Some(path) => Some(config::file::load(path).map_err(|problems| {
             UsageError(format!(
@@ -162,6 +163,9 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
             require_token_for_reads: args.require_token_for_reads,
             gossip_rate_limit: args.gossip_rate_limit,
             query_rate_limit: args.query_rate_limit,
+            tls_cert: global.tls_cert.clone(),
+            tls_key: global.tls_key.clone(),
+            tls_ca: global.tls_ca.clone(),
         },
         &security_file,
     );
@@ -221,6 +225,12 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
         .or_else(|| sysinfo::System::host_name().ok())
         .unwrap_or_else(|| identity.node_id.to_string());
     let peer_rates = peer_rates(&security, settings.membership.gossip_interval);
+    let tls = match security.tls.clone() {
+        Some(files) => {
+            Some(TlsConfig::load(files).map_err(|e| UsageError(format!("cannot use TLS: {e}")))?)
+        }
+        None => None,
+    };
     let config = NodeConfig {
         name,
         domain: settings.domain,
@@ -258,6 +268,7 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
             timeout: args.on_message_timeout,
         }),
         peer_rates,
+        tls: tls.clone(),
         auth: security.auth,
         ..NodeConfig::default()
     };
@@ -268,6 +279,9 @@ pub(crate) async fn run(args: NodeArgs, _global: GlobalArgs) -> anyhow::Result<E
         Arc::new(DiscardSink),
     )
     .await?;
+    if let Some(tls) = tls {
+        tokio::spawn(reload_on_sighup(tls));
+    }
     node.serve_until(shutdown_signal()).await?;
     node.shutdown().await;
     Ok(ExitStatus::Success)
@@ -285,6 +299,35 @@ fn peer_rates(s: &Security, gossip_interval: Duration) -> PeerRates {
                 .map_or(DEFAULT_GOSSIP_RATE.max(per_round), |n| n as f64),
         ),
         query: RateConfig::per_second(s.query_rate_limit.map_or(DEFAULT_QUERY_RATE, |n| n as f64)),
+    }
+}
+
+/// Re-reads the certificate files on every SIGHUP; a failed reload keeps the
+/// certificates in use and says why.
+async fn reload_on_sighup(tls: TlsConfig) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            warn!("cannot listen for SIGHUP; certificates will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!(
+                    cert = ?tls.files().cert,
+                    ca = %tls.files().ca.display(),
+                    "TLS certificates reloaded; new connections use them"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the previous certificates");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tls;
     }
 }
 

@@ -6,13 +6,19 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::reader::Reader;
-use crate::transport::auth::{AdminAuth, validate_token};
+use crate::transport::{
+    auth::{AdminAuth, validate_token},
+    tls::TlsFiles,
+};
 
 const SECURITY_KEYS: &[&str] = &[
     "admin_token_file",
     "require_token_for_reads",
     "gossip_rate_limit",
     "query_rate_limit",
+    "tls_cert",
+    "tls_key",
+    "tls_ca",
 ];
 
 /// `gsp.security` in the config file.
@@ -26,6 +32,12 @@ pub struct SecurityFile {
     pub gossip_rate_limit: Option<usize>,
     /// `gsp.security.query_rate_limit`: queries per second per peer.
     pub query_rate_limit: Option<usize>,
+    /// `gsp.security.tls_cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `gsp.security.tls_key`.
+    pub tls_key: Option<PathBuf>,
+    /// `gsp.security.tls_ca`.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// What the flags and environment said.
@@ -41,6 +53,12 @@ pub struct SecurityFlags {
     pub gossip_rate_limit: Option<usize>,
     /// `--query-rate-limit`.
     pub query_rate_limit: Option<usize>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-ca`.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Resolved security settings.
@@ -53,6 +71,8 @@ pub struct Security {
     pub gossip_rate_limit: Option<usize>,
     /// Queries per second per peer (`None`: the default; 0: off).
     pub query_rate_limit: Option<usize>,
+    /// Mutual TLS files (`None`: plaintext).
+    pub tls: Option<TlsFiles>,
 }
 
 impl std::fmt::Debug for SecurityFlags {
@@ -66,6 +86,9 @@ impl std::fmt::Debug for SecurityFlags {
             .field("require_token_for_reads", &self.require_token_for_reads)
             .field("gossip_rate_limit", &self.gossip_rate_limit)
             .field("query_rate_limit", &self.query_rate_limit)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_ca", &self.tls_ca)
             .finish()
     }
 }
@@ -86,6 +109,15 @@ pub(super) fn read(r: &mut Reader, v: &Value) -> SecurityFile {
         ),
         gossip_rate_limit: r.count(m.get("gossip_rate_limit"), "gsp.security.gossip_rate_limit"),
         query_rate_limit: r.count(m.get("query_rate_limit"), "gsp.security.query_rate_limit"),
+        tls_cert: r
+            .string(m.get("tls_cert"), "gsp.security.tls_cert")
+            .map(PathBuf::from),
+        tls_key: r
+            .string(m.get("tls_key"), "gsp.security.tls_key")
+            .map(PathBuf::from),
+        tls_ca: r
+            .string(m.get("tls_ca"), "gsp.security.tls_ca")
+            .map(PathBuf::from),
     }
 }
 
@@ -123,14 +155,54 @@ pub fn resolve(flags: SecurityFlags, file: &SecurityFile) -> Result<Security, Ve
                 .to_owned(),
         );
     }
+    let tls = node_tls(
+        flags.tls_cert.or_else(|| file.tls_cert.clone()),
+        flags.tls_key.or_else(|| file.tls_key.clone()),
+        flags.tls_ca.or_else(|| file.tls_ca.clone()),
+        &mut problems,
+    );
     if !problems.is_empty() {
         return Err(problems);
     }
     Ok(Security {
+        tls,
         auth: token.map_or_else(AdminAuth::open, |t| AdminAuth::with_token(&t, reads)),
         gossip_rate_limit: flags.gossip_rate_limit.or(file.gossip_rate_limit),
         query_rate_limit: flags.query_rate_limit.or(file.query_rate_limit),
     })
+}
+
+/// A node serves TLS with all three files or none.
+fn node_tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    problems: &mut Vec<String>,
+) -> Option<TlsFiles> {
+    match (cert, key, ca) {
+        (None, None, None) => None,
+        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+            cert: Some(cert),
+            key: Some(key),
+            ca,
+        }),
+        (cert, key, ca) => {
+            let missing: Vec<&str> = [
+                (cert.is_none(), "--tls-cert"),
+                (key.is_none(), "--tls-key"),
+                (ca.is_none(), "--tls-ca"),
+            ]
+            .into_iter()
+            .filter_map(|(m, name)| m.then_some(name))
+            .collect();
+            problems.push(format!(
+                "TLS needs a certificate, its key and the cluster's CA; missing {} (or \
+                 gsp.security.tls_*)",
+                missing.join(", ")
+            ));
+            None
+        }
+    }
 }
 
 fn read_token(path: &Path, key: &str, problems: &mut Vec<String>) -> Option<String> {

@@ -37,7 +37,8 @@ use crate::{
         },
         pb,
         pool::{ChannelPool, DEFAULT_POOL_CAPACITY},
-        traffic::{self, Traffic},
+        tls::{self, TlsConfig},
+        traffic::Traffic,
     },
 };
 
@@ -84,6 +85,9 @@ pub struct NodeConfig {
     pub auth: AdminAuth,
     /// Per-peer gossip and query call rates the node accepts.
     pub peer_rates: PeerRates,
+    /// Mutual TLS for the gRPC port and every connection the node makes
+    /// (`None`: plaintext).
+    pub tls: Option<TlsConfig>,
 }
 
 /// Where a node's resource readings come from.
@@ -116,6 +120,7 @@ impl Default for NodeConfig {
             on_message: None,
             auth: AdminAuth::open(),
             peer_rates: PeerRates::default(),
+            tls: None,
         }
     }
 }
@@ -209,7 +214,12 @@ impl NodeHandle {
         let stats = Arc::new(DataPlaneStats::default());
         let traffic = Arc::new(Traffic::default());
         let dp = &config.data_plane;
-        let pool = ChannelPool::new(dp.clone(), DEFAULT_POOL_CAPACITY, Arc::clone(&traffic));
+        let pool = ChannelPool::with_tls(
+            dp.clone(),
+            DEFAULT_POOL_CAPACITY,
+            Arc::clone(&traffic),
+            config.tls.clone(),
+        );
 
         let store = identity.data_dir().map(Store::in_dir);
         let loaded = super::maintenance::load(store.as_ref())?;
@@ -321,7 +331,8 @@ impl NodeHandle {
             .add_service(membership.membership_server())
             .add_service(membership.discovery_server())
             .add_service(admin);
-        let incoming = traffic::incoming(listeners.grpc, Arc::clone(&traffic));
+        let incoming =
+            tls::incoming::incoming(listeners.grpc, Arc::clone(&traffic), config.tls.clone());
         let signal = shutdown.clone().cancelled_owned();
         let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, signal));
         let http = listeners.http.map(|l| {

@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, metadata::MetadataMap};
 
+use super::tls::incoming::PeerInfo;
+
 /// Metadata key a node forwarding a routed admin call uses to name the
 /// original caller; trusted only from an authenticated caller.
 pub const FORWARDED_FOR: &str = "x-gsp-forwarded-for";
@@ -91,9 +93,11 @@ impl AdminAuth {
     /// UNAUTHENTICATED when a required token is missing or wrong.
     pub fn check<T>(&self, request: &Request<T>, access: Access) -> Result<String, Status> {
         let caller = caller(request);
+        let subject = subject(request);
+        let anonymous = subject.unwrap_or("anonymous");
         let Some(want) = &self.digest else {
             return Ok(with_forwarded(
-                format!("anonymous{caller}"),
+                format!("{anonymous}{caller}"),
                 request.metadata(),
             ));
         };
@@ -103,13 +107,12 @@ impl AdminAuth {
             bool::from(got.ct_eq(want))
         });
         if ok {
-            return Ok(with_forwarded(
-                format!("admin-token{caller}"),
-                request.metadata(),
-            ));
+            let who =
+                subject.map_or_else(|| "admin-token".to_owned(), |s| format!("admin-token, {s}"));
+            return Ok(with_forwarded(format!("{who}{caller}"), request.metadata()));
         }
         if access == Access::Read && !self.require_for_reads {
-            return Ok(format!("anonymous{caller}"));
+            return Ok(format!("{anonymous}{caller}"));
         }
         Err(Status::unauthenticated(if presented.is_some() {
             "the admin token is wrong (check --token / GSP_TOKEN)"
@@ -122,9 +125,20 @@ impl AdminAuth {
 /// ` from ADDR`, or nothing when the address is unknown.
 fn caller<T>(request: &Request<T>) -> String {
     request
-        .remote_addr()
+        .extensions()
+        .get::<PeerInfo>()
+        .and_then(|p| p.remote)
+        .or_else(|| request.remote_addr())
         .map(|a| format!(" from {a}"))
         .unwrap_or_default()
+}
+
+/// The verified client certificate's subject, if the call came over mTLS.
+fn subject<T>(request: &Request<T>) -> Option<&str> {
+    request
+        .extensions()
+        .get::<PeerInfo>()
+        .and_then(|p| p.subject.as_deref())
 }
 
 /// `actor` plus the original caller a forwarding node named, if any.

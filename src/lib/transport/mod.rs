@@ -11,4 +11,5 @@ pub mod grpc_errors;
 pub mod membership;
 pub mod pb;
 pub mod pool;
+pub mod tls;
 pub mod traffic;

@@ -12,7 +12,8 @@ use tonic::transport::{Channel, Endpoint};
 use super::{
     config::DataPlaneConfig,
     error::TransportError,
-    traffic::{CountingConnector, Traffic},
+    tls::{TlsConfig, connector::Connector},
+    traffic::Traffic,
 };
 
 /// Default number of peer channels kept; the least recently used is dropped past it.
@@ -28,6 +29,7 @@ pub struct ChannelPool {
 struct PoolInner {
     config: DataPlaneConfig,
     traffic: Arc<Traffic>,
+    tls: Option<TlsConfig>,
     capacity: usize,
     /// `std::sync::Mutex`: held only to look up or insert, never across an await.
     channels: Mutex<HashMap<String, (Channel, Instant)>>,
@@ -37,10 +39,21 @@ impl ChannelPool {
     /// A pool whose channels use `config`'s HTTP/2 tuning, holding at most
     /// `capacity`, counting their bytes into `traffic`.
     pub fn new(config: DataPlaneConfig, capacity: usize, traffic: Arc<Traffic>) -> Self {
+        Self::with_tls(config, capacity, traffic, None)
+    }
+
+    /// Like [`Self::new`], dialing with TLS when `tls` is set.
+    pub fn with_tls(
+        config: DataPlaneConfig,
+        capacity: usize,
+        traffic: Arc<Traffic>,
+        tls: Option<TlsConfig>,
+    ) -> Self {
         Self {
             inner: Arc::new(PoolInner {
                 config,
                 traffic,
+                tls,
                 capacity: capacity.max(1),
                 channels: Mutex::new(HashMap::new()),
             }),
@@ -63,8 +76,9 @@ impl ChannelPool {
             *used = now;
             return Ok(channel.clone());
         }
-        let channel = endpoint(addr, &self.inner.config)?
-            .connect_with_connector_lazy(CountingConnector::new(Arc::clone(&self.inner.traffic)));
+        let channel = endpoint(addr, &self.inner.config)?.connect_with_connector_lazy(
+            Connector::new(Arc::clone(&self.inner.traffic), self.inner.tls.clone()),
+        );
         if channels.len() >= self.inner.capacity
             && let Some(oldest) = channels
                 .iter()

@@ -11,12 +11,10 @@ use std::{
     task::{Context, Poll},
 };
 
-use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
-use tokio_stream::Stream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// Bytes a node has sent and received over TCP, all connections together.
@@ -115,56 +113,5 @@ impl Connected for CountingStream {
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.inner.connect_info()
-    }
-}
-
-/// Accepted connections of `listener`, counted and with `TCP_NODELAY` set.
-pub fn incoming(
-    listener: TcpListener,
-    traffic: Arc<Traffic>,
-) -> impl Stream<Item = io::Result<CountingStream>> {
-    use tokio_stream::StreamExt as _;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |r| {
-        r.map(|s| {
-            let _ = s.set_nodelay(true);
-            CountingStream::new(s, Arc::clone(&traffic))
-        })
-    })
-}
-
-/// A tonic connector that dials TCP with `TCP_NODELAY` and counts the bytes.
-#[derive(Debug, Clone)]
-pub struct CountingConnector {
-    traffic: Arc<Traffic>,
-}
-
-impl CountingConnector {
-    /// Counts into `traffic`.
-    pub fn new(traffic: Arc<Traffic>) -> Self {
-        Self { traffic }
-    }
-}
-
-impl tower_service::Service<http::Uri> for CountingConnector {
-    type Response = TokioIo<CountingStream>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let traffic = Arc::clone(&self.traffic);
-        Box::pin(async move {
-            let host = uri.host().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("no host in {uri}"))
-            })?;
-            let port = uri.port_u16().unwrap_or(80);
-            let stream =
-                TcpStream::connect((host.trim_matches(|c| c == '[' || c == ']'), port)).await?;
-            stream.set_nodelay(true)?;
-            Ok(TokioIo::new(CountingStream::new(stream, traffic)))
-        })
     }
 }

@@ -1,0 +1,189 @@
+//! The client side of every gRPC connection a process makes: TCP with
+//! `TCP_NODELAY`, byte counting, and TLS when configured. A plaintext client
+//! refused by a TLS node, and a TLS client that reaches a plaintext node, log
+//! what to change.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+use tracing::error;
+
+use super::{TlsConfig, sniff};
+use crate::transport::traffic::{CountingStream, Traffic};
+
+/// A tonic connector: plaintext, or TLS with the process's certificates.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    traffic: Arc<Traffic>,
+    tls: Option<TlsConfig>,
+}
+
+impl Connector {
+    /// Counts into `traffic`; speaks TLS when `tls` is set.
+    pub fn new(traffic: Arc<Traffic>, tls: Option<TlsConfig>) -> Self {
+        Self { traffic, tls }
+    }
+}
+
+enum Inner {
+    Plain {
+        stream: CountingStream,
+        sniffed: bool,
+    },
+    Tls(Box<tokio_rustls::client::TlsStream<CountingStream>>),
+}
+
+/// One client connection.
+pub struct ClientIo {
+    inner: Inner,
+    addr: String,
+}
+
+impl std::fmt::Debug for ClientIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIo")
+            .field("addr", &self.addr)
+            .field("tls", &matches!(self.inner, Inner::Tls(_)))
+            .finish()
+    }
+}
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = TokioIo<ClientIo>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let traffic = Arc::clone(&self.traffic);
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("no host in {uri}"))
+                })?
+                .trim_matches(|c| c == '[' || c == ']')
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(80);
+            let addr = format!("{host}:{port}");
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            let stream = CountingStream::new(tcp, traffic);
+            let inner = match tls {
+                None => Inner::Plain {
+                    stream,
+                    sniffed: false,
+                },
+                Some(tls) => {
+                    let name = ServerName::try_from(host.clone()).map_err(|e| {
+                        io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}"))
+                    })?;
+                    let connector = tokio_rustls::TlsConnector::from(tls.client());
+                    let s = connector.connect(name, stream).await.map_err(|e| {
+                        let hint = if e.to_string().contains("InvalidContentType")
+                            || e.to_string().contains("corrupt message")
+                        {
+                            " (the node seems to run without TLS)"
+                        } else {
+                            ""
+                        };
+                        error!(peer = %addr, error = %e, "TLS handshake failed{hint}");
+                        io::Error::new(
+                            e.kind(),
+                            format!("TLS handshake with {addr} failed: {e}{hint}"),
+                        )
+                    })?;
+                    Inner::Tls(Box::new(s))
+                }
+            };
+            Ok(TokioIo::new(ClientIo { inner, addr }))
+        })
+    }
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match &mut this.inner {
+            Inner::Plain { stream, sniffed } => {
+                let before = buf.filled().len();
+                let r = Pin::new(stream).poll_read(cx, buf);
+                if !*sniffed && buf.filled().len() > before {
+                    *sniffed = true;
+                    if sniff::is_tls_refusal(&buf.filled()[before..]) {
+                        error!(
+                            peer = %this.addr,
+                            "the node requires TLS: run this one with --tls-cert, --tls-key \
+                             and --tls-ca signed by the cluster's CA"
+                        );
+                    }
+                }
+                r
+            }
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().inner {
+            Inner::Plain { stream, .. } => Pin::new(stream).poll_write(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().inner {
+            Inner::Plain { stream, .. } => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.inner {
+            Inner::Plain { stream, .. } => stream.is_write_vectored(),
+            Inner::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Plain { stream, .. } => Pin::new(stream).poll_flush(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Plain { stream, .. } => Pin::new(stream).poll_shutdown(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Mutual TLS for the gRPC port: the node's certificate and key, and the CA that
+//! every peer and client certificate must be signed by. Files are re-read on
+//! [`TlsConfig::reload`] (SIGHUP); new connections use the new certificates,
+//! open ones keep theirs.
+
+pub mod connector;
+pub mod incoming;
+mod sniff;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, PoisonError, RwLock},
+};
+
+use rustls::{ClientConfig, RootCertStore, ServerConfig, server::WebPkiClientVerifier};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+
+/// ALPN protocol gRPC speaks.
+const H2: &[u8] = b"h2";
+
+/// Where the certificates are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// This side's certificate chain (PEM); a client without one presents none.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// The CA that signs every certificate in the cluster (PEM).
+    pub ca: PathBuf,
+}
+
+/// A certificate problem, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read or holds no usable PEM item.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// rustls refused the combination (e.g. the key does not match the cert).
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+fn file_err(path: &Path, reason: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_err(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(path, e))?;
+    if certs.is_empty() {
+        return Err(file_err(path, "no PEM certificate in the file"));
+    }
+    Ok(certs)
+}
+
+fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| file_err(path, format!("no usable private key: {e}")))
+}
+
+fn roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in certs(path)? {
+        roots.add(c).map_err(|e| file_err(path, e))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+#[derive(Debug)]
+struct Loaded {
+    server: Option<Arc<ServerConfig>>,
+    client: Arc<ClientConfig>,
+}
+
+fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
+    let roots = roots(&files.ca)?;
+    let identity = match (&files.cert, &files.key) {
+        (Some(c), Some(k)) => Some((certs(c)?, key(k)?)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(TlsError::Config(
+                "a certificate needs its key (--tls-key)".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(TlsError::Config(
+                "a key needs its certificate (--tls-cert)".into(),
+            ));
+        }
+    };
+    let cfg = |e: rustls::Error| TlsError::Config(e.to_string());
+    let client_builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(cfg)?
+        .with_root_certificates(Arc::clone(&roots));
+    let mut client = match &identity {
+        Some((c, k)) => client_builder
+            .with_client_auth_cert(c.clone(), k.clone_key())
+            .map_err(cfg)?,
+        None => client_builder.with_no_client_auth(),
+    };
+    client.alpn_protocols = vec![H2.to_vec()];
+    let server = match identity {
+        Some((c, k)) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            let mut s = ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map_err(cfg)?
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(c, k)
+                .map_err(cfg)?;
+            s.alpn_protocols = vec![H2.to_vec()];
+            Some(Arc::new(s))
+        }
+        None => None,
+    };
+    Ok(Loaded {
+        server,
+        client: Arc::new(client),
+    })
+}
+
+/// Loaded TLS settings, shared by the server and every client of a process.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    files: TlsFiles,
+    loaded: Arc<RwLock<Loaded>>,
+}
+
+impl TlsConfig {
+    /// Reads `files`.
+    ///
+    /// # Errors
+    /// A file is missing or malformed, or the key does not match the certificate.
+    pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
+        let loaded = load(&files)?;
+        Ok(Self {
+            files,
+            loaded: Arc::new(RwLock::new(loaded)),
+        })
+    }
+
+    /// Re-reads the files; on error the previous certificates stay in use.
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = load(&self.files)?;
+        *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
+    /// The files.
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+
+    /// The server side (nodes have a certificate; a client-only config has none).
+    pub fn server(&self) -> Option<Arc<ServerConfig>> {
+        self.loaded
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .server
+            .clone()
+    }
+
+    /// The client side.
+    pub fn client(&self) -> Arc<ClientConfig> {
+        Arc::clone(
+            &self
+                .loaded
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .client,
+        )
+    }
+}
+
+/// The subject of a DER certificate, e.g. `CN=alice, O=ops`.
+pub fn subject(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.subject().to_string())
+}

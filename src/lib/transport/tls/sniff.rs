@@ -1,0 +1,60 @@
+//! Telling plaintext from TLS on a fresh connection, so that a plaintext node
+//! and a TLS cluster refuse each other with a clear error on both sides rather
+//! than a protocol error on one.
+
+use std::time::Duration;
+
+use tokio::{io::AsyncWriteExt as _, net::TcpStream};
+
+/// Debug text of the GOAWAY a TLS node sends a plaintext caller; a plaintext
+/// client that reads it logs why it was refused.
+pub(super) const REQUIRES_TLS: &[u8] =
+    b"gsp: this node requires TLS; give the caller --tls-cert, --tls-key and --tls-ca";
+
+/// How long a new connection may take to send its first byte.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a connection opened with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Opening {
+    /// A TLS handshake record.
+    Tls,
+    /// Anything else (an HTTP/2 preface, or garbage).
+    Plain,
+    /// Nothing arrived in time, or the peer closed.
+    Nothing,
+}
+
+/// Peeks at the first byte without consuming it.
+pub(super) async fn opening(stream: &TcpStream) -> Opening {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == 0x16 => Opening::Tls,
+        Ok(Ok(1)) => Opening::Plain,
+        _ => Opening::Nothing,
+    }
+}
+
+/// Answers a plaintext HTTP/2 caller with SETTINGS and a GOAWAY
+/// (INADEQUATE_SECURITY) carrying [`REQUIRES_TLS`], then closes.
+pub(super) async fn refuse_plaintext(mut stream: TcpStream) {
+    let mut out = Vec::with_capacity(9 + 9 + 8 + REQUIRES_TLS.len());
+    // SETTINGS, empty.
+    out.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    let len = u32::try_from(8 + REQUIRES_TLS.len()).unwrap_or(0);
+    out.extend_from_slice(&len.to_be_bytes()[1..]);
+    out.extend_from_slice(&[0x7, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&0u32.to_be_bytes()); // last stream id
+    out.extend_from_slice(&0xcu32.to_be_bytes()); // INADEQUATE_SECURITY
+    out.extend_from_slice(REQUIRES_TLS);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Whether `bytes` (the first a plaintext client read) are a TLS node's refusal.
+pub(super) fn is_tls_refusal(bytes: &[u8]) -> bool {
+    bytes.windows(REQUIRES_TLS.len()).any(|w| w == REQUIRES_TLS)
+}

@@ -149,6 +149,11 @@ async fn side_port_serves_nodes_metrics_and_health() {
         (503, "maintenance\n".to_owned())
     );
     assert_eq!(get(addr, "/healthz").await.0, 200);
+    let (_, metrics) = get(addr, "/metrics").await;
+    assert!(
+        metrics.contains("gsp_maintenance{state=\"maintenance\"} 1"),
+        "{metrics}"
+    );
     let (status, body) = get(addr, "/api/maintenance").await;
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();

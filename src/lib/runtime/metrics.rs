@@ -216,5 +216,33 @@ pub fn render(sources: &Sources) -> String {
         &[("", d(&data_plane.peers_cut_off))],
     );
     super::metrics_broadcast::render(&mut o, &sources.broadcast);
+    let state = sources.maintenance.status().state;
+    let (_, audit_dropped) = sources.maintenance.audit(0);
+    let is = |m: crate::core::maintenance::Maintenance| u64::from(state == m);
+    o.metric(
+        "gsp_maintenance",
+        "gauge",
+        "This node's maintenance state: 1 for the current one.",
+        &[
+            (
+                "state=\"normal\"",
+                is(crate::core::maintenance::Maintenance::Normal),
+            ),
+            (
+                "state=\"maintenance\"",
+                is(crate::core::maintenance::Maintenance::Maintenance),
+            ),
+            (
+                "state=\"disabled\"",
+                is(crate::core::maintenance::Maintenance::Disabled),
+            ),
+        ],
+    );
+    o.metric(
+        "gsp_maintenance_audit_dropped_total",
+        "counter",
+        "Audit entries dropped at the trail's bound (the oldest go first).",
+        &[("", audit_dropped)],
+    );
     o.0
 }

@@ -238,3 +238,33 @@ fn reads_can_require_the_token_too() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     stop(&mut node);
 }
+
+#[test]
+fn a_target_that_does_not_answer_in_time_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, addr) = spawn_node_with(dir.path(), &[]);
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &node.id().to_string()])
+            .status()
+            .unwrap();
+    };
+    // A stopped process still has its socket: the connection opens, nothing answers.
+    signal("-STOP");
+    let out = run_gsp(
+        &[
+            "maint",
+            "--addr",
+            &addr,
+            "--timeout",
+            "1",
+            "set",
+            "maintenance",
+        ],
+        LIMIT,
+    );
+    signal("-CONT");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("did not confirm"), "{}", stderr(&out));
+    stop(&mut node);
+}

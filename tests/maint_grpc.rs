@@ -6,9 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use gsp::transport::{
-    config::DataPlaneConfig,
-    pb::{admin::v1 as pb, discovery::GspMaintenance},
+use gsp::{
+    core::message::OutboundMessage,
+    transport::{
+        config::DataPlaneConfig,
+        error::SendError,
+        pb::{admin::v1 as pb, discovery::GspMaintenance},
+    },
 };
 use tokio_stream::StreamExt as _;
 use tonic_health::pb::{
@@ -89,6 +93,26 @@ async fn health_watch_and_broadcasts_follow_the_state() {
         .expect_err("a disabled node refuses sends");
     assert_eq!(refused.code(), tonic::Code::Unavailable);
     assert!(refused.message().contains("disabled"), "{refused:?}");
+    // A relayed payload pushed to it anyway is refused on the data plane.
+    let peer = common::start_node(DataPlaneConfig::default(), "default").await;
+    let link = peer
+        .node
+        .connect(&t.node.local_addr().to_string())
+        .await
+        .unwrap();
+    let mut msg = OutboundMessage::new(
+        peer.node.node_id().clone(),
+        "t",
+        bytes::Bytes::from_static(b"payload"),
+        1,
+    );
+    msg.meta.hops = 1;
+    msg.meta.ttl = 4;
+    let ack = link.send(&msg).await.unwrap().await;
+    match ack {
+        Err(SendError::Rejected { reason, .. }) => assert!(reason.contains("disabled"), "{reason}"),
+        other => panic!("a disabled node took a broadcast payload: {other:?}"),
+    }
 
     // Back to normal: serving and sending again.
     admin

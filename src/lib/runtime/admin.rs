@@ -137,19 +137,16 @@ pub fn event_to_pb(e: &MembershipEvent) -> pb::Event {
 fn audit_to_pb(a: &AuditEntry, agent: &MembershipAgent) -> pb::Event {
     let local = agent.with_state(|s| s.local().clone());
     pb::Event {
-        kind: EventKind::Maintenance.as_str().to_owned(),
         node_id: a.node_id.clone(),
-        node_name: local.name,
-        address: local.address,
-        state: local.state.as_str().to_owned(),
-        incarnation: local.version.incarnation,
-        version: local.version.counter,
-        time_unix_ns: a.changed_unix_ns,
-        missed: 0,
         maintenance: a.state.as_str().to_owned(),
         previous_maintenance: a.previous_state.as_str().to_owned(),
         reason: a.reason.clone(),
         actor: a.actor.clone(),
+        ..event_to_pb(&MembershipEvent::new(
+            EventKind::Maintenance,
+            &local,
+            a.changed_unix_ns,
+        ))
     }
 }
 

@@ -48,6 +48,14 @@ impl CountingStream {
     pub fn new(inner: TcpStream, traffic: Arc<Traffic>) -> Self {
         Self { inner, traffic }
     }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    /// The socket is not connected.
+    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.inner.peer_addr()
+    }
 }
 
 impl AsyncRead for CountingStream {

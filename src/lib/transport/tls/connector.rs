@@ -18,7 +18,7 @@ use tokio::{
 };
 use tracing::error;
 
-use super::{TlsConfig, sniff};
+use super::{TlsConfig, io::MaybeTls, sniff};
 use crate::transport::traffic::{CountingStream, Traffic};
 
 /// A tonic connector: plaintext, or TLS with the process's certificates.
@@ -35,25 +35,20 @@ impl Connector {
     }
 }
 
-enum Inner {
-    Plain {
-        stream: CountingStream,
-        sniffed: bool,
-    },
-    Tls(Box<tokio_rustls::client::TlsStream<CountingStream>>),
-}
-
-/// One client connection.
+/// One client connection; a plaintext one checks the first bytes it reads for
+/// a TLS node's refusal.
 pub struct ClientIo {
-    inner: Inner,
+    io: MaybeTls,
+    sniffed: bool,
     addr: String,
 }
 
 impl std::fmt::Debug for ClientIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientIo")
+            .field("io", &self.io)
+            .field("sniffed", &self.sniffed)
             .field("addr", &self.addr)
-            .field("tls", &matches!(self.inner, Inner::Tls(_)))
             .finish()
     }
 }
@@ -83,11 +78,8 @@ impl tower_service::Service<http::Uri> for Connector {
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
             tcp.set_nodelay(true)?;
             let stream = CountingStream::new(tcp, traffic);
-            let inner = match tls {
-                None => Inner::Plain {
-                    stream,
-                    sniffed: false,
-                },
+            let io = match tls {
+                None => MaybeTls::Plain(stream),
                 Some(tls) => {
                     let name = ServerName::try_from(host.clone()).map_err(|e| {
                         io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}"))
@@ -107,10 +99,14 @@ impl tower_service::Service<http::Uri> for Connector {
                             format!("TLS handshake with {addr} failed: {e}{hint}"),
                         )
                     })?;
-                    Inner::Tls(Box::new(s))
+                    MaybeTls::Tls(Box::new(s.into()))
                 }
             };
-            Ok(TokioIo::new(ClientIo { inner, addr }))
+            Ok(TokioIo::new(ClientIo {
+                sniffed: io.is_tls(),
+                io,
+                addr,
+            }))
         })
     }
 }
@@ -122,24 +118,19 @@ impl AsyncRead for ClientIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match &mut this.inner {
-            Inner::Plain { stream, sniffed } => {
-                let before = buf.filled().len();
-                let r = Pin::new(stream).poll_read(cx, buf);
-                if !*sniffed && buf.filled().len() > before {
-                    *sniffed = true;
-                    if sniff::is_tls_refusal(&buf.filled()[before..]) {
-                        error!(
-                            peer = %this.addr,
-                            "the node requires TLS: run this one with --tls-cert, --tls-key \
-                             and --tls-ca signed by the cluster's CA"
-                        );
-                    }
-                }
-                r
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.io).poll_read(cx, buf);
+        if !this.sniffed && buf.filled().len() > before {
+            this.sniffed = true;
+            if sniff::is_tls_refusal(&buf.filled()[before..]) {
+                error!(
+                    peer = %this.addr,
+                    "the node requires TLS: run this one with --tls-cert, --tls-key and \
+                     --tls-ca signed by the cluster's CA"
+                );
             }
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
+        r
     }
 }
 
@@ -149,10 +140,7 @@ impl AsyncWrite for ClientIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().inner {
-            Inner::Plain { stream, .. } => Pin::new(stream).poll_write(cx, buf),
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -160,30 +148,18 @@ impl AsyncWrite for ClientIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().inner {
-            Inner::Plain { stream, .. } => Pin::new(stream).poll_write_vectored(cx, bufs),
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.inner {
-            Inner::Plain { stream, .. } => stream.is_write_vectored(),
-            Inner::Tls(s) => s.is_write_vectored(),
-        }
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
-            Inner::Plain { stream, .. } => Pin::new(stream).poll_flush(cx),
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
-            Inner::Plain { stream, .. } => Pin::new(stream).poll_shutdown(cx),
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod connector;
 pub mod incoming;
+pub mod io;
 mod sniff;
 
 use std::{

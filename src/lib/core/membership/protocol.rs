@@ -169,17 +169,7 @@ impl Membership {
                 }
                 if record.state == MemberState::Suspect {
                     let by = record.suspected_by.clone().unwrap_or_else(|| id.clone());
-                    let (min, max) = self.config.suspicion_bounds(self.table.up_count());
-                    self.suspicions.insert(
-                        id,
-                        Suspicion::new(
-                            by,
-                            now.instant,
-                            min,
-                            max,
-                            self.config.suspicion_confirmations,
-                        ),
-                    );
+                    self.start_suspicion(id, by, now);
                 } else {
                     self.suspicions.remove(&id);
                 }
@@ -463,18 +453,24 @@ impl Membership {
                 .suspected_by
                 .clone()
                 .unwrap_or_else(|| self.local.id.clone());
-            let (min, max) = self.config.suspicion_bounds(self.table.up_count());
-            self.suspicions.insert(
-                id.clone(),
-                Suspicion::new(
-                    by,
-                    now.instant,
-                    min,
-                    max,
-                    self.config.suspicion_confirmations,
-                ),
-            );
+            self.start_suspicion(id.clone(), by, now);
         }
+    }
+
+    /// Starts (or restarts) the suspicion timer of `id`, first raised by `by`,
+    /// sized for the current cluster.
+    fn start_suspicion(&mut self, id: NodeId, by: NodeId, now: Now) {
+        let (min, max) = self.config.suspicion_bounds(self.table.up_count());
+        self.suspicions.insert(
+            id,
+            Suspicion::new(
+                by,
+                now.instant,
+                min,
+                max,
+                self.config.suspicion_confirmations,
+            ),
+        );
     }
 
     /// An expired suspect did not answer its last probe either: it is dead.

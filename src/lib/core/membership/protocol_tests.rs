@@ -23,10 +23,7 @@ fn at(t0: Instant, ms: u64) -> Now {
 }
 
 fn rec(name: &str, counter: u64, state: MemberState) -> MemberRecord {
-    let mut r = MemberRecord::new(id(name), name.into(), format!("{name}:1"), "d".into(), 1);
-    r.version.counter = counter;
-    r.state = state;
-    r
+    crate::core::membership::record::testing::record(name, counter, state)
 }
 
 fn node(name: &str, t0: Instant) -> Membership {

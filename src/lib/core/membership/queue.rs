@@ -105,15 +105,11 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, counter: u64) -> MemberRecord {
-        let mut r = MemberRecord::new(
-            NodeId::parse(id).unwrap(),
-            id.into(),
-            "a:1".into(),
-            "d".into(),
-            1,
-        );
-        r.version.counter = counter;
-        r
+        crate::core::membership::record::testing::record(
+            id,
+            counter,
+            crate::core::membership::record::MemberState::Alive,
+        )
     }
 
     #[test]

@@ -287,16 +287,7 @@ mod tests {
     }
 
     fn rec(id: &str, counter: u64, state: MemberState) -> MemberRecord {
-        let mut r = MemberRecord::new(
-            NodeId::parse(id).unwrap(),
-            id.into(),
-            "a:1".into(),
-            "d".into(),
-            1,
-        );
-        r.version.counter = counter;
-        r.state = state;
-        r
+        crate::core::membership::record::testing::record(id, counter, state)
     }
 
     #[test]

@@ -123,37 +123,10 @@ pub fn aggregate<'a>(records: impl IntoIterator<Item = &'a MemberRecord>) -> Agg
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{
-        ids::NodeId,
-        membership::record::{Capacity, Tags},
-    };
+    use crate::core::membership::record::testing;
 
     fn node(id: &str, gpus: i64, state: MemberState) -> MemberRecord {
-        let mut r = MemberRecord::new(
-            NodeId::parse(id).unwrap(),
-            id.into(),
-            "h:1".into(),
-            "d".into(),
-            1,
-        );
-        let a = Amounts {
-            cpu_millis: 1000,
-            memory_bytes: 10,
-            gpus,
-        };
-        r.capacity = Some(Capacity {
-            total: a,
-            used: Amounts::default(),
-            available: a,
-        });
-        r.tags = Tags {
-            cpu: true,
-            gpu: gpus > 0,
-            memory: true,
-            camera: false,
-        };
-        r.state = state;
-        r
+        testing::with_free(testing::record(id, 0, state), 1000, 10, gpus)
     }
 
     #[test]

@@ -62,36 +62,10 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::core::{
-        ids::NodeId,
-        membership::record::{Capacity, Tags},
-    };
+    use crate::core::membership::record::{Tags, testing};
 
     fn node(id: &str, cpu: i64, mem: i64, gpus: i64) -> MemberRecord {
-        let mut r = MemberRecord::new(
-            NodeId::parse(id).unwrap(),
-            id.into(),
-            "h:1".into(),
-            "d".into(),
-            1,
-        );
-        let a = Amounts {
-            cpu_millis: cpu,
-            memory_bytes: mem,
-            gpus,
-        };
-        r.capacity = Some(Capacity {
-            total: a,
-            used: Amounts::default(),
-            available: a,
-        });
-        r.tags = Tags {
-            cpu: cpu > 0,
-            gpu: gpus > 0,
-            memory: mem > 0,
-            camera: false,
-        };
-        r
+        testing::with_free(testing::record(id, 0, MemberState::Alive), cpu, mem, gpus)
     }
 
     #[test]

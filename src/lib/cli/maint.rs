@@ -13,8 +13,11 @@ use super::{
 };
 use crate::{
     core::maintenance::{MAX_REASON_BYTES, Maintenance},
-    runtime::{admin_maint::to_pb, http_maint::MaintJson, view::rfc3339},
-    transport::pb::{admin::v1 as pb, discovery::GspMaintenance},
+    runtime::{http_maint::MaintJson, view::rfc3339},
+    transport::{
+        membership::convert::{maintenance_from_pb, maintenance_to_pb},
+        pb::admin::v1 as pb,
+    },
 };
 
 /// Default time to wait for the target's confirmation.
@@ -96,7 +99,7 @@ pub(crate) async fn run(args: MaintArgs, global: GlobalArgs) -> anyhow::Result<E
             }
             let req = pb::SetMaintenanceRequest {
                 node_id: s.target.node.unwrap_or_default(),
-                state: to_pb(s.state).into(),
+                state: maintenance_to_pb(s.state).into(),
                 reason: s.reason,
                 timeout_ms,
             };
@@ -152,11 +155,7 @@ async fn finish(
 }
 
 fn state_name(v: i32) -> &'static str {
-    match GspMaintenance::try_from(v) {
-        Ok(GspMaintenance::Maintenance) => "maintenance",
-        Ok(GspMaintenance::Disabled) => "disabled",
-        _ => "normal",
-    }
+    maintenance_from_pb(v).unwrap_or_default().as_str()
 }
 
 fn to_json(r: &pb::MaintenanceReply) -> MaintJson {

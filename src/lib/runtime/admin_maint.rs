@@ -16,7 +16,8 @@ use crate::{
     },
     transport::{
         auth::{Access, AdminAuth, FORWARDED_FOR},
-        pb::{admin::v1 as pb, discovery::GspMaintenance},
+        membership::convert::{maintenance_from_pb, maintenance_to_pb},
+        pb::admin::v1 as pb,
         pool::ChannelPool,
     },
 };
@@ -61,12 +62,7 @@ impl MaintApi {
         let timeout = route_timeout(request.get_ref().timeout_ms);
         match target {
             Target::Local => {
-                let status = self.control.status();
-                let (last, _) = self.control.audit(1);
-                let previous = last
-                    .first()
-                    .filter(|e| e.state == status.state)
-                    .map_or(status.state, |e| e.previous_state);
+                let (status, previous) = self.control.status_and_previous();
                 Ok(Response::new(self.reply(&status, previous, false)))
             }
             Target::Remote { id, address } => {
@@ -87,17 +83,12 @@ impl MaintApi {
         &self,
         request: Request<pb::SetMaintenanceRequest>,
     ) -> Result<Response<pb::MaintenanceReply>, Status> {
-        let state = match GspMaintenance::try_from(request.get_ref().state) {
-            Ok(GspMaintenance::Normal) => Maintenance::Normal,
-            Ok(GspMaintenance::Maintenance) => Maintenance::Maintenance,
-            Ok(GspMaintenance::Disabled) => Maintenance::Disabled,
-            Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "unknown maintenance state {}; expected 0 (normal), 1 (maintenance) or 2 (disabled)",
-                    request.get_ref().state
-                )));
-            }
-        };
+        let state = maintenance_from_pb(request.get_ref().state).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown maintenance state {}; expected 0 (normal), 1 (maintenance) or 2 (disabled)",
+                request.get_ref().state
+            ))
+        })?;
         let target = self.target(&request, &request.get_ref().node_id)?;
         let actor = match (&target, self.auth.has_token()) {
             // A node without a token lets the target judge the caller's token.
@@ -136,8 +127,8 @@ impl MaintApi {
         pb::MaintenanceReply {
             node_id: self.agent.local_id().to_string(),
             node_name: name,
-            state: to_pb(s.state).into(),
-            previous_state: to_pb(previous).into(),
+            state: maintenance_to_pb(s.state).into(),
+            previous_state: maintenance_to_pb(previous).into(),
             reason: s.reason.clone(),
             actor: s.actor.clone(),
             changed_unix_ns: s.changed_unix_ns,
@@ -262,14 +253,5 @@ async fn finish(
         Err(_) => Err(Status::deadline_exceeded(format!(
             "member {id} at {address} did not answer within {timeout:?}"
         ))),
-    }
-}
-
-/// The wire form of a state.
-pub fn to_pb(m: Maintenance) -> GspMaintenance {
-    match m {
-        Maintenance::Normal => GspMaintenance::Normal,
-        Maintenance::Maintenance => GspMaintenance::Maintenance,
-        Maintenance::Disabled => GspMaintenance::Disabled,
     }
 }

@@ -71,13 +71,7 @@ pub(super) struct AuditParams {
 }
 
 pub(super) async fn current(State(s): State<HttpState>) -> impl IntoResponse {
-    let control = &s.sources.maintenance;
-    let status = control.status();
-    let (last, _) = control.audit(1);
-    let previous = last
-        .first()
-        .filter(|e| e.state == status.state)
-        .map_or(status.state, |e| e.previous_state);
+    let (status, previous) = s.sources.maintenance.status_and_previous();
     let local = s.sources.agent.with_state(|m| m.local().clone());
     Json(MaintJson {
         schema: "gsp.maint.v1",

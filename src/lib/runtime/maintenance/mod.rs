@@ -110,6 +110,19 @@ impl MaintenanceControl {
         self.lock().status.clone()
     }
 
+    /// The current state and the one before the last change (the current one
+    /// for a node never changed, or whose trail lost that change).
+    pub fn status_and_previous(&self) -> (MaintStatus, Maintenance) {
+        let s = self.lock();
+        let previous = s
+            .audit
+            .newest(1)
+            .first()
+            .filter(|e| e.state == s.status.state)
+            .map_or(s.status.state, |e| e.previous_state);
+        (s.status.clone(), previous)
+    }
+
     /// The newest `n` audit entries, newest first, and how many were dropped at
     /// the log's bound since the node started.
     pub fn audit(&self, n: usize) -> (Vec<AuditEntry>, u64) {

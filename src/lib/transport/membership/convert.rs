@@ -119,6 +119,25 @@ fn state_from_pb(info: &pb::PeerNodeInfo) -> MemberState {
     }
 }
 
+/// The wire form of a maintenance state.
+pub fn maintenance_to_pb(m: Maintenance) -> pb::GspMaintenance {
+    match m {
+        Maintenance::Normal => pb::GspMaintenance::Normal,
+        Maintenance::Maintenance => pb::GspMaintenance::Maintenance,
+        Maintenance::Disabled => pb::GspMaintenance::Disabled,
+    }
+}
+
+/// The maintenance state of a wire value; `None` for a number this version
+/// does not know.
+pub fn maintenance_from_pb(v: i32) -> Option<Maintenance> {
+    match pb::GspMaintenance::try_from(v).ok()? {
+        pb::GspMaintenance::Normal => Some(Maintenance::Normal),
+        pb::GspMaintenance::Maintenance => Some(Maintenance::Maintenance),
+        pb::GspMaintenance::Disabled => Some(Maintenance::Disabled),
+    }
+}
+
 /// Validates and converts one record. `field` prefixes error paths; `now_unix_ns`
 /// bounds timestamps and incarnations.
 ///
@@ -242,11 +261,8 @@ pub fn record_from_pb(
             })
             .collect(),
         labels: info.gsp_labels.into_iter().collect::<BTreeMap<_, _>>(),
-        maintenance: match pb::GspMaintenance::try_from(info.gsp_maintenance) {
-            Ok(pb::GspMaintenance::Maintenance) => Maintenance::Maintenance,
-            Ok(pb::GspMaintenance::Disabled) => Maintenance::Disabled,
-            _ => Maintenance::Normal,
-        },
+        // A state this version does not know (a newer peer's) reads as normal.
+        maintenance: maintenance_from_pb(info.gsp_maintenance).unwrap_or_default(),
         scheduler_address: info.scheduler_address,
         updated_unix_ns: info.last_updated,
         protocol: info.gsp_protocol,
@@ -325,12 +341,7 @@ pub fn record_to_pb(r: &MemberRecord, last_seen_unix_ns: i64) -> pb::PeerNodeInf
         scheduler_address: r.scheduler_address.clone(),
         gsp_incarnation: r.version.incarnation,
         gsp_state: state.into(),
-        gsp_maintenance: match r.maintenance {
-            Maintenance::Normal => pb::GspMaintenance::Normal,
-            Maintenance::Maintenance => pb::GspMaintenance::Maintenance,
-            Maintenance::Disabled => pb::GspMaintenance::Disabled,
-        }
-        .into(),
+        gsp_maintenance: maintenance_to_pb(r.maintenance).into(),
         gsp_labels: r.labels.clone().into_iter().collect(),
         gsp_gpus: r
             .gpus

@@ -42,6 +42,27 @@ fn valid_info() -> discovery::PeerNodeInfo {
     }
 }
 
+/// A data plane frame carrying the whole `len`-byte message in one chunk.
+fn seed_frame(len: usize) -> Vec<u8> {
+    let data = vec![7u8; len];
+    let header = gossip::MessageHeader {
+        origin: "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d".into(),
+        sender: "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d".into(),
+        total_len: len as u64,
+        crc32: crc32fast::hash(&data),
+        ..Default::default()
+    };
+    gossip::Frame {
+        kind: Some(gossip::frame::Kind::Chunk(gossip::Chunk {
+            message_id: Bytes::from(vec![1u8; 16]),
+            header: Some(header),
+            data: Bytes::from(data),
+            ..Default::default()
+        })),
+    }
+    .encode_to_vec()
+}
+
 /// `seed` with bytes flipped, dropped or inserted at `edits` positions.
 fn mutate(seed: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
     let mut v = seed.to_vec();
@@ -159,20 +180,7 @@ proptest! {
 
     #[test]
     fn mutated_data_frames_never_panic(e in edits(), len in 0usize..4096) {
-        let header = gossip::MessageHeader {
-            origin: "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d".into(),
-            total_len: len as u64,
-            ..Default::default()
-        };
-        let frame = gossip::Frame {
-            kind: Some(gossip::frame::Kind::Chunk(gossip::Chunk {
-                message_id: Bytes::from(vec![1u8; 16]),
-                header: Some(header),
-                data: Bytes::from(vec![7u8; len.min(1024)]),
-                ..Default::default()
-            })),
-        }
-        .encode_to_vec();
+        let frame = seed_frame(len);
         data_plane_decoders(&mutate(&frame, &e));
     }
 
@@ -200,6 +208,23 @@ proptest! {
     }
 }
 
+/// The unmutated seeds pass every check, so mutations of them reach the code
+/// past the first validation.
+#[test]
+fn the_seeds_are_valid() {
+    let info = valid_info();
+    record_from_pb(info, "info", &limits(), NOW).expect("the record seed is valid");
+    let frame = gossip::Frame::decode(&seed_frame(100)[..]).expect("decodes");
+    let Some(gossip::frame::Kind::Chunk(c)) = frame.kind else {
+        panic!("not a chunk")
+    };
+    let mut r = Reassembler::new(1 << 20, 64 << 10);
+    match r.feed(chunk_from_pb(c).expect("the frame seed is valid")) {
+        Ok(gsp::core::chunk::Fed::Complete(m)) => assert_eq!(m.payload.len(), 100),
+        other => panic!("the frame seed was not delivered: {other:?}"),
+    }
+}
+
 #[test]
 fn a_huge_declared_payload_is_refused_without_allocating_it() {
     // A header claiming 1 TiB: the reassembler refuses it by its cap instead of
@@ -209,15 +234,18 @@ fn a_huge_declared_payload_is_refused_without_allocating_it() {
         message_id: Bytes::from(vec![1u8; 16]),
         header: Some(gossip::MessageHeader {
             origin: "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d".into(),
+            sender: "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d".into(),
             total_len: 1 << 40,
             ..Default::default()
         }),
         data: Bytes::from_static(b"x"),
         ..Default::default()
     };
-    let fed = chunk_from_pb(c).map(|c| r.feed(c));
-    match fed {
-        Ok(Ok(gsp::core::chunk::Fed::Rejected { .. }) | Err(_)) | Err(_) => {}
+    let chunk = chunk_from_pb(c).expect("a well-formed chunk");
+    match r.feed(chunk) {
+        Ok(gsp::core::chunk::Fed::Rejected { reason, .. }) => {
+            assert!(reason.to_string().contains("exceeds"), "{reason}");
+        }
         other => panic!("a 1 TiB message was not refused: {other:?}"),
     }
 }

@@ -247,7 +247,13 @@ async fn membership(
         };
         match event {
             Ok(e) => {
-                refresh(&inner);
+                // Resource updates are most events and change nothing here
+                // unless a peer moved (this node is not in the cache).
+                let moved = e.id != *inner.agent.local_id()
+                    && inner.peers.address(&e.id).as_deref() != Some(e.address.as_str());
+                if e.kind != EventKind::Updated || moved {
+                    refresh(&inner);
+                }
                 catch_up(&inner, &e.id, e.kind);
             }
             Err(RecvError::Lagged(_)) => refresh(&inner),

@@ -10,12 +10,11 @@
 
 use std::{
     collections::VecDeque,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::task::JoinSet;
 
 pub use super::broadcast_report::{BroadcastReport, BroadcastResults};
 use super::{broadcast_report::PointToPoint, error::BenchError, progress::Progress, report, sys};
@@ -26,11 +25,9 @@ use crate::{
     },
     runtime::{
         broadcast::{EngineConfig, Progress as SendProgress, SendHandle, SendOptions, stats},
-        identity::Identity,
         membership::AgentConfig,
         node::{NodeConfig, NodeHandle, ProbeChoice},
     },
-    transport::data_plane::sink::DiscardSink,
 };
 
 /// Settings of the broadcast scenario.
@@ -90,9 +87,6 @@ const MAX_WARMUP: Duration = Duration::from_secs(60);
 async fn start_cluster(c: &BroadcastBenchConfig) -> Result<Vec<NodeHandle>, BenchError> {
     let mut nodes: Vec<NodeHandle> = Vec::with_capacity(c.nodes);
     for i in 0..c.nodes {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| BenchError::Setup(format!("node {i} cannot bind 127.0.0.1:0: {e}")))?;
         let seeds = nodes
             .first()
             .map(|n| vec![n.advertise().to_owned()])
@@ -115,15 +109,7 @@ async fn start_cluster(c: &BroadcastBenchConfig) -> Result<Vec<NodeHandle>, Benc
             },
             ..NodeConfig::default()
         };
-        let node = NodeHandle::start(
-            config,
-            Identity::ephemeral(),
-            listener,
-            Arc::new(DiscardSink),
-        )
-        .await
-        .map_err(|e| BenchError::Setup(format!("node {i} failed to start: {e}")))?;
-        nodes.push(node);
+        nodes.push(super::cluster::start_node(i, config).await?);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while !nodes

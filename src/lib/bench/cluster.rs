@@ -25,6 +25,25 @@ pub struct LocalCluster {
     pub links: Vec<Vec<(usize, PeerLink)>>,
 }
 
+/// Starts bench node `i` with `config` on 127.0.0.1:0, discarding what it
+/// receives outside broadcasts.
+///
+/// # Errors
+/// The port cannot be bound or the node cannot start.
+pub async fn start_node(i: usize, config: NodeConfig) -> Result<NodeHandle, BenchError> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| BenchError::Setup(format!("node {i} cannot bind 127.0.0.1:0: {e}")))?;
+    NodeHandle::start(
+        config,
+        Identity::ephemeral(),
+        listener,
+        Arc::new(DiscardSink),
+    )
+    .await
+    .map_err(|e| BenchError::Setup(format!("node {i} failed to start: {e}")))
+}
+
 impl LocalCluster {
     /// Starts `n` nodes on `127.0.0.1:0` and links every ordered pair.
     ///
@@ -33,24 +52,13 @@ impl LocalCluster {
     pub async fn start(n: usize, data_plane: &DataPlaneConfig) -> Result<Self, BenchError> {
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
-            let listener = TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|e| BenchError::Setup(format!("node {i} cannot bind 127.0.0.1:0: {e}")))?;
             let config = NodeConfig {
                 name: format!("bench-{i}"),
                 data_plane: data_plane.clone(),
                 probe: ProbeChoice::Off,
                 ..NodeConfig::default()
             };
-            let node = NodeHandle::start(
-                config,
-                Identity::ephemeral(),
-                listener,
-                Arc::new(DiscardSink),
-            )
-            .await
-            .map_err(|e| BenchError::Setup(format!("node {i} failed to start: {e}")))?;
-            nodes.push(node);
+            nodes.push(start_node(i, config).await?);
         }
         let mut links = Vec::with_capacity(n);
         for (i, node) in nodes.iter().enumerate() {

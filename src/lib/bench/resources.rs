@@ -8,7 +8,6 @@ use std::{
 
 use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 
 use super::{error::BenchError, progress::Progress, report, sys};
 use crate::{
@@ -22,11 +21,10 @@ use crate::{
     },
     probe::{ResourceProbe, SystemProbe},
     runtime::{
-        identity::Identity,
         membership::{AgentConfig, MembershipAgent, now},
         node::{NodeConfig, NodeHandle},
     },
-    transport::{data_plane::sink::DiscardSink, membership::memory::MemoryNetwork},
+    transport::membership::memory::MemoryNetwork,
 };
 
 /// Settings of the resources scenario.
@@ -208,9 +206,6 @@ pub async fn run(
     // 3. An idle cluster at default settings.
     let mut nodes = Vec::with_capacity(c.idle_nodes);
     for i in 0..c.idle_nodes {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| BenchError::Setup(format!("bind: {e}")))?;
         let seeds = nodes
             .first()
             .map(|n: &NodeHandle| vec![n.advertise().to_owned()])
@@ -223,16 +218,7 @@ pub async fn run(
             },
             ..NodeConfig::default()
         };
-        nodes.push(
-            NodeHandle::start(
-                config,
-                Identity::ephemeral(),
-                listener,
-                Arc::new(DiscardSink),
-            )
-            .await
-            .map_err(|e| BenchError::Setup(format!("idle node: {e}")))?,
-        );
+        nodes.push(super::cluster::start_node(i, config).await?);
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cpu0 = sys::cpu_time();

@@ -38,7 +38,6 @@ struct Bucket {
 pub struct RateLimiter {
     config: RateConfig,
     buckets: HashMap<String, Bucket>,
-    refused: u64,
     evicted: u64,
 }
 
@@ -48,7 +47,6 @@ impl RateLimiter {
         Self {
             config,
             buckets: HashMap::new(),
-            refused: 0,
             evicted: 0,
         }
     }
@@ -81,14 +79,8 @@ impl RateLimiter {
             b.tokens -= 1.0;
             true
         } else {
-            self.refused += 1;
             false
         }
-    }
-
-    /// Calls refused so far.
-    pub fn refused(&self) -> u64 {
-        self.refused
     }
 
     /// Peers forgotten at the table's bound so far.
@@ -123,7 +115,6 @@ mod tests {
         let t0 = Instant::now();
         let allowed = (0..20).filter(|_| l.allow("a", t0)).count();
         assert_eq!(allowed, 5);
-        assert_eq!(l.refused(), 15);
         // 0.5 s later: 5 more tokens.
         let t1 = t0 + Duration::from_millis(500);
         assert_eq!((0..20).filter(|_| l.allow("a", t1)).count(), 5);

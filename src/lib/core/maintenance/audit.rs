@@ -82,11 +82,6 @@ impl AuditLog {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
-
-    /// The bound.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
 }
 
 #[cfg(test)]

@@ -66,11 +66,6 @@ impl Store {
         }
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Reads the state and fills `audit`; a missing file is a node never
     /// changed (normal).
     ///

@@ -12,16 +12,3 @@ pub struct Now {
     /// Wall clock, unix nanoseconds.
     pub unix_ns: i64,
 }
-
-impl Now {
-    /// `self` moved forward by `d` on both clocks.
-    #[must_use]
-    pub fn after(self, d: std::time::Duration) -> Self {
-        Self {
-            instant: self.instant + d,
-            unix_ns: self
-                .unix_ns
-                .saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-        }
-    }
-}

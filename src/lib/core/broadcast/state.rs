@@ -27,7 +27,6 @@ use crate::core::{
 
 #[derive(Debug)]
 struct Pull {
-    origin: NodeId,
     size: u64,
     holders: Vec<NodeId>,
     /// Index in `holders` of the next (or last) one asked.
@@ -79,11 +78,6 @@ impl BroadcastState {
         self.seen.contains(id, now)
     }
 
-    /// The stored payload of `id`.
-    pub fn stored(&self, id: &MessageId) -> Option<&Stored> {
-        self.store.get(id)
-    }
-
     /// Sizes of the bounded tables: (seen ids, stored payloads, stored bytes,
     /// pulls, tracked broadcasts).
     pub fn sizes(&self) -> (usize, usize, u64, usize, usize) {
@@ -128,10 +122,9 @@ impl BroadcastState {
             .filter(|m| **m != self.local)
             .cloned()
             .collect();
-        let (_, mut actions) = self.on_payload(inbound, &peers, now, rng);
-        // The origin pushes the payload to every member; its announcements (made
-        // as a relay by `on_payload`) would only duplicate that.
-        actions.retain(|a| !matches!(a, Action::Announce { .. }));
+        // No relay peers: the origin pushes the payload to every member itself,
+        // so announcing it as a relay would only duplicate that.
+        let (_, mut actions) = self.on_payload(inbound, &[], now, rng);
         actions.extend(peers.into_iter().map(|to| Action::Send { to, id }));
         Ok(actions)
     }
@@ -232,7 +225,6 @@ impl BroadcastState {
             }
             let at_once = *from == e.origin;
             let mut pull = Pull {
-                origin: e.origin,
                 size: e.size,
                 holders: vec![from.clone()],
                 asked: 0,
@@ -368,11 +360,6 @@ impl BroadcastState {
             payload: s.payload.clone(),
             crc32: s.crc32,
         })
-    }
-
-    /// The origin of a pull in progress (for metrics and logs).
-    pub fn pulling(&self, id: &MessageId) -> Option<&NodeId> {
-        self.pulls.get(id).map(|p| &p.origin)
     }
 
     /// A fresh message from this node.

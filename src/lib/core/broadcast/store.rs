@@ -33,7 +33,7 @@ fn cost(s: &Stored) -> u64 {
 /// Stored payloads, oldest first.
 #[derive(Debug)]
 pub struct PayloadStore {
-    items: HashMap<MessageId, (Instant, Stored)>,
+    items: HashMap<MessageId, Stored>,
     order: VecDeque<(Instant, MessageId)>,
     bytes: u64,
     max_bytes: u64,
@@ -70,14 +70,14 @@ impl PayloadStore {
         }
         self.bytes += len;
         self.order.push_back((now, s.meta.id));
-        self.items.insert(s.meta.id, (now, s));
+        self.items.insert(s.meta.id, s);
     }
 
     fn pop_oldest(&mut self) -> bool {
         let Some((_, id)) = self.order.pop_front() else {
             return false;
         };
-        if let Some((_, s)) = self.items.remove(&id) {
+        if let Some(s) = self.items.remove(&id) {
             self.bytes -= cost(&s);
         }
         true
@@ -85,7 +85,7 @@ impl PayloadStore {
 
     /// The payload of `id`, if still kept.
     pub fn get(&self, id: &MessageId) -> Option<&Stored> {
-        self.items.get(id).map(|(_, s)| s)
+        self.items.get(id)
     }
 
     /// Drops payloads older than the TTL.
@@ -106,7 +106,7 @@ impl PayloadStore {
             .rev()
             .take_while(|(at, _)| *at >= since)
             .take(max)
-            .filter_map(|(_, id)| self.items.get(id).map(|(_, s)| (*id, s)))
+            .filter_map(|(_, id)| self.items.get(id).map(|s| (*id, s)))
             .collect();
         out.reverse();
         out

@@ -123,9 +123,7 @@ impl Membership {
         let kind = if r.maintenance == self.local.maintenance {
             EventKind::Updated
         } else {
-            if !self.urgent.contains(&Urgent::Changed(r.id.clone())) {
-                self.urgent.push(Urgent::Changed(r.id.clone()));
-            }
+            self.mark_urgent(&r.id);
             EventKind::Maintenance
         };
         self.events
@@ -164,8 +162,8 @@ impl Membership {
                 if record.state.is_up() && was_down {
                     self.probe_newcomers.push(id.clone());
                 }
-                if changed_state && !self.urgent.contains(&Urgent::Changed(id.clone())) {
-                    self.urgent.push(Urgent::Changed(id.clone()));
+                if changed_state {
+                    self.mark_urgent(&id);
                 }
                 if record.state == MemberState::Suspect {
                     let by = record.suspected_by.clone().unwrap_or_else(|| id.clone());
@@ -220,9 +218,7 @@ impl Membership {
         r.suspected_by = None;
         r.updated_unix_ns = now.unix_ns;
         self.counters.refutations += 1;
-        if !self.urgent.contains(&Urgent::Changed(r.id.clone())) {
-            self.urgent.push(Urgent::Changed(r.id.clone()));
-        }
+        self.mark_urgent(&r.id);
         // Lifeguard: being suspected suggests this node is the slow one.
         self.health = (self.health + 1).min(self.config.max_local_health);
         self.set_local(r, now);
@@ -239,12 +235,8 @@ impl Membership {
     ) -> usize {
         records
             .into_iter()
-            .filter(|r| {
-                matches!(
-                    self.apply(r.clone(), now),
-                    Applied::New | Applied::Changed { .. }
-                )
-            })
+            .map(|r| self.apply(r, now))
+            .filter(|a| matches!(a, Applied::New | Applied::Changed { .. }))
             .count()
     }
 
@@ -454,6 +446,18 @@ impl Membership {
                 .clone()
                 .unwrap_or_else(|| self.local.id.clone());
             self.start_suspicion(id.clone(), by, now);
+        }
+    }
+
+    /// Queues `id`'s record to be pushed at once (once, however often it changes
+    /// before the spreader takes it).
+    fn mark_urgent(&mut self, id: &NodeId) {
+        if !self
+            .urgent
+            .iter()
+            .any(|u| matches!(u, Urgent::Changed(x) if x == id))
+        {
+            self.urgent.push(Urgent::Changed(id.clone()));
         }
     }
 

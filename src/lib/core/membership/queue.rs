@@ -138,10 +138,12 @@ mod tests {
         q.take(1, 10); // a sent once
         q.push(rec("b", 1));
         assert_eq!(q.take(1, 10)[0].id.as_str(), "b");
-        q.take(1, 10); // a now sent twice or b twice; push c evicts the most sent
+        q.take(1, 10); // b, now sent twice; push c evicts the most sent
         q.push(rec("c", 1));
         assert_eq!(q.len(), 2);
         assert_eq!(q.dropped(), 1);
         assert!(q.get(&NodeId::parse("c").unwrap()).is_some());
+        assert!(q.get(&NodeId::parse("a").unwrap()).is_some());
+        assert!(q.get(&NodeId::parse("b").unwrap()).is_none());
     }
 }

@@ -1,5 +1,5 @@
 //! The server's accepted connections: counted, `TCP_NODELAY`, and with TLS
-//! configured, handshaken (at most [`MAX_HANDSHAKES`] at once, each within
+//! configured, handshaken (at most [`MAX_HANDSHAKES`] being opened at once, each within
 //! [`HANDSHAKE_TIMEOUT`]). Callers that speak the wrong protocol are refused
 //! with a log line naming the fix.
 
@@ -20,7 +20,8 @@ use super::{
 };
 use crate::transport::traffic::{CountingStream, Traffic};
 
-/// TLS handshakes in progress at most; more connections wait to be handshaken.
+/// Connections being opened (first byte, TLS handshake) at most; more new
+/// connections are closed at once so the accept loop never waits.
 pub const MAX_HANDSHAKES: usize = 256;
 /// Longest a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,12 +52,13 @@ pub fn incoming(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
-                return;
+            // Never wait here: a slot-hogging caller must not stop accepts.
+            let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+                warn!(peer = %remote, "{MAX_HANDSHAKES} connections are being opened; closing this one");
+                continue;
             };
             let (tx, traffic, tls) = (tx.clone(), Arc::clone(&traffic), tls.clone());
             tokio::spawn(async move {
-                let _permit = permit;
                 let opening = sniff::opening(&tcp).await;
                 let io = match (tls, opening) {
                     (_, Opening::Nothing) => return,
@@ -96,6 +98,8 @@ pub fn incoming(
                         }
                     }
                 };
+                // The slot covers opening only, not waiting for the server.
+                drop(permit);
                 let _ = tx.send(Ok(io)).await;
             });
         }

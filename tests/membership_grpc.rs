@@ -187,6 +187,20 @@ mod iarnet {
     }
 }
 
+/// A gRPC server at 127.0.0.1:0 that serves only health, as an iarnet node would
+/// answer gsp's membership calls: UNIMPLEMENTED. Returns its address.
+async fn iarnet_stand_in() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_, health) = tonic_health::server::health_reporter();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    addr.to_string()
+}
+
 async fn unary<Req, Resp>(addr: &str, path: &'static str, req: Req) -> Resp
 where
     Req: prost::Message + Send + Sync + 'static,
@@ -227,11 +241,14 @@ async fn an_iarnet_client_gets_meaningful_answers() {
     assert_eq!(info.status, 1, "NODE_STATUS_ONLINE");
     assert!(info.version >= 1 && info.last_seen > 0);
 
-    // An iarnet node gossips itself; gsp merges it and answers with its view.
+    // An iarnet node gossips itself; gsp answers with its view and lists it once
+    // it has answered a probe at its address (an iarnet node answers gsp's probe
+    // with UNIMPLEMENTED: it is up). The stand-in serves only gRPC health.
+    let iarnet_addr = iarnet_stand_in().await;
     let me = iarnet::PeerNodeInfo {
         node_id: "node.iarnet1".into(),
         node_name: "iarnet-1".into(),
-        address: "127.0.0.1:1".into(),
+        address: iarnet_addr.clone(),
         domain_id: "domain.x".into(),
         status: 1,
         last_seen: 1,
@@ -256,15 +273,16 @@ async fn an_iarnet_client_gets_meaningful_answers() {
     .await;
     assert_eq!(resp.message_id, "gossip.1");
     let names: Vec<_> = resp.nodes.iter().map(|p| p.node_name.as_str()).collect();
+    assert!(names.contains(&"gsp-node"), "{names:?}");
     assert!(
-        names.contains(&"gsp-node") && names.contains(&"iarnet-1"),
-        "{names:?}"
+        eventually(Duration::from_secs(5), || n.membership().with_state(|s| {
+            s.all_records()
+                .iter()
+                .any(|r| r.name == "iarnet-1" && r.protocol == 0)
+        }))
+        .await,
+        "the iarnet node was not listed after answering at its address"
     );
-    assert!(n.membership().with_state(|s| {
-        s.all_records()
-            .iter()
-            .any(|r| r.name == "iarnet-1" && r.protocol == 0)
-    }));
 
     // QueryResources as iarnet asks it: the gsp node answers from its view.
     let q: iarnet::ResourceQueryResponse = unary(

@@ -73,8 +73,8 @@ fn frozen(net: &MemoryNetwork, gpus: &[i64], edges: &[(usize, usize)]) -> Vec<Me
         })
         .collect();
     for &(x, y) in edges {
-        agents[x].with_state(|s| s.apply(record(y, gpus[y]), now()));
-        agents[y].with_state(|s| s.apply(record(x, gpus[x]), now()));
+        agents[x].with_state(|s| s.admit(record(y, gpus[y]), now()));
+        agents[y].with_state(|s| s.admit(record(x, gpus[x]), now()));
     }
     agents
 }

@@ -159,7 +159,7 @@ pub async fn run(
     );
     agent.with_state(|s| {
         for i in 1..c.view_nodes {
-            s.apply(synthetic(i, &mut rng), now());
+            s.admit(synthetic(i, &mut rng), now());
         }
     });
     let mut hist = report::new_histogram()?;

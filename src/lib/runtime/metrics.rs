@@ -46,9 +46,10 @@ pub fn render(sources: &Sources) -> String {
             s.tombstone_count() as u64,
             s.updates_dropped(),
             s.counters().clone(),
+            s.unverified_count() as u64,
         )
     });
-    let (by_state, health, tombstones, dropped, counters) = counts;
+    let (by_state, health, tombstones, dropped, counters, unverified) = counts;
     o.metric(
         "gsp_members",
         "gauge",
@@ -151,6 +152,40 @@ pub fn render(sources: &Sources) -> String {
         "counter",
         "Pending updates dropped at the queue's capacity.",
         &[("", dropped)],
+    );
+    o.metric(
+        "gsp_members_unverified",
+        "gauge",
+        "Nodes heard of second-hand, waiting to answer a probe before they are listed.",
+        &[("", unverified)],
+    );
+    o.metric(
+        "gsp_member_verifications_total",
+        "counter",
+        "Nodes heard of second-hand, by outcome: admitted after answering as themselves, refused (no answer, another node answered, or waited too long), dropped (the waiting set was full).",
+        &[
+            ("result=\"admitted\"", counters.candidates_verified),
+            ("result=\"refused\"", counters.candidates_refused),
+            ("result=\"dropped\"", counters.candidates_dropped),
+        ],
+    );
+    o.metric(
+        "gsp_verification_probes_total",
+        "counter",
+        "Probes sent to nodes heard of second-hand.",
+        &[("", g(&st.verification_probes))],
+    );
+    o.metric(
+        "gsp_claims_clamped_total",
+        "counter",
+        "Claims that a member is down at a version newer than known here, taken at the known version.",
+        &[("", counters.claims_clamped)],
+    );
+    o.metric(
+        "gsp_claims_ignored_total",
+        "counter",
+        "Claims that an unknown node is down, ignored.",
+        &[("", counters.unknown_down_ignored)],
     );
     let labels: Vec<String> = EventKind::ALL
         .iter()

@@ -32,6 +32,10 @@ pub const DEFAULT_MAX_MEMBERS: usize = 4096;
 pub const DEFAULT_MAX_PIGGYBACK: usize = 8;
 /// Default cap on pending updates.
 pub const DEFAULT_MAX_QUEUED_UPDATES: usize = 1024;
+/// Default cap on nodes heard of second-hand and waiting to be verified.
+pub const DEFAULT_MAX_CANDIDATES: usize = 256;
+/// Default time, in rounds, a node waits to be verified before it is forgotten.
+pub const DEFAULT_CANDIDATE_TTL_ROUNDS: u32 = 30;
 /// Default ceiling of the local health multiplier (Lifeguard).
 pub const DEFAULT_MAX_LOCAL_HEALTH: u32 = 8;
 
@@ -70,6 +74,11 @@ pub struct MembershipConfig {
     pub max_queued_updates: usize,
     /// Ceiling of the local health multiplier.
     pub max_local_health: u32,
+    /// Cap on nodes heard of second-hand and waiting for a probe of their own;
+    /// further unknown nodes are dropped (counted) until room frees up.
+    pub max_candidates: usize,
+    /// How long such a node may wait for its verification to conclude.
+    pub candidate_ttl: Duration,
 }
 
 impl Default for MembershipConfig {
@@ -98,6 +107,8 @@ impl MembershipConfig {
             max_piggyback: DEFAULT_MAX_PIGGYBACK,
             max_queued_updates: DEFAULT_MAX_QUEUED_UPDATES,
             max_local_health: DEFAULT_MAX_LOCAL_HEALTH,
+            max_candidates: DEFAULT_MAX_CANDIDATES,
+            candidate_ttl: interval * DEFAULT_CANDIDATE_TTL_ROUNDS,
         }
     }
 

@@ -5,6 +5,8 @@
 //! the runtime asks it whom to probe, tells it what came back, and sends what it
 //! says to send. Time and randomness are passed in.
 
+pub mod candidates;
+mod claims;
 pub mod config;
 pub mod events;
 pub mod messages;

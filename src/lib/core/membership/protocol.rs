@@ -6,6 +6,8 @@ use std::{collections::BTreeMap, time::Duration};
 use rand::{Rng, seq::IndexedRandom as _, seq::SliceRandom as _};
 
 use super::{
+    candidates::{Candidates, Offered},
+    claims,
     config::MembershipConfig,
     events::{EventKind, MembershipEvent},
     queue::UpdateQueue,
@@ -26,6 +28,19 @@ pub struct Counters {
     pub refutations: u64,
     /// Suspicions that expired into a death.
     pub suspicions_expired: u64,
+    /// Claims by others that a member is down at a version newer than the one
+    /// known here, taken at the known version instead (only a node itself can
+    /// raise its version).
+    pub claims_clamped: u64,
+    /// Claims that an unknown node is down, ignored.
+    pub unknown_down_ignored: u64,
+    /// Unknown nodes dropped because the set waiting for verification was full.
+    pub candidates_dropped: u64,
+    /// Unknown nodes admitted after answering a probe of their own.
+    pub candidates_verified: u64,
+    /// Unknown nodes that did not answer their verification probe (or answered
+    /// as another node), or waited too long: never listed.
+    pub candidates_refused: u64,
 }
 
 /// Something to push at once rather than at the next round.
@@ -65,6 +80,8 @@ pub struct Membership {
     config: MembershipConfig,
     local: MemberRecord,
     table: MemberTable,
+    /// Nodes heard of second-hand, listed only once they answer a probe.
+    candidates: Candidates,
     queue: UpdateQueue,
     suspicions: BTreeMap<NodeId, Suspicion>,
     health: u32,
@@ -87,10 +104,12 @@ impl Membership {
         table.put(local.clone(), now);
         let mut queue = UpdateQueue::new(config.max_queued_updates);
         queue.push(local.clone());
+        let candidates = Candidates::new(config.max_candidates, config.candidate_ttl);
         Self {
             config,
             local,
             table,
+            candidates,
             queue,
             suspicions: BTreeMap::new(),
             health: 0,
@@ -118,7 +137,7 @@ impl Membership {
         let mut r = self.local.clone();
         change(&mut r);
         r.id = self.local.id.clone();
-        r.version.counter = self.local.version.counter + 1;
+        r.version = self.local.version.next(now.unix_ns);
         r.updated_unix_ns = now.unix_ns;
         let kind = if r.maintenance == self.local.maintenance {
             EventKind::Updated
@@ -137,11 +156,99 @@ impl Membership {
         self.queue.push(r);
     }
 
-    /// Merges one record learnt from a peer.
+    /// Merges one record learnt from a peer (second-hand: whoever sent it may not
+    /// be the node it is about).
+    ///
+    /// A node not known here is not listed on a peer's word: an alive record of
+    /// it waits until the node answers a probe of its own (see
+    /// [`Self::take_unverified`]); a claim that it is down is ignored. A claim
+    /// that a known member is suspect, dead or gone never raises its version:
+    /// only the member itself does that, so a liar cannot put a claim out of the
+    /// member's reach.
     pub fn apply(&mut self, record: MemberRecord, now: Now) -> Applied {
         if record.id == self.local.id {
             return self.apply_about_self(&record, now);
         }
+        let Some(known) = self.table.get(&record.id) else {
+            return self.offer_unknown(record, now);
+        };
+        let (record, clamped) = claims::at_known_version(&known.record, record);
+        if clamped {
+            self.counters.claims_clamped += 1;
+        }
+        self.merge(record, now)
+    }
+
+    /// Merges a record heard first-hand: the node answered a probe at the
+    /// record's address. Lists it if it was unknown.
+    pub fn admit(&mut self, record: MemberRecord, now: Now) -> Applied {
+        if record.id == self.local.id || self.table.get(&record.id).is_some() {
+            return self.apply(record, now);
+        }
+        self.candidates.remove(&record.id);
+        self.merge(record, now)
+    }
+
+    fn offer_unknown(&mut self, record: MemberRecord, now: Now) -> Applied {
+        if !record.state.is_up() {
+            self.counters.unknown_down_ignored += 1;
+            return Applied::Stale;
+        }
+        if self
+            .table
+            .tombstone_version(&record.id)
+            .is_some_and(|v| record.version <= v)
+        {
+            self.counters.stale_ignored += 1;
+            return Applied::Stale;
+        }
+        if self.table.len() >= self.config.max_members {
+            self.counters.refused_table_full += 1;
+            return Applied::TableFull;
+        }
+        match self.candidates.offer(record, now.instant) {
+            Offered::Queued => Applied::Unverified,
+            Offered::Stale => Applied::Stale,
+            Offered::Full => {
+                self.counters.candidates_dropped += 1;
+                Applied::TableFull
+            }
+        }
+    }
+
+    /// Up to `max` unknown nodes to probe, each once: the caller reports back
+    /// with [`Self::candidate_answered`] or [`Self::candidate_silent`].
+    pub fn take_unverified(&mut self, max: usize) -> Vec<ProbeTarget> {
+        self.candidates.take_unprobed(max)
+    }
+
+    /// Whether unknown nodes are waiting for a verification probe.
+    pub fn has_unverified(&self) -> bool {
+        self.candidates.has_unprobed()
+    }
+
+    /// Unknown nodes waiting for verification.
+    pub fn unverified_count(&self) -> usize {
+        self.candidates.len()
+    }
+
+    /// An unknown node answered its probe as itself: list it.
+    pub fn candidate_answered(&mut self, id: &NodeId, now: Now) {
+        if let Some(record) = self.candidates.remove(id) {
+            self.counters.candidates_verified += 1;
+            self.merge(record, now);
+            self.table.heard_from(id, now);
+        }
+    }
+
+    /// An unknown node did not answer its probe as itself: forget it.
+    pub fn candidate_silent(&mut self, id: &NodeId) {
+        if self.candidates.remove(id).is_some() {
+            self.counters.candidates_refused += 1;
+        }
+    }
+
+    fn merge(&mut self, record: MemberRecord, now: Now) -> Applied {
         let id = record.id.clone();
         let old_maintenance = self.table.get(&id).map(|e| e.record.maintenance);
         let (applied, event) = self.table.apply(record.clone(), now);
@@ -189,6 +296,7 @@ impl Membership {
             }
             Applied::Stale => self.counters.stale_ignored += 1,
             Applied::TableFull => self.counters.refused_table_full += 1,
+            Applied::Unverified => {}
         }
         if let Some(e) = event {
             self.events.push(e);
@@ -206,14 +314,10 @@ impl Membership {
         if !(claims_down || newer) {
             return Applied::Stale;
         }
+        // Refutation always wins: the answer is newer than the claim, whatever
+        // (acceptable) version the claim carries.
         let mut r = self.local.clone();
-        if record.version.incarnation > r.version.incarnation {
-            r.version.incarnation = record.version.incarnation;
-            r.version.counter = record.version.counter;
-        } else if record.version.incarnation == r.version.incarnation {
-            r.version.counter = r.version.counter.max(record.version.counter);
-        }
-        r.version.counter += 1;
+        r.version = self.local.version.max(record.version).next(now.unix_ns);
         r.state = MemberState::Alive;
         r.suspected_by = None;
         r.updated_unix_ns = now.unix_ns;
@@ -419,6 +523,7 @@ impl Membership {
                 });
             }
         }
+        self.counters.candidates_refused += self.candidates.expire(now.instant) as u64;
         let removed = self.table.reap(
             &self.local.id,
             self.config.node_ttl,
@@ -495,7 +600,7 @@ impl Membership {
     /// Announces a graceful leave: publishes a newer version in state left.
     pub fn leave(&mut self, now: Now) -> MemberRecord {
         let mut r = self.local.clone();
-        r.version.counter += 1;
+        r.version = r.version.next(now.unix_ns);
         r.state = MemberState::Left;
         r.updated_unix_ns = now.unix_ns;
         self.events

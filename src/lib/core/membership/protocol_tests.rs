@@ -9,7 +9,10 @@ use proptest::prelude::*;
 use rand::{SeedableRng as _, rngs::StdRng};
 
 use super::*;
-use crate::core::membership::{events::EventKind, record::Version};
+use crate::core::membership::{
+    events::EventKind,
+    record::{MAX_COUNTER, Version},
+};
 
 fn id(s: &str) -> NodeId {
     NodeId::parse(s).unwrap()
@@ -38,7 +41,7 @@ fn node(name: &str, t0: Instant) -> Membership {
 fn a_suspicion_expires_into_death_and_the_node_is_removed_after_the_ttl() {
     let t0 = Instant::now();
     let mut m = node("me", t0);
-    m.apply(rec("b", 1, MemberState::Alive), at(t0, 0));
+    m.admit(rec("b", 1, MemberState::Alive), at(t0, 0));
     m.probe_failed(&id("b"), false, at(t0, 0));
     assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Suspect);
     m.tick(at(t0, 100));
@@ -71,7 +74,7 @@ fn a_suspicion_expires_into_death_and_the_node_is_removed_after_the_ttl() {
 fn an_expired_suspect_that_still_answers_is_suspected_again_not_killed() {
     let t0 = Instant::now();
     let mut m = node("me", t0);
-    m.apply(rec("b", 1, MemberState::Alive), at(t0, 0));
+    m.admit(rec("b", 1, MemberState::Alive), at(t0, 0));
     m.probe_failed(&id("b"), false, at(t0, 0));
     assert_eq!(m.tick(at(t0, 60_000)).len(), 1);
     m.expired_suspect_answered(&id("b"), at(t0, 60_000));
@@ -86,7 +89,7 @@ fn confirmations_shorten_the_suspicion() {
     let t0 = Instant::now();
     let mut m = node("me", t0);
     for n in ["b", "c", "d", "e", "f"] {
-        m.apply(rec(n, 1, MemberState::Alive), at(t0, 0));
+        m.admit(rec(n, 1, MemberState::Alive), at(t0, 0));
     }
     m.probe_failed(&id("b"), false, at(t0, 0));
     for by in ["c", "d", "e"] {
@@ -109,8 +112,8 @@ fn a_suspected_node_refutes_and_is_alive_again_everywhere() {
     let t0 = Instant::now();
     let mut a = node("a", t0);
     let mut b = node("b", t0);
-    a.apply(b.local().clone(), at(t0, 0));
-    b.apply(a.local().clone(), at(t0, 0));
+    a.admit(b.local().clone(), at(t0, 0));
+    b.admit(a.local().clone(), at(t0, 0));
     a.probe_failed(&id("b"), false, at(t0, 0));
     // The buddy system: a's next message to b carries b's suspicion.
     let to_b = a.piggyback(Some(&id("b")));
@@ -138,7 +141,7 @@ fn every_member_is_probed_once_per_pass() {
     let mut m = node("me", t0);
     let names: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
     for n in &names {
-        m.apply(rec(n, 1, MemberState::Alive), at(t0, 0));
+        m.admit(rec(n, 1, MemberState::Alive), at(t0, 0));
     }
     let mut rng = StdRng::seed_from_u64(7);
     for _ in 0..3 {
@@ -154,11 +157,11 @@ fn a_node_that_joins_mid_pass_is_probed_within_that_pass() {
     let t0 = Instant::now();
     let mut m = node("me", t0);
     for i in 0..10 {
-        m.apply(rec(&format!("n{i}"), 1, MemberState::Alive), at(t0, 0));
+        m.admit(rec(&format!("n{i}"), 1, MemberState::Alive), at(t0, 0));
     }
     let mut rng = StdRng::seed_from_u64(3);
     m.next_probe(&mut rng).unwrap();
-    m.apply(rec("late", 1, MemberState::Alive), at(t0, 1));
+    m.admit(rec("late", 1, MemberState::Alive), at(t0, 1));
     let rest: Vec<String> = (0..10)
         .map(|_| m.next_probe(&mut rng).unwrap().id.to_string())
         .collect();
@@ -170,7 +173,7 @@ fn leaving_publishes_a_newer_left_record() {
     let t0 = Instant::now();
     let mut a = node("a", t0);
     let mut b = node("b", t0);
-    b.apply(a.local().clone(), at(t0, 0));
+    b.admit(a.local().clone(), at(t0, 0));
     let left = a.leave(at(t0, 5));
     assert_eq!(left.state, MemberState::Left);
     b.apply(left, at(t0, 6));
@@ -186,8 +189,8 @@ fn anti_entropy_by_digests_converges_two_tables() {
     let mut a = node("a", t0);
     let mut b = node("b", t0);
     for i in 0..20 {
-        a.apply(rec(&format!("x{i}"), 1, MemberState::Alive), at(t0, 0));
-        b.apply(
+        a.admit(rec(&format!("x{i}"), 1, MemberState::Alive), at(t0, 0));
+        b.admit(
             rec(
                 &format!("x{i}"),
                 if i % 3 == 0 { 2 } else { 1 },
@@ -196,14 +199,135 @@ fn anti_entropy_by_digests_converges_two_tables() {
             at(t0, 0),
         );
     }
-    b.apply(rec("only-b", 1, MemberState::Alive), at(t0, 0));
+    b.admit(rec("only-b", 1, MemberState::Alive), at(t0, 0));
     assert_ne!(a.table_hash(), b.table_hash());
     // a -> b: b's digests; a sends what b lacks and asks for what it lacks.
     let (to_b, want) = a.diff(&b.digests());
     b.apply_all(to_b, at(t0, 1));
     a.apply_all(b.records_for(&want), at(t0, 1));
+    // Nodes never heard of (b itself, only-b; a for b) wait until they answer
+    // a probe of their own.
+    assert_eq!((a.len(), a.unverified_count()), (21, 2));
+    assert_eq!((b.len(), b.unverified_count()), (22, 1));
+    for m in [&mut a, &mut b] {
+        for t in m.take_unverified(8) {
+            m.candidate_answered(&t.id, at(t0, 2));
+        }
+    }
     assert_eq!(a.table_hash(), b.table_hash());
     assert_eq!(a.len(), 23);
+}
+
+#[test]
+fn a_forged_death_at_an_absurd_version_is_refuted_and_the_victim_stays_listed() {
+    let t0 = Instant::now();
+    let mut a = node("a", t0);
+    let mut v = node("v", t0);
+    a.admit(v.local().clone(), at(t0, 0));
+    v.admit(a.local().clone(), at(t0, 0));
+    let mut forged = v.local().clone();
+    forged.state = MemberState::Dead;
+    forged.version.counter = MAX_COUNTER;
+    forged.address = "203.0.113.9:1".into();
+    a.apply(forged.clone(), at(t0, 1));
+    // a takes the claim at the version it knows, not at the forger's.
+    let listed = a.get(&id("v")).unwrap().clone();
+    assert_eq!(listed.state, MemberState::Dead);
+    assert_eq!(listed.version, v.local().version);
+    assert_eq!(listed.address, "v:1");
+    assert_eq!(a.counters().claims_clamped, 1);
+    // v hears the claim itself; its answer is newer than the claim anyway.
+    v.apply(forged.clone(), at(t0, 2));
+    assert!(v.local().version > forged.version);
+    assert_eq!(
+        v.local().version.counter,
+        1,
+        "a new incarnation past the cap"
+    );
+    a.apply_all(v.piggyback(Some(&id("a"))), at(t0, 3));
+    assert_eq!(a.get(&id("v")).unwrap().state, MemberState::Alive);
+    // Replaying the forgery changes nothing now.
+    a.apply(forged, at(t0, 4));
+    assert_eq!(a.get(&id("v")).unwrap().state, MemberState::Alive);
+}
+
+#[test]
+fn a_forged_record_of_the_victim_itself_is_refuted_past_the_counter_cap() {
+    let t0 = Instant::now();
+    let mut a = node("a", t0);
+    let mut v = node("v", t0);
+    a.admit(v.local().clone(), at(t0, 0));
+    let mut forged = v.local().clone();
+    forged.version.counter = MAX_COUNTER;
+    forged.address = "203.0.113.9:1".into();
+    a.apply(forged.clone(), at(t0, 1));
+    assert_eq!(a.get(&id("v")).unwrap().address, "203.0.113.9:1");
+    v.apply(forged, at(t0, 2));
+    a.apply_all(v.piggyback(Some(&id("a"))), at(t0, 3));
+    assert_eq!(a.get(&id("v")).unwrap().address, "v:1");
+    assert_eq!(a.get(&id("v")).unwrap().state, MemberState::Alive);
+}
+
+#[test]
+fn a_node_heard_of_second_hand_is_listed_only_after_it_answers() {
+    let t0 = Instant::now();
+    let mut m = node("me", t0);
+    assert_eq!(
+        m.apply(rec("new", 1, MemberState::Alive), at(t0, 0)),
+        Applied::Unverified
+    );
+    assert!(m.get(&id("new")).is_none());
+    assert!(m.next_probe(&mut StdRng::seed_from_u64(1)).is_none());
+    let waiting = m.take_unverified(8);
+    assert_eq!(waiting[0].address, "new:1");
+    assert!(m.take_unverified(8).is_empty(), "handed out once");
+    m.candidate_answered(&id("new"), at(t0, 1));
+    assert_eq!(m.get(&id("new")).unwrap().state, MemberState::Alive);
+    assert_eq!(m.take_events()[0].kind, EventKind::Joined);
+    assert_eq!(m.counters().candidates_verified, 1);
+}
+
+#[test]
+fn made_up_nodes_are_never_listed_and_cannot_crowd_the_table() {
+    let t0 = Instant::now();
+    let mut m = node("me", t0);
+    for i in 0..4000 {
+        m.apply(rec(&format!("fake{i}"), 1, MemberState::Alive), at(t0, 0));
+        m.apply(rec(&format!("ghost{i}"), 1, MemberState::Dead), at(t0, 0));
+    }
+    assert_eq!(m.len(), 1, "nothing listed on a peer's word");
+    let cap = m.config().max_candidates;
+    assert_eq!(m.unverified_count(), cap);
+    assert_eq!(m.counters().candidates_dropped, 4000 - cap as u64);
+    assert_eq!(m.counters().unknown_down_ignored, 4000);
+    for t in m.take_unverified(cap) {
+        m.candidate_silent(&t.id);
+    }
+    assert_eq!(m.len(), 1);
+    assert_eq!(m.counters().candidates_refused, cap as u64);
+    // A real node offered now finds room again.
+    m.apply(rec("real", 1, MemberState::Alive), at(t0, 1));
+    m.candidate_answered(&id("real"), at(t0, 2));
+    assert_eq!(m.len(), 2);
+    assert_eq!(
+        m.local_health(),
+        0,
+        "failed verifications are not this node's fault"
+    );
+}
+
+#[test]
+fn a_node_waiting_too_long_for_verification_is_forgotten() {
+    let t0 = Instant::now();
+    let mut m = node("me", t0);
+    m.apply(rec("slow", 1, MemberState::Alive), at(t0, 0));
+    m.take_unverified(8);
+    let ttl = u64::try_from(m.config().candidate_ttl.as_millis()).unwrap();
+    m.tick(at(t0, ttl));
+    assert_eq!(m.unverified_count(), 0);
+    // A late answer does not list it.
+    m.candidate_answered(&id("slow"), at(t0, ttl + 1));
+    assert!(m.get(&id("slow")).is_none());
 }
 
 fn arb_record() -> impl Strategy<Value = MemberRecord> {
@@ -223,6 +347,19 @@ fn arb_record() -> impl Strategy<Value = MemberRecord> {
     })
 }
 
+/// Node n0 that has heard first-hand from n1..n3 (at the lowest version), so
+/// records about them merge instead of waiting for verification.
+fn known_peers(t0: Instant) -> Membership {
+    let mut m = node("n0", t0);
+    for n in 1..4 {
+        let mut r = rec(&format!("n{n}"), 0, MemberState::Alive);
+        r.version.incarnation = 0;
+        m.admit(r, at(t0, 0));
+        m.get(&id(&format!("n{n}"))).unwrap();
+    }
+    m
+}
+
 fn summary(m: &Membership) -> HashMap<String, (Version, MemberState)> {
     m.all_records()
         .into_iter()
@@ -232,17 +369,20 @@ fn summary(m: &Membership) -> HashMap<String, (Version, MemberState)> {
 }
 
 proptest! {
-    /// Any order of the same records gives the same table, and applying them again
-    /// changes nothing.
+    /// Any order of the same records gives the same table once they have all
+    /// been seen twice (as anti-entropy repeats them: a claim can land only at a
+    /// version known when it arrives), and applying them again changes nothing.
     #[test]
     fn merge_is_commutative_and_idempotent(records in proptest::collection::vec(arb_record(), 0..40), seed in any::<u64>()) {
         let t0 = Instant::now();
         let mut shuffled = records.clone();
         rand::seq::SliceRandom::shuffle(shuffled.as_mut_slice(), &mut StdRng::seed_from_u64(seed));
-        let mut a = node("me", t0);
-        let mut b = node("me", t0);
-        a.apply_all(records.clone(), at(t0, 0));
-        b.apply_all(shuffled, at(t0, 0));
+        let mut a = known_peers(t0);
+        let mut b = known_peers(t0);
+        for _ in 0..2 {
+            a.apply_all(records.clone(), at(t0, 0));
+            b.apply_all(shuffled.clone(), at(t0, 0));
+        }
         prop_assert_eq!(summary(&a), summary(&b));
         let before = summary(&a);
         a.apply_all(records, at(t0, 0));
@@ -254,7 +394,7 @@ proptest! {
     #[test]
     fn versions_only_grow(records in proptest::collection::vec(arb_record(), 0..60)) {
         let t0 = Instant::now();
-        let mut m = node("n0", t0);
+        let mut m = known_peers(t0);
         let mut seen: HashMap<String, Version> = HashMap::new();
         let mut local = m.local().version;
         for r in records {

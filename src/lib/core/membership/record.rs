@@ -132,6 +132,31 @@ pub struct Version {
     pub counter: u64,
 }
 
+/// Largest counter a record may carry (records beyond it are refused on the
+/// wire). A node whose counter reaches it moves to a new incarnation instead, so
+/// a claim at any acceptable version can always be answered by a newer one.
+pub const MAX_COUNTER: u64 = 1 << 48;
+
+impl Version {
+    /// The version a node publishes after `self`: the next counter, or, once the
+    /// counter is at [`MAX_COUNTER`], counter 1 of a new incarnation (`now_unix_ns`,
+    /// or one past the current incarnation if the clock is behind it).
+    #[must_use]
+    pub fn next(self, now_unix_ns: i64) -> Self {
+        if self.counter < MAX_COUNTER {
+            return Self {
+                incarnation: self.incarnation,
+                counter: self.counter + 1,
+            };
+        }
+        let now = u64::try_from(now_unix_ns).unwrap_or(0);
+        Self {
+            incarnation: now.max(self.incarnation.saturating_add(1)),
+            counter: 1,
+        }
+    }
+}
+
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.incarnation, self.counter)

@@ -40,6 +40,9 @@ pub enum Applied {
     Confirmed,
     /// The table is full; a new node was refused.
     TableFull,
+    /// A node not known here, heard of second-hand: it waits for a probe of its
+    /// own before it is listed.
+    Unverified,
 }
 
 /// Members by id, plus tombstones of removed ones.

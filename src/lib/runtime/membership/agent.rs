@@ -94,6 +94,8 @@ pub(super) struct Shared {
     /// State changes to push at once, coalesced by the spreader loop.
     urgent: Mutex<Vec<MemberRecord>>,
     pub(super) urgent_wake: tokio::sync::Notify,
+    /// Woken when unknown nodes wait for a verification probe (see `loops::verify`).
+    pub(super) verify_wake: tokio::sync::Notify,
     pub(super) config: AgentConfig,
     pub(super) queries: super::query::QueryState,
     /// This machine's hardware inventory, once the resource loop has read it.
@@ -105,11 +107,14 @@ pub(super) struct Shared {
 impl Shared {
     /// Runs `f` on the protocol state, then publishes the events it produced.
     pub(super) fn with_state<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> T {
-        let (out, events, urgent) = {
+        let (out, events, urgent, unverified) = {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let out = f(&mut s);
-            (out, s.take_events(), s.take_urgent())
+            (out, s.take_events(), s.take_urgent(), s.has_unverified())
         };
+        if unverified {
+            self.verify_wake.notify_one();
+        }
         for e in events {
             self.publish(e);
         }
@@ -287,6 +292,7 @@ impl MembershipAgent {
             seeds: Mutex::new(Vec::new()),
             urgent: Mutex::new(Vec::new()),
             urgent_wake: tokio::sync::Notify::new(),
+            verify_wake: tokio::sync::Notify::new(),
             config,
             queries: super::query::QueryState::new(),
             inventory: Mutex::new(None),

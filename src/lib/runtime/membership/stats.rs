@@ -17,6 +17,8 @@ pub struct MembershipStats {
     pub indirect_probes: AtomicU64,
     /// Gossip pushes sent.
     pub gossip_pushes: AtomicU64,
+    /// Probes of nodes heard of second-hand, before listing them.
+    pub verification_probes: AtomicU64,
     /// Push-pull exchanges started.
     pub push_pulls: AtomicU64,
     /// Calls refused because the caller was in another domain.

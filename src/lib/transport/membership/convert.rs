@@ -41,7 +41,7 @@ impl Default for RecordLimits {
             max_label_len: 256,
             max_gpus: 64,
             max_clock_skew_ns: 24 * 3600 * 1_000_000_000,
-            max_counter: 1 << 48,
+            max_counter: crate::core::membership::record::MAX_COUNTER,
         }
     }
 }

@@ -12,6 +12,7 @@ mod parse;
 pub mod peers;
 pub mod query;
 pub mod send;
+mod tls;
 pub mod watch;
 pub mod watch_messages;
 
@@ -97,6 +98,8 @@ enum Command {
     Watch(watch::WatchArgs),
     /// Spawn local nodes, flood them, report ACK latency and throughput vs raw TCP.
     Bench(bench::BenchArgs),
+    /// Create the cluster's CA and node/client certificates for mutual TLS.
+    Tls(tls::TlsArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -134,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let Cli { global, command } = cli;
     match command {
         Command::Completions(args) => completions::run(&args),
+        Command::Tls(args) => tls::run(args, &global),
         Command::Node(args) => runtime()?.block_on(node::run(args, global)),
         Command::Peers(args) => runtime()?.block_on(peers::run(args, global)),
         Command::Query(args) => runtime()?.block_on(query::run(args, global)),

@@ -318,6 +318,9 @@ impl NodeHandle {
         let grpc_errors = Arc::new(GrpcErrors::default());
         let router = Server::builder()
             .layer(CountErrorsLayer::new(Arc::clone(&grpc_errors)))
+            .layer(tls::roles::NodeOnlyLayer::new(Arc::clone(
+                config.auth.failures(),
+            )))
             // Gossip cancels calls that time out; under load many resets are normal
             // and must not make h2 drop the connection (its default allows 20).
             .http2_max_pending_accept_reset_streams(Some(1024))

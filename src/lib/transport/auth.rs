@@ -2,13 +2,16 @@
 //! compared in constant time, and the actor (who made a call) recorded in
 //! audit events. The token itself is never logged or echoed.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, metadata::MetadataMap};
 
-use super::tls::incoming::PeerInfo;
+use super::{
+    refusals::{AuthFailure, AuthFailures},
+    tls::incoming::PeerInfo,
+};
 
 /// Metadata key a node forwarding a routed admin call uses to name the
 /// original caller; trusted only from an authenticated caller.
@@ -28,6 +31,8 @@ pub enum Access {
 pub struct AdminAuth {
     digest: Option<[u8; 32]>,
     require_for_reads: bool,
+    /// Refused attempts, shared with the node's metrics and role checks.
+    failures: Arc<AuthFailures>,
 }
 
 impl fmt::Debug for AdminAuth {
@@ -35,6 +40,7 @@ impl fmt::Debug for AdminAuth {
         f.debug_struct("AdminAuth")
             .field("token", &self.digest.map(|_| "<redacted>"))
             .field("require_for_reads", &self.require_for_reads)
+            .field("failures", &self.failures)
             .finish()
     }
 }
@@ -79,7 +85,13 @@ impl AdminAuth {
         Self {
             digest: Some(Sha256::digest(token.as_bytes()).into()),
             require_for_reads,
+            failures: Arc::default(),
         }
+    }
+
+    /// Failed authentications counted so far (token and certificate role).
+    pub fn failures(&self) -> &Arc<AuthFailures> {
+        &self.failures
     }
 
     /// Whether a token is configured.
@@ -114,21 +126,32 @@ impl AdminAuth {
         if access == Access::Read && !self.require_for_reads {
             return Ok(format!("{anonymous}{caller}"));
         }
-        Err(Status::unauthenticated(if presented.is_some() {
-            "the admin token is wrong (check --token / GSP_TOKEN)"
+        let why = if presented.is_some() {
+            AuthFailure::TokenWrong
         } else {
-            "this node requires an admin token: pass --token or set GSP_TOKEN"
+            AuthFailure::TokenMissing
+        };
+        self.failures
+            .record(why, remote(request), std::time::Instant::now());
+        Err(Status::unauthenticated(match why {
+            AuthFailure::TokenWrong => "the admin token is wrong (check --token / GSP_TOKEN)",
+            _ => "this node requires an admin token: pass --token or set GSP_TOKEN",
         }))
     }
 }
 
-/// ` from ADDR`, or nothing when the address is unknown.
-fn caller<T>(request: &Request<T>) -> String {
+/// The caller's address, when known.
+fn remote<T>(request: &Request<T>) -> Option<std::net::SocketAddr> {
     request
         .extensions()
         .get::<PeerInfo>()
         .and_then(|p| p.remote)
         .or_else(|| request.remote_addr())
+}
+
+/// ` from ADDR`, or nothing when the address is unknown.
+fn caller<T>(request: &Request<T>) -> String {
+    remote(request)
         .map(|a| format!(" from {a}"))
         .unwrap_or_default()
 }
@@ -200,6 +223,8 @@ mod tests {
             .check(&req(Some("s3cret")), Access::Write)
             .expect("right token");
         assert_eq!(actor, "admin-token");
+        assert_eq!(auth.failures().count(AuthFailure::TokenMissing), 1);
+        assert_eq!(auth.failures().count(AuthFailure::TokenWrong), 1);
     }
 
     #[test]

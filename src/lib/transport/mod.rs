@@ -11,5 +11,6 @@ pub mod grpc_errors;
 pub mod membership;
 pub mod pb;
 pub mod pool;
+pub mod refusals;
 pub mod tls;
 pub mod traffic;

@@ -50,24 +50,22 @@ pub struct PeerInfo {
     pub remote: Option<std::net::SocketAddr>,
     /// The subject of its verified client certificate (TLS only).
     pub subject: Option<String>,
+    /// The role (and name) its verified certificate grants (TLS only).
+    pub grant: Option<super::pki::Grant>,
 }
 
 impl Connected for MaybeTls {
     type ConnectInfo = PeerInfo;
 
     fn connect_info(&self) -> PeerInfo {
-        let subject = match self {
+        let cert = match self {
             Self::Plain(_) => None,
-            Self::Tls(s) => s
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| super::subject(c)),
+            Self::Tls(s) => s.get_ref().1.peer_certificates().and_then(|c| c.first()),
         };
         PeerInfo {
             remote: self.tcp().peer_addr().ok(),
-            subject,
+            subject: cert.and_then(|c| super::subject(c)),
+            grant: cert.and_then(|c| super::pki::grant(c)),
         }
     }
 }

@@ -6,6 +6,8 @@
 pub mod connector;
 pub mod incoming;
 pub mod io;
+pub mod pki;
+pub mod roles;
 mod sniff;
 
 use std::{

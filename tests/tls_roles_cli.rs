@@ -1,0 +1,156 @@
+//! `gsp tls` round trip: a CA, three node certificates and a client certificate
+//! made with the CLI run a secure cluster; the client certificate works for the
+//! CLI and is refused on the node planes.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use common::{
+    procs::{spawn_node_logged, stop},
+    run_gsp,
+};
+use gsp::transport::{
+    pb::membership::v1 as mpb,
+    tls::{TlsConfig, TlsFiles, connector::Connector},
+};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn gsp_ok(args: &[&str]) -> std::process::Output {
+    let out = run_gsp(args, LIMIT);
+    assert!(
+        out.status.success(),
+        "gsp {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn tls_of(dir: &str, stem: &str) -> Vec<String> {
+    vec![
+        "--tls-ca".into(),
+        format!("{dir}/gsp-ca.pem"),
+        "--tls-cert".into(),
+        format!("{dir}/{stem}.pem"),
+        "--tls-key".into(),
+        format!("{dir}/{stem}-key.pem"),
+    ]
+}
+
+fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A membership Ping to `addr` presenting the certificate `stem` from `dir`.
+fn ping_as(dir: &Path, stem: &str, addr: &str) -> Result<(), tonic::Status> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let tls = TlsConfig::load(TlsFiles {
+            cert: Some(dir.join(format!("{stem}.pem"))),
+            key: Some(dir.join(format!("{stem}-key.pem"))),
+            ca: dir.join("gsp-ca.pem"),
+        })
+        .unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_with_connector(Connector::new(Arc::default(), Some(tls)))
+            .await
+            .unwrap();
+        mpb::membership_client::MembershipClient::new(channel)
+            .ping(mpb::PingRequest::default())
+            .await
+            .map(|_| ())
+    })
+}
+
+#[test]
+fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap().to_owned();
+    gsp_ok(&["tls", "ca", "--dir", &dir]);
+    for n in ["n1", "n2", "n3"] {
+        gsp_ok(&["tls", "cert", "--node", n, "--dir", &dir]);
+    }
+    let made = gsp_ok(&["tls", "cert", "--client", "alice", "--dir", &dir, "--json"]);
+    let made: Value = serde_json::from_slice(&made.stdout).unwrap();
+    assert_eq!(made["schema"], "gsp.tls.v1");
+    assert_eq!(made["role"], "client");
+    for f in made["files"].as_array().unwrap() {
+        let perms = std::fs::metadata(f["path"].as_str().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(perms & 0o777, 0o600, "{f}");
+    }
+    // Never overwritten without --force; a bad name is a usage error.
+    let again = run_gsp(&["tls", "cert", "--client", "alice", "--dir", &dir], LIMIT);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let bad = run_gsp(&["tls", "cert", "--node", "a/b", "--dir", &dir], LIMIT);
+    assert_eq!(bad.status.code(), Some(2));
+
+    let mut children = Vec::new();
+    let mut seed = String::new();
+    for n in ["n1", "n2", "n3"] {
+        let mut args: Vec<String> = vec![
+            "--gossip-interval".into(),
+            "0.1".into(),
+            "--name".into(),
+            n.into(),
+        ];
+        if !seed.is_empty() {
+            args.extend(["--join".into(), seed.clone()]);
+        }
+        args.extend(tls_of(&dir, &format!("{n}-node")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (child, addr, _log) = spawn_node_logged(&tmp.path().join(n), &args, &[]);
+        if seed.is_empty() {
+            seed = addr;
+        }
+        children.push(child);
+    }
+    let client = tls_of(&dir, "alice-client");
+    let mut peers_args = vec!["peers", "--addr", &seed, "--json", "--timeout", "3"];
+    peers_args.extend(client.iter().map(String::as_str));
+    until("the secure cluster to converge", || {
+        let out = run_gsp(&peers_args, LIMIT);
+        out.status.success()
+            && serde_json::from_slice::<Value>(&out.stdout).unwrap()["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["state"] == "alive")
+                .count()
+                == 3
+    });
+
+    // The client certificate may not speak as a node; a node certificate may.
+    let refused = ping_as(tmp.path(), "alice-client", &seed).expect_err("client as node");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refused.message().contains("--node"),
+        "{}",
+        refused.message()
+    );
+    let as_node = ping_as(tmp.path(), "n2-node", &seed);
+    assert!(
+        !matches!(&as_node, Err(s) if s.code() == tonic::Code::PermissionDenied),
+        "{as_node:?}"
+    );
+
+    for c in &mut children {
+        assert!(stop(c).success());
+    }
+}

@@ -1,5 +1,9 @@
-//! Per-peer rate limits on the gossip and query services of a real node.
+//! Per-peer rate limits on the gossip and query services of a real node: a
+//! plaintext caller is charged by its address, so a new made-up id per call
+//! buys nothing, while another host keeps its own budget.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
 
 use std::sync::Arc;
 
@@ -45,11 +49,8 @@ async fn a_peer_over_its_rate_is_refused_and_counted_without_hurting_others() {
     )
     .await
     .unwrap();
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", node.local_addr()))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    // The "attacker" calls from 127.0.0.2, where no member lives.
+    let ch = common::channel_from([127, 0, 0, 2].into(), node.local_addr()).await;
     let mut m = mpb::membership_client::MembershipClient::new(ch.clone());
     let ping = |from: &str| mpb::PingRequest {
         from_node_id: from.into(),
@@ -60,8 +61,10 @@ async fn a_peer_over_its_rate_is_refused_and_counted_without_hurting_others() {
     };
     let mut ok = 0;
     let mut limited = 0;
-    for _ in 0..20 {
-        match m.ping(ping(PEER_A)).await {
+    for i in 0..20 {
+        // A fresh claimed id per call, as a spoofer would send.
+        let from = if i % 2 == 0 { PEER_A } else { PEER_B };
+        match m.ping(ping(from)).await {
             Ok(_) => ok += 1,
             Err(s) => {
                 assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
@@ -73,10 +76,12 @@ async fn a_peer_over_its_rate_is_refused_and_counted_without_hurting_others() {
     // The burst, plus at most a token or two refilled while the loop ran.
     assert!((5..=7).contains(&ok), "{ok} pings admitted");
     assert_eq!(ok + limited, 20);
-    // Another peer has its own bucket.
-    m.ping(ping(PEER_B))
+    // Another host has its own bucket.
+    let other = common::channel_from([127, 0, 0, 3].into(), node.local_addr()).await;
+    mpb::membership_client::MembershipClient::new(other)
+        .ping(ping(PEER_B))
         .await
-        .expect("another peer is admitted");
+        .expect("another host is admitted");
     assert!(
         node.membership()
             .stats()

@@ -124,3 +124,40 @@ pub async fn member_node(name: &str, seeds: Vec<String>, domain: &str) -> NodeHa
     .await
     .unwrap()
 }
+
+/// A gRPC channel to `addr` whose connections come from `source` (another
+/// loopback address, such as 127.0.0.2), so a test can play a second host.
+pub async fn channel_from(
+    source: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+) -> tonic::transport::Channel {
+    #[derive(Clone)]
+    struct From(std::net::IpAddr, std::net::SocketAddr);
+    impl tower_service::Service<http::Uri> for From {
+        type Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+        type Error = std::io::Error;
+        type Future = std::pin::Pin<
+            Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>,
+        >;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: http::Uri) -> Self::Future {
+            let (src, dst) = (self.0, self.1);
+            Box::pin(async move {
+                let sock = tokio::net::TcpSocket::new_v4()?;
+                sock.bind(std::net::SocketAddr::new(src, 0))?;
+                let tcp = sock.connect(dst).await?;
+                Ok(hyper_util::rt::TokioIo::new(tcp))
+            })
+        }
+    }
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(From(source, addr))
+        .await
+        .unwrap()
+}

@@ -53,7 +53,18 @@ impl RateLimiter {
 
     /// Whether `peer` may make a call at `now` (taking a token if so).
     pub fn allow(&mut self, peer: &str, now: Instant) -> bool {
-        let c = self.config;
+        self.allow_scaled(peer, 1, now)
+    }
+
+    /// Like [`Self::allow`] for a peer that stands for `scale` callers (a host
+    /// running several nodes): its rate and burst are `scale` times the
+    /// configured ones.
+    pub fn allow_scaled(&mut self, peer: &str, scale: usize, now: Instant) -> bool {
+        let mut c = self.config;
+        #[expect(clippy::cast_precision_loss, reason = "scale is a member count")]
+        let k = scale.max(1) as f64;
+        c.rate *= k;
+        c.burst *= k;
         if c.rate <= 0.0 {
             return true;
         }

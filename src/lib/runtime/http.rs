@@ -35,6 +35,10 @@ pub struct Sources {
     pub traffic: Arc<Traffic>,
     /// gRPC error statuses.
     pub grpc_errors: Arc<GrpcErrors>,
+    /// Failed authentications and refused connections.
+    pub refusals: Arc<crate::transport::refusals::Refusals>,
+    /// The server's connection table.
+    pub conns: Arc<crate::transport::tls::conns::ConnTable>,
     /// Broadcast counters and tables.
     pub broadcast: super::broadcast::BroadcastEngine,
     /// Maintenance state and audit trail.

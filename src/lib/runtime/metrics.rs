@@ -251,6 +251,7 @@ pub fn render(sources: &Sources) -> String {
         &[("", d(&data_plane.peers_cut_off))],
     );
     super::metrics_broadcast::render(&mut o, &sources.broadcast);
+    super::metrics_security::render(&mut o, sources);
     let state = sources.maintenance.status().state;
     let (_, audit_dropped) = sources.maintenance.audit(0);
     let is = |m: crate::core::maintenance::Maintenance| u64::from(state == m);

@@ -11,6 +11,7 @@ pub mod maintenance;
 pub mod membership;
 pub mod metrics;
 mod metrics_broadcast;
+mod metrics_security;
 pub mod node;
 pub mod on_message;
 pub mod resources;

@@ -37,7 +37,11 @@ use crate::{
         },
         pb,
         pool::{ChannelPool, DEFAULT_POOL_CAPACITY},
-        tls::{self, TlsConfig},
+        refusals::Refusals,
+        tls::{
+            self, TlsConfig,
+            conns::{ConnLimits, ConnTable},
+        },
         traffic::Traffic,
     },
 };
@@ -88,6 +92,8 @@ pub struct NodeConfig {
     /// Mutual TLS for the gRPC port and every connection the node makes
     /// (`None`: plaintext).
     pub tls: Option<TlsConfig>,
+    /// Caps on the server's connections, in all and per address.
+    pub conn_limits: ConnLimits,
 }
 
 /// Where a node's resource readings come from.
@@ -121,6 +127,7 @@ impl Default for NodeConfig {
             auth: AdminAuth::open(),
             peer_rates: PeerRates::default(),
             tls: None,
+            conn_limits: ConnLimits::default(),
         }
     }
 }
@@ -173,6 +180,8 @@ pub struct NodeHandle {
     stats: Arc<DataPlaneStats>,
     traffic: Arc<Traffic>,
     grpc_errors: Arc<GrpcErrors>,
+    conns: Arc<ConnTable>,
+    refusals: Arc<Refusals>,
     agent: MembershipAgent,
     engine: BroadcastEngine,
     maint: MaintenanceControl,
@@ -198,6 +207,9 @@ impl NodeHandle {
     ) -> Result<Self, NodeError> {
         let listeners = listeners.into();
         let local_addr = listeners.grpc.local_addr().map_err(NodeError::Listener)?;
+        // Refusals nobody else counts: failed authentications, connections.
+        let refusals = Arc::new(Refusals::default());
+        let auth = config.auth.clone().counting_into(Arc::clone(&refusals));
         let http_addr = match &listeners.http {
             Some(l) => Some(l.local_addr().map_err(NodeError::Listener)?),
             None => None,
@@ -277,7 +289,7 @@ impl NodeHandle {
                 control: maint.clone(),
                 agent: agent.clone(),
                 pool: pool.clone(),
-                auth: config.auth.clone(),
+                auth: auth.clone(),
             },
             shutdown.clone(),
             config.query_timeout,
@@ -318,9 +330,7 @@ impl NodeHandle {
         let grpc_errors = Arc::new(GrpcErrors::default());
         let router = Server::builder()
             .layer(CountErrorsLayer::new(Arc::clone(&grpc_errors)))
-            .layer(tls::roles::NodeOnlyLayer::new(Arc::clone(
-                config.auth.failures(),
-            )))
+            .layer(tls::roles::NodeOnlyLayer::new(Arc::clone(&refusals)))
             // Gossip cancels calls that time out; under load many resets are normal
             // and must not make h2 drop the connection (its default allows 20).
             .http2_max_pending_accept_reset_streams(Some(1024))
@@ -334,8 +344,14 @@ impl NodeHandle {
             .add_service(membership.membership_server())
             .add_service(membership.discovery_server())
             .add_service(admin);
-        let incoming =
-            tls::incoming::incoming(listeners.grpc, Arc::clone(&traffic), config.tls.clone());
+        let conns = ConnTable::new(config.conn_limits.clone());
+        let incoming = tls::incoming::incoming(
+            listeners.grpc,
+            Arc::clone(&traffic),
+            config.tls.clone(),
+            Arc::clone(&conns),
+            Arc::clone(&refusals),
+        );
         let signal = shutdown.clone().cancelled_owned();
         let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, signal));
         let http = listeners.http.map(|l| {
@@ -346,6 +362,8 @@ impl NodeHandle {
                     data_plane: Arc::clone(&stats),
                     traffic: Arc::clone(&traffic),
                     grpc_errors: Arc::clone(&grpc_errors),
+                    refusals: Arc::clone(&refusals),
+                    conns: Arc::clone(&conns),
                     broadcast: engine.clone(),
                     maintenance: maint.clone(),
                 },
@@ -373,6 +391,8 @@ impl NodeHandle {
             stats,
             traffic,
             grpc_errors,
+            conns,
+            refusals,
             agent,
             shutdown,
             tasks,
@@ -415,6 +435,16 @@ impl NodeHandle {
     /// gRPC calls refused with an error status, by service and code.
     pub fn grpc_errors(&self) -> &Arc<GrpcErrors> {
         &self.grpc_errors
+    }
+
+    /// The server's connection table.
+    pub fn connections(&self) -> &Arc<ConnTable> {
+        &self.conns
+    }
+
+    /// Failed authentications and refused connections, by reason.
+    pub fn refusals(&self) -> &Arc<Refusals> {
+        &self.refusals
     }
 
     /// The membership agent.

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use tonic::{Request, Status, metadata::MetadataMap};
 
 use super::{
-    refusals::{AuthFailure, AuthFailures},
+    refusals::{Refusals, Refused},
     tls::incoming::PeerInfo,
 };
 
@@ -32,7 +32,7 @@ pub struct AdminAuth {
     digest: Option<[u8; 32]>,
     require_for_reads: bool,
     /// Refused attempts, shared with the node's metrics and role checks.
-    failures: Arc<AuthFailures>,
+    failures: Arc<Refusals>,
 }
 
 impl fmt::Debug for AdminAuth {
@@ -89,9 +89,17 @@ impl AdminAuth {
         }
     }
 
-    /// Failed authentications counted so far (token and certificate role).
-    pub fn failures(&self) -> &Arc<AuthFailures> {
+    /// Where failed attempts are counted.
+    pub fn failures(&self) -> &Arc<Refusals> {
         &self.failures
+    }
+
+    /// The same settings, counting failed attempts into `refusals` (the
+    /// node's, shared with its connection and role checks).
+    #[must_use]
+    pub fn counting_into(mut self, refusals: Arc<Refusals>) -> Self {
+        self.failures = refusals;
+        self
     }
 
     /// Whether a token is configured.
@@ -127,14 +135,14 @@ impl AdminAuth {
             return Ok(format!("{anonymous}{caller}"));
         }
         let why = if presented.is_some() {
-            AuthFailure::TokenWrong
+            Refused::TokenWrong
         } else {
-            AuthFailure::TokenMissing
+            Refused::TokenMissing
         };
         self.failures
-            .record(why, remote(request), std::time::Instant::now());
+            .record(why, remote(request), &"", std::time::Instant::now());
         Err(Status::unauthenticated(match why {
-            AuthFailure::TokenWrong => "the admin token is wrong (check --token / GSP_TOKEN)",
+            Refused::TokenWrong => "the admin token is wrong (check --token / GSP_TOKEN)",
             _ => "this node requires an admin token: pass --token or set GSP_TOKEN",
         }))
     }
@@ -223,8 +231,8 @@ mod tests {
             .check(&req(Some("s3cret")), Access::Write)
             .expect("right token");
         assert_eq!(actor, "admin-token");
-        assert_eq!(auth.failures().count(AuthFailure::TokenMissing), 1);
-        assert_eq!(auth.failures().count(AuthFailure::TokenWrong), 1);
+        assert_eq!(auth.failures().count(Refused::TokenMissing), 1);
+        assert_eq!(auth.failures().count(Refused::TokenWrong), 1);
     }
 
     #[test]

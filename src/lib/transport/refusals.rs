@@ -1,6 +1,8 @@
-//! Failed authentications, counted by reason and logged at most once per reason
-//! per interval (with how many were not logged), so a flood of bad attempts is
-//! visible without flooding the log.
+//! Refused connections and calls that no handler counts: failed
+//! authentications and connection-level refusals, counted by reason
+//! (`gsp_refused_total{reason}`) and logged at most once per reason per
+//! [`LOG_INTERVAL`], with how many were not logged, so a flood of bad attempts
+//! is visible without flooding the log.
 
 use std::{
     sync::{
@@ -12,23 +14,44 @@ use std::{
 
 use tracing::warn;
 
-/// Why a call was refused.
+/// Why a connection or call was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
+pub enum Refused {
     /// A call that needs the admin token came without one.
     TokenMissing,
     /// A call came with a wrong admin token.
     TokenWrong,
     /// A client certificate called a node plane (membership, data plane).
     ClientOnNodePlane,
+    /// A TLS handshake failed (no certificate, another CA, bad role).
+    TlsHandshake,
+    /// A plaintext caller reached a TLS node.
+    PlaintextOnTls,
+    /// A TLS caller reached a plaintext node.
+    TlsOnPlaintext,
+    /// A new connection sent nothing (or no complete handshake) in time.
+    SlowOpening,
+    /// Too many connections were being opened at once, in all or from its address.
+    OpeningTableFull,
+    /// Its address already holds as many connections as one address may.
+    PerAddressCap,
+    /// An idle connection was closed to make room at the global cap.
+    EvictedIdle,
 }
 
-impl AuthFailure {
+impl Refused {
     /// Every reason, in metric order.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 10] = [
         Self::TokenMissing,
         Self::TokenWrong,
         Self::ClientOnNodePlane,
+        Self::TlsHandshake,
+        Self::PlaintextOnTls,
+        Self::TlsOnPlaintext,
+        Self::SlowOpening,
+        Self::OpeningTableFull,
+        Self::PerAddressCap,
+        Self::EvictedIdle,
     ];
 
     /// The `reason` label.
@@ -37,33 +60,65 @@ impl AuthFailure {
             Self::TokenMissing => "token_missing",
             Self::TokenWrong => "token_wrong",
             Self::ClientOnNodePlane => "client_certificate_on_node_plane",
+            Self::TlsHandshake => "tls_handshake",
+            Self::PlaintextOnTls => "plaintext_on_tls",
+            Self::TlsOnPlaintext => "tls_on_plaintext",
+            Self::SlowOpening => "slow_opening",
+            Self::OpeningTableFull => "opening_table_full",
+            Self::PerAddressCap => "per_address_cap",
+            Self::EvictedIdle => "evicted_idle",
+        }
+    }
+
+    /// The log line's message.
+    fn message(self) -> &'static str {
+        match self {
+            Self::TokenMissing | Self::TokenWrong | Self::ClientOnNodePlane => {
+                "refused a call: authentication failed"
+            }
+            Self::TlsHandshake => "TLS handshake refused",
+            Self::PlaintextOnTls => {
+                "refused a plaintext connection: this node requires TLS; the caller needs \
+                 --tls-cert, --tls-key and --tls-ca"
+            }
+            Self::TlsOnPlaintext => {
+                "refused a TLS connection: this node runs without TLS; give it --tls-cert, \
+                 --tls-key and --tls-ca to join a TLS cluster"
+            }
+            Self::SlowOpening => "closed a connection that did not open in time",
+            Self::OpeningTableFull => "too many connections being opened; closed a new one",
+            Self::PerAddressCap => "an address holds too many connections; closed a new one",
+            Self::EvictedIdle => "connection table full; closed the connection idle longest",
         }
     }
 
     fn index(self) -> usize {
-        match self {
-            Self::TokenMissing => 0,
-            Self::TokenWrong => 1,
-            Self::ClientOnNodePlane => 2,
-        }
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
     }
 }
 
 /// How often each reason is logged at most.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Counts and log throttle of failed authentications.
+/// Counts and log throttle of refusals.
 #[derive(Debug, Default)]
-pub struct AuthFailures {
-    counts: [AtomicU64; AuthFailure::ALL.len()],
+pub struct Refusals {
+    counts: [AtomicU64; Refused::ALL.len()],
     /// Per reason: when it was last logged, and how many since.
-    logged: Mutex<[(Option<Instant>, u64); AuthFailure::ALL.len()]>,
+    logged: Mutex<[(Option<Instant>, u64); Refused::ALL.len()]>,
 }
 
-impl AuthFailures {
-    /// Counts one failure; logs it unless this reason was logged within
+impl Refusals {
+    /// Counts one refusal; logs it unless this reason was logged within
     /// [`LOG_INTERVAL`] (then the next log line says how many were skipped).
-    pub fn record(&self, why: AuthFailure, peer: Option<std::net::SocketAddr>, now: Instant) {
+    /// `detail` (an error, a peer's claim) goes into the line.
+    pub fn record(
+        &self,
+        why: Refused,
+        peer: Option<std::net::SocketAddr>,
+        detail: &dyn std::fmt::Display,
+        now: Instant,
+    ) {
         self.counts[why.index()].fetch_add(1, Ordering::Relaxed);
         let suppressed = {
             let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
@@ -76,11 +131,11 @@ impl AuthFailures {
             std::mem::take(skipped)
         };
         let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
-        warn!(reason = why.as_str(), %peer, suppressed, "refused a call: authentication failed");
+        warn!(reason = why.as_str(), %peer, %detail, suppressed, "{}", why.message());
     }
 
-    /// Failures of `why` so far.
-    pub fn count(&self, why: AuthFailure) -> u64 {
+    /// Refusals of `why` so far.
+    pub fn count(&self, why: Refused) -> u64 {
         self.counts[why.index()].load(Ordering::Relaxed)
     }
 }
@@ -90,23 +145,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_failure_is_counted_but_logging_is_throttled_per_reason() {
-        let f = AuthFailures::default();
+    fn every_refusal_is_counted_but_logging_is_throttled_per_reason() {
+        let f = Refusals::default();
         let t0 = Instant::now();
         for i in 0..100 {
-            f.record(AuthFailure::TokenWrong, None, t0 + Duration::from_millis(i));
+            f.record(
+                Refused::TokenWrong,
+                None,
+                &"",
+                t0 + Duration::from_millis(i),
+            );
         }
-        f.record(AuthFailure::TokenMissing, None, t0);
-        assert_eq!(f.count(AuthFailure::TokenWrong), 100);
-        assert_eq!(f.count(AuthFailure::TokenMissing), 1);
+        f.record(Refused::TokenMissing, None, &"", t0);
+        assert_eq!(f.count(Refused::TokenWrong), 100);
+        assert_eq!(f.count(Refused::TokenMissing), 1);
         let logged = *f.logged.lock().unwrap();
-        assert_eq!(logged[AuthFailure::TokenWrong.index()], (Some(t0), 99));
-        f.record(AuthFailure::TokenWrong, None, t0 + LOG_INTERVAL);
+        assert_eq!(logged[Refused::TokenWrong.index()], (Some(t0), 99));
+        f.record(Refused::TokenWrong, None, &"", t0 + LOG_INTERVAL);
         let logged = *f.logged.lock().unwrap();
-        assert_eq!(
-            logged[AuthFailure::TokenWrong.index()].1,
-            0,
-            "reported, reset"
-        );
+        assert_eq!(logged[Refused::TokenWrong.index()].1, 0, "reported, reset");
+    }
+
+    #[test]
+    fn reasons_have_distinct_labels() {
+        let mut labels: Vec<_> = Refused::ALL.iter().map(|r| r.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Refused::ALL.len());
+        for (i, r) in Refused::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
     }
 }

@@ -36,6 +36,11 @@ use crate::{
 pub const EVENT_BUFFER: usize = 1024;
 /// Most addresses kept as join candidates.
 pub const MAX_SEEDS: usize = 256;
+/// Indirect probes made for peers at once, at most; more are answered with a
+/// nack without probing (counted).
+pub(super) const MAX_INDIRECT_PROBES_SERVED: usize = 32;
+/// How often the members-per-host count behind per-address rates is redone.
+const HOSTS_REFRESH: Duration = Duration::from_secs(1);
 
 /// The current time on both clocks (tokio's clock, so paused-time tests control it).
 pub fn now() -> Now {
@@ -96,6 +101,14 @@ pub(super) struct Shared {
     pub(super) urgent_wake: tokio::sync::Notify,
     /// Woken when unknown nodes wait for a verification probe (see `loops::verify`).
     pub(super) verify_wake: tokio::sync::Notify,
+    /// Indirect probes this node makes for peers at once, at most.
+    pub(super) ping_req_slots: Arc<tokio::sync::Semaphore>,
+    /// Members up per host, for per-address call rates; recounted at most
+    /// every [`HOSTS_REFRESH`].
+    hosts: Mutex<(
+        Option<std::time::Instant>,
+        std::collections::HashMap<String, usize>,
+    )>,
     pub(super) config: AgentConfig,
     pub(super) queries: super::query::QueryState,
     /// This machine's hardware inventory, once the resource loop has read it.
@@ -293,6 +306,8 @@ impl MembershipAgent {
             urgent: Mutex::new(Vec::new()),
             urgent_wake: tokio::sync::Notify::new(),
             verify_wake: tokio::sync::Notify::new(),
+            ping_req_slots: Arc::new(tokio::sync::Semaphore::new(MAX_INDIRECT_PROBES_SERVED)),
+            hosts: Mutex::default(),
             config,
             queries: super::query::QueryState::new(),
             inventory: Mutex::new(None),
@@ -461,6 +476,28 @@ impl MembershipHandler for MembershipAgent {
             return Err(Refusal::ShuttingDown);
         }
         s.merge(msg.updates);
+        // Probe only a member known here at that address, and only so many at
+        // once: a peer cannot make this node probe arbitrary addresses, nor
+        // many at a time. Refusing is a nack: the asker learns nothing false.
+        let known = s.with_state(|st| {
+            st.get(&msg.target)
+                .is_some_and(|r| r.address == msg.target_address)
+        });
+        let slot = known
+            .then(|| Arc::clone(&s.ping_req_slots).try_acquire_owned().ok())
+            .flatten();
+        let Some(_slot) = slot else {
+            MembershipStats::inc(&s.stats.ping_req_refused);
+            debug!(target_node = %msg.target, address = %msg.target_address, known, "indirect probe refused");
+            let updates = s.with_state(|st| st.piggyback(Some(&msg.from)));
+            return Ok(PingReply {
+                from: s.local_id.clone(),
+                seq: msg.seq,
+                ack: false,
+                updates,
+            });
+        };
+        MembershipStats::inc(&s.stats.ping_req_served);
         let acked = s
             .probe_for(&msg.target, &msg.target_address, msg.timeout)
             .await;
@@ -578,5 +615,28 @@ impl MembershipHandler for MembershipAgent {
 
     fn count_refusal(&self, refusal: &Refusal) {
         self.shared.count_refusal(refusal);
+    }
+
+    fn members_at(&self, host: &str) -> usize {
+        let s = &self.shared;
+        let mut hosts = s.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let stale = hosts
+            .0
+            .is_none_or(|t| now.saturating_duration_since(t) >= HOSTS_REFRESH);
+        if stale {
+            let counts = s.with_state(|st| {
+                let mut m = std::collections::HashMap::<String, usize>::new();
+                for r in st.records().filter(|r| r.state.is_up()) {
+                    if let Some((h, _)) = r.address.rsplit_once(':') {
+                        let h = h.trim_start_matches('[').trim_end_matches(']');
+                        *m.entry(h.to_owned()).or_default() += 1;
+                    }
+                }
+                m
+            });
+            *hosts = (Some(now), counts);
+        }
+        hosts.1.get(host).copied().unwrap_or(0)
     }
 }

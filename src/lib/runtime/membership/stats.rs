@@ -15,6 +15,11 @@ pub struct MembershipStats {
     pub probe_failures: AtomicU64,
     /// Indirect probe requests sent.
     pub indirect_probes: AtomicU64,
+    /// Indirect probes made on a peer's request.
+    pub ping_req_served: AtomicU64,
+    /// Indirect probe requests refused (target not a member at that address,
+    /// or too many in flight), answered with a nack.
+    pub ping_req_refused: AtomicU64,
     /// Gossip pushes sent.
     pub gossip_pushes: AtomicU64,
     /// Probes of nodes heard of second-hand, before listing them.

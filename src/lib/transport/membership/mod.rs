@@ -153,4 +153,7 @@ pub trait MembershipHandler: Send + Sync + 'static {
     fn local_inventory(&self) -> Option<Inventory>;
     /// Counts a call refused before reaching the handler (malformed, foreign domain).
     fn count_refusal(&self, refusal: &Refusal);
+    /// Members up at `host` (an IP address as text): a host running several
+    /// nodes may make that many times the per-peer call rate.
+    fn members_at(&self, host: &str) -> usize;
 }

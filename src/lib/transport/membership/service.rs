@@ -23,12 +23,38 @@ use crate::{
         rate_limit::{RateConfig, RateLimiter},
     },
     runtime::identity::now_unix_ns,
-    transport::pb::{discovery as dpb, membership::v1 as mpb},
+    transport::{
+        pb::{discovery as dpb, membership::v1 as mpb},
+        tls::incoming::PeerInfo,
+    },
 };
 
 /// Time an iarnet requester gets when it sets no gsp timeout (iarnet's
 /// `query_timeout_seconds` default).
 const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whom a call's rate is charged to.
+#[derive(Debug)]
+enum RateKey {
+    /// The caller's verified certificate (its node name, else its subject).
+    Identity(String),
+    /// A plaintext caller's IP address: a random id per call buys no fresh
+    /// bucket. A host running several members gets that many times the rate.
+    Address(std::net::IpAddr),
+}
+
+/// The key of a call that came over a real connection (in-memory transports
+/// carry none: their calls are charged by the id they claim).
+fn rate_key<T>(request: &Request<T>) -> Option<RateKey> {
+    let peer = request.extensions().get::<PeerInfo>()?;
+    if let Some(name) = peer.grant.as_ref().and_then(|g| g.name.as_ref()) {
+        return Some(RateKey::Identity(format!("node {name}")));
+    }
+    if let Some(subject) = &peer.subject {
+        return Some(RateKey::Identity(subject.clone()));
+    }
+    peer.remote.map(|a| RateKey::Address(a.ip()))
+}
 
 fn now_ns() -> i64 {
     i64::try_from(now_unix_ns()).unwrap_or(i64::MAX)
@@ -89,18 +115,27 @@ impl MembershipService {
     }
 
     /// Takes a token from `peer`'s gossip (or query) bucket, refusing the call
-    /// when it is empty.
-    fn admit(&self, query: bool, peer: &str) -> Result<(), Status> {
+    /// when it is empty. `peer` is what [`rate_key`] found, else the id the
+    /// caller claims.
+    fn admit(&self, query: bool, key: Option<RateKey>, claimed: &str) -> Result<(), Status> {
         let limiter = if query {
             &self.query_rate
         } else {
             &self.gossip_rate
         };
-        let peer: String = peer.chars().take(64).collect();
+        let (peer, scale) = match key {
+            Some(RateKey::Identity(name)) => (name, 1),
+            Some(RateKey::Address(ip)) => {
+                let host = ip.to_string();
+                let members = self.handler.members_at(&host);
+                (host, members)
+            }
+            None => (claimed.chars().take(64).collect(), 1),
+        };
         let ok = limiter
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .allow(&peer, std::time::Instant::now());
+            .allow_scaled(&peer, scale, std::time::Instant::now());
         if ok {
             Ok(())
         } else {
@@ -150,8 +185,9 @@ impl mpb::membership_server::Membership for MembershipService {
         &self,
         request: Request<mpb::PingRequest>,
     ) -> Result<Response<mpb::PingResponse>, Status> {
+        let peer = rate_key(&request);
         let r = request.into_inner();
-        self.admit(false, &r.from_node_id)?;
+        self.admit(false, peer, &r.from_node_id)?;
         let msg = Ping {
             from: node_id("from_node_id", &r.from_node_id).map_err(|e| self.invalid(&e))?,
             domain: r.domain_id,
@@ -168,8 +204,9 @@ impl mpb::membership_server::Membership for MembershipService {
         &self,
         request: Request<mpb::IndirectPingRequest>,
     ) -> Result<Response<mpb::PingResponse>, Status> {
+        let peer = rate_key(&request);
         let r = request.into_inner();
-        self.admit(false, &r.from_node_id)?;
+        self.admit(false, peer, &r.from_node_id)?;
         let msg = IndirectPing {
             from: node_id("from_node_id", &r.from_node_id).map_err(|e| self.invalid(&e))?,
             domain: r.domain_id,
@@ -188,8 +225,9 @@ impl mpb::membership_server::Membership for MembershipService {
         &self,
         request: Request<mpb::GossipRequest>,
     ) -> Result<Response<mpb::GossipResponse>, Status> {
+        let peer = rate_key(&request);
         let r = request.into_inner();
-        self.admit(false, &r.from_node_id)?;
+        self.admit(false, peer, &r.from_node_id)?;
         let msg = Gossip {
             from: node_id("from_node_id", &r.from_node_id).map_err(|e| self.invalid(&e))?,
             domain: r.domain_id,
@@ -207,8 +245,9 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         &self,
         request: Request<dpb::NodeInfoGossipMessage>,
     ) -> Result<Response<dpb::NodeInfoGossipResponse>, Status> {
+        let peer = rate_key(&request);
         let r = request.into_inner();
-        self.admit(false, &r.sender_node_id)?;
+        self.admit(false, peer, &r.sender_node_id)?;
         let empty = dpb::NodeInfoGossipResponse {
             message_id: r.message_id.clone(),
             timestamp: now_ns(),
@@ -263,8 +302,9 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         &self,
         request: Request<dpb::ResourceQueryRequest>,
     ) -> Result<Response<dpb::ResourceQueryResponse>, Status> {
+        let peer = rate_key(&request);
         let r = request.into_inner();
-        self.admit(true, &r.requester_node_id)?;
+        self.admit(true, peer, &r.requester_node_id)?;
         let local = self.handler.local_record();
         if r.requester_domain_id != local.domain {
             // iarnet answers other domains with an empty final response.
@@ -295,8 +335,9 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         &self,
         request: Request<dpb::PeerListExchangeRequest>,
     ) -> Result<Response<dpb::PeerListExchangeResponse>, Status> {
+        let peer = rate_key(&request);
         let r = request.into_inner();
-        self.admit(false, &r.requester_node_id)?;
+        self.admit(false, peer, &r.requester_node_id)?;
         if r.known_peers.len() > self.limits.max_records {
             return Err(self.invalid(&InvalidRecord {
                 field: "known_peers".into(),

@@ -1,30 +1,27 @@
-//! The server's accepted connections: counted, `TCP_NODELAY`, and with TLS
-//! configured, handshaken (at most [`MAX_HANDSHAKES`] being opened at once, each within
-//! [`HANDSHAKE_TIMEOUT`]). Callers that speak the wrong protocol are refused
-//! with a log line naming the fix.
+//! The server's accepted connections: counted, `TCP_NODELAY`, admitted through
+//! the connection table (caps in all and per address; see [`super::conns`]) and,
+//! with TLS configured, handshaken. The accept loop never waits. Callers that
+//! speak the wrong protocol are refused with a log line naming the fix; every
+//! refusal is counted, and logged at most once per cause per interval.
 
-use std::{io, sync::Arc, time::Duration};
+use std::{io, sync::Arc, time::Instant};
 
-use tokio::{
-    net::TcpListener,
-    sync::{Semaphore, mpsc},
-};
+use tokio::{net::TcpListener, sync::mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
-use tracing::{error, warn};
+use tracing::warn;
 
 pub use super::io::PeerInfo;
 use super::{
     TlsConfig,
+    conns::{ConnTable, Tracked},
     io::MaybeTls,
     sniff::{self, Opening},
 };
-use crate::transport::traffic::{CountingStream, Traffic};
+use crate::transport::{
+    refusals::{Refusals, Refused},
+    traffic::{CountingStream, Traffic},
+};
 
-/// Connections being opened (first byte, TLS handshake) at most; more new
-/// connections are closed at once so the accept loop never waits.
-pub const MAX_HANDSHAKES: usize = 256;
-/// Longest a TLS handshake may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections handed to the server but not yet taken.
 const ACCEPT_QUEUE: usize = 128;
 
@@ -33,9 +30,10 @@ pub fn incoming(
     listener: TcpListener,
     traffic: Arc<Traffic>,
     tls: Option<TlsConfig>,
-) -> impl Stream<Item = io::Result<MaybeTls>> {
+    table: Arc<ConnTable>,
+    refusals: Arc<Refusals>,
+) -> impl Stream<Item = io::Result<Tracked<MaybeTls>>> {
     let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
-    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -47,36 +45,33 @@ pub fn incoming(
                 Err(e) => {
                     // Out of file descriptors and the like: wait, then go on.
                     warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             };
             let _ = tcp.set_nodelay(true);
             // Never wait here: a slot-hogging caller must not stop accepts.
-            let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
-                warn!(peer = %remote, "{MAX_HANDSHAKES} connections are being opened; closing this one");
-                continue;
+            let slot = match table.try_open(remote.ip()) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    refusals.record(why, Some(remote), &"", Instant::now());
+                    continue;
+                }
             };
             let (tx, traffic, tls) = (tx.clone(), Arc::clone(&traffic), tls.clone());
+            let (table, refusals) = (Arc::clone(&table), Arc::clone(&refusals));
             tokio::spawn(async move {
-                let opening = sniff::opening(&tcp).await;
+                let limits = table.limits().clone();
+                let refuse = |why, detail: &dyn std::fmt::Display| {
+                    refusals.record(why, Some(remote), detail, Instant::now());
+                };
+                let opening = sniff::opening(&tcp, limits.first_byte_timeout).await;
                 let io = match (tls, opening) {
-                    (_, Opening::Nothing) => return,
-                    (None, Opening::Tls) => {
-                        error!(
-                            peer = %remote,
-                            "refused a TLS connection: this node runs without TLS; give it \
-                             --tls-cert, --tls-key and --tls-ca to join a TLS cluster"
-                        );
-                        return;
-                    }
+                    (_, Opening::Nothing) => return refuse(Refused::SlowOpening, &"no first byte"),
+                    (None, Opening::Tls) => return refuse(Refused::TlsOnPlaintext, &""),
                     (None, Opening::Plain) => MaybeTls::Plain(CountingStream::new(tcp, traffic)),
                     (Some(_), Opening::Plain) => {
-                        error!(
-                            peer = %remote,
-                            "refused a plaintext connection: this node requires TLS; the \
-                             caller needs --tls-cert, --tls-key and --tls-ca"
-                        );
+                        refuse(Refused::PlaintextOnTls, &"");
                         sniff::refuse_plaintext(tcp).await;
                         return;
                     }
@@ -84,23 +79,31 @@ pub fn incoming(
                         let Some(config) = tls.server() else { return };
                         let acceptor = tokio_rustls::TlsAcceptor::from(config);
                         let stream = CountingStream::new(tcp, traffic);
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                        match tokio::time::timeout(
+                            limits.handshake_timeout,
+                            acceptor.accept(stream),
+                        )
+                        .await
                         {
                             Ok(Ok(s)) => MaybeTls::Tls(Box::new(s.into())),
-                            Ok(Err(e)) => {
-                                warn!(peer = %remote, error = %e, "TLS handshake refused");
-                                return;
-                            }
+                            Ok(Err(e)) => return refuse(Refused::TlsHandshake, &e),
                             Err(_) => {
-                                warn!(peer = %remote, "TLS handshake timed out");
-                                return;
+                                return refuse(Refused::SlowOpening, &"TLS handshake timed out");
                             }
                         }
                     }
                 };
-                // The slot covers opening only, not waiting for the server.
-                drop(permit);
-                let _ = tx.send(Ok(io)).await;
+                // The opening slot covers opening only, not waiting for the server.
+                let conn = match table.establish(slot, Instant::now()) {
+                    Ok((conn, evicted)) => {
+                        if evicted {
+                            refuse(Refused::EvictedIdle, &"to admit this caller");
+                        }
+                        conn
+                    }
+                    Err(why) => return refuse(why, &""),
+                };
+                let _ = tx.send(Ok(Tracked::new(io, conn))).await;
             });
         }
     });

@@ -4,6 +4,7 @@
 //! open ones keep theirs.
 
 pub mod connector;
+pub mod conns;
 pub mod incoming;
 pub mod io;
 pub mod pki;

@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::{io::PeerInfo, pki::Role};
-use crate::transport::refusals::{AuthFailure, AuthFailures};
+use crate::transport::refusals::{Refusals, Refused};
 
 /// gRPC services only nodes may call.
 pub const NODE_PLANES: &[&str] = &[
@@ -29,15 +29,15 @@ pub fn is_node_plane(path: &str) -> bool {
         .any(|s| p.strip_prefix(s).is_some_and(|rest| rest.starts_with('/')))
 }
 
-/// The layer; counts refusals into an [`AuthFailures`].
+/// The layer; counts refusals into an [`Refusals`].
 #[derive(Debug, Clone)]
 pub struct NodeOnlyLayer {
-    failures: Arc<AuthFailures>,
+    failures: Arc<Refusals>,
 }
 
 impl NodeOnlyLayer {
     /// Refusals are counted into `failures`.
-    pub fn new(failures: Arc<AuthFailures>) -> Self {
+    pub fn new(failures: Arc<Refusals>) -> Self {
         Self { failures }
     }
 }
@@ -57,7 +57,7 @@ impl<S> tower_layer::Layer<S> for NodeOnlyLayer {
 #[derive(Debug, Clone)]
 pub struct NodeOnly<S> {
     inner: S,
-    failures: Arc<AuthFailures>,
+    failures: Arc<Refusals>,
 }
 
 impl<S, B> tower_service::Service<http::Request<B>> for NodeOnly<S>
@@ -81,8 +81,9 @@ where
             .is_some_and(|g| g.role == Role::Client);
         if client && is_node_plane(req.uri().path()) {
             self.failures.record(
-                AuthFailure::ClientOnNodePlane,
+                Refused::ClientOnNodePlane,
                 peer.and_then(|p| p.remote),
+                &req.uri().path(),
                 std::time::Instant::now(),
             );
             let status = tonic::Status::permission_denied(

@@ -11,9 +11,6 @@ use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 pub(super) const REQUIRES_TLS: &[u8] =
     b"gsp: this node requires TLS; give the caller --tls-cert, --tls-key and --tls-ca";
 
-/// How long a new connection may take to send its first byte.
-const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What a connection opened with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Opening {
@@ -25,10 +22,10 @@ pub(super) enum Opening {
     Nothing,
 }
 
-/// Peeks at the first byte without consuming it.
-pub(super) async fn opening(stream: &TcpStream) -> Opening {
+/// Peeks at the first byte without consuming it, waiting at most `timeout`.
+pub(super) async fn opening(stream: &TcpStream, timeout: Duration) -> Opening {
     let mut first = [0u8; 1];
-    match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
+    match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
         Ok(Ok(1)) if first[0] == 0x16 => Opening::Tls,
         Ok(Ok(1)) => Opening::Plain,
         _ => Opening::Nothing,

@@ -511,3 +511,45 @@ impl tonic::codec::Decoder for RawCodec {
         Ok(Some(()))
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_node_on_a_reachable_address_says_so_unless_insecure() {
+    use gsp::transport::pb::admin::v1 as apb;
+    for (insecure, warned) in [(false, true), (true, false)] {
+        // Listening on every interface; only loopback traffic is sent.
+        let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let config = gsp::runtime::node::NodeConfig {
+            name: "exposed".into(),
+            advertise: Some(format!("127.0.0.1:{port}")),
+            insecure,
+            probe: gsp::runtime::node::ProbeChoice::Off,
+            ..gsp::runtime::node::NodeConfig::default()
+        };
+        let node = NodeHandle::start(
+            config,
+            gsp::runtime::identity::Identity::ephemeral(),
+            listener,
+            std::sync::Arc::new(gsp::transport::data_plane::sink::DiscardSink),
+        )
+        .await
+        .unwrap();
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let resp = apb::admin_client::AdminClient::new(ch)
+            .list_members(apb::ListMembersRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            resp.security_warning.contains("without TLS"),
+            warned,
+            "insecure={insecure}: {:?}",
+            resp.security_warning
+        );
+        drop(node);
+    }
+}

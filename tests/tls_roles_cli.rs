@@ -53,8 +53,15 @@ fn until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
-/// A membership Ping to `addr` presenting the certificate `stem` from `dir`.
-fn ping_as(dir: &Path, stem: &str, addr: &str) -> Result<(), tonic::Status> {
+/// A membership Ping from member `from` to member `target` at `addr`,
+/// presenting the certificate `stem` from `dir`.
+fn ping_as(
+    dir: &Path,
+    stem: &str,
+    addr: &str,
+    from: &str,
+    target: &str,
+) -> Result<(), tonic::Status> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let tls = TlsConfig::load(TlsFiles {
@@ -69,7 +76,13 @@ fn ping_as(dir: &Path, stem: &str, addr: &str) -> Result<(), tonic::Status> {
             .await
             .unwrap();
         mpb::membership_client::MembershipClient::new(channel)
-            .ping(mpb::PingRequest::default())
+            .ping(mpb::PingRequest {
+                from_node_id: from.into(),
+                target_node_id: target.into(),
+                domain_id: "default".into(),
+                seq: 1,
+                updates: vec![],
+            })
             .await
             .map(|_| ())
     })
@@ -100,6 +113,38 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
     let bad = run_gsp(&["tls", "cert", "--node", "a/b", "--dir", &dir], LIMIT);
     assert_eq!(bad.status.code(), Some(2));
+
+    // The certificate is the node's identity: another --name, or a client
+    // certificate, does not start.
+    let data = tmp.path().join("refused");
+    let data = data.to_str().unwrap();
+    for (stem, name, says) in [
+        ("n1-node", "n2", "does not match the node name"),
+        ("alice-client", "alice", "client certificate"),
+    ] {
+        let mut args = vec![
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "off",
+            "--data-dir",
+            data,
+            "--name",
+            name,
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        args.extend(tls_of(&dir, stem));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_gsp(&args, LIMIT);
+        assert_eq!(out.status.code(), Some(2), "{stem} as {name}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{stem} as {name}"
+        );
+    }
 
     let mut children = Vec::new();
     let mut seed = String::new();
@@ -136,18 +181,36 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
                 == 3
     });
 
-    // The client certificate may not speak as a node; a node certificate may.
-    let refused = ping_as(tmp.path(), "alice-client", &seed).expect_err("client as node");
+    let out = run_gsp(&peers_args, LIMIT);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id_of = |name: &str| {
+        listed["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_name"] == name)
+            .unwrap()["node_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (n1, n2, n3) = (id_of("n1"), id_of("n2"), id_of("n3"));
+    // The client certificate may not speak as a node; a node certificate may,
+    // as itself only.
+    let refused = ping_as(tmp.path(), "alice-client", &seed, &n2, &n1).expect_err("client as node");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     assert!(
         refused.message().contains("--node"),
         "{}",
         refused.message()
     );
-    let as_node = ping_as(tmp.path(), "n2-node", &seed);
+    ping_as(tmp.path(), "n2-node", &seed, &n2, &n1).expect("n2 as itself");
+    let forged = ping_as(tmp.path(), "n2-node", &seed, &n3, &n1).expect_err("n2 as n3");
+    assert_eq!(forged.code(), tonic::Code::PermissionDenied);
     assert!(
-        !matches!(&as_node, Err(s) if s.code() == tonic::Code::PermissionDenied),
-        "{as_node:?}"
+        forged.message().contains("cannot speak as node"),
+        "{}",
+        forged.message()
     );
 
     for c in &mut children {

@@ -136,6 +136,11 @@ pub(crate) struct NodeArgs {
     /// 0 is off [default: 50].
     #[arg(long, env = "GSP_QUERY_RATE_LIMIT", value_name = "N")]
     query_rate_limit: Option<usize>,
+    /// Run without TLS on a reachable address on purpose: silences the
+    /// warning (at start and in `gsp peers`) that anyone who can reach the
+    /// port can join, inject membership and deliver broadcasts.
+    #[arg(long, env = "GSP_INSECURE")]
+    insecure: bool,
 }
 
 pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -166,6 +171,7 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
             tls_cert: global.tls_cert.clone(),
             tls_key: global.tls_key.clone(),
             tls_ca: global.tls_ca.clone(),
+            insecure: args.insecure,
         },
         &security_file,
     );
@@ -220,10 +226,6 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
             })?),
             None => None,
         };
-    let name = settings
-        .name
-        .or_else(|| sysinfo::System::host_name().ok())
-        .unwrap_or_else(|| identity.node_id.to_string());
     let peer_rates = peer_rates(&security, settings.membership.gossip_interval);
     let tls = match security.tls.clone() {
         Some(files) => {
@@ -231,6 +233,15 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         }
         None => None,
     };
+    let cert_name = config::security::node_name_from_cert(
+        settings.name.as_deref(),
+        tls.as_ref().and_then(TlsConfig::own_grant).as_ref(),
+    )
+    .map_err(UsageError)?;
+    let name = cert_name
+        .or(settings.name)
+        .or_else(|| sysinfo::System::host_name().ok())
+        .unwrap_or_else(|| identity.node_id.to_string());
     let config = NodeConfig {
         name,
         domain: settings.domain,
@@ -269,6 +280,7 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         }),
         peer_rates,
         tls: tls.clone(),
+        insecure: security.insecure,
         auth: security.auth,
         ..NodeConfig::default()
     };

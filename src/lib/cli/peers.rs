@@ -117,6 +117,9 @@ pub(crate) async fn run(args: PeersArgs, global: GlobalArgs) -> anyhow::Result<E
         .await
         .map_err(|s| client::call_failed(&global.addr, s))?
         .into_inner();
+    if !resp.security_warning.is_empty() {
+        output::stderr(&format!("warning: {}\n", resp.security_warning));
+    }
     let mut members = views_with_inventory(resp)?;
     members.retain(|(m, _)| {
         (args.state.is_empty()

@@ -100,7 +100,7 @@ pub(crate) async fn run(args: QueryArgs, global: GlobalArgs) -> anyhow::Result<E
         .into_inner();
     let members = peers::views(pb::ListMembersResponse {
         members: resp.nodes,
-        local_node_id: String::new(),
+        ..pb::ListMembersResponse::default()
     })?;
     let nodes: Vec<NodeJson> = members.iter().map(NodeJson::from_view).collect();
     if global.json {

@@ -8,7 +8,10 @@ use serde_json::{Map, Value};
 use super::reader::Reader;
 use crate::transport::{
     auth::{AdminAuth, validate_token},
-    tls::TlsFiles,
+    tls::{
+        TlsFiles,
+        pki::{Grant, Role},
+    },
 };
 
 const SECURITY_KEYS: &[&str] = &[
@@ -19,6 +22,7 @@ const SECURITY_KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "tls_ca",
+    "insecure",
 ];
 
 /// `gsp.security` in the config file.
@@ -28,6 +32,8 @@ pub struct SecurityFile {
     pub admin_token_file: Option<PathBuf>,
     /// `gsp.security.require_token_for_reads`.
     pub require_token_for_reads: Option<bool>,
+    /// `gsp.security.insecure`.
+    pub insecure: Option<bool>,
     /// `gsp.security.gossip_rate_limit`: gossip calls per second per peer.
     pub gossip_rate_limit: Option<usize>,
     /// `gsp.security.query_rate_limit`: queries per second per peer.
@@ -59,6 +65,8 @@ pub struct SecurityFlags {
     pub tls_key: Option<PathBuf>,
     /// `--tls-ca`.
     pub tls_ca: Option<PathBuf>,
+    /// `--insecure`.
+    pub insecure: bool,
 }
 
 /// Resolved security settings.
@@ -73,6 +81,8 @@ pub struct Security {
     pub query_rate_limit: Option<usize>,
     /// Mutual TLS files (`None`: plaintext).
     pub tls: Option<TlsFiles>,
+    /// Plaintext on a reachable address on purpose: no warning.
+    pub insecure: bool,
 }
 
 impl std::fmt::Debug for SecurityFlags {
@@ -89,6 +99,7 @@ impl std::fmt::Debug for SecurityFlags {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("tls_ca", &self.tls_ca)
+            .field("insecure", &self.insecure)
             .finish()
     }
 }
@@ -107,6 +118,7 @@ pub(super) fn read(r: &mut Reader, v: &Value) -> SecurityFile {
             m.get("require_token_for_reads"),
             "gsp.security.require_token_for_reads",
         ),
+        insecure: r.bool(m.get("insecure"), "gsp.security.insecure"),
         gossip_rate_limit: r.count(m.get("gossip_rate_limit"), "gsp.security.gossip_rate_limit"),
         query_rate_limit: r.count(m.get("query_rate_limit"), "gsp.security.query_rate_limit"),
         tls_cert: r
@@ -166,10 +178,38 @@ pub fn resolve(flags: SecurityFlags, file: &SecurityFile) -> Result<Security, Ve
     }
     Ok(Security {
         tls,
+        insecure: flags.insecure || file.insecure.unwrap_or(false),
         auth: token.map_or_else(AdminAuth::open, |t| AdminAuth::with_token(&t, reads)),
         gossip_rate_limit: flags.gossip_rate_limit.or(file.gossip_rate_limit),
         query_rate_limit: flags.query_rate_limit.or(file.query_rate_limit),
     })
+}
+
+/// The node's name when its certificate names it (`gsp tls cert --node NAME`):
+/// the certificate is the identity, so `--name` may only repeat it. `None`:
+/// the certificate names no node (a cluster's own PKI); the name is free.
+///
+/// # Errors
+/// The certificate is a client's, or `--name` differs from its name.
+pub fn node_name_from_cert(
+    flag: Option<&str>,
+    grant: Option<&Grant>,
+) -> Result<Option<String>, String> {
+    let Some(grant) = grant else {
+        return Ok(None);
+    };
+    if grant.role == Role::Client {
+        return Err(format!(
+            "--tls-cert is a client certificate ({}); a node needs one made with `gsp tls cert --node NAME`",
+            grant.name.as_deref().unwrap_or("unnamed")
+        ));
+    }
+    match (&grant.name, flag) {
+        (Some(cert), Some(flag)) if cert != flag => Err(format!(
+            "--name {flag} does not match the node name in --tls-cert ({cert}); drop --name or use that node's certificate"
+        )),
+        (name, _) => Ok(name.clone()),
+    }
 }
 
 /// A node serves TLS with all three files or none.

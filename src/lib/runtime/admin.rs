@@ -46,6 +46,8 @@ pub struct AdminService {
     maint: MaintApi,
     shutdown: CancellationToken,
     query_timeout: Duration,
+    /// What `ListMembers` says about this node's exposure, if anything.
+    security_warning: Option<String>,
 }
 
 impl AdminService {
@@ -65,7 +67,16 @@ impl AdminService {
             maint,
             shutdown,
             query_timeout,
+            security_warning: None,
         }
+    }
+
+    /// Sets what `ListMembers` tells clients about this node's exposure (see
+    /// [`super::posture::plaintext_warning`]).
+    #[must_use]
+    pub fn with_security_warning(mut self, warning: Option<String>) -> Self {
+        self.security_warning = warning;
+        self
     }
 
     /// Fetches the inventory of every listed member that is up, at most
@@ -169,6 +180,7 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::ListMembersResponse {
             members,
             local_node_id: local,
+            security_warning: self.security_warning.clone().unwrap_or_default(),
         }))
     }
 

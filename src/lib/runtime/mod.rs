@@ -14,5 +14,6 @@ mod metrics_broadcast;
 mod metrics_security;
 pub mod node;
 pub mod on_message;
+pub mod posture;
 pub mod resources;
 pub mod view;

@@ -94,6 +94,8 @@ pub struct NodeConfig {
     pub tls: Option<TlsConfig>,
     /// Caps on the server's connections, in all and per address.
     pub conn_limits: ConnLimits,
+    /// Plaintext on a reachable address on purpose: no warning.
+    pub insecure: bool,
 }
 
 /// Where a node's resource readings come from.
@@ -128,6 +130,7 @@ impl Default for NodeConfig {
             peer_rates: PeerRates::default(),
             tls: None,
             conn_limits: ConnLimits::default(),
+            insecure: false,
         }
     }
 }
@@ -207,6 +210,11 @@ impl NodeHandle {
     ) -> Result<Self, NodeError> {
         let listeners = listeners.into();
         let local_addr = listeners.grpc.local_addr().map_err(NodeError::Listener)?;
+        let security_warning =
+            super::posture::plaintext_warning(config.tls.is_some(), config.insecure, local_addr);
+        if let Some(w) = &security_warning {
+            warn!("{w}");
+        }
         // Refusals nobody else counts: failed authentications, connections.
         let refusals = Arc::new(Refusals::default());
         let auth = config.auth.clone().counting_into(Arc::clone(&refusals));
@@ -273,6 +281,10 @@ impl NodeHandle {
             shutdown.clone(),
             tasks.clone(),
         )
+        .with_names({
+            let agent = agent.clone();
+            Arc::new(move |id| crate::transport::membership::MembershipHandler::name_of(&agent, id))
+        })
         .into_server();
         let (health, health_service) = tonic_health::server::health_reporter();
         let maint =
@@ -294,6 +306,7 @@ impl NodeHandle {
             shutdown.clone(),
             config.query_timeout,
         )
+        .with_security_warning(security_warning)
         .into_server(max_admin_request);
         let probe: Option<Box<dyn ResourceProbe>> = match &config.probe {
             ProbeChoice::System => Some(Box::new(SystemProbe::new())),

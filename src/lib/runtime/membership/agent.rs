@@ -617,6 +617,10 @@ impl MembershipHandler for MembershipAgent {
         self.shared.count_refusal(refusal);
     }
 
+    fn name_of(&self, id: &NodeId) -> Option<String> {
+        self.with_state(|st| st.get(id).map(|r| r.name.clone()))
+    }
+
     fn members_at(&self, host: &str) -> usize {
         let s = &self.shared;
         let mut hosts = s.hosts.lock().unwrap_or_else(PoisonError::into_inner);

@@ -45,7 +45,12 @@ struct Shared {
     stats: Arc<DataPlaneStats>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Names of listed members, to hold a certified node to its own identity.
+    names: Option<NameOf>,
 }
+
+/// Looks up the name of a listed member.
+pub type NameOf = Arc<dyn Fn(&NodeId) -> Option<String> + Send + Sync>;
 
 impl std::fmt::Debug for DataPlaneService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,8 +82,20 @@ impl DataPlaneService {
                 stats,
                 shutdown,
                 tasks,
+                names: None,
             }),
         }
+    }
+
+    /// Holds callers with a node certificate to their own identity: a stream
+    /// whose hello names a listed member of another name is refused. Call
+    /// before [`Self::into_server`].
+    #[must_use]
+    pub fn with_names(mut self, names: NameOf) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.names = Some(names);
+        }
+        self
     }
 
     /// The tonic server wrapper with explicit message size limits.
@@ -102,6 +119,7 @@ impl pb::data_plane_server::DataPlane for DataPlaneService {
         if shared.shutdown.is_cancelled() {
             return Err(ServeError::ShuttingDown.into());
         }
+        let cert = crate::transport::tls::roles::certified_node(&request);
         let mut inbound = request.into_inner();
         let Some(pb::Frame {
             kind: Some(pb::frame::Kind::Hello(hello)),
@@ -110,6 +128,14 @@ impl pb::data_plane_server::DataPlane for DataPlaneService {
             return Err(ServeError::MissingHello.into());
         };
         let peer = check_hello(&hello, shared)?;
+        if let (Some(cert), Some(names)) = (&cert, &shared.names) {
+            crate::transport::tls::roles::check_speaks_as_itself(
+                Some(cert),
+                peer.as_str(),
+                names(&peer).as_deref(),
+                [],
+            )?;
+        }
         DataPlaneStats::add(&shared.stats.streams_accepted, 1);
         debug!(peer = %peer, "data plane stream opened");
 

@@ -156,4 +156,6 @@ pub trait MembershipHandler: Send + Sync + 'static {
     /// Members up at `host` (an IP address as text): a host running several
     /// nodes may make that many times the per-peer call rate.
     fn members_at(&self, host: &str) -> usize;
+    /// The name of member `id`, if it is listed.
+    fn name_of(&self, id: &crate::core::ids::NodeId) -> Option<String>;
 }

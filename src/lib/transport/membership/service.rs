@@ -25,7 +25,10 @@ use crate::{
     runtime::identity::now_unix_ns,
     transport::{
         pb::{discovery as dpb, membership::v1 as mpb},
-        tls::incoming::PeerInfo,
+        tls::{
+            incoming::PeerInfo,
+            roles::{certified_node, check_speaks_as_itself},
+        },
     },
 };
 
@@ -160,6 +163,29 @@ impl MembershipService {
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
+    /// A caller with a node certificate speaks only as that node (see
+    /// [`check_speaks_as_itself`]); others are not checked here.
+    fn speaks_as_itself(
+        &self,
+        cert: Option<&str>,
+        from: &crate::core::ids::NodeId,
+        records: &[crate::core::membership::record::MemberRecord],
+    ) -> Result<(), Status> {
+        if cert.is_none() {
+            return Ok(());
+        }
+        check_speaks_as_itself(
+            cert,
+            from.as_str(),
+            self.handler.name_of(from).as_deref(),
+            records
+                .iter()
+                .filter(|r| &r.id == from)
+                .map(|r| r.name.as_str()),
+        )
+        .inspect_err(|e| tracing::warn!(error = %e.message(), "refused a node speaking as another"))
+    }
+
     fn refuse(&self, r: Refusal) -> Status {
         self.handler.count_refusal(&r);
         r.into()
@@ -186,6 +212,7 @@ impl mpb::membership_server::Membership for MembershipService {
         request: Request<mpb::PingRequest>,
     ) -> Result<Response<mpb::PingResponse>, Status> {
         let peer = rate_key(&request);
+        let cert = certified_node(&request);
         let r = request.into_inner();
         self.admit(false, peer, &r.from_node_id)?;
         let msg = Ping {
@@ -196,6 +223,7 @@ impl mpb::membership_server::Membership for MembershipService {
             updates: records_from_pb(r.updates, "updates", &self.limits, now_ns())
                 .map_err(|e| self.invalid(&e))?,
         };
+        self.speaks_as_itself(cert.as_deref(), &msg.from, &msg.updates)?;
         let reply = self.handler.on_ping(msg).map_err(Status::from)?;
         Ok(Response::new(Self::reply_to_pb(&reply)))
     }
@@ -205,6 +233,7 @@ impl mpb::membership_server::Membership for MembershipService {
         request: Request<mpb::IndirectPingRequest>,
     ) -> Result<Response<mpb::PingResponse>, Status> {
         let peer = rate_key(&request);
+        let cert = certified_node(&request);
         let r = request.into_inner();
         self.admit(false, peer, &r.from_node_id)?;
         let msg = IndirectPing {
@@ -217,6 +246,7 @@ impl mpb::membership_server::Membership for MembershipService {
             updates: records_from_pb(r.updates, "updates", &self.limits, now_ns())
                 .map_err(|e| self.invalid(&e))?,
         };
+        self.speaks_as_itself(cert.as_deref(), &msg.from, &msg.updates)?;
         let reply = self.handler.on_ping_req(msg).await.map_err(Status::from)?;
         Ok(Response::new(Self::reply_to_pb(&reply)))
     }
@@ -226,6 +256,7 @@ impl mpb::membership_server::Membership for MembershipService {
         request: Request<mpb::GossipRequest>,
     ) -> Result<Response<mpb::GossipResponse>, Status> {
         let peer = rate_key(&request);
+        let cert = certified_node(&request);
         let r = request.into_inner();
         self.admit(false, peer, &r.from_node_id)?;
         let msg = Gossip {
@@ -234,6 +265,7 @@ impl mpb::membership_server::Membership for MembershipService {
             updates: records_from_pb(r.updates, "updates", &self.limits, now_ns())
                 .map_err(|e| self.invalid(&e))?,
         };
+        self.speaks_as_itself(cert.as_deref(), &msg.from, &msg.updates)?;
         self.handler.on_gossip(msg).map_err(Status::from)?;
         Ok(Response::new(mpb::GossipResponse {}))
     }
@@ -246,6 +278,7 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         request: Request<dpb::NodeInfoGossipMessage>,
     ) -> Result<Response<dpb::NodeInfoGossipResponse>, Status> {
         let peer = rate_key(&request);
+        let cert = certified_node(&request);
         let r = request.into_inner();
         self.admit(false, peer, &r.sender_node_id)?;
         let empty = dpb::NodeInfoGossipResponse {
@@ -266,6 +299,7 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         let from = node_id("sender_node_id", &r.sender_node_id).map_err(|e| self.invalid(&e))?;
         let records = records_from_pb(r.nodes, "nodes", &self.limits, now_ns())
             .map_err(|e| self.invalid(&e))?;
+        self.speaks_as_itself(cert.as_deref(), &from, &records)?;
         let want = r
             .gsp_want
             .iter()
@@ -303,8 +337,12 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         request: Request<dpb::ResourceQueryRequest>,
     ) -> Result<Response<dpb::ResourceQueryResponse>, Status> {
         let peer = rate_key(&request);
+        let cert = certified_node(&request);
         let r = request.into_inner();
         self.admit(true, peer, &r.requester_node_id)?;
+        if let Ok(id) = crate::core::ids::NodeId::parse(&r.requester_node_id) {
+            self.speaks_as_itself(cert.as_deref(), &id, &[])?;
+        }
         let local = self.handler.local_record();
         if r.requester_domain_id != local.domain {
             // iarnet answers other domains with an empty final response.
@@ -336,8 +374,12 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         request: Request<dpb::PeerListExchangeRequest>,
     ) -> Result<Response<dpb::PeerListExchangeResponse>, Status> {
         let peer = rate_key(&request);
+        let cert = certified_node(&request);
         let r = request.into_inner();
         self.admit(false, peer, &r.requester_node_id)?;
+        if let Ok(id) = crate::core::ids::NodeId::parse(&r.requester_node_id) {
+            self.speaks_as_itself(cert.as_deref(), &id, &[])?;
+        }
         if r.known_peers.len() > self.limits.max_records {
             return Err(self.invalid(&InvalidRecord {
                 field: "known_peers".into(),

@@ -170,6 +170,14 @@ impl TlsConfig {
         Ok(())
     }
 
+    /// The role and name this side's own certificate grants (`None` without a
+    /// certificate, or one that does not parse).
+    pub fn own_grant(&self) -> Option<pki::Grant> {
+        let path = self.files.cert.as_ref()?;
+        let first = certs(path).ok()?.into_iter().next()?;
+        pki::grant(&first)
+    }
+
     /// The files.
     pub fn files(&self) -> &TlsFiles {
         &self.files

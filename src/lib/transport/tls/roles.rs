@@ -96,9 +96,57 @@ where
     }
 }
 
+/// The node name a caller's verified node certificate carries, if any: the
+/// identity the caller may speak as on the node planes.
+pub fn certified_node<T>(request: &tonic::Request<T>) -> Option<String> {
+    request
+        .extensions()
+        .get::<PeerInfo>()
+        .and_then(|p| p.grant.as_ref())
+        .filter(|g| g.role == Role::Node)
+        .and_then(|g| g.name.clone())
+}
+
+/// Checks that a caller certified as node `cert` speaks only as itself: the
+/// member it claims to be (`claimed`, known here as `known_name`) bears that
+/// name, and so does every record it sends about itself (`own_names`).
+///
+/// # Errors
+/// PERMISSION_DENIED naming both identities.
+pub fn check_speaks_as_itself<'a>(
+    cert: Option<&str>,
+    claimed: &str,
+    known_name: Option<&str>,
+    own_names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), tonic::Status> {
+    let Some(cert) = cert else {
+        return Ok(());
+    };
+    let other = known_name
+        .filter(|n| *n != cert)
+        .or_else(|| own_names.into_iter().find(|n| *n != cert));
+    match other {
+        Some(name) => Err(tonic::Status::permission_denied(format!(
+            "the certificate of node {cert} cannot speak as node {claimed} ({name})"
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certified_node_speaks_only_as_itself() {
+        assert!(check_speaks_as_itself(None, "x", Some("b"), ["c"]).is_ok());
+        assert!(check_speaks_as_itself(Some("a"), "x", Some("a"), ["a"]).is_ok());
+        assert!(check_speaks_as_itself(Some("a"), "x", None, []).is_ok());
+        let e = check_speaks_as_itself(Some("a"), "x", Some("b"), []).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(e.message().contains("node a cannot speak as node x (b)"));
+        assert!(check_speaks_as_itself(Some("a"), "x", None, ["b"]).is_err());
+    }
 
     #[test]
     fn node_planes_are_recognised_by_service_not_by_prefix() {

@@ -1,4 +1,5 @@
-//! An in-process cluster of real nodes on loopback, linked full mesh.
+//! An in-process cluster of real nodes on loopback, linked full mesh, over
+//! plaintext gRPC or mutual TLS.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::{
     transport::{
         config::DataPlaneConfig,
         data_plane::{link::PeerLink, sink::DiscardSink},
+        tls::TlsConfig,
     },
 };
 
@@ -45,17 +47,23 @@ pub async fn start_node(i: usize, config: NodeConfig) -> Result<NodeHandle, Benc
 }
 
 impl LocalCluster {
-    /// Starts `n` nodes on `127.0.0.1:0` and links every ordered pair.
+    /// Starts `n` nodes on `127.0.0.1:0` and links every ordered pair; with
+    /// `tls`, every node serves and dials with mutual TLS.
     ///
     /// # Errors
     /// A node cannot bind or a link cannot be established.
-    pub async fn start(n: usize, data_plane: &DataPlaneConfig) -> Result<Self, BenchError> {
+    pub async fn start(
+        n: usize,
+        data_plane: &DataPlaneConfig,
+        tls: Option<&TlsConfig>,
+    ) -> Result<Self, BenchError> {
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
             let config = NodeConfig {
                 name: format!("bench-{i}"),
                 data_plane: data_plane.clone(),
                 probe: ProbeChoice::Off,
+                tls: tls.cloned(),
                 ..NodeConfig::default()
             };
             nodes.push(start_node(i, config).await?);

@@ -170,6 +170,7 @@ mod tests {
             },
             baseline: None,
             efficiency: Some(eff),
+            tls: None,
             tuning: Tuning {
                 max_chunk_bytes: 1,
                 h2_max_frame_bytes: 1,

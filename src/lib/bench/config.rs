@@ -74,6 +74,8 @@ pub struct BenchConfig {
     pub warmup: usize,
     /// Also measure the raw-TCP baseline.
     pub baseline: bool,
+    /// Also measure the workload with every node on mutual TLS.
+    pub tls: bool,
     /// Deadline for one iteration.
     pub iteration_timeout: Duration,
     /// Directory for the JSON report; `None` writes nothing.
@@ -94,6 +96,7 @@ impl Default for BenchConfig {
             iterations: DEFAULT_ITERATIONS,
             warmup: DEFAULT_WARMUP,
             baseline: true,
+            tls: false,
             iteration_timeout: DEFAULT_ITERATION_TIMEOUT,
             out_dir: Some(PathBuf::from("bench-results")),
             data_plane: DataPlaneConfig::default(),

@@ -16,7 +16,7 @@ pub enum BenchError {
         "{phase} iteration {iteration}: message from node {from} to node {to} failed: {source}"
     )]
     Send {
-        /// "gsp" or "tcp".
+        /// "gsp", "gsp+tls" or "tcp".
         phase: &'static str,
         /// Iteration number (warm-up iterations count from 1 too).
         iteration: usize,
@@ -41,7 +41,7 @@ pub enum BenchError {
         "{phase} iteration {iteration} did not converge within {timeout:?}: {acked}/{expected} messages acked"
     )]
     Timeout {
-        /// "gsp" or "tcp".
+        /// "gsp", "gsp+tls" or "tcp".
         phase: &'static str,
         /// Iteration number.
         iteration: usize,

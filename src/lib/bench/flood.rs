@@ -26,6 +26,8 @@ use crate::{
 /// One iteration's parameters.
 #[derive(Debug, Clone)]
 pub struct FloodPlan {
+    /// What is measured, for error messages: `gsp` or `gsp+tls`.
+    pub phase: &'static str,
     /// Iteration number, for error messages.
     pub iteration: usize,
     /// Messages per ordered pair.
@@ -87,7 +89,7 @@ pub async fn run_iteration(
                 Ok(Ok(p)) => p,
                 Ok(Err((from, to, source))) => {
                     return Err(BenchError::Send {
-                        phase: "gsp",
+                        phase: plan.phase,
                         iteration: plan.iteration,
                         from,
                         to,
@@ -130,7 +132,7 @@ pub async fn run_iteration(
             }
             () = &mut deadline => {
                 return Err(BenchError::Timeout {
-                    phase: "gsp",
+                    phase: plan.phase,
                     iteration: plan.iteration,
                     timeout: plan.timeout,
                     acked: acked.load(Ordering::Relaxed),

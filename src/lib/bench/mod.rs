@@ -1,6 +1,7 @@
 //! The load generator behind `gsp bench`: an in-process cluster over real gRPC on
-//! loopback, the flood workload, a raw-TCP baseline measured in the same run,
-//! HdrHistograms, the JSON report and regression comparison.
+//! loopback, the flood workload, a raw-TCP baseline measured in the same run (and
+//! with `--tls` the same workload over mutual TLS), HdrHistograms, the JSON report
+//! and regression comparison.
 
 pub mod alloc;
 pub mod broadcast;
@@ -17,6 +18,7 @@ pub mod report;
 pub mod resources;
 pub mod sys;
 pub mod tcp;
+pub mod tls;
 
 use std::{sync::Arc, time::Duration};
 
@@ -29,7 +31,10 @@ use self::{
     error::BenchError,
     flood::FloodPlan,
     progress::{IterationOutcome, Progress},
-    report::{Baseline, ConvergenceNs, IterationSummary, Report, Results, ScenarioInfo, Tuning},
+    report::{
+        Baseline, ConvergenceNs, IterationSummary, Report, Results, ScenarioInfo, TlsResults,
+        Tuning,
+    },
     sys::HostInfo,
     tcp::TcpMesh,
 };
@@ -41,7 +46,13 @@ use self::{
 pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Report, BenchError> {
     config.validate().map_err(BenchError::Config)?;
     let payload = payload(config.payload_bytes)?;
-    let mut cluster = LocalCluster::start(config.nodes, &config.data_plane).await?;
+    let mut cluster = LocalCluster::start(config.nodes, &config.data_plane, None).await?;
+    let mut tls_cluster = if config.tls {
+        let tls = tls::bench_tls_config()?;
+        Some(LocalCluster::start(config.nodes, &config.data_plane, Some(&tls)).await?)
+    } else {
+        None
+    };
     let tcp = if config.baseline {
         Some(TcpMesh::start(config.nodes, config.payload_bytes).await?)
     } else {
@@ -49,21 +60,21 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
     };
     let per_iteration = config.messages_per_iteration();
     let rounds = config.warmup + config.iterations;
-    let phases = if tcp.is_some() { 2 } else { 1 };
+    let phases = 1 + u64::from(tls_cluster.is_some()) + u64::from(tcp.is_some());
     progress.phase(
         config.scenario.name(),
         per_iteration * rounds as u64 * phases,
     );
 
-    let mut gsp_hist = report::new_histogram()?;
+    let mut plaintext = Tally::new()?;
+    let mut tls_tally = Tally::new()?;
     let mut tcp_hist = report::new_histogram()?;
     let mut iterations = Vec::with_capacity(config.iterations);
-    let mut cpu = Duration::ZERO;
-    let mut allocs: Option<(u64, u64)> = alloc::snapshot().map(|_| (0, 0));
     let mut sent = 0;
     for round in 0..rounds {
         let counted = round >= config.warmup;
         let plan = FloodPlan {
+            phase: "gsp",
             iteration: round + 1,
             messages_per_peer: config.messages_per_peer,
             timeout: config.iteration_timeout,
@@ -73,13 +84,22 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
                 None
             },
         };
-        let cpu_before = sys::cpu_time();
-        let allocs_before = alloc::snapshot();
-        let gsp = flood::run_iteration(&mut cluster, &payload, &plan, &progress).await?;
-        let cpu_used = sys::cpu_time().saturating_sub(cpu_before);
-        let allocs_used = alloc::snapshot()
-            .zip(allocs_before)
-            .map(|((n1, b1), (n0, b0))| (n1.saturating_sub(n0), b1.saturating_sub(b0)));
+        let tls_plan = FloodPlan {
+            phase: "gsp+tls",
+            kill_after_acks: None,
+            ..plan.clone()
+        };
+        // Plaintext and TLS alternate which goes first, so that neither always
+        // runs right after the other.
+        let tls_first = round % 2 == 1;
+        let mut tls_run = None;
+        if tls_first && let Some(c) = tls_cluster.as_mut() {
+            tls_run = Some(measure(c, &payload, &tls_plan, &progress).await?);
+        }
+        let gsp = measure(&mut cluster, &payload, &plan, &progress).await?;
+        if !tls_first && let Some(c) = tls_cluster.as_mut() {
+            tls_run = Some(measure(c, &payload, &tls_plan, &progress).await?);
+        }
         let raw = match &tcp {
             Some(mesh) => Some(
                 mesh.run_iteration(
@@ -94,38 +114,33 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
             None => None,
         };
         if counted {
-            cpu += cpu_used;
-            allocs = allocs
-                .zip(allocs_used)
-                .map(|((n, b), (dn, db))| (n + dn, b + db));
             sent += per_iteration;
-            record(&mut gsp_hist, &gsp)?;
+            plaintext.add(&gsp)?;
+            if let Some(t) = &tls_run {
+                tls_tally.add(t)?;
+            }
             if let Some(raw) = &raw {
                 record(&mut tcp_hist, raw)?;
             }
             iterations.push(IterationSummary {
-                convergence_ns: nanos(gsp.convergence),
-                throughput_bytes_per_sec: gsp.throughput(),
+                convergence_ns: nanos(gsp.outcome.convergence),
+                throughput_bytes_per_sec: gsp.outcome.throughput(),
                 tcp_convergence_ns: raw.as_ref().map(|r| nanos(r.convergence)),
+                tls_convergence_ns: tls_run.as_ref().map(|t| nanos(t.outcome.convergence)),
             });
         }
     }
     progress.finish();
     cluster.shutdown().await;
+    if let Some(c) = tls_cluster {
+        c.shutdown().await;
+    }
     if let Some(mesh) = tcp {
         mesh.shutdown();
     }
 
     let bytes_per_iteration = per_iteration * config.payload_bytes;
-    let conv: Vec<u64> = iterations.iter().map(|i| i.convergence_ns).collect();
-    let conv_p50 = report::median(&conv);
-    let per_sec = |n: u64, ns: u64| {
-        if ns == 0 {
-            0.0
-        } else {
-            n as f64 * 1e9 / ns as f64
-        }
-    };
+    let conv_p50 = report::median(&plaintext.conv);
     let throughput = per_sec(bytes_per_iteration, conv_p50);
     let baseline = if config.baseline {
         let tcp_conv: Vec<u64> = iterations
@@ -141,40 +156,145 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
     } else {
         None
     };
-    let efficiency = baseline
-        .as_ref()
-        .filter(|b| b.tcp_throughput_bytes_per_sec > 0.0)
-        .map(|b| throughput / b.tcp_throughput_bytes_per_sec);
+    let vs_tcp = |t: f64| {
+        baseline
+            .as_ref()
+            .filter(|b| b.tcp_throughput_bytes_per_sec > 0.0)
+            .map(|b| t / b.tcp_throughput_bytes_per_sec)
+    };
+    let efficiency = vs_tcp(throughput);
+    let tls = if config.tls {
+        let tls_p50 = report::median(&tls_tally.conv);
+        let tls_throughput = per_sec(bytes_per_iteration, tls_p50);
+        let ratio = if throughput > 0.0 {
+            tls_throughput / throughput
+        } else {
+            0.0
+        };
+        Some(TlsResults {
+            messages_acked: tls_tally.hist.len(),
+            ack_latency_ns: report::summarize(&tls_tally.hist),
+            convergence_ns: tls_tally.convergence(),
+            throughput_bytes_per_sec: tls_throughput,
+            messages_per_sec: per_sec(per_iteration, tls_p50),
+            cpu_seconds: tls_tally.cpu.as_secs_f64(),
+            allocations_per_message: tls_tally.allocs.map(|(n, _)| n as f64 / sent.max(1) as f64),
+            histogram: report::encode_histogram(&tls_tally.hist)?,
+            tls_vs_plaintext: ratio,
+            target: tls::TLS_VS_PLAINTEXT_TARGET,
+            target_met: tls::target_met(ratio),
+            efficiency: vs_tcp(tls_throughput),
+        })
+    } else {
+        None
+    };
     Ok(Report {
         schema: report::SCHEMA.to_owned(),
         scenario: ScenarioInfo::from_config(config),
         results: Results {
             messages_sent: sent,
-            messages_acked: gsp_hist.len(),
+            messages_acked: plaintext.hist.len(),
             errors: 0,
-            ack_latency_ns: report::summarize(&gsp_hist),
-            convergence_ns: ConvergenceNs {
-                min: conv.iter().copied().min().unwrap_or(0),
-                p50: conv_p50,
-                max: conv.iter().copied().max().unwrap_or(0),
-            },
+            ack_latency_ns: report::summarize(&plaintext.hist),
+            convergence_ns: plaintext.convergence(),
             throughput_bytes_per_sec: throughput,
             messages_per_sec: per_sec(per_iteration, conv_p50),
-            cpu_seconds: cpu.as_secs_f64(),
-            allocations_per_message: allocs.map(|(n, _)| n as f64 / sent.max(1) as f64),
-            allocated_bytes_per_message: allocs.map(|(_, b)| b as f64 / sent.max(1) as f64),
+            cpu_seconds: plaintext.cpu.as_secs_f64(),
+            allocations_per_message: plaintext.allocs.map(|(n, _)| n as f64 / sent.max(1) as f64),
+            allocated_bytes_per_message: plaintext
+                .allocs
+                .map(|(_, b)| b as f64 / sent.max(1) as f64),
             peak_rss_bytes: sys::peak_rss_bytes(),
-            histogram: report::encode_histogram(&gsp_hist)?,
+            histogram: report::encode_histogram(&plaintext.hist)?,
             iterations,
         },
         baseline,
         efficiency,
+        tls,
         tuning: Tuning::from_config(config),
         gsp_version: env!("CARGO_PKG_VERSION").to_owned(),
         git_sha: env!("GSP_GIT_SHA").to_owned(),
         timestamp: report::timestamp_now(),
         host: HostInfo::detect(),
     })
+}
+
+/// One gsp iteration and what it cost the process.
+struct Measured {
+    outcome: IterationOutcome,
+    cpu: Duration,
+    /// Allocations and bytes, when the binary counts them.
+    allocs: Option<(u64, u64)>,
+}
+
+/// Runs one flood iteration on `cluster`, timing the process's CPU and
+/// counting its allocations around it.
+async fn measure(
+    cluster: &mut LocalCluster,
+    payload: &Bytes,
+    plan: &FloodPlan,
+    progress: &Arc<dyn Progress>,
+) -> Result<Measured, BenchError> {
+    let cpu_before = sys::cpu_time();
+    let allocs_before = alloc::snapshot();
+    let outcome = flood::run_iteration(cluster, payload, plan, progress).await?;
+    let cpu = sys::cpu_time().saturating_sub(cpu_before);
+    let allocs = alloc::snapshot()
+        .zip(allocs_before)
+        .map(|((n1, b1), (n0, b0))| (n1.saturating_sub(n0), b1.saturating_sub(b0)));
+    Ok(Measured {
+        outcome,
+        cpu,
+        allocs,
+    })
+}
+
+/// The counted iterations of one gsp variant (plaintext or TLS), summed.
+struct Tally {
+    hist: hdrhistogram::Histogram<u64>,
+    /// Convergence of each iteration, nanoseconds.
+    conv: Vec<u64>,
+    cpu: Duration,
+    allocs: Option<(u64, u64)>,
+}
+
+impl Tally {
+    fn new() -> Result<Self, BenchError> {
+        Ok(Self {
+            hist: report::new_histogram()?,
+            conv: Vec::new(),
+            cpu: Duration::ZERO,
+            allocs: alloc::snapshot().map(|_| (0, 0)),
+        })
+    }
+
+    fn add(&mut self, m: &Measured) -> Result<(), BenchError> {
+        record(&mut self.hist, &m.outcome)?;
+        self.conv.push(nanos(m.outcome.convergence));
+        self.cpu += m.cpu;
+        self.allocs = self
+            .allocs
+            .zip(m.allocs)
+            .map(|((n, b), (dn, db))| (n + dn, b + db));
+        Ok(())
+    }
+
+    fn convergence(&self) -> ConvergenceNs {
+        ConvergenceNs {
+            min: self.conv.iter().copied().min().unwrap_or(0),
+            p50: report::median(&self.conv),
+            max: self.conv.iter().copied().max().unwrap_or(0),
+        }
+    }
+}
+
+/// `n` per `ns` nanoseconds, per second; 0 for no time.
+fn per_sec(n: u64, ns: u64) -> f64 {
+    if ns == 0 {
+        0.0
+    } else {
+        n as f64 * 1e9 / ns as f64
+    }
 }
 
 /// A deterministic pseudo-random payload (incompressible, reproducible).

@@ -31,6 +31,10 @@ pub struct Report {
     /// gsp throughput / raw-TCP throughput (medians over iterations); absent
     /// without a baseline.
     pub efficiency: Option<f64>,
+    /// The same workload over mutual TLS, measured in the same run; only with
+    /// `--tls` (absent from the document otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsResults>,
     /// Data plane tuning used.
     pub tuning: Tuning,
     /// `gsp --version`'s crate version.
@@ -99,6 +103,9 @@ pub struct IterationSummary {
     pub throughput_bytes_per_sec: f64,
     /// The same for raw TCP, when measured.
     pub tcp_convergence_ns: Option<u64>,
+    /// The same for gsp over mutual TLS; only with `--tls` (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_convergence_ns: Option<u64>,
 }
 
 /// gsp's measurements over the counted iterations.
@@ -142,6 +149,38 @@ pub struct Baseline {
     pub tcp_convergence_ns: u64,
     /// Send-to-ACK latency of every raw-TCP message.
     pub tcp_ack_latency_ns: LatencyNs,
+}
+
+/// gsp over mutual TLS (every node serving and dialing with TLS), over the
+/// counted iterations; the plaintext figures are in [`Results`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TlsResults {
+    /// Messages ACKed, summed over counted iterations.
+    pub messages_acked: u64,
+    /// Send-to-ACK latency of every message.
+    pub ack_latency_ns: LatencyNs,
+    /// First send to last ACK, per iteration.
+    pub convergence_ns: ConvergenceNs,
+    /// Payload bytes per second at the median convergence time.
+    pub throughput_bytes_per_sec: f64,
+    /// Messages per second at the median convergence time.
+    pub messages_per_sec: f64,
+    /// CPU time of the whole process during TLS iterations.
+    pub cpu_seconds: f64,
+    /// Heap allocations during TLS iterations, per message; absent when the
+    /// binary does not count.
+    pub allocations_per_message: Option<f64>,
+    /// The ACK latency HdrHistogram, V2 + deflate, base64.
+    pub histogram: String,
+    /// TLS throughput / plaintext throughput (medians over iterations); 0 when
+    /// plaintext throughput is 0.
+    pub tls_vs_plaintext: f64,
+    /// The goal for `tls_vs_plaintext` (TLS costs at most 15%: 0.85).
+    pub target: f64,
+    /// Whether `tls_vs_plaintext >= target`.
+    pub target_met: bool,
+    /// TLS throughput / raw-TCP throughput; absent without a baseline.
+    pub efficiency: Option<f64>,
 }
 
 /// Data plane settings in effect.

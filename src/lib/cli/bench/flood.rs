@@ -12,7 +12,7 @@ use crate::{
         compare::{Comparison, compare},
         config::{BenchConfig, FaultPlan},
         error::BenchError,
-        report::{self, LatencyNs, Report},
+        report::{self, LatencyNs, Report, TlsResults},
     },
     cli::{
         GlobalArgs,
@@ -48,6 +48,7 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
         iterations: args.iterations,
         warmup: args.warmup,
         baseline: !args.no_baseline,
+        tls: args.tls,
         iteration_timeout: global
             .timeout
             .unwrap_or(bench::config::DEFAULT_ITERATION_TIMEOUT),
@@ -161,28 +162,45 @@ fn render(r: &Report) -> String {
         s.iterations,
         s.warmup
     );
-    let mut t = Table::new();
-    t.load_style(UTF8_BORDERS_ONLY);
-    t.set_header(vec!["", "gsp", "raw TCP"]);
     let res = &r.results;
     let b = r.baseline.as_ref();
-    let dash = || "-".to_owned();
-    t.add_row(vec![
-        "convergence p50".to_owned(),
+    let tls = r.tls.as_ref();
+    // One column per measured variant: gsp, gsp over TLS (--tls), raw TCP.
+    let row = |name: &str, gsp: String, tls_v: Option<String>, tcp: Option<String>| {
+        let mut cells = vec![name.to_owned(), gsp];
+        if tls.is_some() {
+            cells.push(tls_v.unwrap_or_else(|| "-".to_owned()));
+        }
+        cells.push(tcp.unwrap_or_else(|| "-".to_owned()));
+        cells
+    };
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY);
+    t.set_header(row(
+        "",
+        "gsp".into(),
+        Some("gsp+TLS".into()),
+        Some("raw TCP".into()),
+    ));
+    t.add_row(row(
+        "convergence p50",
         ms(res.convergence_ns.p50),
-        b.map_or_else(dash, |b| ms(b.tcp_convergence_ns)),
-    ]);
-    t.add_row(vec![
-        "throughput".to_owned(),
+        tls.map(|t| ms(t.convergence_ns.p50)),
+        b.map(|b| ms(b.tcp_convergence_ns)),
+    ));
+    t.add_row(row(
+        "throughput",
         rate(res.throughput_bytes_per_sec),
-        b.map_or_else(dash, |b| rate(b.tcp_throughput_bytes_per_sec)),
-    ]);
+        tls.map(|t| rate(t.throughput_bytes_per_sec)),
+        b.map(|b| rate(b.tcp_throughput_bytes_per_sec)),
+    ));
     let lat = |name: &str, f: fn(&LatencyNs) -> u64| {
-        vec![
-            format!("ack {name}"),
+        row(
+            &format!("ack {name}"),
             ms(f(&res.ack_latency_ns)),
-            b.map_or_else(dash, |b| ms(f(&b.tcp_ack_latency_ns))),
-        ]
+            tls.map(|t| ms(f(&t.ack_latency_ns))),
+            b.map(|b| ms(f(&b.tcp_ack_latency_ns))),
+        )
     };
     t.add_row(lat("p50", |l| l.p50));
     t.add_row(lat("p90", |l| l.p90));
@@ -209,6 +227,35 @@ fn render(r: &Report) -> String {
     }
     if let Some(e) = r.efficiency {
         let _ = writeln!(out, "efficiency (gsp / raw TCP throughput): {e:.3}");
+    }
+    if let Some(t) = tls {
+        out.push_str(&render_tls(t, res.cpu_seconds));
+    }
+    out
+}
+
+/// The TLS lines: the ratio and whether it met the target, judged again here
+/// so that a miss is never printed as a pass.
+fn render_tls(t: &TlsResults, plain_cpu_seconds: f64) -> String {
+    let mut out = String::new();
+    let met = t.target_met && bench::tls::target_met(t.tls_vs_plaintext);
+    let _ = writeln!(
+        out,
+        "TLS efficiency (gsp+TLS / plaintext gsp throughput): {:.3}, target >= {:.2}: {}",
+        t.tls_vs_plaintext,
+        t.target,
+        if met { "met" } else { "MISSED" }
+    );
+    let _ = writeln!(
+        out,
+        "TLS cost: {:.1}% of plaintext throughput (goal at most {:.0}%); cpu {:.2} s with TLS vs {:.2} s without",
+        (1.0 - t.tls_vs_plaintext) * 100.0,
+        (1.0 - t.target) * 100.0,
+        t.cpu_seconds,
+        plain_cpu_seconds,
+    );
+    if let Some(e) = t.efficiency {
+        let _ = writeln!(out, "efficiency (gsp+TLS / raw TCP throughput): {e:.3}");
     }
     out
 }

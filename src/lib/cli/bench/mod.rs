@@ -46,6 +46,12 @@ pub(crate) struct BenchArgs {
     /// Skip the raw-TCP baseline (no efficiency figure).
     #[arg(long)]
     pub(super) no_baseline: bool,
+    /// Flood: also run every iteration on a second cluster whose nodes all use
+    /// mutual TLS (throwaway CA and certificates), alternating with plaintext,
+    /// and report TLS efficiency = TLS / plaintext throughput (medians) against
+    /// the 0.85 target (TLS costs at most 15%).
+    #[arg(long)]
+    pub(super) tls: bool,
     /// Compare against this report; exit 1 on regression.
     #[arg(long, value_name = "FILE")]
     pub(super) compare: Option<PathBuf>,
@@ -119,6 +125,13 @@ pub(crate) struct BenchArgs {
 }
 
 pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    if args.tls && args.scenario != Scenario::Flood {
+        return Err(super::exit::UsageError(format!(
+            "--tls applies to the flood scenario only, not {}",
+            args.scenario.name()
+        ))
+        .into());
+    }
     match args.scenario {
         Scenario::Flood => flood::run(args, global).await,
         Scenario::Membership => membership::run(args, global).await,

@@ -17,6 +17,22 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
+/// The metric names in the README's Metrics table (first column).
+fn readme_metrics() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n## Metrics\n").nth(1).unwrap();
+    let section = section.split("\n## ").next().unwrap();
+    let mut names = Vec::new();
+    for row in section.lines().filter(|l| l.starts_with("| `gsp_")) {
+        let first = row.split(" | ").next().unwrap();
+        for part in first.split('`').filter(|p| p.starts_with("gsp_")) {
+            names.push(part.split('{').next().unwrap().to_owned());
+        }
+    }
+    names
+}
+
 /// A minimal HTTP/1.1 GET; returns (status, body).
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -118,6 +134,38 @@ async fn side_port_serves_nodes_metrics_and_health() {
         "gsp_data_peers_cut_off_total 0",
     ] {
         assert!(metrics.contains(name), "{name} missing");
+    }
+    // Every metric the README documents is served (with a sample, for those
+    // with labels, once something was counted: here a refused call).
+    let grpc = node.local_addr();
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let refused = gsp::transport::pb::membership::v1::membership_client::MembershipClient::new(ch)
+        .ping(gsp::transport::pb::membership::v1::PingRequest::default())
+        .await;
+    assert!(refused.is_err());
+    let (_, metrics) = get(addr, "/metrics").await;
+    let documented = readme_metrics();
+    assert!(documented.len() > 40, "{documented:?}");
+    for name in &documented {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "{name} is in the README but not on /metrics"
+        );
+    }
+    assert!(
+        metrics.contains("gsp_grpc_errors_total{service=\"gsp.membership.v1.Membership\",code=\"invalid_argument\"} 1"),
+        "{metrics}"
+    );
+    for line in metrics.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            documented.iter().any(|d| d == name),
+            "{name} is served but not documented in the README's Metrics table"
+        );
     }
 
     assert_eq!(n["cpu"]["available"], 6000);

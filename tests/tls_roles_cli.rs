@@ -88,6 +88,29 @@ fn ping_as(
     })
 }
 
+/// Opens a data-plane stream to `addr` presenting the certificate `stem`.
+fn stream_as(dir: &Path, stem: &str, addr: &str) -> Result<(), tonic::Status> {
+    use gsp::transport::pb::gossip::v1 as gpb;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let tls = TlsConfig::load(TlsFiles {
+            cert: Some(dir.join(format!("{stem}.pem"))),
+            key: Some(dir.join(format!("{stem}-key.pem"))),
+            ca: dir.join("gsp-ca.pem"),
+        })
+        .unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_with_connector(Connector::new(Arc::default(), Some(tls)))
+            .await
+            .unwrap();
+        gpb::data_plane_client::DataPlaneClient::new(channel)
+            .stream(tokio_stream::iter(Vec::<gpb::Frame>::new()))
+            .await
+            .map(|_| ())
+    })
+}
+
 #[test]
 fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -204,6 +227,8 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
         "{}",
         refused.message()
     );
+    let refused = stream_as(tmp.path(), "alice-client", &seed).expect_err("client stream");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     ping_as(tmp.path(), "n2-node", &seed, &n2, &n1).expect("n2 as itself");
     let forged = ping_as(tmp.path(), "n2-node", &seed, &n3, &n1).expect_err("n2 as n3");
     assert_eq!(forged.code(), tonic::Code::PermissionDenied);

@@ -72,7 +72,7 @@ impl Candidates {
         Offered::Queued
     }
 
-    /// Up to `max` waiting nodes not yet being probed, oldest id order; they are
+    /// Up to `max` waiting nodes not yet being probed, in id order; they are
     /// marked as being probed until [`Self::remove`] is called for them.
     pub fn take_unprobed(&mut self, max: usize) -> Vec<ProbeTarget> {
         self.entries

@@ -165,11 +165,14 @@ async fn a_removed_node_does_not_come_back_from_stale_gossip() {
     for i in sim.running() {
         let agent = sim.nodes[i].agent.as_ref().unwrap();
         agent
-            .on_gossip(Gossip {
-                from: sim.nodes[1].id.clone(),
-                domain: "default".into(),
-                updates: vec![stale.clone()],
-            })
+            .on_gossip(
+                Gossip {
+                    from: sim.nodes[1].id.clone(),
+                    domain: "default".into(),
+                    updates: vec![stale.clone()],
+                },
+                None,
+            )
             .unwrap();
     }
     sim.run(20).await;

@@ -4,7 +4,7 @@
 //! reach `gsp peers` or queries, and never load the failure detector.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     time::{Duration, Instant},
 };
 
@@ -20,11 +20,16 @@ pub enum Offered {
     Stale,
     /// The set is full; the record was dropped (counted by the caller).
     Full,
+    /// Its source already has as many nodes waiting as one source may; the
+    /// record was dropped (counted by the caller).
+    SourceFull,
 }
 
 #[derive(Debug, Clone)]
 struct Candidate {
     record: MemberRecord,
+    /// Who introduced it (the caller's certificate identity or address).
+    source: Option<String>,
     since: Instant,
     /// A verification probe is in flight.
     probing: bool,
@@ -34,23 +39,30 @@ struct Candidate {
 #[derive(Debug)]
 pub struct Candidates {
     entries: BTreeMap<NodeId, Candidate>,
+    /// Nodes waiting per source.
+    per_source: HashMap<String, usize>,
     capacity: usize,
+    per_source_cap: usize,
     ttl: Duration,
 }
 
 impl Candidates {
-    /// At most `capacity` waiting nodes, each forgotten `ttl` after it was first
-    /// offered if its verification never concluded.
-    pub fn new(capacity: usize, ttl: Duration) -> Self {
+    /// At most `capacity` waiting nodes, `per_source_cap` of them introduced
+    /// by one source, each forgotten `ttl` after it was first offered if its
+    /// verification never concluded.
+    pub fn new(capacity: usize, per_source_cap: usize, ttl: Duration) -> Self {
         Self {
             entries: BTreeMap::new(),
+            per_source: HashMap::new(),
             capacity,
+            per_source_cap,
             ttl,
         }
     }
 
-    /// Offers a record of an unknown node.
-    pub fn offer(&mut self, record: MemberRecord, now: Instant) -> Offered {
+    /// Offers a record of an unknown node, introduced by `source` (`None`:
+    /// not charged to anyone).
+    pub fn offer(&mut self, record: MemberRecord, source: Option<&str>, now: Instant) -> Offered {
         if let Some(c) = self.entries.get_mut(&record.id) {
             if record.supersedes(&c.record) {
                 c.record = record;
@@ -61,15 +73,34 @@ impl Candidates {
         if self.entries.len() >= self.capacity {
             return Offered::Full;
         }
+        if let Some(src) = source {
+            let n = self.per_source.entry(src.to_owned()).or_default();
+            if *n >= self.per_source_cap {
+                return Offered::SourceFull;
+            }
+            *n += 1;
+        }
         self.entries.insert(
             record.id.clone(),
             Candidate {
                 record,
+                source: source.map(str::to_owned),
                 since: now,
                 probing: false,
             },
         );
         Offered::Queued
+    }
+
+    fn release(&mut self, c: &Candidate) {
+        if let Some(src) = &c.source
+            && let Some(n) = self.per_source.get_mut(src)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(src);
+            }
+        }
     }
 
     /// Up to `max` waiting nodes not yet being probed, in id order; they are
@@ -96,16 +127,24 @@ impl Candidates {
 
     /// Takes `id` out of the set, with its newest record.
     pub fn remove(&mut self, id: &NodeId) -> Option<MemberRecord> {
-        self.entries.remove(id).map(|c| c.record)
+        let c = self.entries.remove(id)?;
+        self.release(&c);
+        Some(c.record)
     }
 
     /// Forgets nodes waiting longer than the TTL; returns how many.
     pub fn expire(&mut self, now: Instant) -> usize {
-        let before = self.entries.len();
         let ttl = self.ttl;
-        self.entries
-            .retain(|_, c| now.saturating_duration_since(c.since) < ttl);
-        before - self.entries.len()
+        let expired: Vec<NodeId> = self
+            .entries
+            .iter()
+            .filter(|(_, c)| now.saturating_duration_since(c.since) >= ttl)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            self.remove(id);
+        }
+        expired.len()
     }
 
     /// Nodes waiting.
@@ -127,25 +166,25 @@ mod tests {
     #[test]
     fn the_set_is_bounded_and_newer_records_replace_waiting_ones() {
         let t0 = Instant::now();
-        let mut c = Candidates::new(2, Duration::from_secs(5));
+        let mut c = Candidates::new(2, 2, Duration::from_secs(5));
         assert_eq!(
-            c.offer(record("a", 1, MemberState::Alive), t0),
+            c.offer(record("a", 1, MemberState::Alive), None, t0),
             Offered::Queued
         );
         assert_eq!(
-            c.offer(record("b", 1, MemberState::Alive), t0),
+            c.offer(record("b", 1, MemberState::Alive), None, t0),
             Offered::Queued
         );
         assert_eq!(
-            c.offer(record("c", 1, MemberState::Alive), t0),
+            c.offer(record("c", 1, MemberState::Alive), None, t0),
             Offered::Full
         );
         assert_eq!(
-            c.offer(record("a", 1, MemberState::Alive), t0),
+            c.offer(record("a", 1, MemberState::Alive), None, t0),
             Offered::Stale
         );
         assert_eq!(
-            c.offer(record("a", 3, MemberState::Alive), t0),
+            c.offer(record("a", 3, MemberState::Alive), None, t0),
             Offered::Queued
         );
         let a = NodeId::parse("a").unwrap();
@@ -154,11 +193,42 @@ mod tests {
     }
 
     #[test]
+    fn one_source_cannot_fill_the_set() {
+        let t0 = Instant::now();
+        let mut c = Candidates::new(8, 2, Duration::from_secs(5));
+        let liar = Some("10.0.0.66");
+        assert_eq!(
+            c.offer(record("a", 1, MemberState::Alive), liar, t0),
+            Offered::Queued
+        );
+        assert_eq!(
+            c.offer(record("b", 1, MemberState::Alive), liar, t0),
+            Offered::Queued
+        );
+        assert_eq!(
+            c.offer(record("c", 1, MemberState::Alive), liar, t0),
+            Offered::SourceFull
+        );
+        assert_eq!(
+            c.offer(record("c", 1, MemberState::Alive), Some("10.0.0.7"), t0),
+            Offered::Queued
+        );
+        // A verdict frees the source's slot.
+        c.remove(&NodeId::parse("a").unwrap());
+        assert_eq!(
+            c.offer(record("d", 1, MemberState::Alive), liar, t0),
+            Offered::Queued
+        );
+        assert_eq!(c.expire(t0 + Duration::from_secs(5)), 3);
+        assert!(c.per_source.is_empty());
+    }
+
+    #[test]
     fn each_node_is_handed_out_for_probing_once_and_unconcluded_ones_expire() {
         let t0 = Instant::now();
-        let mut c = Candidates::new(8, Duration::from_secs(5));
-        c.offer(record("a", 1, MemberState::Alive), t0);
-        c.offer(record("b", 1, MemberState::Alive), t0);
+        let mut c = Candidates::new(8, 8, Duration::from_secs(5));
+        c.offer(record("a", 1, MemberState::Alive), None, t0);
+        c.offer(record("b", 1, MemberState::Alive), None, t0);
         assert_eq!(c.take_unprobed(1).len(), 1);
         assert!(c.has_unprobed());
         assert_eq!(c.take_unprobed(8).len(), 1);

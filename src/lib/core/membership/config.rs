@@ -34,6 +34,9 @@ pub const DEFAULT_MAX_PIGGYBACK: usize = 8;
 pub const DEFAULT_MAX_QUEUED_UPDATES: usize = 1024;
 /// Default cap on nodes heard of second-hand and waiting to be verified.
 pub const DEFAULT_MAX_CANDIDATES: usize = 256;
+/// Default cap on such nodes introduced by one source (a caller's address or
+/// certificate identity).
+pub const DEFAULT_MAX_CANDIDATES_PER_SOURCE: usize = 32;
 /// Default time, in rounds, a node waits to be verified before it is forgotten.
 pub const DEFAULT_CANDIDATE_TTL_ROUNDS: u32 = 30;
 /// Default ceiling of the local health multiplier (Lifeguard).
@@ -77,6 +80,9 @@ pub struct MembershipConfig {
     /// Cap on nodes heard of second-hand and waiting for a probe of their own;
     /// further unknown nodes are dropped (counted) until room frees up.
     pub max_candidates: usize,
+    /// Cap on those introduced by one source; further ones from it are dropped
+    /// (counted), so one liar cannot crowd out real joiners.
+    pub max_candidates_per_source: usize,
     /// How long such a node may wait for its verification to conclude.
     pub candidate_ttl: Duration,
 }
@@ -108,6 +114,7 @@ impl MembershipConfig {
             max_queued_updates: DEFAULT_MAX_QUEUED_UPDATES,
             max_local_health: DEFAULT_MAX_LOCAL_HEALTH,
             max_candidates: DEFAULT_MAX_CANDIDATES,
+            max_candidates_per_source: DEFAULT_MAX_CANDIDATES_PER_SOURCE,
             candidate_ttl: interval * DEFAULT_CANDIDATE_TTL_ROUNDS,
         }
     }

@@ -104,7 +104,11 @@ impl Membership {
         table.put(local.clone(), now);
         let mut queue = UpdateQueue::new(config.max_queued_updates);
         queue.push(local.clone());
-        let candidates = Candidates::new(config.max_candidates, config.candidate_ttl);
+        let candidates = Candidates::new(
+            config.max_candidates,
+            config.max_candidates_per_source,
+            config.candidate_ttl,
+        );
         Self {
             config,
             local,
@@ -166,11 +170,18 @@ impl Membership {
     /// only the member itself does that, so a liar cannot put a claim out of the
     /// member's reach.
     pub fn apply(&mut self, record: MemberRecord, now: Now) -> Applied {
+        self.apply_from(record, None, now)
+    }
+
+    /// [`Self::apply`] for a record that `source` (the caller's certificate
+    /// identity or address) delivered: one source may have at most
+    /// `max_candidates_per_source` unknown nodes waiting for verification.
+    pub fn apply_from(&mut self, record: MemberRecord, source: Option<&str>, now: Now) -> Applied {
         if record.id == self.local.id {
             return self.apply_about_self(&record, now);
         }
         let Some(known) = self.table.get(&record.id) else {
-            return self.offer_unknown(record, now);
+            return self.offer_unknown(record, source, now);
         };
         let (record, clamped) = claims::at_known_version(&known.record, record);
         if clamped {
@@ -189,7 +200,7 @@ impl Membership {
         self.merge(record, now)
     }
 
-    fn offer_unknown(&mut self, record: MemberRecord, now: Now) -> Applied {
+    fn offer_unknown(&mut self, record: MemberRecord, source: Option<&str>, now: Now) -> Applied {
         if !record.state.is_up() {
             self.counters.unknown_down_ignored += 1;
             return Applied::Stale;
@@ -206,10 +217,10 @@ impl Membership {
             self.counters.refused_table_full += 1;
             return Applied::TableFull;
         }
-        match self.candidates.offer(record, now.instant) {
+        match self.candidates.offer(record, source, now.instant) {
             Offered::Queued => Applied::Unverified,
             Offered::Stale => Applied::Stale,
-            Offered::Full => {
+            Offered::Full | Offered::SourceFull => {
                 self.counters.candidates_dropped += 1;
                 Applied::TableFull
             }
@@ -337,9 +348,19 @@ impl Membership {
         records: impl IntoIterator<Item = MemberRecord>,
         now: Now,
     ) -> usize {
+        self.apply_all_from(records, None, now)
+    }
+
+    /// [`Self::apply_all`] for records `source` delivered (see [`Self::apply_from`]).
+    pub fn apply_all_from(
+        &mut self,
+        records: impl IntoIterator<Item = MemberRecord>,
+        source: Option<&str>,
+        now: Now,
+    ) -> usize {
         records
             .into_iter()
-            .map(|r| self.apply(r, now))
+            .map(|r| self.apply_from(r, source, now))
             .filter(|a| matches!(a, Applied::New | Applied::Changed { .. }))
             .count()
     }

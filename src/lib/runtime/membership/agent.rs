@@ -207,8 +207,14 @@ impl Shared {
         }
     }
 
-    /// Merges records from a peer, dropping those of other domains.
+    /// Merges records from a peer this node called, dropping those of other
+    /// domains.
     pub(super) fn merge(&self, records: Vec<MemberRecord>) {
+        self.merge_from(records, None);
+    }
+
+    /// Merges records delivered by `source` (see [`Membership::apply_from`]).
+    pub(super) fn merge_from(&self, records: Vec<MemberRecord>, source: Option<&str>) {
         let (ours, foreign): (Vec<_>, Vec<_>) =
             records.into_iter().partition(|r| r.domain == self.domain);
         if !foreign.is_empty() {
@@ -220,7 +226,7 @@ impl Shared {
             return;
         }
         let now = now();
-        self.with_state(|s| s.apply_all(ours, now));
+        self.with_state(|s| s.apply_all_from(ours, source, now));
     }
 
     /// Adds addresses to the join candidates.
@@ -432,7 +438,7 @@ impl MembershipAgent {
 
 #[tonic::async_trait]
 impl MembershipHandler for MembershipAgent {
-    fn on_ping(&self, msg: Ping) -> Result<PingReply, Refusal> {
+    fn on_ping(&self, msg: Ping, caller: Option<&str>) -> Result<PingReply, Refusal> {
         let s = &self.shared;
         s.check_domain(&msg.domain)?;
         if s.shutdown.is_cancelled() {
@@ -452,8 +458,9 @@ impl MembershipHandler for MembershipAgent {
         let doubted = updates
             .iter()
             .any(|r| r.id == s.local_id && r.state != MemberState::Alive);
+        let source = caller.unwrap_or(from.as_str());
         let reply_updates = s.with_state(|st| {
-            st.apply_all(updates, now);
+            st.apply_all_from(updates, Some(source), now);
             st.probe_succeeded(&from, now);
             let mut out = st.piggyback(Some(&from));
             if doubted && !out.iter().any(|r| r.id == s.local_id) {
@@ -469,13 +476,17 @@ impl MembershipHandler for MembershipAgent {
         })
     }
 
-    async fn on_ping_req(&self, msg: IndirectPing) -> Result<PingReply, Refusal> {
+    async fn on_ping_req(
+        &self,
+        msg: IndirectPing,
+        caller: Option<&str>,
+    ) -> Result<PingReply, Refusal> {
         let s = &self.shared;
         s.check_domain(&msg.domain)?;
         if s.shutdown.is_cancelled() {
             return Err(Refusal::ShuttingDown);
         }
-        s.merge(msg.updates);
+        s.merge_from(msg.updates, Some(caller.unwrap_or(msg.from.as_str())));
         // Probe only a member known here at that address, and only so many at
         // once: a peer cannot make this node probe arbitrary addresses, nor
         // many at a time. Refusing is a nack: the asker learns nothing false.
@@ -514,16 +525,17 @@ impl MembershipHandler for MembershipAgent {
         })
     }
 
-    fn on_gossip(&self, msg: Gossip) -> Result<(), Refusal> {
+    fn on_gossip(&self, msg: Gossip, caller: Option<&str>) -> Result<(), Refusal> {
         self.shared.check_domain(&msg.domain)?;
         if self.shared.shutdown.is_cancelled() {
             return Err(Refusal::ShuttingDown);
         }
-        self.shared.merge(msg.updates);
+        let source = caller.unwrap_or(msg.from.as_str());
+        self.shared.merge_from(msg.updates, Some(source));
         Ok(())
     }
 
-    fn on_push_pull(&self, msg: PushPull) -> Result<PushPullReply, Refusal> {
+    fn on_push_pull(&self, msg: PushPull, caller: Option<&str>) -> Result<PushPullReply, Refusal> {
         let s = &self.shared;
         s.check_domain(&msg.domain)?;
         if s.shutdown.is_cancelled() {
@@ -537,8 +549,9 @@ impl MembershipHandler for MembershipAgent {
         let now = now();
         let from = msg.from.clone();
         let callers_own = ours.iter().find(|r| r.id == from).cloned();
+        let source = caller.unwrap_or(from.as_str());
         Ok(s.with_state(|st| {
-            st.apply_all(ours, now);
+            st.apply_all_from(ours, Some(source), now);
             st.probe_succeeded(&from, now);
             let mut reply = match msg.phase {
                 Phase::Hash if st.table_hash() == msg.table_hash => PushPullReply {

@@ -303,7 +303,7 @@ impl MembershipTransport for MemoryTransport {
         let (updates, bytes) = wire(&msg.updates);
         msg.updates = updates;
         let (h, route) = self.begin(addr, timeout, bytes).await?;
-        let mut r = h.on_ping(msg).map_err(|e| refused(&e))?;
+        let mut r = h.on_ping(msg, None).map_err(|e| refused(&e))?;
         let (updates, bytes) = wire(&r.updates);
         r.updates = updates;
         self.finish(addr, &route, bytes, timeout).await?;
@@ -319,7 +319,7 @@ impl MembershipTransport for MemoryTransport {
         let (updates, bytes) = wire(&msg.updates);
         msg.updates = updates;
         let (h, route) = self.begin(addr, timeout, bytes).await?;
-        let mut r = h.on_ping_req(msg).await.map_err(|e| refused(&e))?;
+        let mut r = h.on_ping_req(msg, None).await.map_err(|e| refused(&e))?;
         let (updates, bytes) = wire(&r.updates);
         r.updates = updates;
         self.finish(addr, &route, bytes, timeout).await?;
@@ -335,7 +335,7 @@ impl MembershipTransport for MemoryTransport {
         let (updates, bytes) = wire(&msg.updates);
         msg.updates = updates;
         let (h, route) = self.begin(addr, timeout, bytes).await?;
-        h.on_gossip(msg).map_err(|e| refused(&e))?;
+        h.on_gossip(msg, None).map_err(|e| refused(&e))?;
         self.finish(addr, &route, 0, timeout).await
     }
 
@@ -349,7 +349,7 @@ impl MembershipTransport for MemoryTransport {
         msg.records = records;
         let bytes = bytes + msg.want.iter().map(|w| w.as_str().len() + 2).sum::<usize>();
         let (h, route) = self.begin(addr, timeout, bytes).await?;
-        let mut r = h.on_push_pull(msg).map_err(|e| refused(&e))?;
+        let mut r = h.on_push_pull(msg, None).map_err(|e| refused(&e))?;
         let (records, mut bytes) = wire(&r.records);
         r.records = records;
         bytes += r

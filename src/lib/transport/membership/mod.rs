@@ -106,7 +106,10 @@ pub trait MembershipTransport: Send + Sync + 'static {
     ) -> Result<Option<Inventory>, CallError>;
 }
 
-/// Server side: what a node does with its peers' calls.
+/// Server side: what a node does with its peers' calls. `caller` is who
+/// delivered a call as the transport knows it (a verified certificate's
+/// identity, or the remote address), `None` where it knows nothing (the
+/// in-memory transport): records of unknown nodes are charged to it.
 #[tonic::async_trait]
 pub trait MembershipHandler: Send + Sync + 'static {
     /// Answers a probe.
@@ -114,22 +117,26 @@ pub trait MembershipHandler: Send + Sync + 'static {
     /// # Errors
     /// The caller is in another domain, the probe was meant for another node, or
     /// this node is shutting down.
-    fn on_ping(&self, msg: Ping) -> Result<PingReply, Refusal>;
+    fn on_ping(&self, msg: Ping, caller: Option<&str>) -> Result<PingReply, Refusal>;
     /// Probes a target for a peer and relays the outcome.
     ///
     /// # Errors
     /// The caller is in another domain, or this node is shutting down.
-    async fn on_ping_req(&self, msg: IndirectPing) -> Result<PingReply, Refusal>;
+    async fn on_ping_req(
+        &self,
+        msg: IndirectPing,
+        caller: Option<&str>,
+    ) -> Result<PingReply, Refusal>;
     /// Takes pushed updates.
     ///
     /// # Errors
     /// The caller is in another domain.
-    fn on_gossip(&self, msg: Gossip) -> Result<(), Refusal>;
+    fn on_gossip(&self, msg: Gossip, caller: Option<&str>) -> Result<(), Refusal>;
     /// Answers one push-pull call.
     ///
     /// # Errors
     /// The caller is in another domain.
-    fn on_push_pull(&self, msg: PushPull) -> Result<PushPullReply, Refusal>;
+    fn on_push_pull(&self, msg: PushPull, caller: Option<&str>) -> Result<PushPullReply, Refusal>;
     /// iarnet's peer-list exchange: takes the caller's known addresses (as join
     /// candidates) and returns the addresses of the members that are up.
     ///

@@ -46,6 +46,16 @@ enum RateKey {
     Address(std::net::IpAddr),
 }
 
+impl RateKey {
+    /// The key as text: also who introduced the unknown nodes a call carries.
+    fn label(&self) -> String {
+        match self {
+            Self::Identity(name) => name.clone(),
+            Self::Address(ip) => ip.to_string(),
+        }
+    }
+}
+
 /// The key of a call that came over a real connection (in-memory transports
 /// carry none: their calls are charged by the id they claim).
 fn rate_key<T>(request: &Request<T>) -> Option<RateKey> {
@@ -212,6 +222,7 @@ impl mpb::membership_server::Membership for MembershipService {
         request: Request<mpb::PingRequest>,
     ) -> Result<Response<mpb::PingResponse>, Status> {
         let peer = rate_key(&request);
+        let caller = peer.as_ref().map(RateKey::label);
         let cert = certified_node(&request);
         let r = request.into_inner();
         self.admit(false, peer, &r.from_node_id)?;
@@ -224,7 +235,10 @@ impl mpb::membership_server::Membership for MembershipService {
                 .map_err(|e| self.invalid(&e))?,
         };
         self.speaks_as_itself(cert.as_deref(), &msg.from, &msg.updates)?;
-        let reply = self.handler.on_ping(msg).map_err(Status::from)?;
+        let reply = self
+            .handler
+            .on_ping(msg, caller.as_deref())
+            .map_err(Status::from)?;
         Ok(Response::new(Self::reply_to_pb(&reply)))
     }
 
@@ -233,6 +247,7 @@ impl mpb::membership_server::Membership for MembershipService {
         request: Request<mpb::IndirectPingRequest>,
     ) -> Result<Response<mpb::PingResponse>, Status> {
         let peer = rate_key(&request);
+        let caller = peer.as_ref().map(RateKey::label);
         let cert = certified_node(&request);
         let r = request.into_inner();
         self.admit(false, peer, &r.from_node_id)?;
@@ -247,7 +262,11 @@ impl mpb::membership_server::Membership for MembershipService {
                 .map_err(|e| self.invalid(&e))?,
         };
         self.speaks_as_itself(cert.as_deref(), &msg.from, &msg.updates)?;
-        let reply = self.handler.on_ping_req(msg).await.map_err(Status::from)?;
+        let reply = self
+            .handler
+            .on_ping_req(msg, caller.as_deref())
+            .await
+            .map_err(Status::from)?;
         Ok(Response::new(Self::reply_to_pb(&reply)))
     }
 
@@ -256,6 +275,7 @@ impl mpb::membership_server::Membership for MembershipService {
         request: Request<mpb::GossipRequest>,
     ) -> Result<Response<mpb::GossipResponse>, Status> {
         let peer = rate_key(&request);
+        let caller = peer.as_ref().map(RateKey::label);
         let cert = certified_node(&request);
         let r = request.into_inner();
         self.admit(false, peer, &r.from_node_id)?;
@@ -266,7 +286,9 @@ impl mpb::membership_server::Membership for MembershipService {
                 .map_err(|e| self.invalid(&e))?,
         };
         self.speaks_as_itself(cert.as_deref(), &msg.from, &msg.updates)?;
-        self.handler.on_gossip(msg).map_err(Status::from)?;
+        self.handler
+            .on_gossip(msg, caller.as_deref())
+            .map_err(Status::from)?;
         Ok(Response::new(mpb::GossipResponse {}))
     }
 }
@@ -278,6 +300,7 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         request: Request<dpb::NodeInfoGossipMessage>,
     ) -> Result<Response<dpb::NodeInfoGossipResponse>, Status> {
         let peer = rate_key(&request);
+        let caller = peer.as_ref().map(RateKey::label);
         let cert = certified_node(&request);
         let r = request.into_inner();
         self.admit(false, peer, &r.sender_node_id)?;
@@ -314,15 +337,18 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
         };
         let reply = self
             .handler
-            .on_push_pull(PushPull {
-                from,
-                from_address: r.sender_address,
-                domain: r.sender_domain_id,
-                phase,
-                records,
-                table_hash: r.gsp_table_hash,
-                want,
-            })
+            .on_push_pull(
+                PushPull {
+                    from,
+                    from_address: r.sender_address,
+                    domain: r.sender_domain_id,
+                    phase,
+                    records,
+                    table_hash: r.gsp_table_hash,
+                    want,
+                },
+                caller.as_deref(),
+            )
             .map_err(Status::from)?;
         Ok(Response::new(dpb::NodeInfoGossipResponse {
             nodes: records_to_pb(&reply.records),

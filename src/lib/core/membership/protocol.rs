@@ -3,15 +3,13 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use rand::{Rng, seq::IndexedRandom as _, seq::SliceRandom as _};
-
 use super::{
-    candidates::{Candidates, Offered},
+    candidates::Candidates,
     claims,
     config::MembershipConfig,
     events::{EventKind, MembershipEvent},
     queue::UpdateQueue,
-    record::{Digest, MemberRecord, MemberState},
+    record::{MemberRecord, MemberState},
     suspicion::Suspicion,
     table::{Applied, MemberTable},
 };
@@ -190,75 +188,6 @@ impl Membership {
         self.merge(record, now)
     }
 
-    /// Merges a record heard first-hand: the node answered a probe at the
-    /// record's address. Lists it if it was unknown.
-    pub fn admit(&mut self, record: MemberRecord, now: Now) -> Applied {
-        if record.id == self.local.id || self.table.get(&record.id).is_some() {
-            return self.apply(record, now);
-        }
-        self.candidates.remove(&record.id);
-        self.merge(record, now)
-    }
-
-    fn offer_unknown(&mut self, record: MemberRecord, source: Option<&str>, now: Now) -> Applied {
-        if !record.state.is_up() {
-            self.counters.unknown_down_ignored += 1;
-            return Applied::Stale;
-        }
-        if self
-            .table
-            .tombstone_version(&record.id)
-            .is_some_and(|v| record.version <= v)
-        {
-            self.counters.stale_ignored += 1;
-            return Applied::Stale;
-        }
-        if self.table.len() >= self.config.max_members {
-            self.counters.refused_table_full += 1;
-            return Applied::TableFull;
-        }
-        match self.candidates.offer(record, source, now.instant) {
-            Offered::Queued => Applied::Unverified,
-            Offered::Stale => Applied::Stale,
-            Offered::Full | Offered::SourceFull => {
-                self.counters.candidates_dropped += 1;
-                Applied::TableFull
-            }
-        }
-    }
-
-    /// Up to `max` unknown nodes to probe, each once: the caller reports back
-    /// with [`Self::candidate_answered`] or [`Self::candidate_silent`].
-    pub fn take_unverified(&mut self, max: usize) -> Vec<ProbeTarget> {
-        self.candidates.take_unprobed(max)
-    }
-
-    /// Whether unknown nodes are waiting for a verification probe.
-    pub fn has_unverified(&self) -> bool {
-        self.candidates.has_unprobed()
-    }
-
-    /// Unknown nodes waiting for verification.
-    pub fn unverified_count(&self) -> usize {
-        self.candidates.len()
-    }
-
-    /// An unknown node answered its probe as itself: list it.
-    pub fn candidate_answered(&mut self, id: &NodeId, now: Now) {
-        if let Some(record) = self.candidates.remove(id) {
-            self.counters.candidates_verified += 1;
-            self.merge(record, now);
-            self.table.heard_from(id, now);
-        }
-    }
-
-    /// An unknown node did not answer its probe as itself: forget it.
-    pub fn candidate_silent(&mut self, id: &NodeId) {
-        if self.candidates.remove(id).is_some() {
-            self.counters.candidates_refused += 1;
-        }
-    }
-
     fn merge(&mut self, record: MemberRecord, now: Now) -> Applied {
         let id = record.id.clone();
         let old_maintenance = self.table.get(&id).map(|e| e.record.maintenance);
@@ -363,108 +292,6 @@ impl Membership {
             .map(|r| self.apply_from(r, source, now))
             .filter(|a| matches!(a, Applied::New | Applied::Changed { .. }))
             .count()
-    }
-
-    /// The next node to probe: every member that is up, in a shuffled order that
-    /// is renewed after each full pass, so each is probed once per pass.
-    pub fn next_probe<R: Rng>(&mut self, rng: &mut R) -> Option<ProbeTarget> {
-        for id in std::mem::take(&mut self.probe_newcomers) {
-            if self.probe_order[self.probe_next..].contains(&id) {
-                continue;
-            }
-            let at = rng.random_range(self.probe_next..=self.probe_order.len());
-            self.probe_order.insert(at, id);
-        }
-        for _ in 0..2 {
-            while let Some(id) = self.probe_order.get(self.probe_next).cloned() {
-                self.probe_next += 1;
-                if let Some(e) = self.table.get(&id)
-                    && e.record.state.is_up()
-                {
-                    return Some(ProbeTarget {
-                        id,
-                        address: e.record.address.clone(),
-                    });
-                }
-            }
-            self.probe_order = self.up_peers().map(|r| r.id.clone()).collect();
-            self.probe_order.shuffle(rng);
-            self.probe_next = 0;
-            self.probe_newcomers.clear();
-            if self.probe_order.is_empty() {
-                return None;
-            }
-        }
-        None
-    }
-
-    fn up_peers(&self) -> impl Iterator<Item = &MemberRecord> {
-        self.table
-            .entries()
-            .map(|e| &e.record)
-            .filter(|r| r.state.is_up() && r.id != self.local.id)
-    }
-
-    /// Up to `k` alive members other than `exclude`, to probe it indirectly.
-    pub fn helpers<R: Rng>(&self, exclude: &NodeId, k: usize, rng: &mut R) -> Vec<ProbeTarget> {
-        let candidates: Vec<&MemberRecord> = self
-            .up_peers()
-            .filter(|r| r.state == MemberState::Alive && &r.id != exclude)
-            .collect();
-        candidates
-            .choose_multiple(rng, k)
-            .map(|r| ProbeTarget {
-                id: r.id.clone(),
-                address: r.address.clone(),
-            })
-            .collect()
-    }
-
-    /// Up to `fanout` members to push pending updates to this round.
-    pub fn gossip_targets<R: Rng>(&self, rng: &mut R) -> Vec<ProbeTarget> {
-        let candidates: Vec<&MemberRecord> = self.up_peers().collect();
-        candidates
-            .choose_multiple(rng, self.config.fanout)
-            .map(|r| ProbeTarget {
-                id: r.id.clone(),
-                address: r.address.clone(),
-            })
-            .collect()
-    }
-
-    /// Members currently suspected, with their suspect records, so each round they
-    /// can be told directly and refute at once (Lifeguard's buddy system, pushed
-    /// rather than waiting for the next probe). At most `max_piggyback`.
-    pub fn suspects(&self) -> Vec<(ProbeTarget, MemberRecord)> {
-        self.suspicions
-            .keys()
-            .filter_map(|id| self.table.get(id))
-            .filter(|e| e.record.state == MemberState::Suspect)
-            .take(self.config.max_piggyback)
-            .map(|e| {
-                (
-                    ProbeTarget {
-                        id: e.record.id.clone(),
-                        address: e.record.address.clone(),
-                    },
-                    e.record.clone(),
-                )
-            })
-            .collect()
-    }
-
-    /// A random dead member, to try to reach again (Fabric's reconnect).
-    pub fn random_dead<R: Rng>(&self, rng: &mut R) -> Option<ProbeTarget> {
-        let dead: Vec<&MemberRecord> = self
-            .table
-            .entries()
-            .map(|e| &e.record)
-            .filter(|r| r.state == MemberState::Dead)
-            .collect();
-        dead.choose(rng).map(|r| ProbeTarget {
-            id: r.id.clone(),
-            address: r.address.clone(),
-        })
     }
 
     /// A probe of `id` was answered.
@@ -629,143 +456,14 @@ impl Membership {
         self.set_local(r.clone(), now);
         r
     }
-
-    /// Digests of every member, for anti-entropy.
-    pub fn digests(&self) -> Vec<Digest> {
-        self.table.digests()
-    }
-
-    /// Hash of the whole table; equal tables, equal hashes.
-    pub fn table_hash(&self) -> u64 {
-        self.table.hash()
-    }
-
-    /// What a peer with `remote` digests lacks, and which ids to ask it for.
-    pub fn diff(&self, remote: &[Digest]) -> (Vec<MemberRecord>, Vec<NodeId>) {
-        self.table.diff(remote)
-    }
-
-    /// What this node holds against a member that sent its own `record` when
-    /// that member was removed here at a version no older: the record, dead at
-    /// the removed version. A member back from a long partition learns from it
-    /// that it was declared dead and refutes; until then its records are refused
-    /// as stale.
-    pub fn removed_claim(&self, record: &MemberRecord) -> Option<MemberRecord> {
-        if self.table.get(&record.id).is_some() {
-            return None;
-        }
-        let v = self
-            .table
-            .tombstone_version(&record.id)
-            .filter(|v| *v >= record.version)?;
-        let mut r = record.clone();
-        r.version = v;
-        r.state = MemberState::Dead;
-        r.suspected_by = None;
-        Some(r)
-    }
-
-    /// The records of `ids` that are known.
-    pub fn records_for(&self, ids: &[NodeId]) -> Vec<MemberRecord> {
-        ids.iter()
-            .filter_map(|id| self.table.get(id).map(|e| e.record.clone()))
-            .collect()
-    }
-
-    /// Every record, by reference (no copies; for scans such as resource queries).
-    pub fn records(&self) -> impl Iterator<Item = &MemberRecord> {
-        self.table.entries().map(|e| &e.record)
-    }
-
-    /// Every record.
-    pub fn all_records(&self) -> Vec<MemberRecord> {
-        self.table.entries().map(|e| e.record.clone()).collect()
-    }
-
-    /// The record of `id`.
-    pub fn get(&self, id: &NodeId) -> Option<&MemberRecord> {
-        self.table.get(id).map(|e| &e.record)
-    }
-
-    /// Every member, for listing.
-    pub fn members(&self, now: Now) -> Vec<MemberView> {
-        self.table
-            .entries()
-            .map(|e| MemberView {
-                local: e.record.id == self.local.id,
-                record: e.record.clone(),
-                last_seen_unix_ns: if e.record.id == self.local.id {
-                    now.unix_ns
-                } else {
-                    e.last_seen_unix_ns
-                },
-                in_state_for: now.instant.saturating_duration_since(e.state_since),
-            })
-            .collect()
-    }
-
-    /// Members known (the local node included).
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    /// Always false: the local node is a member.
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
-    }
-
-    /// Members up (alive or suspect), the local node included.
-    pub fn up_count(&self) -> usize {
-        self.table.up_count()
-    }
-
-    /// Removed nodes remembered.
-    pub fn tombstone_count(&self) -> usize {
-        self.table.tombstone_count()
-    }
-
-    /// Events since the last call.
-    pub fn take_events(&mut self) -> Vec<MembershipEvent> {
-        std::mem::take(&mut self.events)
-    }
-
-    /// Records whose state changed since the last call (including this node's own
-    /// after a refutation): what to push at once.
-    pub fn take_urgent(&mut self) -> Vec<MemberRecord> {
-        std::mem::take(&mut self.urgent)
-            .into_iter()
-            .filter_map(|u| match u {
-                Urgent::Changed(id) => self.table.get(&id).map(|e| e.record.clone()),
-                Urgent::Confirmation(r) => Some(*r),
-            })
-            .collect()
-    }
-
-    /// Protocol counters.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
-    /// Updates dropped at the queue's capacity.
-    pub fn updates_dropped(&self) -> u64 {
-        self.queue.dropped()
-    }
-
-    /// Lifeguard's local health multiplier: 0 when healthy.
-    pub fn local_health(&self) -> u32 {
-        self.health
-    }
-
-    /// Direct probe timeout, stretched while this node is unhealthy.
-    pub fn probe_timeout(&self) -> Duration {
-        self.config.probe_timeout * (self.health + 1)
-    }
-
-    /// Round length, stretched while this node is unhealthy.
-    pub fn probe_interval(&self) -> Duration {
-        self.config.gossip_interval * (self.health + 1)
-    }
 }
+
+#[path = "protocol_targets.rs"]
+mod targets;
+#[path = "protocol_verify.rs"]
+mod verify;
+#[path = "protocol_view.rs"]
+mod view;
 
 #[cfg(test)]
 #[path = "protocol_tests.rs"]

@@ -1,0 +1,84 @@
+//! Nodes heard of second-hand: listed only once they answer a probe of their own.
+
+use super::Membership;
+use crate::core::{
+    ids::NodeId,
+    membership::{ProbeTarget, candidates::Offered, record::MemberRecord, table::Applied},
+    now::Now,
+};
+
+impl Membership {
+    /// Merges a record heard first-hand: the node answered a probe at the
+    /// record's address. Lists it if it was unknown.
+    pub fn admit(&mut self, record: MemberRecord, now: Now) -> Applied {
+        if record.id == self.local.id || self.table.get(&record.id).is_some() {
+            return self.apply(record, now);
+        }
+        self.candidates.remove(&record.id);
+        self.merge(record, now)
+    }
+
+    pub(super) fn offer_unknown(
+        &mut self,
+        record: MemberRecord,
+        source: Option<&str>,
+        now: Now,
+    ) -> Applied {
+        if !record.state.is_up() {
+            self.counters.unknown_down_ignored += 1;
+            return Applied::Stale;
+        }
+        if self
+            .table
+            .tombstone_version(&record.id)
+            .is_some_and(|v| record.version <= v)
+        {
+            self.counters.stale_ignored += 1;
+            return Applied::Stale;
+        }
+        if self.table.len() >= self.config.max_members {
+            self.counters.refused_table_full += 1;
+            return Applied::TableFull;
+        }
+        match self.candidates.offer(record, source, now.instant) {
+            Offered::Queued => Applied::Unverified,
+            Offered::Stale => Applied::Stale,
+            Offered::Full | Offered::SourceFull => {
+                self.counters.candidates_dropped += 1;
+                Applied::TableFull
+            }
+        }
+    }
+
+    /// Up to `max` unknown nodes to probe, each once: the caller reports back
+    /// with [`Self::candidate_answered`] or [`Self::candidate_silent`].
+    pub fn take_unverified(&mut self, max: usize) -> Vec<ProbeTarget> {
+        self.candidates.take_unprobed(max)
+    }
+
+    /// Whether unknown nodes are waiting for a verification probe.
+    pub fn has_unverified(&self) -> bool {
+        self.candidates.has_unprobed()
+    }
+
+    /// Unknown nodes waiting for verification.
+    pub fn unverified_count(&self) -> usize {
+        self.candidates.len()
+    }
+
+    /// An unknown node answered its probe as itself: list it.
+    pub fn candidate_answered(&mut self, id: &NodeId, now: Now) {
+        if let Some(record) = self.candidates.remove(id) {
+            self.counters.candidates_verified += 1;
+            self.merge(record, now);
+            self.table.heard_from(id, now);
+        }
+    }
+
+    /// An unknown node did not answer its probe as itself: forget it.
+    pub fn candidate_silent(&mut self, id: &NodeId) {
+        if self.candidates.remove(id).is_some() {
+            self.counters.candidates_refused += 1;
+        }
+    }
+}

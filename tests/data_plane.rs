@@ -294,6 +294,31 @@ async fn a_peer_breaking_the_framing_is_cut_off_and_counted_and_the_node_keeps_s
 }
 
 #[tokio::test]
+async fn a_header_naming_another_sender_than_the_streams_peer_is_cut_off() {
+    let node = start_node(DataPlaneConfig::default(), "default").await;
+    let (tx, mut replies) = raw_stream(&node, hello("default")).await.unwrap();
+    // The stream is from raw-client; the header claims the previous hop was
+    // the origin itself (a forged direct delivery, or a forged receipt).
+    let id = *uuid::Uuid::now_v7().as_bytes();
+    let data = Bytes::from_static(b"forged");
+    let forged = pb::MessageHeader {
+        origin: "victim".into(),
+        sender: "victim".into(),
+        hops: 1,
+        ..header(data.len() as u64, crc32fast::hash(&data))
+    };
+    tx.send(chunk(&id, Some(forged), 0, data)).await.unwrap();
+    let status = replies.message().await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(
+        status.message().contains("names sender victim"),
+        "{}",
+        status.message()
+    );
+    assert!(node.sink.messages.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn handshake_refuses_other_domains_and_bad_hellos_by_name() {
     let node = start_node(DataPlaneConfig::default(), "blue").await;
     let err = raw_stream(&node, hello("red")).await.unwrap_err();

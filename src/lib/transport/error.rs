@@ -131,6 +131,15 @@ pub enum ServeError {
     /// The chunk sequence broke the framing rules.
     #[error("protocol violation: {0}")]
     Protocol(#[from] ProtocolError),
+    /// A message header named a sender other than the stream's peer (the
+    /// node that said hello): a forged previous hop.
+    #[error("message header names sender {claimed}, but this stream is from {peer}")]
+    SenderMismatch {
+        /// The sender the header names.
+        claimed: String,
+        /// The node that opened the stream.
+        peer: String,
+    },
     /// The node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,
@@ -145,6 +154,7 @@ impl From<ServeError> for Status {
             | ServeError::BadChunk(_)
             | ServeError::ControlTooLarge(_)
             | ServeError::Protocol(_) => Code::InvalidArgument,
+            ServeError::SenderMismatch { .. } => Code::PermissionDenied,
             ServeError::Version { .. } => Code::FailedPrecondition,
             ServeError::WrongDomain { .. } => Code::PermissionDenied,
             ServeError::ShuttingDown => Code::Unavailable,

@@ -239,6 +239,15 @@ async fn receive(
         };
         let reply = match reassembler.feed(chunk) {
             Ok(Fed::Pending) => continue,
+            // The previous hop is the node that opened the stream (with TLS, the
+            // certificate's node); a header naming another is a forgery.
+            Ok(Fed::Complete(msg)) if msg.sender != peer => {
+                let err = ServeError::SenderMismatch {
+                    claimed: msg.sender.to_string(),
+                    peer: peer.to_string(),
+                };
+                return cut_off(&shared, &peer, &tx, err).await;
+            }
             Ok(Fed::Complete(msg)) => {
                 let id = msg.meta.id;
                 let len = msg.payload.len() as u64;

@@ -154,9 +154,10 @@ impl From<ServeError> for Status {
             | ServeError::BadChunk(_)
             | ServeError::ControlTooLarge(_)
             | ServeError::Protocol(_) => Code::InvalidArgument,
-            ServeError::SenderMismatch { .. } => Code::PermissionDenied,
             ServeError::Version { .. } => Code::FailedPrecondition,
-            ServeError::WrongDomain { .. } => Code::PermissionDenied,
+            ServeError::WrongDomain { .. } | ServeError::SenderMismatch { .. } => {
+                Code::PermissionDenied
+            }
             ServeError::ShuttingDown => Code::Unavailable,
         };
         Status::new(code, e.to_string())

@@ -111,6 +111,89 @@ fn stream_as(dir: &Path, stem: &str, addr: &str) -> Result<(), tonic::Status> {
     })
 }
 
+/// Relays, as node `via` (its certificate), a broadcast whose origin is
+/// `origin` to the node at `addr`, signed by `signer`'s key (`None`: unsigned).
+/// Returns the hop ACK's status and reason.
+fn relay_as(
+    dir: &Path,
+    via: (&str, &str),
+    addr: &str,
+    origin: &str,
+    signer: Option<&str>,
+) -> (i32, String) {
+    use gsp::{
+        core::{ids::NodeId, message::OutboundMessage},
+        transport::{
+            convert::header_to_pb, data_plane::PROTOCOL_VERSION, pb::gossip::v1 as gpb,
+            tls::origin::OriginSigner,
+        },
+    };
+    let load = |stem: &str| {
+        TlsConfig::load(TlsFiles {
+            cert: Some(dir.join(format!("{stem}.pem"))),
+            key: Some(dir.join(format!("{stem}-key.pem"))),
+            ca: dir.join("gsp-ca.pem"),
+        })
+        .unwrap()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_with_connector(Connector::new(Arc::default(), Some(load(via.0))))
+            .await
+            .unwrap();
+        let mut msg = OutboundMessage::new(
+            NodeId::parse(origin).unwrap(),
+            "forged?",
+            bytes::Bytes::from_static(b"payload"),
+            1,
+        );
+        msg.meta.hops = 2;
+        if let Some(stem) = signer {
+            msg.meta.auth = OriginSigner::from_tls(&load(stem))
+                .unwrap()
+                .sign(&msg.meta, &msg.payload);
+        }
+        let via_id = NodeId::parse(via.1).unwrap();
+        let frames = vec![
+            gpb::Frame {
+                kind: Some(gpb::frame::Kind::Hello(gpb::Hello {
+                    node_id: via.1.to_owned(),
+                    domain_id: "default".into(),
+                    protocol_version: PROTOCOL_VERSION,
+                })),
+            },
+            gpb::Frame {
+                kind: Some(gpb::frame::Kind::Chunk(gpb::Chunk {
+                    message_id: bytes::Bytes::copy_from_slice(msg.meta.id.as_bytes()),
+                    header: Some(header_to_pb(&msg, &via_id)),
+                    offset: 0,
+                    data: msg.payload.clone(),
+                })),
+            },
+        ];
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        for f in frames {
+            tx.send(f).await.unwrap();
+        }
+        let mut replies = gpb::data_plane_client::DataPlaneClient::new(channel)
+            .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        loop {
+            match replies.message().await.unwrap() {
+                Some(gpb::Reply {
+                    kind: Some(gpb::reply::Kind::Ack(a)),
+                }) => return (a.status, a.reason),
+                Some(_) => {}
+                None => panic!("stream ended without an ack"),
+            }
+        }
+    })
+}
+
 #[test]
 fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -230,6 +313,17 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
     let refused = stream_as(tmp.path(), "alice-client", &seed).expect_err("client stream");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     ping_as(tmp.path(), "n2-node", &seed, &n2, &n1).expect("n2 as itself");
+    // n2 relays broadcasts "from n3" to n1: refused unsigned or signed by n2,
+    // delivered when n3 signed it.
+    let delivered = gsp::transport::pb::gossip::v1::AckStatus::Delivered as i32;
+    let (status, reason) = relay_as(tmp.path(), ("n2-node", &n2), &seed, &n3, None);
+    assert_ne!(status, delivered);
+    assert!(reason.contains("not signed by its origin"), "{reason}");
+    let (status, reason) = relay_as(tmp.path(), ("n2-node", &n2), &seed, &n3, Some("n2-node"));
+    assert_ne!(status, delivered);
+    assert!(reason.contains("not node n3's"), "{reason}");
+    let (status, reason) = relay_as(tmp.path(), ("n2-node", &n2), &seed, &n3, Some("n3-node"));
+    assert_eq!(status, delivered, "{reason}");
     let forged = ping_as(tmp.path(), "n2-node", &seed, &n3, &n1).expect_err("n2 as n3");
     assert_eq!(forged.code(), tonic::Code::PermissionDenied);
     assert!(

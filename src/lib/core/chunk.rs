@@ -350,6 +350,7 @@ mod tests {
                 ttl: 0,
                 topic: String::new(),
                 created_unix_ns: 0,
+                auth: None,
             },
             sender: NodeId::parse("sender").unwrap(),
             total_len: payload.len() as u64,

@@ -19,6 +19,19 @@ pub struct MessageMeta {
     pub topic: String,
     /// Origin's wall clock at creation, unix nanoseconds.
     pub created_unix_ns: i64,
+    /// The origin's signature and certificate (broadcasts from a node with a
+    /// TLS node key), so a relayed copy can be told from a forgery.
+    pub auth: Option<OriginAuth>,
+}
+
+/// Proof that a message's origin created it: a signature over the message and
+/// its payload, and the certificate whose key made it (DER).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginAuth {
+    /// ECDSA P-256 / SHA-256 signature (ASN.1).
+    pub signature: Bytes,
+    /// The origin's node certificate.
+    pub certificate: Bytes,
 }
 
 /// A message ready to send: metadata plus a shared payload and its checksum.
@@ -47,6 +60,7 @@ impl OutboundMessage {
                 ttl: 0,
                 topic: topic.into(),
                 created_unix_ns: now_unix_ns,
+                auth: None,
             },
             payload,
             crc32,

@@ -7,7 +7,7 @@ use super::{
 
 pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
     let s = engine.stats();
-    let counters: [(&str, &str, u64); 17] = [
+    let counters: [(&str, &str, u64); 18] = [
         (
             "gsp_broadcast_originated_total",
             "Broadcasts started on this node.",
@@ -82,6 +82,11 @@ pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
             "gsp_broadcast_local_drops_total",
             "Deliveries lost by slow local subscribers (watchers, on-message).",
             get(&s.local_drops),
+        ),
+        (
+            "gsp_broadcast_unauthenticated_total",
+            "Relayed broadcasts refused under TLS: unsigned, or not signed by their origin.",
+            get(&s.unauthenticated),
         ),
         (
             "gsp_broadcast_malformed_total",

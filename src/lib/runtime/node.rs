@@ -168,6 +168,9 @@ pub enum NodeError {
     /// The server task panicked or was cancelled.
     #[error("server task ended: {0}")]
     ServerTask(String),
+    /// The TLS files cannot be used to sign or check broadcasts.
+    #[error(transparent)]
+    Tls(#[from] crate::transport::tls::TlsError),
 }
 
 /// Owns a running node; dropping it without [`NodeHandle::shutdown`] stops it
@@ -266,8 +269,15 @@ impl NodeHandle {
             dp.clone(),
             Arc::clone(&stats),
         );
+        let mut engine_config = config.broadcast.clone();
+        if let Some(tls) = &config.tls {
+            engine_config.origin_auth = Some(super::broadcast::OriginKeys {
+                signer: tls::origin::OriginSigner::from_tls(tls).map(Arc::new),
+                verifier: tls::origin::OriginVerifier::from_tls(tls)?,
+            });
+        }
         let engine = BroadcastEngine::start(
-            config.broadcast.clone(),
+            engine_config,
             agent.clone(),
             Arc::new(Arc::new(links)),
             sink,

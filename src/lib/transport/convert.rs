@@ -7,7 +7,7 @@ use crate::core::{
     broadcast::state::{Announce, Control},
     chunk::{ChunkHeader, ChunkIn},
     ids::{InvalidId, MessageId, NodeId},
-    message::{MessageMeta, OutboundMessage},
+    message::{MessageMeta, OriginAuth, OutboundMessage},
 };
 
 /// A wire field that failed validation.
@@ -45,6 +45,7 @@ pub fn chunk_from_pb(c: pb::Chunk) -> Result<ChunkIn, FieldError> {
                     ttl: h.ttl,
                     topic: h.topic,
                     created_unix_ns: h.created_unix_ns,
+                    auth: origin_auth(h.origin_signature, h.origin_certificate),
                 },
                 sender: node_id("chunk.header.sender", &h.sender)?,
                 total_len: h.total_len,
@@ -71,7 +72,35 @@ pub fn header_to_pb(msg: &OutboundMessage, sender: &NodeId) -> pb::MessageHeader
         total_len: msg.payload.len() as u64,
         crc32: msg.crc32,
         created_unix_ns: msg.meta.created_unix_ns,
+        origin_signature: msg
+            .meta
+            .auth
+            .as_ref()
+            .map(|a| a.signature.clone())
+            .unwrap_or_default(),
+        origin_certificate: msg
+            .meta
+            .auth
+            .as_ref()
+            .map(|a| a.certificate.clone())
+            .unwrap_or_default(),
     }
+}
+
+/// Largest origin signature and certificate carried; bigger ones are dropped
+/// (the message then counts as unsigned).
+const MAX_SIGNATURE_BYTES: usize = 256;
+const MAX_CERTIFICATE_BYTES: usize = 16 << 10;
+
+fn origin_auth(signature: Bytes, certificate: Bytes) -> Option<OriginAuth> {
+    (!signature.is_empty()
+        && signature.len() <= MAX_SIGNATURE_BYTES
+        && !certificate.is_empty()
+        && certificate.len() <= MAX_CERTIFICATE_BYTES)
+        .then_some(OriginAuth {
+            signature,
+            certificate,
+        })
 }
 
 /// Most entries accepted in one control frame.

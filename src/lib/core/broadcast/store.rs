@@ -147,6 +147,7 @@ mod tests {
                 ttl: 0,
                 topic: String::new(),
                 created_unix_ns: 0,
+                auth: None,
             },
             payload: Bytes::from(vec![0u8; len]),
             crc32: 0,

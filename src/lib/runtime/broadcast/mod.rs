@@ -28,7 +28,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub use self::{
     receipts::{MAX_PENDING_PER_ORIGIN, MAX_RECEIPTS_PER_MESSAGE},
     stats::BroadcastStats,
-    types::{Delivery, EngineConfig, Progress, SendHandle, SendOptions, SendRefused, Subscription},
+    types::{
+        Delivery, EngineConfig, OriginKeys, Progress, SendHandle, SendOptions, SendRefused,
+        Subscription,
+    },
 };
 use crate::{
     core::{
@@ -205,10 +208,20 @@ impl BroadcastEngine {
         expected.sort();
         let now = tokio::time::Instant::now().into_std();
         let (tx, rx) = mpsc::unbounded_channel();
+        let mut msg =
+            inner.with_state(|s| s.message(&opts.topic, payload, opts.ttl, exec::unix_now_ns()));
+        // Signed outside the state lock: hashing a large payload takes a while.
+        if let Some(signer) = inner
+            .config
+            .origin_auth
+            .as_ref()
+            .and_then(|k| k.signer.as_ref())
+        {
+            msg.meta.auth = signer.sign(&msg.meta, &msg.payload);
+        }
         let (id, actions) = {
             let mut rng = inner.rng.lock().unwrap_or_else(PoisonError::into_inner);
             inner.with_state(|s| {
-                let msg = s.message(&opts.topic, payload, opts.ttl, exec::unix_now_ns());
                 let id = msg.meta.id;
                 // Registered before the state can answer, so no progress is lost.
                 inner

@@ -27,6 +27,25 @@ impl MessageSink for BroadcastEngine {
             stats::inc(&inner.stats.duplicates);
             return Verdict::Duplicate;
         }
+        // Straight from its origin, the connection vouches for the origin (the
+        // data plane holds the sender to the stream's peer, and TLS the peer to
+        // its certificate); a relayed copy must carry the origin's signature.
+        if msg.meta.origin != msg.sender
+            && let Some(keys) = &inner.config.origin_auth
+        {
+            let name = inner
+                .agent
+                .with_state(|s| s.get(&msg.meta.origin).map(|r| r.name.clone()));
+            if let Err(why) = keys.verifier.verify(
+                &msg.meta,
+                &msg.payload,
+                msg.meta.auth.as_ref(),
+                name.as_deref(),
+            ) {
+                stats::inc(&inner.stats.unauthenticated);
+                return Verdict::Rejected(why);
+            }
+        }
         // The payload is kept (to serve pulls and digests) for minutes. A received
         // payload is a slice of the stream's receive buffer: keeping it would pin
         // that whole buffer and make the stream allocate fresh memory for every

@@ -48,6 +48,9 @@ pub struct BroadcastStats {
     pub handler_timeouts: AtomicU64,
     /// Malformed broadcast traffic refused (bad receipts, bad control frames).
     pub malformed: AtomicU64,
+    /// Relayed broadcasts refused under TLS: unsigned, or not signed by their
+    /// origin's node certificate.
+    pub unauthenticated: AtomicU64,
 }
 
 /// Adds one to `c`.

@@ -11,6 +11,7 @@ use crate::core::{
     broadcast::{config::BroadcastConfig, state::OriginateError},
     ids::{MessageId, NodeId},
 };
+use crate::transport::tls::origin::{OriginSigner, OriginVerifier};
 
 /// Engine settings. `Default` is production-correct.
 #[derive(Debug, Clone)]
@@ -27,6 +28,20 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// Seed for relay choices; `None` draws one.
     pub rng_seed: Option<u64>,
+    /// With mutual TLS: how this node signs its broadcasts and checks relayed
+    /// ones (`None`: plaintext, relayed copies are taken on trust).
+    pub origin_auth: Option<OriginKeys>,
+}
+
+/// Signing and checking broadcasts' origins (see
+/// [`crate::transport::tls::origin`]).
+#[derive(Debug, Clone)]
+pub struct OriginKeys {
+    /// This node's signer (`None`: its key cannot sign; its relayed
+    /// broadcasts will be refused by other TLS nodes, direct ones still work).
+    pub signer: Option<Arc<OriginSigner>>,
+    /// Checks relayed broadcasts against the cluster's CA.
+    pub verifier: OriginVerifier,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +53,7 @@ impl Default for EngineConfig {
             retry_backoff: Duration::from_millis(100),
             tick: Duration::from_millis(20),
             rng_seed: None,
+            origin_auth: None,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod connector;
 pub mod conns;
 pub mod incoming;
 pub mod io;
+pub mod origin;
 pub mod pki;
 pub mod roles;
 mod sniff;

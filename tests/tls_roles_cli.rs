@@ -194,6 +194,65 @@ fn relay_as(
     })
 }
 
+/// Pushes, as node `stem`/`from`, an alive record of member `victim` (named
+/// `victim_name`) at a new incarnation with another address, signed by
+/// `signer` (`None`: unsigned).
+fn forge_record_as(
+    dir: &Path,
+    (stem, from): (&str, &str),
+    addr: &str,
+    (victim, victim_name): (&str, &str),
+    signer: Option<&str>,
+) {
+    use gsp::{
+        core::{
+            ids::NodeId,
+            membership::record::{MemberRecord, RecordSigner as _},
+        },
+        transport::{membership::convert::record_to_pb, tls::origin::OriginSigner},
+    };
+    let load = |stem: &str| {
+        TlsConfig::load(TlsFiles {
+            cert: Some(dir.join(format!("{stem}.pem"))),
+            key: Some(dir.join(format!("{stem}-key.pem"))),
+            ca: dir.join("gsp-ca.pem"),
+        })
+        .unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut forged = MemberRecord::new(
+        NodeId::parse(victim).unwrap(),
+        victim_name.into(),
+        "127.0.0.1:9".into(),
+        "default".into(),
+        u64::try_from(now).unwrap(),
+    );
+    if let Some(s) = signer {
+        forged.proof = OriginSigner::from_tls(&load(s))
+            .unwrap()
+            .sign_record(&forged);
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_with_connector(Connector::new(Arc::default(), Some(load(stem))))
+            .await
+            .unwrap();
+        mpb::membership_client::MembershipClient::new(channel)
+            .gossip(mpb::GossipRequest {
+                from_node_id: from.into(),
+                domain_id: "default".into(),
+                updates: vec![record_to_pb(&forged, 1)],
+            })
+            .await
+            .unwrap();
+    });
+}
+
 #[test]
 fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -324,6 +383,35 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
     assert!(reason.contains("not node n3's"), "{reason}");
     let (status, reason) = relay_as(tmp.path(), ("n2-node", &n2), &seed, &n3, Some("n3-node"));
     assert_eq!(status, delivered, "{reason}");
+    // n2 pushes a newer record of n3 with another address: unsigned, signed by
+    // itself, or renaming n3: none is taken; n3 keeps its address on n1.
+    // (Had one been taken, n3 would refute it, but only at an incarnation past
+    // the forged one: the incarnation shows whether it ever was.)
+    let n3_on_n1 = || {
+        let out = run_gsp(&peers_args, LIMIT);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let n = v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_id"] == n3.as_str())
+            .unwrap()
+            .clone();
+        (
+            n["address"].as_str().unwrap().to_owned(),
+            n["incarnation"].as_u64().unwrap(),
+        )
+    };
+    let real = n3_on_n1();
+    for (name, signer) in [
+        ("n3", None),
+        ("n3", Some("n2-node")),
+        ("n2", Some("n2-node")),
+    ] {
+        forge_record_as(tmp.path(), ("n2-node", &n2), &seed, (&n3, name), signer);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(n3_on_n1(), real, "a forged record of n3 was taken");
     let forged = ping_as(tmp.path(), "n2-node", &seed, &n3, &n1).expect_err("n2 as n3");
     assert_eq!(forged.code(), tonic::Code::PermissionDenied);
     assert!(

@@ -86,6 +86,7 @@ impl Sim {
                     .wrapping_add(i as u64)
                     .wrapping_add(incarnation),
             ),
+            record_auth: None,
         };
         let agent = MembershipAgent::start(config, record, Arc::new(self.net.transport(&n.addr)));
         self.net.register(&n.addr, Arc::new(agent.clone()));

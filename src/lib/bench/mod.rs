@@ -48,7 +48,7 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
     let payload = payload(config.payload_bytes)?;
     let mut cluster = LocalCluster::start(config.nodes, &config.data_plane, None).await?;
     let mut tls_cluster = if config.tls {
-        let tls = tls::bench_tls_config()?;
+        let (tls, _files) = tls::bench_tls_config()?;
         Some(LocalCluster::start(config.nodes, &config.data_plane, Some(&tls)).await?)
     } else {
         None

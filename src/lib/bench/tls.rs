@@ -23,8 +23,12 @@ pub fn target_met(ratio: f64) -> bool {
     ratio.is_finite() && ratio >= TLS_VS_PLAINTEXT_TARGET
 }
 
-/// Removes the directory when dropped, whatever happened in between.
-struct TempDir(PathBuf);
+/// The bench's certificate files; the directory is removed when this is
+/// dropped, whatever happened in between. Nodes read the files when they
+/// start (TLS, and the keys that sign records and broadcasts), so keep it
+/// until the TLS cluster has started.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -61,13 +65,12 @@ fn write(dir: &Path, name: &str, pem: &str) -> Result<PathBuf, BenchError> {
 }
 
 /// A TLS configuration for bench nodes: a new CA and one node certificate,
-/// written to a temporary directory, loaded, and the directory removed again
-/// (a loaded [`TlsConfig`] keeps its certificates in memory; bench nodes never
-/// reload).
+/// written to a private temporary directory and loaded; the directory goes
+/// when the returned guard is dropped (bench nodes never reload).
 ///
 /// # Errors
 /// Key generation, the temporary files or loading them failed.
-pub fn bench_tls_config() -> Result<TlsConfig, BenchError> {
+pub fn bench_tls_config() -> Result<(TlsConfig, TempDir), BenchError> {
     let now = SystemTime::now();
     let ca = pki::new_ca("gsp bench CA", 1, now).map_err(|e| setup(&format!("CA: {e}")))?;
     let spec = LeafSpec {
@@ -86,8 +89,7 @@ pub fn bench_tls_config() -> Result<TlsConfig, BenchError> {
         ca: write(&dir.0, "ca.crt", &ca.cert_pem)?,
     };
     let config = TlsConfig::load(files).map_err(|e| setup(&e.to_string()))?;
-    drop(dir);
-    Ok(config)
+    Ok((config, dir))
 }
 
 #[cfg(test)]
@@ -117,16 +119,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_tls_cluster_exchanges_messages_and_refuses_plaintext() {
-        let tls = bench_tls_config().expect("tls config");
+        let (tls, dir) = bench_tls_config().expect("tls config");
         assert!(tls.server().is_some(), "bench nodes need a server identity");
-        // The temporary files are gone once loaded.
-        if let Some(cert) = &tls.files().cert {
-            assert!(!cert.exists(), "{} left behind", cert.display());
-        }
         let dp = DataPlaneConfig::default();
         let mut cluster = LocalCluster::start(2, &dp, Some(&tls))
             .await
             .expect("cluster");
+        // The temporary files go once the nodes have started.
+        let cert = tls.files().cert.clone().expect("cert");
+        drop(dir);
+        assert!(!cert.exists(), "{} left behind", cert.display());
         let plan = FloodPlan {
             phase: "gsp+tls",
             iteration: 1,

@@ -176,6 +176,12 @@ pub fn render(sources: &Sources) -> String {
         &[("", g(&st.verification_probes))],
     );
     o.metric(
+        "gsp_records_unauthenticated_total",
+        "counter",
+        "Alive or left records of other members dropped under TLS: not signed by the member, or renaming it.",
+        &[("", g(&st.records_unauthenticated))],
+    );
+    o.metric(
         "gsp_claims_clamped_total",
         "counter",
         "Claims that a member is down at a version newer than known here, taken at the known version.",

@@ -20,7 +20,10 @@ use super::{
     resources::ResourceConfig,
 };
 use crate::{
-    core::{ids::NodeId, membership::record::MemberRecord},
+    core::{
+        ids::NodeId,
+        membership::record::{MemberRecord, RecordSigner},
+    },
     probe::{FakeProbe, ResourceProbe, SystemProbe},
     transport::{
         auth::AdminAuth,
@@ -256,8 +259,24 @@ impl NodeHandle {
         record.labels.clone_from(&config.labels);
         record.maintenance = loaded.0.state;
         record.updated_unix_ns = super::view::now_unix_ns();
+        // Under TLS, records and broadcasts are signed with the node's key and
+        // others' are checked against the CA.
+        let keys = match &config.tls {
+            Some(tls) => Some((
+                tls::origin::OriginSigner::from_tls(tls).map(Arc::new),
+                tls::origin::OriginVerifier::from_tls(tls)?,
+            )),
+            None => None,
+        };
+        let mut agent_config = config.membership.clone();
+        if let Some((signer, verifier)) = &keys {
+            agent_config.record_auth = Some(super::membership::RecordAuth {
+                signer: signer.clone().map(|s| s as Arc<dyn RecordSigner>),
+                verifier: verifier.clone(),
+            });
+        }
         let agent = MembershipAgent::start(
-            config.membership.clone(),
+            agent_config,
             record,
             Arc::new(GrpcMembership::new(pool.clone())),
         );
@@ -270,11 +289,8 @@ impl NodeHandle {
             Arc::clone(&stats),
         );
         let mut engine_config = config.broadcast.clone();
-        if let Some(tls) = &config.tls {
-            engine_config.origin_auth = Some(super::broadcast::OriginKeys {
-                signer: tls::origin::OriginSigner::from_tls(tls).map(Arc::new),
-                verifier: tls::origin::OriginVerifier::from_tls(tls)?,
-            });
+        if let Some((signer, verifier)) = keys {
+            engine_config.origin_auth = Some(super::broadcast::OriginKeys { signer, verifier });
         }
         let engine = BroadcastEngine::start(
             engine_config,

@@ -92,7 +92,9 @@ pub fn header_to_pb(msg: &OutboundMessage, sender: &NodeId) -> pb::MessageHeader
 const MAX_SIGNATURE_BYTES: usize = 256;
 const MAX_CERTIFICATE_BYTES: usize = 16 << 10;
 
-fn origin_auth(signature: Bytes, certificate: Bytes) -> Option<OriginAuth> {
+/// A signature and certificate from the wire, if both are present and within
+/// bounds.
+pub fn origin_auth(signature: Bytes, certificate: Bytes) -> Option<OriginAuth> {
     (!signature.is_empty()
         && signature.len() <= MAX_SIGNATURE_BYTES
         && !certificate.is_empty()

@@ -9,7 +9,7 @@ use super::{
     config::MembershipConfig,
     events::{EventKind, MembershipEvent},
     queue::UpdateQueue,
-    record::{MemberRecord, MemberState},
+    record::{MemberRecord, MemberState, RecordSigner},
     suspicion::Suspicion,
     table::{Applied, MemberTable},
 };
@@ -93,6 +93,8 @@ pub struct Membership {
     /// records are worth pushing at once rather than at the next round.
     urgent: Vec<Urgent>,
     counters: Counters,
+    /// Signs every record this node publishes about itself (under TLS).
+    signer: Option<std::sync::Arc<dyn RecordSigner>>,
 }
 
 impl Membership {
@@ -121,7 +123,16 @@ impl Membership {
             events: Vec::new(),
             urgent: Vec::new(),
             counters: Counters::default(),
+            signer: None,
         }
+    }
+
+    /// Signs this node's records from now on, starting with the current one
+    /// (published again, signed).
+    pub fn set_signer(&mut self, signer: std::sync::Arc<dyn RecordSigner>, now: Now) {
+        self.signer = Some(signer);
+        let r = self.local.clone();
+        self.set_local(r, now);
     }
 
     /// The settings.
@@ -152,7 +163,9 @@ impl Membership {
         self.set_local(r, now);
     }
 
-    fn set_local(&mut self, r: MemberRecord, now: Now) {
+    fn set_local(&mut self, mut r: MemberRecord, now: Now) {
+        r.proof = None;
+        r.proof = self.signer.as_ref().and_then(|s| s.sign_record(&r));
         self.local = r.clone();
         self.table.put(r.clone(), now);
         self.queue.push(r);

@@ -3,7 +3,7 @@
 
 use std::{cmp::Ordering, collections::BTreeMap, fmt};
 
-use crate::core::ids::NodeId;
+use crate::core::{ids::NodeId, message::OriginAuth};
 
 /// Where a node is in its life, as this node believes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -249,6 +249,16 @@ pub struct MemberRecord {
     pub updated_unix_ns: i64,
     /// gsp membership protocol revision the node speaks; 0 for iarnet nodes.
     pub protocol: u32,
+    /// The node's own signature over this record, with its certificate (under
+    /// mutual TLS), so a relayed copy can be told from a forgery.
+    pub proof: Option<OriginAuth>,
+}
+
+/// Signs the records a node publishes about itself (the runtime's TLS key;
+/// passed in, so the core stays free of crypto).
+pub trait RecordSigner: Send + Sync + fmt::Debug {
+    /// The proof for `record` (`None`: cannot sign).
+    fn sign_record(&self, record: &MemberRecord) -> Option<OriginAuth>;
 }
 
 impl MemberRecord {
@@ -279,6 +289,7 @@ impl MemberRecord {
             scheduler_address: String::new(),
             updated_unix_ns: 0,
             protocol: super::PROTOCOL_VERSION,
+            proof: None,
         }
     }
 

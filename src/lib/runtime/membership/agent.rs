@@ -24,7 +24,7 @@ use crate::{
             config::MembershipConfig,
             events::{EventKind, MembershipEvent},
             messages::{Gossip, IndirectPing, Phase, Ping, PingReply, PushPull, PushPullReply},
-            record::{MemberRecord, MemberState},
+            record::{MemberRecord, MemberState, RecordSigner},
         },
         now::Now,
     },
@@ -69,6 +69,20 @@ pub struct AgentConfig {
     /// Whether the agent runs its loops. Without them it only answers calls and
     /// its view stays as set: simulations use this to freeze partial views.
     pub run_loops: bool,
+    /// With mutual TLS: how this node signs its records and checks others'.
+    pub record_auth: Option<RecordAuth>,
+}
+
+/// Signed membership records (see [`crate::transport::tls::origin`]): this
+/// node signs every record it publishes about itself, and an alive or left
+/// record about another member is merged only with that member's signature.
+#[derive(Debug, Clone)]
+pub struct RecordAuth {
+    /// This node's key (`None`: it cannot sign; its records will be refused
+    /// by the others).
+    pub signer: Option<Arc<dyn RecordSigner>>,
+    /// Checks the others' signatures against the cluster's CA.
+    pub verifier: crate::transport::tls::origin::OriginVerifier,
 }
 
 impl Default for AgentConfig {
@@ -80,6 +94,7 @@ impl Default for AgentConfig {
             rng_seed: None,
             periodic_anti_entropy: true,
             run_loops: true,
+            record_auth: None,
         }
     }
 }
@@ -213,8 +228,58 @@ impl Shared {
         self.merge_from(records, None);
     }
 
+    /// The records worth merging: under TLS, an alive or left record that would
+    /// change what is known about another member must carry that member's
+    /// signature and keep its name; the rest are dropped, counted and logged.
+    /// Signatures are checked outside the state lock.
+    pub(super) fn authentic(&self, records: Vec<MemberRecord>) -> Vec<MemberRecord> {
+        let Some(auth) = &self.config.record_auth else {
+            return records;
+        };
+        let known: Vec<Option<(bool, String)>> = {
+            let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            records
+                .iter()
+                .map(|r| {
+                    let needs = r.id != self.local_id
+                        && matches!(r.state, MemberState::Alive | MemberState::Left)
+                        && st.get(&r.id).is_none_or(|k| r.supersedes(k));
+                    needs.then(|| {
+                        let name = st.get(&r.id).map(|k| k.name.clone());
+                        (name.is_some(), name.unwrap_or_default())
+                    })
+                })
+                .collect()
+        };
+        records
+            .into_iter()
+            .zip(known)
+            .filter(|(r, known)| {
+                let Some((listed, name)) = known else {
+                    return true;
+                };
+                let verdict = if *listed && *name != r.name {
+                    Err(format!(
+                        "record of {} renames it from {name} to {}",
+                        r.id, r.name
+                    ))
+                } else {
+                    auth.verifier.verify_record(r)
+                };
+                verdict
+                    .inspect_err(|why| {
+                        MembershipStats::inc(&self.stats.records_unauthenticated);
+                        debug!(reason = %why, "dropped a membership record");
+                    })
+                    .is_ok()
+            })
+            .map(|(r, _)| r)
+            .collect()
+    }
+
     /// Merges records delivered by `source` (see [`Membership::apply_from`]).
     pub(super) fn merge_from(&self, records: Vec<MemberRecord>, source: Option<&str>) {
+        let records = self.authentic(records);
         let (ours, foreign): (Vec<_>, Vec<_>) =
             records.into_iter().partition(|r| r.domain == self.domain);
         if !foreign.is_empty() {
@@ -321,6 +386,14 @@ impl MembershipAgent {
             tasks: TaskTracker::new(),
         });
         shared.add_seeds(shared.config.seeds.clone());
+        if let Some(signer) = shared
+            .config
+            .record_auth
+            .as_ref()
+            .and_then(|a| a.signer.clone())
+        {
+            shared.with_state(|st| st.set_signer(signer, now()));
+        }
         let agent = Self { shared };
         if agent.shared.config.run_loops {
             agent.spawn_loops();
@@ -459,6 +532,7 @@ impl MembershipHandler for MembershipAgent {
             .iter()
             .any(|r| r.id == s.local_id && r.state != MemberState::Alive);
         let source = caller.unwrap_or(from.as_str());
+        let updates = s.authentic(updates);
         let reply_updates = s.with_state(|st| {
             st.apply_all_from(updates, Some(source), now);
             st.probe_succeeded(&from, now);
@@ -546,6 +620,7 @@ impl MembershipHandler for MembershipAgent {
         for _ in &foreign {
             MembershipStats::inc(&s.stats.refused_foreign_domain);
         }
+        let ours = s.authentic(ours);
         let now = now();
         let from = msg.from.clone();
         let callers_own = ours.iter().find(|r| r.id == from).cloned();

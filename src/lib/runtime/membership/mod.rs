@@ -6,5 +6,5 @@ mod loops;
 pub mod query;
 pub mod stats;
 
-pub use agent::{AgentConfig, EVENT_BUFFER, MAX_SEEDS, MembershipAgent, now};
+pub use agent::{AgentConfig, EVENT_BUFFER, MAX_SEEDS, MembershipAgent, RecordAuth, now};
 pub use query::{MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_CALLER, QUERY_FANOUT, QueryOutcome};

@@ -24,6 +24,9 @@ pub struct MembershipStats {
     pub gossip_pushes: AtomicU64,
     /// Probes of nodes heard of second-hand, before listing them.
     pub verification_probes: AtomicU64,
+    /// Alive or left records of other members dropped under TLS: not signed by
+    /// the member, or renaming it.
+    pub records_unauthenticated: AtomicU64,
     /// Push-pull exchanges started.
     pub push_pulls: AtomicU64,
     /// Calls refused because the caller was in another domain.

@@ -266,6 +266,7 @@ pub fn record_from_pb(
         scheduler_address: info.scheduler_address,
         updated_unix_ns: info.last_updated,
         protocol: info.gsp_protocol,
+        proof: crate::transport::convert::origin_auth(info.gsp_signature, info.gsp_certificate),
     })
 }
 
@@ -360,6 +361,16 @@ pub fn record_to_pb(r: &MemberRecord, last_seen_unix_ns: i64) -> pb::PeerNodeInf
             .unwrap_or_default(),
         gsp_protocol: r.protocol,
         gsp_inventory: None,
+        gsp_signature: r
+            .proof
+            .as_ref()
+            .map(|p| p.signature.clone())
+            .unwrap_or_default(),
+        gsp_certificate: r
+            .proof
+            .as_ref()
+            .map(|p| p.certificate.clone())
+            .unwrap_or_default(),
     }
 }
 

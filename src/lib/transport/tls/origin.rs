@@ -24,7 +24,10 @@ use super::{
     TlsConfig,
     pki::{self, Role},
 };
-use crate::core::message::{MessageMeta, OriginAuth};
+use crate::core::{
+    membership::record::{MemberRecord, RecordSigner},
+    message::{MessageMeta, OriginAuth},
+};
 
 /// What the signature covers, after this prefix (so it can never be mistaken
 /// for a signature over anything else).
@@ -144,16 +147,48 @@ impl OriginVerifier {
                 meta.origin
             ));
         };
+        self.check(auth, &signed_bytes(meta, payload), origin_name, "origin")
+            .map_err(|e| format!("{e} (broadcast {})", meta.id))
+    }
+
+    /// Whether a member's alive or left record carries that member's own
+    /// signature (other states are claims by others, which cannot raise a
+    /// version and are not signed).
+    ///
+    /// # Errors
+    /// Why not, in words for the log.
+    pub fn verify_record(&self, record: &MemberRecord) -> Result<(), String> {
+        let Some(proof) = &record.proof else {
+            return Err(format!("record of {} is not signed by it", record.id));
+        };
+        self.check(
+            proof,
+            &record_signed_bytes(record),
+            Some(&record.name),
+            "member",
+        )
+        .map_err(|e| format!("{e} (record of {})", record.id))
+    }
+
+    /// The certificate in `auth` chains to the CA, is a node certificate named
+    /// `name`, and its key signed `signed`.
+    fn check(
+        &self,
+        auth: &OriginAuth,
+        signed: &[u8],
+        name: Option<&str>,
+        what: &str,
+    ) -> Result<(), String> {
         let cert = CertificateDer::from(auth.certificate.as_ref());
         self.chain
             .verify_client_cert(&cert, &[], UnixTime::now())
-            .map_err(|e| format!("origin certificate refused: {e}"))?;
-        let grant = pki::grant(&cert).ok_or("origin certificate does not parse")?;
-        let Some(name) = origin_name else {
-            return Err(format!("origin {} is not a member known here", meta.origin));
+            .map_err(|e| format!("{what} certificate refused: {e}"))?;
+        let grant = pki::grant(&cert).ok_or(format!("{what} certificate does not parse"))?;
+        let Some(name) = name else {
+            return Err(format!("the {what} is not a member known here"));
         };
         let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
-            .map_err(|e| format!("origin certificate does not parse: {e}"))?;
+            .map_err(|e| format!("{what} certificate does not parse: {e}"))?;
         // A certificate without a gsp role URI (a cluster's own PKI) names its
         // node by its common name.
         let common_name = parsed
@@ -164,15 +199,83 @@ impl OriginVerifier {
         let named = grant.name.as_deref().or(common_name);
         if grant.role != Role::Node || named != Some(name) {
             return Err(format!(
-                "origin certificate is not node {name}'s (it names {})",
+                "{what} certificate is not node {name}'s (it names {})",
                 named.unwrap_or("no node")
             ));
         }
         let key = parsed.public_key().subject_public_key.data.as_ref();
         ring::signature::UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key)
-            .verify(&signed_bytes(meta, payload), &auth.signature)
-            .map_err(|_| format!("bad origin signature for {}", meta.id))
+            .verify(signed, &auth.signature)
+            .map_err(|_| format!("bad {what} signature"))
     }
+}
+
+impl RecordSigner for OriginSigner {
+    fn sign_record(&self, record: &MemberRecord) -> Option<OriginAuth> {
+        let sig = self
+            .key
+            .sign(&self.rng, &record_signed_bytes(record))
+            .ok()?;
+        Some(OriginAuth {
+            signature: Bytes::copy_from_slice(sig.as_ref()),
+            certificate: self.certificate.clone(),
+        })
+    }
+}
+
+/// What a member signs about itself: every field it authors, in a fixed
+/// order, each length-prefixed (so no two records share their bytes).
+fn record_signed_bytes(r: &MemberRecord) -> Vec<u8> {
+    fn put(v: &mut Vec<u8>, b: &[u8]) {
+        v.extend_from_slice(&(b.len() as u64).to_be_bytes());
+        v.extend_from_slice(b);
+    }
+    let mut v = Vec::with_capacity(256);
+    v.extend_from_slice(b"gsp member record v1\0");
+    for text in [
+        r.id.as_str(),
+        &r.name,
+        &r.address,
+        &r.domain,
+        r.state.as_str(),
+        r.maintenance.as_str(),
+        &r.scheduler_address,
+    ] {
+        put(&mut v, text.as_bytes());
+    }
+    for n in [
+        r.version.incarnation,
+        r.version.counter,
+        u64::from(r.protocol),
+        r.updated_unix_ns.cast_unsigned(),
+    ] {
+        v.extend_from_slice(&n.to_be_bytes());
+    }
+    match &r.capacity {
+        Some(c) => {
+            v.push(1);
+            for a in [c.total, c.used, c.available] {
+                for n in [a.cpu_millis, a.memory_bytes, a.gpus] {
+                    v.extend_from_slice(&n.to_be_bytes());
+                }
+            }
+        }
+        None => v.push(0),
+    }
+    v.extend([r.tags.cpu, r.tags.gpu, r.tags.memory, r.tags.camera].map(u8::from));
+    v.extend_from_slice(&(r.gpus.len() as u64).to_be_bytes());
+    for g in &r.gpus {
+        put(&mut v, g.name.as_bytes());
+        v.extend_from_slice(&g.memory_total_bytes.to_be_bytes());
+        v.extend_from_slice(&g.memory_used_bytes.to_be_bytes());
+        v.extend_from_slice(&g.utilization_pct.to_be_bytes());
+    }
+    v.extend_from_slice(&(r.labels.len() as u64).to_be_bytes());
+    for (k, val) in &r.labels {
+        put(&mut v, k.as_bytes());
+        put(&mut v, val.as_bytes());
+    }
+    v
 }
 
 #[cfg(test)]

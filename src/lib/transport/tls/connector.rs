@@ -18,7 +18,11 @@ use tokio::{
 };
 use tracing::error;
 
-use super::{TlsConfig, io::MaybeTls, sniff};
+use super::{
+    TlsConfig,
+    io::{MaybeTls, READ_AHEAD_BYTES},
+    sniff,
+};
 use crate::transport::traffic::{CountingStream, Traffic};
 
 /// A tonic connector: plaintext, or TLS with the process's certificates.
@@ -85,6 +89,7 @@ impl tower_service::Service<http::Uri> for Connector {
                         io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}"))
                     })?;
                     let connector = tokio_rustls::TlsConnector::from(tls.client());
+                    let stream = stream.with_read_ahead(READ_AHEAD_BYTES);
                     let s = connector.connect(name, stream).await.map_err(|e| {
                         let hint = if e.to_string().contains("InvalidContentType")
                             || e.to_string().contains("corrupt message")
@@ -99,7 +104,7 @@ impl tower_service::Service<http::Uri> for Connector {
                             format!("TLS handshake with {addr} failed: {e}{hint}"),
                         )
                     })?;
-                    MaybeTls::Tls(Box::new(s.into()))
+                    MaybeTls::tls_client(s)
                 }
             };
             Ok(TokioIo::new(ClientIo {

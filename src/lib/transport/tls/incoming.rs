@@ -14,7 +14,7 @@ pub use super::io::PeerInfo;
 use super::{
     TlsConfig,
     conns::{ConnTable, Tracked},
-    io::MaybeTls,
+    io::{MaybeTls, READ_AHEAD_BYTES},
     sniff::{self, Opening},
 };
 use crate::transport::{
@@ -78,14 +78,15 @@ pub fn incoming(
                     (Some(tls), Opening::Tls) => {
                         let Some(config) = tls.server() else { return };
                         let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                        let stream = CountingStream::new(tcp, traffic);
+                        let stream =
+                            CountingStream::new(tcp, traffic).with_read_ahead(READ_AHEAD_BYTES);
                         match tokio::time::timeout(
                             limits.handshake_timeout,
                             acceptor.accept(stream),
                         )
                         .await
                         {
-                            Ok(Ok(s)) => MaybeTls::Tls(Box::new(s.into())),
+                            Ok(Ok(s)) => MaybeTls::tls_server(s),
                             Ok(Err(e)) => return refuse(Refused::TlsHandshake, &e),
                             Err(_) => {
                                 return refuse(Refused::SlowOpening, &"TLS handshake timed out");

@@ -11,6 +11,17 @@ use std::{
 use super::{ProbeTarget, record::MemberRecord};
 use crate::core::ids::NodeId;
 
+/// Who introduced unknown nodes (a caller's certificate identity or address)
+/// and how many members it stands for (an address hosting several members, as
+/// in a lab on one machine, may introduce that many times as many).
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The caller's key.
+    pub key: &'a str,
+    /// Members listed at it (at least 1 counts).
+    pub members: usize,
+}
+
 /// What offering a record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offered {
@@ -33,7 +44,16 @@ struct Candidate {
     since: Instant,
     /// A verification probe is in flight.
     probing: bool,
+    /// Probes it did not answer so far.
+    misses: u32,
+    /// Not probed again before this, after a miss.
+    retry_at: Instant,
 }
+
+/// Verification probes a waiting node may miss before it is forgotten: a
+/// real node busy or briefly unreachable during a mass join gets another
+/// chance; a made-up one is gone after a few probes.
+pub const MAX_MISSES: u32 = 3;
 
 /// A bounded set of nodes waiting to be verified.
 #[derive(Debug)]
@@ -62,7 +82,12 @@ impl Candidates {
 
     /// Offers a record of an unknown node, introduced by `source` (`None`:
     /// not charged to anyone).
-    pub fn offer(&mut self, record: MemberRecord, source: Option<&str>, now: Instant) -> Offered {
+    pub fn offer(
+        &mut self,
+        record: MemberRecord,
+        source: Option<Source<'_>>,
+        now: Instant,
+    ) -> Offered {
         if let Some(c) = self.entries.get_mut(&record.id) {
             if record.supersedes(&c.record) {
                 c.record = record;
@@ -74,8 +99,9 @@ impl Candidates {
             return Offered::Full;
         }
         if let Some(src) = source {
-            let n = self.per_source.entry(src.to_owned()).or_default();
-            if *n >= self.per_source_cap {
+            let cap = self.per_source_cap.saturating_mul(src.members.max(1));
+            let n = self.per_source.entry(src.key.to_owned()).or_default();
+            if *n >= cap {
                 return Offered::SourceFull;
             }
             *n += 1;
@@ -84,9 +110,11 @@ impl Candidates {
             record.id.clone(),
             Candidate {
                 record,
-                source: source.map(str::to_owned),
+                source: source.map(|s| s.key.to_owned()),
                 since: now,
                 probing: false,
+                misses: 0,
+                retry_at: now,
             },
         );
         Offered::Queued
@@ -105,10 +133,10 @@ impl Candidates {
 
     /// Up to `max` waiting nodes not yet being probed, in id order; they are
     /// marked as being probed until [`Self::remove`] is called for them.
-    pub fn take_unprobed(&mut self, max: usize) -> Vec<ProbeTarget> {
+    pub fn take_unprobed(&mut self, max: usize, now: Instant) -> Vec<ProbeTarget> {
         self.entries
             .values_mut()
-            .filter(|c| !c.probing)
+            .filter(|c| !c.probing && c.retry_at <= now)
             .take(max)
             .map(|c| {
                 c.probing = true;
@@ -121,8 +149,26 @@ impl Candidates {
     }
 
     /// Whether some waiting node is not being probed yet.
-    pub fn has_unprobed(&self) -> bool {
-        self.entries.values().any(|c| !c.probing)
+    pub fn has_unprobed(&self, now: Instant) -> bool {
+        self.entries
+            .values()
+            .any(|c| !c.probing && c.retry_at <= now)
+    }
+
+    /// `id` did not answer its probe: it may be probed again from `retry_at`,
+    /// until it has missed [`MAX_MISSES`]; returns whether it was forgotten.
+    pub fn missed(&mut self, id: &NodeId, retry_at: Instant) -> bool {
+        let Some(c) = self.entries.get_mut(id) else {
+            return false;
+        };
+        c.probing = false;
+        c.misses += 1;
+        c.retry_at = retry_at;
+        if c.misses < MAX_MISSES {
+            return false;
+        }
+        self.remove(id);
+        true
     }
 
     /// Takes `id` out of the set, with its newest record.
@@ -196,7 +242,10 @@ mod tests {
     fn one_source_cannot_fill_the_set() {
         let t0 = Instant::now();
         let mut c = Candidates::new(8, 2, Duration::from_secs(5));
-        let liar = Some("10.0.0.66");
+        let liar = Some(Source {
+            key: "10.0.0.66",
+            members: 1,
+        });
         assert_eq!(
             c.offer(record("a", 1, MemberState::Alive), liar, t0),
             Offered::Queued
@@ -210,7 +259,14 @@ mod tests {
             Offered::SourceFull
         );
         assert_eq!(
-            c.offer(record("c", 1, MemberState::Alive), Some("10.0.0.7"), t0),
+            c.offer(
+                record("c", 1, MemberState::Alive),
+                Some(Source {
+                    key: "10.0.0.7",
+                    members: 1,
+                }),
+                t0
+            ),
             Offered::Queued
         );
         // A verdict frees the source's slot.
@@ -229,13 +285,25 @@ mod tests {
         let mut c = Candidates::new(8, 8, Duration::from_secs(5));
         c.offer(record("a", 1, MemberState::Alive), None, t0);
         c.offer(record("b", 1, MemberState::Alive), None, t0);
-        assert_eq!(c.take_unprobed(1).len(), 1);
-        assert!(c.has_unprobed());
-        assert_eq!(c.take_unprobed(8).len(), 1);
-        assert!(!c.has_unprobed());
-        assert!(c.take_unprobed(8).is_empty());
+        assert_eq!(c.take_unprobed(1, t0).len(), 1);
+        assert!(c.has_unprobed(t0));
+        assert_eq!(c.take_unprobed(8, t0).len(), 1);
+        assert!(!c.has_unprobed(t0));
+        assert!(c.take_unprobed(8, t0).is_empty());
+        // A miss hands it out again, but only from the retry time, and only
+        // until it has missed MAX_MISSES.
+        let a = NodeId::parse("a").unwrap();
+        let later = t0 + Duration::from_millis(200);
+        assert!(!c.missed(&a, later));
+        assert!(c.take_unprobed(8, t0).is_empty());
+        assert_eq!(c.take_unprobed(8, later).len(), 1);
+        for i in 1..MAX_MISSES {
+            assert_eq!(c.missed(&a, later), i + 1 == MAX_MISSES);
+            c.take_unprobed(8, later);
+        }
+        assert_eq!(c.len(), 1, "a is forgotten, b still waits");
         assert_eq!(c.expire(t0 + Duration::from_secs(4)), 0);
-        assert_eq!(c.expire(t0 + Duration::from_secs(5)), 2);
+        assert_eq!(c.expire(t0 + Duration::from_secs(5)), 1);
         assert!(c.is_empty());
     }
 }

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use super::{
-    candidates::Candidates,
+    candidates::{Candidates, Source},
     claims,
     config::MembershipConfig,
     events::{EventKind, MembershipEvent},
@@ -187,7 +187,12 @@ impl Membership {
     /// [`Self::apply`] for a record that `source` (the caller's certificate
     /// identity or address) delivered: one source may have at most
     /// `max_candidates_per_source` unknown nodes waiting for verification.
-    pub fn apply_from(&mut self, record: MemberRecord, source: Option<&str>, now: Now) -> Applied {
+    pub fn apply_from(
+        &mut self,
+        record: MemberRecord,
+        source: Option<Source<'_>>,
+        now: Now,
+    ) -> Applied {
         if record.id == self.local.id {
             return self.apply_about_self(&record, now);
         }
@@ -297,7 +302,7 @@ impl Membership {
     pub fn apply_all_from(
         &mut self,
         records: impl IntoIterator<Item = MemberRecord>,
-        source: Option<&str>,
+        source: Option<Source<'_>>,
         now: Now,
     ) -> usize {
         records

@@ -210,7 +210,7 @@ fn anti_entropy_by_digests_converges_two_tables() {
     assert_eq!((a.len(), a.unverified_count()), (21, 2));
     assert_eq!((b.len(), b.unverified_count()), (22, 1));
     for m in [&mut a, &mut b] {
-        for t in m.take_unverified(8) {
+        for t in m.take_unverified(8, at(t0, 2)) {
             m.candidate_answered(&t.id, at(t0, 2));
         }
     }
@@ -278,9 +278,12 @@ fn a_node_heard_of_second_hand_is_listed_only_after_it_answers() {
     );
     assert!(m.get(&id("new")).is_none());
     assert!(m.next_probe(&mut StdRng::seed_from_u64(1)).is_none());
-    let waiting = m.take_unverified(8);
+    let waiting = m.take_unverified(8, at(t0, 0));
     assert_eq!(waiting[0].address, "new:1");
-    assert!(m.take_unverified(8).is_empty(), "handed out once");
+    assert!(
+        m.take_unverified(8, at(t0, 0)).is_empty(),
+        "handed out once"
+    );
     m.candidate_answered(&id("new"), at(t0, 1));
     assert_eq!(m.get(&id("new")).unwrap().state, MemberState::Alive);
     assert_eq!(m.take_events()[0].kind, EventKind::Joined);
@@ -300,9 +303,16 @@ fn made_up_nodes_are_never_listed_and_cannot_crowd_the_table() {
     assert_eq!(m.unverified_count(), cap);
     assert_eq!(m.counters().candidates_dropped, 4000 - cap as u64);
     assert_eq!(m.counters().unknown_down_ignored, 4000);
-    for t in m.take_unverified(cap) {
-        m.candidate_silent(&t.id);
+    // Each gets a few probes, a round apart, then is forgotten.
+    for round in 0..u64::from(crate::core::membership::candidates::MAX_MISSES) {
+        let now = at(t0, round * 1000);
+        let probed = m.take_unverified(cap, now);
+        assert_eq!(probed.len(), cap, "round {round}");
+        for t in probed {
+            m.candidate_silent(&t.id, now);
+        }
     }
+    assert_eq!(m.unverified_count(), 0);
     assert_eq!(m.len(), 1);
     assert_eq!(m.counters().candidates_refused, cap as u64);
     // A real node offered now finds room again.
@@ -321,7 +331,7 @@ fn a_node_waiting_too_long_for_verification_is_forgotten() {
     let t0 = Instant::now();
     let mut m = node("me", t0);
     m.apply(rec("slow", 1, MemberState::Alive), at(t0, 0));
-    m.take_unverified(8);
+    m.take_unverified(8, at(t0, 0));
     let ttl = u64::try_from(m.config().candidate_ttl.as_millis()).unwrap();
     m.tick(at(t0, ttl));
     assert_eq!(m.unverified_count(), 0);

@@ -3,7 +3,12 @@
 use super::Membership;
 use crate::core::{
     ids::NodeId,
-    membership::{ProbeTarget, candidates::Offered, record::MemberRecord, table::Applied},
+    membership::{
+        ProbeTarget,
+        candidates::{Offered, Source},
+        record::MemberRecord,
+        table::Applied,
+    },
     now::Now,
 };
 
@@ -21,7 +26,7 @@ impl Membership {
     pub(super) fn offer_unknown(
         &mut self,
         record: MemberRecord,
-        source: Option<&str>,
+        source: Option<Source<'_>>,
         now: Now,
     ) -> Applied {
         if !record.state.is_up() {
@@ -52,13 +57,13 @@ impl Membership {
 
     /// Up to `max` unknown nodes to probe, each once: the caller reports back
     /// with [`Self::candidate_answered`] or [`Self::candidate_silent`].
-    pub fn take_unverified(&mut self, max: usize) -> Vec<ProbeTarget> {
-        self.candidates.take_unprobed(max)
+    pub fn take_unverified(&mut self, max: usize, now: Now) -> Vec<ProbeTarget> {
+        self.candidates.take_unprobed(max, now.instant)
     }
 
     /// Whether unknown nodes are waiting for a verification probe.
-    pub fn has_unverified(&self) -> bool {
-        self.candidates.has_unprobed()
+    pub fn has_unverified(&self, now: Now) -> bool {
+        self.candidates.has_unprobed(now.instant)
     }
 
     /// Unknown nodes waiting for verification.
@@ -75,9 +80,11 @@ impl Membership {
         }
     }
 
-    /// An unknown node did not answer its probe as itself: forget it.
-    pub fn candidate_silent(&mut self, id: &NodeId) {
-        if self.candidates.remove(id).is_some() {
+    /// An unknown node did not answer its probe as itself: it is probed again
+    /// a round later, and forgotten after a few misses.
+    pub fn candidate_silent(&mut self, id: &NodeId, now: Now) {
+        let retry_at = now.instant + self.config.gossip_interval;
+        if self.candidates.missed(id, retry_at) {
             self.counters.candidates_refused += 1;
         }
     }

@@ -21,6 +21,7 @@ use crate::{
         ids::NodeId,
         membership::{
             Membership,
+            candidates::Source,
             config::MembershipConfig,
             events::{EventKind, MembershipEvent},
             messages::{Gossip, IndirectPing, Phase, Ping, PingReply, PushPull, PushPullReply},
@@ -138,7 +139,12 @@ impl Shared {
         let (out, events, urgent, unverified) = {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let out = f(&mut s);
-            (out, s.take_events(), s.take_urgent(), s.has_unverified())
+            (
+                out,
+                s.take_events(),
+                s.take_urgent(),
+                s.has_unverified(now()),
+            )
         };
         if unverified {
             self.verify_wake.notify_one();
@@ -222,6 +228,30 @@ impl Shared {
         }
     }
 
+    /// Members up at `host` (see [`MembershipHandler::members_at`]).
+    pub(super) fn members_at(&self, host: &str) -> usize {
+        let s = self;
+        let mut hosts = s.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let stale = hosts
+            .0
+            .is_none_or(|t| now.saturating_duration_since(t) >= HOSTS_REFRESH);
+        if stale {
+            let counts = s.with_state(|st| {
+                let mut m = std::collections::HashMap::<String, usize>::new();
+                for r in st.records().filter(|r| r.state.is_up()) {
+                    if let Some((h, _)) = r.address.rsplit_once(':') {
+                        let h = h.trim_start_matches('[').trim_end_matches(']');
+                        *m.entry(h.to_owned()).or_default() += 1;
+                    }
+                }
+                m
+            });
+            *hosts = (Some(now), counts);
+        }
+        hosts.1.get(host).copied().unwrap_or(0)
+    }
+
     /// Merges records from a peer this node called, dropping those of other
     /// domains.
     pub(super) fn merge(&self, records: Vec<MemberRecord>) {
@@ -277,8 +307,18 @@ impl Shared {
             .collect()
     }
 
+    /// `key` (a caller's identity or address) as a source of unknown nodes,
+    /// weighted by the members it hosts.
+    pub(super) fn source<'a>(&self, key: &'a str) -> Source<'a> {
+        Source {
+            key,
+            members: self.members_at(key),
+        }
+    }
+
     /// Merges records delivered by `source` (see [`Membership::apply_from`]).
     pub(super) fn merge_from(&self, records: Vec<MemberRecord>, source: Option<&str>) {
+        let source = source.map(|k| self.source(k));
         let records = self.authentic(records);
         let (ours, foreign): (Vec<_>, Vec<_>) =
             records.into_iter().partition(|r| r.domain == self.domain);
@@ -532,9 +572,10 @@ impl MembershipHandler for MembershipAgent {
             .iter()
             .any(|r| r.id == s.local_id && r.state != MemberState::Alive);
         let source = caller.unwrap_or(from.as_str());
+        let weighted = s.source(source);
         let updates = s.authentic(updates);
         let reply_updates = s.with_state(|st| {
-            st.apply_all_from(updates, Some(source), now);
+            st.apply_all_from(updates, Some(weighted), now);
             st.probe_succeeded(&from, now);
             let mut out = st.piggyback(Some(&from));
             if doubted && !out.iter().any(|r| r.id == s.local_id) {
@@ -625,8 +666,9 @@ impl MembershipHandler for MembershipAgent {
         let from = msg.from.clone();
         let callers_own = ours.iter().find(|r| r.id == from).cloned();
         let source = caller.unwrap_or(from.as_str());
+        let weighted = s.source(source);
         Ok(s.with_state(|st| {
-            st.apply_all_from(ours, Some(source), now);
+            st.apply_all_from(ours, Some(weighted), now);
             st.probe_succeeded(&from, now);
             let mut reply = match msg.phase {
                 Phase::Hash if st.table_hash() == msg.table_hash => PushPullReply {
@@ -710,25 +752,6 @@ impl MembershipHandler for MembershipAgent {
     }
 
     fn members_at(&self, host: &str) -> usize {
-        let s = &self.shared;
-        let mut hosts = s.hosts.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = std::time::Instant::now();
-        let stale = hosts
-            .0
-            .is_none_or(|t| now.saturating_duration_since(t) >= HOSTS_REFRESH);
-        if stale {
-            let counts = s.with_state(|st| {
-                let mut m = std::collections::HashMap::<String, usize>::new();
-                for r in st.records().filter(|r| r.state.is_up()) {
-                    if let Some((h, _)) = r.address.rsplit_once(':') {
-                        let h = h.trim_start_matches('[').trim_end_matches(']');
-                        *m.entry(h.to_owned()).or_default() += 1;
-                    }
-                }
-                m
-            });
-            *hosts = (Some(now), counts);
-        }
-        hosts.1.get(host).copied().unwrap_or(0)
+        self.shared.members_at(host)
     }
 }

@@ -318,11 +318,12 @@ async fn verify(s: Arc<Shared>) {
         if free == 0 {
             continue;
         }
-        let (targets, timeout) = s.with_state(|st| (st.take_unverified(free), st.probe_timeout()));
+        let (targets, timeout) =
+            s.with_state(|st| (st.take_unverified(free, now()), st.probe_timeout()));
         for t in targets {
             let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
                 // Cannot happen (no other taker); hand the node back.
-                s.with_state(|st| st.candidate_silent(&t.id));
+                s.with_state(|st| st.candidate_silent(&t.id, now()));
                 continue;
             };
             let s2 = Arc::clone(&s);
@@ -340,7 +341,7 @@ async fn verify(s: Arc<Shared>) {
                     }
                     Err(e) => {
                         debug!(node = %t.id, address = %t.address, error = %e, "unknown node did not answer as itself; not listed");
-                        s2.with_state(|st| st.candidate_silent(&t.id));
+                        s2.with_state(|st| st.candidate_silent(&t.id, now()));
                     }
                 }
             });

@@ -25,7 +25,7 @@ async fn cluster(n: usize) -> Vec<NodeHandle> {
         nodes.push(common::member_node(&format!("n{i}"), vec![addr], "default").await);
     }
     nodes.insert(0, seed);
-    let converged = eventually(Duration::from_secs(20), || {
+    let converged = common::eventually(Duration::from_secs(20), || {
         nodes.iter().all(|x| alive_count(x) == n)
     })
     .await;
@@ -44,18 +44,6 @@ fn alive_count(n: &NodeHandle) -> usize {
 fn record_of(at: &NodeHandle, name: &str) -> Option<MemberRecord> {
     at.membership()
         .with_state(|s| s.records().find(|r| r.name == name).cloned())
-}
-
-/// Waits (real time, bounded) until `pred` holds.
-async fn eventually(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if pred() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    pred()
 }
 
 /// Sends `records` to the node at `addr` as an unauthenticated stranger would:
@@ -84,7 +72,7 @@ async fn inject(addr: &str, records: Vec<dpb::PeerNodeInfo>) {
 async fn victim_survives(nodes: &[NodeHandle], victim: &str) {
     // Let the forgery spread, then require the truth everywhere.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let healed = eventually(Duration::from_secs(5), || {
+    let healed = common::eventually(Duration::from_secs(5), || {
         nodes
             .iter()
             .all(|n| record_of(n, victim).is_some_and(|r| r.state == MemberState::Alive))
@@ -130,7 +118,7 @@ async fn a_forged_record_of_the_victim_itself_is_refuted_past_the_counter_cap() 
     forged.address = "127.0.0.1:9".into();
     inject(nodes[0].advertise(), vec![record_to_pb(&forged, 1)]).await;
     victim_survives(&nodes, "n2").await;
-    let restored = eventually(Duration::from_secs(5), || {
+    let restored = common::eventually(Duration::from_secs(5), || {
         nodes
             .iter()
             .all(|n| record_of(n, "n2").unwrap().address == victim.address)
@@ -173,7 +161,7 @@ async fn four_thousand_made_up_members_are_never_listed_and_a_crash_is_still_see
     );
     // A real node joining now is still admitted everywhere.
     let late = common::member_node("late", vec![nodes[0].advertise().to_owned()], "default").await;
-    let admitted = eventually(Duration::from_secs(10), || {
+    let admitted = common::eventually(Duration::from_secs(10), || {
         nodes
             .iter()
             .all(|n| record_of(n, "late").is_some_and(|r| r.state == MemberState::Alive))
@@ -186,7 +174,7 @@ async fn four_thousand_made_up_members_are_never_listed_and_a_crash_is_still_see
     drop(late);
     // A real crash (no leave announced) is still detected by the survivors.
     drop(nodes.pop());
-    let seen = eventually(Duration::from_secs(10), || {
+    let seen = common::eventually(Duration::from_secs(10), || {
         nodes
             .iter()
             .all(|n| record_of(n, "n2").is_some_and(|r| r.state == MemberState::Dead))

@@ -23,18 +23,6 @@ fn states(n: &NodeHandle) -> Vec<(String, MemberState)> {
     v
 }
 
-/// Waits (real time, bounded) until `pred` holds.
-async fn eventually(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if pred() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    pred()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_converge_and_a_graceful_stop_is_seen_as_left() {
     let seed = node("n0", vec![], "default").await;
@@ -57,13 +45,13 @@ async fn five_nodes_converge_and_a_graceful_stop_is_seen_as_left() {
         })
     };
     assert!(
-        eventually(Duration::from_secs(20), || all_alive(&nodes)).await,
+        common::eventually(Duration::from_secs(20), || all_alive(&nodes)).await,
         "no convergence"
     );
 
     let leaving = nodes.remove(0);
     assert!(leaving.shutdown().await);
-    let seen_left = eventually(Duration::from_secs(20), || {
+    let seen_left = common::eventually(Duration::from_secs(20), || {
         nodes
             .iter()
             .all(|n| states(n).contains(&("n1".to_owned(), MemberState::Left)))
@@ -275,7 +263,7 @@ async fn an_iarnet_client_gets_meaningful_answers() {
     let names: Vec<_> = resp.nodes.iter().map(|p| p.node_name.as_str()).collect();
     assert!(names.contains(&"gsp-node"), "{names:?}");
     assert!(
-        eventually(Duration::from_secs(5), || n.membership().with_state(|s| {
+        common::eventually(Duration::from_secs(5), || n.membership().with_state(|s| {
             s.all_records()
                 .iter()
                 .any(|r| r.name == "iarnet-1" && r.protocol == 0)

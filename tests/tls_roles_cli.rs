@@ -53,6 +53,25 @@ fn until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// The loaded certificate `stem` (and its key) from `dir`, with the CA there.
+fn load(dir: &Path, stem: &str) -> TlsConfig {
+    TlsConfig::load(TlsFiles {
+        cert: Some(dir.join(format!("{stem}.pem"))),
+        key: Some(dir.join(format!("{stem}-key.pem"))),
+        ca: dir.join("gsp-ca.pem"),
+    })
+    .unwrap()
+}
+
+/// A channel to `addr` presenting the certificate `stem` from `dir`.
+async fn channel_as(dir: &Path, stem: &str, addr: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(Connector::new(Arc::default(), Some(load(dir, stem))))
+        .await
+        .unwrap()
+}
+
 /// A membership Ping from member `from` to member `target` at `addr`,
 /// presenting the certificate `stem` from `dir`.
 fn ping_as(
@@ -64,17 +83,7 @@ fn ping_as(
 ) -> Result<(), tonic::Status> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let tls = TlsConfig::load(TlsFiles {
-            cert: Some(dir.join(format!("{stem}.pem"))),
-            key: Some(dir.join(format!("{stem}-key.pem"))),
-            ca: dir.join("gsp-ca.pem"),
-        })
-        .unwrap();
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_with_connector(Connector::new(Arc::default(), Some(tls)))
-            .await
-            .unwrap();
+        let channel = channel_as(dir, stem, addr).await;
         mpb::membership_client::MembershipClient::new(channel)
             .ping(mpb::PingRequest {
                 from_node_id: from.into(),
@@ -93,17 +102,7 @@ fn stream_as(dir: &Path, stem: &str, addr: &str) -> Result<(), tonic::Status> {
     use gsp::transport::pb::gossip::v1 as gpb;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let tls = TlsConfig::load(TlsFiles {
-            cert: Some(dir.join(format!("{stem}.pem"))),
-            key: Some(dir.join(format!("{stem}-key.pem"))),
-            ca: dir.join("gsp-ca.pem"),
-        })
-        .unwrap();
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_with_connector(Connector::new(Arc::default(), Some(tls)))
-            .await
-            .unwrap();
+        let channel = channel_as(dir, stem, addr).await;
         gpb::data_plane_client::DataPlaneClient::new(channel)
             .stream(tokio_stream::iter(Vec::<gpb::Frame>::new()))
             .await
@@ -128,21 +127,10 @@ fn relay_as(
             tls::origin::OriginSigner,
         },
     };
-    let load = |stem: &str| {
-        TlsConfig::load(TlsFiles {
-            cert: Some(dir.join(format!("{stem}.pem"))),
-            key: Some(dir.join(format!("{stem}-key.pem"))),
-            ca: dir.join("gsp-ca.pem"),
-        })
-        .unwrap()
-    };
+    let load = |stem: &str| load(dir, stem);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_with_connector(Connector::new(Arc::default(), Some(load(via.0))))
-            .await
-            .unwrap();
+        let channel = channel_as(dir, via.0, addr).await;
         let mut msg = OutboundMessage::new(
             NodeId::parse(origin).unwrap(),
             "forged?",
@@ -211,14 +199,7 @@ fn forge_record_as(
         },
         transport::{membership::convert::record_to_pb, tls::origin::OriginSigner},
     };
-    let load = |stem: &str| {
-        TlsConfig::load(TlsFiles {
-            cert: Some(dir.join(format!("{stem}.pem"))),
-            key: Some(dir.join(format!("{stem}-key.pem"))),
-            ca: dir.join("gsp-ca.pem"),
-        })
-        .unwrap()
-    };
+    let load = |stem: &str| load(dir, stem);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -237,11 +218,7 @@ fn forge_record_as(
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_with_connector(Connector::new(Arc::default(), Some(load(stem))))
-            .await
-            .unwrap();
+        let channel = channel_as(dir, stem, addr).await;
         mpb::membership_client::MembershipClient::new(channel)
             .gossip(mpb::GossipRequest {
                 from_node_id: from.into(),

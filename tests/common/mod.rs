@@ -161,3 +161,15 @@ pub async fn channel_from(
         .await
         .unwrap()
 }
+
+/// Waits (real time, bounded) until `pred` holds; returns whether it did.
+pub async fn eventually(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if pred() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pred()
+}

@@ -230,6 +230,18 @@ fn forge_record_as(
     });
 }
 
+/// Node processes, killed if the test fails before stopping them.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 #[test]
 fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -288,7 +300,7 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
         );
     }
 
-    let mut children = Vec::new();
+    let mut children = Children(Vec::new());
     let mut seed = String::new();
     for n in ["n1", "n2", "n3"] {
         let mut args: Vec<String> = vec![
@@ -306,7 +318,7 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
         if seed.is_empty() {
             seed = addr;
         }
-        children.push(child);
+        children.0.push(child);
     }
     let client = tls_of(&dir, "alice-client");
     let mut peers_args = vec!["peers", "--addr", &seed, "--json", "--timeout", "3"];
@@ -397,7 +409,7 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
         forged.message()
     );
 
-    for c in &mut children {
+    for c in &mut children.0 {
         assert!(stop(c).success());
     }
 }

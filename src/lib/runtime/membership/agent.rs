@@ -21,11 +21,10 @@ use crate::{
         ids::NodeId,
         membership::{
             Membership,
-            candidates::Source,
             config::MembershipConfig,
             events::{EventKind, MembershipEvent},
-            messages::{Gossip, IndirectPing, Phase, Ping, PingReply, PushPull, PushPullReply},
-            record::{MemberRecord, MemberState, RecordSigner},
+            messages::{Gossip, Ping, PingReply},
+            record::{MemberRecord, RecordSigner},
         },
         now::Now,
     },
@@ -40,8 +39,6 @@ pub const MAX_SEEDS: usize = 256;
 /// Indirect probes made for peers at once, at most; more are answered with a
 /// nack without probing (counted).
 pub(super) const MAX_INDIRECT_PROBES_SERVED: usize = 32;
-/// How often the members-per-host count behind per-address rates is redone.
-const HOSTS_REFRESH: Duration = Duration::from_secs(1);
 
 /// The current time on both clocks (tokio's clock, so paused-time tests control it).
 pub fn now() -> Now {
@@ -105,7 +102,7 @@ pub(super) struct Shared {
     pub(super) domain: String,
     pub(super) address: String,
     /// `std::sync::Mutex`: held only to compute, never across an await.
-    state: Mutex<Membership>,
+    pub(super) state: Mutex<Membership>,
     pub(super) rng: Mutex<StdRng>,
     pub(super) transport: Arc<dyn MembershipTransport>,
     events: broadcast::Sender<MembershipEvent>,
@@ -120,8 +117,8 @@ pub(super) struct Shared {
     /// Indirect probes this node makes for peers at once, at most.
     pub(super) ping_req_slots: Arc<tokio::sync::Semaphore>,
     /// Members up per host, for per-address call rates; recounted at most
-    /// every [`HOSTS_REFRESH`].
-    hosts: Mutex<(
+    /// every second (see `admission.rs`).
+    pub(super) hosts: Mutex<(
         Option<std::time::Instant>,
         std::collections::HashMap<String, usize>,
     )>,
@@ -193,7 +190,7 @@ impl Shared {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn check_domain(&self, domain: &str) -> Result<(), Refusal> {
+    pub(super) fn check_domain(&self, domain: &str) -> Result<(), Refusal> {
         if domain == self.domain {
             Ok(())
         } else {
@@ -206,7 +203,7 @@ impl Shared {
         }
     }
 
-    fn count_refusal(&self, r: &Refusal) {
+    pub(super) fn count_refusal(&self, r: &Refusal) {
         match r {
             Refusal::ForeignDomain { peer, .. } => {
                 MembershipStats::inc(&self.stats.refused_foreign_domain);
@@ -228,92 +225,10 @@ impl Shared {
         }
     }
 
-    /// Members up at `host` (see [`MembershipHandler::members_at`]).
-    pub(super) fn members_at(&self, host: &str) -> usize {
-        let s = self;
-        let mut hosts = s.hosts.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = std::time::Instant::now();
-        let stale = hosts
-            .0
-            .is_none_or(|t| now.saturating_duration_since(t) >= HOSTS_REFRESH);
-        if stale {
-            let counts = s.with_state(|st| {
-                let mut m = std::collections::HashMap::<String, usize>::new();
-                for r in st.records().filter(|r| r.state.is_up()) {
-                    if let Some((h, _)) = r.address.rsplit_once(':') {
-                        let h = h.trim_start_matches('[').trim_end_matches(']');
-                        *m.entry(h.to_owned()).or_default() += 1;
-                    }
-                }
-                m
-            });
-            *hosts = (Some(now), counts);
-        }
-        hosts.1.get(host).copied().unwrap_or(0)
-    }
-
     /// Merges records from a peer this node called, dropping those of other
     /// domains.
     pub(super) fn merge(&self, records: Vec<MemberRecord>) {
         self.merge_from(records, None);
-    }
-
-    /// The records worth merging: under TLS, an alive or left record that would
-    /// change what is known about another member must carry that member's
-    /// signature and keep its name; the rest are dropped, counted and logged.
-    /// Signatures are checked outside the state lock.
-    pub(super) fn authentic(&self, records: Vec<MemberRecord>) -> Vec<MemberRecord> {
-        let Some(auth) = &self.config.record_auth else {
-            return records;
-        };
-        let known: Vec<Option<(bool, String)>> = {
-            let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            records
-                .iter()
-                .map(|r| {
-                    let needs = r.id != self.local_id
-                        && matches!(r.state, MemberState::Alive | MemberState::Left)
-                        && st.get(&r.id).is_none_or(|k| r.supersedes(k));
-                    needs.then(|| {
-                        let name = st.get(&r.id).map(|k| k.name.clone());
-                        (name.is_some(), name.unwrap_or_default())
-                    })
-                })
-                .collect()
-        };
-        records
-            .into_iter()
-            .zip(known)
-            .filter(|(r, known)| {
-                let Some((listed, name)) = known else {
-                    return true;
-                };
-                let verdict = if *listed && *name != r.name {
-                    Err(format!(
-                        "record of {} renames it from {name} to {}",
-                        r.id, r.name
-                    ))
-                } else {
-                    auth.verifier.verify_record(r)
-                };
-                verdict
-                    .inspect_err(|why| {
-                        MembershipStats::inc(&self.stats.records_unauthenticated);
-                        debug!(reason = %why, "dropped a membership record");
-                    })
-                    .is_ok()
-            })
-            .map(|(r, _)| r)
-            .collect()
-    }
-
-    /// `key` (a caller's identity or address) as a source of unknown nodes,
-    /// weighted by the members it hosts.
-    pub(super) fn source<'a>(&self, key: &'a str) -> Source<'a> {
-        Source {
-            key,
-            members: self.members_at(key),
-        }
     }
 
     /// Merges records delivered by `source` (see [`Membership::apply_from`]).
@@ -546,212 +461,5 @@ impl MembershipAgent {
         self.shared.shutdown.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
-    }
-}
-
-#[tonic::async_trait]
-impl MembershipHandler for MembershipAgent {
-    fn on_ping(&self, msg: Ping, caller: Option<&str>) -> Result<PingReply, Refusal> {
-        let s = &self.shared;
-        s.check_domain(&msg.domain)?;
-        if s.shutdown.is_cancelled() {
-            return Err(Refusal::ShuttingDown);
-        }
-        if msg.target != s.local_id {
-            return Err(Refusal::WrongNode {
-                expected: msg.target,
-                actual: s.local_id.clone(),
-            });
-        }
-        let now = now();
-        let from = msg.from.clone();
-        let updates = msg.updates;
-        // A prober that still suspects this node gets its current record, whatever
-        // the update queue holds.
-        let doubted = updates
-            .iter()
-            .any(|r| r.id == s.local_id && r.state != MemberState::Alive);
-        let source = caller.unwrap_or(from.as_str());
-        let weighted = s.source(source);
-        let updates = s.authentic(updates);
-        let reply_updates = s.with_state(|st| {
-            st.apply_all_from(updates, Some(weighted), now);
-            st.probe_succeeded(&from, now);
-            let mut out = st.piggyback(Some(&from));
-            if doubted && !out.iter().any(|r| r.id == s.local_id) {
-                out.insert(0, st.local().clone());
-            }
-            out
-        });
-        Ok(PingReply {
-            from: s.local_id.clone(),
-            seq: msg.seq,
-            ack: true,
-            updates: reply_updates,
-        })
-    }
-
-    async fn on_ping_req(
-        &self,
-        msg: IndirectPing,
-        caller: Option<&str>,
-    ) -> Result<PingReply, Refusal> {
-        let s = &self.shared;
-        s.check_domain(&msg.domain)?;
-        if s.shutdown.is_cancelled() {
-            return Err(Refusal::ShuttingDown);
-        }
-        s.merge_from(msg.updates, Some(caller.unwrap_or(msg.from.as_str())));
-        // Probe only a member known here at that address, and only so many at
-        // once: a peer cannot make this node probe arbitrary addresses, nor
-        // many at a time. Refusing is a nack: the asker learns nothing false.
-        let known = s.with_state(|st| {
-            st.get(&msg.target)
-                .is_some_and(|r| r.address == msg.target_address)
-        });
-        let slot = known
-            .then(|| Arc::clone(&s.ping_req_slots).try_acquire_owned().ok())
-            .flatten();
-        let Some(_slot) = slot else {
-            MembershipStats::inc(&s.stats.ping_req_refused);
-            debug!(target_node = %msg.target, address = %msg.target_address, known, "indirect probe refused");
-            let updates = s.with_state(|st| st.piggyback(Some(&msg.from)));
-            return Ok(PingReply {
-                from: s.local_id.clone(),
-                seq: msg.seq,
-                ack: false,
-                updates,
-            });
-        };
-        MembershipStats::inc(&s.stats.ping_req_served);
-        let acked = s
-            .probe_for(&msg.target, &msg.target_address, msg.timeout)
-            .await;
-        let ack = acked.is_ok();
-        if let Ok(reply) = acked {
-            s.merge(reply.updates);
-        }
-        let updates = s.with_state(|st| st.piggyback(Some(&msg.from)));
-        Ok(PingReply {
-            from: s.local_id.clone(),
-            seq: msg.seq,
-            ack,
-            updates,
-        })
-    }
-
-    fn on_gossip(&self, msg: Gossip, caller: Option<&str>) -> Result<(), Refusal> {
-        self.shared.check_domain(&msg.domain)?;
-        if self.shared.shutdown.is_cancelled() {
-            return Err(Refusal::ShuttingDown);
-        }
-        let source = caller.unwrap_or(msg.from.as_str());
-        self.shared.merge_from(msg.updates, Some(source));
-        Ok(())
-    }
-
-    fn on_push_pull(&self, msg: PushPull, caller: Option<&str>) -> Result<PushPullReply, Refusal> {
-        let s = &self.shared;
-        s.check_domain(&msg.domain)?;
-        if s.shutdown.is_cancelled() {
-            return Err(Refusal::ShuttingDown);
-        }
-        let (ours, foreign): (Vec<_>, Vec<_>) =
-            msg.records.into_iter().partition(|r| r.domain == s.domain);
-        for _ in &foreign {
-            MembershipStats::inc(&s.stats.refused_foreign_domain);
-        }
-        let ours = s.authentic(ours);
-        let now = now();
-        let from = msg.from.clone();
-        let callers_own = ours.iter().find(|r| r.id == from).cloned();
-        let source = caller.unwrap_or(from.as_str());
-        let weighted = s.source(source);
-        Ok(s.with_state(|st| {
-            st.apply_all_from(ours, Some(weighted), now);
-            st.probe_succeeded(&from, now);
-            let mut reply = match msg.phase {
-                Phase::Hash if st.table_hash() == msg.table_hash => PushPullReply {
-                    in_sync: true,
-                    ..PushPullReply::default()
-                },
-                Phase::Hash => PushPullReply {
-                    records: vec![st.local().clone()],
-                    in_sync: false,
-                    digests: st.digests(),
-                },
-                Phase::Records => PushPullReply {
-                    records: st.records_for(&msg.want),
-                    ..PushPullReply::default()
-                },
-                Phase::Full => PushPullReply {
-                    records: st.all_records(),
-                    ..PushPullReply::default()
-                },
-            };
-            if let Some(claim) = callers_own.and_then(|r| st.removed_claim(&r)) {
-                reply.in_sync = false;
-                reply.records.push(claim);
-            }
-            reply
-        }))
-    }
-
-    fn on_peer_list(
-        &self,
-        domain: &str,
-        requester_address: &str,
-        known: Vec<String>,
-    ) -> Result<Vec<String>, Refusal> {
-        self.shared.check_domain(domain)?;
-        let mut candidates = known;
-        candidates.push(requester_address.to_owned());
-        self.add_seeds(candidates);
-        Ok(self.with_state(|st| {
-            st.all_records()
-                .into_iter()
-                .filter(|r| r.state.is_up())
-                .map(|r| r.address)
-                .collect()
-        }))
-    }
-
-    async fn on_query(
-        &self,
-        q: crate::core::resources::query::Query,
-    ) -> Result<crate::core::resources::query::QueryAnswer, Refusal> {
-        self.shared.check_domain(&q.domain)?;
-        if self.shared.shutdown.is_cancelled() {
-            return Err(Refusal::ShuttingDown);
-        }
-        MembershipStats::inc(&self.shared.stats.queries);
-        self.shared
-            .answer_query(q)
-            .await
-            .inspect_err(|r| self.shared.count_refusal(r))
-    }
-
-    fn local_record(&self) -> MemberRecord {
-        self.with_state(|st| st.local().clone())
-    }
-
-    fn local_inventory(&self) -> Option<crate::core::resources::inventory::Inventory> {
-        self.shared
-            .inventory
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn count_refusal(&self, refusal: &Refusal) {
-        self.shared.count_refusal(refusal);
-    }
-
-    fn name_of(&self, id: &NodeId) -> Option<String> {
-        self.with_state(|st| st.get(id).map(|r| r.name.clone()))
-    }
-
-    fn members_at(&self, host: &str) -> usize {
-        self.shared.members_at(host)
     }
 }

@@ -29,7 +29,7 @@ impl MembershipAgent {
         }
         spawn(s, reconnect(Arc::clone(s)));
         spawn(s, spread(Arc::clone(s)));
-        spawn(s, verify(Arc::clone(s)));
+        spawn(s, super::verify::verify(Arc::clone(s)));
         let seeds = s
             .seeds
             .lock()
@@ -46,7 +46,7 @@ impl MembershipAgent {
 }
 
 /// Spawns `fut` on the agent's tracker; it is dropped at once when the agent stops.
-fn spawn(s: &Shared, fut: impl Future<Output = ()> + Send + 'static) {
+pub(super) fn spawn(s: &Shared, fut: impl Future<Output = ()> + Send + 'static) {
     let token = s.shutdown.clone();
     s.tasks.spawn(async move {
         tokio::select! {
@@ -292,57 +292,6 @@ async fn spread(s: Arc<Shared>) {
             spawn(&s, async move {
                 if let Err(e) = s2.transport.gossip(&t.address, msg, interval).await {
                     debug!(peer = %t.id, error = %e, "urgent push failed");
-                }
-            });
-        }
-    }
-}
-
-/// Verification probes of unknown nodes in flight at once; more wait their turn.
-pub(super) const MAX_VERIFYING: usize = 16;
-
-/// Probes nodes heard of second-hand before they are listed: a node is admitted
-/// when it answers at its record's address as itself. At most
-/// [`MAX_VERIFYING`] probes run at once, so a flood of made-up records costs a
-/// bounded probe rate (and the waiting set is bounded by the protocol).
-async fn verify(s: Arc<Shared>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_VERIFYING));
-    loop {
-        tokio::select! {
-            () = s.shutdown.cancelled() => return,
-            () = s.verify_wake.notified() => {}
-            // Probes that ended free slots for nodes still waiting.
-            () = sleep(s.config.membership.gossip_interval) => {}
-        }
-        let free = slots.available_permits();
-        if free == 0 {
-            continue;
-        }
-        let (targets, timeout) =
-            s.with_state(|st| (st.take_unverified(free, now()), st.probe_timeout()));
-        for t in targets {
-            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                // Cannot happen (no other taker); hand the node back.
-                s.with_state(|st| st.candidate_silent(&t.id, now()));
-                continue;
-            };
-            let s2 = Arc::clone(&s);
-            spawn(&s, async move {
-                let _permit = permit;
-                MembershipStats::inc(&s2.stats.verification_probes);
-                match s2.probe_for(&t.id, &t.address, timeout).await {
-                    Ok(reply) => {
-                        s2.with_state(|st| st.candidate_answered(&t.id, now()));
-                        s2.merge(reply.updates);
-                    }
-                    // An iarnet node answers, but not to gsp's probe.
-                    Err(CallError::NotGsp) => {
-                        s2.with_state(|st| st.candidate_answered(&t.id, now()));
-                    }
-                    Err(e) => {
-                        debug!(node = %t.id, address = %t.address, error = %e, "unknown node did not answer as itself; not listed");
-                        s2.with_state(|st| st.candidate_silent(&t.id, now()));
-                    }
                 }
             });
         }

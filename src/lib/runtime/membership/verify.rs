@@ -1,0 +1,65 @@
+//! Verification of nodes heard of second-hand: each is probed at its record's
+//! address and listed only if it answers as itself.
+
+use std::sync::Arc;
+
+use tokio::time::sleep;
+use tracing::debug;
+
+use super::{
+    agent::{Shared, now},
+    loops::spawn,
+    stats::MembershipStats,
+};
+use crate::transport::membership::CallError;
+
+/// Verification probes of unknown nodes in flight at once; more wait their turn.
+pub(super) const MAX_VERIFYING: usize = 16;
+
+/// Probes nodes heard of second-hand before they are listed: a node is admitted
+/// when it answers at its record's address as itself. At most
+/// [`MAX_VERIFYING`] probes run at once, so a flood of made-up records costs a
+/// bounded probe rate (and the waiting set is bounded by the protocol).
+pub(super) async fn verify(s: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_VERIFYING));
+    loop {
+        tokio::select! {
+            () = s.shutdown.cancelled() => return,
+            () = s.verify_wake.notified() => {}
+            // Probes that ended free slots for nodes still waiting.
+            () = sleep(s.config.membership.gossip_interval) => {}
+        }
+        let free = slots.available_permits();
+        if free == 0 {
+            continue;
+        }
+        let (targets, timeout) =
+            s.with_state(|st| (st.take_unverified(free, now()), st.probe_timeout()));
+        for t in targets {
+            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                // Cannot happen (no other taker); hand the node back.
+                s.with_state(|st| st.candidate_silent(&t.id, now()));
+                continue;
+            };
+            let s2 = Arc::clone(&s);
+            spawn(&s, async move {
+                let _permit = permit;
+                MembershipStats::inc(&s2.stats.verification_probes);
+                match s2.probe_for(&t.id, &t.address, timeout).await {
+                    Ok(reply) => {
+                        s2.with_state(|st| st.candidate_answered(&t.id, now()));
+                        s2.merge(reply.updates);
+                    }
+                    // An iarnet node answers, but not to gsp's probe.
+                    Err(CallError::NotGsp) => {
+                        s2.with_state(|st| st.candidate_answered(&t.id, now()));
+                    }
+                    Err(e) => {
+                        debug!(node = %t.id, address = %t.address, error = %e, "unknown node did not answer as itself; not listed");
+                        s2.with_state(|st| st.candidate_silent(&t.id, now()));
+                    }
+                }
+            });
+        }
+    }
+}

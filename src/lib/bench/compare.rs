@@ -1,6 +1,8 @@
 //! `--compare FILE --max-regression PCT`: judges a run against a baseline report
-//! on the two figures that survive noisy machines: efficiency (gsp / raw TCP in the
-//! same run) and ACK p99.
+//! on the figures that survive noisy machines: efficiency (gsp / raw TCP in the
+//! same run), ACK p99, and heap allocations per message (deterministic: the same
+//! on every machine and run, so a small threshold catches extra copies and
+//! buffers that timing noise hides).
 
 use serde::Serialize;
 
@@ -102,6 +104,20 @@ pub fn compare(
             regressed: p99_worse > max_p99_regression_pct,
         },
     ];
+    let mut rows = rows;
+    if let (Some(b), Some(c)) = (
+        baseline.results.allocations_per_message,
+        current.results.allocations_per_message,
+    ) {
+        let worse = pct_change(b, c, false);
+        rows.push(Row {
+            metric: "allocations_per_message",
+            baseline: b,
+            current: c,
+            worse_by_pct: worse,
+            regressed: worse > MAX_ALLOCATION_GROWTH_PCT,
+        });
+    }
     let regressed = rows.iter().any(|r| r.regressed);
     Ok(Comparison {
         baseline_file: baseline_file.to_owned(),
@@ -111,6 +127,11 @@ pub fn compare(
         regressed,
     })
 }
+
+/// Allowed growth of allocations per message, in percent. The figure does not
+/// depend on the machine (27.8 at 1 KiB to 1 MiB payloads, every run so far),
+/// so any growth is a code change; 10% leaves room for a new allocation or two.
+pub const MAX_ALLOCATION_GROWTH_PCT: f64 = 10.0;
 
 /// How much worse `current` is than `base`, in percent (negative: better).
 fn pct_change(base: f64, current: f64, higher_is_better: bool) -> f64 {
@@ -205,6 +226,37 @@ mod tests {
         assert!(c.rows[0].regressed);
         assert!((c.rows[0].worse_by_pct - 30.0).abs() < 1e-9);
         assert!(!c.rows[1].regressed);
+    }
+
+    #[test]
+    fn flags_more_allocations_per_message_whatever_the_timing() {
+        let with_allocs = |eff: f64, allocs: f64| {
+            let mut r = report(eff, 100, 4);
+            r.results.allocations_per_message = Some(allocs);
+            r
+        };
+        // A slower run with the same allocations passes; one more allocation
+        // per message (27.8 -> 31) fails even on a fast run.
+        let c = compare(
+            &with_allocs(0.9, 27.8),
+            "b.json",
+            &with_allocs(0.45, 27.8),
+            70.0,
+            400.0,
+        )
+        .unwrap();
+        assert!(!c.regressed, "{:?}", c.rows);
+        let c = compare(
+            &with_allocs(0.9, 27.8),
+            "b.json",
+            &with_allocs(0.95, 31.0),
+            70.0,
+            400.0,
+        )
+        .unwrap();
+        assert!(c.regressed);
+        assert_eq!(c.rows[2].metric, "allocations_per_message");
+        assert!(c.rows[2].regressed);
     }
 
     #[test]

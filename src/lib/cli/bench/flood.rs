@@ -274,10 +274,11 @@ fn render_comparison(c: &Comparison) -> String {
         ]);
     }
     format!(
-        "compared with {} (max regression: efficiency {}%, ack p99 {}%):\n{t}\n{}\n",
+        "compared with {} (max regression: efficiency {}%, ack p99 {}%, allocations {}%):\n{t}\n{}\n",
         c.baseline_file,
         c.max_regression_pct,
         c.max_p99_regression_pct,
+        crate::bench::compare::MAX_ALLOCATION_GROWTH_PCT,
         if c.regressed {
             "regression detected"
         } else {

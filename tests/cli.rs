@@ -802,3 +802,30 @@ fn bad_query_amounts_exit_2_naming_the_flag() {
         stderr(&out)
     );
 }
+
+#[test]
+fn sighup_does_not_kill_a_plaintext_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, addr, log) = common::procs::spawn_node_logged(tmp.path(), &[], &[]);
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !log.lock().unwrap().contains("nothing to reload") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the node died on SIGHUP:\n{}",
+            log.lock().unwrap()
+        );
+        assert!(std::time::Instant::now() < deadline, "no SIGHUP log line");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = run_gsp(
+        &["peers", "--addr", &addr, "--json"],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stop(&mut child).success(), "a graceful stop still exits 0");
+}

@@ -291,9 +291,9 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         Arc::new(DiscardSink),
     )
     .await?;
-    if let Some(tls) = tls {
-        tokio::spawn(reload_on_sighup(tls));
-    }
+    // Always: without a handler, SIGHUP (what `systemctl reload` and `kill
+    // -HUP` send) would kill the node as if it had crashed.
+    tokio::spawn(reload_on_sighup(tls));
     node.serve_until(shutdown_signal()).await?;
     node.shutdown().await;
     Ok(ExitStatus::Success)
@@ -315,8 +315,9 @@ fn peer_rates(s: &Security, gossip_interval: Duration) -> PeerRates {
 }
 
 /// Re-reads the certificate files on every SIGHUP; a failed reload keeps the
-/// certificates in use and says why.
-async fn reload_on_sighup(tls: TlsConfig) {
+/// certificates in use and says why. Without TLS there is nothing to reload,
+/// and the node says so instead of dying.
+async fn reload_on_sighup(tls: Option<TlsConfig>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -325,6 +326,12 @@ async fn reload_on_sighup(tls: TlsConfig) {
             return;
         };
         while hup.recv().await.is_some() {
+            let Some(tls) = &tls else {
+                tracing::info!(
+                    "SIGHUP: nothing to reload (no TLS files); other settings need a restart"
+                );
+                continue;
+            };
             match tls.reload() {
                 Ok(()) => tracing::info!(
                     cert = ?tls.files().cert,

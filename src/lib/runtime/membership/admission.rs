@@ -15,6 +15,12 @@ use crate::core::membership::{
 /// How often the members-per-host count behind per-address rates is redone.
 const HOSTS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The host of a `host:port` address (IPv6 brackets removed).
+pub(super) fn host_of(address: &str) -> Option<&str> {
+    let (h, _) = address.rsplit_once(':')?;
+    Some(h.trim_start_matches('[').trim_end_matches(']'))
+}
+
 impl Shared {
     /// Members up at `host` (see [`MembershipHandler::members_at`]).
     pub(super) fn members_at(&self, host: &str) -> usize {
@@ -28,8 +34,7 @@ impl Shared {
             let counts = s.with_state(|st| {
                 let mut m = std::collections::HashMap::<String, usize>::new();
                 for r in st.records().filter(|r| r.state.is_up()) {
-                    if let Some((h, _)) = r.address.rsplit_once(':') {
-                        let h = h.trim_start_matches('[').trim_end_matches(']');
+                    if let Some(h) = host_of(&r.address) {
                         *m.entry(h.to_owned()).or_default() += 1;
                     }
                 }

@@ -48,7 +48,11 @@ pub(super) async fn verify(s: Arc<Shared>) {
                 match s2.probe_for(&t.id, &t.address, timeout).await {
                     Ok(reply) => {
                         s2.with_state(|st| st.candidate_answered(&t.id, now()));
-                        s2.merge(reply.updates);
+                        // The answer comes from a node nobody vouched for yet:
+                        // unknown nodes it names are charged to its address,
+                        // like those of any other caller.
+                        let source = super::admission::host_of(&t.address).unwrap_or(&t.address);
+                        s2.merge_from(reply.updates, Some(source));
                     }
                     // An iarnet node answers, but not to gsp's probe.
                     Err(CallError::NotGsp) => {

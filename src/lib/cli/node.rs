@@ -284,6 +284,9 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         auth: security.auth,
         ..NodeConfig::default()
     };
+    // Before the node serves (and logs that it does): a SIGHUP from then on
+    // must find the handler in place.
+    let hup = hangup_signal();
     let mut node = NodeHandle::start(
         config,
         identity,
@@ -293,7 +296,7 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
     .await?;
     // Always: without a handler, SIGHUP (what `systemctl reload` and `kill
     // -HUP` send) would kill the node as if it had crashed.
-    tokio::spawn(reload_on_sighup(tls));
+    tokio::spawn(reload_on_sighup(hup, tls));
     node.serve_until(shutdown_signal()).await?;
     node.shutdown().await;
     Ok(ExitStatus::Success)
@@ -317,11 +320,10 @@ fn peer_rates(s: &Security, gossip_interval: Duration) -> PeerRates {
 /// Re-reads the certificate files on every SIGHUP; a failed reload keeps the
 /// certificates in use and says why. Without TLS there is nothing to reload,
 /// and the node says so instead of dying.
-async fn reload_on_sighup(tls: Option<TlsConfig>) {
+async fn reload_on_sighup(hup: Option<HangupSignal>, tls: Option<TlsConfig>) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        let Some(mut hup) = hup else {
             warn!("cannot listen for SIGHUP; certificates will not be reloaded");
             return;
         };
@@ -346,7 +348,25 @@ async fn reload_on_sighup(tls: Option<TlsConfig>) {
     }
     #[cfg(not(unix))]
     {
-        let _ = tls;
+        let _ = (hup, tls);
+    }
+}
+
+#[cfg(unix)]
+type HangupSignal = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type HangupSignal = ();
+
+/// Installs the SIGHUP handler now (replacing the default action, which would
+/// end the process); `None` if it cannot be installed.
+fn hangup_signal() -> Option<HangupSignal> {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 

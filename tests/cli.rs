@@ -813,7 +813,7 @@ fn sighup_does_not_kill_a_plaintext_node() {
         .unwrap();
     assert!(status.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !log.lock().unwrap().contains("nothing to reload") {
+    while !log.lock().unwrap().contains("SIGHUP: reloaded") {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the node died on SIGHUP:\n{}",

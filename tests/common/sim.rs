@@ -77,6 +77,7 @@ impl Sim {
         let config = AgentConfig {
             membership: self.config.clone(),
             seeds: seeds.iter().map(|s| addr(*s)).collect(),
+            rejoin: Vec::new(),
             join_backoff_max: Duration::from_secs(5),
             periodic_anti_entropy: true,
             run_loops: true,

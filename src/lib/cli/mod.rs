@@ -5,8 +5,10 @@ mod bench;
 mod client;
 mod completions;
 pub mod exit;
+mod logging;
 pub mod maint;
 mod node;
+mod node_reload;
 pub mod output;
 mod parse;
 pub mod peers;
@@ -19,7 +21,6 @@ pub mod watch_messages;
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use self::exit::{ExitStatus, status_for};
 
@@ -117,7 +118,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_tracing(match cli.command {
+    logging::init(match cli.command {
         Command::Node(_) => "info",
         // The bench runs many nodes whose membership warnings are the experiment.
         Command::Bench(_) => "error",
@@ -152,17 +153,4 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
-}
-
-/// Logs go to stderr. `GSP_LOG` (or `RUST_LOG`) sets the filter; nodes default to
-/// `info`, client commands to `warn`, the bench to `error`.
-fn init_tracing(default: &str) {
-    let filter = std::env::var("GSP_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .map_or_else(|_| EnvFilter::new(default), EnvFilter::new);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }

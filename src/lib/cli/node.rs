@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tracing::warn;
 
-use super::{GlobalArgs, exit::ExitStatus, exit::UsageError, parse};
+use super::{GlobalArgs, exit::ExitStatus, exit::UsageError, logging, parse};
 use crate::{
     config::{
         self, Overrides,
@@ -25,12 +25,12 @@ use crate::{
     },
     transport::membership::service::{DEFAULT_GOSSIP_RATE, DEFAULT_QUERY_RATE, PeerRates},
     transport::tls::TlsConfig,
-    transport::{config::DataPlaneConfig, data_plane::sink::DiscardSink},
+    transport::{config::DataPlaneConfig, data_plane::sink::DiscardSink, keepalive::KeepAlive},
 };
 
 /// Arguments of `gsp node`. Each flag also has a `GSP_*` variable and a key in
 /// the config file; a flag wins over the variable, which wins over the file.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct NodeArgs {
     /// YAML config in iarnet's layout plus a `gsp:` section.
     #[arg(long, env = "GSP_CONFIG", value_name = "FILE")]
@@ -144,71 +144,18 @@ pub(crate) struct NodeArgs {
 }
 
 pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let file = match &args.config {
-        Some(path) => Some(config::file::load(path).map_err(|problems| {
-            UsageError(format!(
-                "invalid config file:\n  - {}",
-                problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n  - ")
-            ))
-        })?),
-        None => None,
-    };
-    let security_file = file
-        .as_ref()
-        .map(|f| f.security.clone())
-        .unwrap_or_default();
-    let auth = config::security::resolve(
-        SecurityFlags {
-            admin_token: args.admin_token,
-            admin_token_file: args.admin_token_file,
-            require_token_for_reads: args.require_token_for_reads,
-            gossip_rate_limit: args.gossip_rate_limit,
-            query_rate_limit: args.query_rate_limit,
-            tls_cert: global.tls_cert.clone(),
-            tls_key: global.tls_key.clone(),
-            tls_ca: global.tls_ca.clone(),
-            insecure: args.insecure,
-        },
-        &security_file,
-    );
-    let settings = config::resolve(
-        Overrides {
-            listen: args.listen,
-            advertise: args.advertise,
-            name: args.name,
-            domain: args.domain,
-            data_dir: args.data_dir,
-            join: args.join,
-            gossip_interval: args.gossip_interval,
-            fanout: args.fanout,
-            node_ttl: args.node_ttl,
-            http_listen: args.http_listen,
-            labels: args.label,
-            max_payload: args.max_payload,
-            resource_interval: args.resource_interval,
-            capacity: args.capacity,
-            relay: args.relay,
-            seen_ttl: args.seen_ttl,
-            on_message: args.on_message,
-        },
+    let Resolved {
         file,
-    );
-    let (settings, security) = match (settings, auth) {
-        (Ok(s), Ok(a)) => (s, a),
-        (s, a) => {
-            let mut problems = s.err().unwrap_or_default();
-            problems.extend(a.err().unwrap_or_default());
-            return Err(UsageError(format!(
-                "invalid settings:\n  - {}",
-                problems.join("\n  - ")
-            ))
-            .into());
-        }
-    };
+        settings,
+        security,
+    } = resolve(&args, &global).map_err(UsageError)?;
+    let running = (settings.clone(), security.clone());
+    if logging::from_env().is_none()
+        && let Some(spec) = file.as_ref().and_then(|f| f.log.as_deref())
+        && let Err(e) = logging::set_filter(spec)
+    {
+        warn!("gsp.log: {e}");
+    }
     for w in &settings.warnings {
         warn!("{w}");
     }
@@ -226,6 +173,8 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
             })?),
             None => None,
         };
+    // Shares its policy with the node's: SIGHUP replaces the token for both.
+    let auth_handle = security.auth.clone();
     let peer_rates = peer_rates(&security, settings.membership.gossip_interval);
     let tls = match security.tls.clone() {
         Some(files) => {
@@ -250,6 +199,7 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         labels: settings.labels,
         data_plane: DataPlaneConfig {
             max_payload_bytes: settings.max_payload,
+            keepalive: KeepAlive::for_gossip_interval(settings.membership.gossip_interval),
             ..DataPlaneConfig::default()
         },
         membership: AgentConfig {
@@ -281,7 +231,7 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         peer_rates,
         tls: tls.clone(),
         insecure: security.insecure,
-        auth: security.auth,
+        auth: auth_handle.clone(),
         ..NodeConfig::default()
     };
     // Before the node serves (and logs that it does): a SIGHUP from then on
@@ -296,10 +246,105 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
     .await?;
     // Always: without a handler, SIGHUP (what `systemctl reload` and `kill
     // -HUP` send) would kill the node as if it had crashed.
-    tokio::spawn(reload_on_sighup(hup, tls));
+    let reloader = super::node_reload::Reloader {
+        args,
+        global,
+        settings: running.0,
+        security: running.1,
+        log: file.as_ref().and_then(|f| f.log.clone()),
+        auth: auth_handle,
+        tls,
+        agent: node.membership().clone(),
+    };
+    tokio::spawn(reload_on_sighup(hup, reloader));
     node.serve_until(shutdown_signal()).await?;
+    exit_on_second_interrupt();
     node.shutdown().await;
     Ok(ExitStatus::Success)
+}
+
+/// The configuration as read now: the file, the settings, the security.
+pub(super) struct Resolved {
+    pub(super) file: Option<config::file::FileConfig>,
+    pub(super) settings: config::NodeSettings,
+    pub(super) security: Security,
+}
+
+/// Reads the config file and merges it with the flags and the environment;
+/// run at start and again on SIGHUP.
+///
+/// # Errors
+/// Every problem found, in one message.
+pub(super) fn resolve(args: &NodeArgs, global: &GlobalArgs) -> Result<Resolved, String> {
+    let file = match &args.config {
+        Some(path) => Some(config::file::load(path).map_err(|problems| {
+            format!(
+                "invalid config file:\n  - {}",
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  - ")
+            )
+        })?),
+        None => None,
+    };
+    let security_file = file
+        .as_ref()
+        .map(|f| f.security.clone())
+        .unwrap_or_default();
+    let auth = config::security::resolve(
+        SecurityFlags {
+            admin_token: args.admin_token.clone(),
+            admin_token_file: args.admin_token_file.clone(),
+            require_token_for_reads: args.require_token_for_reads,
+            gossip_rate_limit: args.gossip_rate_limit,
+            query_rate_limit: args.query_rate_limit,
+            tls_cert: global.tls_cert.clone(),
+            tls_key: global.tls_key.clone(),
+            tls_ca: global.tls_ca.clone(),
+            insecure: args.insecure,
+        },
+        &security_file,
+    );
+    let a = args.clone();
+    let settings = config::resolve(
+        Overrides {
+            listen: a.listen,
+            advertise: a.advertise,
+            name: a.name,
+            domain: a.domain,
+            data_dir: a.data_dir,
+            join: a.join,
+            gossip_interval: a.gossip_interval,
+            fanout: a.fanout,
+            node_ttl: a.node_ttl,
+            http_listen: a.http_listen,
+            labels: a.label,
+            max_payload: a.max_payload,
+            resource_interval: a.resource_interval,
+            capacity: a.capacity,
+            relay: a.relay,
+            seen_ttl: a.seen_ttl,
+            on_message: a.on_message,
+        },
+        file.clone(),
+    );
+    match (settings, auth) {
+        (Ok(settings), Ok(security)) => Ok(Resolved {
+            file,
+            settings,
+            security,
+        }),
+        (s, a) => {
+            let mut problems = s.err().unwrap_or_default();
+            problems.extend(a.err().unwrap_or_default());
+            Err(format!(
+                "invalid settings:\n  - {}",
+                problems.join("\n  - ")
+            ))
+        }
+    }
 }
 
 /// The per-peer rates: as configured, else 200 gossip calls per second (or 10
@@ -317,38 +362,23 @@ fn peer_rates(s: &Security, gossip_interval: Duration) -> PeerRates {
     }
 }
 
-/// Re-reads the certificate files on every SIGHUP; a failed reload keeps the
-/// certificates in use and says why. Without TLS there is nothing to reload,
-/// and the node says so instead of dying.
-async fn reload_on_sighup(hup: Option<HangupSignal>, tls: Option<TlsConfig>) {
+/// Reloads on every SIGHUP (see `node_reload`). Without a handler, SIGHUP
+/// (what `systemctl reload` and `kill -HUP` send) would kill the node as if it
+/// had crashed.
+async fn reload_on_sighup(hup: Option<HangupSignal>, mut reloader: super::node_reload::Reloader) {
     #[cfg(unix)]
     {
         let Some(mut hup) = hup else {
-            warn!("cannot listen for SIGHUP; certificates will not be reloaded");
+            warn!("cannot listen for SIGHUP; nothing will be reloaded");
             return;
         };
         while hup.recv().await.is_some() {
-            let Some(tls) = &tls else {
-                tracing::info!(
-                    "SIGHUP: nothing to reload (no TLS files); other settings need a restart"
-                );
-                continue;
-            };
-            match tls.reload() {
-                Ok(()) => tracing::info!(
-                    cert = ?tls.files().cert,
-                    ca = %tls.files().ca.display(),
-                    "TLS certificates reloaded; new connections use them"
-                ),
-                Err(e) => {
-                    tracing::error!(error = %e, "TLS reload failed; keeping the previous certificates");
-                }
-            }
+            reloader.reload();
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (hup, tls);
+        let _ = (hup, &mut reloader);
     }
 }
 
@@ -368,6 +398,27 @@ fn hangup_signal() -> Option<HangupSignal> {
     {
         None
     }
+}
+
+/// While the node leaves and drains, a second Ctrl-C ends the process at once
+/// (exit 130), as daemons and `cargo` do. The handler is in place before the
+/// log line that says so.
+fn exit_on_second_interrupt() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut int) = signal(SignalKind::interrupt()) {
+            tokio::spawn(async move {
+                if int.recv().await.is_some() {
+                    warn!("second interrupt: exiting at once, without finishing the leave");
+                    std::process::exit(130);
+                }
+            });
+        }
+    }
+    tracing::info!(
+        "shutting down: leaving the cluster and draining; interrupt again to exit at once"
+    );
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -76,6 +76,8 @@ pub struct FileConfig {
     pub seen_ttl: Option<Duration>,
     /// `gsp.on_message`.
     pub on_message: Option<String>,
+    /// `gsp.log`: the log filter (`GSP_LOG` syntax); `GSP_LOG` wins over it.
+    pub log: Option<String>,
     /// `gsp.security`.
     pub security: super::security::SecurityFile,
     /// `resource.discovery.enabled: false` was seen (gsp always runs discovery).
@@ -131,6 +133,7 @@ const GSP_KEYS: &[&str] = &[
     "relay",
     "seen_ttl",
     "on_message",
+    "log",
     "security",
 ];
 
@@ -353,6 +356,23 @@ fn read_gsp(r: &mut Reader, g: &Map<String, Value>, c: &mut FileConfig) {
     if let Some(v) = g.get("security") {
         c.security = super::security::read(r, v);
     }
+    c.log = match g.get("log") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match tracing_subscriber::EnvFilter::builder().parse(s) {
+            Ok(_) => Some(s.clone()),
+            Err(e) => {
+                r.problem("gsp.log", format!("'{s}' is not a log filter: {e}"));
+                None
+            }
+        },
+        Some(other) => {
+            r.problem(
+                "gsp.log",
+                format!("expected a log filter like info or gsp=debug, got {other}"),
+            );
+            None
+        }
+    };
     c.on_message = match g.get("on_message") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),

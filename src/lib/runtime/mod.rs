@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_broadcast;
 pub mod admin_maint;
+pub mod advertise;
 pub mod broadcast;
 pub mod http;
 pub mod http_maint;
@@ -16,4 +17,5 @@ pub mod node;
 pub mod on_message;
 pub mod posture;
 pub mod resources;
+pub mod snapshot;
 pub mod view;

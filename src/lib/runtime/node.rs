@@ -228,19 +228,32 @@ impl NodeHandle {
             Some(l) => Some(l.local_addr().map_err(NodeError::Listener)?),
             None => None,
         };
-        let advertise = config
-            .advertise
-            .clone()
-            .unwrap_or_else(|| match &config.advertise_host {
-                Some(host) => format!("{host}:{}", local_addr.port()),
-                None => advertised_default(local_addr),
-            });
+        let advertised = super::advertise::choose(
+            config.advertise.as_deref(),
+            config.advertise_host.as_deref(),
+            local_addr,
+        );
+        if advertised.local_only {
+            warn!(advertise = %advertised.addr, "{}", advertised.why);
+        } else {
+            info!(advertise = %advertised.addr, "advertising {}: {}", advertised.addr, advertised.why);
+        }
+        let advertise = advertised.addr;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let stats = Arc::new(DataPlaneStats::default());
         let traffic = Arc::new(Traffic::default());
         let dp = &config.data_plane;
         let pool = ChannelPool::with_tls(
+            dp.clone(),
+            DEFAULT_POOL_CAPACITY,
+            Arc::clone(&traffic),
+            config.tls.clone(),
+        );
+        // Membership gets connections of its own: a probe must never wait behind
+        // payload bytes queued on a shared connection (a full link to a peer
+        // would otherwise make it look dead), nor share a stalled one.
+        let control_pool = ChannelPool::with_tls(
             dp.clone(),
             DEFAULT_POOL_CAPACITY,
             Arc::clone(&traffic),
@@ -269,6 +282,17 @@ impl NodeHandle {
             None => None,
         };
         let mut agent_config = config.membership.clone();
+        let snapshot = identity.data_dir().map(super::snapshot::Snapshot::in_dir);
+        if let Some(snap) = &snapshot {
+            let known: Vec<String> = snap.load().into_iter().map(|p| p.address).collect();
+            if !known.is_empty() {
+                info!(
+                    peers = known.len(),
+                    "trying the peers known in the last run alongside the seeds"
+                );
+            }
+            agent_config.rejoin = known;
+        }
         if let Some((signer, verifier)) = &keys {
             agent_config.record_auth = Some(super::membership::RecordAuth {
                 signer: signer.clone().map(|s| s as Arc<dyn RecordSigner>),
@@ -278,7 +302,7 @@ impl NodeHandle {
         let agent = MembershipAgent::start(
             agent_config,
             record,
-            Arc::new(GrpcMembership::new(pool.clone())),
+            Arc::new(GrpcMembership::new(control_pool)),
         );
 
         let links = LinkSet::new(
@@ -347,6 +371,9 @@ impl NodeHandle {
                 shutdown.clone(),
             ));
         }
+        if let Some(snap) = snapshot {
+            tasks.spawn(super::snapshot::keep(snap, agent.clone(), shutdown.clone()));
+        }
         if let Some(cmd) = &config.on_message {
             tasks.spawn(super::on_message::run(
                 engine.clone(),
@@ -373,6 +400,9 @@ impl NodeHandle {
             // Gossip cancels calls that time out; under load many resets are normal
             // and must not make h2 drop the connection (its default allows 20).
             .http2_max_pending_accept_reset_streams(Some(1024))
+            // A peer that vanished is noticed and its connection slot freed.
+            .http2_keepalive_interval(Some(dp.keepalive.interval))
+            .http2_keepalive_timeout(Some(dp.keepalive.timeout))
             .max_frame_size(dp.h2_max_frame_bytes)
             .initial_stream_window_size(dp.h2_stream_window_bytes)
             .initial_connection_window_size(dp.h2_connection_window_bytes)
@@ -390,6 +420,7 @@ impl NodeHandle {
             config.tls.clone(),
             Arc::clone(&conns),
             Arc::clone(&refusals),
+            dp.keepalive,
         );
         let signal = shutdown.clone().cancelled_owned();
         let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, signal));
@@ -595,38 +626,4 @@ impl Drop for NodeHandle {
             http.abort();
         }
     }
-}
-
-/// The default advertised address: the bound one; for an unspecified IP
-/// (0.0.0.0 / ::), this host's first private (else first non-loopback) IPv4
-/// address, as Serf does, or loopback on a host without one.
-fn advertised_default(addr: SocketAddr) -> String {
-    let mut a = addr;
-    if a.ip().is_unspecified() {
-        let ip = host_ipv4().map_or_else(
-            || std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::IpAddr::V4,
-        );
-        a.set_ip(ip);
-        info!(advertise = %a, "advertising this host's address; set --advertise to choose another");
-    }
-    a.to_string()
-}
-
-fn host_ipv4() -> Option<std::net::Ipv4Addr> {
-    let nets = sysinfo::Networks::new_with_refreshed_list().ok()?;
-    let mut candidates: Vec<std::net::Ipv4Addr> = nets
-        .values()
-        .flat_map(|data| data.ip_networks().iter().map(|n| n.addr))
-        .filter_map(|ip| match ip {
-            std::net::IpAddr::V4(v4)
-                if !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified() =>
-            {
-                Some(v4)
-            }
-            _ => None,
-        })
-        .collect();
-    candidates.sort_by_key(|ip| (!ip.is_private(), *ip));
-    candidates.first().copied()
 }

@@ -2,7 +2,10 @@
 //! compared in constant time, and the actor (who made a call) recorded in
 //! audit events. The token itself is never logged or echoed.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{Arc, PoisonError, RwLock},
+};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -26,20 +29,31 @@ pub enum Access {
     Write,
 }
 
-/// A node's admin token, kept only as its SHA-256 digest.
+/// A node's admin token, kept only as its SHA-256 digest. Clones share the
+/// policy, so [`AdminAuth::replace_with`] (SIGHUP) changes it for every user.
 #[derive(Clone, Default)]
 pub struct AdminAuth {
-    digest: Option<[u8; 32]>,
-    require_for_reads: bool,
+    policy: Arc<RwLock<Policy>>,
     /// Refused attempts, shared with the node's metrics and role checks.
     failures: Arc<Refusals>,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Policy {
+    digest: Option<[u8; 32]>,
+    require_for_reads: bool,
+}
+
+#[allow(
+    clippy::missing_fields_in_debug,
+    reason = "the policy's fields are shown, the token redacted"
+)]
 impl fmt::Debug for AdminAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.policy();
         f.debug_struct("AdminAuth")
-            .field("token", &self.digest.map(|_| "<redacted>"))
-            .field("require_for_reads", &self.require_for_reads)
+            .field("token", &p.digest.map(|_| "<redacted>"))
+            .field("require_for_reads", &p.require_for_reads)
             .field("failures", &self.failures)
             .finish()
     }
@@ -83,10 +97,31 @@ impl AdminAuth {
     /// must carry `authorization: Bearer <token>`.
     pub fn with_token(token: &str, require_for_reads: bool) -> Self {
         Self {
-            digest: Some(Sha256::digest(token.as_bytes()).into()),
-            require_for_reads,
+            policy: Arc::new(RwLock::new(Policy {
+                digest: Some(Sha256::digest(token.as_bytes()).into()),
+                require_for_reads,
+            })),
             failures: Arc::default(),
         }
+    }
+
+    fn policy(&self) -> Policy {
+        *self.policy.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes `other`'s token and read policy, for this value and every clone
+    /// of it. Returns whether anything changed.
+    pub fn replace_with(&self, other: &AdminAuth) -> bool {
+        let new = other.policy();
+        let mut p = self.policy.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = *p != new;
+        *p = new;
+        changed
+    }
+
+    /// Whether reads need the token too.
+    pub fn requires_token_for_reads(&self) -> bool {
+        self.policy().require_for_reads
     }
 
     /// Where failed attempts are counted.
@@ -104,7 +139,7 @@ impl AdminAuth {
 
     /// Whether a token is configured.
     pub fn has_token(&self) -> bool {
-        self.digest.is_some()
+        self.policy().digest.is_some()
     }
 
     /// Authorizes `request` for `access` and names who made it.
@@ -115,7 +150,8 @@ impl AdminAuth {
         let caller = caller(request);
         let subject = subject(request);
         let anonymous = subject.unwrap_or("anonymous");
-        let Some(want) = &self.digest else {
+        let policy = self.policy();
+        let Some(want) = &policy.digest else {
             return Ok(with_forwarded(
                 format!("{anonymous}{caller}"),
                 request.metadata(),
@@ -131,7 +167,7 @@ impl AdminAuth {
                 subject.map_or_else(|| "admin-token".to_owned(), |s| format!("admin-token, {s}"));
             return Ok(with_forwarded(format!("{who}{caller}"), request.metadata()));
         }
-        if access == Access::Read && !self.require_for_reads {
+        if access == Access::Read && !policy.require_for_reads {
             return Ok(format!("{anonymous}{caller}"));
         }
         let why = if presented.is_some() {

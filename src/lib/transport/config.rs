@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::keepalive::KeepAlive;
+
 /// Default largest whole payload accepted: 64 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 << 20;
 /// Default chunk size: payloads above it are split. 1 MiB keeps each gRPC message
@@ -49,6 +51,8 @@ pub struct DataPlaneConfig {
     pub ack_timeout: Duration,
     /// Time allowed to establish a link.
     pub connect_timeout: Duration,
+    /// Dead-connection detection on every connection (HTTP/2 PING, TCP).
+    pub keepalive: KeepAlive,
 }
 
 impl Default for DataPlaneConfig {
@@ -63,6 +67,7 @@ impl Default for DataPlaneConfig {
             max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
             ack_timeout: DEFAULT_ACK_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            keepalive: KeepAlive::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod data_plane;
 pub mod error;
 pub mod grpc_errors;
+pub mod keepalive;
 pub mod membership;
 pub mod pb;
 pub mod pool;

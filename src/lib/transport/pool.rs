@@ -77,7 +77,8 @@ impl ChannelPool {
             return Ok(channel.clone());
         }
         let channel = endpoint(addr, &self.inner.config)?.connect_with_connector_lazy(
-            Connector::new(Arc::clone(&self.inner.traffic), self.inner.tls.clone()),
+            Connector::new(Arc::clone(&self.inner.traffic), self.inner.tls.clone())
+                .with_keepalive(self.inner.config.keepalive),
         );
         if channels.len() >= self.inner.capacity
             && let Some(oldest) = channels
@@ -130,7 +131,12 @@ pub fn endpoint(addr: &str, config: &DataPlaneConfig) -> Result<Endpoint, Transp
         .tcp_nodelay(true)
         .max_frame_size(config.h2_max_frame_bytes)
         .initial_stream_window_size(config.h2_stream_window_bytes)
-        .initial_connection_window_size(config.h2_connection_window_bytes))
+        .initial_connection_window_size(config.h2_connection_window_bytes)
+        // Idle pooled connections are checked too: a probe must not be the
+        // first to find that its connection died during a partition.
+        .http2_keep_alive_interval(config.keepalive.interval)
+        .keep_alive_timeout(config.keepalive.timeout)
+        .keep_alive_while_idle(true))
 }
 
 #[cfg(test)]

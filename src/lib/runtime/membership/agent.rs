@@ -57,6 +57,10 @@ pub struct AgentConfig {
     pub membership: MembershipConfig,
     /// Addresses to join through; retried with backoff until they answer.
     pub seeds: Vec<String>,
+    /// Peers known in an earlier run (the data dir's snapshot): tried a few
+    /// times alongside the seeds, quietly, until one answers or the node
+    /// knows another member.
+    pub rejoin: Vec<String>,
     /// Longest wait between attempts on a seed that does not answer.
     pub join_backoff_max: Duration,
     /// Seed of the agent's RNG; `None` draws one from the OS.
@@ -88,6 +92,7 @@ impl Default for AgentConfig {
         Self {
             membership: MembershipConfig::default(),
             seeds: Vec::new(),
+            rejoin: Vec::new(),
             join_backoff_max: Duration::from_secs(30),
             rng_seed: None,
             periodic_anti_entropy: true,

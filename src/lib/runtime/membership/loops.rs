@@ -6,7 +6,7 @@ use std::{sync::Arc, sync::PoisonError, time::Duration};
 
 use rand::Rng as _;
 use tokio::time::{Instant, sleep, sleep_until};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{
     agent::{MembershipAgent, Shared, now},
@@ -35,8 +35,13 @@ impl MembershipAgent {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        for addr in seeds {
-            self.spawn_join(addr);
+        for addr in &seeds {
+            self.spawn_join(addr.clone());
+        }
+        for addr in &s.config.rejoin {
+            if !seeds.contains(addr) && *addr != s.address {
+                spawn(s, rejoin(Arc::clone(s), addr.clone()));
+            }
         }
     }
 
@@ -369,27 +374,78 @@ fn absent_seed(s: &Shared) -> Option<String> {
     })
 }
 
-/// Joins through `addr`, retrying with doubling backoff while it does not answer.
+/// Joins through `addr`, retrying with doubling backoff while it does not
+/// answer. Each wait is jittered (half to one and a half times the backoff) so
+/// nodes restarted together do not retry in lockstep. Every failure is a WARN
+/// with its cause (a typo in `--join` must not be silent); a seed of another
+/// domain is named as such and never counted as joined. A seed given as a DNS
+/// name is resolved afresh whenever its connection is redialled, so a
+/// Kubernetes headless service keeps working as pods come and go.
 async fn join(s: Arc<Shared>, addr: String) {
     let mut backoff = s
         .config
         .membership
         .gossip_interval
         .max(Duration::from_millis(100));
+    let mut attempts = 0u32;
     loop {
         if s.shutdown.is_cancelled() {
             return;
         }
+        attempts = attempts.saturating_add(1);
+        let wait = backoff / 2 + jitter(&s, backoff);
         match push_pull(&s, &addr).await {
             Ok(()) => {
-                info!(seed = %addr, members = s.with_state(|st| st.up_count()), "joined through seed");
+                info!(seed = %addr, attempts, members = s.with_state(|st| st.up_count()), "joined through seed");
                 return;
             }
-            Err(e) => debug!(seed = %addr, error = %e, retry_in = ?backoff, "seed did not answer"),
+            Err(CallError::ForeignDomain(theirs)) => warn!(
+                seed = %addr,
+                retry_in = ?wait,
+                "seed {addr} is in domain '{theirs}', this node is in '{}': not joined through it",
+                s.domain
+            ),
+            Err(e) => {
+                warn!(seed = %addr, error = %e, attempts, retry_in = ?wait, "cannot join through seed");
+            }
         }
         tokio::select! {
             () = s.shutdown.cancelled() => return,
-            () = sleep(backoff) => {}
+            () = sleep(wait) => {}
+        }
+        backoff = (backoff * 2).min(s.config.join_backoff_max);
+    }
+}
+
+/// Attempts on a peer remembered from an earlier run.
+const REJOIN_ATTEMPTS: u32 = 4;
+
+/// Tries a peer from the last run's snapshot a few times, stopping as soon as
+/// this node knows another member (through it, a seed, or anyone). Failures
+/// are normal (the peer may be gone for good) and logged at debug only.
+async fn rejoin(s: Arc<Shared>, addr: String) {
+    let mut backoff = s
+        .config
+        .membership
+        .gossip_interval
+        .max(Duration::from_millis(100));
+    for attempt in 1..=REJOIN_ATTEMPTS {
+        if s.shutdown.is_cancelled() || s.with_state(|st| st.up_count()) > 1 {
+            return;
+        }
+        match push_pull(&s, &addr).await {
+            Ok(()) => {
+                info!(peer = %addr, members = s.with_state(|st| st.up_count()), "rejoined through a peer known in the last run");
+                return;
+            }
+            Err(e) => {
+                debug!(peer = %addr, error = %e, attempt, "peer from the last run did not answer");
+            }
+        }
+        let wait = backoff / 2 + jitter(&s, backoff);
+        tokio::select! {
+            () = s.shutdown.cancelled() => return,
+            () = sleep(wait) => {}
         }
         backoff = (backoff * 2).min(s.config.join_backoff_max);
     }

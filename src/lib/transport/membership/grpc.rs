@@ -177,6 +177,7 @@ impl MembershipTransport for GrpcMembership {
         timeout: Duration,
     ) -> Result<PushPullReply, CallError> {
         let mut client = self.discovery_client(addr)?;
+        let domain = msg.domain.clone();
         let req = dpb::NodeInfoGossipMessage {
             sender_node_id: msg.from.to_string(),
             sender_address: msg.from_address,
@@ -197,6 +198,9 @@ impl MembershipTransport for GrpcMembership {
             gsp_want: msg.want.iter().map(ToString::to_string).collect(),
         };
         let r = timed(timeout, client.gossip_node_info(with_timeout(req, timeout))).await?;
+        if !r.gsp_domain.is_empty() && r.gsp_domain != domain {
+            return Err(CallError::ForeignDomain(r.gsp_domain));
+        }
         let bad = |e: super::convert::InvalidRecord| CallError::Refused(format!("bad reply: {e}"));
         Ok(PushPullReply {
             records: records_from_pb(r.nodes, "nodes", &self.limits, now_ns()).map_err(bad)?,

@@ -289,7 +289,10 @@ impl MemoryTransport {
 }
 
 fn refused(e: &super::Refusal) -> CallError {
-    CallError::Refused(e.to_string())
+    match e {
+        super::Refusal::ForeignDomain { local, .. } => CallError::ForeignDomain(local.clone()),
+        _ => CallError::Refused(e.to_string()),
+    }
 }
 
 #[tonic::async_trait]

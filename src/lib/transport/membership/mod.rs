@@ -35,6 +35,9 @@ pub enum CallError {
     /// The peer refused the call.
     #[error("refused: {0}")]
     Refused(String),
+    /// The peer is in another domain (named) and answered nothing for that reason.
+    #[error("the peer is in domain '{0}'")]
+    ForeignDomain(String),
 }
 
 /// Why this node refused a peer's call.

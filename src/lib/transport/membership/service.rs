@@ -315,9 +315,12 @@ impl dpb::discovery_service_server::DiscoveryService for MembershipService {
             // after counting and logging the refusal.
             self.handler.count_refusal(&Refusal::ForeignDomain {
                 peer: r.sender_domain_id,
-                local: local.domain,
+                local: local.domain.clone(),
             });
-            return Ok(Response::new(empty));
+            return Ok(Response::new(dpb::NodeInfoGossipResponse {
+                gsp_domain: local.domain,
+                ..empty
+            }));
         }
         let from = node_id("sender_node_id", &r.sender_node_id).map_err(|e| self.invalid(&e))?;
         let records = records_from_pb(r.nodes, "nodes", &self.limits, now_ns())

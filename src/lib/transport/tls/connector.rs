@@ -23,19 +23,35 @@ use super::{
     io::{MaybeTls, READ_AHEAD_BYTES},
     sniff,
 };
-use crate::transport::traffic::{CountingStream, Traffic};
+use crate::transport::{
+    keepalive::KeepAlive,
+    traffic::{CountingStream, Traffic},
+};
 
 /// A tonic connector: plaintext, or TLS with the process's certificates.
 #[derive(Debug, Clone)]
 pub struct Connector {
     traffic: Arc<Traffic>,
     tls: Option<TlsConfig>,
+    keepalive: Option<KeepAlive>,
 }
 
 impl Connector {
     /// Counts into `traffic`; speaks TLS when `tls` is set.
     pub fn new(traffic: Arc<Traffic>, tls: Option<TlsConfig>) -> Self {
-        Self { traffic, tls }
+        Self {
+            traffic,
+            tls,
+            keepalive: None,
+        }
+    }
+
+    /// Sets TCP keepalive and `TCP_USER_TIMEOUT` from `keepalive` on every
+    /// connection (a node's links to its peers).
+    #[must_use]
+    pub fn with_keepalive(mut self, keepalive: KeepAlive) -> Self {
+        self.keepalive = Some(keepalive);
+        self
     }
 }
 
@@ -69,6 +85,7 @@ impl tower_service::Service<http::Uri> for Connector {
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let traffic = Arc::clone(&self.traffic);
         let tls = self.tls.clone();
+        let keepalive = self.keepalive;
         Box::pin(async move {
             let host = uri
                 .host()
@@ -81,6 +98,11 @@ impl tower_service::Service<http::Uri> for Connector {
             let addr = format!("{host}:{port}");
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
             tcp.set_nodelay(true)?;
+            if let Some(ka) = keepalive
+                && let Err(e) = ka.apply(&tcp)
+            {
+                tracing::debug!(peer = %addr, error = %e, "cannot set TCP keepalive");
+            }
             let stream = CountingStream::new(tcp, traffic);
             let io = match tls {
                 None => MaybeTls::Plain(stream),

@@ -18,6 +18,7 @@ use super::{
     sniff::{self, Opening},
 };
 use crate::transport::{
+    keepalive::KeepAlive,
     refusals::{Refusals, Refused},
     traffic::{CountingStream, Traffic},
 };
@@ -32,6 +33,7 @@ pub fn incoming(
     tls: Option<TlsConfig>,
     table: Arc<ConnTable>,
     refusals: Arc<Refusals>,
+    keepalive: KeepAlive,
 ) -> impl Stream<Item = io::Result<Tracked<MaybeTls>>> {
     let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
     tokio::spawn(async move {
@@ -50,6 +52,8 @@ pub fn incoming(
                 }
             };
             let _ = tcp.set_nodelay(true);
+            // Best effort: HTTP/2 PINGs still find a dead connection without it.
+            let _ = keepalive.apply(&tcp);
             // Never wait here: a slot-hogging caller must not stop accepts.
             let slot = match table.try_open(remote.ip()) {
                 Ok(slot) => slot,

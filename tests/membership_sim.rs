@@ -235,3 +235,56 @@ async fn a_partition_outlasting_the_node_ttl_heals_when_the_network_does() {
         );
     }
 }
+
+/// Events of `kind` that nodes `observers` logged about nodes `subjects`.
+fn events_between(
+    sim: &Sim,
+    observers: std::ops::Range<usize>,
+    subjects: std::ops::Range<usize>,
+    kind: EventKind,
+) -> usize {
+    observers
+        .flat_map(|i| sim.nodes[i].seen.iter())
+        .filter(|e| e.kind == kind && subjects.clone().any(|j| e.id == sim.nodes[j].id))
+        .count()
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_healed_partition_kills_no_one_on_the_far_sides_word_and_stops_flapping() {
+    // 3 of 8 cut off for 50 rounds (long enough for both sides to declare the
+    // other dead, shorter than the node TTL), then healed.
+    let mut sim = Sim::new(11, 8, MembershipConfig::for_test());
+    sim.start_all();
+    assert!(sim.until(60, Sim::converged).await.is_some());
+    for n in &mut sim.nodes {
+        n.seen.clear();
+    }
+    let side_a: Vec<String> = (0..5).map(|i| sim.nodes[i].addr.clone()).collect();
+    let side_b: Vec<String> = (5..8).map(|i| sim.nodes[i].addr.clone()).collect();
+    sim.net.partition(&[side_a, side_b]);
+    sim.run(50).await;
+    assert!(
+        events_between(&sim, 0..5, 5..8, EventKind::Dead) > 0,
+        "the partition was not noticed"
+    );
+    sim.net.heal();
+    let rounds = sim.until(100, Sim::converged).await;
+    println!("3-of-8 partition healed after {rounds:?} rounds");
+    assert!(rounds.is_some(), "no convergence within 100 rounds");
+    // The cut-off side declared the majority dead; none of those verdicts may
+    // kill a majority node in a majority node's view once the links are back.
+    assert_eq!(
+        events_between(&sim, 0..5, 0..5, EventKind::Dead),
+        0,
+        "a node that was never cut off was declared dead by its own side"
+    );
+    for n in &mut sim.nodes {
+        n.seen.clear();
+    }
+    sim.run(300).await;
+    assert_eq!(
+        events_between(&sim, 0..8, 0..8, EventKind::Suspect),
+        0,
+        "members flapped after convergence"
+    );
+}

@@ -188,6 +188,12 @@ pub fn render(sources: &Sources) -> String {
         &[("", counters.claims_clamped)],
     );
     o.metric(
+        "gsp_death_claims_doubted_total",
+        "counter",
+        "Claims that a member is dead, taken as a suspicion: this node had no reason of its own to think it down.",
+        &[("", counters.death_claims_doubted)],
+    );
+    o.metric(
         "gsp_claims_ignored_total",
         "counter",
         "Claims that an unknown node is down, ignored.",

@@ -32,6 +32,10 @@ pub struct Counters {
     pub claims_clamped: u64,
     /// Claims that an unknown node is down, ignored.
     pub unknown_down_ignored: u64,
+    /// Claims by others that a member is dead, taken as a suspicion because
+    /// this node had no reason of its own to think it down (see
+    /// [`Membership::apply_from`]).
+    pub death_claims_doubted: u64,
     /// Unknown nodes dropped because the set waiting for verification was full.
     pub candidates_dropped: u64,
     /// Unknown nodes admitted after answering a probe of their own.
@@ -199,11 +203,36 @@ impl Membership {
         let Some(known) = self.table.get(&record.id) else {
             return self.offer_unknown(record, source, now);
         };
-        let (record, clamped) = claims::at_known_version(&known.record, record);
+        let (mut record, clamped) = claims::at_known_version(&known.record, record);
         if clamped {
             self.counters.claims_clamped += 1;
         }
+        if record.state == MemberState::Dead
+            && known.record.state.is_up()
+            && !self.has_own_doubts(&record.id, now)
+        {
+            // Someone else's verdict, and nothing here agrees: a stale claim
+            // from the far side of a healed partition, or from a node that
+            // could not reach the member. Taken as a suspicion: the member
+            // hears of it (buddy system) and refutes, or this node's own timer
+            // and last probe find it dead.
+            record.state = MemberState::Suspect;
+            self.counters.death_claims_doubted += 1;
+        }
         self.merge(record, now)
+    }
+
+    /// Whether this node itself has reason to believe `id` down: it has
+    /// suspected it for a gossip round at least, and heard nothing of it being
+    /// up since the suspicion began.
+    fn has_own_doubts(&self, id: &NodeId, now: Now) -> bool {
+        let (Some(s), Some(e)) = (self.suspicions.get(id), self.table.get(id)) else {
+            return false;
+        };
+        let age = now.instant.saturating_duration_since(s.started());
+        let silent_ns = now.unix_ns.saturating_sub(e.last_seen_unix_ns);
+        let silent = u128::try_from(silent_ns).unwrap_or(0);
+        age >= self.config.gossip_interval && silent >= age.as_nanos()
     }
 
     fn merge(&mut self, record: MemberRecord, now: Now) -> Applied {
@@ -460,7 +489,8 @@ impl Membership {
         dead.state = MemberState::Dead;
         dead.suspected_by = None;
         self.counters.suspicions_expired += 1;
-        self.apply(dead, now);
+        // This node's own verdict: merged as is, not weighed like a claim.
+        self.merge(dead, now);
     }
 
     /// Announces a graceful leave: publishes a newer version in state left.
@@ -486,3 +516,6 @@ mod view;
 #[cfg(test)]
 #[path = "protocol_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "protocol_tests_heal.rs"]
+mod tests_heal;

@@ -14,22 +14,22 @@ use crate::core::membership::{
     record::{MAX_COUNTER, Version},
 };
 
-fn id(s: &str) -> NodeId {
+pub(super) fn id(s: &str) -> NodeId {
     NodeId::parse(s).unwrap()
 }
 
-fn at(t0: Instant, ms: u64) -> Now {
+pub(super) fn at(t0: Instant, ms: u64) -> Now {
     Now {
         instant: t0 + Duration::from_millis(ms),
         unix_ns: i64::try_from(ms).unwrap() * 1_000_000,
     }
 }
 
-fn rec(name: &str, counter: u64, state: MemberState) -> MemberRecord {
+pub(super) fn rec(name: &str, counter: u64, state: MemberState) -> MemberRecord {
     crate::core::membership::record::testing::record(name, counter, state)
 }
 
-fn node(name: &str, t0: Instant) -> Membership {
+pub(super) fn node(name: &str, t0: Instant) -> Membership {
     Membership::new(
         MembershipConfig::for_test(),
         rec(name, 1, MemberState::Alive),
@@ -230,9 +230,11 @@ fn a_forged_death_at_an_absurd_version_is_refuted_and_the_victim_stays_listed() 
     forged.version.counter = MAX_COUNTER;
     forged.address = "203.0.113.9:1".into();
     a.apply(forged.clone(), at(t0, 1));
-    // a takes the claim at the version it knows, not at the forger's.
+    // a takes the claim at the version it knows, not at the forger's, and
+    // only as a suspicion: a had no doubts of its own about v.
     let listed = a.get(&id("v")).unwrap().clone();
-    assert_eq!(listed.state, MemberState::Dead);
+    assert_eq!(listed.state, MemberState::Suspect);
+    assert_eq!(a.counters().death_claims_doubted, 1);
     assert_eq!(listed.version, v.local().version);
     assert_eq!(listed.address, "v:1");
     assert_eq!(a.counters().claims_clamped, 1);

@@ -6,7 +6,7 @@ use crate::core::{
     membership::{
         ProbeTarget,
         candidates::{Offered, Source},
-        record::MemberRecord,
+        record::{MemberRecord, MemberState},
         table::Applied,
     },
     now::Now,
@@ -33,11 +33,19 @@ impl Membership {
             self.counters.unknown_down_ignored += 1;
             return Applied::Stale;
         }
-        if self
-            .table
-            .tombstone_version(&record.id)
-            .is_some_and(|v| record.version <= v)
+        if let Some(v) = self.table.tombstone_version(&record.id)
+            && record.version <= v
         {
+            if record.version == v {
+                // Up at the very version this node buried it at: the member
+                // never heard it was declared dead here (a partition that
+                // outlasted the node TTL). Saying so again lets the claim reach
+                // it, and its refutation brings it back everywhere.
+                let mut claim = record;
+                claim.state = MemberState::Dead;
+                claim.suspected_by = None;
+                self.queue.push(claim);
+            }
             self.counters.stale_ignored += 1;
             return Applied::Stale;
         }

@@ -37,6 +37,11 @@ impl Suspicion {
         self.suspecters.insert(by)
     }
 
+    /// When the suspicion began.
+    pub fn started(&self) -> Instant {
+        self.start
+    }
+
     /// Independent confirmations beyond the first suspecter.
     pub fn confirmations(&self) -> usize {
         self.suspecters.len().saturating_sub(1)

@@ -180,6 +180,12 @@ async fn last_check(s: Arc<Shared>, target: ProbeTarget, round: Duration) {
     s.with_state(|st| st.expired_suspect_silent(&target.id, now()));
 }
 
+/// Shortest time the indirect probes and the second direct attempt get. TCP
+/// resends a lost segment after 200 ms at the earliest (Linux's minimum RTO)
+/// and again 400 ms later; a path given less than that fails on one lost
+/// packet, and at 20% loss members were suspected twice a second per node.
+const MIN_INDIRECT_WINDOW: Duration = Duration::from_millis(650);
+
 enum Reach {
     Answered,
     Silent { helpers: usize, nacks: usize },
@@ -199,7 +205,10 @@ async fn reach(s: &Arc<Shared>, target: &ProbeTarget, round: Duration) -> Reach 
         Err(CallError::NotGsp) => return Reach::Answered,
         Err(_) => {}
     }
-    let remaining = round.saturating_sub(started.elapsed()).max(timeout);
+    let remaining = round
+        .saturating_sub(started.elapsed())
+        .max(timeout)
+        .max(MIN_INDIRECT_WINDOW);
     let helpers = s.with_state(|st| {
         let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
         st.helpers(&target.id, st.config().indirect_probes, &mut *rng)

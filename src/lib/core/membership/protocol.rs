@@ -203,6 +203,16 @@ impl Membership {
         let Some(known) = self.table.get(&record.id) else {
             return self.offer_unknown(record, source, now);
         };
+        if record.state == MemberState::Alive
+            && known.record.state == MemberState::Dead
+            && record.version == known.record.version
+        {
+            // Someone still sees the member up at the very version it died at
+            // here: the member never heard of that verdict (a healed
+            // partition). Saying it again lets the claim reach the member,
+            // which refutes, instead of waiting for a reconnect attempt.
+            self.queue.push(known.record.clone());
+        }
         let (mut record, clamped) = claims::at_known_version(&known.record, record);
         if clamped {
             self.counters.claims_clamped += 1;

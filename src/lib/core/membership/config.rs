@@ -24,8 +24,11 @@ pub const DEFAULT_NODE_TTL: Duration = Duration::from_secs(180);
 pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 /// Default push-pull anti-entropy period.
 pub const DEFAULT_ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(10);
-/// Default period of the attempt to reach one dead node (Fabric's reconnect).
+/// Longest period of the attempt to reach one dead node (Fabric's reconnect);
+/// it is 5 rounds, between 1 s and this.
 pub const DEFAULT_RECONNECT_INTERVAL: Duration = Duration::from_secs(10);
+/// Shortest reconnect period.
+pub const MIN_RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 /// Default cap on members (and on tombstones); a full table fits one message.
 pub const DEFAULT_MAX_MEMBERS: usize = 4096;
 /// Default cap on updates carried by one probe or gossip message.
@@ -108,7 +111,11 @@ impl MembershipConfig {
             node_ttl: DEFAULT_NODE_TTL,
             tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
             anti_entropy_interval: DEFAULT_ANTI_ENTROPY_INTERVAL,
-            reconnect_interval: DEFAULT_RECONNECT_INTERVAL,
+            // After a partition heals, nothing reaches the far side until some
+            // node tries a dead member; at 0.2 s rounds a 10 s period left the
+            // sides apart for up to 10 s.
+            reconnect_interval: (interval * 5)
+                .clamp(MIN_RECONNECT_INTERVAL, DEFAULT_RECONNECT_INTERVAL),
             max_members: DEFAULT_MAX_MEMBERS,
             max_piggyback: DEFAULT_MAX_PIGGYBACK,
             max_queued_updates: DEFAULT_MAX_QUEUED_UPDATES,

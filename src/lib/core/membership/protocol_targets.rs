@@ -114,4 +114,20 @@ impl Membership {
             address: r.address.clone(),
         })
     }
+
+    /// Up to `max` dead members, chosen at random.
+    pub fn dead_sample<R: Rng>(&self, max: usize, rng: &mut R) -> Vec<ProbeTarget> {
+        let dead: Vec<&MemberRecord> = self
+            .table
+            .entries()
+            .map(|e| &e.record)
+            .filter(|r| r.state == MemberState::Dead)
+            .collect();
+        dead.choose_multiple(rng, max)
+            .map(|r| ProbeTarget {
+                id: r.id.clone(),
+                address: r.address.clone(),
+            })
+            .collect()
+    }
 }

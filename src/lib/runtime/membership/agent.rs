@@ -117,6 +117,9 @@ pub(super) struct Shared {
     /// State changes to push at once, coalesced by the spreader loop.
     urgent: Mutex<Vec<MemberRecord>>,
     pub(super) urgent_wake: tokio::sync::Notify,
+    /// A member came back (alive again): a partition may have healed, so the
+    /// reconnect loop tries the dead members now.
+    pub(super) heal_wake: tokio::sync::Notify,
     /// Woken when unknown nodes wait for a verification probe (see `loops::verify`).
     pub(super) verify_wake: tokio::sync::Notify,
     /// Indirect probes this node makes for peers at once, at most.
@@ -180,7 +183,11 @@ impl Shared {
             EventKind::Maintenance => {
                 info!(node = %e.id, name = %e.name, maintenance = e.maintenance.as_str(), "maintenance state changed");
             }
-            EventKind::Joined | EventKind::AliveAgain | EventKind::Left | EventKind::Removed => {
+            EventKind::AliveAgain => {
+                self.heal_wake.notify_one();
+                info!(node = %e.id, name = %e.name, address = %e.address, event = e.kind.as_str(), "membership changed");
+            }
+            EventKind::Joined | EventKind::Left | EventKind::Removed => {
                 info!(node = %e.id, name = %e.name, address = %e.address, event = e.kind.as_str(), "membership changed");
             }
             EventKind::Suspect | EventKind::Dead => {
@@ -336,6 +343,7 @@ impl MembershipAgent {
             seeds: Mutex::new(Vec::new()),
             urgent: Mutex::new(Vec::new()),
             urgent_wake: tokio::sync::Notify::new(),
+            heal_wake: tokio::sync::Notify::new(),
             verify_wake: tokio::sync::Notify::new(),
             ping_req_slots: Arc::new(tokio::sync::Semaphore::new(MAX_INDIRECT_PROBES_SERVED)),
             hosts: Mutex::default(),

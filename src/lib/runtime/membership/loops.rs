@@ -337,10 +337,19 @@ async fn anti_entropy(s: Arc<Shared>) {
 /// tells it it is considered dead (it refutes) and brings both tables up to date.
 async fn reconnect(s: Arc<Shared>) {
     let period = s.config.membership.reconnect_interval;
+    let round = s.config.membership.gossip_interval;
     loop {
-        tokio::select! {
+        let hinted = tokio::select! {
             () = s.shutdown.cancelled() => return,
-            () = sleep(period) => {}
+            () = sleep(period) => false,
+            () = s.heal_wake.notified() => true,
+        };
+        if hinted {
+            // Someone came back: the rest of its side may be reachable too.
+            // At most once a round, however many come back at once.
+            retry_dead_now(&s).await;
+            sleep(round).await;
+            continue;
         }
         let target = s.with_state(|st| {
             let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
@@ -350,6 +359,7 @@ async fn reconnect(s: Arc<Shared>) {
             && push_pull(&s, &t.address).await.is_ok()
         {
             info!(peer = %t.id, address = %t.address, "reached a node believed dead");
+            retry_dead_now(&s).await;
         }
         // A seed no up member lives at (a partition outlasted the node TTL and
         // both sides forgot each other, or the seed restarted elsewhere): try it.
@@ -357,8 +367,32 @@ async fn reconnect(s: Arc<Shared>) {
             && push_pull(&s, &addr).await.is_ok()
         {
             info!(seed = %addr, "reached a seed that was not a member; tables merged");
+            retry_dead_now(&s).await;
         }
     }
+}
+
+/// Dead members tried at once after one of them answered.
+const RETRY_DEAD_AT_ONCE: usize = 16;
+
+/// One dead member answering suggests a partition healed: the others (up to
+/// [`RETRY_DEAD_AT_ONCE`], in parallel) are tried now rather than one per
+/// reconnect interval, so the whole far side is back within a round or two.
+async fn retry_dead_now(s: &Arc<Shared>) {
+    let targets = s.with_state(|st| {
+        let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        st.dead_sample(RETRY_DEAD_AT_ONCE, &mut *rng)
+    });
+    let mut tries = tokio::task::JoinSet::new();
+    for t in targets {
+        let s = Arc::clone(s);
+        tries.spawn(async move {
+            if push_pull(&s, &t.address).await.is_ok() {
+                info!(peer = %t.id, address = %t.address, "reached a node believed dead");
+            }
+        });
+    }
+    while tries.join_next().await.is_some() {}
 }
 
 /// A random seed address at which no up member is known.

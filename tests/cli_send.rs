@@ -280,3 +280,56 @@ fn broadcast_bench_reports_convergence_copy_ratio_and_p2p() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--rate"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_payload_at_the_size_limit_reaches_a_watcher() {
+    // 64 MiB is the default --max-payload; the message around it is larger,
+    // and the watcher used to stop at "decoded message length too large".
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = cluster(2, &dirs, &[]);
+    let watcher = Command::new(gsp_bin())
+        .args([
+            "watch",
+            "--messages",
+            "--raw",
+            "--timeout",
+            "10",
+            "--addr",
+            &nodes[1].1,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let file = dirs[0].path().join("big.bin");
+    let payload: Vec<u8> = (0..64u32 << 20).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&file, &payload).unwrap();
+    let out = run_gsp(
+        &[
+            "send",
+            "--addr",
+            &nodes[0].1,
+            "--file",
+            file.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The watcher exits by its --timeout; it must have printed every byte.
+    let got = watcher.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&got.stderr).contains("too large"),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(
+        got.stdout.len(),
+        payload.len(),
+        "the watcher did not print the payload"
+    );
+    assert!(got.stdout == payload, "the payload arrived changed");
+    for (child, _) in &mut nodes {
+        stop(child);
+    }
+}

@@ -99,7 +99,11 @@ pub(crate) async fn admin(global: &GlobalArgs) -> anyhow::Result<Admin> {
         .connect_with_connector(Connector::new(Arc::default(), tls))
         .await
         .map_err(|e| unreachable(addr, &e))?;
-    Ok(AdminClient::with_interceptor(channel, token).max_decoding_message_size(64 << 20))
+    // Whatever payload the node accepts (up to the largest --max-payload, plus
+    // room for the message around it) must reach `gsp watch --messages`.
+    let largest =
+        usize::try_from(crate::config::MAX_PAYLOAD_LIMIT + (1 << 20)).unwrap_or(usize::MAX);
+    Ok(AdminClient::with_interceptor(channel, token).max_decoding_message_size(largest))
 }
 
 /// A connection failure as "cannot reach".

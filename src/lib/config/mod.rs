@@ -21,6 +21,8 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:50080";
 pub const DEFAULT_DATA_DIR: &str = "gsp-data";
 /// Default resource query hop limit (iarnet's `max_hops`).
 pub const DEFAULT_MAX_HOPS: u32 = 5;
+/// Largest `--max-payload` a node accepts.
+pub const MAX_PAYLOAD_LIMIT: u64 = 4 << 30;
 /// Default resource query timeout (iarnet's `query_timeout_seconds`).
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -243,7 +245,7 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
         .max_payload
         .or(f.max_payload)
         .unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES);
-    if max_payload == 0 || max_payload > 4 << 30 {
+    if max_payload == 0 || max_payload > MAX_PAYLOAD_LIMIT {
         problems.push(format!(
             "--max-payload / gsp.max_payload: must be between 1 byte and 4GiB, got {max_payload}"
         ));

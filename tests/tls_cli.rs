@@ -143,7 +143,7 @@ fn tls_nodes_gossip_and_refuse_callers_without_a_cert_from_their_ca() {
     };
     hup(a.id());
     until("the reload", || {
-        log_a.lock().unwrap().contains("TLS certificates reloaded")
+        log_a.lock().unwrap().contains("reloaded TLS certificates")
     });
     std::fs::write(&na.key, "not a key").unwrap();
     hup(a.id());

@@ -38,6 +38,11 @@ pub(super) struct PeerCache {
     peers: Mutex<HashMap<NodeId, String>>,
     disabled: Mutex<Vec<NodeId>>,
     gone: Mutex<HashMap<NodeId, std::time::Instant>>,
+    /// When each member's current incarnation was first seen up here. Nothing
+    /// received before that is ever offered to it: broadcasts are not replayed
+    /// to a newcomer, nor to a node that restarted (and so forgot what it
+    /// delivered). Kept while the member is up or remembered as gone.
+    joined: Mutex<HashMap<NodeId, (u64, std::time::Instant)>>,
 }
 
 impl PeerCache {
@@ -59,12 +64,14 @@ impl PeerCache {
         disabled.sort();
         *self.disabled.lock().unwrap_or_else(PoisonError::into_inner) = disabled;
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        let gone = peers
+        let gone: Vec<NodeId> = peers
             .keys()
             .filter(|id| !fresh.contains_key(*id))
             .cloned()
             .collect();
         *peers = fresh;
+        drop(peers);
+        self.note_incarnations(agent, &local, &gone);
         gone
     }
 
@@ -84,6 +91,39 @@ impl PeerCache {
             }
             gone.insert(id.clone(), now);
         }
+    }
+
+    /// Records when each up member's incarnation was first seen; a new
+    /// incarnation (a restart) starts over and is not caught up on what its
+    /// previous one missed.
+    fn note_incarnations(&self, agent: &MembershipAgent, local: &NodeId, just_gone: &[NodeId]) {
+        let now = tokio::time::Instant::now().into_std();
+        let up: Vec<(NodeId, u64)> = agent.with_state(|s| {
+            s.records()
+                .filter(|r| r.state.is_up() && r.id != *local)
+                .map(|r| (r.id.clone(), r.version.incarnation))
+                .collect()
+        });
+        let mut joined = self.joined.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut gone = self.gone.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, inc) in &up {
+            if joined.get(id).is_none_or(|(known, _)| known != inc) {
+                joined.insert(id.clone(), (*inc, now));
+                gone.remove(id);
+            }
+        }
+        let keep: std::collections::HashSet<&NodeId> =
+            up.iter().map(|(id, _)| id).chain(just_gone).collect();
+        joined.retain(|id, _| gone.contains_key(id) || keep.contains(id));
+    }
+
+    /// Since when `id` (its current incarnation) has been known up here.
+    fn joined_at(&self, id: &NodeId) -> Option<std::time::Instant> {
+        self.joined
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .map(|(_, at)| *at)
     }
 
     /// When `id` went down, if it did recently; forgets it.
@@ -193,10 +233,11 @@ async fn digests(inner: Arc<Inner>) {
     }
 }
 
-/// A member back from a partition, a crash or a leave missed what was broadcast
+/// A member back from a partition or a leave missed what was broadcast
 /// meanwhile: tell it everything held since shortly before it went away (all
-/// that is held when it was only suspected). A member never seen before gets
-/// nothing: broadcasts are not replayed to newcomers.
+/// that is held when it was only suspected), but nothing from before this
+/// incarnation of it was first seen. A member never seen before, or one that
+/// restarted, gets nothing: broadcasts are not replayed to newcomers.
 fn catch_up(inner: &Arc<Inner>, id: &NodeId, kind: EventKind) {
     if !matches!(kind, EventKind::AliveAgain | EventKind::Joined) {
         return;
@@ -214,10 +255,14 @@ fn catch_up(inner: &Arc<Inner>, id: &NodeId, kind: EventKind) {
     send_digest(inner, id, window.min(store_ttl));
 }
 
-/// Tells `to` which messages received within `window` this node holds.
+/// Tells `to` which messages received within `window` this node holds, and
+/// never one received before `to` (this incarnation of it) was known here.
 fn send_digest(inner: &Arc<Inner>, to: &NodeId, window: Duration) {
     let now = tokio::time::Instant::now().into_std();
-    let since = now.checked_sub(window).unwrap_or(now);
+    let Some(joined) = inner.peers.joined_at(to) else {
+        return;
+    };
+    let since = now.checked_sub(window).unwrap_or(now).max(joined);
     let announce = inner.with_state(|s| s.digest(since));
     if announce.is_empty() {
         return;

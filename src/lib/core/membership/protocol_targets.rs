@@ -103,16 +103,7 @@ impl Membership {
 
     /// A random dead member, to try to reach again (Fabric's reconnect).
     pub fn random_dead<R: Rng>(&self, rng: &mut R) -> Option<ProbeTarget> {
-        let dead: Vec<&MemberRecord> = self
-            .table
-            .entries()
-            .map(|e| &e.record)
-            .filter(|r| r.state == MemberState::Dead)
-            .collect();
-        dead.choose(rng).map(|r| ProbeTarget {
-            id: r.id.clone(),
-            address: r.address.clone(),
-        })
+        self.dead_sample(1, rng).pop()
     }
 
     /// Up to `max` dead members, chosen at random.

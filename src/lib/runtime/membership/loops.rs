@@ -425,11 +425,7 @@ fn absent_seed(s: &Shared) -> Option<String> {
 /// name is resolved afresh whenever its connection is redialled, so a
 /// Kubernetes headless service keeps working as pods come and go.
 async fn join(s: Arc<Shared>, addr: String) {
-    let mut backoff = s
-        .config
-        .membership
-        .gossip_interval
-        .max(Duration::from_millis(100));
+    let mut backoff = first_backoff(&s);
     let mut attempts = 0u32;
     loop {
         if s.shutdown.is_cancelled() {
@@ -460,6 +456,14 @@ async fn join(s: Arc<Shared>, addr: String) {
     }
 }
 
+/// The first wait between join attempts: a round, at least 100 ms.
+fn first_backoff(s: &Shared) -> Duration {
+    s.config
+        .membership
+        .gossip_interval
+        .max(Duration::from_millis(100))
+}
+
 /// Attempts on a peer remembered from an earlier run.
 const REJOIN_ATTEMPTS: u32 = 4;
 
@@ -467,11 +471,7 @@ const REJOIN_ATTEMPTS: u32 = 4;
 /// this node knows another member (through it, a seed, or anyone). Failures
 /// are normal (the peer may be gone for good) and logged at debug only.
 async fn rejoin(s: Arc<Shared>, addr: String) {
-    let mut backoff = s
-        .config
-        .membership
-        .gossip_interval
-        .max(Duration::from_millis(100));
+    let mut backoff = first_backoff(&s);
     for attempt in 1..=REJOIN_ATTEMPTS {
         if s.shutdown.is_cancelled() || s.with_state(|st| st.up_count()) > 1 {
             return;

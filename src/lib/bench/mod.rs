@@ -16,6 +16,7 @@ pub mod node_thread;
 pub mod progress;
 pub mod report;
 pub mod resources;
+pub mod swarm_sim;
 pub mod sys;
 pub mod tcp;
 pub mod tls;

@@ -94,6 +94,12 @@ pub(crate) struct NodeArgs {
     /// ones (the origin always sends to every live member) [default: 3].
     #[arg(long, env = "GSP_RELAY", value_name = "all|N")]
     relay: Option<String>,
+    /// Broadcasts of 256 KiB and more to over 8 peers travel as a swarm: cut
+    /// into pieces striped over this many trees of this fanout, so the origin
+    /// and every forwarding node upload about one copy; 0 turns it off (the
+    /// origin sends every member a copy) [default: 2].
+    #[arg(long, env = "GSP_SWARM_FANOUT", value_name = "0|2..16")]
+    swarm_fanout: Option<usize>,
     /// How long broadcast ids and payloads are remembered: duplicates within it
     /// are dropped, and a node back from a partition gets what it missed within
     /// it [default: 600].
@@ -216,6 +222,15 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         broadcast: EngineConfig {
             broadcast: BroadcastConfig {
                 relay: settings.relay,
+                swarm_fanout: settings.swarm_fanout.max(2),
+                swarm_min_bytes: if settings.swarm_fanout == 0 {
+                    u64::MAX
+                } else {
+                    crate::core::broadcast::config::DEFAULT_SWARM_MIN_BYTES
+                },
+                // The root of a tree gets the list of every other member with
+                // each piece; it must fit a data plane frame.
+                swarm_max_list_bytes: DataPlaneConfig::default().max_chunk_bytes / 2,
                 seen_ttl: settings.seen_ttl,
                 store_ttl: settings.seen_ttl,
                 ..BroadcastConfig::default()
@@ -325,6 +340,7 @@ pub(super) fn resolve(args: &NodeArgs, global: &GlobalArgs) -> Result<Resolved, 
             resource_interval: a.resource_interval,
             capacity: a.capacity,
             relay: a.relay,
+            swarm_fanout: a.swarm_fanout,
             seen_ttl: a.seen_ttl,
             on_message: a.on_message,
         },

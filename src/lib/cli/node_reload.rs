@@ -174,6 +174,7 @@ fn needs_restart(
     );
     check(old.capacity != new.capacity, "--capacity");
     check(old.relay != new.relay, "--relay");
+    check(old.swarm_fanout != new.swarm_fanout, "--swarm-fanout");
     check(old.seen_ttl != new.seen_ttl, "--seen-ttl");
     check(old.on_message != new.on_message, "--on-message");
     check(old_sec.tls != new_sec.tls, "TLS file paths");

@@ -72,6 +72,8 @@ pub struct FileConfig {
     pub capacity: Option<String>,
     /// `gsp.relay`: `all` or a peer count.
     pub relay: Option<String>,
+    /// `gsp.swarm_fanout`: 0 (off) or 2..=16.
+    pub swarm_fanout: Option<usize>,
     /// `gsp.seen_ttl`.
     pub seen_ttl: Option<Duration>,
     /// `gsp.on_message`.
@@ -131,6 +133,7 @@ const GSP_KEYS: &[&str] = &[
     "resource_interval",
     "capacity",
     "relay",
+    "swarm_fanout",
     "seen_ttl",
     "on_message",
     "log",
@@ -352,6 +355,7 @@ fn read_gsp(r: &mut Reader, g: &Map<String, Value>, c: &mut FileConfig) {
             None
         }
     };
+    c.swarm_fanout = r.count(g.get("swarm_fanout"), "gsp.swarm_fanout");
     c.seen_ttl = r.seconds(g.get("seen_ttl"), "gsp.seen_ttl");
     if let Some(v) = g.get("security") {
         c.security = super::security::read(r, v);

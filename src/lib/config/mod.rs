@@ -59,6 +59,8 @@ pub struct Overrides {
     pub capacity: Option<String>,
     /// `--relay`.
     pub relay: Option<String>,
+    /// `--swarm-fanout`.
+    pub swarm_fanout: Option<usize>,
     /// `--seen-ttl`.
     pub seen_ttl: Option<Duration>,
     /// `--on-message`.
@@ -102,6 +104,8 @@ pub struct NodeSettings {
     pub capacity: crate::core::resources::capacity::Declared,
     /// Where received broadcasts are announced.
     pub relay: crate::core::broadcast::config::Relay,
+    /// Fanout of swarm broadcasts; 0: off.
+    pub swarm_fanout: usize,
     /// How long broadcast ids (and payloads) are remembered.
     pub seen_ttl: Duration,
     /// Command run per delivered broadcast.
@@ -277,6 +281,15 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
             crate::core::broadcast::config::Relay::Fanout(3)
         }),
     };
+    let swarm_fanout = o
+        .swarm_fanout
+        .or(f.swarm_fanout)
+        .unwrap_or(crate::core::broadcast::config::DEFAULT_SWARM_FANOUT);
+    if swarm_fanout == 1 || swarm_fanout > 16 {
+        problems.push(format!(
+            "--swarm-fanout / gsp.swarm_fanout: must be 0 (off) or between 2 and 16, got {swarm_fanout}"
+        ));
+    }
     let seen_ttl = o
         .seen_ttl
         .or(f.seen_ttl)
@@ -313,6 +326,7 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
             resource_interval,
             capacity,
             relay,
+            swarm_fanout,
             seen_ttl,
             on_message,
             warnings,

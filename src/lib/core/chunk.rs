@@ -351,6 +351,7 @@ mod tests {
                 topic: String::new(),
                 created_unix_ns: 0,
                 auth: None,
+                piece: None,
             },
             sender: NodeId::parse("sender").unwrap(),
             total_len: payload.len() as u64,

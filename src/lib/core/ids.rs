@@ -91,6 +91,11 @@ impl MessageId {
             .map_err(|_| InvalidId::BadMessageIdLength(b.len()))
     }
 
+    /// The id as a number.
+    pub fn as_u128(&self) -> u128 {
+        self.0.as_u128()
+    }
+
     /// Builds an id from a number; for tests and simulations that need predictable ids.
     pub fn from_u128(n: u128) -> Self {
         Self(Uuid::from_u128(n))

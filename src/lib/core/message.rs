@@ -22,6 +22,9 @@ pub struct MessageMeta {
     /// The origin's signature and certificate (broadcasts from a node with a
     /// TLS node key), so a relayed copy can be told from a forgery.
     pub auth: Option<OriginAuth>,
+    /// Set on a piece of a swarm broadcast: which whole it belongs to and where
+    /// the receiver forwards it (shared: the forwarding list may be long).
+    pub piece: Option<std::sync::Arc<super::piece::PieceInfo>>,
 }
 
 /// Proof that a message's origin created it: a signature over the message and
@@ -61,6 +64,7 @@ impl OutboundMessage {
                 topic: topic.into(),
                 created_unix_ns: now_unix_ns,
                 auth: None,
+                piece: None,
             },
             payload,
             crc32,

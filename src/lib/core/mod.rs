@@ -11,6 +11,7 @@ pub mod maintenance;
 pub mod membership;
 pub mod message;
 pub mod now;
+pub mod piece;
 pub mod rate_limit;
 pub mod resources;
 pub mod units;

@@ -112,6 +112,58 @@ pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
             ("outcome=\"timed_out\"", get(&s.handler_timeouts)),
         ],
     );
+    let c = engine.counters();
+    o.metric(
+        "gsp_broadcast_swarms_started_total",
+        "counter",
+        "Broadcasts started here as a swarm of pieces.",
+        &[("", c.swarms_started)],
+    );
+    o.metric(
+        "gsp_broadcast_piece_sends_total",
+        "counter",
+        "Swarm pieces put on links (origin's, forwards, reroutes), retries included.",
+        &[("", get(&s.piece_sends))],
+    );
+    o.metric(
+        "gsp_broadcast_pieces_received_total",
+        "counter",
+        "Swarm pieces received, by outcome.",
+        &[
+            ("outcome=\"new\"", c.pieces_received),
+            ("outcome=\"duplicate\"", c.pieces_duplicate),
+            ("outcome=\"refused\"", c.pieces_refused),
+        ],
+    );
+    o.metric(
+        "gsp_broadcast_pieces_rerouted_total",
+        "counter",
+        "Pieces sent on to the nodes below a peer that could not take them.",
+        &[("", c.pieces_rerouted)],
+    );
+    o.metric(
+        "gsp_broadcast_assemblies_total",
+        "counter",
+        "Swarm broadcasts assembled here, by outcome (corrupt and stalled ones are pulled whole).",
+        &[
+            ("outcome=\"assembled\"", c.assembled),
+            ("outcome=\"corrupt\"", c.assembly_corrupt),
+            ("outcome=\"stalled\"", c.assembly_stalls),
+        ],
+    );
+    let (open, open_bytes) = engine.assemblies();
+    o.metric(
+        "gsp_broadcast_assemblies",
+        "gauge",
+        "Swarm broadcasts being assembled here (bounded; see README).",
+        &[("", open as u64)],
+    );
+    o.metric(
+        "gsp_broadcast_assembly_bytes",
+        "gauge",
+        "Bytes reserved for them.",
+        &[("", open_bytes)],
+    );
     let (seen, stored, stored_bytes, pulls, tracked) = engine.table_sizes();
     let gauges: [(&str, &str, u64); 5] = [
         (

@@ -1,5 +1,7 @@
 //! Conversions between protobuf types and domain types: the only place the two meet.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::pb::gossip::v1 as pb;
@@ -8,6 +10,7 @@ use crate::core::{
     chunk::{ChunkHeader, ChunkIn},
     ids::{InvalidId, MessageId, NodeId},
     message::{MessageMeta, OriginAuth, OutboundMessage},
+    piece::PieceInfo,
 };
 
 /// A wire field that failed validation.
@@ -46,6 +49,12 @@ pub fn chunk_from_pb(c: pb::Chunk) -> Result<ChunkIn, FieldError> {
                     topic: h.topic,
                     created_unix_ns: h.created_unix_ns,
                     auth: origin_auth(h.origin_signature, h.origin_certificate),
+                    piece: h
+                        .piece
+                        .as_ref()
+                        .map(piece_from_pb)
+                        .transpose()?
+                        .map(Arc::new),
                 },
                 sender: node_id("chunk.header.sender", &h.sender)?,
                 total_len: h.total_len,
@@ -84,7 +93,43 @@ pub fn header_to_pb(msg: &OutboundMessage, sender: &NodeId) -> pb::MessageHeader
             .as_ref()
             .map(|a| a.certificate.clone())
             .unwrap_or_default(),
+        piece: msg.meta.piece.as_deref().map(piece_to_pb),
     }
+}
+
+fn piece_to_pb(p: &PieceInfo) -> pb::SwarmPiece {
+    pb::SwarmPiece {
+        message_id: message_id_to_pb(p.message),
+        index: p.index,
+        count: p.count,
+        piece_len: p.piece_len,
+        total_len: p.total_len,
+        crc32: p.crc32,
+        fanout: p.fanout,
+        subtree: p.subtree.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Parses a piece description; its consistency is checked by the receiver
+/// ([`PieceInfo::check`]), which knows its limits.
+fn piece_from_pb(p: &pb::SwarmPiece) -> Result<PieceInfo, FieldError> {
+    Ok(PieceInfo {
+        message: MessageId::from_slice(&p.message_id).map_err(|source| FieldError {
+            field: "chunk.header.piece.message_id",
+            source,
+        })?,
+        index: p.index,
+        count: p.count,
+        piece_len: p.piece_len,
+        total_len: p.total_len,
+        crc32: p.crc32,
+        fanout: p.fanout,
+        subtree: p
+            .subtree
+            .iter()
+            .map(|s| node_id("chunk.header.piece.subtree", s))
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// Largest origin signature and certificate carried; bigger ones are dropped

@@ -3,7 +3,7 @@
 use crate::core::{
     ack_tracker::Completion,
     ids::{MessageId, NodeId},
-    message::InboundMessage,
+    message::{InboundMessage, OutboundMessage},
 };
 
 /// An announcement that a node holds a message.
@@ -37,6 +37,14 @@ pub enum Action {
         to: NodeId,
         /// The message.
         id: MessageId,
+    },
+    /// Send a piece of a swarm broadcast to `to`; if it fails, report it with
+    /// `on_piece_failed` so the piece reaches the nodes below `to` another way.
+    SendPiece {
+        /// The peer.
+        to: NodeId,
+        /// The piece, its forwarding list in `meta.piece`.
+        piece: OutboundMessage,
     },
     /// Tell `to` these messages are here.
     Announce {
@@ -85,6 +93,23 @@ pub struct Counters {
     pub pulls_refused: u64,
     /// Wants that could not be served (payload no longer held).
     pub wants_unserved: u64,
+    /// Broadcasts this node started as a swarm of pieces.
+    pub swarms_started: u64,
+    /// New pieces received.
+    pub pieces_received: u64,
+    /// Pieces received again (a retry, or a repair that crossed the tree's copy).
+    pub pieces_duplicate: u64,
+    /// Pieces refused: inconsistent, or too many broadcasts being assembled.
+    pub pieces_refused: u64,
+    /// Piece sends a peer could not take; the nodes below it (if any) got the
+    /// piece from here instead.
+    pub pieces_rerouted: u64,
+    /// Broadcasts assembled from pieces.
+    pub assembled: u64,
+    /// Assembled payloads that failed the whole-payload checksum (pulled whole).
+    pub assembly_corrupt: u64,
+    /// Partial broadcasts pulled whole after no piece came for a while.
+    pub assembly_stalls: u64,
 }
 
 /// Why a broadcast could not start.

@@ -6,6 +6,10 @@ pub mod action;
 pub mod config;
 pub mod state;
 pub mod store;
+pub mod tree;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod swarm_tests;

@@ -8,11 +8,15 @@
 //! delay, then pulls it from an announcer. So a message whose origin dies
 //! mid-send still reaches everyone, and payloads cross links about once.
 
+mod assembly;
+mod swarm;
+
 use std::{collections::BTreeMap, time::Instant};
 
 use bytes::Bytes;
 use rand::{Rng, seq::IndexedRandom as _};
 
+pub use self::swarm::{PieceOutcome, PieceVerdict};
 pub use super::action::{Action, Announce, Control, Counters, OriginateError};
 use super::{
     config::{BroadcastConfig, Relay},
@@ -46,6 +50,7 @@ pub struct BroadcastState {
     store: PayloadStore,
     pulls: BTreeMap<MessageId, Pull>,
     origin: AckTracker<()>,
+    assemblies: assembly::Assemblies,
     counters: Counters,
 }
 
@@ -58,6 +63,7 @@ impl BroadcastState {
             origin: AckTracker::new(config.max_tracked),
             local,
             pulls: BTreeMap::new(),
+            assemblies: assembly::Assemblies::default(),
             counters: Counters::default(),
             config,
         }
@@ -88,6 +94,11 @@ impl BroadcastState {
             self.pulls.len(),
             self.origin.len(),
         )
+    }
+
+    /// Broadcasts being assembled from pieces, and the bytes they hold.
+    pub fn assemblies(&self) -> (usize, u64) {
+        self.assemblies.load()
     }
 
     /// Starts a broadcast of `msg` from this node to `members` (the live members,
@@ -122,10 +133,18 @@ impl BroadcastState {
             .filter(|m| **m != self.local)
             .cloned()
             .collect();
-        // No relay peers: the origin pushes the payload to every member itself,
-        // so announcing it as a relay would only duplicate that.
+        // No relay peers: the origin sends the payload to every member (itself,
+        // or as pieces down the swarm's trees), so announcing it as a relay
+        // would only duplicate that.
+        let mut relayed = inbound.meta.clone();
+        relayed.hops = relayed.hops.saturating_add(1);
+        relayed.ttl = relayed.ttl.saturating_sub(1);
+        let (payload, crc32) = (inbound.payload.clone(), inbound.crc32);
         let (_, mut actions) = self.on_payload(inbound, &[], now, rng);
-        actions.extend(peers.into_iter().map(|to| Action::Send { to, id }));
+        match self.originate_swarm(&relayed, &payload, crc32, &peers, rng) {
+            Some(pieces) => actions.extend(pieces),
+            None => actions.extend(peers.into_iter().map(|to| Action::Send { to, id })),
+        }
         Ok(actions)
     }
 
@@ -144,6 +163,7 @@ impl BroadcastState {
             return (false, Vec::new());
         }
         self.counters.delivered += 1;
+        self.assemblies.finish(&id);
         let pulled_from = self.pulls.remove(&id).map(|p| p.holders);
         let origin = msg.meta.origin.clone();
         let sender = msg.sender.clone();
@@ -311,8 +331,17 @@ impl BroadcastState {
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         let mut abandon = Vec::new();
+        self.repair_stalled(now);
+        let stall = self.config.swarm_stall;
         for (id, p) in &mut self.pulls {
             if now < p.due {
+                continue;
+            }
+            // Pieces are still coming: the whole would cross them.
+            if let Some(at) = self.assemblies.stall_at(id, stall)
+                && now < at
+            {
+                p.due = at;
                 continue;
             }
             if p.attempts >= self.config.max_pull_attempts || p.holders.is_empty() {
@@ -336,6 +365,7 @@ impl BroadcastState {
         actions.extend(self.origin.expire(now).into_iter().map(Action::Done));
         self.store.expire(now);
         self.seen.expire(now);
+        self.assemblies.expire(now);
         actions
     }
 

@@ -148,6 +148,7 @@ mod tests {
                 topic: String::new(),
                 created_unix_ns: 0,
                 auth: None,
+                piece: None,
             },
             payload: Bytes::from(vec![0u8; len]),
             crc32: 0,

@@ -37,6 +37,7 @@ pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
                 };
                 send_payload(inner, to, msg);
             }
+            Action::SendPiece { to, piece } => send_piece(inner, to, piece),
             Action::Announce { to, entries } => queue_announce(inner, to, entries),
             Action::Want { to, id } => control(
                 inner,
@@ -173,6 +174,32 @@ fn send_payload(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
             // The origin's own copy: its hop ACK is the receiver's receipt.
             let now = tokio::time::Instant::now().into_std();
             let actions = inner2.with_state(|s| s.on_direct_ack(id, &to, now));
+            run(&inner2, actions);
+        }
+    });
+}
+
+/// Sends a piece of a swarm broadcast to `to`; if `to` cannot take it, the
+/// state routes it to the nodes below `to`.
+fn send_piece(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
+    let Ok(permit) = Arc::clone(&inner.sends).try_acquire_owned() else {
+        stats::inc(&inner.stats.sends_dropped);
+        let actions = inner.with_state(|s| s.on_piece_failed(&msg, &to));
+        run(inner, actions);
+        return;
+    };
+    let inner2 = Arc::clone(inner);
+    inner.tasks.spawn(async move {
+        let _permit = permit;
+        let len = msg.payload.len() as u64;
+        let ok = send_with_retries(&inner2, &to, msg.clone(), |inner| {
+            stats::inc(&inner.stats.piece_sends);
+            stats::add(&inner.stats.payload_bytes_sent, len);
+        })
+        .await;
+        if !ok && !inner2.shutdown.is_cancelled() {
+            stats::inc(&inner2.stats.send_failures);
+            let actions = inner2.with_state(|s| s.on_piece_failed(&msg, &to));
             run(&inner2, actions);
         }
     });

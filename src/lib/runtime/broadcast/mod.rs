@@ -162,6 +162,16 @@ impl BroadcastEngine {
         self.inner.with_state(|s| s.sizes())
     }
 
+    /// The pure state's counters (swarm pieces, pulls).
+    pub fn counters(&self) -> crate::core::broadcast::state::Counters {
+        self.inner.with_state(|s| s.counters().clone())
+    }
+
+    /// Broadcasts being assembled from pieces, and the bytes they hold.
+    pub fn assemblies(&self) -> (usize, u64) {
+        self.inner.with_state(|s| s.assemblies())
+    }
+
     /// Refuses broadcasts and incoming broadcast payloads with `reason` until
     /// [`Self::enable`] (maintenance: disabled).
     pub fn disable(&self, reason: &str) {

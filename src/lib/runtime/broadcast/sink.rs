@@ -5,7 +5,11 @@ use std::sync::{Arc, PoisonError};
 
 use super::{BroadcastEngine, Inner, exec, receipts, stats};
 use crate::{
-    core::{broadcast::state::Control, ids::NodeId, message::InboundMessage},
+    core::{
+        broadcast::state::{Control, PieceVerdict},
+        ids::NodeId,
+        message::InboundMessage,
+    },
     transport::data_plane::sink::{MessageSink, Verdict},
 };
 
@@ -23,41 +27,22 @@ impl MessageSink for BroadcastEngine {
             return Verdict::Rejected(reason);
         }
         let now = tokio::time::Instant::now().into_std();
+        if msg.meta.piece.is_some() {
+            return piece(inner, msg, now);
+        }
         if inner.with_state(|s| s.is_seen(&msg.meta.id, now)) {
             stats::inc(&inner.stats.duplicates);
             return Verdict::Duplicate;
         }
-        // Straight from its origin, the connection vouches for the origin (the
-        // data plane holds the sender to the stream's peer, and TLS the peer to
-        // its certificate); a relayed copy must carry the origin's signature.
-        if msg.meta.origin != msg.sender
-            && let Some(keys) = &inner.config.origin_auth
-        {
-            let name = inner
-                .agent
-                .with_state(|s| s.get(&msg.meta.origin).map(|r| r.name.clone()));
-            if let Err(why) = keys.verifier.verify(
-                &msg.meta,
-                &msg.payload,
-                msg.meta.auth.as_ref(),
-                name.as_deref(),
-            ) {
-                stats::inc(&inner.stats.unauthenticated);
-                return Verdict::Rejected(why);
-            }
+        if let Err(why) = check_origin(inner, &msg) {
+            return Verdict::Rejected(why);
         }
         // The payload is kept (to serve pulls and digests) for minutes. A received
         // payload is a slice of the stream's receive buffer: keeping it would pin
         // that whole buffer and make the stream allocate fresh memory for every
         // message (measured: 80% of CPU zeroing new pages). One exact copy frees it.
         msg.payload = bytes::Bytes::copy_from_slice(&msg.payload);
-        let peers = inner.peers.ids();
-        let (new, actions) = {
-            let mut rng = inner.rng.lock().unwrap_or_else(PoisonError::into_inner);
-            inner.with_state(|s| s.on_payload(msg, &peers, now, &mut *rng))
-        };
-        exec::run(inner, actions);
-        if new {
+        if whole(inner, msg, now) {
             Verdict::Delivered
         } else {
             stats::inc(&inner.stats.duplicates);
@@ -85,5 +70,71 @@ impl MessageSink for BroadcastEngine {
             a
         });
         exec::run(inner, actions);
+    }
+}
+
+/// Straight from its origin, the connection vouches for the origin (the data
+/// plane holds the sender to the stream's peer, and TLS the peer to its
+/// certificate); a relayed or assembled copy must carry the origin's signature.
+fn check_origin(inner: &Inner, msg: &InboundMessage) -> Result<(), String> {
+    let Some(keys) = &inner.config.origin_auth else {
+        return Ok(());
+    };
+    if msg.meta.origin == msg.sender {
+        return Ok(());
+    }
+    let name = inner
+        .agent
+        .with_state(|s| s.get(&msg.meta.origin).map(|r| r.name.clone()));
+    keys.verifier
+        .verify(
+            &msg.meta,
+            &msg.payload,
+            msg.meta.auth.as_ref(),
+            name.as_deref(),
+        )
+        .inspect_err(|_| stats::inc(&inner.stats.unauthenticated))
+}
+
+/// A whole broadcast, checked: delivers and relays it. Returns whether it was new.
+fn whole(inner: &Arc<Inner>, msg: InboundMessage, now: std::time::Instant) -> bool {
+    let peers = inner.peers.ids();
+    let (new, actions) = {
+        let mut rng = inner.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.with_state(|s| s.on_payload(msg, &peers, now, &mut *rng))
+    };
+    exec::run(inner, actions);
+    new
+}
+
+/// A piece of a swarm broadcast: forwarded down its tree at once, and the
+/// whole delivered when this piece completes it.
+fn piece(inner: &Arc<Inner>, mut msg: InboundMessage, now: std::time::Instant) -> Verdict {
+    // Kept pieces would pin the stream's receive buffer (see above).
+    msg.payload = bytes::Bytes::copy_from_slice(&msg.payload);
+    let max = inner.config.max_payload;
+    let outcome = inner.with_state(|s| s.on_piece(msg, max, now));
+    exec::run(inner, outcome.actions);
+    if let Some(assembled) = outcome.complete {
+        if let Err(why) = check_origin(inner, &assembled) {
+            tracing::warn!(message = %assembled.meta.id, origin = %assembled.meta.origin, reason = %why,
+                "assembled broadcast failed its origin check; fetching it from the origin");
+            let (id, origin, size) = (
+                assembled.meta.id,
+                assembled.meta.origin.clone(),
+                assembled.payload.len() as u64,
+            );
+            inner.with_state(|s| s.on_assembled_refused(id, origin, size, now));
+        } else {
+            whole(inner, assembled, now);
+        }
+    }
+    match outcome.verdict {
+        PieceVerdict::New => Verdict::Delivered,
+        PieceVerdict::Duplicate => Verdict::Duplicate,
+        PieceVerdict::Rejected(why) => {
+            stats::inc(&inner.stats.refused);
+            Verdict::Rejected(why)
+        }
     }
 }

@@ -18,6 +18,9 @@ pub struct BroadcastStats {
     /// Broadcast payload bytes put on links, retries included: the numerator of
     /// the payload-copy ratio.
     pub payload_bytes_sent: AtomicU64,
+    /// Swarm piece sends put on a link (origin's, forwards, reroutes), retries
+    /// included; their bytes count in `payload_bytes_sent`.
+    pub piece_sends: AtomicU64,
     /// Payload sends retried after a timeout or a closed link.
     pub send_retries: AtomicU64,
     /// Payload sends abandoned (retries exhausted, refused, peer unknown).

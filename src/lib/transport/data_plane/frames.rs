@@ -8,6 +8,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -20,6 +21,10 @@ use crate::{
         pb::gossip::v1 as pb,
     },
 };
+
+/// Header bytes a chunk frame carries beyond its data without shrinking it:
+/// the frame limit's allowance for framing, less room for the chunk's own fields.
+const HEADER_SLACK: usize = crate::transport::config::CHUNK_OVERHEAD_BYTES - (4 << 10);
 
 /// Yields the frames of a link's outbound half, in order.
 pub(super) struct Frames {
@@ -60,12 +65,20 @@ impl Frames {
     fn next_chunk(&mut self) -> Option<pb::Frame> {
         let (msg, offset) = self.current.take()?;
         let len = msg.payload.len();
-        let end = (offset + self.max_chunk).min(len);
         let header = (offset == 0).then(|| {
             DataPlaneStats::add(&self.stats.messages_sent, 1);
             DataPlaneStats::add(&self.stats.payload_bytes_sent, len as u64);
             header_to_pb(&msg, &self.local)
         });
+        // A header bigger than the frame limit's slack (a swarm piece's long
+        // forwarding list) takes its room from the first chunk's data.
+        let room = match &header {
+            Some(h) if h.encoded_len() > HEADER_SLACK => self
+                .max_chunk
+                .saturating_sub(h.encoded_len() - HEADER_SLACK),
+            _ => self.max_chunk,
+        };
+        let end = (offset + room).min(len);
         let frame = pb::Frame {
             kind: Some(pb::frame::Kind::Chunk(pb::Chunk {
                 message_id: message_id_to_pb(msg.meta.id),

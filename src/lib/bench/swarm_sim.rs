@@ -1,0 +1,497 @@
+//! A deterministic discrete-event simulation of one broadcast over N nodes,
+//! driving each node's pure [`BroadcastState`] with a link model: every node
+//! has an uplink and a downlink of `rate` bytes per second (FIFO: a transfer
+//! starts when the sender's uplink is free and ends no sooner than the
+//! receiver's downlink allows) and a one-way latency. Control traffic (receipts,
+//! announcements, wants) takes the latency only. Time is simulated, so a
+//! thousand nodes moving 64 MiB each run in seconds, the same way every time
+//! for a seed. Used by `gsp bench sim` and the swarm tests.
+
+use std::{
+    cmp::Reverse,
+    collections::BinaryHeap,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use rand::{SeedableRng as _, rngs::StdRng};
+
+use crate::core::{
+    broadcast::{
+        config::BroadcastConfig,
+        state::{Action, Announce, BroadcastState, PieceVerdict},
+    },
+    ids::{MessageId, NodeId},
+    message::{InboundMessage, OutboundMessage},
+};
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Nodes, the origin included.
+    pub nodes: usize,
+    /// Broadcast payload length.
+    pub payload_bytes: u64,
+    /// Each node's uplink and downlink, bytes per second.
+    pub rate: f64,
+    /// One-way latency between any two nodes.
+    pub latency: Duration,
+    /// Nodes (by index, never 0: the origin) dead from the start, though still
+    /// listed as members when the broadcast starts.
+    pub dead: Vec<usize>,
+    /// How long a send to a dead node takes to fail.
+    pub fail_after: Duration,
+    /// Seed of the origin's tree layout.
+    pub seed: u64,
+    /// Protocol settings of every node.
+    pub broadcast: BroadcastConfig,
+    /// Simulated time after which the run stops.
+    pub limit: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 1000,
+            payload_bytes: 64 << 20,
+            rate: 1.25e9,
+            latency: Duration::from_micros(200),
+            dead: Vec::new(),
+            fail_after: Duration::from_millis(100),
+            seed: 1,
+            broadcast: BroadcastConfig {
+                // Nodes keep nothing for peers: N copies of the payload would
+                // not fit in the simulating process.
+                store_bytes: 0,
+                ..BroadcastConfig::default()
+            },
+            limit: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimReport {
+    /// Live nodes, the origin included.
+    pub live: usize,
+    /// Live nodes that delivered the payload intact.
+    pub delivered: usize,
+    /// Deliveries beyond the first on any node (must be 0).
+    pub extra_deliveries: u64,
+    /// Deliveries whose payload differed from what was sent (must be 0).
+    pub corrupt_deliveries: u64,
+    /// When the last live node delivered, from the start.
+    pub completion: Duration,
+    /// One node's download of the payload at `rate`: the floor.
+    pub floor: Duration,
+    /// Payload bytes the origin put on its uplink.
+    pub origin_bytes: u64,
+    /// The most payload bytes any one node put on its uplink.
+    pub max_node_bytes: u64,
+    /// Payload bytes received by all nodes over (live nodes - 1) copies.
+    pub copy_ratio: f64,
+    /// Pieces the origin sent (1 when the payload went whole, by direct push).
+    pub pieces: u64,
+    /// Whether the origin saw every live node's receipt.
+    pub converged: bool,
+    /// Events processed.
+    pub events: u64,
+}
+
+enum Event {
+    /// A payload or piece finished arriving at `to`.
+    Arrive {
+        to: usize,
+        from: usize,
+        msg: OutboundMessage,
+    },
+    /// Sending `msg` from `from` to `to` failed.
+    Failed {
+        from: usize,
+        to: usize,
+        msg: OutboundMessage,
+    },
+    /// A hop ACK from `to` reached the origin of a direct send.
+    DirectAck {
+        origin: usize,
+        to: usize,
+        id: MessageId,
+    },
+    /// Control traffic.
+    Announce {
+        to: usize,
+        from: usize,
+        entries: Vec<Announce>,
+    },
+    Want {
+        to: usize,
+        from: usize,
+        id: MessageId,
+    },
+    Receipt {
+        origin: usize,
+        from: usize,
+        id: MessageId,
+    },
+    /// Every node's timers.
+    Tick,
+}
+
+struct Node {
+    state: BroadcastState,
+    up_free: Duration,
+    down_free: Duration,
+    sent_bytes: u64,
+    received_bytes: u64,
+    delivered: u64,
+    alive: bool,
+}
+
+/// Node `i`'s settings: only the origin keeps the payload to serve pulls (so
+/// repairs come from it); N copies would not fit in the simulating process.
+fn node_config(cfg: &SimConfig, i: usize) -> BroadcastConfig {
+    let mut c = cfg.broadcast.clone();
+    if i == 0 {
+        c.store_bytes = c.store_bytes.max(2 * cfg.payload_bytes + (1 << 20));
+    }
+    c
+}
+
+/// The simulation.
+struct Sim {
+    cfg: SimConfig,
+    start: Instant,
+    nodes: Vec<Node>,
+    ids: Vec<NodeId>,
+    index: std::collections::HashMap<NodeId, usize>,
+    queue: BinaryHeap<Reverse<(Duration, u64)>>,
+    events: std::collections::HashMap<u64, Event>,
+    seq: u64,
+    now: Duration,
+    payload: Bytes,
+    crc: u32,
+    rng: StdRng,
+    last_delivery: Duration,
+    corrupt: u64,
+    converged: bool,
+    done: bool,
+    pieces: u64,
+}
+
+/// Runs one broadcast from node 0 to all nodes.
+pub fn run(cfg: &SimConfig) -> SimReport {
+    let mut sim = Sim::new(cfg.clone());
+    sim.start_broadcast();
+    sim.run_events();
+    sim.report()
+}
+
+impl Sim {
+    fn new(cfg: SimConfig) -> Self {
+        let start = Instant::now();
+        // "sim-N" is always a valid id; a random one stands in if not.
+        let ids: Vec<NodeId> = (0..cfg.nodes)
+            .map(|i| NodeId::parse(&format!("sim-{i:05}")).unwrap_or_else(|_| NodeId::random()))
+            .collect();
+        let nodes = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Node {
+                state: BroadcastState::new(id.clone(), node_config(&cfg, i)),
+                up_free: Duration::ZERO,
+                down_free: Duration::ZERO,
+                sent_bytes: 0,
+                received_bytes: 0,
+                delivered: 0,
+                alive: !cfg.dead.contains(&i) || i == 0,
+            })
+            .collect();
+        let payload: Bytes = (0..cfg.payload_bytes)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+            .collect::<Vec<u8>>()
+            .into();
+        let crc = crc32fast::hash(&payload);
+        Self {
+            index: ids
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, id)| (id, i))
+                .collect(),
+            rng: StdRng::seed_from_u64(cfg.seed),
+            cfg,
+            start,
+            nodes,
+            ids,
+            queue: BinaryHeap::new(),
+            events: std::collections::HashMap::new(),
+            seq: 0,
+            now: Duration::ZERO,
+            payload,
+            crc,
+            last_delivery: Duration::ZERO,
+            corrupt: 0,
+            converged: false,
+            done: false,
+            pieces: 0,
+        }
+    }
+
+    fn at(&self, t: Duration) -> Instant {
+        self.start + t
+    }
+
+    fn push(&mut self, t: Duration, e: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse((t, self.seq)));
+        self.events.insert(self.seq, e);
+    }
+
+    fn start_broadcast(&mut self) {
+        let now = self.at(Duration::ZERO);
+        let msg = self.nodes[0]
+            .state
+            .message("sim", self.payload.clone(), 16, 0);
+        let ids = self.ids.clone();
+        let deadline = now + self.cfg.limit;
+        let actions = self.nodes[0]
+            .state
+            .originate(msg, &ids, now, deadline, &mut self.rng)
+            .unwrap_or_default();
+        self.pieces = actions
+            .iter()
+            .filter(|a| matches!(a, Action::SendPiece { .. }))
+            .count() as u64;
+        self.run_actions(0, actions);
+        let tick = self.cfg.broadcast.swarm_stall / 10;
+        self.push(tick.max(Duration::from_millis(10)), Event::Tick);
+    }
+
+    fn run_events(&mut self) {
+        let tick = (self.cfg.broadcast.swarm_stall / 10).max(Duration::from_millis(10));
+        while let Some(Reverse((t, seq))) = self.queue.pop() {
+            if t > self.cfg.limit || self.done {
+                break;
+            }
+            self.now = t;
+            let Some(e) = self.events.remove(&seq) else {
+                continue;
+            };
+            match e {
+                Event::Tick => {
+                    let now = self.at(t);
+                    for i in 0..self.nodes.len() {
+                        if self.nodes[i].alive {
+                            let a = self.nodes[i].state.tick(now);
+                            self.run_actions(i, a);
+                        }
+                    }
+                    self.push(t + tick, Event::Tick);
+                }
+                e => self.handle(e),
+            }
+        }
+    }
+
+    fn handle(&mut self, e: Event) {
+        let now = self.at(self.now);
+        match e {
+            Event::Arrive { to, from, msg } => self.arrive(to, from, msg),
+            Event::Failed { from, to, msg } => {
+                let a = if msg.meta.piece.is_some() {
+                    let to = self.ids[to].clone();
+                    self.nodes[from].state.on_piece_failed(&msg, &to)
+                } else {
+                    Vec::new()
+                };
+                self.run_actions(from, a);
+            }
+            Event::DirectAck { origin, to, id } => {
+                let to = self.ids[to].clone();
+                let a = self.nodes[origin].state.on_direct_ack(id, &to, now);
+                self.run_actions(origin, a);
+            }
+            Event::Announce { to, from, entries } => {
+                let from = self.ids[from].clone();
+                let a = self.nodes[to].state.on_announce(&from, entries, now);
+                self.run_actions(to, a);
+            }
+            Event::Want { to, from, id } => {
+                let from_id = self.ids[from].clone();
+                let a = self.nodes[to].state.on_want(&from_id, &[id]);
+                self.run_actions(to, a);
+            }
+            Event::Receipt { origin, from, id } => {
+                let from = self.ids[from].clone();
+                let a = self.nodes[origin].state.on_receipt(id, &[from], now);
+                self.run_actions(origin, a);
+            }
+            Event::Tick => {}
+        }
+    }
+
+    fn arrive(&mut self, to: usize, from: usize, msg: OutboundMessage) {
+        let now = self.at(self.now);
+        let len = msg.payload.len() as u64;
+        self.nodes[to].received_bytes += len;
+        let inbound = InboundMessage {
+            meta: msg.meta,
+            sender: self.ids[from].clone(),
+            payload: msg.payload,
+            crc32: msg.crc32,
+        };
+        if inbound.meta.piece.is_some() {
+            let piece = OutboundMessage {
+                meta: inbound.meta.clone(),
+                payload: inbound.payload.clone(),
+                crc32: inbound.crc32,
+            };
+            let out = self.nodes[to].state.on_piece(inbound, u64::MAX, now);
+            if matches!(out.verdict, PieceVerdict::Rejected(_)) {
+                let t = self.now + self.cfg.latency;
+                self.push(
+                    t,
+                    Event::Failed {
+                        from,
+                        to,
+                        msg: piece,
+                    },
+                );
+            }
+            self.run_actions(to, out.actions);
+            if let Some(whole) = out.complete {
+                self.whole(to, whole);
+            }
+        } else {
+            let id = inbound.meta.id;
+            let direct = inbound.meta.origin == inbound.sender;
+            self.whole(to, inbound);
+            if direct {
+                let t = self.now + self.cfg.latency;
+                self.push(
+                    t,
+                    Event::DirectAck {
+                        origin: from,
+                        to,
+                        id,
+                    },
+                );
+            }
+        }
+    }
+
+    fn whole(&mut self, at: usize, msg: InboundMessage) {
+        let now = self.at(self.now);
+        let ids = self.ids.clone();
+        let (_, a) = self.nodes[at]
+            .state
+            .on_payload(msg, &ids, now, &mut self.rng);
+        self.run_actions(at, a);
+    }
+
+    /// When a transfer of `len` bytes from `from` to `to` starting now ends.
+    fn transfer(&mut self, from: usize, to: usize, len: u64) -> Duration {
+        let tx = Duration::from_secs_f64(len as f64 / self.cfg.rate);
+        let up_done = self.now.max(self.nodes[from].up_free) + tx;
+        self.nodes[from].up_free = up_done;
+        self.nodes[from].sent_bytes += len;
+        let down_done = (up_done + self.cfg.latency).max(self.nodes[to].down_free + tx);
+        self.nodes[to].down_free = down_done;
+        down_done
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: OutboundMessage) {
+        if !self.nodes[to].alive {
+            let t = self.now + self.cfg.fail_after;
+            self.push(t, Event::Failed { from, to, msg });
+            return;
+        }
+        let t = self.transfer(from, to, msg.payload.len() as u64);
+        self.push(t, Event::Arrive { to, from, msg });
+    }
+
+    fn run_actions(&mut self, at: usize, actions: Vec<Action>) {
+        let lat = self.now + self.cfg.latency;
+        for a in actions {
+            match a {
+                Action::Deliver(m) => {
+                    self.nodes[at].delivered += 1;
+                    if m.payload.len() != self.payload.len()
+                        || crc32fast::hash(&m.payload) != self.crc
+                    {
+                        self.corrupt += 1;
+                    }
+                    self.last_delivery = self.last_delivery.max(self.now);
+                }
+                Action::Send { to, id } => {
+                    let Some(msg) = self.nodes[at].state.outbound(&id) else {
+                        continue;
+                    };
+                    let to = self.index[&to];
+                    self.send(at, to, msg);
+                }
+                Action::SendPiece { to, piece } => {
+                    let to = self.index[&to];
+                    self.send(at, to, piece);
+                }
+                Action::Announce { to, entries } => {
+                    let to = self.index[&to];
+                    if self.nodes[to].alive {
+                        self.push(
+                            lat,
+                            Event::Announce {
+                                to,
+                                from: at,
+                                entries,
+                            },
+                        );
+                    }
+                }
+                Action::Want { to, id } => {
+                    let to = self.index[&to];
+                    if self.nodes[to].alive {
+                        self.push(lat, Event::Want { to, from: at, id });
+                    }
+                }
+                Action::Receipt { origin, id } => {
+                    let origin = self.index[&origin];
+                    self.push(
+                        lat,
+                        Event::Receipt {
+                            origin,
+                            from: at,
+                            id,
+                        },
+                    );
+                }
+                Action::Acked { .. } => {}
+                Action::Done(c) => {
+                    self.converged = c.missing.is_empty()
+                        && c.receipts.len() == self.nodes.iter().filter(|n| n.alive).count();
+                    self.done = true;
+                }
+            }
+        }
+    }
+
+    fn report(&self) -> SimReport {
+        let live: Vec<&Node> = self.nodes.iter().filter(|n| n.alive).collect();
+        let received: u64 = self.nodes.iter().map(|n| n.received_bytes).sum();
+        let ideal = (live.len().saturating_sub(1) as u64 * self.cfg.payload_bytes).max(1);
+        SimReport {
+            live: live.len(),
+            delivered: live.iter().filter(|n| n.delivered >= 1).count(),
+            extra_deliveries: live.iter().map(|n| n.delivered.saturating_sub(1)).sum(),
+            corrupt_deliveries: self.corrupt,
+            completion: self.last_delivery,
+            floor: Duration::from_secs_f64(self.cfg.payload_bytes as f64 / self.cfg.rate),
+            origin_bytes: self.nodes[0].sent_bytes,
+            max_node_bytes: self.nodes.iter().map(|n| n.sent_bytes).max().unwrap_or(0),
+            copy_ratio: received as f64 / ideal as f64,
+            pieces: self.pieces.max(1),
+            converged: self.converged,
+            events: self.seq,
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Swarm broadcasts: a large payload leaves its origin as pieces striped over
+//! `k` trees (see [`crate::core::broadcast::tree`]); every node forwards each
+//! piece to its children in that piece's tree as soon as the piece is in, while
+//! the rest is still arriving, and assembles the whole. A child that cannot
+//! take a piece is routed around: its children get the piece from its parent.
+//! A node that stops getting pieces pulls the whole payload from a holder.
+
+use std::{sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+
+use super::{Action, BroadcastState, Pull, assembly::new_assembly};
+use crate::core::{
+    broadcast::tree,
+    ids::{MessageId, NodeId},
+    message::{InboundMessage, MessageMeta, OutboundMessage},
+    piece::{MAX_SUBTREE, PieceInfo, piece_id},
+};
+
+/// What became of one received piece.
+#[derive(Debug)]
+pub struct PieceOutcome {
+    /// For the sender's hop ACK.
+    pub verdict: PieceVerdict,
+    /// Forward the piece down its tree.
+    pub actions: Vec<Action>,
+    /// The whole broadcast, when this piece completed it; pass it to
+    /// [`BroadcastState::on_payload`] (after any origin check).
+    pub complete: Option<InboundMessage>,
+}
+
+/// The hop ACK of a piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PieceVerdict {
+    /// A new piece.
+    New,
+    /// Already here.
+    Duplicate,
+    /// Refused, with the reason.
+    Rejected(String),
+}
+
+impl BroadcastState {
+    /// Whether a payload of `len` bytes to `peers` goes as a swarm, and if so
+    /// its piece length.
+    fn swarm_piece_len(&self, len: u64, peers: &[NodeId]) -> Option<u64> {
+        let c = &self.config;
+        let k = c.swarm_fanout.max(2);
+        let list_bytes: usize = peers.iter().map(|p| p.as_str().len() + 2).sum();
+        if len < c.swarm_min_bytes
+            || peers.len() <= c.swarm_min_peers.max(k)
+            || peers.len() > MAX_SUBTREE
+            || list_bytes > c.swarm_max_list_bytes
+        {
+            return None;
+        }
+        // The root of a tree gets the whole list with each piece: keep that
+        // under a sixteenth of the piece.
+        let piece = c
+            .piece_bytes
+            .max(16 * list_bytes as u64)
+            .max(len.div_ceil(u64::from(crate::core::piece::MAX_PIECES)));
+        Some(piece)
+    }
+
+    /// As origin: the pieces of the broadcast `meta` for the roots of
+    /// the trees over `peers`, or `None` when it goes by direct push.
+    pub(super) fn originate_swarm<R: Rng>(
+        &mut self,
+        meta: &MessageMeta,
+        payload: &Bytes,
+        crc32: u32,
+        peers: &[NodeId],
+        rng: &mut R,
+    ) -> Option<Vec<Action>> {
+        let total_len = payload.len() as u64;
+        let piece_len = self.swarm_piece_len(total_len, peers)?;
+        let count = u32::try_from(total_len.div_ceil(piece_len).max(1)).ok()?;
+        let k = self.config.swarm_fanout.max(2);
+        let trees = k.min(count as usize);
+        let layouts = tree::plan(peers, trees, k, rng);
+        let info = PieceInfo {
+            message: meta.id,
+            index: 0,
+            count,
+            piece_len,
+            total_len,
+            crc32,
+            fanout: u32::try_from(k).ok()?,
+            subtree: Vec::new(),
+        };
+        let mut actions = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            let layout = &layouts[index as usize % trees];
+            let Some((root, below)) = layout.split_first() else {
+                continue;
+            };
+            let r = info.range(index);
+            let (Ok(start), Ok(end)) = (usize::try_from(r.start), usize::try_from(r.end)) else {
+                return None;
+            };
+            let data = payload.slice(start..end);
+            actions.push(Action::SendPiece {
+                to: root.clone(),
+                piece: piece_message(meta, &info, index, below.to_vec(), data, None),
+            });
+        }
+        self.counters.swarms_started += 1;
+        Some(actions)
+    }
+
+    /// A piece arrived from a neighbour (already checked against the wire's
+    /// limits by the caller, who passes its payload cap).
+    pub fn on_piece(
+        &mut self,
+        msg: InboundMessage,
+        max_payload: u64,
+        now: Instant,
+    ) -> PieceOutcome {
+        let refuse = |why: String| PieceOutcome {
+            verdict: PieceVerdict::Rejected(why),
+            actions: Vec::new(),
+            complete: None,
+        };
+        let Some(info) = msg.meta.piece.clone() else {
+            return refuse("not a piece".to_owned());
+        };
+        if let Err(why) = info.check(max_payload, msg.payload.len() as u64) {
+            self.counters.pieces_refused += 1;
+            return refuse(why);
+        }
+        let delivered = self.seen.contains(&info.message, now);
+        if !self.assemblies.items.contains_key(&info.message) {
+            let (open, bytes) = self.assemblies.load();
+            let room = delivered
+                || (open < self.config.max_assemblies
+                    && bytes + info.total_len <= self.config.assembly_bytes);
+            if !room {
+                self.counters.pieces_refused += 1;
+                return refuse(format!(
+                    "{open} broadcasts ({bytes} bytes) are being assembled here already"
+                ));
+            }
+            self.assemblies
+                .items
+                .insert(info.message, new_assembly(&msg.meta, &info, delivered, now));
+            if !delivered {
+                self.assemblies.bytes += info.total_len;
+            }
+        }
+        let Some(a) = self.assemblies.items.get_mut(&info.message) else {
+            return refuse("assembly vanished".to_owned());
+        };
+        if (a.count, a.piece_len, a.total_len, a.crc32)
+            != (info.count, info.piece_len, info.total_len, info.crc32)
+            || a.meta.origin != msg.meta.origin
+        {
+            self.counters.pieces_refused += 1;
+            return refuse(format!(
+                "piece {} of broadcast {} disagrees with the pieces received before",
+                info.index, info.message
+            ));
+        }
+        let i = info.index as usize;
+        let mut actions = Vec::new();
+        if !info.subtree.is_empty() && !a.forwarded[i] {
+            a.forwarded[i] = true;
+            let mut meta = msg.meta.clone();
+            meta.hops = meta.hops.saturating_add(1);
+            for (to, below) in route(&info.subtree, info.fanout as usize, &self.local) {
+                actions.push(Action::SendPiece {
+                    to,
+                    piece: piece_message(
+                        &meta,
+                        &info,
+                        info.index,
+                        below,
+                        msg.payload.clone(),
+                        Some(msg.crc32),
+                    ),
+                });
+            }
+        }
+        if a.finished || a.pieces[i].is_some() {
+            self.counters.pieces_duplicate += 1;
+            return PieceOutcome {
+                verdict: PieceVerdict::Duplicate,
+                actions,
+                complete: None,
+            };
+        }
+        a.pieces[i] = Some(msg.payload);
+        a.got += 1;
+        a.progress = now;
+        a.stalled = false;
+        self.counters.pieces_received += 1;
+        let complete = (a.got == a.count).then(|| {
+            let mut whole =
+                bytes::BytesMut::with_capacity(usize::try_from(a.total_len).unwrap_or(0));
+            for p in a.pieces.iter().flatten() {
+                whole.extend_from_slice(p);
+            }
+            (a.meta.clone(), whole.freeze(), a.crc32)
+        });
+        let complete = complete.and_then(|(meta, payload, crc32)| {
+            self.assemblies.finish(&info.message);
+            let computed = crc32fast::hash(&payload);
+            if computed != crc32 {
+                // Some piece was wrong though each matched its own checksum:
+                // forged or buggy. Fetch the whole from its origin.
+                self.counters.assembly_corrupt += 1;
+                self.pull_whole(info.message, meta.origin, info.total_len, now);
+                return None;
+            }
+            self.counters.assembled += 1;
+            Some(InboundMessage {
+                // Assembled here: the receipt goes to the origin explicitly.
+                sender: self.local.clone(),
+                meta,
+                payload,
+                crc32,
+            })
+        });
+        PieceOutcome {
+            verdict: PieceVerdict::New,
+            actions,
+            complete,
+        }
+    }
+
+    /// Sending `piece` to `to` failed: send it to the nodes below `to` instead.
+    pub fn on_piece_failed(&mut self, piece: &OutboundMessage, to: &NodeId) -> Vec<Action> {
+        let Some(info) = piece.meta.piece.as_deref() else {
+            return Vec::new();
+        };
+        let _ = to;
+        self.counters.pieces_rerouted += 1;
+        route(&info.subtree, info.fanout as usize, &self.local)
+            .into_iter()
+            .map(|(to, below)| Action::SendPiece {
+                to,
+                piece: piece_message(
+                    &piece.meta,
+                    info,
+                    info.index,
+                    below,
+                    piece.payload.clone(),
+                    Some(piece.crc32),
+                ),
+            })
+            .collect()
+    }
+
+    /// The whole of `id` was refused after assembly (its origin's signature did
+    /// not hold): fetch it from its origin.
+    pub fn on_assembled_refused(&mut self, id: MessageId, origin: NodeId, size: u64, now: Instant) {
+        self.counters.assembly_corrupt += 1;
+        self.pull_whole(id, origin, size, now);
+    }
+
+    /// Pulls `id` whole now, from `holder` first.
+    pub(super) fn pull_whole(&mut self, id: MessageId, holder: NodeId, size: u64, now: Instant) {
+        let pull = self.pulls.entry(id).or_insert_with(|| Pull {
+            size,
+            holders: Vec::new(),
+            asked: 0,
+            due: now,
+            attempts: 0,
+        });
+        if !pull.holders.contains(&holder) {
+            pull.holders.insert(0, holder);
+            pull.asked = 0;
+        }
+        pull.due = pull.due.min(now);
+    }
+
+    /// Partial broadcasts that stopped getting pieces are pulled whole, from
+    /// whoever announced them, and their origin.
+    pub(super) fn repair_stalled(&mut self, now: Instant) {
+        let stall = self.config.swarm_stall;
+        for (id, origin, size) in self.assemblies.newly_stalled(now, stall) {
+            self.counters.assembly_stalls += 1;
+            match self.pulls.get_mut(&id) {
+                Some(p) => {
+                    if !p.holders.contains(&origin) {
+                        p.holders.push(origin);
+                    }
+                    p.due = p.due.min(now);
+                }
+                None => self.pull_whole(id, origin, size, now),
+            }
+        }
+    }
+}
+
+/// The children to send a piece to, given the nodes below this one; a list
+/// that names this node (a broken or hostile sender) skips it.
+fn route(subtree: &[NodeId], k: usize, local: &NodeId) -> Vec<(NodeId, Vec<NodeId>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![subtree.to_vec()];
+    while let Some(list) = todo.pop() {
+        for (child, below) in tree::children(&list, k) {
+            if child == *local {
+                todo.push(below);
+            } else {
+                out.push((child, below));
+            }
+        }
+    }
+    out
+}
+
+/// Piece `index` of the broadcast `meta`, for a receiver with `below` under it.
+/// `crc32` is the piece's checksum when known (a forwarded piece).
+fn piece_message(
+    meta: &MessageMeta,
+    info: &PieceInfo,
+    index: u32,
+    below: Vec<NodeId>,
+    data: Bytes,
+    crc32: Option<u32>,
+) -> OutboundMessage {
+    let mut m = meta.clone();
+    m.id = piece_id(info.message, index);
+    let crc32 = crc32.unwrap_or_else(|| crc32fast::hash(&data));
+    m.piece = Some(Arc::new(PieceInfo {
+        message: info.message,
+        index,
+        count: info.count,
+        piece_len: info.piece_len,
+        total_len: info.total_len,
+        crc32: info.crc32,
+        fanout: info.fanout,
+        subtree: below,
+    }));
+    OutboundMessage {
+        meta: m,
+        payload: data,
+        crc32,
+    }
+}

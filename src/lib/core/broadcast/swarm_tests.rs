@@ -1,0 +1,301 @@
+//! The swarm path of the pure state: pieces forwarded as they come, the whole
+//! delivered once, bounds, and repairs.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use rand::{SeedableRng as _, rngs::StdRng};
+
+use super::{
+    config::BroadcastConfig,
+    state::{Action, Announce, BroadcastState, PieceVerdict},
+};
+use crate::core::{
+    ids::NodeId,
+    message::{InboundMessage, OutboundMessage},
+};
+
+fn id(s: &str) -> NodeId {
+    NodeId::parse(s).unwrap()
+}
+
+fn peers(n: usize) -> Vec<NodeId> {
+    (0..n).map(|i| id(&format!("p{i:02}"))).collect()
+}
+
+fn payload(len: usize) -> Bytes {
+    (0..len)
+        .map(|i| (i * 7 % 251).to_le_bytes()[0])
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// The origin's pieces for a `len`-byte payload to 20 peers.
+fn originate(len: usize) -> (Vec<(NodeId, OutboundMessage)>, Bytes) {
+    let mut rng = StdRng::seed_from_u64(3);
+    let origin = id("origin");
+    let mut s = BroadcastState::new(origin.clone(), BroadcastConfig::default());
+    let data = payload(len);
+    let msg = s.message("t", data.clone(), 16, 0);
+    let mut members = peers(20);
+    members.push(origin);
+    let now = Instant::now();
+    let actions = s
+        .originate(msg, &members, now, now + Duration::from_secs(10), &mut rng)
+        .unwrap();
+    let pieces = actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::SendPiece { to, piece } => Some((to, piece)),
+            _ => None,
+        })
+        .collect();
+    (pieces, data)
+}
+
+fn inbound(piece: &OutboundMessage, sender: &str) -> InboundMessage {
+    InboundMessage {
+        meta: piece.meta.clone(),
+        sender: id(sender),
+        payload: piece.payload.clone(),
+        crc32: piece.crc32,
+    }
+}
+
+fn sends(actions: &[Action]) -> Vec<NodeId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendPiece { to, .. } => Some(to.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_origin_uploads_one_copy_striped_over_its_trees() {
+    let (pieces, data) = originate(1 << 20);
+    assert_eq!(pieces.len(), 4, "1 MiB in 256 KiB pieces");
+    let k = BroadcastConfig::default().swarm_fanout;
+    let bytes: usize = pieces.iter().map(|(_, p)| p.payload.len()).sum();
+    assert_eq!(bytes, data.len());
+    let roots: std::collections::HashSet<_> = pieces.iter().map(|(to, _)| to).collect();
+    assert_eq!(roots.len(), k, "each tree has its own root");
+    for (_, p) in &pieces {
+        let info = p.meta.piece.as_ref().unwrap();
+        assert_eq!(info.subtree.len(), 19, "the root's list is everyone else");
+    }
+}
+
+#[test]
+fn a_piece_is_forwarded_the_moment_it_arrives_and_the_whole_delivered_once() {
+    let (pieces, data) = originate(1 << 20);
+    let now = Instant::now();
+    // A root of tree 0 gets its piece: it forwards before anything else came.
+    let (root, first) = &pieces[0];
+    let mut s = BroadcastState::new(root.clone(), BroadcastConfig::default());
+    let out = s.on_piece(inbound(first, "origin"), 64 << 20, now);
+    assert_eq!(out.verdict, PieceVerdict::New);
+    assert!(out.complete.is_none());
+    let children = sends(&out.actions);
+    let k = BroadcastConfig::default().swarm_fanout;
+    assert_eq!(children.len(), k, "forwarded to its children at once");
+    // The same piece again (a retry): acknowledged, not forwarded twice.
+    let again = s.on_piece(inbound(first, "origin"), 64 << 20, now);
+    assert_eq!(again.verdict, PieceVerdict::Duplicate);
+    assert!(sends(&again.actions).is_empty());
+    // The other pieces arrive (as a leaf would get them): the last completes it.
+    let mut complete = None;
+    for (_, p) in &pieces[1..] {
+        let mut leaf = (**p.meta.piece.as_ref().unwrap()).clone();
+        leaf.subtree.clear();
+        let mut m = inbound(p, "p07");
+        m.meta.piece = Some(Arc::new(leaf));
+        let out = s.on_piece(m, 64 << 20, now);
+        assert_eq!(out.verdict, PieceVerdict::New);
+        complete = complete.or(out.complete);
+    }
+    let whole = complete.expect("assembled");
+    assert_eq!(whole.payload, data);
+    assert_eq!(whole.meta.id, first.meta.piece.as_ref().unwrap().message);
+    let (new, actions) = s.on_payload(
+        whole.clone(),
+        &peers(20),
+        now,
+        &mut StdRng::seed_from_u64(1),
+    );
+    assert!(new);
+    assert!(actions.iter().any(|a| matches!(a, Action::Receipt { .. })));
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::Deliver(_)))
+            .count(),
+        1
+    );
+    // A late piece of a delivered broadcast is a duplicate, never a second delivery.
+    let late = s.on_piece(inbound(&pieces[2].1, "p09"), 64 << 20, now);
+    assert_eq!(late.verdict, PieceVerdict::Duplicate);
+    assert!(late.complete.is_none());
+    assert!(
+        !s.on_payload(whole, &[], now, &mut StdRng::seed_from_u64(1))
+            .0
+    );
+}
+
+#[test]
+fn a_failed_child_is_routed_around_to_the_nodes_below_it() {
+    let (pieces, _) = originate(1 << 20);
+    let (root, first) = &pieces[0];
+    let mut s = BroadcastState::new(root.clone(), BroadcastConfig::default());
+    let out = s.on_piece(inbound(first, "origin"), 64 << 20, Instant::now());
+    let (child, piece) = out
+        .actions
+        .into_iter()
+        .find_map(|a| match a {
+            Action::SendPiece { to, piece }
+                if !piece.meta.piece.as_ref().unwrap().subtree.is_empty() =>
+            {
+                Some((to, piece))
+            }
+            _ => None,
+        })
+        .expect("a child with children");
+    let below = piece.meta.piece.as_ref().unwrap().subtree.clone();
+    let rerouted = s.on_piece_failed(&piece, &child);
+    let mut got = sends(&rerouted);
+    got.sort();
+    let k = BroadcastConfig::default().swarm_fanout;
+    let mut heads: Vec<NodeId> = super::tree::children(&below, k)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    heads.sort();
+    assert_eq!(got, heads);
+    assert!(!got.contains(&child));
+    assert_eq!(s.counters().pieces_rerouted, 1);
+}
+
+#[test]
+fn inconsistent_and_excess_pieces_are_refused_with_a_reason() {
+    let (pieces, _) = originate(1 << 20);
+    let now = Instant::now();
+    let mut s = BroadcastState::new(id("p00"), BroadcastConfig::default());
+    // Over this node's payload cap.
+    let out = s.on_piece(inbound(&pieces[0].1, "origin"), 1000, now);
+    assert!(
+        matches!(out.verdict, PieceVerdict::Rejected(ref why) if why.contains("limit of 1000"))
+    );
+    // A piece whose description disagrees with the first one seen.
+    assert_eq!(
+        s.on_piece(inbound(&pieces[0].1, "origin"), 64 << 20, now)
+            .verdict,
+        PieceVerdict::New
+    );
+    let mut forged = inbound(&pieces[1].1, "p05");
+    let mut info = (**forged.meta.piece.as_ref().unwrap()).clone();
+    info.crc32 ^= 1;
+    forged.meta.piece = Some(Arc::new(info));
+    assert!(matches!(
+        s.on_piece(forged, 64 << 20, now).verdict,
+        PieceVerdict::Rejected(ref why) if why.contains("disagrees")
+    ));
+    // The table of partial broadcasts is bounded.
+    let config = BroadcastConfig {
+        max_assemblies: 1,
+        ..BroadcastConfig::default()
+    };
+    let mut s = BroadcastState::new(id("p00"), config);
+    let (other, _) = originate(1 << 20);
+    assert_eq!(
+        s.on_piece(inbound(&pieces[0].1, "origin"), 64 << 20, now)
+            .verdict,
+        PieceVerdict::New
+    );
+    assert!(matches!(
+        s.on_piece(inbound(&other[0].1, "origin"), 64 << 20, now).verdict,
+        PieceVerdict::Rejected(ref why) if why.contains("being assembled")
+    ));
+    assert_eq!(s.counters().pieces_refused, 1);
+}
+
+#[test]
+fn a_stalled_assembly_is_pulled_whole_but_not_while_pieces_still_come() {
+    let (pieces, _) = originate(1 << 20);
+    let t0 = Instant::now();
+    let config = BroadcastConfig::default();
+    let stall = config.swarm_stall;
+    let mut s = BroadcastState::new(id("p00"), config);
+    s.on_piece(inbound(&pieces[0].1, "origin"), 64 << 20, t0);
+    let whole = pieces[0].1.meta.piece.as_ref().unwrap().message;
+    // A node that finished announces it: no pull while pieces are coming.
+    let announce = Announce {
+        id: whole,
+        origin: id("origin"),
+        size: 1 << 20,
+    };
+    let wants = |a: &[Action]| {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::Want { to, id } if *id == whole => Some(to.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = s.on_announce(&id("p13"), vec![announce], t0);
+    assert!(wants(&a).is_empty());
+    s.on_piece(inbound(&pieces[1].1, "origin"), 64 << 20, t0 + stall / 2);
+    assert!(wants(&s.tick(t0 + stall)).is_empty(), "pieces still coming");
+    // Nothing more for a whole stall period: the whole is pulled, once.
+    let a = s.tick(t0 + stall / 2 + stall + Duration::from_millis(1));
+    let asked = wants(&a);
+    assert_eq!(asked.len(), 1, "{a:?}");
+    assert_eq!(s.counters().assembly_stalls, 1);
+}
+
+#[test]
+fn pieces_that_assemble_into_the_wrong_payload_are_not_delivered() {
+    let (pieces, _) = originate(1 << 20);
+    let now = Instant::now();
+    let mut s = BroadcastState::new(id("p00"), BroadcastConfig::default());
+    let mut complete = None;
+    for (i, (_, p)) in pieces.iter().enumerate() {
+        let mut m = inbound(p, "p05");
+        if i == 2 {
+            // Consistent with its own checksum, but not the origin's bytes.
+            m.payload = Bytes::from(vec![0u8; p.payload.len()]);
+            m.crc32 = crc32fast::hash(&m.payload);
+        }
+        complete = complete.or(s.on_piece(m, 64 << 20, now).complete);
+    }
+    assert!(complete.is_none(), "a corrupt whole was handed on");
+    assert_eq!(s.counters().assembly_corrupt, 1);
+    // It is fetched whole from the origin instead.
+    let a = s.tick(now);
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, Action::Want { to, .. } if *to == id("origin"))),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_forwarding_list_naming_this_node_skips_it() {
+    let (pieces, _) = originate(1 << 20);
+    let (root, first) = &pieces[0];
+    let info = first.meta.piece.as_ref().unwrap();
+    // A list that names the receiver itself, as a child.
+    let mut m = inbound(first, "origin");
+    let mut bad = (**info).clone();
+    bad.subtree.insert(0, root.clone());
+    m.meta.piece = Some(Arc::new(bad));
+    let mut s = BroadcastState::new(root.clone(), BroadcastConfig::default());
+    let out = s.on_piece(m, 64 << 20, Instant::now());
+    let to = sends(&out.actions);
+    assert!(!to.contains(root), "sent to itself");
+    assert!(!to.is_empty());
+}

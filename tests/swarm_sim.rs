@@ -1,0 +1,121 @@
+//! Swarm broadcast at 1,000 nodes, simulated over the pure broadcast core with
+//! a per-node link model (see `gsp::bench::swarm_sim`): every live node
+//! delivers once and intact, the origin uploads about one copy, and the last
+//! node finishes in about the time one node needs to download the payload.
+//!
+//! CI runs 8 MiB; `GSP_SIM_FULL=1` runs the 64 MiB case of the issue (about a
+//! minute here: each node's copy is checksummed).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::time::Duration;
+
+use gsp::bench::swarm_sim::{SimConfig, SimReport, run};
+
+fn payload_bytes() -> u64 {
+    if std::env::var_os("GSP_SIM_FULL").is_some_and(|v| v == "1") {
+        64 << 20
+    } else {
+        8 << 20
+    }
+}
+
+/// The issue's bound: 2 x S/R + 20 pieces' time + hops of latency, plus
+/// `detect` for finding out that members are dead.
+fn assert_fast(r: &SimReport, cfg: &SimConfig, piece: u64, detect: Duration) {
+    let piece_time = Duration::from_secs_f64(piece as f64 / cfg.rate);
+    let hops = usize::BITS - cfg.nodes.leading_zeros(); // ceil(log2(n)) or one more
+    let bound = 2 * r.floor + 20 * piece_time + cfg.latency * 2 * hops + detect;
+    assert!(
+        r.completion <= bound,
+        "completion {:?} over {bound:?} (floor {:?}): {r:?}",
+        r.completion,
+        r.floor
+    );
+}
+
+fn assert_exactly_once(r: &SimReport) {
+    assert_eq!(r.delivered, r.live, "not every live node delivered: {r:?}");
+    assert_eq!(r.extra_deliveries, 0, "a node delivered twice: {r:?}");
+    assert_eq!(
+        r.corrupt_deliveries, 0,
+        "a node delivered a wrong payload: {r:?}"
+    );
+    assert!(r.converged, "the origin did not see every receipt: {r:?}");
+}
+
+#[test]
+fn a_thousand_nodes_get_the_payload_once_at_about_one_download_time() {
+    let cfg = SimConfig {
+        nodes: 1000,
+        payload_bytes: payload_bytes(),
+        rate: 1.25e8, // 1 Gbit/s each way
+        ..SimConfig::default()
+    };
+    let r = run(&cfg);
+    eprintln!("{r:?}");
+    assert_exactly_once(&r);
+    assert!(r.pieces > 1, "not sent as a swarm: {r:?}");
+    let s = cfg.payload_bytes;
+    let fanout = cfg.broadcast.swarm_fanout as u64;
+    assert!(
+        r.origin_bytes <= (fanout + 1) * s,
+        "origin uploaded {} bytes for a {s}-byte payload",
+        r.origin_bytes
+    );
+    assert!(r.copy_ratio <= 1.05, "copy ratio {}", r.copy_ratio);
+    assert!(
+        r.max_node_bytes <= 2 * s + s / 2,
+        "a node uploaded {} bytes",
+        r.max_node_bytes
+    );
+    assert_fast(&r, &cfg, cfg.broadcast.piece_bytes, Duration::ZERO);
+}
+
+#[test]
+fn dead_members_are_routed_around_and_everyone_else_delivers_once() {
+    let cfg = SimConfig {
+        nodes: 1000,
+        payload_bytes: 8 << 20,
+        rate: 1.25e8,
+        // 5% of the cluster died just before the send, still listed alive.
+        dead: (1..1000).step_by(20).collect(),
+        ..SimConfig::default()
+    };
+    let r = run(&cfg);
+    eprintln!("{r:?}");
+    assert_eq!(r.live, 1000 - 50);
+    assert_eq!(r.delivered, r.live, "a live node missed out: {r:?}");
+    assert_eq!(r.extra_deliveries, 0);
+    assert_eq!(r.corrupt_deliveries, 0);
+    let s = cfg.payload_bytes;
+    assert!(r.origin_bytes <= (cfg.broadcast.swarm_fanout as u64 + 1) * s);
+    assert!(r.copy_ratio <= 1.05, "copy ratio {}", r.copy_ratio);
+    // A dead node on a piece's path costs one failed send; two on one path
+    // (parent and child) cost two.
+    assert_fast(&r, &cfg, cfg.broadcast.piece_bytes, 2 * cfg.fail_after);
+}
+
+#[test]
+fn the_swarm_beats_the_star_by_the_cluster_size() {
+    let swarm = SimConfig {
+        nodes: 100,
+        payload_bytes: 4 << 20,
+        rate: 1.25e8,
+        ..SimConfig::default()
+    };
+    let mut star = swarm.clone();
+    star.broadcast.swarm_min_bytes = u64::MAX;
+    let (a, b) = (run(&swarm), run(&star));
+    assert_exactly_once(&a);
+    assert_exactly_once(&b);
+    assert_eq!(b.pieces, 1);
+    // The star's origin sends 99 copies; the swarm's about one.
+    assert_eq!(b.origin_bytes, 99 * swarm.payload_bytes);
+    assert!(a.origin_bytes <= 2 * swarm.payload_bytes);
+    assert!(
+        a.completion * 20 < b.completion,
+        "swarm {:?} vs star {:?}",
+        a.completion,
+        b.completion
+    );
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-broadcast-netns.sh: one broadcast to N hosts on real, shaped links, timed
-# against the per-host floor S/R. Runs `gsp bench broadcast --shaped`'s
-# measurement; root only (network namespaces, tc tbf).
+# against the per-host floor S/R; `gsp bench broadcast --shaped RATE` runs it.
+# Root only (network namespaces, tc tbf).
 #
 #   scripts/bench-broadcast-netns.sh [HOSTS] [RATE] [SIZE] [RUNS] [-- EXTRA_NODE_ARGS...]
 #
@@ -21,7 +21,8 @@
 # `dead_events` count membership events on all hosts during the run: bulk data
 # must not make healthy members look dead. The cluster is taken down at the end.
 #
-# Exit codes: 0 every run converged, 1 a run did not (or setup failed), 2 usage.
+# Exit codes: 0 every run converged, 1 a run did not, 2 usage error or the
+# cluster could not be set up (not root, no namespaces, no binary).
 set -euo pipefail
 
 PROG=bench-broadcast-netns.sh
@@ -53,10 +54,11 @@ cleanup() { rm -f "$payload"; "$NETNS" down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 head -c "$bytes" /dev/urandom >"$payload"
 
+setup_failed() { echo "$PROG: setting up the cluster failed (see above)" >&2; exit 2; }
 "$NETNS" down >/dev/null 2>&1 || true
-"$NETNS" up "$HOSTS" -- --max-payload 64MiB "$@" >&2
-"$NETNS" wait "$GSP_NETNS_WAIT" >&2
-"$NETNS" shape "$RATE" >&2
+"$NETNS" up "$HOSTS" -- --max-payload 64MiB "$@" >&2 || setup_failed
+"$NETNS" wait "$GSP_NETNS_WAIT" >&2 || setup_failed
+"$NETNS" shape "$RATE" >&2 || setup_failed
 
 # Sum of a counter sample over every host's /metrics.
 metric_sum() {

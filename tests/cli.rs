@@ -87,6 +87,34 @@ fn bad_flags_exit_2_and_name_the_flag() {
 }
 
 #[test]
+fn shaped_broadcast_bench_refuses_bad_rates_and_other_scenarios() {
+    let out = run_gsp(&["bench", "broadcast", "--shaped", "fast"], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--shaped takes a link rate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_gsp(&["bench", "flood", "--shaped", "1gbit"], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--shaped applies to the broadcast scenario only"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_gsp(
+        &["bench", "broadcast", "--shaped", "1gbit", "--nodes", "1"],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("at least 2 --nodes"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn small_bench_reports_every_key_with_all_messages_acked() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().to_str().unwrap();

@@ -4,6 +4,7 @@ mod broadcast;
 mod flood;
 mod membership;
 mod resources;
+mod shaped;
 
 use std::{fmt::Write as _, io::IsTerminal as _, path::PathBuf, sync::Arc};
 
@@ -119,6 +120,12 @@ pub(crate) struct BenchArgs {
     /// Broadcast: how long the open loop runs.
     #[arg(long, help_heading = "Broadcast", default_value = "10", value_name = "SECS", value_parser = parse::duration)]
     pub(super) duration: std::time::Duration,
+    /// Broadcast: instead of an in-process cluster, `--nodes` hosts (default
+    /// 16) in network namespaces with every link shaped to this rate (tc tbf,
+    /// e.g. 200mbit), one `--payload` broadcast per iteration, each timed
+    /// against the floor payload / rate. Root only; prints JSON lines.
+    #[arg(long, help_heading = "Broadcast", value_name = "RATE")]
+    pub(super) shaped: Option<String>,
     /// Fault injection for tests: stop the last node after this many ACKs.
     #[arg(long, hide = true)]
     pub(super) kill_node_after: Option<u64>,
@@ -131,6 +138,16 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             args.scenario.name()
         ))
         .into());
+    }
+    if let Some(rate) = &args.shaped {
+        if args.scenario != Scenario::Broadcast {
+            return Err(super::exit::UsageError(format!(
+                "--shaped applies to the broadcast scenario only, not {}",
+                args.scenario.name()
+            ))
+            .into());
+        }
+        return shaped::run(&args, rate);
     }
     match args.scenario {
         Scenario::Flood => flood::run(args, global).await,

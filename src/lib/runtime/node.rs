@@ -313,6 +313,7 @@ impl NodeHandle {
             Arc::clone(&stats),
         );
         let mut engine_config = config.broadcast.clone();
+        engine_config.seen_dir = identity.data_dir().map(std::path::Path::to_path_buf);
         if let Some((signer, verifier)) = keys {
             engine_config.origin_auth = Some(super::broadcast::OriginKeys { signer, verifier });
         }

@@ -79,6 +79,18 @@ impl BroadcastState {
         &self.counters
     }
 
+    /// Remembers ids delivered before a restart, each `age` before `now`,
+    /// oldest first: they are refused as duplicates until their TTL ends.
+    pub fn restore_seen(
+        &mut self,
+        ids: impl IntoIterator<Item = (MessageId, std::time::Duration)>,
+        now: Instant,
+    ) {
+        for (id, age) in ids {
+            self.seen.insert(id, now.checked_sub(age).unwrap_or(now));
+        }
+    }
+
     /// Whether `id` was delivered here within the seen TTL.
     pub fn is_seen(&self, id: &MessageId, now: Instant) -> bool {
         self.seen.contains(id, now)

@@ -72,6 +72,9 @@ fn progress(inner: &Inner, id: MessageId, p: Progress, last: bool) {
 
 fn deliver(inner: &Inner, m: InboundMessage) {
     stats::inc(&inner.stats.delivered);
+    if let Some(log) = &inner.seen_log {
+        log.record(m.meta.id);
+    }
     let d = Delivery {
         id: m.meta.id,
         origin: m.meta.origin,

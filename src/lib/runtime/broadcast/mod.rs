@@ -11,6 +11,7 @@
 mod exec;
 mod loops;
 mod receipts;
+mod seen_log;
 mod sink;
 pub mod stats;
 mod types;
@@ -82,6 +83,7 @@ struct Inner {
     sends: Arc<Semaphore>,
     stats: BroadcastStats,
     disabled: Mutex<Option<String>>,
+    seen_log: Option<seen_log::SeenLog>,
     stopping: AtomicBool,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -115,8 +117,25 @@ impl BroadcastEngine {
         let rng = config
             .rng_seed
             .map_or_else(|| StdRng::from_rng(&mut rand::rng()), StdRng::seed_from_u64);
+        let mut state = BroadcastState::new(local.clone(), config.broadcast.clone());
+        let seen_log = config.seen_dir.as_deref().map(|dir| {
+            let (log, restored) = seen_log::SeenLog::open(
+                dir,
+                config.broadcast.seen_ttl,
+                config.broadcast.seen_capacity,
+            );
+            if !restored.is_empty() {
+                tracing::info!(
+                    count = restored.len(),
+                    "broadcasts delivered before the restart will not be delivered again"
+                );
+            }
+            state.restore_seen(restored, tokio::time::Instant::now().into_std());
+            log
+        });
         let inner = Arc::new(Inner {
-            state: Mutex::new(BroadcastState::new(local.clone(), config.broadcast.clone())),
+            state: Mutex::new(state),
+            seen_log,
             local,
             rng: Mutex::new(rng),
             agent,

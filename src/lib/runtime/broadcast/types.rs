@@ -31,6 +31,9 @@ pub struct EngineConfig {
     /// With mutual TLS: how this node signs its broadcasts and checks relayed
     /// ones (`None`: plaintext, relayed copies are taken on trust).
     pub origin_auth: Option<OriginKeys>,
+    /// Where the ids of delivered broadcasts are kept across restarts (the
+    /// data dir); `None`: in memory only, so a restart forgets them.
+    pub seen_dir: Option<std::path::PathBuf>,
 }
 
 /// Signing and checking broadcasts' origins (see
@@ -54,6 +57,7 @@ impl Default for EngineConfig {
             tick: Duration::from_millis(20),
             rng_seed: None,
             origin_auth: None,
+            seen_dir: None,
         }
     }
 }

@@ -87,6 +87,38 @@ fn bad_flags_exit_2_and_name_the_flag() {
 }
 
 #[test]
+fn bench_sim_reports_a_swarm_broadcast_delivered_once_everywhere() {
+    let out = run_gsp(
+        &[
+            "bench",
+            "sim",
+            "--nodes",
+            "300",
+            "--payload",
+            "2MiB",
+            "--dead",
+            "10",
+            "--json",
+            "--no-write",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v["results"];
+    assert_eq!(v["scenario"]["name"], "sim");
+    assert_eq!(r["live"], 290);
+    assert_eq!(r["delivered"], 290);
+    assert_eq!(r["extra_deliveries"], 0);
+    assert_eq!(r["origin_bytes"], 2 << 20, "the origin uploads one copy");
+    assert!(r["pieces"].as_u64().unwrap() > 1);
+    assert!(r["ratio_to_floor"].as_f64().unwrap() > 1.0);
+    let out = run_gsp(&["bench", "sim", "--link", "fast"], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--link"), "{}", stderr(&out));
+}
+
+#[test]
 fn shaped_broadcast_bench_refuses_bad_rates_and_other_scenarios() {
     let out = run_gsp(&["bench", "broadcast", "--shaped", "fast"], LIMIT);
     assert_eq!(out.status.code(), Some(2));

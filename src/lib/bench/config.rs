@@ -35,6 +35,9 @@ pub enum Scenario {
     /// Reliable broadcast through the mesh: end-to-end convergence against a
     /// point-to-point transfer, payload copies per node, goodput, RSS under load.
     Broadcast,
+    /// One swarm broadcast over thousands of simulated nodes: the pure
+    /// broadcast cores with a per-node link model, in simulated time.
+    Sim,
 }
 
 impl Scenario {
@@ -45,6 +48,7 @@ impl Scenario {
             Self::Membership => "membership",
             Self::Resources => "resources",
             Self::Broadcast => "broadcast",
+            Self::Sim => "sim",
         }
     }
 }

@@ -5,6 +5,7 @@ mod flood;
 mod membership;
 mod resources;
 mod shaped;
+mod sim;
 
 use std::{fmt::Write as _, io::IsTerminal as _, path::PathBuf, sync::Arc};
 
@@ -16,6 +17,29 @@ use crate::bench::{
     config::Scenario,
     progress::{NoProgress, Progress},
 };
+
+/// A link rate: `1gbit`, `200mbit`, `500kbit`, or bits per second.
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = match t.strip_suffix("bit") {
+        Some(n) if n.ends_with('g') => (&n[..n.len() - 1], 1e9),
+        Some(n) if n.ends_with('m') => (&n[..n.len() - 1], 1e6),
+        Some(n) if n.ends_with('k') => (&n[..n.len() - 1], 1e3),
+        Some(n) => (n, 1.0),
+        None => (t.as_str(), 1.0),
+    };
+    match num.parse::<f64>() {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "checked positive and finite; rates fit u64"
+        )]
+        Ok(v) if v > 0.0 && v.is_finite() => Ok((v * mult) as u64),
+        _ => Err(format!(
+            "expected a rate such as 1gbit or 200mbit, got {s:?}"
+        )),
+    }
+}
 
 /// Arguments of `gsp bench`.
 #[derive(Debug, clap::Args)]
@@ -126,6 +150,19 @@ pub(crate) struct BenchArgs {
     /// against the floor payload / rate. Root only; prints JSON lines.
     #[arg(long, help_heading = "Broadcast", value_name = "RATE")]
     pub(super) shaped: Option<String>,
+    /// Sim: each node's link, bits per second both ways (1gbit, 200mbit, or a
+    /// number) [default: 1gbit].
+    #[arg(long, help_heading = "Sim", value_name = "RATE", value_parser = parse_rate)]
+    pub(super) link: Option<u64>,
+    /// Sim: members dead when the broadcast starts (still listed alive).
+    #[arg(long, help_heading = "Sim", default_value_t = 0)]
+    pub(super) dead: usize,
+    /// Sim: fanout of the swarm's trees [default: the node's, 2].
+    #[arg(long, help_heading = "Sim", value_name = "K")]
+    pub(super) swarm_fanout: Option<usize>,
+    /// Sim: seed of the origin's tree layout.
+    #[arg(long, help_heading = "Sim", default_value_t = 1)]
+    pub(super) seed: u64,
     /// Fault injection for tests: stop the last node after this many ACKs.
     #[arg(long, hide = true)]
     pub(super) kill_node_after: Option<u64>,
@@ -154,6 +191,7 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
         Scenario::Membership => membership::run(args, global).await,
         Scenario::Resources => resources::run(args, global).await,
         Scenario::Broadcast => broadcast::run(args, global).await,
+        Scenario::Sim => sim::run(&args, &global),
     }
 }
 

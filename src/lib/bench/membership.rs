@@ -11,6 +11,8 @@ use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use std::sync::Arc;
+
 use super::{error::BenchError, node_thread::NodeThread, progress::Progress, sys};
 use crate::core::{
     ids::NodeId,
@@ -18,6 +20,14 @@ use crate::core::{
         config::MembershipConfig,
         events::{EventKind, MembershipEvent},
         record::MemberState,
+    },
+};
+use crate::{
+    runtime::node::SharedPools,
+    transport::{
+        config::DataPlaneConfig,
+        pool::{ChannelPool, DEFAULT_POOL_CAPACITY},
+        traffic::Traffic,
     },
 };
 
@@ -103,6 +113,9 @@ pub struct MembershipResults {
     pub cpu_seconds: f64,
     /// Peak RSS of the whole process.
     pub peak_rss_bytes: u64,
+    /// The same over the nodes.
+    #[serde(default)]
+    pub rss_bytes_per_node: u64,
 }
 
 /// The scenario part of a membership report.
@@ -139,6 +152,10 @@ pub struct MembershipReport {
 
 struct Cluster {
     nodes: Vec<NodeThread>,
+    /// Client connections shared by every node (on their own runtime), and
+    /// the bytes they carry.
+    shared: SharedPools,
+    shared_traffic: Arc<Traffic>,
     events: Vec<broadcast::Receiver<MembershipEvent>>,
     membership: MembershipConfig,
     /// Ids killed on purpose: their deaths are not false positives.
@@ -154,7 +171,12 @@ impl Cluster {
             .first()
             .map(|n| vec![n.addr.clone()])
             .unwrap_or_default();
-        let n = NodeThread::start(name, seeds, self.membership.clone())?;
+        let n = NodeThread::start(
+            name,
+            seeds,
+            self.membership.clone(),
+            Some(self.shared.clone()),
+        )?;
         self.events.push(n.agent.subscribe());
         self.nodes.push(n);
         Ok(())
@@ -222,10 +244,11 @@ impl Cluster {
     }
 
     fn traffic(&self) -> (u64, u64) {
-        self.nodes.iter().fold((0, 0), |(s, r), n| {
-            let (ns, nr) = n.traffic.snapshot();
-            (s + ns, r + nr)
-        })
+        self.nodes
+            .iter()
+            .map(|n| n.traffic.snapshot())
+            .chain([self.shared_traffic.snapshot()])
+            .fold((0, 0), |(s, r), (ns, nr)| (s + ns, r + nr))
     }
 }
 
@@ -265,13 +288,41 @@ pub fn run(
             "membership needs --nodes of at least 3".into(),
         ));
     }
-    sys::raise_fd_limit(c.nodes * c.nodes * 2 + 1024);
+    sys::raise_fd_limit(c.nodes * 16 + 1024);
+    // Every node dials through one pair of pools whose connections run on a
+    // runtime of their own: one connection per node and pool instead of one
+    // per node pair (N^2 file descriptors would not fit a process's limit at
+    // a few hundred nodes), and a node that is stalled or killed takes only
+    // its own server with it.
+    // One worker per core: a single one became the bottleneck at 100 nodes
+    // (verification probes waited over a second for it).
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+        .thread_name("gsp-bench-io")
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::Setup(format!("cannot start the connection runtime: {e}")))?;
+    let shared_traffic = Arc::new(Traffic::default());
+    let pool = || {
+        ChannelPool::shared(
+            DataPlaneConfig::default(),
+            DEFAULT_POOL_CAPACITY,
+            Arc::clone(&shared_traffic),
+            io.handle().clone(),
+        )
+    };
+    let shared = SharedPools {
+        data: pool(),
+        control: pool(),
+    };
     let round = c.gossip_interval;
     let rounds = |d: Duration| d.as_secs_f64() / round.as_secs_f64();
     let started = Instant::now();
     let cpu_before = sys::cpu_time();
     let mut cluster = Cluster {
         nodes: Vec::with_capacity(c.nodes),
+        shared,
+        shared_traffic,
         events: Vec::new(),
         membership: MembershipConfig::with_interval(round),
         killed: HashSet::new(),
@@ -355,8 +406,10 @@ pub fn run(
         rounds_observed: rounds(started.elapsed()),
         cpu_seconds: sys::cpu_time().saturating_sub(cpu_before).as_secs_f64(),
         peak_rss_bytes: sys::peak_rss_bytes(),
+        rss_bytes_per_node: sys::peak_rss_bytes() / c.nodes.max(1) as u64,
     };
     drop(cluster);
+    io.shutdown_background();
     Ok(MembershipReport {
         schema: super::report::SCHEMA.to_owned(),
         scenario: MembershipScenario {

@@ -12,7 +12,7 @@ use crate::{
     runtime::{
         identity::Identity,
         membership::{AgentConfig, MembershipAgent},
-        node::{NodeConfig, NodeHandle, ProbeChoice},
+        node::{NodeConfig, NodeHandle, ProbeChoice, SharedPools},
     },
     transport::{data_plane::sink::DiscardSink, traffic::Traffic},
 };
@@ -48,6 +48,7 @@ impl NodeThread {
         name: String,
         seeds: Vec<String>,
         membership: MembershipConfig,
+        shared_pools: Option<SharedPools>,
     ) -> Result<Self, BenchError> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (ctl, mut ctl_rx) = mpsc::unbounded_channel();
@@ -81,6 +82,7 @@ impl NodeThread {
                             ..AgentConfig::default()
                         },
                         probe: ProbeChoice::Off,
+                        shared_pools,
                         ..NodeConfig::default()
                     };
                     let node = match NodeHandle::start(

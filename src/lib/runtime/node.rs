@@ -56,6 +56,16 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time the leave announcement may take on shutdown.
 pub const DEFAULT_LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Client pools shared by the nodes of one process (see
+/// [`ChannelPool::shared`]); plaintext only.
+#[derive(Debug, Clone)]
+pub struct SharedPools {
+    /// Data plane and RPC connections.
+    pub data: ChannelPool,
+    /// Membership connections.
+    pub control: ChannelPool,
+}
+
 /// Settings of a running node. `Default` is production-correct.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -99,6 +109,9 @@ pub struct NodeConfig {
     pub conn_limits: ConnLimits,
     /// Plaintext on a reachable address on purpose: no warning.
     pub insecure: bool,
+    /// Client pools shared with other nodes of this process instead of the
+    /// node's own (benchmarks running hundreds of nodes); `None` in production.
+    pub shared_pools: Option<SharedPools>,
 }
 
 /// Where a node's resource readings come from.
@@ -134,6 +147,7 @@ impl Default for NodeConfig {
             tls: None,
             conn_limits: ConnLimits::default(),
             insecure: false,
+            shared_pools: None,
         }
     }
 }
@@ -174,6 +188,9 @@ pub enum NodeError {
     /// The TLS files cannot be used to sign or check broadcasts.
     #[error(transparent)]
     Tls(#[from] crate::transport::tls::TlsError),
+    /// Shared client pools were given to a TLS node (they dial plaintext).
+    #[error("shared client pools are plaintext; a TLS node needs its own")]
+    SharedPoolsWithTls,
 }
 
 /// Owns a running node; dropping it without [`NodeHandle::shutdown`] stops it
@@ -214,6 +231,9 @@ impl NodeHandle {
         listeners: impl Into<Listeners>,
         sink: Arc<dyn MessageSink>,
     ) -> Result<Self, NodeError> {
+        if config.tls.is_some() && config.shared_pools.is_some() {
+            return Err(NodeError::SharedPoolsWithTls);
+        }
         let listeners = listeners.into();
         let local_addr = listeners.grpc.local_addr().map_err(NodeError::Listener)?;
         let security_warning =
@@ -244,21 +264,27 @@ impl NodeHandle {
         let stats = Arc::new(DataPlaneStats::default());
         let traffic = Arc::new(Traffic::default());
         let dp = &config.data_plane;
-        let pool = ChannelPool::with_tls(
-            dp.clone(),
-            DEFAULT_POOL_CAPACITY,
-            Arc::clone(&traffic),
-            config.tls.clone(),
-        );
-        // Membership gets connections of its own: a probe must never wait behind
-        // payload bytes queued on a shared connection (a full link to a peer
-        // would otherwise make it look dead), nor share a stalled one.
-        let control_pool = ChannelPool::with_tls(
-            dp.clone(),
-            DEFAULT_POOL_CAPACITY,
-            Arc::clone(&traffic),
-            config.tls.clone(),
-        );
+        let (pool, control_pool) = match &config.shared_pools {
+            Some(shared) => (shared.data.clone(), shared.control.clone()),
+            None => (
+                ChannelPool::with_tls(
+                    dp.clone(),
+                    DEFAULT_POOL_CAPACITY,
+                    Arc::clone(&traffic),
+                    config.tls.clone(),
+                ),
+                // Membership gets connections of its own: a probe must never
+                // wait behind payload bytes queued on a shared connection (a
+                // full link to a peer would otherwise make it look dead), nor
+                // share a stalled one.
+                ChannelPool::with_tls(
+                    dp.clone(),
+                    DEFAULT_POOL_CAPACITY,
+                    Arc::clone(&traffic),
+                    config.tls.clone(),
+                ),
+            ),
+        };
 
         let store = identity.data_dir().map(Store::in_dir);
         let loaded = super::maintenance::load(store.as_ref())?;

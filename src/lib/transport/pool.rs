@@ -31,6 +31,8 @@ struct PoolInner {
     traffic: Arc<Traffic>,
     tls: Option<TlsConfig>,
     capacity: usize,
+    /// Where channels run their connection tasks (`None`: the caller's runtime).
+    runtime: Option<tokio::runtime::Handle>,
     /// `std::sync::Mutex`: held only to look up or insert, never across an await.
     channels: Mutex<HashMap<String, (Channel, Instant)>>,
 }
@@ -55,6 +57,29 @@ impl ChannelPool {
                 traffic,
                 tls,
                 capacity: capacity.max(1),
+                runtime: None,
+                channels: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// A plaintext pool whose connections run on `runtime`, to be shared by
+    /// many nodes of one process (benchmarks): one connection per peer address
+    /// instead of one per node pair, and a node whose own runtime stalls or
+    /// is dropped does not take the shared connections with it.
+    pub fn shared(
+        config: DataPlaneConfig,
+        capacity: usize,
+        traffic: Arc<Traffic>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        Self {
+            inner: Arc::new(PoolInner {
+                config,
+                traffic,
+                tls: None,
+                capacity: capacity.max(1),
+                runtime: Some(runtime),
                 channels: Mutex::new(HashMap::new()),
             }),
         }
@@ -76,6 +101,13 @@ impl ChannelPool {
             *used = now;
             return Ok(channel.clone());
         }
+        // The channel's worker task, and through it every connection it makes,
+        // is spawned on the runtime current here.
+        let _entered = self
+            .inner
+            .runtime
+            .as_ref()
+            .map(tokio::runtime::Handle::enter);
         let channel = endpoint(addr, &self.inner.config)?.connect_with_connector_lazy(
             Connector::new(Arc::clone(&self.inner.traffic), self.inner.tls.clone())
                 .with_keepalive(self.inner.config.keepalive),

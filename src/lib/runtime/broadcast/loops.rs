@@ -75,6 +75,68 @@ impl PeerCache {
         gone
     }
 
+    /// Rereads one member's record (after an event about it): O(1) where
+    /// [`Self::refresh`] is O(members), which made a join of N nodes cost
+    /// O(N^2) per node. Returns whether it is no longer an up peer.
+    pub(super) fn refresh_one(&self, agent: &MembershipAgent, id: &NodeId) -> bool {
+        if id == agent.local_id() {
+            return false;
+        }
+        let record = agent.with_state(|s| {
+            s.get(id).filter(|r| r.state.is_up()).map(|r| {
+                (
+                    r.maintenance == Maintenance::Disabled,
+                    r.address.clone(),
+                    r.version.incarnation,
+                )
+            })
+        });
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut disabled = self.disabled.lock().unwrap_or_else(PoisonError::into_inner);
+        let was_peer = peers.contains_key(id);
+        disabled.retain(|d| d != id);
+        match &record {
+            Some((false, address, _)) => {
+                peers.insert(id.clone(), address.clone());
+            }
+            Some((true, _, _)) => {
+                peers.remove(id);
+                disabled.push(id.clone());
+                disabled.sort();
+            }
+            None => {
+                peers.remove(id);
+            }
+        }
+        let went_down = was_peer && !peers.contains_key(id);
+        drop((peers, disabled));
+        let mut joined = self.joined.lock().unwrap_or_else(PoisonError::into_inner);
+        match record {
+            Some((_, _, inc)) => {
+                if joined.get(id).is_none_or(|(known, _)| *known != inc) {
+                    let now = tokio::time::Instant::now().into_std();
+                    joined.insert(id.clone(), (inc, now));
+                    self.gone
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(id);
+                }
+            }
+            // Kept while it is remembered as gone (to catch it up if it returns).
+            None if !went_down
+                && !self
+                    .gone
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .contains_key(id) =>
+            {
+                joined.remove(id);
+            }
+            None => {}
+        }
+        went_down
+    }
+
     /// Remembers that `ids` went down at `now`, forgetting entries older than
     /// `keep` (and the oldest beyond [`MAX_GONE`]).
     fn went_down(&self, ids: &[NodeId], now: std::time::Instant, keep: Duration) {
@@ -179,6 +241,18 @@ pub(super) fn spawn(engine: &BroadcastEngine) {
 
 fn refresh(inner: &Arc<Inner>) {
     let gone = inner.peers.refresh(&inner.agent);
+    members_gone(inner, gone);
+}
+
+/// Rereads the record of `id` only.
+fn refresh_one(inner: &Arc<Inner>, id: &NodeId) {
+    if inner.peers.refresh_one(&inner.agent, id) {
+        members_gone(inner, vec![id.clone()]);
+    }
+}
+
+/// Stops waiting for, and pulling from, members no longer up.
+fn members_gone(inner: &Arc<Inner>, gone: Vec<NodeId>) {
     if gone.is_empty() {
         return;
     }
@@ -297,7 +371,7 @@ async fn membership(
                 let moved = e.id != *inner.agent.local_id()
                     && inner.peers.address(&e.id).as_deref() != Some(e.address.as_str());
                 if e.kind != EventKind::Updated || moved {
-                    refresh(&inner);
+                    refresh_one(&inner, &e.id);
                 }
                 catch_up(&inner, &e.id, e.kind);
             }

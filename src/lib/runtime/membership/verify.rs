@@ -13,6 +13,9 @@ use super::{
 };
 use crate::transport::membership::CallError;
 
+/// Least time a verification probe waits for its answer.
+const MIN_VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Verification probes of unknown nodes in flight at once; more wait their turn.
 pub(super) const MAX_VERIFYING: usize = 16;
 
@@ -33,8 +36,14 @@ pub(super) async fn verify(s: Arc<Shared>) {
         if free == 0 {
             continue;
         }
-        let (targets, timeout) =
-            s.with_state(|st| (st.take_unverified(free, now()), st.probe_timeout()));
+        // A verification is not failure detection: a node that answers late
+        // (its host busy, hundreds of nodes joining at once) is still itself.
+        let (targets, timeout) = s.with_state(|st| {
+            (
+                st.take_unverified(free, now()),
+                (st.probe_timeout() * 5).max(MIN_VERIFY_TIMEOUT),
+            )
+        });
         for t in targets {
             let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
                 // Cannot happen (no other taker); hand the node back.

@@ -112,15 +112,13 @@ impl PeerCache {
         drop((peers, disabled));
         let mut joined = self.joined.lock().unwrap_or_else(PoisonError::into_inner);
         match record {
-            Some((_, _, inc)) => {
-                if joined.get(id).is_none_or(|(known, _)| *known != inc) {
-                    let now = tokio::time::Instant::now().into_std();
-                    joined.insert(id.clone(), (inc, now));
-                    self.gone
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(id);
-                }
+            Some((_, _, inc)) if joined.get(id).is_none_or(|(known, _)| *known != inc) => {
+                let now = tokio::time::Instant::now().into_std();
+                joined.insert(id.clone(), (inc, now));
+                self.gone
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(id);
             }
             // Kept while it is remembered as gone (to catch it up if it returns).
             None if !went_down
@@ -132,7 +130,7 @@ impl PeerCache {
             {
                 joined.remove(id);
             }
-            None => {}
+            Some(_) | None => {}
         }
         went_down
     }
@@ -241,31 +239,31 @@ pub(super) fn spawn(engine: &BroadcastEngine) {
 
 fn refresh(inner: &Arc<Inner>) {
     let gone = inner.peers.refresh(&inner.agent);
-    members_gone(inner, gone);
+    members_gone(inner, &gone);
 }
 
 /// Rereads the record of `id` only.
 fn refresh_one(inner: &Arc<Inner>, id: &NodeId) {
     if inner.peers.refresh_one(&inner.agent, id) {
-        members_gone(inner, vec![id.clone()]);
+        members_gone(inner, std::slice::from_ref(id));
     }
 }
 
 /// Stops waiting for, and pulling from, members no longer up.
-fn members_gone(inner: &Arc<Inner>, gone: Vec<NodeId>) {
+fn members_gone(inner: &Arc<Inner>, gone: &[NodeId]) {
     if gone.is_empty() {
         return;
     }
     let now = tokio::time::Instant::now().into_std();
     inner
         .peers
-        .went_down(&gone, now, inner.config.broadcast.store_ttl);
+        .went_down(gone, now, inner.config.broadcast.store_ttl);
     let actions = inner.with_state(|s| {
         gone.iter()
             .flat_map(|id| s.on_member_gone(id, now))
             .collect()
     });
-    for id in &gone {
+    for id in gone {
         inner.transport.forget(id);
     }
     exec::run(inner, actions);

@@ -91,7 +91,7 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "GSP_MAX_PAYLOAD", value_name = "SIZE", value_parser = parse::size)]
     max_payload: Option<u64>,
     /// Where a received broadcast is announced: `all` peers or this many random
-    /// ones (the origin always sends to every live member) [default: 3].
+    /// ones; metadata only, the payload goes by the origin's copies or the swarm [default: 3].
     #[arg(long, env = "GSP_RELAY", value_name = "all|N")]
     relay: Option<String>,
     /// Broadcasts of 256 KiB and more to over 8 peers travel as a swarm: cut

@@ -255,6 +255,10 @@ fn a_stalled_assembly_is_pulled_whole_but_not_while_pieces_still_come() {
     let asked = wants(&a);
     assert_eq!(asked.len(), 1, "{a:?}");
     assert_eq!(s.counters().assembly_stalls, 1);
+    assert_eq!(s.assemblies(), (1, 1 << 20));
+    // Never completed: after two minutes without a piece its memory is freed.
+    s.tick(t0 + Duration::from_secs(180));
+    assert_eq!(s.assemblies(), (0, 0));
 }
 
 #[test]

@@ -18,8 +18,8 @@ use crate::core::{
 /// Finished assemblies remembered (which pieces were forwarded), at most; the
 /// oldest are forgotten first.
 const MAX_FINISHED: usize = 1024;
-/// How long a finished assembly is remembered: long enough for a sender's
-/// retries of a piece already in.
+/// How long a finished assembly is remembered (long enough for a sender's
+/// retries of a piece already in), and an unfinished one kept without news.
 const FINISHED_TTL: Duration = Duration::from_secs(120);
 
 /// One broadcast being put together from its pieces.
@@ -99,9 +99,18 @@ impl Assemblies {
 
     /// Forgets finished assemblies older than [`FINISHED_TTL`] and the oldest
     /// beyond [`MAX_FINISHED`].
+    /// Unfinished ones without a piece for as long are dropped too (their
+    /// whole was pulled, or is lost): their bytes and slot are freed.
     pub(super) fn expire(&mut self, now: Instant) {
-        self.items
-            .retain(|_, a| !a.finished || now.saturating_duration_since(a.progress) < FINISHED_TTL);
+        let mut freed = 0;
+        self.items.retain(|_, a| {
+            let keep = now.saturating_duration_since(a.progress) < FINISHED_TTL;
+            if !keep && !a.finished {
+                freed += a.total_len;
+            }
+            keep
+        });
+        self.bytes -= freed;
         let finished = self.items.values().filter(|a| a.finished).count();
         if finished > MAX_FINISHED {
             let mut old: Vec<(Instant, MessageId)> = self

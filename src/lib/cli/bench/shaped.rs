@@ -33,7 +33,14 @@ pub(super) fn run(args: &BenchArgs, rate: &str) -> anyhow::Result<ExitStatus> {
     if hosts < 2 {
         return Err(UsageError(format!("--shaped needs at least 2 --nodes, got {hosts}")).into());
     }
-    let dir = std::env::temp_dir().join(format!("gsp-bench-shaped-{}", std::process::id()));
+    // A fresh directory of our own (create_dir fails if the name exists, so a
+    // path planted in the shared temp dir is never written through).
+    let dir = std::env::temp_dir().join(format!(
+        "gsp-bench-shaped-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let result = run_in(&dir, args, rate, hosts);
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -41,7 +48,7 @@ pub(super) fn run(args: &BenchArgs, rate: &str) -> anyhow::Result<ExitStatus> {
 
 fn run_in(dir: &Path, args: &BenchArgs, rate: &str, hosts: usize) -> anyhow::Result<ExitStatus> {
     let scripts = dir.join("scripts");
-    std::fs::create_dir_all(&scripts)
+    std::fs::create_dir(&scripts)
         .with_context(|| format!("cannot create {}", scripts.display()))?;
     for (name, text) in [
         ("netns-cluster.sh", NETNS_CLUSTER),

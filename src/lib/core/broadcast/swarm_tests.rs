@@ -221,6 +221,26 @@ fn inconsistent_and_excess_pieces_are_refused_with_a_reason() {
         PieceVerdict::Rejected(ref why) if why.contains("being assembled")
     ));
     assert_eq!(s.counters().pieces_refused, 1);
+    // One neighbour may open only a quarter of the table.
+    let config = BroadcastConfig {
+        max_assemblies: 8,
+        ..BroadcastConfig::default()
+    };
+    let mut s = BroadcastState::new(id("p00"), config);
+    let opened = (0..4)
+        .map(|_| {
+            s.on_piece(inbound(&originate(1 << 20).0[0].1, "p09"), 64 << 20, now)
+                .verdict
+        })
+        .filter(|v| *v == PieceVerdict::New)
+        .count();
+    assert_eq!(opened, 2);
+    assert_eq!(
+        s.on_piece(inbound(&originate(1 << 20).0[0].1, "p10"), 64 << 20, now)
+            .verdict,
+        PieceVerdict::New,
+        "another neighbour still gets room"
+    );
 }
 
 #[test]

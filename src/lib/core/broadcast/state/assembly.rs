@@ -42,6 +42,9 @@ pub(super) struct Assembly {
     pub(super) finished: bool,
     /// Already counted and repaired as stalled.
     pub(super) stalled: bool,
+    /// The neighbour whose piece started it: one neighbour may hold only a
+    /// share of the table.
+    pub(super) opened_by: NodeId,
 }
 
 /// The broadcasts being assembled here, and recently finished ones.
@@ -53,6 +56,14 @@ pub(super) struct Assemblies {
 }
 
 impl Assemblies {
+    /// Unfinished assemblies opened by a piece from `sender`.
+    pub(super) fn opened_by(&self, sender: &NodeId) -> usize {
+        self.items
+            .values()
+            .filter(|a| !a.finished && a.opened_by == *sender)
+            .count()
+    }
+
     /// Unfinished assemblies and the bytes they hold.
     pub(super) fn load(&self) -> (usize, u64) {
         (
@@ -130,6 +141,7 @@ impl Assemblies {
 /// A new entry for the broadcast `info` belongs to, from the piece `meta`;
 /// `finished` when the whole is already here.
 pub(super) fn new_assembly(
+    sender: &NodeId,
     meta: &MessageMeta,
     info: &PieceInfo,
     finished: bool,
@@ -151,5 +163,6 @@ pub(super) fn new_assembly(
         progress: now,
         finished,
         stalled: false,
+        opened_by: sender.clone(),
     }
 }

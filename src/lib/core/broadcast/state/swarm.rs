@@ -142,9 +142,20 @@ impl BroadcastState {
                     "{open} broadcasts ({bytes} bytes) are being assembled here already"
                 ));
             }
-            self.assemblies
-                .items
-                .insert(info.message, new_assembly(&msg.meta, &info, delivered, now));
+            // One neighbour (a broken or hostile one) cannot take the table.
+            let share = (self.config.max_assemblies / 4).max(1);
+            let by_sender = self.assemblies.opened_by(&msg.sender);
+            if !delivered && by_sender >= share {
+                self.counters.pieces_refused += 1;
+                return refuse(format!(
+                    "{by_sender} broadcasts started by {} are being assembled here already (at most {share} per neighbour)",
+                    msg.sender
+                ));
+            }
+            self.assemblies.items.insert(
+                info.message,
+                new_assembly(&msg.sender, &msg.meta, &info, delivered, now),
+            );
             if !delivered {
                 self.assemblies.bytes += info.total_len;
             }

@@ -106,12 +106,8 @@ enum Event {
         from: usize,
         msg: OutboundMessage,
     },
-    /// Sending `msg` from `from` to `to` failed.
-    Failed {
-        from: usize,
-        to: usize,
-        msg: OutboundMessage,
-    },
+    /// Sending `msg` from `from` failed.
+    Failed { from: usize, msg: OutboundMessage },
     /// A hop ACK from `to` reached the origin of a direct send.
     DirectAck {
         origin: usize,
@@ -298,10 +294,9 @@ impl Sim {
         let now = self.at(self.now);
         match e {
             Event::Arrive { to, from, msg } => self.arrive(to, from, msg),
-            Event::Failed { from, to, msg } => {
+            Event::Failed { from, msg } => {
                 let a = if msg.meta.piece.is_some() {
-                    let to = self.ids[to].clone();
-                    self.nodes[from].state.on_piece_failed(&msg, &to)
+                    self.nodes[from].state.on_piece_failed(&msg)
                 } else {
                     Vec::new()
                 };
@@ -350,14 +345,7 @@ impl Sim {
             let out = self.nodes[to].state.on_piece(inbound, u64::MAX, now);
             if matches!(out.verdict, PieceVerdict::Rejected(_)) {
                 let t = self.now + self.cfg.latency;
-                self.push(
-                    t,
-                    Event::Failed {
-                        from,
-                        to,
-                        msg: piece,
-                    },
-                );
+                self.push(t, Event::Failed { from, msg: piece });
             }
             self.run_actions(to, out.actions);
             if let Some(whole) = out.complete {
@@ -404,7 +392,7 @@ impl Sim {
     fn send(&mut self, from: usize, to: usize, msg: OutboundMessage) {
         if !self.nodes[to].alive {
             let t = self.now + self.cfg.fail_after;
-            self.push(t, Event::Failed { from, to, msg });
+            self.push(t, Event::Failed { from, msg });
             return;
         }
         let t = self.transfer(from, to, msg.payload.len() as u64);

@@ -166,7 +166,7 @@ fn a_failed_child_is_routed_around_to_the_nodes_below_it() {
         })
         .expect("a child with children");
     let below = piece.meta.piece.as_ref().unwrap().subtree.clone();
-    let rerouted = s.on_piece_failed(&piece, &child);
+    let rerouted = s.on_piece_failed(&piece);
     let mut got = sends(&rerouted);
     got.sort();
     let k = BroadcastConfig::default().swarm_fanout;

@@ -185,10 +185,11 @@ fn send_payload(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
 /// Sends a piece of a swarm broadcast to `to`; if `to` cannot take it, the
 /// state routes it to the nodes below `to`.
 fn send_piece(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
+    // At the in-flight bound the piece is dropped, not routed around: that
+    // would send more from a node already sending too much. The nodes below
+    // `to` stall and pull the whole.
     let Ok(permit) = Arc::clone(&inner.sends).try_acquire_owned() else {
         stats::inc(&inner.stats.sends_dropped);
-        let actions = inner.with_state(|s| s.on_piece_failed(&msg, &to));
-        run(inner, actions);
         return;
     };
     let inner2 = Arc::clone(inner);
@@ -202,7 +203,7 @@ fn send_piece(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
         .await;
         if !ok && !inner2.shutdown.is_cancelled() {
             stats::inc(&inner2.stats.send_failures);
-            let actions = inner2.with_state(|s| s.on_piece_failed(&msg, &to));
+            let actions = inner2.with_state(|s| s.on_piece_failed(&msg));
             run(&inner2, actions);
         }
     });

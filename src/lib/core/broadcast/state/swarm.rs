@@ -240,12 +240,12 @@ impl BroadcastState {
         }
     }
 
-    /// Sending `piece` to `to` failed: send it to the nodes below `to` instead.
-    pub fn on_piece_failed(&mut self, piece: &OutboundMessage, to: &NodeId) -> Vec<Action> {
+    /// Sending `piece` to the peer it was addressed to failed: send it to the
+    /// nodes below that peer (its forwarding list) instead.
+    pub fn on_piece_failed(&mut self, piece: &OutboundMessage) -> Vec<Action> {
         let Some(info) = piece.meta.piece.as_deref() else {
             return Vec::new();
         };
-        let _ = to;
         self.counters.pieces_rerouted += 1;
         route(&info.subtree, info.fanout as usize, &self.local)
             .into_iter()

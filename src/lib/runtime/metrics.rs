@@ -91,7 +91,7 @@ pub fn render(sources: &Sources) -> String {
         "gsp_probe_failures_total",
         "counter",
         "Probes that failed directly and indirectly.",
-        &[("", g(&st.probe_failures))],
+        &[("", counters.probe_failures)],
     );
     o.metric(
         "gsp_indirect_probes_total",

@@ -9,6 +9,7 @@ pub mod candidates;
 mod claims;
 pub mod config;
 pub mod events;
+pub mod exchange;
 pub mod messages;
 mod protocol;
 pub mod queue;
@@ -16,7 +17,7 @@ pub mod record;
 pub mod suspicion;
 pub mod table;
 
-pub use protocol::{Counters, MemberView, Membership, ProbeTarget};
+pub use protocol::{Counters, MemberView, Membership, ProbeTarget, swim};
 
 /// Membership protocol revision published in every record this build creates.
 pub const PROTOCOL_VERSION: u32 = 1;

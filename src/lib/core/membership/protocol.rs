@@ -43,6 +43,8 @@ pub struct Counters {
     /// Unknown nodes that did not answer their verification probe (or answered
     /// as another node), or waited too long: never listed.
     pub candidates_refused: u64,
+    /// Round probes that failed directly and through every helper.
+    pub probe_failures: u64,
 }
 
 /// Something to push at once rather than at the next round.
@@ -99,6 +101,8 @@ pub struct Membership {
     counters: Counters,
     /// Signs every record this node publishes about itself (under TLS).
     signer: Option<std::sync::Arc<dyn RecordSigner>>,
+    /// Probes in flight and the round schedule (see [`swim`]).
+    cycle: swim::Cycle,
 }
 
 impl Membership {
@@ -128,6 +132,7 @@ impl Membership {
             urgent: Vec::new(),
             counters: Counters::default(),
             signer: None,
+            cycle: swim::Cycle::default(),
         }
     }
 
@@ -516,6 +521,8 @@ impl Membership {
     }
 }
 
+#[path = "swim.rs"]
+pub mod swim;
 #[path = "protocol_targets.rs"]
 mod targets;
 #[path = "protocol_verify.rs"]

@@ -287,11 +287,27 @@ impl Shared {
         timeout: Duration,
     ) -> Result<PingReply, CallError> {
         let updates = self.with_state(|s| s.piggyback(Some(target)));
+        let seq = self.next_seq();
+        self.ping_with(target, address, seq, updates, timeout).await
+    }
+
+    /// Pings `target` at `address` once, carrying `updates`, as probe `seq`.
+    ///
+    /// # Errors
+    /// No ack in time (a reply from another node counts as none).
+    pub(super) async fn ping_with(
+        &self,
+        target: &NodeId,
+        address: &str,
+        seq: u64,
+        updates: Vec<MemberRecord>,
+        timeout: Duration,
+    ) -> Result<PingReply, CallError> {
         let ping = Ping {
             from: self.local_id.clone(),
             domain: self.domain.clone(),
             target: target.clone(),
-            seq: self.next_seq(),
+            seq,
             updates,
         };
         match self.transport.ping(address, ping, timeout).await {

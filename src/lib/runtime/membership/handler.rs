@@ -13,8 +13,9 @@ use crate::{
     core::{
         ids::NodeId,
         membership::{
-            messages::{Gossip, IndirectPing, Phase, Ping, PingReply, PushPull, PushPullReply},
-            record::{MemberRecord, MemberState},
+            exchange::Request,
+            messages::{Gossip, IndirectPing, Ping, PingReply, PushPull, PushPullReply},
+            record::MemberRecord,
         },
     },
     transport::membership::{MembershipHandler, Refusal},
@@ -35,25 +36,11 @@ impl MembershipHandler for MembershipAgent {
             });
         }
         let now = now();
-        let from = msg.from.clone();
-        let updates = msg.updates;
-        // A prober that still suspects this node gets its current record, whatever
-        // the update queue holds.
-        let doubted = updates
-            .iter()
-            .any(|r| r.id == s.local_id && r.state != MemberState::Alive);
-        let source = caller.unwrap_or(from.as_str());
+        let source = caller.unwrap_or(msg.from.as_str());
         let weighted = s.source(source);
-        let updates = s.authentic(updates);
-        let reply_updates = s.with_state(|st| {
-            st.apply_all_from(updates, Some(weighted), now);
-            st.probe_succeeded(&from, now);
-            let mut out = st.piggyback(Some(&from));
-            if doubted && !out.iter().any(|r| r.id == s.local_id) {
-                out.insert(0, st.local().clone());
-            }
-            out
-        });
+        let updates = s.authentic(msg.updates);
+        let reply_updates =
+            s.with_state(|st| st.answer_ping(&msg.from, updates, Some(weighted), now));
         Ok(PingReply {
             from: s.local_id.clone(),
             seq: msg.seq,
@@ -134,38 +121,15 @@ impl MembershipHandler for MembershipAgent {
         }
         let ours = s.authentic(ours);
         let now = now();
-        let from = msg.from.clone();
-        let callers_own = ours.iter().find(|r| r.id == from).cloned();
-        let source = caller.unwrap_or(from.as_str());
+        let source = caller.unwrap_or(msg.from.as_str());
         let weighted = s.source(source);
-        Ok(s.with_state(|st| {
-            st.apply_all_from(ours, Some(weighted), now);
-            st.probe_succeeded(&from, now);
-            let mut reply = match msg.phase {
-                Phase::Hash if st.table_hash() == msg.table_hash => PushPullReply {
-                    in_sync: true,
-                    ..PushPullReply::default()
-                },
-                Phase::Hash => PushPullReply {
-                    records: vec![st.local().clone()],
-                    in_sync: false,
-                    digests: st.digests(),
-                },
-                Phase::Records => PushPullReply {
-                    records: st.records_for(&msg.want),
-                    ..PushPullReply::default()
-                },
-                Phase::Full => PushPullReply {
-                    records: st.all_records(),
-                    ..PushPullReply::default()
-                },
-            };
-            if let Some(claim) = callers_own.and_then(|r| st.removed_claim(&r)) {
-                reply.in_sync = false;
-                reply.records.push(claim);
-            }
-            reply
-        }))
+        let request = Request {
+            phase: msg.phase,
+            records: ours,
+            table_hash: msg.table_hash,
+            want: msg.want,
+        };
+        Ok(s.with_state(|st| st.answer_push_pull(&msg.from, request, Some(weighted), now)))
     }
 
     fn on_peer_list(

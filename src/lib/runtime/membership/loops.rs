@@ -1,29 +1,26 @@
-//! The loops that drive an agent: one round per gossip interval (timers, one
-//! probe, pushes of pending updates), push-pull anti-entropy, reconnecting to
-//! dead nodes, and joining through seeds with backoff.
+//! The loops that drive an agent beside the SWIM cycle (`exec.rs`): pushes of
+//! urgent changes, push-pull anti-entropy, reconnecting to dead nodes, and
+//! joining through seeds with backoff.
 
 use std::{sync::Arc, sync::PoisonError, time::Duration};
 
 use rand::Rng as _;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::sleep;
 use tracing::{debug, info, warn};
 
 use super::{
-    agent::{MembershipAgent, Shared, now},
+    agent::{MembershipAgent, Shared},
     stats::MembershipStats,
 };
 use crate::{
-    core::membership::{
-        ProbeTarget,
-        messages::{Gossip, IndirectPing, Phase, PushPull},
-    },
+    core::membership::messages::{Gossip, PushPull},
     transport::membership::CallError,
 };
 
 impl MembershipAgent {
     pub(super) fn spawn_loops(&self) {
         let s = &self.shared;
-        spawn(s, rounds(Arc::clone(s)));
+        super::exec::start(s);
         if s.config.periodic_anti_entropy {
             spawn(s, anti_entropy(Arc::clone(s)));
         }
@@ -69,200 +66,6 @@ fn jitter(s: &Shared, d: Duration) -> Duration {
         .unwrap_or_else(PoisonError::into_inner)
         .random();
     d.mul_f64(f)
-}
-
-/// One round per (health-stretched) gossip interval.
-async fn rounds(s: Arc<Shared>) {
-    let mut next = Instant::now() + jitter(&s, s.config.membership.gossip_interval);
-    loop {
-        tokio::select! {
-            () = s.shutdown.cancelled() => return,
-            () = sleep_until(next) => {}
-        }
-        let interval = s.with_state(|st| st.probe_interval());
-        next += interval;
-        // After a stall, do not try to catch up on missed rounds.
-        let now_i = Instant::now();
-        if next < now_i {
-            next = now_i + interval;
-        }
-        MembershipStats::inc(&s.stats.rounds);
-        let t = now();
-        let (target, pushes, due) = s.with_state(|st| {
-            let due = st.tick(t);
-            let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
-            let target = st.next_probe(&mut *rng);
-            let mut pushes: Vec<(ProbeTarget, Vec<_>)> = if st.has_pending_updates() {
-                st.gossip_targets(&mut *rng)
-                    .into_iter()
-                    .map(|t| {
-                        let u = st.piggyback(Some(&t.id));
-                        (t, u)
-                    })
-                    .filter(|(_, u)| !u.is_empty())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            // Tell every suspect directly, so it can refute within the round.
-            pushes.extend(st.suspects().into_iter().map(|(t, r)| (t, vec![r])));
-            (target, pushes, due)
-        });
-        for t in due {
-            spawn(&s, last_check(Arc::clone(&s), t, interval));
-        }
-        if let Some(target) = target {
-            spawn(&s, probe(Arc::clone(&s), target, interval));
-        }
-        for (t, updates) in pushes {
-            MembershipStats::inc(&s.stats.gossip_pushes);
-            let s2 = Arc::clone(&s);
-            spawn(&s, async move {
-                let msg = Gossip {
-                    from: s2.local_id.clone(),
-                    domain: s2.domain.clone(),
-                    updates,
-                };
-                if let Err(e) = s2.transport.gossip(&t.address, msg, interval).await {
-                    debug!(peer = %t.id, error = %e, "gossip push failed");
-                }
-            });
-        }
-    }
-}
-
-/// Probes `target` directly, then through helpers; suspects it when nobody can
-/// reach it within the round.
-async fn probe(s: Arc<Shared>, target: ProbeTarget, round: Duration) {
-    MembershipStats::inc(&s.stats.probes);
-    match reach(&s, &target, round).await {
-        Reach::Answered => s.with_state(|st| st.probe_succeeded(&target.id, now())),
-        Reach::Silent { helpers, nacks } => {
-            MembershipStats::inc(&s.stats.probe_failures);
-            debug!(peer = %target.id, helpers, nacks, "probe failed");
-            let missed_nacks = helpers > 0 && nacks < helpers;
-            s.with_state(|st| st.probe_failed(&target.id, missed_nacks, now()));
-        }
-    }
-}
-
-/// The last probe of a suspect whose suspicion expired. If it is silent, two
-/// peers are asked for their record of it first (a refutation may have missed
-/// this node); only then does silence make it dead.
-async fn last_check(s: Arc<Shared>, target: ProbeTarget, round: Duration) {
-    if matches!(reach(&s, &target, round).await, Reach::Answered) {
-        s.with_state(|st| st.expired_suspect_answered(&target.id, now()));
-        return;
-    }
-    let peers = s.with_state(|st| {
-        let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
-        st.helpers(&target.id, 2, &mut *rng)
-    });
-    let mut asks = tokio::task::JoinSet::new();
-    for p in peers {
-        let msg = PushPull {
-            from: s.local_id.clone(),
-            from_address: s.address.clone(),
-            domain: s.domain.clone(),
-            phase: Phase::Records,
-            records: Vec::new(),
-            table_hash: 0,
-            want: vec![target.id.clone()],
-        };
-        let transport = Arc::clone(&s.transport);
-        asks.spawn(async move { transport.push_pull(&p.address, msg, round).await });
-    }
-    while let Some(r) = asks.join_next().await {
-        if let Ok(Ok(reply)) = r {
-            s.merge(reply.records);
-        }
-    }
-    s.with_state(|st| st.expired_suspect_silent(&target.id, now()));
-}
-
-/// Shortest time the indirect probes and the second direct attempt get. TCP
-/// resends a lost segment after 200 ms at the earliest (Linux's minimum RTO)
-/// and again 400 ms later; a path given less than that fails on one lost
-/// packet, and at 20% loss members were suspected twice a second per node.
-const MIN_INDIRECT_WINDOW: Duration = Duration::from_millis(650);
-
-enum Reach {
-    Answered,
-    Silent { helpers: usize, nacks: usize },
-}
-
-/// Tries to reach `target` within a round: a direct ping; if that fails, `k`
-/// helpers ping it for us while we ping it once more ourselves.
-async fn reach(s: &Arc<Shared>, target: &ProbeTarget, round: Duration) -> Reach {
-    let started = Instant::now();
-    let timeout = s.with_state(|st| st.probe_timeout());
-    match s.probe_for(&target.id, &target.address, timeout).await {
-        Ok(reply) => {
-            s.merge(reply.updates);
-            return Reach::Answered;
-        }
-        // An iarnet node answers, but not to gsp's probe: it is up.
-        Err(CallError::NotGsp) => return Reach::Answered,
-        Err(_) => {}
-    }
-    let remaining = round
-        .saturating_sub(started.elapsed())
-        .max(timeout)
-        .max(MIN_INDIRECT_WINDOW);
-    let helpers = s.with_state(|st| {
-        let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
-        st.helpers(&target.id, st.config().indirect_probes, &mut *rng)
-    });
-    let mut asks = tokio::task::JoinSet::new();
-    for h in &helpers {
-        MembershipStats::inc(&s.stats.indirect_probes);
-        let updates = s.with_state(|st| st.piggyback(Some(&h.id)));
-        let msg = IndirectPing {
-            from: s.local_id.clone(),
-            domain: s.domain.clone(),
-            target: target.id.clone(),
-            target_address: target.address.clone(),
-            seq: s.next_seq(),
-            timeout: remaining.mul_f64(0.8),
-            updates,
-        };
-        let transport = Arc::clone(&s.transport);
-        let addr = h.address.clone();
-        asks.spawn(async move {
-            transport
-                .ping_req(&addr, msg, remaining)
-                .await
-                .map(|r| (r.ack, r.updates))
-        });
-    }
-    // A second direct attempt alongside the helpers (memberlist's fallback probe).
-    let (s2, t2) = (Arc::clone(s), target.clone());
-    asks.spawn(async move {
-        s2.probe_for(&t2.id, &t2.address, remaining)
-            .await
-            .map(|r| (true, r.updates))
-            .or_else(|e| {
-                if e == CallError::NotGsp {
-                    Ok((true, Vec::new()))
-                } else {
-                    Err(e)
-                }
-            })
-    });
-    let mut nacks = 0;
-    while let Some(joined) = asks.join_next().await {
-        if let Ok(Ok((ack, updates))) = joined {
-            s.merge(updates);
-            if ack {
-                return Reach::Answered;
-            }
-            nacks += 1;
-        }
-    }
-    Reach::Silent {
-        helpers: helpers.len(),
-        nacks,
-    }
 }
 
 /// Pushes state changes (joins, suspicions and their confirmations, deaths,
@@ -504,44 +307,23 @@ pub(super) async fn push_pull(s: &Arc<Shared>, addr: &str) -> Result<(), CallErr
         .gossip_interval
         .max(Duration::from_secs(1))
         * 2;
-    let (own, hash) = s.with_state(|st| (st.local().clone(), st.table_hash()));
-    let request = |phase, records, table_hash, want| PushPull {
-        from: s.local_id.clone(),
-        from_address: s.address.clone(),
-        domain: s.domain.clone(),
-        phase,
-        records,
-        table_hash,
-        want,
-    };
-    let first = s
-        .transport
-        .push_pull(
-            addr,
-            request(Phase::Hash, vec![own], hash, Vec::new()),
-            timeout,
-        )
-        .await?;
-    if first.in_sync {
-        return Ok(());
+    let mut request = s.with_state(|st| st.push_pull_open());
+    loop {
+        let sent = request.phase;
+        let msg = PushPull {
+            from: s.local_id.clone(),
+            from_address: s.address.clone(),
+            domain: s.domain.clone(),
+            phase: request.phase,
+            records: request.records,
+            table_hash: request.table_hash,
+            want: request.want,
+        };
+        let mut reply = s.transport.push_pull(addr, msg, timeout).await?;
+        s.merge(std::mem::take(&mut reply.records));
+        match s.with_state(|st| st.push_pull_next(sent, &reply)) {
+            Some(next) => request = next,
+            None => return Ok(()),
+        }
     }
-    if first.digests.is_empty() {
-        // An iarnet node: it answered with its whole table; send ours.
-        s.merge(first.records);
-        let all = s.with_state(|st| st.all_records());
-        let reply = s
-            .transport
-            .push_pull(addr, request(Phase::Full, all, 0, Vec::new()), timeout)
-            .await?;
-        s.merge(reply.records);
-        return Ok(());
-    }
-    s.merge(first.records);
-    let (send, want) = s.with_state(|st| st.diff(&first.digests));
-    let reply = s
-        .transport
-        .push_pull(addr, request(Phase::Records, send, 0, want), timeout)
-        .await?;
-    s.merge(reply.records);
-    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod admission;
 mod agent;
+mod exec;
 mod handler;
 mod loops;
 pub mod query;

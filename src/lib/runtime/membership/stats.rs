@@ -11,8 +11,6 @@ pub struct MembershipStats {
     pub rounds: AtomicU64,
     /// Direct probes sent.
     pub probes: AtomicU64,
-    /// Probes that failed directly and indirectly.
-    pub probe_failures: AtomicU64,
     /// Indirect probe requests sent.
     pub indirect_probes: AtomicU64,
     /// Indirect probes made on a peer's request.

@@ -1,0 +1,376 @@
+//! The SWIM cycle as a state machine (foca's model): the runtime feeds it
+//! [`Input`]s (a timer fired, a call came back) with the current time and an
+//! RNG, and it answers with [`Action`]s (send this, wake me then). Timers are
+//! values; nothing here waits, spawns or reads a clock, so a simulation drives
+//! the very same logic as a node, under any clock it likes.
+//!
+//! One round: expired suspicions get a last probe, one member is probed, and
+//! pending updates and suspicions are pushed. A probe is a direct ping; when
+//! that fails or times out, `indirect_probes` helpers ping the target for this
+//! node while it pings once more itself, until the round's window closes. The
+//! last probe of an expired suspect that stays silent asks two peers for their
+//! record of it (a refutation may have missed this node) before it is dead.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use rand::Rng;
+
+use super::{Membership, ProbeTarget};
+use crate::core::now::Now;
+
+#[path = "swim_io.rs"]
+mod io;
+pub use io::{Action, Input, ProbeId, Timer};
+
+/// Shortest time the indirect probes and the second direct attempt get. TCP
+/// resends a lost segment after 200 ms at the earliest (Linux's minimum RTO)
+/// and again 400 ms later; a path given less than that fails on one lost
+/// packet, and at 20% loss members were suspected twice a second per node.
+pub const MIN_INDIRECT_WINDOW: Duration = Duration::from_millis(650);
+
+/// Probes in flight at once, at most (the round's probe plus last checks of
+/// expired suspects). An expired suspect beyond it waits for the next round
+/// with its suspicion expired (it is checked then).
+pub const MAX_PROBES_IN_FLIGHT: usize = 64;
+
+/// Peers asked for their record of an expired suspect that stayed silent.
+const LAST_CHECK_ASKS: usize = 2;
+
+/// Why a probe runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// The round's probe.
+    Regular,
+    /// The last probe of a suspect whose suspicion expired.
+    LastCheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Direct,
+    Indirect {
+        helpers: usize,
+        nacks: usize,
+        outstanding: usize,
+    },
+    /// A silent last check asking peers for their record.
+    Asking {
+        outstanding: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Probe {
+    target: ProbeTarget,
+    purpose: Purpose,
+    phase: Phase,
+    started: Instant,
+    round: Duration,
+}
+
+/// The cycle's own state: probes in flight and the round schedule.
+#[derive(Debug, Default)]
+pub struct Cycle {
+    probes: BTreeMap<ProbeId, Probe>,
+    next_id: ProbeId,
+    next_round: Option<Instant>,
+}
+
+impl Cycle {
+    /// Probes in flight.
+    pub fn in_flight(&self) -> usize {
+        self.probes.len()
+    }
+}
+
+impl Membership {
+    /// Starts the cycle: the first round at a random point within one round,
+    /// so nodes started together do not probe in lockstep.
+    pub fn start<R: Rng>(&mut self, now: Now, rng: &mut R) -> Vec<Action> {
+        let jitter = self.config.gossip_interval.mul_f64(rng.random::<f64>());
+        let at = now.instant + jitter;
+        self.cycle.next_round = Some(at);
+        vec![Action::SetTimer {
+            at,
+            timer: Timer::Round,
+        }]
+    }
+
+    /// Feeds one input to the cycle.
+    pub fn handle<R: Rng>(&mut self, input: Input, now: Now, rng: &mut R) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Timer(Timer::Round) => self.round(now, rng, &mut out),
+            Input::Timer(Timer::DirectTimeout(p)) => {
+                if self.phase_of(p) == Some(Phase::Direct) {
+                    self.go_indirect(p, now, rng, &mut out);
+                }
+            }
+            Input::Timer(Timer::ProbeEnd(p)) => {
+                if matches!(self.phase_of(p), Some(Phase::Indirect { .. })) {
+                    self.silent(p, now, rng, &mut out);
+                }
+            }
+            Input::Timer(Timer::AskEnd(p)) => {
+                if matches!(self.phase_of(p), Some(Phase::Asking { .. })) {
+                    self.settle(p, false, now);
+                }
+            }
+            Input::Ping { probe, acked: true }
+            | Input::Indirect {
+                probe,
+                ack: Some(true),
+            } => {
+                if matches!(
+                    self.phase_of(probe),
+                    Some(Phase::Direct | Phase::Indirect { .. })
+                ) {
+                    self.settle(probe, true, now);
+                }
+            }
+            Input::Ping {
+                probe,
+                acked: false,
+            } => match self.phase_of(probe) {
+                Some(Phase::Direct) => self.go_indirect(probe, now, rng, &mut out),
+                Some(Phase::Indirect { .. }) => self.one_silent(probe, false, now, rng, &mut out),
+                _ => {}
+            },
+            Input::Indirect { probe, ack } => {
+                if matches!(self.phase_of(probe), Some(Phase::Indirect { .. })) {
+                    self.one_silent(probe, ack.is_some(), now, rng, &mut out);
+                }
+            }
+            Input::Asked { probe } => {
+                if let Some(p) = self.cycle.probes.get_mut(&probe)
+                    && let Phase::Asking { outstanding } = &mut p.phase
+                {
+                    *outstanding = outstanding.saturating_sub(1);
+                    if *outstanding == 0 {
+                        self.settle(probe, false, now);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Probes in flight, for metrics.
+    pub fn probes_in_flight(&self) -> usize {
+        self.cycle.in_flight()
+    }
+
+    fn phase_of(&self, p: ProbeId) -> Option<Phase> {
+        self.cycle.probes.get(&p).map(|p| p.phase)
+    }
+
+    fn round<R: Rng>(&mut self, now: Now, rng: &mut R, out: &mut Vec<Action>) {
+        let interval = self.probe_interval();
+        // Anchored to the schedule, but never catching up on missed rounds.
+        let mut next = self.cycle.next_round.unwrap_or(now.instant) + interval;
+        if next <= now.instant {
+            next = now.instant + interval;
+        }
+        self.cycle.next_round = Some(next);
+        out.push(Action::SetTimer {
+            at: next,
+            timer: Timer::Round,
+        });
+        for t in self.tick(now) {
+            self.start_probe(t, Purpose::LastCheck, interval, now, out);
+        }
+        if let Some(t) = self.next_probe(rng) {
+            self.start_probe(t, Purpose::Regular, interval, now, out);
+        }
+        if self.has_pending_updates() {
+            for to in self.gossip_targets(rng) {
+                let updates = self.piggyback(Some(&to.id));
+                if !updates.is_empty() {
+                    out.push(Action::Gossip {
+                        to,
+                        updates,
+                        timeout: interval,
+                    });
+                }
+            }
+        }
+        // Tell every suspect directly, so it can refute within the round.
+        for (to, r) in self.suspects() {
+            out.push(Action::Gossip {
+                to,
+                updates: vec![r],
+                timeout: interval,
+            });
+        }
+    }
+
+    fn start_probe(
+        &mut self,
+        target: ProbeTarget,
+        purpose: Purpose,
+        round: Duration,
+        now: Now,
+        out: &mut Vec<Action>,
+    ) {
+        if self.cycle.probes.len() >= MAX_PROBES_IN_FLIGHT {
+            if purpose == Purpose::LastCheck {
+                // Checked at a later round: its suspicion stays expired.
+                self.expired_suspect_answered(&target.id, now);
+            }
+            return;
+        }
+        self.cycle.next_id += 1;
+        let id = self.cycle.next_id;
+        let timeout = self.probe_timeout();
+        let updates = self.piggyback(Some(&target.id));
+        out.push(Action::Ping {
+            probe: id,
+            target: target.clone(),
+            timeout,
+            updates,
+        });
+        out.push(Action::SetTimer {
+            at: now.instant + timeout,
+            timer: Timer::DirectTimeout(id),
+        });
+        self.cycle.probes.insert(
+            id,
+            Probe {
+                target,
+                purpose,
+                phase: Phase::Direct,
+                started: now.instant,
+                round,
+            },
+        );
+    }
+
+    fn go_indirect<R: Rng>(&mut self, p: ProbeId, now: Now, rng: &mut R, out: &mut Vec<Action>) {
+        let Some(probe) = self.cycle.probes.get(&p) else {
+            return;
+        };
+        let (target, started, round) = (probe.target.clone(), probe.started, probe.round);
+        let window = round
+            .saturating_sub(now.instant.saturating_duration_since(started))
+            .max(self.probe_timeout())
+            .max(MIN_INDIRECT_WINDOW);
+        let helpers = self.helpers(&target.id, self.config.indirect_probes, rng);
+        for helper in &helpers {
+            let updates = self.piggyback(Some(&helper.id));
+            out.push(Action::PingReq {
+                probe: p,
+                helper: helper.clone(),
+                target: target.clone(),
+                helper_timeout: window.mul_f64(0.8),
+                timeout: window,
+                updates,
+            });
+        }
+        // A second direct attempt alongside the helpers (memberlist's fallback probe).
+        let updates = self.piggyback(Some(&target.id));
+        out.push(Action::Ping {
+            probe: p,
+            target,
+            timeout: window,
+            updates,
+        });
+        out.push(Action::SetTimer {
+            at: now.instant + window,
+            timer: Timer::ProbeEnd(p),
+        });
+        if let Some(probe) = self.cycle.probes.get_mut(&p) {
+            probe.phase = Phase::Indirect {
+                helpers: helpers.len(),
+                nacks: 0,
+                outstanding: helpers.len() + 1,
+            };
+        }
+    }
+
+    /// One of the indirect window's attempts ended without an ack (`nack`:
+    /// a helper answered that it could not reach the target).
+    fn one_silent<R: Rng>(
+        &mut self,
+        p: ProbeId,
+        nack: bool,
+        now: Now,
+        rng: &mut R,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(probe) = self.cycle.probes.get_mut(&p) else {
+            return;
+        };
+        if let Phase::Indirect {
+            nacks, outstanding, ..
+        } = &mut probe.phase
+        {
+            *nacks += usize::from(nack);
+            *outstanding = outstanding.saturating_sub(1);
+            if *outstanding == 0 {
+                self.silent(p, now, rng, out);
+            }
+        }
+    }
+
+    /// Nobody reached the target within its window.
+    fn silent<R: Rng>(&mut self, p: ProbeId, now: Now, rng: &mut R, out: &mut Vec<Action>) {
+        let Some(probe) = self.cycle.probes.get(&p) else {
+            return;
+        };
+        if probe.purpose == Purpose::Regular {
+            let missed = match probe.phase {
+                Phase::Indirect { helpers, nacks, .. } => helpers > 0 && nacks < helpers,
+                _ => false,
+            };
+            let id = probe.target.id.clone();
+            self.cycle.probes.remove(&p);
+            self.counters.probe_failures += 1;
+            self.probe_failed(&id, missed, now);
+            return;
+        }
+        let (about, round) = (probe.target.id.clone(), probe.round);
+        let peers = self.helpers(&about, LAST_CHECK_ASKS, rng);
+        if peers.is_empty() {
+            self.settle(p, false, now);
+            return;
+        }
+        for peer in &peers {
+            out.push(Action::AskRecord {
+                probe: p,
+                peer: peer.clone(),
+                about: about.clone(),
+                timeout: round,
+            });
+        }
+        out.push(Action::SetTimer {
+            at: now.instant + round,
+            timer: Timer::AskEnd(p),
+        });
+        if let Some(probe) = self.cycle.probes.get_mut(&p) {
+            probe.phase = Phase::Asking {
+                outstanding: peers.len(),
+            };
+        }
+    }
+
+    /// The probe is over: the target answered, or it is silent for good.
+    fn settle(&mut self, p: ProbeId, answered: bool, now: Now) {
+        let Some(probe) = self.cycle.probes.remove(&p) else {
+            return;
+        };
+        let id = &probe.target.id;
+        match (probe.purpose, answered) {
+            (Purpose::Regular, true) => self.probe_succeeded(id, now),
+            (Purpose::Regular, false) => self.probe_failed(id, false, now),
+            (Purpose::LastCheck, true) => self.expired_suspect_answered(id, now),
+            (Purpose::LastCheck, false) => self.expired_suspect_silent(id, now),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "swim_tests.rs"]
+mod tests;

@@ -1,0 +1,151 @@
+//! The executor of the SWIM cycle ([`crate::core::membership::swim`]): it
+//! feeds inputs to the pure core and carries out the actions that come back:
+//! calls to peers (whose replies' piggybacked records it merges before it
+//! reports the outcome) and timers, each a task sleeping until its instant.
+//! Everything the cycle decides, it decides in the core.
+
+use std::sync::{Arc, PoisonError};
+
+use tokio::time::sleep_until;
+use tracing::debug;
+
+use super::{
+    agent::{Shared, now},
+    loops::spawn,
+    stats::MembershipStats,
+};
+use crate::{
+    core::membership::{
+        messages::{Gossip, IndirectPing, Phase, PushPull},
+        swim::{Action, Input, Timer},
+    },
+    transport::membership::CallError,
+};
+
+/// Starts the cycle: schedules the first round.
+pub(super) fn start(s: &Arc<Shared>) {
+    let actions = s.with_state(|st| {
+        let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        st.start(now(), &mut *rng)
+    });
+    execute(s, actions);
+}
+
+/// Feeds `input` to the cycle and carries out what it answers.
+pub(super) fn feed(s: &Arc<Shared>, input: Input) {
+    if s.shutdown.is_cancelled() {
+        return;
+    }
+    if input == Input::Timer(Timer::Round) {
+        MembershipStats::inc(&s.stats.rounds);
+    }
+    let actions = s.with_state(|st| {
+        let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        st.handle(input, now(), &mut *rng)
+    });
+    execute(s, actions);
+}
+
+fn execute(s: &Arc<Shared>, actions: Vec<Action>) {
+    for a in actions {
+        let s2 = Arc::clone(s);
+        match a {
+            Action::SetTimer { at, timer } => spawn(s, async move {
+                sleep_until(at.into()).await;
+                feed(&s2, Input::Timer(timer));
+            }),
+            Action::Ping {
+                probe,
+                target,
+                timeout,
+                updates,
+            } => {
+                MembershipStats::inc(&s.stats.probes);
+                spawn(s, async move {
+                    let acked = match s2
+                        .ping_with(&target.id, &target.address, probe, updates, timeout)
+                        .await
+                    {
+                        Ok(reply) => {
+                            s2.merge(reply.updates);
+                            true
+                        }
+                        // An iarnet node answers, but not to gsp's probe: it is up.
+                        Err(CallError::NotGsp) => true,
+                        Err(e) => {
+                            debug!(peer = %target.id, error = %e, "probe not answered");
+                            false
+                        }
+                    };
+                    feed(&s2, Input::Ping { probe, acked });
+                });
+            }
+            Action::PingReq {
+                probe,
+                helper,
+                target,
+                helper_timeout,
+                timeout,
+                updates,
+            } => {
+                MembershipStats::inc(&s.stats.indirect_probes);
+                spawn(s, async move {
+                    let msg = IndirectPing {
+                        from: s2.local_id.clone(),
+                        domain: s2.domain.clone(),
+                        target: target.id,
+                        target_address: target.address,
+                        seq: probe,
+                        timeout: helper_timeout,
+                        updates,
+                    };
+                    let ack = match s2.transport.ping_req(&helper.address, msg, timeout).await {
+                        Ok(reply) => {
+                            s2.merge(reply.updates);
+                            Some(reply.ack)
+                        }
+                        Err(_) => None,
+                    };
+                    feed(&s2, Input::Indirect { probe, ack });
+                });
+            }
+            Action::AskRecord {
+                probe,
+                peer,
+                about,
+                timeout,
+            } => spawn(s, async move {
+                let msg = PushPull {
+                    from: s2.local_id.clone(),
+                    from_address: s2.address.clone(),
+                    domain: s2.domain.clone(),
+                    phase: Phase::Records,
+                    records: Vec::new(),
+                    table_hash: 0,
+                    want: vec![about],
+                };
+                if let Ok(reply) = s2.transport.push_pull(&peer.address, msg, timeout).await {
+                    s2.merge(reply.records);
+                }
+                feed(&s2, Input::Asked { probe });
+            }),
+            Action::Gossip {
+                to,
+                updates,
+                timeout,
+            } => {
+                MembershipStats::inc(&s.stats.gossip_pushes);
+                spawn(s, async move {
+                    let msg = Gossip {
+                        from: s2.local_id.clone(),
+                        domain: s2.domain.clone(),
+                        updates,
+                    };
+                    if let Err(e) = s2.transport.gossip(&to.address, msg, timeout).await {
+                        debug!(peer = %to.id, error = %e, "gossip push failed");
+                    }
+                });
+            }
+        }
+    }
+}

@@ -38,6 +38,9 @@ pub enum Scenario {
     /// One swarm broadcast over thousands of simulated nodes: the pure
     /// broadcast cores with a per-node link model, in simulated time.
     Sim,
+    /// Membership of thousands of simulated nodes: every node's pure SWIM
+    /// core over a simulated network (latency, loss), in simulated time.
+    MembershipSim,
 }
 
 impl Scenario {
@@ -49,6 +52,7 @@ impl Scenario {
             Self::Resources => "resources",
             Self::Broadcast => "broadcast",
             Self::Sim => "sim",
+            Self::MembershipSim => "membership-sim",
         }
     }
 }

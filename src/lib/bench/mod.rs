@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod flood;
 pub mod membership;
+pub mod membership_sim;
 pub mod node_thread;
 pub mod progress;
 pub mod report;

@@ -3,6 +3,7 @@
 mod broadcast;
 mod flood;
 mod membership;
+mod membership_sim;
 mod resources;
 mod shaped;
 mod sim;
@@ -160,7 +161,10 @@ pub(crate) struct BenchArgs {
     /// Sim: fanout of the swarm's trees [default: the node's, 2].
     #[arg(long, help_heading = "Sim", value_name = "K")]
     pub(super) swarm_fanout: Option<usize>,
-    /// Sim: seed of the origin's tree layout.
+    /// Membership sim: chance that a call or push is lost, in percent.
+    #[arg(long, help_heading = "Sim", default_value_t = 0.0, value_name = "PCT")]
+    pub(super) loss: f64,
+    /// Sim: seed of the origin's tree layout (membership sim: of every RNG).
     #[arg(long, help_heading = "Sim", default_value_t = 1)]
     pub(super) seed: u64,
     /// Fault injection for tests: stop the last node after this many ACKs.
@@ -192,6 +196,7 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
         Scenario::Resources => resources::run(args, global).await,
         Scenario::Broadcast => broadcast::run(args, global).await,
         Scenario::Sim => sim::run(&args, &global),
+        Scenario::MembershipSim => membership_sim::run(&args, &global),
     }
 }
 

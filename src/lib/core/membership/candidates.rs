@@ -48,6 +48,8 @@ struct Candidate {
     misses: u32,
     /// Not probed again before this, after a miss.
     retry_at: Instant,
+    /// Learnt in a push-pull: not news to spread once admitted.
+    quiet: bool,
 }
 
 /// Verification probes a waiting node may miss before it is forgotten: a
@@ -88,9 +90,22 @@ impl Candidates {
         source: Option<Source<'_>>,
         now: Instant,
     ) -> Offered {
+        self.offer_as(record, source, now, false)
+    }
+
+    /// [`Self::offer`], saying whether the record came in a push-pull
+    /// (`quiet`: the node is not news to spread once admitted).
+    pub fn offer_as(
+        &mut self,
+        record: MemberRecord,
+        source: Option<Source<'_>>,
+        now: Instant,
+        quiet: bool,
+    ) -> Offered {
         if let Some(c) = self.entries.get_mut(&record.id) {
             if record.supersedes(&c.record) {
                 c.record = record;
+                c.quiet &= quiet;
                 return Offered::Queued;
             }
             return Offered::Stale;
@@ -115,6 +130,7 @@ impl Candidates {
                 probing: false,
                 misses: 0,
                 retry_at: now,
+                quiet,
             },
         );
         Offered::Queued
@@ -173,9 +189,14 @@ impl Candidates {
 
     /// Takes `id` out of the set, with its newest record.
     pub fn remove(&mut self, id: &NodeId) -> Option<MemberRecord> {
+        self.take(id).map(|(r, _)| r)
+    }
+
+    /// Removes a waiting node: its record, and whether it came in a push-pull.
+    pub fn take(&mut self, id: &NodeId) -> Option<(MemberRecord, bool)> {
         let c = self.entries.remove(id)?;
         self.release(&c);
-        Some(c.record)
+        Some((c.record, c.quiet))
     }
 
     /// Forgets nodes waiting longer than the TTL; returns how many.

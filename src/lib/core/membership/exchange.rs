@@ -73,7 +73,12 @@ impl Membership {
         now: Now,
     ) -> PushPullReply {
         let callers_own = request.records.iter().find(|r| &r.id == from).cloned();
-        self.apply_all_from(request.records, source, now);
+        // The caller's own record is news (a joiner, a refutation); the rest
+        // of its table is not, to anyone but this node.
+        let (own, rest): (Vec<_>, Vec<_>) =
+            request.records.into_iter().partition(|r| &r.id == from);
+        self.apply_all_from(own, source, now);
+        self.apply_synced(rest, source, now);
         self.probe_succeeded(from, now);
         let mut reply = match request.phase {
             Phase::Hash if self.table_hash() == request.table_hash => PushPullReply {

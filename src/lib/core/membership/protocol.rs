@@ -103,7 +103,18 @@ pub struct Membership {
     signer: Option<std::sync::Arc<dyn RecordSigner>>,
     /// Probes in flight and the round schedule (see [`swim`]).
     cycle: swim::Cycle,
+    /// When dead and left members were last looked for removal.
+    last_reap: Option<std::time::Instant>,
+    /// When a member last joined or changed state here (see [`swim`]'s sync).
+    last_change: Option<std::time::Instant>,
+    /// Records being merged came in a push-pull: the peer had them, and the
+    /// push-pulls of the churn rounds spread them; queueing them for gossip
+    /// made a joiner re-send its seed's whole table, many times over.
+    syncing: bool,
 }
+
+/// How often [`Membership::tick`] looks for members to remove.
+const REAP_EVERY: Duration = Duration::from_secs(1);
 
 impl Membership {
     /// State for a node starting with `local` as its record.
@@ -133,6 +144,9 @@ impl Membership {
             counters: Counters::default(),
             signer: None,
             cycle: swim::Cycle::default(),
+            last_reap: None,
+            last_change: None,
+            syncing: false,
         }
     }
 
@@ -272,7 +286,10 @@ impl Membership {
                     self.probe_newcomers.push(id.clone());
                 }
                 if changed_state {
-                    self.mark_urgent(&id);
+                    if !self.syncing {
+                        self.mark_urgent(&id);
+                    }
+                    self.last_change = Some(now.instant);
                 }
                 if record.state == MemberState::Suspect {
                     let by = record.suspected_by.clone().unwrap_or_else(|| id.clone());
@@ -280,7 +297,9 @@ impl Membership {
                 } else {
                     self.suspicions.remove(&id);
                 }
-                self.queue.push(record);
+                if !self.syncing {
+                    self.queue.push(record);
+                }
             }
             Applied::Confirmed => {
                 if let (Some(s), Some(by)) =
@@ -296,7 +315,11 @@ impl Membership {
                     self.queue.push(record);
                 }
             }
-            Applied::Stale => self.counters.stale_ignored += 1,
+            Applied::Stale => {
+                self.counters.stale_ignored += 1;
+                let limit = self.config.retransmit_limit(self.table.len());
+                self.queue.heard_again(&record, limit);
+            }
             Applied::TableFull => self.counters.refused_table_full += 1,
             Applied::Unverified => {}
         }
@@ -331,6 +354,20 @@ impl Membership {
         Applied::Changed {
             from: MemberState::Alive,
         }
+    }
+
+    /// [`Self::apply_all_from`] for records a push-pull brought: merged, but
+    /// not queued for gossip nor pushed at once (see `syncing`).
+    pub fn apply_synced(
+        &mut self,
+        records: impl IntoIterator<Item = MemberRecord>,
+        source: Option<Source<'_>>,
+        now: Now,
+    ) -> usize {
+        let was = std::mem::replace(&mut self.syncing, true);
+        let n = self.apply_all_from(records, source, now);
+        self.syncing = was;
+        n
     }
 
     /// Merges records; returns how many changed the table.
@@ -434,6 +471,15 @@ impl Membership {
             }
         }
         self.counters.candidates_refused += self.candidates.expire(now.instant) as u64;
+        // Removal works in seconds to hours: a scan of the table once a second
+        // is enough, and keeps a round's cost independent of the table's size.
+        if self
+            .last_reap
+            .is_some_and(|at| now.instant.saturating_duration_since(at) < REAP_EVERY)
+        {
+            return due;
+        }
+        self.last_reap = Some(now.instant);
         let removed = self.table.reap(
             &self.local.id,
             self.config.node_ttl,

@@ -12,6 +12,9 @@ use crate::core::{
     },
 };
 
+/// Tables up to this size are scanned whole to pick peers (exact and cheap).
+const SCAN_BELOW: usize = 64;
+
 impl Membership {
     /// The next node to probe: every member that is up, in a shuffled order that
     /// is renewed after each full pass, so each is probed once per pass.
@@ -55,28 +58,61 @@ impl Membership {
 
     /// Up to `k` alive members other than `exclude`, to probe it indirectly.
     pub fn helpers<R: Rng>(&self, exclude: &NodeId, k: usize, rng: &mut R) -> Vec<ProbeTarget> {
-        let candidates: Vec<&MemberRecord> = self
-            .up_peers()
-            .filter(|r| r.state == MemberState::Alive && &r.id != exclude)
-            .collect();
-        candidates
-            .choose_multiple(rng, k)
-            .map(|r| ProbeTarget {
-                id: r.id.clone(),
-                address: r.address.clone(),
-            })
-            .collect()
+        self.sample(
+            k,
+            |r| r.state == MemberState::Alive && &r.id != exclude,
+            rng,
+        )
     }
 
     /// Up to `fanout` members to push pending updates to this round.
     pub fn gossip_targets<R: Rng>(&self, rng: &mut R) -> Vec<ProbeTarget> {
-        let candidates: Vec<&MemberRecord> = self.up_peers().collect();
+        self.sample(self.config.fanout, |_| true, rng)
+    }
+
+    /// Up to `k` distinct peers that are up and pass `ok`, chosen at random.
+    ///
+    /// A round must not cost O(members): in a large table the peers are drawn
+    /// from the probe order (every member up when the pass began, plus those
+    /// that came up since), checked against the table, so a draw costs O(k log
+    /// n). A small table, or draws that keep missing (most of the order went
+    /// down), fall back to a scan of the whole table.
+    fn sample<R: Rng>(
+        &self,
+        k: usize,
+        ok: impl Fn(&MemberRecord) -> bool,
+        rng: &mut R,
+    ) -> Vec<ProbeTarget> {
+        let target = |r: &MemberRecord| ProbeTarget {
+            id: r.id.clone(),
+            address: r.address.clone(),
+        };
+        let pool = self.probe_order.len() + self.probe_newcomers.len();
+        if k > 0 && self.table.len() > SCAN_BELOW && pool >= self.table.len() / 2 {
+            let mut out: Vec<ProbeTarget> = Vec::with_capacity(k);
+            for _ in 0..(4 * k + 16) {
+                let at = rng.random_range(0..pool);
+                let id = self
+                    .probe_order
+                    .get(at)
+                    .or_else(|| self.probe_newcomers.get(at - self.probe_order.len()));
+                if let Some(e) = id.and_then(|id| self.table.get(id))
+                    && e.record.state.is_up()
+                    && e.record.id != self.local.id
+                    && ok(&e.record)
+                    && !out.iter().any(|t| t.id == e.record.id)
+                {
+                    out.push(target(&e.record));
+                    if out.len() == k {
+                        return out;
+                    }
+                }
+            }
+        }
+        let candidates: Vec<&MemberRecord> = self.up_peers().filter(|r| ok(r)).collect();
         candidates
-            .choose_multiple(rng, self.config.fanout)
-            .map(|r| ProbeTarget {
-                id: r.id.clone(),
-                address: r.address.clone(),
-            })
+            .choose_multiple(rng, k)
+            .map(|r| target(r))
             .collect()
     }
 

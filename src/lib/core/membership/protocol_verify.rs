@@ -53,7 +53,10 @@ impl Membership {
             self.counters.refused_table_full += 1;
             return Applied::TableFull;
         }
-        match self.candidates.offer(record, source, now.instant) {
+        match self
+            .candidates
+            .offer_as(record, source, now.instant, self.syncing)
+        {
             Offered::Queued => Applied::Unverified,
             Offered::Stale => Applied::Stale,
             Offered::Full | Offered::SourceFull => {
@@ -81,9 +84,11 @@ impl Membership {
 
     /// An unknown node answered its probe as itself: list it.
     pub fn candidate_answered(&mut self, id: &NodeId, now: Now) {
-        if let Some(record) = self.candidates.remove(id) {
+        if let Some((record, quiet)) = self.candidates.take(id) {
             self.counters.candidates_verified += 1;
+            let was = std::mem::replace(&mut self.syncing, quiet);
             self.merge(record, now);
+            self.syncing = was;
             self.table.heard_from(id, now);
         }
     }

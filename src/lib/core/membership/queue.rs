@@ -2,6 +2,11 @@
 //! been sent enough times to reach everyone with high probability (SWIM's
 //! infection-style dissemination; memberlist's transmit-limited queue).
 
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, HashMap},
+};
+
 use crate::core::ids::NodeId;
 
 use super::record::MemberRecord;
@@ -13,11 +18,16 @@ struct Item {
     seq: u64,
 }
 
+/// Send order: least transmitted first, then newest (seqs are unique).
+type Key = (u32, Reverse<u64>);
+
 /// Updates waiting to be disseminated, at most one per node (a newer record about a
-/// node replaces the queued one).
+/// node replaces the queued one). Indexed by node and by send order, so pushing
+/// and taking cost O(log n) per update however long the queue is.
 #[derive(Debug)]
 pub struct UpdateQueue {
-    items: Vec<Item>,
+    items: HashMap<NodeId, Item>,
+    order: BTreeMap<Key, NodeId>,
     capacity: usize,
     next_seq: u64,
     dropped: u64,
@@ -27,7 +37,8 @@ impl UpdateQueue {
     /// A queue holding at most `capacity` updates.
     pub fn new(capacity: usize) -> Self {
         Self {
-            items: Vec::new(),
+            items: HashMap::new(),
+            order: BTreeMap::new(),
             capacity: capacity.max(1),
             next_seq: 0,
             dropped: 0,
@@ -38,50 +49,86 @@ impl UpdateQueue {
     /// capacity the most transmitted update is dropped (and counted).
     pub fn push(&mut self, record: MemberRecord) {
         self.next_seq += 1;
-        if let Some(item) = self.items.iter_mut().find(|i| i.record.id == record.id) {
+        let seq = self.next_seq;
+        if let Some(item) = self.items.get_mut(&record.id) {
+            if let Some(id) = self.order.remove(&(item.transmits, Reverse(item.seq))) {
+                self.order.insert((0, Reverse(seq)), id);
+            }
             item.record = record;
             item.transmits = 0;
-            item.seq = self.next_seq;
+            item.seq = seq;
             return;
         }
         if self.items.len() >= self.capacity
-            && let Some(worst) = self
-                .items
-                .iter()
-                .enumerate()
-                .max_by_key(|(_, i)| (i.transmits, std::cmp::Reverse(i.seq)))
-                .map(|(idx, _)| idx)
+            && let Some((_, worst)) = self.order.pop_last()
         {
-            self.items.swap_remove(worst);
+            self.items.remove(&worst);
             self.dropped += 1;
         }
-        self.items.push(Item {
-            record,
-            transmits: 0,
-            seq: self.next_seq,
-        });
+        let id = record.id.clone();
+        self.order.insert((0, Reverse(seq)), id.clone());
+        self.items.insert(
+            id,
+            Item {
+                record,
+                transmits: 0,
+                seq,
+            },
+        );
     }
 
     /// Takes up to `max` updates, least transmitted (then newest) first, counting a
     /// transmission for each and retiring those that reach `limit`.
     pub fn take(&mut self, max: usize, limit: u32) -> Vec<MemberRecord> {
-        self.items
-            .sort_by_key(|i| (i.transmits, std::cmp::Reverse(i.seq)));
-        let n = max.min(self.items.len());
-        let out: Vec<MemberRecord> = self.items[..n].iter().map(|i| i.record.clone()).collect();
-        for item in &mut self.items[..n] {
-            item.transmits += 1;
+        let mut taken = Vec::with_capacity(max.min(self.order.len()));
+        while taken.len() < max {
+            let Some(entry) = self.order.pop_first() else {
+                break;
+            };
+            taken.push(entry);
         }
-        self.items.retain(|i| i.transmits < limit.max(1));
+        let mut out = Vec::with_capacity(taken.len());
+        for ((transmits, seq), id) in taken {
+            let Some(item) = self.items.get_mut(&id) else {
+                continue;
+            };
+            out.push(item.record.clone());
+            item.transmits = transmits + 1;
+            if item.transmits < limit.max(1) {
+                self.order.insert((item.transmits, seq), id);
+            } else {
+                self.items.remove(&id);
+            }
+        }
         out
+    }
+
+    /// `record` came in again from a peer, unchanged: others are spreading it
+    /// too, so it counts as one transmission of the queued copy (Demers et
+    /// al.'s rumour mongering with feedback). After a mass join every node
+    /// holds the same hundreds of updates; without this each sent every one
+    /// `limit` times, long after everyone had them.
+    pub fn heard_again(&mut self, record: &MemberRecord, limit: u32) {
+        let Some(item) = self.items.get_mut(&record.id) else {
+            return;
+        };
+        if item.record.version != record.version || item.record.state != record.state {
+            return;
+        }
+        let Some(id) = self.order.remove(&(item.transmits, Reverse(item.seq))) else {
+            return;
+        };
+        item.transmits += 1;
+        if item.transmits < limit.max(1) {
+            self.order.insert((item.transmits, Reverse(item.seq)), id);
+        } else {
+            self.items.remove(&id);
+        }
     }
 
     /// The queued update about `id`, if any.
     pub fn get(&self, id: &NodeId) -> Option<&MemberRecord> {
-        self.items
-            .iter()
-            .find(|i| &i.record.id == id)
-            .map(|i| &i.record)
+        self.items.get(id).map(|i| &i.record)
     }
 
     /// Updates waiting.

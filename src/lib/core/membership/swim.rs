@@ -36,6 +36,10 @@ pub const MIN_INDIRECT_WINDOW: Duration = Duration::from_millis(650);
 /// with its suspicion expired (it is checked then).
 pub const MAX_PROBES_IN_FLIGHT: usize = 64;
 
+/// Rounds after the last join or state change during which each round also
+/// runs a push-pull.
+pub const CHURN_ROUNDS: u32 = 5;
+
 /// Peers asked for their record of an expired suspect that stayed silent.
 const LAST_CHECK_ASKS: usize = 2;
 
@@ -77,6 +81,7 @@ pub struct Cycle {
     probes: BTreeMap<ProbeId, Probe>,
     next_id: ProbeId,
     next_round: Option<Instant>,
+    last_sync: Option<Instant>,
 }
 
 impl Cycle {
@@ -205,6 +210,30 @@ impl Membership {
                 timeout: interval,
             });
         }
+        if self.sync_due(now, interval)
+            && let Some(to) = self.gossip_targets(rng).into_iter().next()
+        {
+            self.cycle.last_sync = Some(now.instant);
+            out.push(Action::Sync { to });
+        }
+    }
+
+    /// Whether this round runs a push-pull: while members join or change state
+    /// (within [`CHURN_ROUNDS`] rounds of the last change), once a round.
+    /// Gossip carries each change to almost every node within a few rounds,
+    /// but leaves a tail (a node that missed a join hears of it only by
+    /// chance, or at the periodic push-pull tens of rounds later); a push-pull
+    /// with a random member each round closes it in O(log N) rounds. Idle, it
+    /// costs nothing: a cluster without changes has only the periodic one.
+    fn sync_due(&self, now: Now, interval: Duration) -> bool {
+        let churning = self
+            .last_change
+            .is_some_and(|t| now.instant.saturating_duration_since(t) < interval * CHURN_ROUNDS);
+        churning
+            && self
+                .cycle
+                .last_sync
+                .is_none_or(|t| now.instant.saturating_duration_since(t) >= interval)
     }
 
     fn start_probe(

@@ -103,6 +103,11 @@ pub enum Action {
         /// How long the push may take.
         timeout: Duration,
     },
+    /// Run a push-pull exchange with `to` (nothing to report back).
+    Sync {
+        /// Whom.
+        to: ProbeTarget,
+    },
     /// Feed [`Input::Timer`] back at `at` (a timer set again replaces nothing:
     /// stale timers are ignored when they fire).
     SetTimer {

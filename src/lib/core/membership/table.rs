@@ -51,6 +51,13 @@ pub struct MemberTable {
     entries: BTreeMap<NodeId, Entry>,
     tombstones: BTreeMap<NodeId, (Version, Instant)>,
     capacity: usize,
+    /// [`Self::hash`], kept up to date as entries change (a push-pull opens
+    /// with it; recomputing it cost O(members) per exchange).
+    sum: u64,
+}
+
+fn entry_hash(r: &MemberRecord) -> u64 {
+    r.digest().stable_hash()
 }
 
 impl MemberTable {
@@ -60,6 +67,7 @@ impl MemberTable {
             entries: BTreeMap::new(),
             tombstones: BTreeMap::new(),
             capacity: capacity.max(1),
+            sum: 0,
         }
     }
 
@@ -69,14 +77,17 @@ impl MemberTable {
             Some(e) if e.record.state == record.state => e.state_since,
             _ => now.instant,
         };
-        self.entries.insert(
+        self.sum = self.sum.wrapping_add(entry_hash(&record));
+        if let Some(old) = self.entries.insert(
             record.id.clone(),
             Entry {
                 record,
                 state_since: since,
                 last_seen_unix_ns: now.unix_ns,
             },
-        );
+        ) {
+            self.sum = self.sum.wrapping_sub(entry_hash(&old.record));
+        }
     }
 
     /// Merges a record about another node. Returns what happened and, for state
@@ -100,6 +111,10 @@ impl MemberTable {
             if record.state == MemberState::Alive {
                 entry.last_seen_unix_ns = now.unix_ns;
             }
+            self.sum = self
+                .sum
+                .wrapping_sub(entry_hash(&entry.record))
+                .wrapping_add(entry_hash(&record));
             entry.record = record;
             let event = kind.map(|k| MembershipEvent::new(k, &entry.record, now.unix_ns));
             return (Applied::Changed { from }, event);
@@ -134,6 +149,7 @@ impl MemberTable {
         let event = EventKind::for_transition(None, record.state)
             .filter(|_| record.state.is_up())
             .map(|k| MembershipEvent::new(k, &record, now.unix_ns));
+        self.sum = self.sum.wrapping_add(entry_hash(&record));
         self.entries.insert(
             record.id.clone(),
             Entry {
@@ -179,15 +195,16 @@ impl MemberTable {
             .entries
             .iter()
             .filter(|(id, e)| {
-                *id != local
-                    && !e.record.state.is_up()
+                !e.record.state.is_up()
                     && now.instant.saturating_duration_since(e.state_since) >= ttl
+                    && *id != local
             })
             .map(|(id, _)| id.clone())
             .collect();
         let mut events = Vec::with_capacity(expired.len());
         for id in expired {
             if let Some(e) = self.entries.remove(&id) {
+                self.sum = self.sum.wrapping_sub(entry_hash(&e.record));
                 events.push(MembershipEvent::new(
                     EventKind::Removed,
                     &e.record,
@@ -242,9 +259,14 @@ impl MemberTable {
     /// Order-independent sum of every member's digest hash; equal tables have
     /// equal hashes.
     pub fn hash(&self) -> u64 {
-        self.entries.values().fold(0u64, |acc, e| {
-            acc.wrapping_add(e.record.digest().stable_hash())
-        })
+        debug_assert_eq!(
+            self.sum,
+            self.entries
+                .values()
+                .fold(0u64, |acc, e| acc.wrapping_add(entry_hash(&e.record))),
+            "the running table hash drifted"
+        );
+        self.sum
     }
 
     /// The version a removed member had, while its tombstone lasts.

@@ -243,8 +243,17 @@ impl Shared {
         self.merge_from(records, None);
     }
 
+    /// Merges records a push-pull brought (see [`Membership::apply_synced`]).
+    pub(super) fn merge_synced(&self, records: Vec<MemberRecord>) {
+        self.merge_as(records, None, true);
+    }
+
     /// Merges records delivered by `source` (see [`Membership::apply_from`]).
     pub(super) fn merge_from(&self, records: Vec<MemberRecord>, source: Option<&str>) {
+        self.merge_as(records, source, false);
+    }
+
+    fn merge_as(&self, records: Vec<MemberRecord>, source: Option<&str>, synced: bool) {
         let source = source.map(|k| self.source(k));
         let records = self.authentic(records);
         let (ours, foreign): (Vec<_>, Vec<_>) =
@@ -258,7 +267,13 @@ impl Shared {
             return;
         }
         let now = now();
-        self.with_state(|s| s.apply_all_from(ours, source, now));
+        self.with_state(|s| {
+            if synced {
+                s.apply_synced(ours, source, now)
+            } else {
+                s.apply_all_from(ours, source, now)
+            }
+        });
     }
 
     /// Adds addresses to the join candidates.

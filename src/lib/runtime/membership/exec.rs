@@ -129,6 +129,11 @@ fn execute(s: &Arc<Shared>, actions: Vec<Action>) {
                 }
                 feed(&s2, Input::Asked { probe });
             }),
+            Action::Sync { to } => spawn(s, async move {
+                if let Err(e) = super::loops::push_pull(&s2, &to.address).await {
+                    debug!(peer = %to.id, error = %e, "push-pull while members change failed");
+                }
+            }),
             Action::Gossip {
                 to,
                 updates,

@@ -320,7 +320,7 @@ pub(super) async fn push_pull(s: &Arc<Shared>, addr: &str) -> Result<(), CallErr
             want: request.want,
         };
         let mut reply = s.transport.push_pull(addr, msg, timeout).await?;
-        s.merge(std::mem::take(&mut reply.records));
+        s.merge_synced(std::mem::take(&mut reply.records));
         match s.with_state(|st| st.push_pull_next(sent, &reply)) {
             Some(next) => request = next,
             None => return Ok(()),

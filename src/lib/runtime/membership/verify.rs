@@ -52,9 +52,12 @@ pub(super) async fn verify(s: Arc<Shared>) {
             };
             let s2 = Arc::clone(&s);
             spawn(&s, async move {
-                let _permit = permit;
                 MembershipStats::inc(&s2.stats.verification_probes);
-                match s2.probe_for(&t.id, &t.address, timeout).await {
+                let answer = s2.probe_for(&t.id, &t.address, timeout).await;
+                // Free the slot before the state change below wakes the loop,
+                // so it finds the slot free and starts the next probe at once.
+                drop(permit);
+                match answer {
                     Ok(reply) => {
                         s2.with_state(|st| st.candidate_answered(&t.id, now()));
                         // The answer comes from a node nobody vouched for yet:

@@ -1,0 +1,334 @@
+//! Membership at 1,000 to 10,000 nodes, simulated without tokio: a
+//! discrete-event loop drives every node's pure core (the SWIM cycle of
+//! [`crate::core::membership::swim`], the push-pull steps and answers of
+//! [`crate::core::membership::exchange`]) over a network with a one-way
+//! latency, jitter and loss, under a simulated clock and seeded RNGs. The
+//! same run gives the same figures.
+//!
+//! What the runtime's loops do beside the cycle is mirrored here: joining
+//! through a seed with backoff, verification probes of nodes heard of
+//! second-hand (16 at a time), pushing urgent changes at once, and periodic
+//! push-pull. Not modelled: reconnecting to dead members, the per-host call
+//! rates, signatures, and message sizes (bytes are estimated from one
+//! record's and one digest's encoded size).
+//!
+//! Scenario: every node starts at once and joins through node 0; the run
+//! counts rounds until every node lists every node alive, measures idle
+//! traffic, then crashes `crash` nodes and counts rounds until every live node
+//! has them dead.
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+    time::{Duration, Instant},
+};
+
+use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
+use serde::Serialize;
+
+use crate::core::{
+    ids::NodeId,
+    membership::{Membership, config::MembershipConfig, record::MemberRecord},
+    now::Now,
+};
+
+#[path = "membership_sim_net.rs"]
+mod net;
+use net::{Ev, SimNode};
+
+/// Settings of one simulation.
+#[derive(Debug, Clone)]
+pub struct MembershipSimConfig {
+    /// Nodes.
+    pub nodes: usize,
+    /// One-way latency (each message also waits up to as much again, at random).
+    pub latency: Duration,
+    /// Chance that a call or push is lost, 0 to 1.
+    pub loss: f64,
+    /// Nodes crashed once the cluster has converged.
+    pub crash: usize,
+    /// Rounds each phase may take before the run gives up on it.
+    pub max_rounds: u32,
+    /// Rounds over which idle traffic is measured.
+    pub idle_rounds: u32,
+    /// Seed of every RNG.
+    pub seed: u64,
+    /// Protocol settings (`max_members` is raised to fit the cluster).
+    pub membership: MembershipConfig,
+}
+
+impl Default for MembershipSimConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 1000,
+            latency: Duration::from_millis(1),
+            loss: 0.0,
+            crash: 10,
+            max_rounds: 200,
+            idle_rounds: 20,
+            seed: 1,
+            membership: MembershipConfig::with_interval(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// What a simulation measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct MembershipSimReport {
+    /// Nodes.
+    pub nodes: usize,
+    /// Rounds until every node listed every node alive (`None`: not within
+    /// `max_rounds`).
+    pub join_rounds: Option<u32>,
+    /// Rounds after convergence until every node's gossip queue was empty
+    /// (the join's retransmissions over).
+    pub settle_rounds: Option<u32>,
+    /// Estimated bytes each node sent and received per round, once idle.
+    pub idle_bytes_per_node_per_round: f64,
+    /// Messages each node sent per round, once idle.
+    pub idle_messages_per_node_per_round: f64,
+    /// Nodes crashed.
+    pub crashed: usize,
+    /// Rounds until every live node listed every crashed node dead (`None`:
+    /// not within `max_rounds`).
+    pub detection_rounds: Option<u32>,
+    /// Dead events about nodes that were running, on any node.
+    pub false_positives: u64,
+    /// Suspect events about nodes that were running, on any node.
+    pub false_suspicions: u64,
+    /// Messages sent in the whole run.
+    pub messages: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Simulated time, in seconds.
+    pub simulated_secs: f64,
+}
+
+/// The simulated cluster.
+pub(crate) struct Sim {
+    pub(crate) cfg: MembershipSimConfig,
+    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) by_addr: HashMap<String, usize>,
+    queue: BinaryHeap<Reverse<(Duration, u64)>>,
+    events: HashMap<u64, Ev>,
+    seq: u64,
+    pub(crate) clock: Duration,
+    t0: Instant,
+    pub(crate) rng: StdRng,
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+    pub(crate) record_bytes: u64,
+    pub(crate) digest_bytes: u64,
+    pub(crate) false_positives: u64,
+    pub(crate) false_suspicions: u64,
+    processed: u64,
+}
+
+/// Runs one simulation.
+pub fn run(cfg: &MembershipSimConfig) -> MembershipSimReport {
+    let mut sim = Sim::new(cfg.clone());
+    let round = cfg.membership.gossip_interval;
+    for i in 0..cfg.nodes {
+        sim.start(i);
+    }
+    let join_rounds = sim.rounds_until(cfg.max_rounds, round, Sim::converged);
+    // Idle means after the join's own traffic (retransmissions, the push-pulls
+    // of the churn rounds) has died down: every update queue empty.
+    let settle_rounds = join_rounds.and_then(|_| {
+        sim.rounds_until(cfg.max_rounds, round, |s| {
+            s.nodes.iter().all(|n| !n.m.has_pending_updates())
+        })
+    });
+    let (m0, b0) = (sim.messages, sim.bytes);
+    sim.advance(round * cfg.idle_rounds);
+    let per = (cfg.nodes as f64 * f64::from(cfg.idle_rounds.max(1))).max(1.0);
+    let idle_messages = (sim.messages - m0) as f64 / per;
+    let idle_bytes = (sim.bytes - b0) as f64 / per;
+    let crashed: Vec<usize> = if join_rounds.is_some() && cfg.crash > 0 {
+        (1..=cfg.crash.min(cfg.nodes.saturating_sub(2)))
+            .map(|k| k * (cfg.nodes - 1) / (cfg.crash + 1) + 1)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for &i in &crashed {
+        sim.nodes[i].up = false;
+    }
+    let detection_rounds = if crashed.is_empty() {
+        None
+    } else {
+        sim.rounds_until(cfg.max_rounds, round, |s| s.all_dead(&crashed))
+    };
+    MembershipSimReport {
+        nodes: cfg.nodes,
+        join_rounds,
+        settle_rounds,
+        idle_bytes_per_node_per_round: idle_bytes,
+        idle_messages_per_node_per_round: idle_messages,
+        crashed: crashed.len(),
+        detection_rounds,
+        false_positives: sim.false_positives,
+        false_suspicions: sim.false_suspicions,
+        messages: sim.messages,
+        events: sim.processed,
+        simulated_secs: sim.clock.as_secs_f64(),
+    }
+}
+
+impl Sim {
+    fn new(mut cfg: MembershipSimConfig) -> Self {
+        cfg.membership.max_members = cfg.membership.max_members.max(cfg.nodes + 16);
+        cfg.membership.max_candidates = cfg.membership.max_candidates.max(cfg.nodes);
+        let t0 = Instant::now();
+        let mut by_addr = HashMap::new();
+        let nodes: Vec<SimNode> = (0..cfg.nodes)
+            .map(|i| {
+                let addr = format!("10.{}.{}.{}:7946", i / 65_536, i / 256 % 256, i % 256);
+                by_addr.insert(addr.clone(), i);
+                let id = NodeId::parse(&format!("sim-{i:05}")).unwrap_or_else(|_| NodeId::random());
+                let record = MemberRecord::new(id, format!("n{i}"), addr, "default".into(), 1);
+                let now = Now {
+                    instant: t0,
+                    unix_ns: BASE_UNIX_NS,
+                };
+                SimNode {
+                    m: Membership::new(cfg.membership.clone(), record, now),
+                    rng: StdRng::seed_from_u64(
+                        cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
+                    ),
+                    up: true,
+                    verifying: 0,
+                    verify_at: None,
+                    spread_scheduled: false,
+                    urgent: Vec::new(),
+                    join_backoff: cfg.membership.gossip_interval,
+                }
+            })
+            .collect();
+        let (record_bytes, digest_bytes) = net::wire_sizes(&nodes[0].m);
+        Self {
+            rng: StdRng::seed_from_u64(cfg.seed),
+            cfg,
+            nodes,
+            by_addr,
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            seq: 0,
+            clock: Duration::ZERO,
+            t0,
+            messages: 0,
+            bytes: 0,
+            record_bytes,
+            digest_bytes,
+            false_positives: 0,
+            false_suspicions: 0,
+            processed: 0,
+        }
+    }
+
+    /// The current time, as the cores take it.
+    pub(crate) fn now(&self) -> Now {
+        Now {
+            instant: self.t0 + self.clock,
+            unix_ns: BASE_UNIX_NS + i64::try_from(self.clock.as_nanos()).unwrap_or(0),
+        }
+    }
+
+    /// Schedules `ev` after `delay`.
+    pub(crate) fn at(&mut self, delay: Duration, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((self.clock + delay, self.seq)));
+        self.events.insert(self.seq, ev);
+    }
+
+    /// Schedules `ev` at the simulated instant `when` (now if already past).
+    pub(crate) fn at_instant(&mut self, when: Instant, ev: Ev) {
+        let delay = when.saturating_duration_since(self.t0 + self.clock);
+        self.at(delay, ev);
+    }
+
+    /// A one-way network delay.
+    pub(crate) fn delay(&mut self) -> Duration {
+        let l = self.cfg.latency;
+        l + l.mul_f64(self.rng.random::<f64>())
+    }
+
+    /// Whether a message is lost.
+    pub(crate) fn lost(&mut self) -> bool {
+        self.cfg.loss > 0.0 && self.rng.random::<f64>() < self.cfg.loss
+    }
+
+    /// Processes events up to `clock + d`.
+    fn advance(&mut self, d: Duration) {
+        let until = self.clock + d;
+        while let Some(Reverse((t, seq))) = self.queue.peek().copied() {
+            if t > until {
+                break;
+            }
+            self.queue.pop();
+            self.clock = t;
+            if let Some(ev) = self.events.remove(&seq) {
+                self.processed += 1;
+                self.dispatch(ev);
+            }
+        }
+        self.clock = until;
+    }
+
+    /// Rounds (checked once a round) until `pred` holds, at most `max`.
+    fn rounds_until(
+        &mut self,
+        max: u32,
+        round: Duration,
+        pred: impl Fn(&Self) -> bool,
+    ) -> Option<u32> {
+        for r in 0..=max {
+            if pred(self) {
+                return Some(r);
+            }
+            self.advance(round);
+        }
+        None
+    }
+
+    /// Whether every running node lists exactly the running nodes as up, all alive.
+    fn converged(&self) -> bool {
+        let running = self.nodes.iter().filter(|n| n.up).count();
+        let ids: Vec<&NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.up)
+            .map(|n| &n.m.local().id)
+            .collect();
+        // Counts first (cheap), names only once every count is right.
+        if !self
+            .nodes
+            .iter()
+            .filter(|n| n.up)
+            .all(|n| n.m.up_count() == running)
+        {
+            return false;
+        }
+        self.nodes.iter().filter(|n| n.up).all(|n| {
+            ids.iter().all(|id| {
+                n.m.get(id)
+                    .is_some_and(|r| r.state == crate::core::membership::record::MemberState::Alive)
+            })
+        })
+    }
+
+    /// Whether every running node lists every node of `crashed` as dead or not at all.
+    fn all_dead(&self, crashed: &[usize]) -> bool {
+        let ids: Vec<NodeId> = crashed
+            .iter()
+            .map(|&i| self.nodes[i].m.local().id.clone())
+            .collect();
+        self.nodes.iter().filter(|n| n.up).all(|n| {
+            ids.iter()
+                .all(|id| n.m.get(id).is_none_or(|r| !r.state.is_up()))
+        })
+    }
+}
+
+/// The simulated wall clock starts here (2023-11-14), so versions look real.
+const BASE_UNIX_NS: i64 = 1_700_000_000_000_000_000;

@@ -1,0 +1,111 @@
+//! Membership at scale on the pure cores (`gsp::bench::membership_sim`): no
+//! tokio, a simulated clock, seeded RNGs, every node's SWIM cycle and
+//! push-pull steps run by the same code as a real node's.
+//!
+//! Sizes: 1,000 nodes in a release build (`cargo test --release --test
+//! membership_pure_sim`, which `.ci/run` runs), 200 in a debug build (the
+//! plain test command); `GSP_PURE_SIM_NODES=N` for any other size.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    reason = "tests; figures printed for the closing note"
+)]
+
+use gsp::bench::membership_sim::{MembershipSimConfig, MembershipSimReport, run};
+
+fn nodes() -> usize {
+    std::env::var("GSP_PURE_SIM_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) { 200 } else { 1000 })
+}
+
+fn sim(nodes: usize, seed: u64) -> MembershipSimReport {
+    let cfg = MembershipSimConfig {
+        nodes,
+        crash: 10,
+        seed,
+        ..MembershipSimConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let r = run(&cfg);
+    eprintln!(
+        "{} ({:.1} s wall)",
+        serde_json::to_string(&r).unwrap(),
+        started.elapsed().as_secs_f64()
+    );
+    r
+}
+
+fn log2(n: usize) -> f64 {
+    (n as f64).log2()
+}
+
+#[test]
+fn a_cluster_started_at_once_joins_in_2_log2_n_rounds_detects_crashes_and_idles_flat() {
+    let n = nodes();
+    let small = sim(n / 4, 1);
+    let r = sim(n, 1);
+    let join = r
+        .join_rounds
+        .unwrap_or_else(|| panic!("{n} nodes did not converge"));
+    assert!(
+        f64::from(join) <= 2.0 * log2(n),
+        "{n} nodes joined in {join} rounds, over 2 log2 N = {:.1}",
+        2.0 * log2(n)
+    );
+    assert!(
+        r.settle_rounds.is_some(),
+        "the join's gossip never died down"
+    );
+    assert_eq!(r.crashed, 10);
+    let detected = r
+        .detection_rounds
+        .unwrap_or_else(|| panic!("crashes of 10 of {n} nodes never detected everywhere"));
+    // Suspicion lasts suspicion_mult x log10(N) rounds at most, plus the probe
+    // pass that finds the node and the last check.
+    assert!(
+        f64::from(detected) <= 3.0 * 2.5 * (n as f64).log10() + 10.0,
+        "detection took {detected} rounds"
+    );
+    assert_eq!(r.false_positives, 0, "healthy nodes declared dead");
+    // SWIM's idle cost is one probe and its ack per node per round, whatever N.
+    assert!(
+        r.idle_messages_per_node_per_round < 2.5,
+        "{} messages per node per round when idle",
+        r.idle_messages_per_node_per_round
+    );
+    let growth = r.idle_bytes_per_node_per_round / small.idle_bytes_per_node_per_round;
+    assert!(
+        growth <= 1.3,
+        "idle bytes per node per round grew {growth:.2}x from {} to {n} nodes",
+        n / 4
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let a = serde_json::to_string(&sim(60, 9)).unwrap();
+    let b = serde_json::to_string(&sim(60, 9)).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn with_five_percent_loss_nobody_healthy_is_declared_dead() {
+    let cfg = MembershipSimConfig {
+        nodes: 100,
+        crash: 3,
+        loss: 0.05,
+        seed: 3,
+        ..MembershipSimConfig::default()
+    };
+    let r = run(&cfg);
+    eprintln!("{}", serde_json::to_string(&r).unwrap());
+    assert!(r.join_rounds.is_some(), "did not converge at 5% loss");
+    assert!(
+        r.detection_rounds.is_some(),
+        "crashes not detected at 5% loss"
+    );
+    assert_eq!(r.false_positives, 0);
+}

@@ -3,10 +3,9 @@
 //! counts rounds until every node sees every node alive, then the protobuf
 //! bytes each node sends and receives per round once idle.
 //!
-//! CI runs 300 nodes; `GSP_SIM_NODES=1000` (or 10000) runs more, and prints the
-//! figures to compare across sizes. The target is a join within
-//! 2 log2 N rounds; measured here 24 rounds at 500 nodes (2.7 log2 N), so the
-//! test holds the line at 3 log2 N until the join is faster.
+//! CI runs 300 nodes; `GSP_SIM_NODES=1000` runs more, and prints the figures to
+//! compare across sizes. The target is a join within 2 log2 N rounds; measured
+//! here (release) 2 rounds at 300 nodes and 4 at 1,000.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod common;
@@ -53,10 +52,10 @@ async fn a_large_cluster_joins_in_logarithmic_rounds_with_flat_per_node_traffic(
         "membership sim: {n} nodes joined in {rounds} rounds (2 log2 N = {}); idle {per_node_round:.0} bytes per node per round",
         2 * n.ilog2()
     );
-    let bound = 3 * (usize::BITS - n.leading_zeros());
+    let bound = 2 * n.ilog2();
     assert!(
         rounds <= bound,
-        "{n} nodes took {rounds} rounds to join, over 3 log2 N = {bound}"
+        "{n} nodes took {rounds} rounds to join, over 2 log2 N = {bound}"
     );
     // SWIM's per-node cost does not grow with the cluster: a probe, its ack,
     // piggybacked updates, and an anti-entropy digest now and then.

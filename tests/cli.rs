@@ -682,6 +682,8 @@ fn an_iarnet_config_loads_and_bad_configs_list_every_problem() {
             "node",
             "--fanout",
             "0",
+            "--max-members",
+            "8",
             "--listen",
             "nowhere",
             "--data-dir",
@@ -691,7 +693,9 @@ fn an_iarnet_config_loads_and_bad_configs_list_every_problem() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("--fanout") && stderr(&out).contains("--listen"),
+        stderr(&out).contains("--fanout")
+            && stderr(&out).contains("--listen")
+            && stderr(&out).contains("--max-members / gsp.max_members: must be between 16"),
         "{}",
         stderr(&out)
     );

@@ -100,6 +100,10 @@ pub(crate) struct NodeArgs {
     /// origin sends every member a copy) [default: 2].
     #[arg(long, env = "GSP_SWARM_FANOUT", value_name = "0|2..16")]
     swarm_fanout: Option<usize>,
+    /// Most members listed, this node included; a new node beyond it is
+    /// refused (counted in gsp_members_refused_table_full_total) [default: 4096].
+    #[arg(long, env = "GSP_MAX_MEMBERS", value_name = "N")]
+    max_members: Option<usize>,
     /// How long broadcast ids and payloads are remembered: duplicates within it
     /// are dropped, and a node back from a partition gets what it missed within
     /// it [default: 600].
@@ -341,6 +345,7 @@ pub(super) fn resolve(args: &NodeArgs, global: &GlobalArgs) -> Result<Resolved, 
             capacity: a.capacity,
             relay: a.relay,
             swarm_fanout: a.swarm_fanout,
+            max_members: a.max_members,
             seen_ttl: a.seen_ttl,
             on_message: a.on_message,
         },

@@ -74,6 +74,8 @@ pub struct FileConfig {
     pub relay: Option<String>,
     /// `gsp.swarm_fanout`: 0 (off) or 2..=16.
     pub swarm_fanout: Option<usize>,
+    /// `gsp.max_members`.
+    pub max_members: Option<usize>,
     /// `gsp.seen_ttl`.
     pub seen_ttl: Option<Duration>,
     /// `gsp.on_message`.
@@ -134,6 +136,7 @@ const GSP_KEYS: &[&str] = &[
     "capacity",
     "relay",
     "swarm_fanout",
+    "max_members",
     "seen_ttl",
     "on_message",
     "log",
@@ -356,6 +359,7 @@ fn read_gsp(r: &mut Reader, g: &Map<String, Value>, c: &mut FileConfig) {
         }
     };
     c.swarm_fanout = r.count(g.get("swarm_fanout"), "gsp.swarm_fanout");
+    c.max_members = r.count(g.get("max_members"), "gsp.max_members");
     c.seen_ttl = r.seconds(g.get("seen_ttl"), "gsp.seen_ttl");
     if let Some(v) = g.get("security") {
         c.security = super::security::read(r, v);

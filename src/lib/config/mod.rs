@@ -23,6 +23,11 @@ pub const DEFAULT_DATA_DIR: &str = "gsp-data";
 pub const DEFAULT_MAX_HOPS: u32 = 5;
 /// Largest `--max-payload` a node accepts.
 pub const MAX_PAYLOAD_LIMIT: u64 = 4 << 30;
+/// Smallest `--max-members`.
+pub const MIN_MAX_MEMBERS: usize = 16;
+/// Largest `--max-members`: a push-pull carries one digest per member, and a
+/// message holds at most 65,536 (a member costs a few KiB on every node).
+pub const MAX_MAX_MEMBERS: usize = 65_536;
 /// Default resource query timeout (iarnet's `query_timeout_seconds`).
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -61,6 +66,8 @@ pub struct Overrides {
     pub relay: Option<String>,
     /// `--swarm-fanout`.
     pub swarm_fanout: Option<usize>,
+    /// `--max-members`.
+    pub max_members: Option<usize>,
     /// `--seen-ttl`.
     pub seen_ttl: Option<Duration>,
     /// `--on-message`.
@@ -198,6 +205,16 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
             membership.node_ttl
         ));
     }
+    let max_members = o
+        .max_members
+        .or(f.max_members)
+        .unwrap_or(membership.max_members);
+    if !(MIN_MAX_MEMBERS..=MAX_MAX_MEMBERS).contains(&max_members) {
+        problems.push(format!(
+            "--max-members / gsp.max_members: must be between {MIN_MAX_MEMBERS} and {MAX_MAX_MEMBERS}, got {max_members}"
+        ));
+    }
+    membership.max_members = max_members;
     if let Some(ae) = f.anti_entropy_interval {
         membership.anti_entropy_interval = ae;
     }
@@ -416,5 +433,27 @@ mod tests {
         for key in ["--listen", "--join", "--fanout", "--label", "--http-listen"] {
             assert!(all.contains(key), "{key} missing in {all}");
         }
+    }
+
+    #[test]
+    fn the_member_cap_comes_from_the_flag_or_the_file_and_allows_ten_thousand() {
+        let s = resolve(Overrides::default(), None).unwrap();
+        assert_eq!(
+            s.membership.max_members,
+            crate::core::membership::config::DEFAULT_MAX_MEMBERS
+        );
+        let f = file::parse("gsp:\n  max_members: 20000\n").unwrap();
+        let s = resolve(Overrides::default(), Some(f.clone())).unwrap();
+        assert_eq!(s.membership.max_members, 20_000);
+        let o = Overrides {
+            max_members: Some(12_000),
+            ..Overrides::default()
+        };
+        assert_eq!(resolve(o, Some(f)).unwrap().membership.max_members, 12_000);
+        let o = Overrides {
+            max_members: Some(2_000_000),
+            ..Overrides::default()
+        };
+        assert!(resolve(o, None).unwrap_err()[0].contains("--max-members"));
     }
 }

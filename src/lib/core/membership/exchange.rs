@@ -15,6 +15,16 @@ use super::{
 };
 use crate::core::{ids::NodeId, now::Now};
 
+/// Records pushed, returned or wanted in one push-pull message, at most: a
+/// larger difference takes several exchanges (the churn rounds' push-pulls
+/// follow one another), and a message stays far below the 8 MiB limit.
+pub const MAX_EXCHANGE_RECORDS: usize = 4096;
+
+fn capped<T>(mut v: Vec<T>) -> Vec<T> {
+    v.truncate(MAX_EXCHANGE_RECORDS);
+    v
+}
+
 /// One request of a push-pull exchange, without the caller's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -49,7 +59,7 @@ impl Membership {
         if reply.digests.is_empty() {
             return Some(Request {
                 phase: Phase::Full,
-                records: self.all_records(),
+                records: capped(self.all_records()),
                 table_hash: 0,
                 want: Vec::new(),
             });
@@ -57,9 +67,9 @@ impl Membership {
         let (records, want) = self.diff(&reply.digests);
         Some(Request {
             phase: Phase::Records,
-            records,
+            records: capped(records),
             table_hash: 0,
-            want,
+            want: capped(want),
         })
     }
 
@@ -91,11 +101,11 @@ impl Membership {
                 digests: self.digests(),
             },
             Phase::Records => PushPullReply {
-                records: self.records_for(&request.want),
+                records: capped(self.records_for(&request.want)),
                 ..PushPullReply::default()
             },
             Phase::Full => PushPullReply {
-                records: self.all_records(),
+                records: capped(self.all_records()),
                 ..PushPullReply::default()
             },
         };
@@ -129,5 +139,68 @@ impl Membership {
             out.insert(0, self.local().clone());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::core::membership::{config::MembershipConfig, record::testing::record};
+
+    fn now(t0: Instant) -> Now {
+        Now {
+            instant: t0,
+            unix_ns: 1,
+        }
+    }
+
+    fn table(n: usize, t0: Instant) -> Membership {
+        let config = MembershipConfig {
+            max_members: n + 1,
+            ..MembershipConfig::for_test()
+        };
+        let mut m = Membership::new(config, record("me", 1, MemberState::Alive), now(t0));
+        for i in 0..n {
+            m.admit(record(&format!("n{i:05}"), 1, MemberState::Alive), now(t0));
+        }
+        m
+    }
+
+    #[test]
+    fn a_difference_larger_than_a_message_is_sent_in_parts() {
+        let t0 = Instant::now();
+        let big = table(MAX_EXCHANGE_RECORDS + 500, t0);
+        let small = table(0, t0);
+        // The small side opens; the big side answers with its digests.
+        let open = small.push_pull_open();
+        let mut b = big;
+        let reply = b.answer_push_pull(&small.local().id, open, None, now(t0));
+        assert_eq!(reply.digests.len(), MAX_EXCHANGE_RECORDS + 501);
+        let next = small.push_pull_next(Phase::Hash, &reply).unwrap();
+        assert_eq!(next.phase, Phase::Records);
+        assert_eq!(next.want.len(), MAX_EXCHANGE_RECORDS);
+        let answer = b.answer_push_pull(&small.local().id, next, None, now(t0));
+        assert_eq!(answer.records.len(), MAX_EXCHANGE_RECORDS);
+    }
+
+    #[test]
+    fn equal_tables_stop_at_the_hash() {
+        let t0 = Instant::now();
+        let a = table(3, t0);
+        let mut b = table(4, t0);
+        // Different tables: b answers with its digests.
+        let reply = b.answer_push_pull(&a.local().id, a.push_pull_open(), None, now(t0));
+        assert!(!reply.in_sync);
+        assert_eq!(reply.digests.len(), 5);
+        let mut c = table(0, t0);
+        let open = Request {
+            table_hash: c.table_hash(),
+            ..c.push_pull_open()
+        };
+        let id = c.local().id.clone();
+        let same = c.answer_push_pull(&id, open, None, now(t0));
+        assert!(same.in_sync, "a table compared with itself is in sync");
     }
 }

@@ -35,7 +35,10 @@ pub struct RecordLimits {
 impl Default for RecordLimits {
     fn default() -> Self {
         Self {
-            max_records: 4096,
+            // Above the largest member table (`--max-members`): a push-pull
+            // carries a digest per member. Messages stay under the 8 MiB
+            // message limit whatever the count.
+            max_records: 65_536,
             max_text: 256,
             max_labels: 64,
             max_label_len: 256,

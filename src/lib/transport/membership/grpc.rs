@@ -25,7 +25,8 @@ use crate::{
     },
 };
 
-/// Largest membership message accepted or sent (a full table of 4096 records fits).
+/// Largest membership message accepted or sent: a push-pull message of 4096
+/// records, or the digests of a 65,536-member table, fits.
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 
 /// Calls peers over gRPC.

@@ -32,6 +32,8 @@ use crate::core::{
     now::Now,
 };
 
+#[path = "membership_sim_events.rs"]
+mod events;
 #[path = "membership_sim_net.rs"]
 mod net;
 use net::{Ev, SimNode};

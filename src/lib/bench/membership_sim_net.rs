@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// Verification probes in flight per node (as `runtime::membership::verify`).
-const MAX_VERIFYING: usize = 16;
+pub(super) const MAX_VERIFYING: usize = 16;
 /// Fixed per-message overhead counted for headers and ids.
 const CALL_OVERHEAD: u64 = 64;
 
@@ -122,7 +122,7 @@ pub(crate) fn wire_sizes(m: &Membership) -> (u64, u64) {
     (r, d)
 }
 
-fn source(addr: &str) -> Source<'_> {
+pub(super) fn source(addr: &str) -> Source<'_> {
     Source {
         key: addr,
         members: 1,
@@ -144,7 +144,7 @@ impl Sim {
         }
     }
 
-    fn count(&mut self, records: usize, digests: usize) {
+    pub(super) fn count(&mut self, records: usize, digests: usize) {
         self.messages += 1;
         // Sent and received: each byte counts at both ends.
         self.bytes += 2
@@ -153,13 +153,13 @@ impl Sim {
                 + digests as u64 * self.digest_bytes);
     }
 
-    fn addr_of(&self, t: &ProbeTarget) -> Option<usize> {
+    pub(super) fn addr_of(&self, t: &ProbeTarget) -> Option<usize> {
         self.by_addr.get(&t.address).copied()
     }
 
     /// Sends a call from `from` to `to`: delivered after a delay, or, lost or to
     /// a crashed node, failed back to the caller at `timeout`.
-    fn call(&mut self, to: Option<usize>, timeout: Duration, ev: Ev, failed: Ev) {
+    pub(super) fn call(&mut self, to: Option<usize>, timeout: Duration, ev: Ev, failed: Ev) {
         let reachable = to.is_some_and(|t| self.nodes[t].up) && !self.lost();
         if reachable {
             let d = self.delay();
@@ -169,7 +169,7 @@ impl Sim {
         }
     }
 
-    fn ping(
+    pub(super) fn ping(
         &mut self,
         from: usize,
         target: &ProbeTarget,
@@ -196,7 +196,13 @@ impl Sim {
         self.call(to, timeout, ev, failed);
     }
 
-    fn push_pull(&mut self, from: usize, to: Option<usize>, why: Exchange, request: Request) {
+    pub(super) fn push_pull(
+        &mut self,
+        from: usize,
+        to: Option<usize>,
+        why: Exchange,
+        request: Request,
+    ) {
         let timeout = self
             .cfg
             .membership
@@ -221,7 +227,7 @@ impl Sim {
         self.call(to, timeout, ev, failed);
     }
 
-    fn execute(&mut self, i: usize, actions: Vec<Action>) {
+    pub(super) fn execute(&mut self, i: usize, actions: Vec<Action>) {
         for a in actions {
             match a {
                 Action::SetTimer { at, timer } => self.at_instant(at, Ev::Timer(i, timer)),
@@ -299,7 +305,7 @@ impl Sim {
     }
 
     /// Feeds an input to node `i`'s cycle.
-    fn feed(&mut self, i: usize, input: Input) {
+    pub(super) fn feed(&mut self, i: usize, input: Input) {
         let now = self.now();
         let n = &mut self.nodes[i];
         let actions = n.m.handle(input, now, &mut n.rng);
@@ -307,7 +313,7 @@ impl Sim {
     }
 
     /// Merges records from a call's reply (no source: the node asked for them).
-    fn merge(&mut self, i: usize, records: Vec<MemberRecord>, from: Option<usize>) {
+    pub(super) fn merge(&mut self, i: usize, records: Vec<MemberRecord>, from: Option<usize>) {
         if records.is_empty() {
             return;
         }
@@ -379,292 +385,5 @@ impl Sim {
         }
         self.handle(node, ev);
         self.settle(node);
-    }
-
-    fn handle(&mut self, i: usize, ev: Ev) {
-        let now = self.now();
-        match ev {
-            Ev::Timer(_, t) => self.feed(i, Input::Timer(t)),
-            Ev::Verify(_) => self.verify(i),
-            Ev::Spread(_) => self.spread(i),
-            Ev::AntiEntropy(_) => {
-                let n = &mut self.nodes[i];
-                let target = n.m.gossip_targets(&mut n.rng).into_iter().next();
-                if let Some(t) = target {
-                    let to = self.addr_of(&t);
-                    let request = self.nodes[i].m.push_pull_open();
-                    self.push_pull(i, to, Exchange::AntiEntropy, request);
-                }
-                let ae = self.cfg.membership.anti_entropy_interval;
-                self.at(ae, Ev::AntiEntropy(i));
-            }
-            Ev::Join(_) => {
-                let request = self.nodes[i].m.push_pull_open();
-                self.push_pull(i, Some(0), Exchange::Join, request);
-            }
-            Ev::Ping {
-                from,
-                why,
-                updates,
-                timeout,
-                ..
-            } => {
-                let (from_id, addr) = {
-                    let l = self.nodes[from].m.local();
-                    (l.id.clone(), l.address.clone())
-                };
-                let reply =
-                    self.nodes[i]
-                        .m
-                        .answer_ping(&from_id, updates, Some(source(&addr)), now);
-                self.count(reply.len(), 0);
-                if self.lost() {
-                    // A lost ack: the caller's call times out.
-                    self.at(
-                        timeout,
-                        Ev::Ack {
-                            to: from,
-                            from: i,
-                            why,
-                            ok: false,
-                            updates: Vec::new(),
-                        },
-                    );
-                } else {
-                    let d = self.delay();
-                    self.at(
-                        d,
-                        Ev::Ack {
-                            to: from,
-                            from: i,
-                            why,
-                            ok: true,
-                            updates: reply,
-                        },
-                    );
-                }
-            }
-            Ev::Ack {
-                from,
-                why,
-                ok,
-                updates,
-                ..
-            } => match why {
-                PingFor::Probe(probe) => {
-                    self.merge(i, updates, None);
-                    self.feed(i, Input::Ping { probe, acked: ok });
-                }
-                PingFor::Verify(id) => {
-                    self.nodes[i].verifying = self.nodes[i].verifying.saturating_sub(1);
-                    if ok {
-                        self.nodes[i].m.candidate_answered(&id, now);
-                        self.merge(i, updates, Some(from));
-                    } else {
-                        self.nodes[i].m.candidate_silent(&id, now);
-                    }
-                }
-                PingFor::Helper { asker, probe } => {
-                    self.merge(i, updates, None);
-                    let asker_id = self.nodes[asker].m.local().id.clone();
-                    let back = self.nodes[i].m.piggyback(Some(&asker_id));
-                    self.count(back.len(), 0);
-                    let d = self.delay();
-                    self.at(
-                        d,
-                        Ev::IndirectReply {
-                            to: asker,
-                            probe,
-                            ack: Some(ok),
-                            updates: back,
-                        },
-                    );
-                }
-            },
-            Ev::PingReq {
-                from,
-                probe,
-                target,
-                timeout,
-                updates,
-                ..
-            } => {
-                let addr = self.nodes[from].m.local().address.clone();
-                self.nodes[i]
-                    .m
-                    .apply_all_from(updates, Some(source(&addr)), now);
-                let known = self.nodes[i]
-                    .m
-                    .get(&target.id)
-                    .is_some_and(|r| r.address == target.address);
-                if known {
-                    let updates = self.nodes[i].m.piggyback(Some(&target.id));
-                    self.ping(
-                        i,
-                        &target,
-                        PingFor::Helper { asker: from, probe },
-                        updates,
-                        timeout,
-                    );
-                } else {
-                    let d = self.delay();
-                    self.at(
-                        d,
-                        Ev::IndirectReply {
-                            to: from,
-                            probe,
-                            ack: Some(false),
-                            updates: Vec::new(),
-                        },
-                    );
-                }
-            }
-            Ev::IndirectReply {
-                probe,
-                ack,
-                updates,
-                ..
-            } => {
-                self.merge(i, updates, None);
-                self.feed(i, Input::Indirect { probe, ack });
-            }
-            Ev::Gossip { from, updates, .. } => {
-                let addr = self.nodes[from].m.local().address.clone();
-                self.nodes[i]
-                    .m
-                    .apply_all_from(updates, Some(source(&addr)), now);
-            }
-            Ev::PushPull {
-                from,
-                why,
-                request,
-                timeout,
-                ..
-            } => {
-                let (from_id, addr) = {
-                    let l = self.nodes[from].m.local();
-                    (l.id.clone(), l.address.clone())
-                };
-                let sent = request.phase;
-                let reply =
-                    self.nodes[i]
-                        .m
-                        .answer_push_pull(&from_id, request, Some(source(&addr)), now);
-                self.count(reply.records.len(), reply.digests.len());
-                if self.lost() {
-                    self.at(
-                        timeout,
-                        Ev::PushPullReply {
-                            to: from,
-                            peer: i,
-                            why,
-                            sent,
-                            reply: None,
-                        },
-                    );
-                } else {
-                    let d = self.delay();
-                    self.at(
-                        d,
-                        Ev::PushPullReply {
-                            to: from,
-                            peer: i,
-                            why,
-                            sent,
-                            reply: Some(reply),
-                        },
-                    );
-                }
-            }
-            Ev::PushPullReply {
-                peer,
-                why,
-                sent,
-                reply,
-                ..
-            } => self.exchanged(i, peer, why, sent, reply),
-        }
-    }
-
-    fn exchanged(
-        &mut self,
-        i: usize,
-        peer: usize,
-        why: Exchange,
-        sent: Phase,
-        reply: Option<PushPullReply>,
-    ) {
-        let Some(mut reply) = reply else {
-            match why {
-                Exchange::Join => {
-                    let n = &mut self.nodes[i];
-                    let wait = n.join_backoff / 2 + n.join_backoff.mul_f64(n.rng.random::<f64>());
-                    n.join_backoff = (n.join_backoff * 2).min(Duration::from_secs(30));
-                    self.at(wait, Ev::Join(i));
-                }
-                Exchange::Ask(probe) => self.feed(i, Input::Asked { probe }),
-                Exchange::AntiEntropy => {}
-            }
-            return;
-        };
-        if let Exchange::Ask(probe) = why {
-            self.merge(i, std::mem::take(&mut reply.records), None);
-            self.feed(i, Input::Asked { probe });
-            return;
-        }
-        let now = self.now();
-        self.nodes[i]
-            .m
-            .apply_synced(std::mem::take(&mut reply.records), None, now);
-        if let Some(next) = self.nodes[i].m.push_pull_next(sent, &reply) {
-            self.push_pull(i, Some(peer), why, next);
-        }
-    }
-
-    fn verify(&mut self, i: usize) {
-        let now = self.now();
-        if self.nodes[i].verify_at.is_some_and(|t| t <= self.clock) {
-            self.nodes[i].verify_at = None;
-        }
-        let free = MAX_VERIFYING.saturating_sub(self.nodes[i].verifying);
-        let targets = self.nodes[i].m.take_unverified(free, now);
-        let timeout = (self.nodes[i].m.probe_timeout() * 5).max(Duration::from_secs(1));
-        for t in targets {
-            self.nodes[i].verifying += 1;
-            let updates = self.nodes[i].m.piggyback(Some(&t.id));
-            self.ping(i, &t, PingFor::Verify(t.id.clone()), updates, timeout);
-        }
-        // Nodes waiting for a retry: look again a round later (as the agent's
-        // loop does when nothing wakes it).
-        if self.nodes[i].verify_at.is_none() && self.nodes[i].m.has_unverified(now) {
-            let round = self.cfg.membership.gossip_interval;
-            self.nodes[i].verify_at = Some(self.clock + round);
-            self.at(round, Ev::Verify(i));
-        }
-    }
-
-    fn spread(&mut self, i: usize) {
-        let n = &mut self.nodes[i];
-        n.spread_scheduled = false;
-        let mut records = std::mem::take(&mut n.urgent);
-        if records.is_empty() {
-            return;
-        }
-        records.reverse();
-        let mut seen = std::collections::HashSet::new();
-        records.retain(|r| seen.insert((r.id.clone(), r.suspected_by.clone())));
-        records.reverse();
-        let targets = n.m.gossip_targets(&mut n.rng);
-        let timeout = self.cfg.membership.gossip_interval;
-        for to in targets {
-            self.execute(
-                i,
-                vec![Action::Gossip {
-                    to,
-                    updates: records.clone(),
-                    timeout,
-                }],
-            );
-        }
     }
 }

@@ -11,6 +11,17 @@ use crate::core::ids::NodeId;
 
 use super::record::MemberRecord;
 
+/// Changes waiting to be pushed at once, coalesced: the newest of repeated
+/// changes to one node is kept (confirmations by different suspecters are
+/// kept apart), in the order they were learnt.
+pub fn coalesce(mut records: Vec<MemberRecord>) -> Vec<MemberRecord> {
+    records.reverse();
+    let mut seen = std::collections::HashSet::new();
+    records.retain(|r| seen.insert((r.id.clone(), r.suspected_by.clone())));
+    records.reverse();
+    records
+}
+
 #[derive(Debug)]
 struct Item {
     record: MemberRecord,

@@ -82,6 +82,8 @@ pub struct Cycle {
     next_id: ProbeId,
     next_round: Option<Instant>,
     last_sync: Option<Instant>,
+    /// Churn push-pulls in the current anti-entropy interval, and when it began.
+    syncs: (u32, Option<Instant>),
 }
 
 impl Cycle {
@@ -214,6 +216,7 @@ impl Membership {
             && let Some(to) = self.gossip_targets(rng).into_iter().next()
         {
             self.cycle.last_sync = Some(now.instant);
+            self.cycle.syncs.0 += 1;
             out.push(Action::Sync { to });
         }
     }
@@ -224,8 +227,23 @@ impl Membership {
     /// but leaves a tail (a node that missed a join hears of it only by
     /// chance, or at the periodic push-pull tens of rounds later); a push-pull
     /// with a random member each round closes it in O(log N) rounds. Idle, it
-    /// costs nothing: a cluster without changes has only the periodic one.
-    fn sync_due(&self, now: Now, interval: Duration) -> bool {
+    /// costs nothing: a cluster without changes has only the periodic one. At
+    /// most [`CHURN_ROUNDS`] such push-pulls run per anti-entropy interval, so
+    /// a member that changes its record every round (a flapping or hostile
+    /// node) cannot keep every node exchanging digests every round.
+    fn sync_due(&mut self, now: Now, interval: Duration) -> bool {
+        let window = self.config.anti_entropy_interval.max(interval);
+        if self
+            .cycle
+            .syncs
+            .1
+            .is_none_or(|t| now.instant.saturating_duration_since(t) >= window)
+        {
+            self.cycle.syncs = (0, Some(now.instant));
+        }
+        if self.cycle.syncs.0 >= CHURN_ROUNDS {
+            return false;
+        }
         let churning = self
             .last_change
             .is_some_and(|t| now.instant.saturating_duration_since(t) < interval * CHURN_ROUNDS);

@@ -279,3 +279,49 @@ fn probes_in_flight_are_bounded() {
     }
     assert_eq!(m.probes_in_flight(), MAX_PROBES_IN_FLIGHT);
 }
+
+fn syncs(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::Sync { .. }))
+        .count()
+}
+
+#[test]
+fn a_quiet_cluster_runs_no_extra_push_pulls() {
+    let t0 = Instant::now();
+    let mut m = cluster(t0);
+    let mut r = rng();
+    let mut n = 0;
+    // Well after the members joined.
+    for i in 0..50u64 {
+        n += syncs(&m.handle(Input::Timer(Timer::Round), at(t0, 10_000 + i * 200), &mut r));
+    }
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn while_members_join_a_node_push_pulls_each_round_within_a_budget() {
+    let t0 = Instant::now();
+    let mut m = cluster(t0);
+    let mut r = rng();
+    let interval = m.config().gossip_interval;
+    let window = m.config().anti_entropy_interval;
+    let rounds = 50u64;
+    let mut per_round = Vec::new();
+    for i in 0..rounds {
+        let t = at(t0, i * u64::try_from(interval.as_millis()).unwrap());
+        // A member joins every round (or one keeps flapping).
+        m.admit(rec(&format!("j{i}"), 1, MemberState::Alive), t);
+        per_round.push(syncs(&m.handle(Input::Timer(Timer::Round), t, &mut r)));
+    }
+    assert_eq!(per_round[0], 1, "the first changed round push-pulls");
+    let total: usize = per_round.iter().sum();
+    let windows = (rounds * u64::try_from(interval.as_millis()).unwrap())
+        .div_ceil(u64::try_from(window.as_millis()).unwrap());
+    let budget = usize::try_from(windows * u64::from(CHURN_ROUNDS)).unwrap();
+    assert!(
+        total <= budget && total >= usize::try_from(CHURN_ROUNDS).unwrap(),
+        "{total} push-pulls over {rounds} rounds of churn, budget {budget}"
+    );
+}

@@ -83,16 +83,10 @@ async fn spread(s: Arc<Shared>) {
             () = s.urgent_wake.notified() => {}
         }
         sleep(window).await;
-        let mut records = s.take_pending_urgent();
+        let records = crate::core::membership::queue::coalesce(s.take_pending_urgent());
         if records.is_empty() {
             continue;
         }
-        // Keep the newest of repeated changes to one node (confirmations by
-        // different suspecters are kept apart).
-        records.reverse();
-        let mut seen = std::collections::HashSet::new();
-        records.retain(|r| seen.insert((r.id.clone(), r.suspected_by.clone())));
-        records.reverse();
         let interval = s.config.membership.gossip_interval;
         let targets = s.with_state(|st| {
             let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);

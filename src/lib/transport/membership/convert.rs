@@ -16,8 +16,10 @@ use crate::{
 /// Limits on what a peer may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordLimits {
-    /// Records in one message.
+    /// Records in one message (a push-pull sends at most 4096).
     pub max_records: usize,
+    /// Digests in one message: one per member of the largest table.
+    pub max_digests: usize,
     /// Bytes of a name, address, domain or scheduler address.
     pub max_text: usize,
     /// Labels per node.
@@ -35,10 +37,8 @@ pub struct RecordLimits {
 impl Default for RecordLimits {
     fn default() -> Self {
         Self {
-            // Above the largest member table (`--max-members`): a push-pull
-            // carries a digest per member. Messages stay under the 8 MiB
-            // message limit whatever the count.
-            max_records: 65_536,
+            max_records: 4096,
+            max_digests: 65_536,
             max_text: 256,
             max_labels: 64,
             max_label_len: 256,
@@ -403,13 +403,13 @@ pub fn digests_from_pb(
     ds: Vec<pb::GspNodeDigest>,
     limits: &RecordLimits,
 ) -> Result<Vec<Digest>, InvalidRecord> {
-    if ds.len() > limits.max_records {
+    if ds.len() > limits.max_digests {
         return Err(invalid(
             "gsp_digests",
             format!(
                 "{} digests, over the limit of {}",
                 ds.len(),
-                limits.max_records
+                limits.max_digests
             ),
         ));
     }

@@ -25,8 +25,8 @@ use crate::{
     },
 };
 
-/// Largest membership message accepted or sent: a push-pull message of 4096
-/// records, or the digests of a 65,536-member table, fits.
+/// Largest membership message accepted or sent: 4096 records, or the
+/// digests of a 65,536-member table, fit.
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 
 /// Calls peers over gRPC.

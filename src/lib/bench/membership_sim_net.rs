@@ -268,12 +268,7 @@ impl Sim {
                 Action::AskRecord {
                     probe, peer, about, ..
                 } => {
-                    let request = Request {
-                        phase: Phase::Records,
-                        records: Vec::new(),
-                        table_hash: 0,
-                        want: vec![about],
-                    };
+                    let request = Request::ask(about);
                     let to = self.addr_of(&peer);
                     self.push_pull(i, to, Exchange::Ask(probe), request);
                 }

@@ -38,6 +38,19 @@ pub struct Request {
     pub want: Vec<NodeId>,
 }
 
+impl Request {
+    /// A request for the records of `about` alone (the last check of an
+    /// expired suspect asks peers for theirs).
+    pub fn ask(about: NodeId) -> Self {
+        Self {
+            phase: Phase::Records,
+            records: Vec::new(),
+            table_hash: 0,
+            want: vec![about],
+        }
+    }
+}
+
 impl Membership {
     /// The first request of an exchange: this node's record and table hash.
     pub fn push_pull_open(&self) -> Request {

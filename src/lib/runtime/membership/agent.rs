@@ -290,6 +290,22 @@ impl Shared {
         added
     }
 
+    /// `request` as a push-pull call from this node.
+    pub(super) fn push_pull_msg(
+        &self,
+        request: crate::core::membership::exchange::Request,
+    ) -> crate::core::membership::messages::PushPull {
+        crate::core::membership::messages::PushPull {
+            from: self.local_id.clone(),
+            from_address: self.address.clone(),
+            domain: self.domain.clone(),
+            phase: request.phase,
+            records: request.records,
+            table_hash: request.table_hash,
+            want: request.want,
+        }
+    }
+
     /// Pings `target` at `address` once, with piggybacked updates (its suspicion
     /// first, if it is suspected).
     ///

@@ -16,7 +16,8 @@ use super::{
 };
 use crate::{
     core::membership::{
-        messages::{Gossip, IndirectPing, Phase, PushPull},
+        exchange::Request,
+        messages::{Gossip, IndirectPing},
         swim::{Action, Input, Timer},
     },
     transport::membership::CallError,
@@ -115,15 +116,7 @@ fn execute(s: &Arc<Shared>, actions: Vec<Action>) {
                 about,
                 timeout,
             } => spawn(s, async move {
-                let msg = PushPull {
-                    from: s2.local_id.clone(),
-                    from_address: s2.address.clone(),
-                    domain: s2.domain.clone(),
-                    phase: Phase::Records,
-                    records: Vec::new(),
-                    table_hash: 0,
-                    want: vec![about],
-                };
+                let msg = s2.push_pull_msg(Request::ask(about));
                 if let Ok(reply) = s2.transport.push_pull(&peer.address, msg, timeout).await {
                     s2.merge(reply.records);
                 }

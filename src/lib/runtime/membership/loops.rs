@@ -12,10 +12,7 @@ use super::{
     agent::{MembershipAgent, Shared},
     stats::MembershipStats,
 };
-use crate::{
-    core::membership::messages::{Gossip, PushPull},
-    transport::membership::CallError,
-};
+use crate::{core::membership::messages::Gossip, transport::membership::CallError};
 
 impl MembershipAgent {
     pub(super) fn spawn_loops(&self) {
@@ -304,15 +301,7 @@ pub(super) async fn push_pull(s: &Arc<Shared>, addr: &str) -> Result<(), CallErr
     let mut request = s.with_state(|st| st.push_pull_open());
     loop {
         let sent = request.phase;
-        let msg = PushPull {
-            from: s.local_id.clone(),
-            from_address: s.address.clone(),
-            domain: s.domain.clone(),
-            phase: request.phase,
-            records: request.records,
-            table_hash: request.table_hash,
-            want: request.want,
-        };
+        let msg = s.push_pull_msg(request);
         let mut reply = s.transport.push_pull(addr, msg, timeout).await?;
         s.merge_synced(std::mem::take(&mut reply.records));
         match s.with_state(|st| st.push_pull_next(sent, &reply)) {

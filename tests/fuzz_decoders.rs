@@ -87,7 +87,9 @@ fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
 fn membership_decoders(b: &[u8]) {
     let l = limits();
     if let Ok(m) = discovery::NodeInfoGossipMessage::decode(b)
-        && let Ok(rs) = records_from_pb(m.nodes, "nodes", &l, NOW)
+        && let Ok(rs) = records_from_pb::<gsp::core::membership::record::MemberRecord>(
+            m.nodes, "nodes", &l, NOW,
+        )
     {
         assert!(rs.len() <= l.max_records);
     }
@@ -109,17 +111,25 @@ fn membership_decoders(b: &[u8]) {
     }
     let _ = discovery::PeerListExchangeRequest::decode(b);
     if let Ok(m) = membership::PingRequest::decode(b) {
-        let _ = records_from_pb(m.updates, "updates", &l, NOW);
+        let _ = records_from_pb::<gsp::core::membership::record::MemberRecord>(
+            m.updates, "updates", &l, NOW,
+        );
     }
     if let Ok(m) = membership::IndirectPingRequest::decode(b) {
-        let _ = records_from_pb(m.updates, "updates", &l, NOW);
+        let _ = records_from_pb::<gsp::core::membership::record::MemberRecord>(
+            m.updates, "updates", &l, NOW,
+        );
     }
     if let Ok(m) = membership::GossipRequest::decode(b) {
-        let _ = records_from_pb(m.updates, "updates", &l, NOW);
+        let _ = records_from_pb::<gsp::core::membership::record::MemberRecord>(
+            m.updates, "updates", &l, NOW,
+        );
     }
     if let Ok(m) = discovery::NodeInfoGossipResponse::decode(b) {
         let _ = digests_from_pb(m.gsp_digests, &l);
-        let _ = records_from_pb(m.nodes, "nodes", &l, NOW);
+        let _ = records_from_pb::<gsp::core::membership::record::MemberRecord>(
+            m.nodes, "nodes", &l, NOW,
+        );
     }
     if let Ok(m) = discovery::PeerNodeInfo::decode(b) {
         let _ = record_from_pb(m, "info", &l, NOW);

@@ -16,7 +16,7 @@ fn states(n: &NodeHandle) -> Vec<(String, MemberState)> {
     let mut v: Vec<_> = n.membership().with_state(|s| {
         s.all_records()
             .into_iter()
-            .map(|r| (r.name, r.state))
+            .map(|r| (r.name.clone(), r.state))
             .collect()
     });
     v.sort_by(|a, b| a.0.cmp(&b.0));

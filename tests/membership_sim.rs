@@ -169,7 +169,7 @@ async fn a_removed_node_does_not_come_back_from_stale_gossip() {
                 Gossip {
                     from: sim.nodes[1].id.clone(),
                     domain: "default".into(),
-                    updates: vec![stale.clone()],
+                    updates: vec![stale.clone().into()],
                 },
                 None,
             )

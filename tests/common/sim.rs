@@ -142,7 +142,7 @@ impl Sim {
                 a.with_state(|s| {
                     s.all_records()
                         .into_iter()
-                        .map(|r| (r.id, r.state))
+                        .map(|r| (r.id.clone(), r.state))
                         .collect()
                 })
             })

@@ -11,6 +11,7 @@ use super::{
     net::{Ev, Exchange, MAX_VERIFYING, PingFor, source},
 };
 use crate::core::membership::{
+    candidates::Source,
     messages::{Phase, PushPullReply},
     swim::{Action, Input},
 };
@@ -20,7 +21,7 @@ impl Sim {
         let now = self.now();
         match ev {
             Ev::Timer(_, t) => self.feed(i, Input::Timer(t)),
-            Ev::Verify(_) => self.verify(i),
+            Ev::Verify(_, later) => self.verify(i, later),
             Ev::Spread(_) => self.spread(i),
             Ev::AntiEntropy(_) => {
                 let n = &mut self.nodes[i];
@@ -248,18 +249,25 @@ impl Sim {
             return;
         }
         let now = self.now();
-        self.nodes[i]
-            .m
-            .apply_synced(std::mem::take(&mut reply.records), None, now);
+        let addr = self.nodes[peer].m.local().address.clone();
+        self.nodes[i].m.apply_synced(
+            std::mem::take(&mut reply.records),
+            Some(Source::called(&addr, 1)),
+            now,
+        );
         if let Some(next) = self.nodes[i].m.push_pull_next(sent, &reply) {
             self.push_pull(i, Some(peer), why, next);
         }
     }
 
-    fn verify(&mut self, i: usize) {
+    /// A verification pass (as the agent's verify loop: one pass at a time,
+    /// woken by new candidates and freed slots, else once a round).
+    fn verify(&mut self, i: usize, later: bool) {
         let now = self.now();
-        if self.nodes[i].verify_at.is_some_and(|t| t <= self.clock) {
-            self.nodes[i].verify_at = None;
+        if later {
+            self.nodes[i].verify_queued.1 = false;
+        } else {
+            self.nodes[i].verify_queued.0 = false;
         }
         let free = MAX_VERIFYING.saturating_sub(self.nodes[i].verifying);
         let targets = self.nodes[i].m.take_unverified(free, now);
@@ -271,10 +279,10 @@ impl Sim {
         }
         // Nodes waiting for a retry: look again a round later (as the agent's
         // loop does when nothing wakes it).
-        if self.nodes[i].verify_at.is_none() && self.nodes[i].m.has_unverified(now) {
+        if !self.nodes[i].verify_queued.1 && self.nodes[i].m.unverified_count() > 0 {
             let round = self.cfg.membership.gossip_interval;
-            self.nodes[i].verify_at = Some(self.clock + round);
-            self.at(round, Ev::Verify(i));
+            self.nodes[i].verify_queued.1 = true;
+            self.at(round, Ev::Verify(i, true));
         }
     }
 

@@ -14,7 +14,7 @@ use crate::{
         events::EventKind,
         exchange::Request,
         messages::{Phase, PushPullReply},
-        record::MemberRecord,
+        record::SharedRecord,
         swim::{Action, Input, ProbeId, Timer},
     },
     transport::membership::convert::{digest_to_pb, record_to_pb},
@@ -32,10 +32,10 @@ pub(crate) struct SimNode {
     /// Running (a crashed node neither sends nor answers).
     pub(crate) up: bool,
     pub(crate) verifying: usize,
-    /// When the next verification pass is due, if one is scheduled.
-    pub(crate) verify_at: Option<Duration>,
+    /// Verification passes queued: (now, a round later, for retries).
+    pub(crate) verify_queued: (bool, bool),
     pub(crate) spread_scheduled: bool,
-    pub(crate) urgent: Vec<MemberRecord>,
+    pub(crate) urgent: Vec<SharedRecord>,
     pub(crate) join_backoff: Duration,
 }
 
@@ -58,7 +58,8 @@ pub(crate) enum Exchange {
 /// A scheduled event.
 pub(crate) enum Ev {
     Timer(usize, Timer),
-    Verify(usize),
+    /// A verification pass at a node; `true`: the round-later one.
+    Verify(usize, bool),
     Spread(usize),
     AntiEntropy(usize),
     Join(usize),
@@ -66,7 +67,7 @@ pub(crate) enum Ev {
         to: usize,
         from: usize,
         why: PingFor,
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
         timeout: Duration,
     },
     /// `ok: false` is a failed call (lost, or the target is down), at its timeout.
@@ -75,7 +76,7 @@ pub(crate) enum Ev {
         from: usize,
         why: PingFor,
         ok: bool,
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
     },
     PingReq {
         to: usize,
@@ -83,18 +84,18 @@ pub(crate) enum Ev {
         probe: ProbeId,
         target: ProbeTarget,
         timeout: Duration,
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
     },
     IndirectReply {
         to: usize,
         probe: ProbeId,
         ack: Option<bool>,
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
     },
     Gossip {
         to: usize,
         from: usize,
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
     },
     PushPull {
         to: usize,
@@ -123,10 +124,7 @@ pub(crate) fn wire_sizes(m: &Membership) -> (u64, u64) {
 }
 
 pub(super) fn source(addr: &str) -> Source<'_> {
-    Source {
-        key: addr,
-        members: 1,
-    }
+    Source::caller(addr, 1)
 }
 
 impl Sim {
@@ -174,7 +172,7 @@ impl Sim {
         from: usize,
         target: &ProbeTarget,
         why: PingFor,
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
         timeout: Duration,
     ) {
         self.count(updates.len(), 0);
@@ -308,7 +306,7 @@ impl Sim {
     }
 
     /// Merges records from a call's reply (no source: the node asked for them).
-    pub(super) fn merge(&mut self, i: usize, records: Vec<MemberRecord>, from: Option<usize>) {
+    pub(super) fn merge(&mut self, i: usize, records: Vec<SharedRecord>, from: Option<usize>) {
         if records.is_empty() {
             return;
         }
@@ -351,22 +349,20 @@ impl Sim {
                 self.at(window, Ev::Spread(i));
             }
         }
-        let clock = self.clock;
         let n = &mut self.nodes[i];
-        if n.verify_at.is_none_or(|t| t > clock)
-            && n.verifying < MAX_VERIFYING
-            && n.m.has_unverified(now)
-        {
-            n.verify_at = Some(clock);
-            self.at(Duration::ZERO, Ev::Verify(i));
+        if !n.verify_queued.0 && n.verifying < MAX_VERIFYING && n.m.has_unverified(now) {
+            n.verify_queued.0 = true;
+            self.at(Duration::ZERO, Ev::Verify(i, false));
         }
     }
 
     pub(crate) fn dispatch(&mut self, ev: Ev) {
         let node = match &ev {
-            Ev::Timer(i, _) | Ev::Verify(i) | Ev::Spread(i) | Ev::AntiEntropy(i) | Ev::Join(i) => {
-                *i
-            }
+            Ev::Timer(i, _)
+            | Ev::Verify(i, _)
+            | Ev::Spread(i)
+            | Ev::AntiEntropy(i)
+            | Ev::Join(i) => *i,
             Ev::Ping { to, .. }
             | Ev::Ack { to, .. }
             | Ev::PingReq { to, .. }

@@ -1,14 +1,17 @@
 //! Identifier newtypes: node ids and message ids.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use uuid::Uuid;
 
 /// A node's stable identity: persisted in `<data_dir>/node_id`, a UUID string by
 /// default (iarnet's node ids are opaque strings, so any non-empty string is accepted
 /// from peers).
+///
+/// Shared, not copied: every member table, queue and message of a node holds
+/// the same few ids many times over, so a clone is a reference count.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(String);
+pub struct NodeId(Arc<str>);
 
 impl NodeId {
     /// Longest node id accepted from the wire or a file.
@@ -16,7 +19,7 @@ impl NodeId {
 
     /// A fresh random node id (UUIDv4).
     pub fn random() -> Self {
-        Self(Uuid::new_v4().to_string())
+        Self(Uuid::new_v4().to_string().into())
     }
 
     /// Validates an id received from a peer or read from disk.
@@ -34,7 +37,7 @@ impl NodeId {
         if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(InvalidId::BadCharacter);
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(s.into()))
     }
 
     /// The id as a string slice.

@@ -85,7 +85,7 @@ async fn summary(State(s): State<HttpState>) -> impl IntoResponse {
     Json(Wrapped {
         code: 200,
         message: "success",
-        data: aggregate(&records),
+        data: aggregate(records.iter().map(|r| &**r)),
     })
 }
 

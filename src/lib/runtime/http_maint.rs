@@ -76,7 +76,7 @@ pub(super) async fn current(State(s): State<HttpState>) -> impl IntoResponse {
     Json(MaintJson {
         schema: "gsp.maint.v1",
         node_id: local.id.to_string(),
-        node_name: local.name,
+        node_name: local.name.clone(),
         state: status.state.as_str(),
         previous_state: previous.as_str(),
         reason: status.reason,

@@ -162,9 +162,10 @@ pub fn render(sources: &Sources) -> String {
     o.metric(
         "gsp_member_verifications_total",
         "counter",
-        "Nodes heard of second-hand, by outcome: admitted after answering as themselves, refused (no answer, another node answered, or waited too long), dropped (the waiting set was full).",
+        "Nodes heard of second-hand, by outcome: admitted after answering as themselves, vouched (introduced by a second member host), refused (no answer, another node answered, or waited too long), dropped (the waiting set was full).",
         &[
             ("result=\"admitted\"", counters.candidates_verified),
+            ("result=\"vouched\"", counters.candidates_vouched),
             ("result=\"refused\"", counters.candidates_refused),
             ("result=\"dropped\"", counters.candidates_dropped),
         ],

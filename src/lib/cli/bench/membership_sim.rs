@@ -131,6 +131,11 @@ fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
+        "nodes heard of second-hand: {} listed after a probe, {} vouched for by a second member",
+        x.admitted_by_probe, x.admitted_by_vouch
+    );
+    let _ = writeln!(
+        out,
         "{} crashed: dead everywhere in {}; healthy nodes declared dead: {}, suspected: {}",
         x.crashed,
         rounds(x.detection_rounds),

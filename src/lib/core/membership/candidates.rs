@@ -1,14 +1,19 @@
 //! Nodes heard of only second-hand. A record about a node this one does not know
-//! is not listed on anyone's word: it waits here until the node itself answers a
-//! probe at the record's address, so made-up records never count as alive, never
-//! reach `gsp peers` or queries, and never load the failure detector.
+//! is not listed on one peer's word: it waits here until the node itself answers
+//! a probe at the record's address, or until a second member host vouches for it
+//! (introduces it too), so a record one liar made up never counts as alive, never
+//! reaches `gsp peers` or queries, and never loads the failure detector.
+//!
+//! Vouching is what keeps a mass join from costing N^2 probes: a node hears of
+//! each new member from several peers within a round or two (gossip and
+//! push-pull), while verification probes run 16 at a time.
 
 use std::{
     collections::{BTreeMap, HashMap},
     time::{Duration, Instant},
 };
 
-use super::{ProbeTarget, record::MemberRecord};
+use super::{ProbeTarget, record::SharedRecord};
 use crate::core::ids::NodeId;
 
 /// Who introduced unknown nodes (a caller's certificate identity or address)
@@ -20,6 +25,29 @@ pub struct Source<'a> {
     pub key: &'a str,
     /// Members listed at it (at least 1 counts).
     pub members: usize,
+    /// A peer this node called (a push-pull reply): it may vouch, but what it
+    /// lists is not charged to it (a seed answers a joiner with its whole table).
+    pub called: bool,
+}
+
+impl<'a> Source<'a> {
+    /// A caller that pushed records to this node: charged and may vouch.
+    pub fn caller(key: &'a str, members: usize) -> Self {
+        Self {
+            key,
+            members,
+            called: false,
+        }
+    }
+
+    /// A peer this node called, answering (see [`Self::called`]).
+    pub fn called(key: &'a str, members: usize) -> Self {
+        Self {
+            key,
+            members,
+            called: true,
+        }
+    }
 }
 
 /// What offering a record did.
@@ -34,13 +62,29 @@ pub enum Offered {
     /// Its source already has as many nodes waiting as one source may; the
     /// record was dropped (counted by the caller).
     SourceFull,
+    /// A second member host introduced a waiting node: it may be listed
+    /// without a probe (the caller takes it with [`Candidates::take`]).
+    Vouched,
+}
+
+/// Who introduced a waiting node.
+#[derive(Debug, Clone)]
+struct Introducer {
+    /// The caller's certificate identity or address, or the peer a push-pull
+    /// reply came from.
+    key: Box<str>,
+    /// Counted against its share (a caller, not a called peer).
+    charged: bool,
+    /// It hosts listed members, so another such source can vouch.
+    member: bool,
 }
 
 #[derive(Debug, Clone)]
 struct Candidate {
-    record: MemberRecord,
-    /// Who introduced it (the caller's certificate identity or address).
-    source: Option<String>,
+    record: SharedRecord,
+    /// Who introduced it: the caller's certificate identity or address, or
+    /// the peer a push-pull reply came from.
+    introducer: Option<Introducer>,
     since: Instant,
     /// A verification probe is in flight.
     probing: bool,
@@ -86,34 +130,51 @@ impl Candidates {
     /// not charged to anyone).
     pub fn offer(
         &mut self,
-        record: MemberRecord,
+        record: impl Into<SharedRecord>,
         source: Option<Source<'_>>,
         now: Instant,
     ) -> Offered {
-        self.offer_as(record, source, now, false)
+        self.offer_as(record.into(), source, now, false)
     }
 
     /// [`Self::offer`], saying whether the record came in a push-pull
     /// (`quiet`: the node is not news to spread once admitted).
+    ///
+    /// A waiting node offered again by a source other than the one that
+    /// introduced it, both hosting listed members, is [`Offered::Vouched`].
+    /// Sources that host no listed member (strangers, and callers known only
+    /// by the id they claim) never vouch, so a liar needs two member hosts.
     pub fn offer_as(
         &mut self,
-        record: MemberRecord,
+        record: SharedRecord,
         source: Option<Source<'_>>,
         now: Instant,
         quiet: bool,
     ) -> Offered {
         if let Some(c) = self.entries.get_mut(&record.id) {
-            if record.supersedes(&c.record) {
+            let newer = record.supersedes(&c.record);
+            if newer {
                 c.record = record;
                 c.quiet &= quiet;
-                return Offered::Queued;
             }
-            return Offered::Stale;
+            if let Some(src) = source
+                && src.members > 0
+                && c.introducer
+                    .as_ref()
+                    .is_some_and(|i| i.member && *i.key != *src.key)
+            {
+                return Offered::Vouched;
+            }
+            return if newer {
+                Offered::Queued
+            } else {
+                Offered::Stale
+            };
         }
         if self.entries.len() >= self.capacity {
             return Offered::Full;
         }
-        if let Some(src) = source {
+        if let Some(src) = source.filter(|s| !s.called) {
             let cap = self.per_source_cap.saturating_mul(src.members.max(1));
             let n = self.per_source.entry(src.key.to_owned()).or_default();
             if *n >= cap {
@@ -125,7 +186,11 @@ impl Candidates {
             record.id.clone(),
             Candidate {
                 record,
-                source: source.map(|s| s.key.to_owned()),
+                introducer: source.map(|s| Introducer {
+                    key: s.key.into(),
+                    charged: !s.called,
+                    member: s.members > 0,
+                }),
                 since: now,
                 probing: false,
                 misses: 0,
@@ -137,12 +202,12 @@ impl Candidates {
     }
 
     fn release(&mut self, c: &Candidate) {
-        if let Some(src) = &c.source
-            && let Some(n) = self.per_source.get_mut(src)
+        if let Some(src) = c.introducer.as_ref().filter(|i| i.charged)
+            && let Some(n) = self.per_source.get_mut(&*src.key)
         {
             *n -= 1;
             if *n == 0 {
-                self.per_source.remove(src);
+                self.per_source.remove(&*src.key);
             }
         }
     }
@@ -188,12 +253,12 @@ impl Candidates {
     }
 
     /// Takes `id` out of the set, with its newest record.
-    pub fn remove(&mut self, id: &NodeId) -> Option<MemberRecord> {
+    pub fn remove(&mut self, id: &NodeId) -> Option<SharedRecord> {
         self.take(id).map(|(r, _)| r)
     }
 
     /// Removes a waiting node: its record, and whether it came in a push-pull.
-    pub fn take(&mut self, id: &NodeId) -> Option<(MemberRecord, bool)> {
+    pub fn take(&mut self, id: &NodeId) -> Option<(SharedRecord, bool)> {
         let c = self.entries.remove(id)?;
         self.release(&c);
         Some((c.record, c.quiet))
@@ -263,10 +328,7 @@ mod tests {
     fn one_source_cannot_fill_the_set() {
         let t0 = Instant::now();
         let mut c = Candidates::new(8, 2, Duration::from_secs(5));
-        let liar = Some(Source {
-            key: "10.0.0.66",
-            members: 1,
-        });
+        let liar = Some(Source::caller("10.0.0.66", 1));
         assert_eq!(
             c.offer(record("a", 1, MemberState::Alive), liar, t0),
             Offered::Queued
@@ -282,10 +344,7 @@ mod tests {
         assert_eq!(
             c.offer(
                 record("c", 1, MemberState::Alive),
-                Some(Source {
-                    key: "10.0.0.7",
-                    members: 1,
-                }),
+                Some(Source::caller("10.0.0.7", 1)),
                 t0
             ),
             Offered::Queued
@@ -298,6 +357,32 @@ mod tests {
         );
         assert_eq!(c.expire(t0 + Duration::from_secs(5)), 3);
         assert!(c.per_source.is_empty());
+    }
+
+    #[test]
+    fn a_second_member_host_vouches_but_strangers_and_the_same_host_do_not() {
+        let t0 = Instant::now();
+        let mut c = Candidates::new(8, 8, Duration::from_secs(5));
+        let member = |key| Some(Source::caller(key, 1));
+        let stranger = |key| Some(Source::caller(key, 0));
+        let a = || record("a", 1, MemberState::Alive);
+        assert_eq!(c.offer(a(), member("10.0.0.1"), t0), Offered::Queued);
+        assert_eq!(c.offer(a(), member("10.0.0.1"), t0), Offered::Stale);
+        assert_eq!(c.offer(a(), stranger("10.0.0.9"), t0), Offered::Stale);
+        assert_eq!(c.offer(a(), None, t0), Offered::Stale);
+        assert_eq!(c.offer(a(), member("10.0.0.2"), t0), Offered::Vouched);
+        // Introduced by a stranger: nobody can vouch, it must answer a probe.
+        let b = || record("b", 1, MemberState::Alive);
+        assert_eq!(c.offer(b(), stranger("10.0.0.9"), t0), Offered::Queued);
+        assert_eq!(c.offer(b(), member("10.0.0.2"), t0), Offered::Stale);
+        // A peer this node called (a push-pull reply) is not charged for what
+        // it lists, but vouches like any member host.
+        let mut one = Candidates::new(8, 1, Duration::from_secs(5));
+        let seed = Some(Source::called("10.0.0.3", 1));
+        assert_eq!(one.offer(a(), seed, t0), Offered::Queued);
+        assert_eq!(one.offer(b(), seed, t0), Offered::Queued);
+        assert_eq!(one.offer(a(), member("10.0.0.4"), t0), Offered::Vouched);
+        assert_eq!(c.take_unprobed(8, t0).len(), 2);
     }
 
     #[test]

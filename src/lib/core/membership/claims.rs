@@ -3,7 +3,7 @@
 //! itself; a record saying it is suspect or dead is a claim by another node, and a
 //! claim can be about the member only as this node knows it.
 
-use super::record::{MemberRecord, MemberState};
+use super::record::{MemberRecord, MemberState, SharedRecord};
 
 /// `claim` about the member `known` describes, as it may be merged.
 ///
@@ -17,7 +17,7 @@ use super::record::{MemberRecord, MemberState};
 /// member's refutation wins.
 ///
 /// Returns the record to merge and whether the claim's version was lowered.
-pub(super) fn at_known_version(known: &MemberRecord, claim: MemberRecord) -> (MemberRecord, bool) {
+pub(super) fn at_known_version(known: &MemberRecord, claim: SharedRecord) -> (SharedRecord, bool) {
     if !matches!(claim.state, MemberState::Suspect | MemberState::Dead) {
         return (claim, false);
     }
@@ -28,8 +28,8 @@ pub(super) fn at_known_version(known: &MemberRecord, claim: MemberRecord) -> (Me
     let clamped = claim.version > known.version;
     let mut r = known.clone();
     r.state = claim.state;
-    r.suspected_by = claim.suspected_by;
-    (r, clamped)
+    r.suspected_by.clone_from(&claim.suspected_by);
+    (SharedRecord::new(r), clamped)
 }
 
 #[cfg(test)]
@@ -42,7 +42,7 @@ mod tests {
         let known = record("v", 5, MemberState::Alive);
         let mut forged = record("v", MAX_COUNTER, MemberState::Dead);
         forged.address = "203.0.113.9:1".into();
-        let (r, clamped) = at_known_version(&known, forged);
+        let (r, clamped) = at_known_version(&known, forged.into());
         assert!(clamped);
         assert_eq!(r.version, known.version);
         assert_eq!(r.state, MemberState::Dead);
@@ -54,7 +54,10 @@ mod tests {
         let known = record("v", 5, MemberState::Alive);
         for state in [MemberState::Alive, MemberState::Left] {
             let own = record("v", 9, state);
-            assert_eq!(at_known_version(&known, own.clone()), (own, false));
+            assert_eq!(
+                at_known_version(&known, own.clone().into()),
+                (own.into(), false)
+            );
         }
     }
 }

@@ -11,7 +11,7 @@ use super::{
     Membership,
     candidates::Source,
     messages::{Phase, PushPullReply},
-    record::{MemberRecord, MemberState},
+    record::{MemberState, SharedRecord},
 };
 use crate::core::{ids::NodeId, now::Now};
 
@@ -31,7 +31,7 @@ pub struct Request {
     /// The step.
     pub phase: Phase,
     /// Records pushed.
-    pub records: Vec<MemberRecord>,
+    pub records: Vec<SharedRecord>,
     /// The caller's table hash (hash step).
     pub table_hash: u64,
     /// Records wanted (records step).
@@ -126,7 +126,7 @@ impl Membership {
         // removed: tell it, so it can refute.
         if let Some(claim) = callers_own.and_then(|r| self.removed_claim(&r)) {
             reply.in_sync = false;
-            reply.records.push(claim);
+            reply.records.push(claim.into());
         }
         reply
     }
@@ -137,10 +137,10 @@ impl Membership {
     pub fn answer_ping(
         &mut self,
         from: &NodeId,
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
         source: Option<Source<'_>>,
         now: Now,
-    ) -> Vec<MemberRecord> {
+    ) -> Vec<SharedRecord> {
         let local = self.local().id.clone();
         let doubted = updates
             .iter()

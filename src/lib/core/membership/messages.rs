@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::record::{Digest, MemberRecord};
+use super::record::{Digest, SharedRecord};
 use crate::core::ids::NodeId;
 
 /// A direct probe.
@@ -18,7 +18,7 @@ pub struct Ping {
     /// Correlates the reply.
     pub seq: u64,
     /// Piggybacked updates.
-    pub updates: Vec<MemberRecord>,
+    pub updates: Vec<SharedRecord>,
 }
 
 /// The answer to a probe: an ack, or a nack from an intermediary.
@@ -31,7 +31,7 @@ pub struct PingReply {
     /// Whether the target answered.
     pub ack: bool,
     /// Piggybacked updates.
-    pub updates: Vec<MemberRecord>,
+    pub updates: Vec<SharedRecord>,
 }
 
 /// A request to probe `target` on the caller's behalf.
@@ -50,7 +50,7 @@ pub struct IndirectPing {
     /// How long to wait for the target.
     pub timeout: Duration,
     /// Piggybacked updates.
-    pub updates: Vec<MemberRecord>,
+    pub updates: Vec<SharedRecord>,
 }
 
 /// Pending updates pushed to a peer.
@@ -61,7 +61,7 @@ pub struct Gossip {
     /// Its domain.
     pub domain: String,
     /// The updates.
-    pub updates: Vec<MemberRecord>,
+    pub updates: Vec<SharedRecord>,
 }
 
 /// Which step of a push-pull exchange a request is.
@@ -87,7 +87,7 @@ pub struct PushPull {
     /// The step.
     pub phase: Phase,
     /// Records pushed (the caller's own record in the hash phase).
-    pub records: Vec<MemberRecord>,
+    pub records: Vec<SharedRecord>,
     /// The caller's table hash (hash phase).
     pub table_hash: u64,
     /// Ids whose records the caller wants (records phase).
@@ -99,7 +99,7 @@ pub struct PushPull {
 pub struct PushPullReply {
     /// Records returned: the callee's own in the hash phase, the wanted ones in the
     /// records phase, every record in the full phase.
-    pub records: Vec<MemberRecord>,
+    pub records: Vec<SharedRecord>,
     /// The tables already match.
     pub in_sync: bool,
     /// The callee's digests, when not in sync (hash phase).

@@ -9,7 +9,7 @@ use super::{
     config::MembershipConfig,
     events::{EventKind, MembershipEvent},
     queue::UpdateQueue,
-    record::{MemberRecord, MemberState, RecordSigner},
+    record::{MemberRecord, MemberState, RecordSigner, SharedRecord},
     suspicion::Suspicion,
     table::{Applied, MemberTable},
 };
@@ -40,6 +40,8 @@ pub struct Counters {
     pub candidates_dropped: u64,
     /// Unknown nodes admitted after answering a probe of their own.
     pub candidates_verified: u64,
+    /// Unknown nodes admitted because a second member host introduced them.
+    pub candidates_vouched: u64,
     /// Unknown nodes that did not answer their verification probe (or answered
     /// as another node), or waited too long: never listed.
     pub candidates_refused: u64,
@@ -53,7 +55,7 @@ enum Urgent {
     /// A member's state changed: push its record as it is when sent.
     Changed(NodeId),
     /// Another node confirmed a suspicion: push that node's suspect record.
-    Confirmation(Box<MemberRecord>),
+    Confirmation(SharedRecord),
 }
 
 /// A node to probe this round.
@@ -82,7 +84,7 @@ pub struct MemberView {
 #[derive(Debug)]
 pub struct Membership {
     config: MembershipConfig,
-    local: MemberRecord,
+    local: SharedRecord,
     table: MemberTable,
     /// Nodes heard of second-hand, listed only once they answer a probe.
     candidates: Candidates,
@@ -119,6 +121,7 @@ const REAP_EVERY: Duration = Duration::from_secs(1);
 impl Membership {
     /// State for a node starting with `local` as its record.
     pub fn new(config: MembershipConfig, local: MemberRecord, now: Now) -> Self {
+        let local = SharedRecord::new(local);
         let mut table = MemberTable::new(config.max_members);
         table.put(local.clone(), now);
         let mut queue = UpdateQueue::new(config.max_queued_updates);
@@ -154,7 +157,7 @@ impl Membership {
     /// (published again, signed).
     pub fn set_signer(&mut self, signer: std::sync::Arc<dyn RecordSigner>, now: Now) {
         self.signer = Some(signer);
-        let r = self.local.clone();
+        let r = MemberRecord::clone(&self.local);
         self.set_local(r, now);
     }
 
@@ -164,13 +167,13 @@ impl Membership {
     }
 
     /// This node's own record.
-    pub fn local(&self) -> &MemberRecord {
+    pub fn local(&self) -> &SharedRecord {
         &self.local
     }
 
     /// Changes this node's record and publishes it under a new version.
     pub fn update_local(&mut self, now: Now, change: impl FnOnce(&mut MemberRecord)) {
-        let mut r = self.local.clone();
+        let mut r = MemberRecord::clone(&self.local);
         change(&mut r);
         r.id = self.local.id.clone();
         r.version = self.local.version.next(now.unix_ns);
@@ -189,8 +192,9 @@ impl Membership {
     fn set_local(&mut self, mut r: MemberRecord, now: Now) {
         r.proof = None;
         r.proof = self.signer.as_ref().and_then(|s| s.sign_record(&r));
-        self.local = r.clone();
-        self.table.put(r.clone(), now);
+        let r = SharedRecord::new(r);
+        self.local = SharedRecord::clone(&r);
+        self.table.put(SharedRecord::clone(&r), now);
         self.queue.push(r);
     }
 
@@ -203,8 +207,8 @@ impl Membership {
     /// that a known member is suspect, dead or gone never raises its version:
     /// only the member itself does that, so a liar cannot put a claim out of the
     /// member's reach.
-    pub fn apply(&mut self, record: MemberRecord, now: Now) -> Applied {
-        self.apply_from(record, None, now)
+    pub fn apply(&mut self, record: impl Into<SharedRecord>, now: Now) -> Applied {
+        self.apply_from(record.into(), None, now)
     }
 
     /// [`Self::apply`] for a record that `source` (the caller's certificate
@@ -212,7 +216,7 @@ impl Membership {
     /// `max_candidates_per_source` unknown nodes waiting for verification.
     pub fn apply_from(
         &mut self,
-        record: MemberRecord,
+        record: SharedRecord,
         source: Option<Source<'_>>,
         now: Now,
     ) -> Applied {
@@ -240,6 +244,7 @@ impl Membership {
             && known.record.state.is_up()
             && !self.has_own_doubts(&record.id, now)
         {
+            let record = SharedRecord::make_mut(&mut record);
             // Someone else's verdict, and nothing here agrees: a stale claim
             // from the far side of a healed partition, or from a node that
             // could not reach the member. Taken as a suspicion: the member
@@ -264,10 +269,10 @@ impl Membership {
         age >= self.config.gossip_interval && silent >= age.as_nanos()
     }
 
-    fn merge(&mut self, record: MemberRecord, now: Now) -> Applied {
+    fn merge(&mut self, record: SharedRecord, now: Now) -> Applied {
         let id = record.id.clone();
         let old_maintenance = self.table.get(&id).map(|e| e.record.maintenance);
-        let (applied, event) = self.table.apply(record.clone(), now);
+        let (applied, event) = self.table.apply(SharedRecord::clone(&record), now);
         match &applied {
             Applied::New | Applied::Changed { .. } => {
                 // Maintenance changes spread as fast as state changes: the cluster
@@ -310,7 +315,7 @@ impl Membership {
                     // wanted number are known: spread those at once.
                     if s.confirmations() <= self.config.suspicion_confirmations {
                         self.urgent
-                            .push(Urgent::Confirmation(Box::new(record.clone())));
+                            .push(Urgent::Confirmation(SharedRecord::clone(&record)));
                     }
                     self.queue.push(record);
                 }
@@ -341,7 +346,7 @@ impl Membership {
         }
         // Refutation always wins: the answer is newer than the claim, whatever
         // (acceptable) version the claim carries.
-        let mut r = self.local.clone();
+        let mut r = MemberRecord::clone(&self.local);
         r.version = self.local.version.max(record.version).next(now.unix_ns);
         r.state = MemberState::Alive;
         r.suspected_by = None;
@@ -360,7 +365,7 @@ impl Membership {
     /// not queued for gossip nor pushed at once (see `syncing`).
     pub fn apply_synced(
         &mut self,
-        records: impl IntoIterator<Item = MemberRecord>,
+        records: impl IntoIterator<Item = impl Into<SharedRecord>>,
         source: Option<Source<'_>>,
         now: Now,
     ) -> usize {
@@ -373,7 +378,7 @@ impl Membership {
     /// Merges records; returns how many changed the table.
     pub fn apply_all(
         &mut self,
-        records: impl IntoIterator<Item = MemberRecord>,
+        records: impl IntoIterator<Item = impl Into<SharedRecord>>,
         now: Now,
     ) -> usize {
         self.apply_all_from(records, None, now)
@@ -382,13 +387,13 @@ impl Membership {
     /// [`Self::apply_all`] for records `source` delivered (see [`Self::apply_from`]).
     pub fn apply_all_from(
         &mut self,
-        records: impl IntoIterator<Item = MemberRecord>,
+        records: impl IntoIterator<Item = impl Into<SharedRecord>>,
         source: Option<Source<'_>>,
         now: Now,
     ) -> usize {
         records
             .into_iter()
-            .map(|r| self.apply_from(r, source, now))
+            .map(|r| self.apply_from(r.into(), source, now))
             .filter(|a| matches!(a, Applied::New | Applied::Changed { .. }))
             .count()
     }
@@ -411,7 +416,7 @@ impl Membership {
         if !entry.record.state.is_up() {
             return;
         }
-        let mut suspect = entry.record.clone();
+        let mut suspect = MemberRecord::clone(&entry.record);
         suspect.state = MemberState::Suspect;
         suspect.suspected_by = Some(self.local.id.clone());
         self.apply(suspect, now);
@@ -419,7 +424,7 @@ impl Membership {
 
     /// Updates to carry on a probe or gossip message. A message to a suspect node
     /// carries its suspicion first, so it can refute at once (Lifeguard's buddy system).
-    pub fn piggyback(&mut self, to: Option<&NodeId>) -> Vec<MemberRecord> {
+    pub fn piggyback(&mut self, to: Option<&NodeId>) -> Vec<SharedRecord> {
         let mut out = Vec::new();
         if let Some(id) = to
             && let Some(e) = self.table.get(id)
@@ -546,17 +551,17 @@ impl Membership {
         if e.record.state != MemberState::Suspect || self.suspicions.contains_key(id) {
             return;
         }
-        let mut dead = e.record.clone();
+        let mut dead = MemberRecord::clone(&e.record);
         dead.state = MemberState::Dead;
         dead.suspected_by = None;
         self.counters.suspicions_expired += 1;
         // This node's own verdict: merged as is, not weighed like a claim.
-        self.merge(dead, now);
+        self.merge(dead.into(), now);
     }
 
     /// Announces a graceful leave: publishes a newer version in state left.
     pub fn leave(&mut self, now: Now) -> MemberRecord {
-        let mut r = self.local.clone();
+        let mut r = MemberRecord::clone(&self.local);
         r.version = r.version.next(now.unix_ns);
         r.state = MemberState::Left;
         r.updated_unix_ns = now.unix_ns;

@@ -8,7 +8,7 @@ use crate::core::{
     ids::NodeId,
     membership::{
         ProbeTarget,
-        record::{MemberRecord, MemberState},
+        record::{MemberRecord, MemberState, SharedRecord},
     },
 };
 
@@ -52,7 +52,7 @@ impl Membership {
     fn up_peers(&self) -> impl Iterator<Item = &MemberRecord> {
         self.table
             .entries()
-            .map(|e| &e.record)
+            .map(|e| &*e.record)
             .filter(|r| r.state.is_up() && r.id != self.local.id)
     }
 
@@ -119,7 +119,7 @@ impl Membership {
     /// Members currently suspected, with their suspect records, so each round they
     /// can be told directly and refute at once (Lifeguard's buddy system, pushed
     /// rather than waiting for the next probe). At most `max_piggyback`.
-    pub fn suspects(&self) -> Vec<(ProbeTarget, MemberRecord)> {
+    pub fn suspects(&self) -> Vec<(ProbeTarget, SharedRecord)> {
         self.suspicions
             .keys()
             .filter_map(|id| self.table.get(id))
@@ -147,7 +147,7 @@ impl Membership {
         let dead: Vec<&MemberRecord> = self
             .table
             .entries()
-            .map(|e| &e.record)
+            .map(|e| &*e.record)
             .filter(|r| r.state == MemberState::Dead)
             .collect();
         dead.choose_multiple(rng, max)

@@ -225,7 +225,7 @@ fn a_forged_death_at_an_absurd_version_is_refuted_and_the_victim_stays_listed() 
     let mut v = node("v", t0);
     a.admit(v.local().clone(), at(t0, 0));
     v.admit(a.local().clone(), at(t0, 0));
-    let mut forged = v.local().clone();
+    let mut forged = MemberRecord::clone(v.local());
     forged.state = MemberState::Dead;
     forged.version.counter = MAX_COUNTER;
     forged.address = "203.0.113.9:1".into();
@@ -259,7 +259,7 @@ fn a_forged_record_of_the_victim_itself_is_refuted_past_the_counter_cap() {
     let mut a = node("a", t0);
     let mut v = node("v", t0);
     a.admit(v.local().clone(), at(t0, 0));
-    let mut forged = v.local().clone();
+    let mut forged = MemberRecord::clone(v.local());
     forged.version.counter = MAX_COUNTER;
     forged.address = "203.0.113.9:1".into();
     a.apply(forged.clone(), at(t0, 1));

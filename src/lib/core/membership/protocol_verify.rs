@@ -6,7 +6,7 @@ use crate::core::{
     membership::{
         ProbeTarget,
         candidates::{Offered, Source},
-        record::{MemberRecord, MemberState},
+        record::{MemberRecord, MemberState, SharedRecord},
         table::Applied,
     },
     now::Now,
@@ -15,7 +15,8 @@ use crate::core::{
 impl Membership {
     /// Merges a record heard first-hand: the node answered a probe at the
     /// record's address. Lists it if it was unknown.
-    pub fn admit(&mut self, record: MemberRecord, now: Now) -> Applied {
+    pub fn admit(&mut self, record: impl Into<SharedRecord>, now: Now) -> Applied {
+        let record = record.into();
         if record.id == self.local.id || self.table.get(&record.id).is_some() {
             return self.apply(record, now);
         }
@@ -25,7 +26,7 @@ impl Membership {
 
     pub(super) fn offer_unknown(
         &mut self,
-        record: MemberRecord,
+        record: SharedRecord,
         source: Option<Source<'_>>,
         now: Now,
     ) -> Applied {
@@ -41,7 +42,7 @@ impl Membership {
                 // never heard it was declared dead here (a partition that
                 // outlasted the node TTL). Saying so again lets the claim reach
                 // it, and its refutation brings it back everywhere.
-                let mut claim = record;
+                let mut claim = MemberRecord::clone(&record);
                 claim.state = MemberState::Dead;
                 claim.suspected_by = None;
                 self.queue.push(claim);
@@ -53,11 +54,22 @@ impl Membership {
             self.counters.refused_table_full += 1;
             return Applied::TableFull;
         }
+        let id = record.id.clone();
         match self
             .candidates
             .offer_as(record, source, now.instant, self.syncing)
         {
             Offered::Queued => Applied::Unverified,
+            Offered::Vouched => match self.candidates.take(&id) {
+                Some((record, quiet)) => {
+                    self.counters.candidates_vouched += 1;
+                    let was = std::mem::replace(&mut self.syncing, quiet);
+                    let applied = self.merge(record, now);
+                    self.syncing = was;
+                    applied
+                }
+                None => Applied::Stale,
+            },
             Offered::Stale => Applied::Stale,
             Offered::Full | Offered::SourceFull => {
                 self.counters.candidates_dropped += 1;

@@ -8,7 +8,7 @@ use crate::core::{
     ids::NodeId,
     membership::{
         events::MembershipEvent,
-        record::{Digest, MemberRecord, MemberState},
+        record::{Digest, MemberRecord, MemberState, SharedRecord},
     },
     now::Now,
 };
@@ -25,7 +25,7 @@ impl Membership {
     }
 
     /// What a peer with `remote` digests lacks, and which ids to ask it for.
-    pub fn diff(&self, remote: &[Digest]) -> (Vec<MemberRecord>, Vec<NodeId>) {
+    pub fn diff(&self, remote: &[Digest]) -> (Vec<SharedRecord>, Vec<NodeId>) {
         self.table.diff(remote)
     }
 
@@ -50,7 +50,7 @@ impl Membership {
     }
 
     /// The records of `ids` that are known.
-    pub fn records_for(&self, ids: &[NodeId]) -> Vec<MemberRecord> {
+    pub fn records_for(&self, ids: &[NodeId]) -> Vec<SharedRecord> {
         ids.iter()
             .filter_map(|id| self.table.get(id).map(|e| e.record.clone()))
             .collect()
@@ -58,17 +58,17 @@ impl Membership {
 
     /// Every record, by reference (no copies; for scans such as resource queries).
     pub fn records(&self) -> impl Iterator<Item = &MemberRecord> {
-        self.table.entries().map(|e| &e.record)
+        self.table.entries().map(|e| &*e.record)
     }
 
     /// Every record.
-    pub fn all_records(&self) -> Vec<MemberRecord> {
+    pub fn all_records(&self) -> Vec<SharedRecord> {
         self.table.entries().map(|e| e.record.clone()).collect()
     }
 
     /// The record of `id`.
     pub fn get(&self, id: &NodeId) -> Option<&MemberRecord> {
-        self.table.get(id).map(|e| &e.record)
+        self.table.get(id).map(|e| &*e.record)
     }
 
     /// Every member, for listing.
@@ -77,7 +77,7 @@ impl Membership {
             .entries()
             .map(|e| MemberView {
                 local: e.record.id == self.local.id,
-                record: e.record.clone(),
+                record: MemberRecord::clone(&e.record),
                 last_seen_unix_ns: if e.record.id == self.local.id {
                     now.unix_ns
                 } else {
@@ -115,12 +115,12 @@ impl Membership {
 
     /// Records whose state changed since the last call (including this node's own
     /// after a refutation): what to push at once.
-    pub fn take_urgent(&mut self) -> Vec<MemberRecord> {
+    pub fn take_urgent(&mut self) -> Vec<SharedRecord> {
         std::mem::take(&mut self.urgent)
             .into_iter()
             .filter_map(|u| match u {
                 Urgent::Changed(id) => self.table.get(&id).map(|e| e.record.clone()),
-                Urgent::Confirmation(r) => Some(*r),
+                Urgent::Confirmation(r) => Some(r),
             })
             .collect()
     }

@@ -9,12 +9,12 @@ use std::{
 
 use crate::core::ids::NodeId;
 
-use super::record::MemberRecord;
+use super::record::{MemberRecord, SharedRecord};
 
 /// Changes waiting to be pushed at once, coalesced: the newest of repeated
 /// changes to one node is kept (confirmations by different suspecters are
 /// kept apart), in the order they were learnt.
-pub fn coalesce(mut records: Vec<MemberRecord>) -> Vec<MemberRecord> {
+pub fn coalesce(mut records: Vec<SharedRecord>) -> Vec<SharedRecord> {
     records.reverse();
     let mut seen = std::collections::HashSet::new();
     records.retain(|r| seen.insert((r.id.clone(), r.suspected_by.clone())));
@@ -24,7 +24,7 @@ pub fn coalesce(mut records: Vec<MemberRecord>) -> Vec<MemberRecord> {
 
 #[derive(Debug)]
 struct Item {
-    record: MemberRecord,
+    record: SharedRecord,
     transmits: u32,
     seq: u64,
 }
@@ -58,7 +58,8 @@ impl UpdateQueue {
 
     /// Queues `record`, replacing any queued update about the same node. Past the
     /// capacity the most transmitted update is dropped (and counted).
-    pub fn push(&mut self, record: MemberRecord) {
+    pub fn push(&mut self, record: impl Into<SharedRecord>) {
+        let record = record.into();
         self.next_seq += 1;
         let seq = self.next_seq;
         if let Some(item) = self.items.get_mut(&record.id) {
@@ -90,7 +91,7 @@ impl UpdateQueue {
 
     /// Takes up to `max` updates, least transmitted (then newest) first, counting a
     /// transmission for each and retiring those that reach `limit`.
-    pub fn take(&mut self, max: usize, limit: u32) -> Vec<MemberRecord> {
+    pub fn take(&mut self, max: usize, limit: u32) -> Vec<SharedRecord> {
         let mut taken = Vec::with_capacity(max.min(self.order.len()));
         while taken.len() < max {
             let Some(entry) = self.order.pop_first() else {
@@ -139,7 +140,7 @@ impl UpdateQueue {
 
     /// The queued update about `id`, if any.
     pub fn get(&self, id: &NodeId) -> Option<&MemberRecord> {
-        self.items.get(id).map(|i| &i.record)
+        self.items.get(id).map(|i| &*i.record)
     }
 
     /// Updates waiting.

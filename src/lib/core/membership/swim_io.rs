@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::core::{
     ids::NodeId,
-    membership::{ProbeTarget, record::MemberRecord},
+    membership::{ProbeTarget, record::SharedRecord},
 };
 
 /// Names one probe (also the `seq` of its pings).
@@ -65,7 +65,7 @@ pub enum Action {
         /// How long to wait.
         timeout: Duration,
         /// Updates to piggyback.
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
     },
     /// Ask `helper` to ping `target`; report with [`Input::Indirect`].
     PingReq {
@@ -80,7 +80,7 @@ pub enum Action {
         /// How long to wait for the helper.
         timeout: Duration,
         /// Updates to piggyback.
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
     },
     /// Ask `peer` for its record of `about` (a push-pull `Records` request);
     /// merge what comes back, then report with [`Input::Asked`].
@@ -99,7 +99,7 @@ pub enum Action {
         /// Whom.
         to: ProbeTarget,
         /// What.
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
         /// How long the push may take.
         timeout: Duration,
     },

@@ -9,7 +9,7 @@ use std::{
 
 use super::{
     events::{EventKind, MembershipEvent},
-    record::{Digest, MemberRecord, MemberState, Version},
+    record::{Digest, MemberRecord, MemberState, SharedRecord, Version},
 };
 use crate::core::{ids::NodeId, now::Now};
 
@@ -17,7 +17,7 @@ use crate::core::{ids::NodeId, now::Now};
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The winning record.
-    pub record: MemberRecord,
+    pub record: SharedRecord,
     /// When it entered its current state (monotonic).
     pub state_since: Instant,
     /// When this node last heard first-hand that it is up, unix nanoseconds.
@@ -72,7 +72,8 @@ impl MemberTable {
     }
 
     /// Inserts or replaces a record unconditionally (the local node's own record).
-    pub fn put(&mut self, record: MemberRecord, now: Now) {
+    pub fn put(&mut self, record: impl Into<SharedRecord>, now: Now) {
+        let record = record.into();
         let since = match self.entries.get(&record.id) {
             Some(e) if e.record.state == record.state => e.state_since,
             _ => now.instant,
@@ -92,7 +93,12 @@ impl MemberTable {
 
     /// Merges a record about another node. Returns what happened and, for state
     /// changes, the event to report.
-    pub fn apply(&mut self, record: MemberRecord, now: Now) -> (Applied, Option<MembershipEvent>) {
+    pub fn apply(
+        &mut self,
+        record: impl Into<SharedRecord>,
+        now: Now,
+    ) -> (Applied, Option<MembershipEvent>) {
+        let record = record.into();
         let Some(entry) = self.entries.get_mut(&record.id) else {
             return self.apply_unknown(record, now);
         };
@@ -132,7 +138,7 @@ impl MemberTable {
 
     fn apply_unknown(
         &mut self,
-        record: MemberRecord,
+        record: SharedRecord,
         now: Now,
     ) -> (Applied, Option<MembershipEvent>) {
         if let Some((version, _)) = self.tombstones.get(&record.id)
@@ -276,7 +282,7 @@ impl MemberTable {
 
     /// Compares a peer's digests with this table: the records the peer lacks or
     /// has older, and the ids of the records this table lacks or has older.
-    pub fn diff(&self, remote: &[Digest]) -> (Vec<MemberRecord>, Vec<NodeId>) {
+    pub fn diff(&self, remote: &[Digest]) -> (Vec<SharedRecord>, Vec<NodeId>) {
         let theirs: HashMap<&NodeId, &Digest> = remote.iter().map(|d| (&d.id, d)).collect();
         let mut send = Vec::new();
         for e in self.entries.values() {

@@ -9,7 +9,7 @@ use tracing::debug;
 use super::{agent::Shared, stats::MembershipStats};
 use crate::core::membership::{
     candidates::Source,
-    record::{MemberRecord, MemberState},
+    record::{MemberState, SharedRecord},
 };
 
 /// How often the members-per-host count behind per-address rates is redone.
@@ -49,7 +49,7 @@ impl Shared {
     /// change what is known about another member must carry that member's
     /// signature and keep its name; the rest are dropped, counted and logged.
     /// Signatures are checked outside the state lock.
-    pub(super) fn authentic(&self, records: Vec<MemberRecord>) -> Vec<MemberRecord> {
+    pub(super) fn authentic(&self, records: Vec<SharedRecord>) -> Vec<SharedRecord> {
         let Some(auth) = &self.config.record_auth else {
             return records;
         };
@@ -97,9 +97,6 @@ impl Shared {
     /// `key` (a caller's identity or address) as a source of unknown nodes,
     /// weighted by the members it hosts.
     pub(super) fn source<'a>(&self, key: &'a str) -> Source<'a> {
-        Source {
-            key,
-            members: self.members_at(key),
-        }
+        Source::caller(key, self.members_at(key))
     }
 }

@@ -15,16 +15,17 @@ use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
-use super::stats::MembershipStats;
+use super::{admission::host_of, stats::MembershipStats};
 use crate::{
     core::{
         ids::NodeId,
         membership::{
             Membership,
+            candidates::Source,
             config::MembershipConfig,
             events::{EventKind, MembershipEvent},
             messages::{Gossip, Ping, PingReply},
-            record::{MemberRecord, RecordSigner},
+            record::{MemberRecord, RecordSigner, SharedRecord},
         },
         now::Now,
     },
@@ -115,7 +116,7 @@ pub(super) struct Shared {
     seq: AtomicU64,
     pub(super) seeds: Mutex<Vec<String>>,
     /// State changes to push at once, coalesced by the spreader loop.
-    urgent: Mutex<Vec<MemberRecord>>,
+    urgent: Mutex<Vec<SharedRecord>>,
     pub(super) urgent_wake: tokio::sync::Notify,
     /// A member came back (alive again): a partition may have healed, so the
     /// reconnect loop tries the dead members now.
@@ -172,7 +173,7 @@ impl Shared {
     }
 
     /// State changes waiting for the spreader (see `loops::spread`).
-    pub(super) fn take_pending_urgent(&self) -> Vec<MemberRecord> {
+    pub(super) fn take_pending_urgent(&self) -> Vec<SharedRecord> {
         std::mem::take(&mut *self.urgent.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -239,22 +240,27 @@ impl Shared {
 
     /// Merges records from a peer this node called, dropping those of other
     /// domains.
-    pub(super) fn merge(&self, records: Vec<MemberRecord>) {
+    pub(super) fn merge(&self, records: Vec<SharedRecord>) {
         self.merge_from(records, None);
     }
 
-    /// Merges records a push-pull brought (see [`Membership::apply_synced`]).
-    pub(super) fn merge_synced(&self, records: Vec<MemberRecord>) {
-        self.merge_as(records, None, true);
+    /// Merges records a push-pull with `peer` (the address called) brought
+    /// (see [`Membership::apply_synced`]). A peer dialled by IP address
+    /// introduces the unknown nodes it lists under that address, the key its
+    /// own calls carry, so it can vouch for them but counts once.
+    pub(super) fn merge_synced(&self, records: Vec<SharedRecord>, peer: &str) {
+        let host = host_of(peer).filter(|h| h.parse::<std::net::IpAddr>().is_ok());
+        let source = host.map(|h| Source::called(h, self.members_at(h)));
+        self.merge_as(records, source, true);
     }
 
     /// Merges records delivered by `source` (see [`Membership::apply_from`]).
-    pub(super) fn merge_from(&self, records: Vec<MemberRecord>, source: Option<&str>) {
+    pub(super) fn merge_from(&self, records: Vec<SharedRecord>, source: Option<&str>) {
+        let source = source.map(|k| self.source(k));
         self.merge_as(records, source, false);
     }
 
-    fn merge_as(&self, records: Vec<MemberRecord>, source: Option<&str>, synced: bool) {
-        let source = source.map(|k| self.source(k));
+    fn merge_as(&self, records: Vec<SharedRecord>, source: Option<Source<'_>>, synced: bool) {
         let records = self.authentic(records);
         let (ours, foreign): (Vec<_>, Vec<_>) =
             records.into_iter().partition(|r| r.domain == self.domain);
@@ -331,7 +337,7 @@ impl Shared {
         target: &NodeId,
         address: &str,
         seq: u64,
-        updates: Vec<MemberRecord>,
+        updates: Vec<SharedRecord>,
         timeout: Duration,
     ) -> Result<PingReply, CallError> {
         let ping = Ping {
@@ -493,7 +499,7 @@ impl MembershipAgent {
             let msg = Gossip {
                 from: self.shared.local_id.clone(),
                 domain: self.shared.domain.clone(),
-                updates: vec![record.clone()],
+                updates: vec![record.clone().into()],
             };
             let transport = Arc::clone(&self.shared.transport);
             sends.spawn(async move { transport.gossip(&t.address, msg, timeout).await });

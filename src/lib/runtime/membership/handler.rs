@@ -146,7 +146,7 @@ impl MembershipHandler for MembershipAgent {
             st.all_records()
                 .into_iter()
                 .filter(|r| r.state.is_up())
-                .map(|r| r.address)
+                .map(|r| r.address.clone())
                 .collect()
         }))
     }
@@ -167,7 +167,7 @@ impl MembershipHandler for MembershipAgent {
     }
 
     fn local_record(&self) -> MemberRecord {
-        self.with_state(|st| st.local().clone())
+        self.with_state(|st| MemberRecord::clone(st.local()))
     }
 
     fn local_inventory(&self) -> Option<crate::core::resources::inventory::Inventory> {

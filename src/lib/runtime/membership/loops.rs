@@ -303,7 +303,7 @@ pub(super) async fn push_pull(s: &Arc<Shared>, addr: &str) -> Result<(), CallErr
         let sent = request.phase;
         let msg = s.push_pull_msg(request);
         let mut reply = s.transport.push_pull(addr, msg, timeout).await?;
-        s.merge_synced(std::mem::take(&mut reply.records));
+        s.merge_synced(std::mem::take(&mut reply.records), addr);
         match s.with_state(|st| st.push_pull_next(sent, &reply)) {
             Some(next) => request = next,
             None => return Ok(()),

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use std::borrow::Borrow;
+
 use crate::{
     core::{
         ids::NodeId,
@@ -278,12 +280,12 @@ pub fn record_from_pb(
 ///
 /// # Errors
 /// Too many records, or the first invalid one.
-pub fn records_from_pb(
+pub fn records_from_pb<R: From<MemberRecord>>(
     infos: Vec<pb::PeerNodeInfo>,
     field: &str,
     limits: &RecordLimits,
     now_unix_ns: i64,
-) -> Result<Vec<MemberRecord>, InvalidRecord> {
+) -> Result<Vec<R>, InvalidRecord> {
     if infos.len() > limits.max_records {
         return Err(invalid(
             field,
@@ -297,7 +299,9 @@ pub fn records_from_pb(
     infos
         .into_iter()
         .enumerate()
-        .map(|(i, info)| record_from_pb(info, &format!("{field}[{i}]"), limits, now_unix_ns))
+        .map(|(i, info)| {
+            record_from_pb(info, &format!("{field}[{i}]"), limits, now_unix_ns).map(R::from)
+        })
         .collect()
 }
 
@@ -378,10 +382,13 @@ pub fn record_to_pb(r: &MemberRecord, last_seen_unix_ns: i64) -> pb::PeerNodeInf
 }
 
 /// Records for a message (iarnet's `last_seen` set to when each was published).
-pub fn records_to_pb(records: &[MemberRecord]) -> Vec<pb::PeerNodeInfo> {
+pub fn records_to_pb<R: Borrow<MemberRecord>>(records: &[R]) -> Vec<pb::PeerNodeInfo> {
     records
         .iter()
-        .map(|r| record_to_pb(r, r.updated_unix_ns))
+        .map(|r| {
+            let r = r.borrow();
+            record_to_pb(r, r.updated_unix_ns)
+        })
         .collect()
 }
 
@@ -557,7 +564,7 @@ mod tests {
         );
 
         let many = vec![record_to_pb(&sample(), 0); limits.max_records + 1];
-        let e = records_from_pb(many, "nodes", &limits, NOW).unwrap_err();
+        let e = records_from_pb::<MemberRecord>(many, "nodes", &limits, NOW).unwrap_err();
         assert!(e.problem.contains("over the limit"), "{e}");
     }
 

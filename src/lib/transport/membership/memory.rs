@@ -231,13 +231,16 @@ pub struct MemoryTransport {
 }
 
 /// Round-trips records through their wire form, as a real transport would.
-fn wire(records: &[MemberRecord]) -> (Vec<MemberRecord>, usize) {
+fn wire<R: std::borrow::Borrow<MemberRecord> + From<MemberRecord>>(
+    records: &[R],
+) -> (Vec<R>, usize) {
     let pb = records_to_pb(records);
     let bytes = pb.iter().map(prost::Message::encoded_len).sum::<usize>();
     let limits = RecordLimits::default();
     let back = pb
         .into_iter()
         .filter_map(|p| record_from_pb(p, "updates", &limits, i64::MAX / 2).ok())
+        .map(R::from)
         .collect();
     (back, bytes)
 }

@@ -179,7 +179,7 @@ impl MembershipService {
         &self,
         cert: Option<&str>,
         from: &crate::core::ids::NodeId,
-        records: &[crate::core::membership::record::MemberRecord],
+        records: &[crate::core::membership::record::SharedRecord],
     ) -> Result<(), Status> {
         if cert.is_none() {
             return Ok(());

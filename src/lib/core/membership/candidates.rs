@@ -9,7 +9,7 @@
 //! push-pull), while verification probes run 16 at a time.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     time::{Duration, Instant},
 };
 
@@ -105,6 +105,10 @@ pub const MAX_MISSES: u32 = 3;
 #[derive(Debug)]
 pub struct Candidates {
     entries: BTreeMap<NodeId, Candidate>,
+    /// Nodes not being probed, by when they may be (first come, first
+    /// probed): finding the next costs O(log n), where a scan of the set on
+    /// every event cost O(n) during a mass join.
+    ready: BTreeSet<(Instant, NodeId)>,
     /// Nodes waiting per source.
     per_source: HashMap<String, usize>,
     capacity: usize,
@@ -119,6 +123,7 @@ impl Candidates {
     pub fn new(capacity: usize, per_source_cap: usize, ttl: Duration) -> Self {
         Self {
             entries: BTreeMap::new(),
+            ready: BTreeSet::new(),
             per_source: HashMap::new(),
             capacity,
             per_source_cap,
@@ -182,6 +187,7 @@ impl Candidates {
             }
             *n += 1;
         }
+        self.ready.insert((now, record.id.clone()));
         self.entries.insert(
             record.id.clone(),
             Candidate {
@@ -212,28 +218,33 @@ impl Candidates {
         }
     }
 
-    /// Up to `max` waiting nodes not yet being probed, in id order; they are
-    /// marked as being probed until [`Self::remove`] is called for them.
+    /// Up to `max` waiting nodes not yet being probed, longest waiting
+    /// first; they are marked as being probed until [`Self::remove`] or
+    /// [`Self::missed`] is called for them.
     pub fn take_unprobed(&mut self, max: usize, now: Instant) -> Vec<ProbeTarget> {
-        self.entries
-            .values_mut()
-            .filter(|c| !c.probing && c.retry_at <= now)
-            .take(max)
-            .map(|c| {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some((at, id)) = self.ready.first().cloned() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.ready.pop_first();
+            if let Some(c) = self.entries.get_mut(&id) {
                 c.probing = true;
-                ProbeTarget {
-                    id: c.record.id.clone(),
+                out.push(ProbeTarget {
+                    id,
                     address: c.record.address.clone(),
-                }
-            })
-            .collect()
+                });
+            }
+        }
+        out
     }
 
     /// Whether some waiting node is not being probed yet.
     pub fn has_unprobed(&self, now: Instant) -> bool {
-        self.entries
-            .values()
-            .any(|c| !c.probing && c.retry_at <= now)
+        self.ready.first().is_some_and(|(at, _)| *at <= now)
     }
 
     /// `id` did not answer its probe: it may be probed again from `retry_at`,
@@ -242,10 +253,14 @@ impl Candidates {
         let Some(c) = self.entries.get_mut(id) else {
             return false;
         };
+        if !c.probing {
+            self.ready.remove(&(c.retry_at, id.clone()));
+        }
         c.probing = false;
         c.misses += 1;
         c.retry_at = retry_at;
         if c.misses < MAX_MISSES {
+            self.ready.insert((retry_at, id.clone()));
             return false;
         }
         self.remove(id);
@@ -260,6 +275,9 @@ impl Candidates {
     /// Removes a waiting node: its record, and whether it came in a push-pull.
     pub fn take(&mut self, id: &NodeId) -> Option<(SharedRecord, bool)> {
         let c = self.entries.remove(id)?;
+        if !c.probing {
+            self.ready.remove(&(c.retry_at, id.clone()));
+        }
         self.release(&c);
         Some((c.record, c.quiet))
     }

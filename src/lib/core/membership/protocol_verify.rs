@@ -60,10 +60,13 @@ impl Membership {
             .offer_as(record, source, now.instant, self.syncing)
         {
             Offered::Queued => Applied::Unverified,
+            // Two member hosts are spreading it already: listed, but not
+            // queued for gossip again (after a mass join, queueing every
+            // vouched-for member kept gossip going 2.4x longer at 1,000 nodes).
             Offered::Vouched => match self.candidates.take(&id) {
-                Some((record, quiet)) => {
+                Some((record, _)) => {
                     self.counters.candidates_vouched += 1;
-                    let was = std::mem::replace(&mut self.syncing, quiet);
+                    let was = std::mem::replace(&mut self.syncing, true);
                     let applied = self.merge(record, now);
                     self.syncing = was;
                     applied

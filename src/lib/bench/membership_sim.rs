@@ -140,11 +140,11 @@ pub fn run(cfg: &MembershipSimConfig) -> MembershipSimReport {
     for i in 0..cfg.nodes {
         sim.start(i);
     }
-    let join_rounds = sim.rounds_until(cfg.max_rounds, round, Sim::converged);
+    let join_rounds = sim.rounds_until(("join", cfg.max_rounds), round, Sim::converged);
     // Idle means after the join's own traffic (retransmissions, the push-pulls
     // of the churn rounds) has died down: every update queue empty.
     let settle_rounds = join_rounds.and_then(|_| {
-        sim.rounds_until(cfg.max_rounds, round, |s| {
+        sim.rounds_until(("settle", cfg.max_rounds), round, |s| {
             s.nodes.iter().all(|n| !n.m.has_pending_updates())
         })
     });
@@ -166,7 +166,7 @@ pub fn run(cfg: &MembershipSimConfig) -> MembershipSimReport {
     let detection_rounds = if crashed.is_empty() {
         None
     } else {
-        sim.rounds_until(cfg.max_rounds, round, |s| s.all_dead(&crashed))
+        sim.rounds_until(("detect", cfg.max_rounds), round, |s| s.all_dead(&crashed))
     };
     MembershipSimReport {
         nodes: cfg.nodes,
@@ -297,15 +297,26 @@ impl Sim {
     }
 
     /// Rounds (checked once a round) until `pred` holds, at most `max`.
+    /// Logs (at info, `GSP_LOG=gsp::bench=info`) every tenth round, so a
+    /// long run at 10,000 nodes shows where it is.
     fn rounds_until(
         &mut self,
-        max: u32,
+        (phase, max): (&str, u32),
         round: Duration,
         pred: impl Fn(&Self) -> bool,
     ) -> Option<u32> {
         for r in 0..=max {
             if pred(self) {
+                tracing::info!(
+                    phase,
+                    rounds = r,
+                    events = self.processed,
+                    "membership sim: done"
+                );
                 return Some(r);
+            }
+            if r % 10 == 0 {
+                tracing::info!(phase, rounds = r, events = self.processed, "membership sim");
             }
             self.advance(round);
         }

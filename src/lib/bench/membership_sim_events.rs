@@ -12,7 +12,8 @@ use super::{
 };
 use crate::core::membership::{
     candidates::Source,
-    messages::{Phase, PushPullReply},
+    exchange::PushPullSession,
+    messages::PushPullReply,
     swim::{Action, Input},
 };
 
@@ -173,6 +174,7 @@ impl Sim {
             Ev::PushPull {
                 from,
                 why,
+                session,
                 request,
                 timeout,
                 ..
@@ -181,7 +183,6 @@ impl Sim {
                     let l = self.nodes[from].m.local();
                     (l.id.clone(), l.address.clone())
                 };
-                let sent = request.phase;
                 let reply =
                     self.nodes[i]
                         .m
@@ -194,7 +195,7 @@ impl Sim {
                             to: from,
                             peer: i,
                             why,
-                            sent,
+                            session,
                             reply: None,
                         },
                     );
@@ -206,7 +207,7 @@ impl Sim {
                             to: from,
                             peer: i,
                             why,
-                            sent,
+                            session,
                             reply: Some(reply),
                         },
                     );
@@ -215,10 +216,10 @@ impl Sim {
             Ev::PushPullReply {
                 peer,
                 why,
-                sent,
+                session,
                 reply,
                 ..
-            } => self.exchanged(i, peer, why, sent, reply),
+            } => self.exchanged(i, peer, why, session, reply),
         }
     }
 
@@ -227,7 +228,7 @@ impl Sim {
         i: usize,
         peer: usize,
         why: Exchange,
-        sent: Phase,
+        mut session: PushPullSession,
         reply: Option<PushPullReply>,
     ) {
         let Some(mut reply) = reply else {
@@ -255,8 +256,8 @@ impl Sim {
             Some(Source::called(&addr, 1)),
             now,
         );
-        if let Some(next) = self.nodes[i].m.push_pull_next(sent, &reply) {
-            self.push_pull(i, Some(peer), why, next);
+        if let Some(next) = self.nodes[i].m.push_pull_next(&mut session, &reply) {
+            self.push_pull(i, Some(peer), why, (session, next));
         }
     }
 

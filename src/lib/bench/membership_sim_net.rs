@@ -12,8 +12,8 @@ use crate::{
         Membership, ProbeTarget,
         candidates::Source,
         events::EventKind,
-        exchange::Request,
-        messages::{Phase, PushPullReply},
+        exchange::{PushPullSession, Request},
+        messages::PushPullReply,
         record::SharedRecord,
         swim::{Action, Input, ProbeId, Timer},
     },
@@ -101,6 +101,7 @@ pub(crate) enum Ev {
         to: usize,
         from: usize,
         why: Exchange,
+        session: PushPullSession,
         request: Request,
         timeout: Duration,
     },
@@ -108,7 +109,7 @@ pub(crate) enum Ev {
         to: usize,
         peer: usize,
         why: Exchange,
-        sent: Phase,
+        session: PushPullSession,
         reply: Option<PushPullReply>,
     },
 }
@@ -199,7 +200,7 @@ impl Sim {
         from: usize,
         to: Option<usize>,
         why: Exchange,
-        request: Request,
+        (session, request): (PushPullSession, Request),
     ) {
         let timeout = self
             .cfg
@@ -212,13 +213,14 @@ impl Sim {
             to: from,
             peer: to.unwrap_or(usize::MAX),
             why,
-            sent: request.phase,
+            session: session.clone(),
             reply: None,
         };
         let ev = Ev::PushPull {
             to: to.unwrap_or(usize::MAX),
             from,
             why,
+            session,
             request,
             timeout,
         };
@@ -268,7 +270,8 @@ impl Sim {
                 } => {
                     let request = Request::ask(about);
                     let to = self.addr_of(&peer);
-                    self.push_pull(i, to, Exchange::Ask(probe), request);
+                    let session = PushPullSession::default();
+                    self.push_pull(i, to, Exchange::Ask(probe), (session, request));
                 }
                 Action::Sync { to } => {
                     let peer = self.addr_of(&to);

@@ -51,39 +51,118 @@ impl Request {
     }
 }
 
+/// The caller's side of one push-pull exchange in progress: the step last
+/// sent and, after the digests step, what is left to push and to ask for.
+/// A difference larger than one message is sent in parts within the same
+/// exchange (4,096 records a step), so a node joining a 10,000-member cluster
+/// gets the whole table from its seed at once rather than a part per
+/// anti-entropy round. The parts are bounded: what is pushed by this node's
+/// table, what is asked for by its member cap.
+#[derive(Debug, Clone)]
+pub struct PushPullSession {
+    sent: Phase,
+    push: Vec<SharedRecord>,
+    want: Vec<NodeId>,
+    steps: u32,
+}
+
+impl Default for PushPullSession {
+    /// A session with nothing left to send after its request (a single
+    /// request, such as [`Request::ask`]).
+    fn default() -> Self {
+        Self {
+            sent: Phase::Records,
+            push: Vec::new(),
+            want: Vec::new(),
+            steps: 1,
+        }
+    }
+}
+
+impl PushPullSession {
+    /// The step last sent.
+    pub fn sent(&self) -> Phase {
+        self.sent
+    }
+
+    /// Requests sent so far.
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    /// The next records step, or `None` when nothing is left.
+    fn next_part(&mut self) -> Option<Request> {
+        if self.push.is_empty() && self.want.is_empty() {
+            return None;
+        }
+        let records: Vec<_> = self
+            .push
+            .drain(..self.push.len().min(MAX_EXCHANGE_RECORDS))
+            .collect();
+        let want: Vec<_> = self
+            .want
+            .drain(..self.want.len().min(MAX_EXCHANGE_RECORDS))
+            .collect();
+        self.sent = Phase::Records;
+        self.steps += 1;
+        Some(Request {
+            phase: Phase::Records,
+            records,
+            table_hash: 0,
+            want,
+        })
+    }
+}
+
 impl Membership {
-    /// The first request of an exchange: this node's record and table hash.
-    pub fn push_pull_open(&self) -> Request {
-        Request {
+    /// The first request of an exchange (this node's record and table hash)
+    /// and the session that follows its replies.
+    pub fn push_pull_open(&self) -> (PushPullSession, Request) {
+        let session = PushPullSession {
+            sent: Phase::Hash,
+            push: Vec::new(),
+            want: Vec::new(),
+            steps: 1,
+        };
+        let request = Request {
             phase: Phase::Hash,
             records: vec![self.local().clone()],
             table_hash: self.table_hash(),
             want: Vec::new(),
-        }
+        };
+        (session, request)
     }
 
-    /// The request that follows `reply` to a request of step `sent` (whose
-    /// records the caller has merged already), or `None` when the exchange is
-    /// over.
-    pub fn push_pull_next(&self, sent: Phase, reply: &PushPullReply) -> Option<Request> {
-        if sent != Phase::Hash || reply.in_sync {
-            return None;
+    /// The request that follows `reply` (whose records the caller has merged
+    /// already) in `session`, or `None` when the exchange is over.
+    pub fn push_pull_next(
+        &self,
+        session: &mut PushPullSession,
+        reply: &PushPullReply,
+    ) -> Option<Request> {
+        match session.sent {
+            Phase::Full => None,
+            Phase::Records => session.next_part(),
+            Phase::Hash if reply.in_sync => None,
+            Phase::Hash if reply.digests.is_empty() => {
+                session.sent = Phase::Full;
+                session.steps += 1;
+                Some(Request {
+                    phase: Phase::Full,
+                    records: capped(self.all_records()),
+                    table_hash: 0,
+                    want: Vec::new(),
+                })
+            }
+            Phase::Hash => {
+                let (push, mut want) = self.diff(&reply.digests);
+                // A callee cannot make this node ask for more than it can list.
+                want.truncate(self.config().max_members);
+                session.push = push;
+                session.want = want;
+                session.next_part()
+            }
         }
-        if reply.digests.is_empty() {
-            return Some(Request {
-                phase: Phase::Full,
-                records: capped(self.all_records()),
-                table_hash: 0,
-                want: Vec::new(),
-            });
-        }
-        let (records, want) = self.diff(&reply.digests);
-        Some(Request {
-            phase: Phase::Records,
-            records: capped(records),
-            table_hash: 0,
-            want: capped(want),
-        })
     }
 
     /// The callee's side of one push-pull request from `from`, whose records
@@ -171,7 +250,7 @@ mod tests {
 
     fn table(n: usize, t0: Instant) -> Membership {
         let config = MembershipConfig {
-            max_members: n + 1,
+            max_members: 2 * MAX_EXCHANGE_RECORDS,
             ..MembershipConfig::for_test()
         };
         let mut m = Membership::new(config, record("me", 1, MemberState::Alive), now(t0));
@@ -185,17 +264,35 @@ mod tests {
     fn a_difference_larger_than_a_message_is_sent_in_parts() {
         let t0 = Instant::now();
         let big = table(MAX_EXCHANGE_RECORDS + 500, t0);
-        let small = table(0, t0);
+        let mut small = table(0, t0);
         // The small side opens; the big side answers with its digests.
-        let open = small.push_pull_open();
+        let (mut session, open) = small.push_pull_open();
         let mut b = big;
-        let reply = b.answer_push_pull(&small.local().id, open, None, now(t0));
+        let id = small.local().id.clone();
+        let reply = b.answer_push_pull(&id, open, None, now(t0));
         assert_eq!(reply.digests.len(), MAX_EXCHANGE_RECORDS + 501);
-        let next = small.push_pull_next(Phase::Hash, &reply).unwrap();
+        let next = small.push_pull_next(&mut session, &reply).unwrap();
         assert_eq!(next.phase, Phase::Records);
         assert_eq!(next.want.len(), MAX_EXCHANGE_RECORDS);
-        let answer = b.answer_push_pull(&small.local().id, next, None, now(t0));
+        let mut answer = b.answer_push_pull(&id, next, None, now(t0));
         assert_eq!(answer.records.len(), MAX_EXCHANGE_RECORDS);
+        for r in answer.records.drain(..) {
+            small.admit(r, now(t0));
+        }
+        // The rest comes in the same exchange, not at the next one.
+        let next = small.push_pull_next(&mut session, &answer).unwrap();
+        assert_eq!(next.want.len(), 500);
+        let mut answer = b.answer_push_pull(&id, next, None, now(t0));
+        for r in answer.records.drain(..) {
+            small.admit(r, now(t0));
+        }
+        assert!(small.push_pull_next(&mut session, &answer).is_none());
+        assert_eq!(session.steps(), 3);
+        assert_eq!(
+            small.table_hash(),
+            b.table_hash(),
+            "one exchange syncs the whole table"
+        );
     }
 
     #[test]
@@ -204,13 +301,13 @@ mod tests {
         let a = table(3, t0);
         let mut b = table(4, t0);
         // Different tables: b answers with its digests.
-        let reply = b.answer_push_pull(&a.local().id, a.push_pull_open(), None, now(t0));
+        let reply = b.answer_push_pull(&a.local().id, a.push_pull_open().1, None, now(t0));
         assert!(!reply.in_sync);
         assert_eq!(reply.digests.len(), 5);
         let mut c = table(0, t0);
         let open = Request {
             table_hash: c.table_hash(),
-            ..c.push_pull_open()
+            ..c.push_pull_open().1
         };
         let id = c.local().id.clone();
         let same = c.answer_push_pull(&id, open, None, now(t0));

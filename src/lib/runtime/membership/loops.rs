@@ -289,7 +289,8 @@ async fn rejoin(s: Arc<Shared>, addr: String) {
 }
 
 /// One push-pull exchange with the node at `addr`: hashes first, then digests,
-/// then only the records that differ. An iarnet peer gets its full exchange.
+/// then only the records that differ (in parts of 4,096 records, one after
+/// the other). An iarnet peer gets its full exchange.
 pub(super) async fn push_pull(s: &Arc<Shared>, addr: &str) -> Result<(), CallError> {
     MembershipStats::inc(&s.stats.push_pulls);
     let timeout = s
@@ -298,13 +299,12 @@ pub(super) async fn push_pull(s: &Arc<Shared>, addr: &str) -> Result<(), CallErr
         .gossip_interval
         .max(Duration::from_secs(1))
         * 2;
-    let mut request = s.with_state(|st| st.push_pull_open());
+    let (mut session, mut request) = s.with_state(|st| st.push_pull_open());
     loop {
-        let sent = request.phase;
         let msg = s.push_pull_msg(request);
         let mut reply = s.transport.push_pull(addr, msg, timeout).await?;
         s.merge_synced(std::mem::take(&mut reply.records), addr);
-        match s.with_state(|st| st.push_pull_next(sent, &reply)) {
+        match s.with_state(|st| st.push_pull_next(&mut session, &reply)) {
             Some(next) => request = next,
             None => return Ok(()),
         }

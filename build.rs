@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "discovery/discovery.proto",
     "gsp/membership/v1/membership.proto",
     "gsp/admin/v1/admin.proto",
+    "gsp/jobs/v1/jobs.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -85,12 +85,37 @@ pub(crate) fn tls(global: &GlobalArgs) -> Result<Option<TlsConfig>, UsageError> 
 /// The token is unusable (exit 2), the address is malformed, or nothing
 /// answers there in time (exit 3).
 pub(crate) async fn admin(global: &GlobalArgs) -> anyhow::Result<Admin> {
+    let (channel, token) = connect(global, &global.addr).await?;
+    // Whatever payload the node accepts (up to the largest --max-payload, plus
+    // room for the message around it) must reach `gsp watch --messages`.
+    let largest =
+        usize::try_from(crate::config::MAX_PAYLOAD_LIMIT + (1 << 20)).unwrap_or(usize::MAX);
+    Ok(AdminClient::with_interceptor(channel, token).max_decoding_message_size(largest))
+}
+
+/// The jobs client the commands use.
+pub(crate) type JobsClient = crate::transport::pb::jobs::v1::jobs_client::JobsClient<
+    InterceptedService<Channel, BearerToken>,
+>;
+
+/// A jobs client for the node at `addr`, with `--token` and the TLS flags.
+///
+/// # Errors
+/// As [`admin`].
+pub(crate) async fn jobs(global: &GlobalArgs, addr: &str) -> anyhow::Result<JobsClient> {
+    let (channel, token) = connect(global, addr).await?;
+    Ok(
+        crate::transport::pb::jobs::v1::jobs_client::JobsClient::with_interceptor(channel, token)
+            .max_decoding_message_size(4 << 20),
+    )
+}
+
+async fn connect(global: &GlobalArgs, addr: &str) -> anyhow::Result<(Channel, BearerToken)> {
     let token = bearer(global)?;
     let tls = tls(global)?;
-    let addr = &global.addr;
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| {
         TransportError::BadAddress {
-            addr: addr.clone(),
+            addr: addr.to_owned(),
             reason: e.to_string(),
         }
     })?;
@@ -99,11 +124,7 @@ pub(crate) async fn admin(global: &GlobalArgs) -> anyhow::Result<Admin> {
         .connect_with_connector(Connector::new(Arc::default(), tls))
         .await
         .map_err(|e| unreachable(addr, &e))?;
-    // Whatever payload the node accepts (up to the largest --max-payload, plus
-    // room for the message around it) must reach `gsp watch --messages`.
-    let largest =
-        usize::try_from(crate::config::MAX_PAYLOAD_LIMIT + (1 << 20)).unwrap_or(usize::MAX);
-    Ok(AdminClient::with_interceptor(channel, token).max_decoding_message_size(largest))
+    Ok((channel, token))
 }
 
 /// A connection failure as "cannot reach".

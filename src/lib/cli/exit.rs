@@ -17,6 +17,9 @@ pub enum ExitStatus {
     Unavailable,
     /// 130: interrupted by SIGINT.
     Interrupted,
+    /// A job's own exit code (`gsp run`, `gsp logs --follow`), as ssh passes
+    /// the remote command's on.
+    Job(u8),
 }
 
 impl ExitStatus {
@@ -28,6 +31,7 @@ impl ExitStatus {
             Self::Error => 2,
             Self::Unavailable => 3,
             Self::Interrupted => 130,
+            Self::Job(code) => code,
         }
     }
 }

@@ -5,6 +5,8 @@ mod bench;
 mod client;
 mod completions;
 pub mod exit;
+pub mod job_events;
+mod jobs;
 mod logging;
 pub mod maint;
 mod node;
@@ -12,7 +14,11 @@ mod node_reload;
 pub mod output;
 mod parse;
 pub mod peers;
+mod pipeline;
 pub mod query;
+mod run;
+mod run_interrupt;
+mod run_place;
 pub mod send;
 mod tls;
 pub mod watch;
@@ -97,6 +103,14 @@ enum Command {
     Maint(maint::MaintArgs),
     /// Stream membership events (or, with --messages, delivered broadcasts).
     Watch(watch::WatchArgs),
+    /// Run a command or pipeline on matching nodes; stream its output.
+    Run(run::RunArgs),
+    /// List jobs across the cluster (or on one node).
+    Jobs(jobs::JobsArgs),
+    /// Show a job's output (retained, then live with --follow).
+    Logs(jobs::LogsArgs),
+    /// Cancel a running job.
+    Cancel(jobs::CancelArgs),
     /// Spawn local nodes, flood them, report ACK latency and throughput vs raw TCP.
     Bench(bench::BenchArgs),
     /// Create the cluster's CA and node/client certificates for mutual TLS.
@@ -145,6 +159,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Send(args) => runtime()?.block_on(send::run(args, global)),
         Command::Maint(args) => runtime()?.block_on(maint::run(args, global)),
         Command::Watch(args) => runtime()?.block_on(watch::run(args, global)),
+        Command::Run(args) => runtime()?.block_on(run::run(args, global)),
+        Command::Jobs(args) => runtime()?.block_on(jobs::jobs(args, global)),
+        Command::Logs(args) => runtime()?.block_on(jobs::logs(args, global)),
+        Command::Cancel(args) => runtime()?.block_on(jobs::cancel(args, global)),
         Command::Bench(args) => runtime()?.block_on(bench::run(args, global)),
     }
 }

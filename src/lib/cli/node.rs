@@ -121,6 +121,21 @@ pub(crate) struct NodeArgs {
     /// An on-message command running longer is killed.
     #[arg(long, env = "GSP_ON_MESSAGE_TIMEOUT", value_name = "SECS", default_value = "60", value_parser = parse::duration)]
     on_message_timeout: Duration,
+    /// Run jobs sent with `gsp run` (off by default: remote execution is an
+    /// attack surface). With an admin token set, starting and cancelling a job
+    /// require it; under mTLS, a client certificate.
+    #[arg(long, env = "GSP_EXEC")]
+    exec: bool,
+    /// Jobs running at once, at most; a further `gsp run` is refused.
+    #[arg(long, env = "GSP_EXEC_MAX_JOBS", value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    exec_max_jobs: u16,
+    /// Output kept per job (the newest bytes; a reader is told what was dropped).
+    #[arg(long, env = "GSP_EXEC_LOG_BYTES", value_name = "SIZE", default_value = "8MiB", value_parser = parse::size)]
+    exec_log_bytes: u64,
+    /// Time a cancelled or timed-out step gets between SIGTERM and SIGKILL.
+    #[arg(long, env = "GSP_EXEC_GRACE", value_name = "SECS", default_value = "5", value_parser = parse::duration)]
+    exec_grace: Duration,
     /// Require this bearer token on mutating admin calls (maint set, send);
     /// prefer the variable or a file: flags show in `ps`.
     #[arg(
@@ -247,6 +262,16 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
             concurrency: usize::from(args.on_message_concurrency),
             timeout: args.on_message_timeout,
         }),
+        jobs: crate::runtime::jobs::JobsConfig {
+            enabled: settings.exec,
+            max_running: usize::from(args.exec_max_jobs),
+            log_bytes: usize::try_from(args.exec_log_bytes).unwrap_or(usize::MAX),
+            grace: args.exec_grace,
+            history_log_bytes: usize::try_from(args.exec_log_bytes)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(4),
+            ..crate::runtime::jobs::JobsConfig::default()
+        },
         peer_rates,
         tls: tls.clone(),
         insecure: security.insecure,
@@ -348,6 +373,7 @@ pub(super) fn resolve(args: &NodeArgs, global: &GlobalArgs) -> Result<Resolved, 
             max_members: a.max_members,
             seen_ttl: a.seen_ttl,
             on_message: a.on_message,
+            exec: a.exec.then_some(true),
         },
         file.clone(),
     );

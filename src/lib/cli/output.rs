@@ -21,6 +21,12 @@ pub fn stderr(s: &str) {
     let _ = io::stderr().lock().write_all(s.as_bytes());
 }
 
+/// Writes `line` and a newline to stderr (progress and notes beside a
+/// command's output).
+pub fn note(line: &str) {
+    stderr(&format!("{line}\n"));
+}
+
 /// Serializes `value` as pretty JSON plus a newline on stdout.
 ///
 /// # Errors

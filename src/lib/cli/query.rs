@@ -29,6 +29,16 @@ pub const SCHEMA: &str = "gsp.query.v1";
 /// Arguments of `gsp query`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct QueryArgs {
+    #[command(flatten)]
+    filters: Filters,
+    /// Return at most this many nodes, best first.
+    #[arg(long, value_name = "K")]
+    limit: Option<u32>,
+}
+
+/// What a node must have: `gsp query`'s and `gsp run`'s filters.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Filters {
     /// Free CPU needed: cores (2, 0.5) or millicores (2000m).
     #[arg(long, value_name = "CPU", allow_hyphen_values = true, value_parser = |s: &str| parse_cpu(s).map_err(|e| e.to_string()))]
     cpu: Option<i64>,
@@ -46,10 +56,62 @@ pub(crate) struct QueryArgs {
     label: Vec<(String, String)>,
     /// Also ask peers this many hops away (0: the node's own view; capped at 8).
     #[arg(long, default_value_t = 0, value_name = "N")]
-    max_hops: u32,
-    /// Return at most this many nodes, best first.
-    #[arg(long, value_name = "K")]
-    limit: Option<u32>,
+    pub(crate) max_hops: u32,
+}
+
+impl Filters {
+    /// The query for these filters, answered within `timeout` (the node gets
+    /// 90% of it, so its answer arrives), at most `limit` nodes (0: all).
+    pub(crate) fn request(
+        &self,
+        limit: u32,
+        timeout: std::time::Duration,
+    ) -> tonic::Request<pb::QueryRequest> {
+        let tags = Tags {
+            cpu: self.tag.iter().any(|t| t == "cpu"),
+            gpu: self.tag.iter().any(|t| t == "gpu"),
+            memory: self.tag.iter().any(|t| t == "memory"),
+            camera: self.tag.iter().any(|t| t == "camera"),
+        };
+        let mut req = tonic::Request::new(pb::QueryRequest {
+            resources: Some(dpb::ResourceRequest {
+                cpu: self.cpu.unwrap_or(0),
+                memory: self.memory.unwrap_or(0),
+                gpu: self.gpu.unwrap_or(0),
+            }),
+            tags: Some(tags_to_pb(tags)),
+            labels: self
+                .label
+                .iter()
+                .cloned()
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
+            max_hops: self.max_hops,
+            timeout_ms: u32::try_from(timeout.mul_f64(0.9).as_millis()).unwrap_or(u32::MAX),
+            limit,
+        });
+        req.set_timeout(timeout);
+        req
+    }
+
+    /// The resources asked for (what `gsp run` reserves).
+    pub(crate) fn resources(&self) -> crate::core::membership::record::Amounts {
+        crate::core::membership::record::Amounts {
+            cpu_millis: self.cpu.unwrap_or(0).max(0),
+            memory_bytes: self.memory.unwrap_or(0).max(0),
+            gpus: self.gpu.unwrap_or(0).max(0),
+        }
+    }
+
+    /// Whether any filter is set.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cpu.is_none()
+            && self.memory.is_none()
+            && self.gpu.is_none()
+            && self.tag.is_empty()
+            && self.label.is_empty()
+    }
 }
 
 #[derive(Serialize)]
@@ -67,32 +129,7 @@ struct QueryJson {
 pub(crate) async fn run(args: QueryArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
     let mut client = client::admin(&global).await?;
     let timeout = client::timeout(&global);
-    let tags = Tags {
-        cpu: args.tag.iter().any(|t| t == "cpu"),
-        gpu: args.tag.iter().any(|t| t == "gpu"),
-        memory: args.tag.iter().any(|t| t == "memory"),
-        camera: args.tag.iter().any(|t| t == "camera"),
-    };
-    let mut req = tonic::Request::new(pb::QueryRequest {
-        resources: Some(dpb::ResourceRequest {
-            cpu: args.cpu.unwrap_or(0),
-            memory: args.memory.unwrap_or(0),
-            gpu: args.gpu.unwrap_or(0),
-        }),
-        tags: Some(tags_to_pb(tags)),
-        labels: args
-            .label
-            .iter()
-            .cloned()
-            .collect::<BTreeMap<_, _>>()
-            .into_iter()
-            .collect(),
-        max_hops: args.max_hops,
-        // The node answers within 90% of our patience, so its answer arrives.
-        timeout_ms: u32::try_from(timeout.mul_f64(0.9).as_millis()).unwrap_or(u32::MAX),
-        limit: args.limit.unwrap_or(0),
-    });
-    req.set_timeout(timeout);
+    let req = args.filters.request(args.limit.unwrap_or(0), timeout);
     let resp = client
         .query(req)
         .await
@@ -118,7 +155,7 @@ pub(crate) async fn run(args: QueryArgs, global: GlobalArgs) -> anyhow::Result<E
             &nodes,
             resp.total,
             resp.hops_used,
-            args.max_hops,
+            args.filters.max_hops,
             resp.max_hops,
         ))?;
     }

@@ -80,6 +80,8 @@ pub struct FileConfig {
     pub seen_ttl: Option<Duration>,
     /// `gsp.on_message`.
     pub on_message: Option<String>,
+    /// `gsp.exec`: whether the node runs jobs (`gsp run`).
+    pub exec: Option<bool>,
     /// `gsp.log`: the log filter (`GSP_LOG` syntax); `GSP_LOG` wins over it.
     pub log: Option<String>,
     /// `gsp.security`.
@@ -139,6 +141,7 @@ const GSP_KEYS: &[&str] = &[
     "max_members",
     "seen_ttl",
     "on_message",
+    "exec",
     "log",
     "security",
 ];
@@ -378,6 +381,14 @@ fn read_gsp(r: &mut Reader, g: &Map<String, Value>, c: &mut FileConfig) {
                 "gsp.log",
                 format!("expected a log filter like info or gsp=debug, got {other}"),
             );
+            None
+        }
+    };
+    c.exec = match g.get("exec") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            r.problem("gsp.exec", format!("expected true or false, got {other}"));
             None
         }
     };

@@ -72,6 +72,8 @@ pub struct Overrides {
     pub seen_ttl: Option<Duration>,
     /// `--on-message`.
     pub on_message: Option<String>,
+    /// `--exec` (only ever `Some(true)`: the flag turns jobs on).
+    pub exec: Option<bool>,
 }
 
 /// The resolved settings of `gsp node`.
@@ -117,6 +119,8 @@ pub struct NodeSettings {
     pub seen_ttl: Duration,
     /// Command run per delivered broadcast.
     pub on_message: Option<String>,
+    /// Whether the node runs jobs (`gsp run`).
+    pub exec: bool,
     /// Things worth logging at start-up (accepted but ignored settings).
     pub warnings: Vec<String>,
 }
@@ -346,6 +350,7 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
             swarm_fanout,
             seen_ttl,
             on_message,
+            exec: o.exec.or(f.exec).unwrap_or(false),
             warnings,
         }),
         _ => Err(problems),

@@ -7,6 +7,7 @@ pub mod broadcast;
 pub mod chunk;
 pub mod dedup;
 pub mod ids;
+pub mod jobs;
 pub mod maintenance;
 pub mod membership;
 pub mod message;

@@ -8,6 +8,7 @@ pub mod broadcast;
 pub mod http;
 pub mod http_maint;
 pub mod identity;
+pub mod jobs;
 pub mod maintenance;
 pub mod membership;
 pub mod metrics;

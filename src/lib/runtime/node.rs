@@ -98,6 +98,8 @@ pub struct NodeConfig {
     pub broadcast: EngineConfig,
     /// Command run per delivered broadcast.
     pub on_message: Option<super::on_message::OnMessageConfig>,
+    /// Whether and how the node runs jobs (`gsp run`).
+    pub jobs: super::jobs::JobsConfig,
     /// Admin token checks (none: every admin call is allowed).
     pub auth: AdminAuth,
     /// Per-peer gossip and query call rates the node accepts.
@@ -142,6 +144,7 @@ impl Default for NodeConfig {
             query_timeout: crate::config::DEFAULT_QUERY_TIMEOUT,
             broadcast: EngineConfig::default(),
             on_message: None,
+            jobs: super::jobs::JobsConfig::default(),
             auth: AdminAuth::open(),
             peer_rates: PeerRates::default(),
             tls: None,
@@ -367,6 +370,16 @@ impl NodeHandle {
         let maint =
             MaintenanceControl::start(loaded, store, agent.clone(), engine.clone(), health.clone())
                 .await;
+        let reservations = super::resources::Reservations::default();
+        let jobs = super::jobs::Jobs::new(
+            config.jobs.clone(),
+            reservations.clone(),
+            (identity.node_id.to_string(), config.name.clone()),
+            identity.data_dir().map(std::path::Path::to_path_buf),
+            shutdown.clone(),
+        );
+        let jobs =
+            super::jobs::service::JobsService::new(jobs, auth.clone(), maint.clone()).into_server();
         let membership = MembershipService::with_rates(Arc::new(agent.clone()), config.peer_rates);
         let max_admin_request = usize::try_from(config.broadcast.max_payload)
             .unwrap_or(usize::MAX)
@@ -395,6 +408,7 @@ impl NodeHandle {
                 agent.clone(),
                 probe,
                 config.resources,
+                reservations.clone(),
                 shutdown.clone(),
             ));
         }
@@ -439,6 +453,7 @@ impl NodeHandle {
             .add_service(data_plane)
             .add_service(membership.membership_server())
             .add_service(membership.discovery_server())
+            .add_service(jobs)
             .add_service(admin);
         let conns = ConnTable::new(config.conn_limits.clone());
         let incoming = tls::incoming::incoming(

@@ -1,16 +1,110 @@
 //! The resource loop: reads the machine every resource interval and publishes a
 //! new version of this node's record only when something changed meaningfully.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::membership::{MembershipAgent, now};
 use crate::{
-    core::resources::capacity::{Declared, Published, changed_meaningfully, publish},
+    core::{
+        membership::record::{Amounts, Capacity},
+        resources::{
+            capacity::{Declared, Published, changed_meaningfully, publish},
+            reserve::{shortfall, with_reserved},
+        },
+    },
     probe::ResourceProbe,
 };
+
+/// Resources held by this node's running jobs, shared by the job table
+/// (which reserves) and the resource loop (which publishes what is left, at
+/// once when a reservation changes).
+#[derive(Debug, Clone, Default)]
+pub struct Reservations {
+    inner: Arc<ReservationsInner>,
+}
+
+#[derive(Debug, Default)]
+struct ReservationsInner {
+    /// What is held, and the last measured capacity.
+    state: Mutex<(Amounts, Option<Capacity>)>,
+    changed: Notify,
+}
+
+/// A job's hold on resources; released when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    owner: Reservations,
+    amounts: Amounts,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.amounts != Amounts::default() {
+            self.owner.add(self.amounts, -1);
+        }
+    }
+}
+
+impl Reservations {
+    fn state(&self) -> std::sync::MutexGuard<'_, (Amounts, Option<Capacity>)> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn add(&self, a: Amounts, sign: i64) {
+        {
+            let mut g = self.state();
+            g.0.cpu_millis += sign * a.cpu_millis;
+            g.0.memory_bytes += sign * a.memory_bytes;
+            g.0.gpus += sign * a.gpus;
+        }
+        self.inner.changed.notify_one();
+    }
+
+    /// What running jobs hold.
+    pub fn held(&self) -> Amounts {
+        self.state().0
+    }
+
+    /// Holds `want` if this node has it free (measured use and other jobs'
+    /// reservations considered).
+    ///
+    /// # Errors
+    /// What is short, in words; or that the node has no readings yet.
+    pub fn try_reserve(&self, want: Amounts) -> Result<Reservation, String> {
+        if want != Amounts::default() {
+            let mut g = self.state();
+            let Some(capacity) = g.1 else {
+                return Err("this node has no resource readings to reserve from".to_owned());
+            };
+            if let Some(why) = shortfall(capacity, g.0, want) {
+                return Err(why);
+            }
+            g.0.cpu_millis += want.cpu_millis;
+            g.0.memory_bytes += want.memory_bytes;
+            g.0.gpus += want.gpus;
+            drop(g);
+            self.inner.changed.notify_one();
+        }
+        Ok(Reservation {
+            owner: self.clone(),
+            amounts: want,
+        })
+    }
+
+    fn set_measured(&self, c: Capacity) {
+        self.state().1 = Some(c);
+    }
+}
 
 /// Default time between readings (iarnet's resource sync).
 pub const DEFAULT_RESOURCE_INTERVAL: Duration = Duration::from_secs(30);
@@ -61,12 +155,25 @@ pub fn apply(agent: &MembershipAgent, last: Option<&Published>, next: Published)
     }
 }
 
+/// Publishes `next` now, whatever changed.
+fn publish_now(agent: &MembershipAgent, next: &Published) {
+    agent.with_state(|s| {
+        s.update_local(now(), |r| {
+            r.capacity = Some(next.capacity);
+            r.tags = next.tags;
+            r.gpus.clone_from(&next.gpus);
+        });
+    });
+}
+
 /// Runs until `shutdown`: reads `probe` every interval (on a blocking thread:
-/// sysinfo and NVML read files and call into C) and publishes changes.
+/// sysinfo and NVML read files and call into C) and publishes changes; when
+/// `reservations` change, publishes what is left at once.
 pub async fn run(
     agent: MembershipAgent,
     probe: Box<dyn ResourceProbe>,
     config: ResourceConfig,
+    reservations: Reservations,
     shutdown: CancellationToken,
 ) {
     let mut probe = Some(probe);
@@ -91,15 +198,25 @@ pub async fn run(
         if let Some(inv) = inventory {
             agent.set_inventory(inv);
         }
-        last = Some(apply(
-            &agent,
-            last.as_ref(),
-            publish(&sample, &config.declared),
-        ));
+        let reading = publish(&sample, &config.declared);
+        reservations.set_measured(reading.capacity);
+        let mut shown = reading.clone();
+        shown.capacity = with_reserved(reading.capacity, reservations.held());
+        let raw = reading;
+        last = Some(apply(&agent, last.as_ref(), shown));
         ticks = ticks.wrapping_add(1);
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(config.interval) => {}
+        let next_reading = tokio::time::Instant::now() + config.interval;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep_until(next_reading) => break,
+                () = reservations.inner.changed.notified() => {
+                    let mut shown = raw.clone();
+                    shown.capacity = with_reserved(raw.capacity, reservations.held());
+                    publish_now(&agent, &shown);
+                    last = Some(shown);
+                }
+            }
         }
     }
 }

@@ -35,9 +35,17 @@ pub mod gsp {
             tonic::include_proto!("gsp.admin.v1");
         }
     }
+
+    /// Package `gsp.jobs.v1`: jobs and pipelines (seed 003).
+    pub mod jobs {
+        /// Revision 1.
+        pub mod v1 {
+            tonic::include_proto!("gsp.jobs.v1");
+        }
+    }
 }
 
-pub use self::gsp::{admin, gossip, membership};
+pub use self::gsp::{admin, gossip, jobs, membership};
 
 /// Package `discovery`: iarnet-compatible discovery with gsp extensions.
 pub mod discovery {

@@ -7,3 +7,4 @@ pub mod inventory;
 pub mod matcher;
 pub mod query;
 pub mod request;
+pub mod reserve;

@@ -1,0 +1,204 @@
+//! Where `gsp run` puts a job: the member `--node` names, or the matches of
+//! the query's filters, best first; and starting it there (a node that
+//! refuses is skipped for the next match, and named).
+
+use tokio::task::JoinSet;
+
+use super::{
+    GlobalArgs, client,
+    exit::{NegativeOutcome, Unreachable, UsageError},
+    peers,
+    run::RunArgs,
+};
+use crate::transport::pb::{admin::v1 as admin_pb, jobs::v1 as pb};
+
+/// Where a job goes.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub name: String,
+    pub address: String,
+}
+
+/// The up member named `node` (id or name), through `--addr`'s view.
+pub(crate) async fn member(global: &GlobalArgs, node: &str) -> anyhow::Result<Target> {
+    let mut admin = client::admin(global).await?;
+    let mut req = tonic::Request::new(admin_pb::ListMembersRequest::default());
+    req.set_timeout(client::timeout(global));
+    let resp = admin
+        .list_members(req)
+        .await
+        .map_err(|s| client::call_failed(&global.addr, s))?
+        .into_inner();
+    let views = peers::views(resp)?;
+    let found: Vec<_> = views
+        .iter()
+        .filter(|v| v.record.id.as_str() == node || v.record.name == node)
+        .collect();
+    match found.as_slice() {
+        [v] if v.record.state.is_up() => Ok(Target {
+            name: v.record.name.clone(),
+            address: v.record.address.clone(),
+        }),
+        [v] => Err(Unreachable(format!(
+            "node {node} is {} in the view of {}",
+            v.record.state.as_str(),
+            global.addr
+        ))
+        .into()),
+        [] => Err(Unreachable(format!(
+            "no member named {node} is known to the node at {}",
+            global.addr
+        ))
+        .into()),
+        many => Err(UsageError(format!(
+            "{} members are named {node}; name one by id: {}",
+            many.len(),
+            many.iter()
+                .map(|v| v.record.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into()),
+    }
+}
+
+/// Matching up nodes, best first.
+async fn candidates(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Vec<Target>> {
+    let mut admin = client::admin(global).await?;
+    let req = args.filters.request(0, client::timeout(global));
+    let resp = admin
+        .query(req)
+        .await
+        .map_err(|s| client::call_failed(&global.addr, s))?
+        .into_inner();
+    let views = peers::views(admin_pb::ListMembersResponse {
+        members: resp.nodes,
+        ..admin_pb::ListMembersResponse::default()
+    })?;
+    Ok(views
+        .into_iter()
+        .filter(|v| v.record.state.is_up())
+        .map(|v| Target {
+            name: v.record.name.clone(),
+            address: v.record.address.clone(),
+        })
+        .collect())
+}
+
+/// A job started on a node: its stream, from the `started` event on.
+pub(crate) struct Started {
+    pub target: Target,
+    pub job: pb::Job,
+    pub stream: tonic::Streaming<pb::JobEvent>,
+}
+
+/// Why a node did not start the job.
+fn refusal(t: &Target, status: &tonic::Status) -> String {
+    format!("{} ({}) refused: {}", t.name, t.address, status.message())
+}
+
+pub(crate) async fn start(
+    global: &GlobalArgs,
+    t: &Target,
+    request: pb::RunRequest,
+) -> Result<Started, String> {
+    let mut client = client::jobs(global, &t.address)
+        .await
+        .map_err(|e| format!("{} ({}): {e:#}", t.name, t.address))?;
+    let mut stream = client
+        .run(request)
+        .await
+        .map_err(|s| refusal(t, &s))?
+        .into_inner();
+    match stream.message().await {
+        Ok(Some(pb::JobEvent {
+            kind: Some(pb::job_event::Kind::Started(job)),
+        })) => Ok(Started {
+            target: t.clone(),
+            job,
+            stream,
+        }),
+        Ok(_) => Err(format!("{} ({}) sent no job", t.name, t.address)),
+        Err(s) => Err(refusal(t, &s)),
+    }
+}
+
+/// Time between placement attempts under `--wait`.
+pub(crate) const WAIT_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Finds the targets and starts the job on as many as asked: the started
+/// jobs, the refusals, and how many were asked for.
+pub(crate) async fn place(
+    args: &RunArgs,
+    global: &GlobalArgs,
+    request: &pb::RunRequest,
+) -> anyhow::Result<(Vec<Started>, Vec<String>, usize)> {
+    let (targets, count) = if let Some(node) = &args.node {
+        (vec![member(global, node).await?], 1)
+    } else {
+        let found = candidates(args, global).await?;
+        if found.is_empty() {
+            return Err(NegativeOutcome(if args.filters.is_empty() {
+                format!(
+                    "no member can take the job: every member the node at {} knows is down, \
+                     in maintenance or disabled",
+                    global.addr
+                )
+            } else {
+                "no node matches the filters (try `gsp query` with them; nodes in maintenance \
+                 or disabled take no jobs)"
+                    .to_owned()
+            })
+            .into());
+        }
+        let want = if args.all {
+            found.len()
+        } else {
+            args.count.map_or(1, |c| c as usize)
+        };
+        (found, want)
+    };
+    let mut started = Vec::new();
+    let mut refused = Vec::new();
+    if args.all {
+        // Every match at once: the slowest node, not the sum, sets the time.
+        let mut set = JoinSet::new();
+        for (i, t) in targets.iter().enumerate() {
+            let (global, t, request) = (global.clone(), t.clone(), request.clone());
+            set.spawn(async move { (i, start(&global, &t, request).await) });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            if let Ok(r) = joined {
+                results.push(r);
+            }
+        }
+        results.sort_by_key(|(i, _)| *i);
+        for (_, r) in results {
+            match r {
+                Ok(s) => started.push(s),
+                Err(why) => {
+                    super::output::note(&format!("gsp: {why}"));
+                    refused.push(why);
+                }
+            }
+        }
+    }
+    for t in targets.iter().filter(|_| !args.all) {
+        if started.len() >= count {
+            break;
+        }
+        match start(global, t, request.clone()).await {
+            Ok(s) => started.push(s),
+            Err(why) => refused.push(why),
+        }
+    }
+    if started.is_empty() {
+        return Err(Unreachable(match refused.as_slice() {
+            [one] => one.clone(),
+            many => format!("every matching node refused the job: {}", many.join("; ")),
+        })
+        .into());
+    }
+    Ok((started, refused, count))
+}

@@ -1,0 +1,193 @@
+//! A job's retained output and step changes, in the order they happened, in
+//! a ring bounded by bytes: at the bound the oldest entries go, and a reader
+//! that had not read them is told how many output bytes it missed (a gap),
+//! never handed a silently shortened log.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::{Stream, state::StepState};
+
+/// What a step change costs against the ring's bound.
+const STEP_ENTRY_BYTES: usize = 256;
+
+/// Something that happened to a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Output of step `step`.
+    Log {
+        /// The step's index.
+        step: u32,
+        /// Which stream.
+        stream: Stream,
+        /// The bytes, as read.
+        data: Bytes,
+    },
+    /// Step `0` is now in state `1`.
+    Step(u32, StepState),
+}
+
+impl Entry {
+    fn cost(&self) -> usize {
+        match self {
+            Self::Log { data, .. } => data.len(),
+            Self::Step(..) => STEP_ENTRY_BYTES,
+        }
+    }
+
+    fn log_bytes(&self) -> u64 {
+        match self {
+            Self::Log { data, .. } => data.len() as u64,
+            Self::Step(..) => 0,
+        }
+    }
+}
+
+/// Where a reader is: the next entry and the output bytes before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    seq: u64,
+    bytes: u64,
+}
+
+/// What one read returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Read {
+    /// Output bytes dropped from the ring before the reader got them.
+    pub gap: u64,
+    /// Entries, oldest first.
+    pub entries: Vec<Entry>,
+}
+
+/// The ring.
+#[derive(Debug)]
+pub struct LogRing {
+    /// `(seq, output bytes before it, entry)`.
+    entries: VecDeque<(u64, u64, Entry)>,
+    next_seq: u64,
+    /// Output bytes ever pushed.
+    total: u64,
+    /// Output bytes dropped at the bound.
+    dropped: u64,
+    held: usize,
+    cap: usize,
+}
+
+impl LogRing {
+    /// A ring holding about `cap` bytes (at least 64 KiB).
+    pub fn new(cap: usize) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            next_seq: 0,
+            total: 0,
+            dropped: 0,
+            held: 0,
+            cap: cap.max(64 * 1024),
+        }
+    }
+
+    /// Appends `entry`, dropping the oldest entries beyond the bound. Output
+    /// larger than the whole ring keeps its tail.
+    pub fn push(&mut self, mut entry: Entry) {
+        if let Entry::Log { data, .. } = &mut entry
+            && data.len() > self.cap
+        {
+            let cut = data.len() - self.cap;
+            self.total += cut as u64;
+            self.dropped += cut as u64;
+            *data = data.slice(cut..);
+        }
+        let cost = entry.cost();
+        while self.held + cost > self.cap {
+            let Some((_, _, old)) = self.entries.pop_front() else {
+                break;
+            };
+            self.held -= old.cost();
+            self.dropped += old.log_bytes();
+        }
+        let bytes = entry.log_bytes();
+        self.entries.push_back((self.next_seq, self.total, entry));
+        self.next_seq += 1;
+        self.total += bytes;
+        self.held += cost;
+    }
+
+    /// Bytes held now (output, and a nominal cost per step change).
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Drops every output entry (step changes stay), counting the output as
+    /// dropped: a later reader is told of the gap.
+    pub fn clear_output(&mut self) {
+        let before = self.entries.len();
+        let mut dropped = 0;
+        self.entries.retain(|(_, _, e)| {
+            dropped += e.log_bytes();
+            matches!(e, Entry::Step(..))
+        });
+        if self.entries.len() != before {
+            self.dropped += dropped;
+            self.held = self.entries.iter().map(|(_, _, e)| e.cost()).sum();
+        }
+    }
+
+    /// Output bytes dropped at the bound so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Output bytes ever pushed.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Entries after `cursor`, up to about `max_bytes` of them (at least one),
+    /// and the cursor moved past them.
+    pub fn read(&self, cursor: &mut Cursor, max_bytes: usize) -> Read {
+        let mut out = Read::default();
+        let first = self.entries.front().map_or(self.next_seq, |e| e.0);
+        cursor.seq = cursor.seq.max(first);
+        let skip = usize::try_from(cursor.seq - first).unwrap_or(usize::MAX);
+        // Output between what the reader had and the next entry it gets was
+        // dropped: whole entries, or the head of one larger than the ring.
+        let next_before = self.entries.get(skip).map_or(self.total, |e| e.1);
+        if next_before > cursor.bytes {
+            out.gap = next_before - cursor.bytes;
+            cursor.bytes = next_before;
+        }
+        let mut size = 0;
+        for (seq, _, e) in self.entries.iter().skip(skip) {
+            if size > 0 && size + e.cost() > max_bytes {
+                break;
+            }
+            size += e.cost();
+            cursor.seq = seq + 1;
+            cursor.bytes += e.log_bytes();
+            out.entries.push(e.clone());
+        }
+        out
+    }
+
+    /// Whether pushing `cost` more bytes would drop an entry a reader at
+    /// `cursor` has not read yet.
+    pub fn would_drop_unread(&self, cursor: &Cursor, cost: usize) -> bool {
+        let mut over = (self.held + cost).saturating_sub(self.cap);
+        for (seq, _, e) in &self.entries {
+            if over == 0 {
+                return false;
+            }
+            if *seq >= cursor.seq {
+                return true;
+            }
+            over = over.saturating_sub(e.cost());
+        }
+        false
+    }
+
+    /// Whether `cursor` has read everything pushed.
+    pub fn is_read(&self, cursor: &Cursor) -> bool {
+        cursor.seq >= self.next_seq
+    }
+}

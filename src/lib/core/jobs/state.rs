@@ -1,0 +1,249 @@
+//! A job's progress as a state machine: the runtime asks which step to run
+//! next, reports how each ended, and asks to cancel; statuses, the job's
+//! status and its exit code follow from that alone.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Status, spec::JobSpec};
+
+/// Exit code of a step that timed out (as `timeout(1)`).
+pub const EXIT_TIMEOUT: i32 = 124;
+/// Exit code of a cancelled job (as a shell's SIGINT).
+pub const EXIT_CANCELLED: i32 = 130;
+
+/// One step's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepState {
+    /// The step's name.
+    pub name: String,
+    /// Where it is.
+    pub status: Status,
+    /// Unix nanoseconds; 0: not started.
+    pub started_unix_ns: i64,
+    /// Unix nanoseconds; 0: not ended.
+    pub ended_unix_ns: i64,
+    /// The exit code (128+N for signal N), if its process exited.
+    pub exit_code: Option<i32>,
+    /// Why it failed or was cancelled.
+    pub error: String,
+}
+
+/// How a step's process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exited with this code (128+N: killed by signal N).
+    Exited(i32),
+    /// Killed at its timeout.
+    TimedOut,
+    /// Killed because the job was cancelled.
+    Cancelled,
+    /// Could not be started (no such program, no permission...).
+    NotStarted(String),
+}
+
+/// A job's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobState {
+    /// What it runs.
+    pub spec: JobSpec,
+    /// Per step, in order.
+    pub steps: Vec<StepState>,
+    /// When it was created, unix nanoseconds.
+    pub created_unix_ns: i64,
+    /// When it ended; 0: not yet.
+    pub ended_unix_ns: i64,
+    /// Who asked for its cancellation, once someone did.
+    pub cancelled_by: Option<String>,
+}
+
+impl JobState {
+    /// A job of `spec` (normalized), nothing run yet.
+    pub fn new(spec: JobSpec, now_unix_ns: i64) -> Self {
+        let steps = spec
+            .steps
+            .iter()
+            .map(|s| StepState {
+                name: s.name.clone(),
+                status: Status::Pending,
+                started_unix_ns: 0,
+                ended_unix_ns: 0,
+                exit_code: None,
+                error: String::new(),
+            })
+            .collect();
+        Self {
+            spec,
+            steps,
+            created_unix_ns: now_unix_ns,
+            ended_unix_ns: 0,
+            cancelled_by: None,
+        }
+    }
+
+    /// Starts the next step and returns its index, or `None` when the job is
+    /// over (every step ran, one failed, or it was cancelled); then the job's
+    /// end time is set and the steps that will not run are CANCELLED.
+    pub fn start_next(&mut self, now_unix_ns: i64) -> Option<usize> {
+        if self.steps.iter().any(|s| s.status == Status::Running) {
+            return None;
+        }
+        let blocked = self.cancelled_by.is_some()
+            || self
+                .steps
+                .iter()
+                .zip(&self.spec.steps)
+                .any(|(s, spec)| s.status == Status::Failed && !spec.continue_on_error);
+        let next = self.steps.iter().position(|s| s.status == Status::Pending);
+        match next {
+            Some(i) if !blocked => {
+                let s = &mut self.steps[i];
+                s.status = Status::Running;
+                s.started_unix_ns = now_unix_ns;
+                Some(i)
+            }
+            _ => {
+                let why = if self.cancelled_by.is_some() {
+                    "job cancelled before this step ran".to_owned()
+                } else {
+                    let failed = self
+                        .steps
+                        .iter()
+                        .find(|s| s.status == Status::Failed)
+                        .map_or_else(String::new, |s| s.name.clone());
+                    format!("not run: step '{failed}' failed")
+                };
+                for s in self
+                    .steps
+                    .iter_mut()
+                    .filter(|s| s.status == Status::Pending)
+                {
+                    s.status = Status::Cancelled;
+                    s.error.clone_from(&why);
+                }
+                if self.ended_unix_ns == 0 {
+                    self.ended_unix_ns = now_unix_ns.max(1);
+                }
+                None
+            }
+        }
+    }
+
+    /// Records how running step `i` ended. Ignored unless it is running.
+    pub fn finish_step(&mut self, i: usize, outcome: Outcome, now_unix_ns: i64) {
+        let Some(s) = self.steps.get_mut(i) else {
+            return;
+        };
+        if s.status != Status::Running {
+            return;
+        }
+        s.ended_unix_ns = now_unix_ns;
+        match outcome {
+            Outcome::Exited(0) => s.status = Status::Completed,
+            Outcome::Exited(code) => {
+                s.status = Status::Failed;
+                s.exit_code = Some(code);
+                s.error = if code > 128 {
+                    format!("killed by signal {}", code - 128)
+                } else {
+                    format!("exited with code {code}")
+                };
+            }
+            Outcome::TimedOut => {
+                s.status = Status::Failed;
+                "timed out; killed".clone_into(&mut s.error);
+            }
+            Outcome::Cancelled => {
+                s.status = Status::Cancelled;
+                s.error = format!(
+                    "cancelled by {}",
+                    self.cancelled_by.as_deref().unwrap_or("the node")
+                );
+            }
+            Outcome::NotStarted(e) => {
+                s.status = Status::Failed;
+                s.error = format!("cannot start: {e}");
+            }
+        }
+        if s.status == Status::Completed {
+            s.exit_code = Some(0);
+        }
+    }
+
+    /// Asks for cancellation on behalf of `actor`; `false` if the job was over
+    /// or already being cancelled. The runtime then stops the running step and
+    /// reports it [`Outcome::Cancelled`].
+    pub fn cancel(&mut self, actor: &str) -> bool {
+        if self.status().is_final() || self.cancelled_by.is_some() {
+            return false;
+        }
+        self.cancelled_by = Some(actor.to_owned());
+        true
+    }
+
+    /// Ends a job its node stopped running (`why`: "node restarted", "node
+    /// stopped"): the running step FAILED, the rest CANCELLED, with `why`.
+    pub fn interrupted(&mut self, why: &str, now_unix_ns: i64) {
+        for s in &mut self.steps {
+            match s.status {
+                Status::Running => {
+                    s.status = Status::Failed;
+                    why.clone_into(&mut s.error);
+                    s.ended_unix_ns = now_unix_ns;
+                }
+                Status::Pending => {
+                    s.status = Status::Cancelled;
+                    why.clone_into(&mut s.error);
+                }
+                _ => {}
+            }
+        }
+        if self.ended_unix_ns == 0 {
+            self.ended_unix_ns = now_unix_ns.max(1);
+        }
+    }
+
+    /// The job's status: RUNNING while a step runs or more are to run;
+    /// CANCELLED if cancelled; FAILED if a step failed without
+    /// `continue_on_error` (or the node restarted); else COMPLETED.
+    pub fn status(&self) -> Status {
+        if self.ended_unix_ns == 0 {
+            return if self.steps.iter().all(|s| s.status == Status::Pending) {
+                Status::Pending
+            } else {
+                Status::Running
+            };
+        }
+        if self.cancelled_by.is_some() {
+            return Status::Cancelled;
+        }
+        let failed = self
+            .steps
+            .iter()
+            .zip(&self.spec.steps)
+            .any(|(s, spec)| s.status == Status::Failed && !spec.continue_on_error);
+        if failed {
+            Status::Failed
+        } else {
+            Status::Completed
+        }
+    }
+
+    /// The code `gsp run` exits with: a one-step job's own exit code (124 on
+    /// timeout); 0 or 1 for a pipeline; 130 when cancelled; 1 if a step could
+    /// not start; 0 while not over.
+    pub fn exit_code(&self) -> i32 {
+        match self.status() {
+            Status::Pending | Status::Running | Status::Completed => 0,
+            Status::Cancelled => EXIT_CANCELLED,
+            Status::Failed if self.steps.len() == 1 => {
+                let s = &self.steps[0];
+                match s.exit_code {
+                    Some(c) => c,
+                    None if s.error.starts_with("timed out") => EXIT_TIMEOUT,
+                    None => 1,
+                }
+            }
+            Status::Failed => 1,
+        }
+    }
+}

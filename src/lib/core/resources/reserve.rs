@@ -1,0 +1,129 @@
+//! Resources held by running jobs: what a node publishes as available is what
+//! neither its measured use nor its reservations take, and a job is admitted
+//! only if what it asks for is available. Measured use and reservations
+//! overlap (a job's process shows in the use it reserved), so available is
+//! total minus the larger of the two, per resource.
+
+use crate::core::membership::record::{Amounts, Capacity};
+
+/// `capacity` with `reserved` taken into account.
+pub fn with_reserved(mut capacity: Capacity, reserved: Amounts) -> Capacity {
+    let free = |total: i64, used: i64, held: i64| (total - used.max(held)).max(0);
+    let (t, u) = (capacity.total, capacity.used);
+    capacity.available = Amounts {
+        cpu_millis: free(t.cpu_millis, u.cpu_millis, reserved.cpu_millis),
+        memory_bytes: free(t.memory_bytes, u.memory_bytes, reserved.memory_bytes),
+        gpus: free(t.gpus, u.gpus, reserved.gpus),
+    };
+    capacity
+}
+
+/// What `want` lacks on a node with `capacity` (measured) and `reserved`
+/// (held by running jobs), in words; `None` if it fits.
+pub fn shortfall(capacity: Capacity, reserved: Amounts, want: Amounts) -> Option<String> {
+    let now = with_reserved(capacity, reserved).available;
+    let mut short = Vec::new();
+    // Fits if reserving it leaves each asked resource not below zero, i.e.
+    // total - max(used, reserved + want) >= 0 computed without clamping.
+    let fits = |total: i64, used: i64, held: i64, w: i64| w <= 0 || total - used.max(held + w) >= 0;
+    let (t, u) = (capacity.total, capacity.used);
+    if !fits(t.gpus, u.gpus, reserved.gpus, want.gpus) {
+        short.push(format!(
+            "{} free GPUs, {} asked ({} reserved by running jobs)",
+            now.gpus, want.gpus, reserved.gpus
+        ));
+    }
+    if !fits(
+        t.cpu_millis,
+        u.cpu_millis,
+        reserved.cpu_millis,
+        want.cpu_millis,
+    ) {
+        short.push(format!(
+            "{}m free CPU, {}m asked ({}m reserved)",
+            now.cpu_millis, want.cpu_millis, reserved.cpu_millis
+        ));
+    }
+    if !fits(
+        t.memory_bytes,
+        u.memory_bytes,
+        reserved.memory_bytes,
+        want.memory_bytes,
+    ) {
+        short.push(format!(
+            "{} free memory bytes, {} asked ({} reserved)",
+            now.memory_bytes, want.memory_bytes, reserved.memory_bytes
+        ));
+    }
+    (!short.is_empty()).then(|| short.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cap(gpus: i64, busy: i64) -> Capacity {
+        let total = Amounts {
+            cpu_millis: 4000,
+            memory_bytes: 1 << 30,
+            gpus,
+        };
+        let used = Amounts {
+            cpu_millis: 1000,
+            memory_bytes: 0,
+            gpus: busy,
+        };
+        Capacity {
+            total,
+            used,
+            available: Amounts::default(),
+        }
+    }
+
+    fn gpus(n: i64) -> Amounts {
+        Amounts {
+            gpus: n,
+            ..Amounts::default()
+        }
+    }
+
+    #[test]
+    fn a_reserved_gpu_is_not_available_to_the_next_job() {
+        assert_eq!(with_reserved(cap(1, 0), gpus(0)).available.gpus, 1);
+        assert_eq!(shortfall(cap(1, 0), gpus(0), gpus(1)), None);
+        assert_eq!(with_reserved(cap(1, 0), gpus(1)).available.gpus, 0);
+        let why = shortfall(cap(1, 0), gpus(1), gpus(1)).expect("no second GPU");
+        assert_eq!(why, "0 free GPUs, 1 asked (1 reserved by running jobs)");
+    }
+
+    #[test]
+    fn use_and_reservations_overlap() {
+        // The job that reserved the GPU is the one keeping it busy.
+        assert_eq!(with_reserved(cap(2, 1), gpus(1)).available.gpus, 1);
+        // CPU: 1000m used, 2000m reserved: 2000m free of 4000m.
+        let c = with_reserved(
+            cap(0, 0),
+            Amounts {
+                cpu_millis: 2000,
+                ..Amounts::default()
+            },
+        );
+        assert_eq!(c.available.cpu_millis, 2000);
+        let want = Amounts {
+            cpu_millis: 2500,
+            ..Amounts::default()
+        };
+        assert!(
+            shortfall(
+                cap(0, 0),
+                Amounts {
+                    cpu_millis: 2000,
+                    ..Amounts::default()
+                },
+                want
+            )
+            .is_some()
+        );
+        assert_eq!(shortfall(cap(0, 0), Amounts::default(), want), None);
+    }
+}

@@ -1,0 +1,184 @@
+//! One job: its state and retained output behind a lock, a change counter
+//! readers wait on, the pins of readers that follow it (output they have not
+//! read is held back for them), and the token that cancels it.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::{
+    jobs::{
+        log::{Cursor, Entry, LogRing},
+        state::JobState,
+    },
+    membership::record::Amounts,
+};
+
+/// One job: its state and output behind a lock, a change counter readers
+/// wait on, and the token that cancels it.
+#[derive(Debug)]
+pub struct Job {
+    /// Its id (12 hex digits, unique on this node).
+    pub id: String,
+    /// Who started it.
+    pub actor: String,
+    /// What it holds while it runs.
+    pub reserved: Amounts,
+    inner: Mutex<Inner>,
+    changed: watch::Sender<u64>,
+    /// Woken when a following reader reads or goes away.
+    progress: tokio::sync::Notify,
+    cancel: CancellationToken,
+}
+
+/// What the lock guards.
+#[derive(Debug)]
+pub struct Inner {
+    /// Steps and statuses.
+    pub state: JobState,
+    /// Retained output and step changes.
+    pub log: LogRing,
+    /// Where each following reader is: output they have not read is not
+    /// dropped while they keep reading (see [`Job::push_log`]).
+    pins: BTreeMap<u64, Cursor>,
+    next_pin: u64,
+}
+
+/// A following reader's hold on a job's output; let go when dropped.
+#[derive(Debug)]
+pub struct ReaderPin {
+    job: Arc<Job>,
+    id: u64,
+}
+
+impl ReaderPin {
+    /// The reader has read up to `cursor`.
+    pub fn advance(&self, cursor: Cursor) {
+        if let Some(c) = self.job.lock().pins.get_mut(&self.id) {
+            *c = cursor;
+        }
+        self.job.progress.notify_waiters();
+    }
+}
+
+impl Drop for ReaderPin {
+    fn drop(&mut self) {
+        self.job.lock().pins.remove(&self.id);
+        self.job.progress.notify_waiters();
+    }
+}
+
+/// How long a following reader may read nothing while the job's output
+/// waits for it; then it is let go of (it sees a gap) and output flows on.
+pub const READER_STALL: Duration = Duration::from_secs(10);
+
+impl Job {
+    pub(super) fn new(id: String, actor: String, state: JobState, log_bytes: usize) -> Self {
+        Self {
+            id,
+            actor,
+            reserved: Amounts::default(),
+            inner: Mutex::new(Inner {
+                state,
+                log: LogRing::new(log_bytes),
+                pins: BTreeMap::new(),
+                next_pin: 0,
+            }),
+            changed: watch::Sender::new(0),
+            progress: tokio::sync::Notify::new(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// The state and log, locked (never held across an await).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes the state with `f`, records every step whose state changed in
+    /// the log, and wakes readers.
+    pub fn update<T>(&self, f: impl FnOnce(&mut JobState) -> T) -> T {
+        let out = {
+            let mut g = self.lock();
+            let before = g.state.steps.clone();
+            let out = f(&mut g.state);
+            let changed: Vec<_> = g
+                .state
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| before.get(*i) != Some(*s))
+                .map(|(i, s)| Entry::Step(u32::try_from(i).unwrap_or(u32::MAX), s.clone()))
+                .collect();
+            for e in changed {
+                g.log.push(e);
+            }
+            out
+        };
+        self.changed.send_modify(|n| *n += 1);
+        out
+    }
+
+    /// Appends output and wakes readers. While a following reader (a `gsp
+    /// run` or `gsp logs --follow` client) has not read what the ring would
+    /// drop to make room, this waits for it, so the step's writes block as on
+    /// a full pipe rather than its output being lost; a reader that reads
+    /// nothing for `stall` is let go of (it is told of the gap).
+    pub async fn push_log(&self, entry: Entry, stall: Duration) {
+        let cost = match &entry {
+            Entry::Log { data, .. } => data.len(),
+            Entry::Step(..) => 0,
+        };
+        loop {
+            let progressed = self.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            let blocked = {
+                let g = self.lock();
+                g.pins.values().any(|c| g.log.would_drop_unread(c, cost))
+            };
+            if !blocked {
+                break;
+            }
+            if tokio::time::timeout(stall, progressed).await.is_err() {
+                let mut g = self.lock();
+                let Inner { log, pins, .. } = &mut *g;
+                pins.retain(|_, c| !log.would_drop_unread(c, cost));
+                break;
+            }
+        }
+        self.lock().log.push(entry);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Holds output for a following reader until it reads it (see
+    /// [`Self::push_log`]).
+    pub fn pin(self: &Arc<Self>) -> ReaderPin {
+        let id = {
+            let mut g = self.lock();
+            let id = g.next_pin;
+            g.next_pin += 1;
+            g.pins.insert(id, Cursor::default());
+            id
+        };
+        ReaderPin {
+            job: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// A receiver woken on every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Fires when the job is to stop.
+    pub fn cancelled(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}

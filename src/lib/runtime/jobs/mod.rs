@@ -1,0 +1,307 @@
+//! Jobs on this node (`gsp node --exec`): a bounded table of jobs, each run
+//! by its own task ([`runner`]), its output kept in a bounded ring and its
+//! records persisted in the data dir ([`store`]); served over gRPC by
+//! [`service`].
+//!
+//! Bounds: at most `max_running` jobs run at once (a further `Run` is refused
+//! with RESOURCE_EXHAUSTED, naming the limit); the newest `history` finished
+//! jobs are kept (older ones are forgotten, output and all); each job keeps
+//! the newest `log_bytes` of output (readers are told what they missed), and
+//! finished jobs keep `history_log_bytes` of output in all (the oldest lose
+//! theirs first; their records stay).
+
+mod job;
+pub mod runner;
+pub mod service;
+pub mod store;
+
+pub use job::{Inner, Job, READER_STALL, ReaderPin};
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use rand::Rng as _;
+use tokio_util::sync::CancellationToken;
+
+use super::resources::Reservations;
+use crate::core::{
+    jobs::{spec::JobSpec, state::JobState},
+    membership::record::Amounts,
+};
+
+/// Jobs running at once by default.
+pub const DEFAULT_MAX_RUNNING: usize = 4;
+/// Output kept per job by default.
+pub const DEFAULT_LOG_BYTES: usize = 8 << 20;
+/// Finished jobs kept by default.
+pub const DEFAULT_HISTORY: usize = 100;
+/// Time between SIGTERM and SIGKILL by default.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// How this node runs jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobsConfig {
+    /// Whether it runs any (`--exec`); off by default.
+    pub enabled: bool,
+    /// Jobs running at once, at most.
+    pub max_running: usize,
+    /// Output bytes kept per job.
+    pub log_bytes: usize,
+    /// Finished jobs kept.
+    pub history: usize,
+    /// Time a cancelled or timed-out step gets between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Output kept of finished jobs in all (the newest jobs' first).
+    pub history_log_bytes: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_running: DEFAULT_MAX_RUNNING,
+            log_bytes: DEFAULT_LOG_BYTES,
+            history: DEFAULT_HISTORY,
+            grace: DEFAULT_GRACE,
+            history_log_bytes: 4 * DEFAULT_LOG_BYTES,
+        }
+    }
+}
+
+/// Why a job was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `--exec` is off.
+    #[error(
+        "this node does not run jobs; start it with `gsp node --exec` (or `exec: true` in its config)"
+    )]
+    Disabled,
+    /// At the running-jobs limit.
+    #[error("this node already runs {0} jobs, its limit (--exec-max-jobs)")]
+    Busy(usize),
+    /// Not enough free resources for the reservation.
+    #[error("not enough free resources: {0}")]
+    Short(String),
+}
+
+/// The node's jobs.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    inner: Arc<Table>,
+}
+
+#[derive(Debug)]
+struct Table {
+    config: JobsConfig,
+    node: (String, String),
+    jobs: Mutex<BTreeMap<String, Arc<Job>>>,
+    store: Option<store::Store>,
+    reservations: Reservations,
+    /// Wakes the writer task.
+    dirty: tokio::sync::Notify,
+    shutdown: CancellationToken,
+}
+
+impl Jobs {
+    /// The jobs of node `(id, name)`; records persisted in `data_dir` if set
+    /// (jobs found running there from a previous run are ended FAILED, "node
+    /// restarted").
+    pub fn new(
+        config: JobsConfig,
+        reservations: Reservations,
+        node: (String, String),
+        data_dir: Option<PathBuf>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let store = data_dir.map(store::Store::in_dir);
+        let mut jobs = BTreeMap::new();
+        if let Some(s) = &store {
+            for (id, actor, mut state) in s.load() {
+                if !state.status().is_final() {
+                    state.interrupted("node restarted", super::view::now_unix_ns());
+                }
+                let job = Job::new(id.clone(), actor, state, 64 * 1024);
+                jobs.insert(id, Arc::new(job));
+            }
+        }
+        let table = Table {
+            config,
+            node,
+            jobs: Mutex::new(jobs),
+            store,
+            reservations,
+            dirty: tokio::sync::Notify::new(),
+            shutdown,
+        };
+        let this = Self {
+            inner: Arc::new(table),
+        };
+        if this.inner.store.is_some() {
+            this.save_now();
+            let writer = this.clone();
+            tokio::spawn(async move {
+                loop {
+                    writer.inner.dirty.notified().await;
+                    let w = writer.clone();
+                    let _ = tokio::task::spawn_blocking(move || w.save_now()).await;
+                }
+            });
+        }
+        this
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &JobsConfig {
+        &self.inner.config
+    }
+
+    /// This node's `(id, name)`.
+    pub fn node(&self) -> &(String, String) {
+        &self.inner.node
+    }
+
+    fn table(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Job>>> {
+        self.inner
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts `spec` (normalized) for `actor`, holding `reserve` while it
+    /// runs; the job's output is held for the returned pin from the start.
+    ///
+    /// # Errors
+    /// Jobs are disabled, as many run as may, or `reserve` is not free.
+    pub fn start(
+        &self,
+        spec: JobSpec,
+        actor: String,
+        reserve: Amounts,
+    ) -> Result<(Arc<Job>, ReaderPin), StartError> {
+        let cfg = &self.inner.config;
+        if !cfg.enabled {
+            return Err(StartError::Disabled);
+        }
+        let job = {
+            let mut table = self.table();
+            let running = table
+                .values()
+                .filter(|j| !j.lock().state.status().is_final())
+                .count();
+            if running >= cfg.max_running {
+                return Err(StartError::Busy(running));
+            }
+            let held = self
+                .inner
+                .reservations
+                .try_reserve(reserve)
+                .map_err(StartError::Short)?;
+            // Forget the oldest finished jobs beyond the history bound.
+            let mut finished: Vec<(i64, String)> = table
+                .values()
+                .filter_map(|j| {
+                    let g = j.lock();
+                    g.state
+                        .status()
+                        .is_final()
+                        .then(|| (g.state.created_unix_ns, j.id.clone()))
+                })
+                .collect();
+            finished.sort();
+            let excess = finished.len().saturating_sub(cfg.history.saturating_sub(1));
+            for (_, id) in finished.into_iter().take(excess) {
+                table.remove(&id);
+            }
+            let mut rng = rand::rng();
+            let id = loop {
+                let id = format!("{:012x}", rng.random::<u64>() >> 16);
+                if !table.contains_key(&id) {
+                    break id;
+                }
+            };
+            let state = JobState::new(spec, super::view::now_unix_ns());
+            let mut job = Job::new(id.clone(), actor, state, cfg.log_bytes);
+            job.reserved = reserve;
+            let job = Arc::new(job);
+            table.insert(id, Arc::clone(&job));
+            (job, held)
+        };
+        let (job, held) = job;
+        let pin = job.pin();
+        tokio::spawn(runner::run(self.clone(), Arc::clone(&job), held));
+        Ok((job, pin))
+    }
+
+    /// The job `id`.
+    pub fn get(&self, id: &str) -> Option<Arc<Job>> {
+        self.table().get(id).cloned()
+    }
+
+    /// Every job, oldest first.
+    pub fn list(&self) -> Vec<Arc<Job>> {
+        let mut jobs: Vec<_> = self.table().values().cloned().collect();
+        jobs.sort_by_key(|j| j.lock().state.created_unix_ns);
+        jobs
+    }
+
+    /// Asks job `id` to stop for `actor`; `None` if there is no such job,
+    /// `Some(false)` if it was over or already stopping.
+    pub fn cancel(&self, id: &str, actor: &str) -> Option<bool> {
+        let job = self.get(id)?;
+        let asked = job.update(|s| s.cancel(actor));
+        if asked {
+            job.cancelled().cancel();
+            self.persist();
+        }
+        Some(asked)
+    }
+
+    /// Has every job's record written soon (by the writer task, which
+    /// coalesces bursts of changes).
+    pub fn persist(&self) {
+        self.inner.dirty.notify_one();
+    }
+
+    /// Keeps the output of finished jobs within `history_log_bytes` in all:
+    /// beyond it, the oldest finished jobs' output is dropped (their records
+    /// and step statuses stay; a reader is told of the gap).
+    pub fn trim_history(&self) {
+        let budget = self.inner.config.history_log_bytes;
+        let mut finished: Vec<_> = self
+            .list()
+            .into_iter()
+            .filter(|j| j.lock().state.status().is_final())
+            .collect();
+        finished.reverse();
+        let mut kept = 0usize;
+        for j in finished {
+            let mut g = j.lock();
+            kept += g.log.held();
+            if kept > budget {
+                g.log.clear_output();
+            }
+        }
+    }
+
+    /// Writes every job's record now (errors are logged: jobs run on without).
+    pub fn save_now(&self) {
+        let Some(store) = &self.inner.store else {
+            return;
+        };
+        let records: Vec<_> = self
+            .list()
+            .iter()
+            .map(|j| (j.id.clone(), j.actor.clone(), j.lock().state.clone()))
+            .collect();
+        store.save(&records);
+    }
+
+    /// Fires when the node shuts down.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+}

@@ -1,0 +1,184 @@
+//! Runs one job's steps in order: each step's argv executed directly (no
+//! shell) in its own process group, stdout and stderr read as they come into
+//! the job's ring, stopped at its timeout or on cancellation with SIGTERM to
+//! the group, then SIGKILL after the grace period.
+
+use std::{
+    os::unix::process::ExitStatusExt as _,
+    process::{ExitStatus, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::BytesMut;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt as _},
+    process::{Child, Command},
+};
+use tracing::{info, warn};
+
+use super::{Job, Jobs, READER_STALL};
+use crate::{
+    core::jobs::{Stream, log::Entry, spec::StepSpec, state::Outcome},
+    runtime::{resources::Reservation, view::now_unix_ns},
+};
+
+/// Bytes read from a pipe at once.
+const READ_BYTES: usize = 64 * 1024;
+/// How long output may keep coming after a step's process ended (a child it
+/// left behind outside its group holding the pipe), before reading stops.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// Runs `job` to its end, holding `reservation` until then.
+pub async fn run(jobs: Jobs, job: Arc<Job>, reservation: Reservation) {
+    let _held = reservation;
+    let (spec, workdir) = {
+        let g = job.lock();
+        (g.state.spec.steps.clone(), g.state.spec.workdir.clone())
+    };
+    info!(job = %job.id, actor = %job.actor, steps = spec.len(), "job started");
+    loop {
+        let next = job.update(|s| s.start_next(now_unix_ns()));
+        jobs.persist();
+        let Some(i) = next else { break };
+        let outcome = tokio::select! {
+            o = run_step(&jobs, &job, i, &spec[i], workdir.as_deref()) => o,
+            () = jobs.shutdown().cancelled() => {
+                job.update(|s| s.interrupted("node stopped", now_unix_ns()));
+                jobs.save_now();
+                return;
+            }
+        };
+        job.update(|s| s.finish_step(i, outcome, now_unix_ns()));
+    }
+    jobs.trim_history();
+    let (status, code) = {
+        let g = job.lock();
+        (g.state.status(), g.state.exit_code())
+    };
+    info!(job = %job.id, status = status.as_str(), exit_code = code, "job finished");
+}
+
+async fn run_step(
+    jobs: &Jobs,
+    job: &Arc<Job>,
+    i: usize,
+    step: &StepSpec,
+    workdir: Option<&str>,
+) -> Outcome {
+    let Some((program, args)) = step.argv.split_first() else {
+        return Outcome::NotStarted("empty argv".to_owned());
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .envs(&step.env)
+        .env("GSP_JOB_ID", &job.id)
+        .env("GSP_JOB_STEP", &step.name)
+        .env("GSP_NODE_ID", &jobs.node().0)
+        .env("GSP_NODE_NAME", &jobs.node().1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    if let Some(dir) = workdir {
+        cmd.current_dir(dir);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Outcome::NotStarted(format!("{program}: {e}")),
+    };
+    let step_no = u32::try_from(i).unwrap_or(u32::MAX);
+    let out = pump(
+        child.stdout.take(),
+        Arc::clone(job),
+        step_no,
+        Stream::Stdout,
+    );
+    let err = pump(
+        child.stderr.take(),
+        Arc::clone(job),
+        step_no,
+        Stream::Stderr,
+    );
+    let mut pumps = tokio::spawn(async move {
+        tokio::join!(out, err);
+    });
+    let timeout = async {
+        match step.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let grace = jobs.config().grace;
+    let outcome = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => Outcome::Exited(code_of(s)),
+            Err(e) => Outcome::NotStarted(format!("cannot wait for {program}: {e}")),
+        },
+        () = timeout => {
+            stop(&mut child, grace).await;
+            Outcome::TimedOut
+        }
+        () = job.cancelled().cancelled() => {
+            stop(&mut child, grace).await;
+            Outcome::Cancelled
+        }
+    };
+    if tokio::time::timeout(DRAIN_AFTER_EXIT, &mut pumps)
+        .await
+        .is_err()
+    {
+        pumps.abort();
+        warn!(job = %job.id, step = %step.name, "a process the step left behind holds its output open; stopped reading it");
+    }
+    outcome
+}
+
+/// 128+N for a process killed by signal N, as shells report it.
+fn code_of(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// SIGTERM to the step's process group; SIGKILL to it after `grace`.
+async fn stop(child: &mut Child, grace: Duration) {
+    let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+        return;
+    };
+    signal_group(pid, libc::SIGTERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        signal_group(pid, libc::SIGKILL);
+        let _ = child.wait().await;
+    }
+    // Whatever else of the group outlived its leader goes too.
+    signal_group(pid, libc::SIGKILL);
+}
+
+#[allow(unsafe_code, reason = "kill(2) has no safe wrapper in std")]
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals the process group the step
+    // was started in (process_group(0) made its leader's pid the group id);
+    // it touches no memory of this process.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+async fn pump(pipe: Option<impl AsyncRead + Unpin>, job: Arc<Job>, step: u32, stream: Stream) {
+    let Some(mut pipe) = pipe else { return };
+    let mut buf = BytesMut::with_capacity(READ_BYTES);
+    loop {
+        buf.reserve(READ_BYTES);
+        match pipe.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let data = buf.split().freeze();
+                job.push_log(Entry::Log { step, stream, data }, READER_STALL)
+                    .await;
+            }
+        }
+    }
+}

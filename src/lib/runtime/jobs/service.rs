@@ -1,0 +1,328 @@
+//! The `gsp.jobs.v1.Jobs` service: starts, lists, follows and cancels this
+//! node's jobs. Starting and cancelling take the admin token when the node
+//! has one (and under mTLS a client certificate, as every call does) and are
+//! logged with the actor; a node in maintenance or disabled starts none.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use super::{Job, Jobs, ReaderPin, StartError};
+use crate::{
+    core::{
+        jobs::{
+            Status as JobStatus, Stream as OutStream,
+            log::{Cursor, Entry},
+            spec::{JobSpec, StepSpec},
+            state::StepState,
+        },
+        maintenance::Maintenance,
+        membership::record::Amounts,
+    },
+    runtime::maintenance::MaintenanceControl,
+    transport::{
+        auth::{Access, AdminAuth},
+        pb::jobs::v1 as pb,
+    },
+};
+
+/// Events queued per stream before the follower waits on the client.
+const STREAM_QUEUE: usize = 64;
+/// Output bytes taken from the ring per read.
+const READ_BYTES: usize = 1 << 20;
+/// Requests (a job's spec) up to this size.
+const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct JobsService {
+    jobs: Jobs,
+    auth: AdminAuth,
+    maint: MaintenanceControl,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
+
+impl JobsService {
+    /// Serves `jobs`, checking callers with `auth`, refusing new jobs while
+    /// `maint` is not normal.
+    pub fn new(jobs: Jobs, auth: AdminAuth, maint: MaintenanceControl) -> Self {
+        Self { jobs, auth, maint }
+    }
+
+    /// The tonic server.
+    pub fn into_server(self) -> pb::jobs_server::JobsServer<Self> {
+        pb::jobs_server::JobsServer::new(self)
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(READ_BYTES + (64 << 10))
+    }
+
+    /// Streams `job`'s events; a following stream holds output for itself
+    /// with `pin` (taken before the job could write anything, for `Run`).
+    fn follow(&self, job: Arc<Job>, pin: Option<ReaderPin>) -> EventStream {
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let shutdown = self.jobs.shutdown().clone();
+        let node = self.jobs.node().clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = stream_events(&job, &node, pin, &tx) => {}
+                () = shutdown.cancelled() => {
+                    let _ = tx.send(Err(Status::unavailable("the node is shutting down"))).await;
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+}
+
+/// Sends `job`'s events from its start: `started`, retained entries (with a
+/// gap where the ring dropped output), then live ones while `follow`, and
+/// `finished` once the job is over and everything was sent.
+async fn stream_events(
+    job: &Job,
+    node: &(String, String),
+    pin: Option<ReaderPin>,
+    tx: &mpsc::Sender<Result<pb::JobEvent, Status>>,
+) {
+    let follow = pin.is_some();
+    let mut changes = job.subscribe();
+    let started = job_to_pb(job, node);
+    if tx
+        .send(Ok(event(pb::job_event::Kind::Started(started))))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut cursor = Cursor::default();
+    loop {
+        changes.borrow_and_update();
+        let (read, over) = {
+            let g = job.lock();
+            let read = g.log.read(&mut cursor, READ_BYTES);
+            (
+                read,
+                g.log.is_read(&cursor).then(|| g.state.status().is_final()),
+            )
+        };
+        // Sent (queued) below before anything more is held for this reader.
+        let idle = read.entries.is_empty() && read.gap == 0;
+        if read.gap > 0 {
+            let gap = pb::job_event::Kind::Gap(pb::LogGap { bytes: read.gap });
+            if tx.send(Ok(event(gap))).await.is_err() {
+                return;
+            }
+        }
+        for e in read.entries {
+            if tx.send(Ok(event(entry_to_pb(e)))).await.is_err() {
+                return;
+            }
+        }
+        if let Some(p) = &pin {
+            p.advance(cursor);
+        }
+        match over {
+            Some(true) => {
+                let done = job_to_pb(job, node);
+                let _ = tx
+                    .send(Ok(event(pb::job_event::Kind::Finished(done))))
+                    .await;
+                return;
+            }
+            Some(false) if !follow => return,
+            _ => {}
+        }
+        if idle && changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn event(kind: pb::job_event::Kind) -> pb::JobEvent {
+    pb::JobEvent { kind: Some(kind) }
+}
+
+fn entry_to_pb(e: Entry) -> pb::job_event::Kind {
+    match e {
+        Entry::Log { step, stream, data } => pb::job_event::Kind::Log(pb::LogChunk {
+            step,
+            stream: match stream {
+                OutStream::Stdout => pb::Stream::Stdout,
+                OutStream::Stderr => pb::Stream::Stderr,
+            } as i32,
+            data,
+        }),
+        Entry::Step(step, state) => pb::job_event::Kind::Step(pb::StepChange {
+            step,
+            state: Some(step_to_pb(&state)),
+        }),
+    }
+}
+
+fn status_to_pb(s: JobStatus) -> i32 {
+    (match s {
+        JobStatus::Pending => pb::Status::Pending,
+        JobStatus::Running => pb::Status::Running,
+        JobStatus::Completed => pb::Status::Completed,
+        JobStatus::Failed => pb::Status::Failed,
+        JobStatus::Cancelled => pb::Status::Cancelled,
+    }) as i32
+}
+
+fn step_to_pb(s: &StepState) -> pb::StepState {
+    pb::StepState {
+        name: s.name.clone(),
+        status: status_to_pb(s.status),
+        started_unix_ns: s.started_unix_ns,
+        ended_unix_ns: s.ended_unix_ns,
+        exit_code: s.exit_code,
+        error: s.error.clone(),
+    }
+}
+
+/// A job as the wire shows it.
+pub fn job_to_pb(job: &Job, node: &(String, String)) -> pb::Job {
+    let g = job.lock();
+    let st = &g.state;
+    pb::Job {
+        id: job.id.clone(),
+        node_id: node.0.clone(),
+        node_name: node.1.clone(),
+        name: st.spec.name.clone(),
+        status: status_to_pb(st.status()),
+        steps: st.steps.iter().map(step_to_pb).collect(),
+        created_unix_ns: st.created_unix_ns,
+        ended_unix_ns: st.ended_unix_ns,
+        actor: job.actor.clone(),
+        log_dropped_bytes: g.log.dropped(),
+        exit_code: st.exit_code(),
+        cancelled_by: st.cancelled_by.clone().unwrap_or_default(),
+        reserved_cpu_millis: job.reserved.cpu_millis,
+        reserved_memory_bytes: job.reserved.memory_bytes,
+        reserved_gpus: job.reserved.gpus,
+    }
+}
+
+fn spec_from_pb(req: pb::RunRequest) -> Result<JobSpec, Status> {
+    let steps = req
+        .steps
+        .into_iter()
+        .map(|s| StepSpec {
+            name: s.name,
+            argv: s.argv,
+            env: s.env.into_iter().collect(),
+            timeout: (s.timeout_ms > 0).then(|| Duration::from_millis(u64::from(s.timeout_ms))),
+            continue_on_error: s.continue_on_error,
+        })
+        .collect();
+    JobSpec {
+        name: req.name,
+        steps,
+        workdir: (!req.workdir.is_empty()).then_some(req.workdir),
+    }
+    .normalize()
+    .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn not_found(id: &str) -> Status {
+    Status::not_found(format!("no job '{id}' on this node"))
+}
+
+#[tonic::async_trait]
+impl pb::jobs_server::Jobs for JobsService {
+    type RunStream = EventStream;
+    type LogsStream = EventStream;
+
+    async fn run(
+        &self,
+        request: Request<pb::RunRequest>,
+    ) -> Result<Response<Self::RunStream>, Status> {
+        let actor = self.auth.check(&request, Access::Write)?;
+        if !self.jobs.config().enabled {
+            return Err(Status::failed_precondition(
+                StartError::Disabled.to_string(),
+            ));
+        }
+        let maint = self.maint.status();
+        if maint.state != Maintenance::Normal {
+            return Err(Status::failed_precondition(format!(
+                "node {} is in {} and takes no new jobs{}",
+                self.jobs.node().1,
+                maint.state.as_str(),
+                if maint.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", maint.reason)
+                }
+            )));
+        }
+        let req = request.into_inner();
+        let reserve = Amounts {
+            cpu_millis: req.reserve_cpu_millis,
+            memory_bytes: req.reserve_memory_bytes,
+            gpus: req.reserve_gpus,
+        };
+        if reserve.cpu_millis < 0 || reserve.memory_bytes < 0 || reserve.gpus < 0 {
+            return Err(Status::invalid_argument("reserve_* must not be negative"));
+        }
+        let spec = spec_from_pb(req)?;
+        let (job, pin) = self.jobs.start(spec, actor, reserve).map_err(|e| match e {
+            StartError::Disabled => Status::failed_precondition(e.to_string()),
+            StartError::Busy(_) | StartError::Short(_) => Status::resource_exhausted(e.to_string()),
+        })?;
+        info!(target: "gsp::audit", job = %job.id, actor = %job.actor, "job started");
+        Ok(Response::new(self.follow(job, Some(pin))))
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        self.auth.check(&request, Access::Read)?;
+        let want = &request.get_ref().job_id;
+        let node = self.jobs.node();
+        let jobs = if want.is_empty() {
+            self.jobs.list()
+        } else {
+            self.jobs.get(want).into_iter().collect()
+        };
+        Ok(Response::new(pb::ListJobsResponse {
+            jobs: jobs.iter().map(|j| job_to_pb(j, node)).collect(),
+            exec_enabled: self.jobs.config().enabled,
+        }))
+    }
+
+    async fn logs(
+        &self,
+        request: Request<pb::LogsRequest>,
+    ) -> Result<Response<Self::LogsStream>, Status> {
+        self.auth.check(&request, Access::Read)?;
+        let req = request.into_inner();
+        let job = self
+            .jobs
+            .get(&req.job_id)
+            .ok_or_else(|| not_found(&req.job_id))?;
+        let pin = req.follow.then(|| job.pin());
+        Ok(Response::new(self.follow(job, pin)))
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<pb::CancelRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let actor = self.auth.check(&request, Access::Write)?;
+        let id = request.into_inner().job_id;
+        let asked = self
+            .jobs
+            .cancel(&id, &actor)
+            .ok_or_else(|| not_found(&id))?;
+        if asked {
+            info!(target: "gsp::audit", job = %id, actor = %actor, "job cancelled");
+        }
+        let job = self.jobs.get(&id).ok_or_else(|| not_found(&id))?;
+        Ok(Response::new(job_to_pb(&job, self.jobs.node())))
+    }
+}

@@ -1,0 +1,402 @@
+//! `gsp run`, `gsp jobs`, `gsp logs`, `gsp cancel` against real nodes on
+//! 127.0.0.1, as a user runs them.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::{
+    collections::BTreeSet,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{
+    gsp_bin,
+    procs::{cluster, spawn_node_with, stop},
+    run_gsp,
+};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The JSON Lines `gsp run --json` printed.
+fn events(o: &std::process::Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn finished(o: &std::process::Output) -> Vec<Value> {
+    events(o)
+        .into_iter()
+        .filter(|e| e["event"] == "finished")
+        .map(|e| e["job"].clone())
+        .collect()
+}
+
+fn jobs(addr: &str) -> Vec<Value> {
+    let o = run_gsp(&["jobs", "--addr", addr, "--json"], LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["schema"], "gsp.jobs.v1");
+    v["jobs"].as_array().unwrap().clone()
+}
+
+/// Runs gsp reading its output as it comes (a job's output can exceed a
+/// pipe's buffer), bounded by `LIMIT`.
+fn run_draining(args: &[&str]) -> std::process::Output {
+    let child = Command::new(gsp_bin())
+        .args(args)
+        .env_remove("GSP_ADDR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    rx.recv_timeout(LIMIT).unwrap_or_else(|_| {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        panic!("gsp {args:?} did not exit within {LIMIT:?}")
+    })
+}
+
+fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LIMIT;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn jobs_are_placed_by_free_gpus_reserved_while_they_run_and_run_everywhere_with_all() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = cluster(
+        3,
+        &dirs,
+        &[
+            &["--name", "g1", "--exec", "--capacity", "gpu=1"],
+            &["--name", "g2", "--exec", "--capacity", "gpu=1"],
+            &["--name", "c3", "--exec", "--capacity", "gpu=0"],
+        ],
+    );
+    let addr = nodes[2].1.clone();
+    // Two concurrent GPU jobs land on the two GPU nodes.
+    let spawn = || {
+        Command::new(gsp_bin())
+            .args([
+                "run", "--addr", &addr, "--gpu", "1", "--json", "--", "sleep", "2",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let b = spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    // Both GPUs are held: a third job pinned to g1 is refused, naming why.
+    let third = run_gsp(
+        &[
+            "run", "--addr", &addr, "--node", "g1", "--gpu", "1", "--", "true",
+        ],
+        LIMIT,
+    );
+    assert_eq!(third.status.code(), Some(3), "{}", stderr(&third));
+    assert!(
+        stderr(&third).contains("0 free GPUs, 1 asked (1 reserved by running jobs)"),
+        "{}",
+        stderr(&third)
+    );
+    // With --wait it waits for a GPU to be released, then runs.
+    let waited = run_gsp(
+        &[
+            "run", "--addr", &addr, "--gpu", "1", "--wait", "30", "--", "true",
+        ],
+        LIMIT,
+    );
+    assert_eq!(waited.status.code(), Some(0), "{}", stderr(&waited));
+    assert!(
+        stderr(&waited).contains("waiting (--wait)"),
+        "{}",
+        stderr(&waited)
+    );
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let placed: BTreeSet<String> = [&a, &b]
+        .iter()
+        .map(|o| {
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+            let f = finished(o);
+            assert_eq!(f[0]["status"], "completed");
+            assert_eq!(f[0]["reserved"]["gpus"], 1);
+            f[0]["node_name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(placed, BTreeSet::from(["g1".to_owned(), "g2".to_owned()]));
+
+    // --all: one result per node, with each node's exit code.
+    let all = run_gsp(
+        &[
+            "run",
+            "--addr",
+            &addr,
+            "--all",
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            "echo on $GSP_NODE_NAME; test $GSP_NODE_NAME != g2",
+        ],
+        LIMIT,
+    );
+    assert_eq!(
+        all.status.code(),
+        Some(1),
+        "one node failed: {}",
+        stderr(&all)
+    );
+    let results: BTreeSet<(String, i64)> = finished(&all)
+        .iter()
+        .map(|j| {
+            (
+                j["node_name"].as_str().unwrap().to_owned(),
+                j["exit_code"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        BTreeSet::from([
+            ("c3".to_owned(), 0),
+            ("g1".to_owned(), 0),
+            ("g2".to_owned(), 1)
+        ])
+    );
+    let lines: BTreeSet<String> = events(&all)
+        .iter()
+        .filter(|e| e["event"] == "log")
+        .map(|e| e["line"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        lines,
+        BTreeSet::from(["on c3".into(), "on g1".into(), "on g2".into()])
+    );
+    // `gsp jobs` lists every node's jobs.
+    assert_eq!(jobs(&addr).len(), 6);
+    for (child, _) in &mut nodes {
+        stop(child);
+    }
+}
+
+#[test]
+fn a_pipeline_stops_at_its_first_failure_and_cancel_stops_a_step_that_ignores_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, addr) = spawn_node_with(dir.path(), &["--exec", "--exec-grace", "1"]);
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        "name: build\nsteps:\n  - name: one\n    run: [echo, first]\n  - name: two\n    run: [sh, -c, 'echo oops >&2; exit 4']\n  - name: three\n    run: [echo, never]\n",
+    )
+    .unwrap();
+    let o = run_gsp(
+        &[
+            "run",
+            "--addr",
+            &addr,
+            "--pipeline",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+        LIMIT,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed pipeline exits 1: {}",
+        stderr(&o)
+    );
+    let job = &finished(&o)[0];
+    let statuses: Vec<&str> = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["completed", "failed", "cancelled"]);
+    assert_eq!(job["steps"][1]["exit_code"], 4);
+    assert_eq!(job["steps"][2]["error"], "not run: step 'two' failed");
+    let logs: Vec<(String, String)> = events(&o)
+        .iter()
+        .filter(|e| e["event"] == "log")
+        .map(|e| {
+            (
+                e["stream"].as_str().unwrap().to_owned(),
+                e["line"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            ("stdout".into(), "first".into()),
+            ("stderr".into(), "oops".into())
+        ]
+    );
+
+    // A step that ignores SIGTERM is killed after the grace period.
+    let o = run_gsp(
+        &[
+            "run",
+            "--addr",
+            &addr,
+            "--detach",
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM; echo $$; sleep 60",
+        ],
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let id = events(&o)[0]["job"]["job_id"].as_str().unwrap().to_owned();
+    let mut pid = String::new();
+    until("the step's pid in its log", || {
+        let l = run_gsp(&["logs", "--addr", &addr, &id, "--json"], LIMIT);
+        pid = events(&l)
+            .iter()
+            .find(|e| e["event"] == "log")
+            .map(|e| e["line"].as_str().unwrap().to_owned())
+            .unwrap_or_default();
+        !pid.is_empty()
+    });
+    let t0 = Instant::now();
+    let c = run_gsp(&["cancel", "--addr", &addr, &id], LIMIT);
+    assert_eq!(c.status.code(), Some(0), "{}", stderr(&c));
+    assert!(String::from_utf8_lossy(&c.stdout).contains("cancelled (stopped step sh)"));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "cancelled within the grace period"
+    );
+    let alive = Command::new("kill")
+        .args(["-0", &pid])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!alive.success(), "the step's process {pid} is gone");
+    let j = jobs(&addr)
+        .into_iter()
+        .find(|j| j["job_id"] == id.as_str())
+        .unwrap();
+    assert_eq!(j["status"], "cancelled");
+    assert_eq!(j["exit_code"], 130);
+    // Cancelling it again: it is over.
+    let again = run_gsp(&["cancel", "--addr", &addr, &id], LIMIT);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "a cancelled job stays cancelled"
+    );
+    let unknown = run_gsp(&["cancel", "--addr", &addr, "000000000000"], LIMIT);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no member knows job '000000000000'"));
+    stop(&mut node);
+}
+
+#[test]
+fn output_reaches_a_live_client_whole_and_a_late_reader_sees_the_cap_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, addr) = spawn_node_with(dir.path(), &["--exec", "--exec-log-bytes", "64KiB"]);
+    // 4 MiB through a 64 KiB ring: the live client holds it back, loses nothing.
+    let o = run_draining(&[
+        "run",
+        "--addr",
+        &addr,
+        "--",
+        "head",
+        "-c",
+        "4194304",
+        "/dev/zero",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout.len(), 4 << 20);
+    assert!(!stderr(&o).contains("dropped"), "{}", stderr(&o));
+    // Read afterwards: the newest 64 KiB, after a gap saying what is gone.
+    let id = jobs(&addr)[0]["job_id"].as_str().unwrap().to_owned();
+    let l = run_gsp(&["logs", "--addr", &addr, &id], LIMIT);
+    assert_eq!(l.status.code(), Some(0), "{}", stderr(&l));
+    assert!(
+        l.stdout.len() <= 64 << 10 && !l.stdout.is_empty(),
+        "{}",
+        l.stdout.len()
+    );
+    let dropped = (4 << 20) - l.stdout.len();
+    assert!(
+        stderr(&l).contains(&format!("[{dropped} bytes of output were dropped")),
+        "{}",
+        stderr(&l)
+    );
+    assert_eq!(jobs(&addr)[0]["log_dropped_bytes"], dropped);
+    stop(&mut node);
+}
+
+#[test]
+fn nodes_without_exec_or_without_the_token_refuse_and_nothing_runs() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut off, off_addr) = spawn_node_with(dirs[0].path(), &[]);
+    let marker = dirs[0].path().join("ran");
+    let touch = ["--", "touch", marker.to_str().unwrap()];
+    let mut args = vec!["run", "--addr", &off_addr];
+    args.extend(touch);
+    let o = run_gsp(&args, LIMIT);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("start it with `gsp node --exec`"),
+        "{}",
+        stderr(&o)
+    );
+    let (mut on, on_addr) =
+        spawn_node_with(dirs[1].path(), &["--exec", "--admin-token", "s3cret-token"]);
+    let mut args = vec!["run", "--addr", &on_addr];
+    args.extend(touch);
+    let o = run_gsp(&args, LIMIT);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("requires an admin token"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!marker.exists(), "nothing ran");
+    let mut args = vec!["run", "--addr", &on_addr, "--token", "s3cret-token"];
+    args.extend(touch);
+    let o = run_gsp(&args, LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(marker.exists(), "with the token it ran");
+    stop(&mut off);
+    stop(&mut on);
+}
+
+#[test]
+fn a_node_restarted_mid_job_reports_it_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, addr) = spawn_node_with(dir.path(), &["--exec"]);
+    let o = run_gsp(
+        &["run", "--addr", &addr, "--detach", "--", "sleep", "3"],
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let _ = node.kill();
+    let _ = node.wait();
+    let (mut node, addr) = spawn_node_with(dir.path(), &["--exec"]);
+    let j = &jobs(&addr)[0];
+    assert_eq!(j["status"], "failed");
+    assert_eq!(j["steps"][0]["error"], "node restarted");
+    stop(&mut node);
+}

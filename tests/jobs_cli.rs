@@ -400,3 +400,41 @@ fn a_node_restarted_mid_job_reports_it_failed() {
     assert_eq!(j["steps"][0]["error"], "node restarted");
     stop(&mut node);
 }
+
+#[test]
+fn a_client_that_goes_away_leaves_its_job_running_and_a_lost_node_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, addr) = spawn_node_with(dir.path(), &["--exec"]);
+    let done = dir.path().join("done");
+    let script = format!("sleep 1; echo ok > {}", done.display());
+    let mut client = Command::new(gsp_bin())
+        .args(["run", "--addr", &addr, "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    client.kill().unwrap();
+    let _ = client.wait();
+    until("the job to finish without its client", || done.exists());
+    until("the job recorded completed", || {
+        jobs(&addr).iter().any(|j| j["status"] == "completed")
+    });
+
+    // The node dies under a running job: gsp run says so and exits 1.
+    let follower = Command::new(gsp_bin())
+        .args(["run", "--addr", &addr, "--", "sleep", "30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("the job to start", || {
+        jobs(&addr).iter().any(|j| j["status"] == "running")
+    });
+    node.kill().unwrap();
+    let _ = node.wait();
+    let o = follower.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("while job"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("lost"), "{}", stderr(&o));
+}

@@ -47,6 +47,9 @@ fn bearer(global: &GlobalArgs) -> Result<BearerToken, UsageError> {
     Ok(BearerToken(Some(v)))
 }
 
+/// Keepalive ping interval and timeout on client connections.
+const CLIENT_KEEPALIVE: Duration = Duration::from_secs(5);
+
 /// Default time a client command waits for the node.
 pub(crate) const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -121,6 +124,11 @@ async fn connect(global: &GlobalArgs, addr: &str) -> anyhow::Result<(Channel, Be
     })?;
     let channel = endpoint
         .connect_timeout(timeout(global))
+        // A node that vanished (host down, link cut) under a long stream
+        // (`gsp run`, `gsp watch`) is noticed within about 15 s, not never.
+        .http2_keep_alive_interval(CLIENT_KEEPALIVE)
+        .keep_alive_timeout(CLIENT_KEEPALIVE)
+        .keep_alive_while_idle(true)
         .connect_with_connector(Connector::new(Arc::default(), tls))
         .await
         .map_err(|e| unreachable(addr, &e))?;

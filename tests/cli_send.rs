@@ -202,6 +202,25 @@ fn send_refuses_bad_input_with_clear_errors() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["expected"], 1);
+    // More acks asked for than there are members: it waits for all of them,
+    // says so, and does not contradict itself.
+    let out = run_gsp(
+        &[
+            "send", "--addr", &addr, "-m", "all", "--wait", "99", "--json",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--wait 99 is more than the 1 live members; waiting for all of them"),
+        "{}",
+        stderr(&out)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["converged"].as_bool(), v["acked"].as_u64()),
+        (Some(true), Some(1))
+    );
     assert_eq!(stop(&mut nodes[0].0).code(), Some(0));
     // Nobody listening: exit 3.
     let out = run_gsp(&["send", "--addr", &addr, "-m", "x"], LIMIT);

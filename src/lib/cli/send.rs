@@ -221,6 +221,7 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
     let mut expected: Vec<String> = Vec::new();
     let bar = progress_bar(global.json);
     let mut finished = false;
+    let mut wait = args.wait;
     loop {
         let item = match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(Some(item)) => item.map_err(|s| client::call_failed(&global.addr, s))?,
@@ -237,7 +238,18 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
                 if let Some(b) = &bar {
                     b.set_length(report.expected as u64);
                 }
-                if args.wait == Wait::None {
+                if let Wait::Count(n) = wait
+                    && n > report.expected
+                {
+                    // More acks than there are live members can never come:
+                    // wait for every one of them instead, and say so.
+                    output::note(&format!(
+                        "note: --wait {n} is more than the {} live members; waiting for all of them",
+                        report.expected
+                    ));
+                    wait = Wait::All;
+                }
+                if wait == Wait::None {
                     break;
                 }
             }
@@ -250,7 +262,7 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
                 if let Some(b) = &bar {
                     b.set_position(report.acked as u64);
                 }
-                if let Wait::Count(n) = args.wait
+                if let Wait::Count(n) = wait
                     && report.acked >= n
                 {
                     break;
@@ -279,7 +291,7 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
             .cloned()
             .collect();
     }
-    let status = match args.wait {
+    let status = match wait {
         Wait::None => ExitStatus::Success,
         Wait::All if report.converged => ExitStatus::Success,
         Wait::Count(n) if report.acked >= n => ExitStatus::Success,
@@ -288,7 +300,7 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
     if global.json {
         output::json(&report)?;
     } else {
-        output::stdout(&human(&report, args.wait, finished, timeout))?;
+        output::stdout(&human(&report, wait, finished, timeout))?;
     }
     Ok(status)
 }

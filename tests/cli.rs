@@ -49,11 +49,57 @@ fn help_lists_only_working_commands() {
         "send",
         "watch",
         "bench",
+        "run",
+        "jobs",
+        "logs",
+        "cancel",
         "completions",
     ] {
         assert!(help.contains(cmd), "{cmd} missing from help:\n{help}");
     }
     assert!(help.contains("Exit codes"), "{help}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(gsp_bin())
+        .args([
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "off",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("GSP_LOG_FORMAT", "json")
+        .env("GSP_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut serving = None;
+    for line in lines.map_while(Result::ok) {
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{v}");
+        if v["fields"]["message"] == "node serving" {
+            serving = Some(v);
+            break;
+        }
+    }
+    let v = serving.expect("the node said it serves");
+    assert_eq!(v["level"], "INFO");
+    assert!(
+        v["fields"]["listen"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{v}"
+    );
+    stop(&mut child);
 }
 
 #[test]

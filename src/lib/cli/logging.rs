@@ -1,6 +1,8 @@
 //! Logs to stderr. `GSP_LOG` (or `RUST_LOG`) sets the filter; otherwise a
 //! node takes `gsp.log` from its config file, at start and on every SIGHUP.
-//! Colours only on a terminal, and never under `NO_COLOR`.
+//! Colours only on a terminal, and never under `NO_COLOR`. `--log-format json`
+//! (`GSP_LOG_FORMAT=json`) writes one JSON object per line instead, for log
+//! shippers: `{"timestamp","level","fields":{"message",...},"target"}`.
 
 use std::sync::OnceLock;
 
@@ -15,17 +17,35 @@ pub(crate) fn from_env() -> Option<String> {
         .ok()
 }
 
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal unless `NO_COLOR`).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Installs the process's subscriber: the environment's filter, else `default`
-/// (nodes `info`, client commands `warn`, the bench `error`).
-pub(crate) fn init(default: &str) {
+/// (nodes `info`, client commands `warn`, the bench `error`), in `format`.
+pub(crate) fn init(default: &str, format: LogFormat) {
     let filter = from_env().map_or_else(|| EnvFilter::new(default), EnvFilter::new);
     let (filter, handle) = reload::Layer::new(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    if tracing::subscriber::set_global_default(Registry::default().with(filter).with(fmt)).is_ok() {
+    let text = (format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+    });
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+    });
+    let subscriber = Registry::default().with(filter).with(text).with(json);
+    if tracing::subscriber::set_global_default(subscriber).is_ok() {
         let _ = FILTER.set(handle);
     }
 }

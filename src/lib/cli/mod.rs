@@ -87,6 +87,10 @@ pub struct GlobalArgs {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, global = true, env = "GSP_TLS_KEY", value_name = "PEM")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Log lines as text (coloured on a terminal unless NO_COLOR) or JSON
+    /// objects, one per line.
+    #[arg(long, global = true, env = "GSP_LOG_FORMAT", value_enum, default_value_t = logging::LogFormat::Text)]
+    pub log_format: logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,12 +136,15 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    logging::init(match cli.command {
-        Command::Node(_) => "info",
-        // The bench runs many nodes whose membership warnings are the experiment.
-        Command::Bench(_) => "error",
-        _ => "warn",
-    });
+    logging::init(
+        match cli.command {
+            Command::Node(_) => "info",
+            // The bench runs many nodes whose membership warnings are the experiment.
+            Command::Bench(_) => "error",
+            _ => "warn",
+        },
+        cli.global.log_format,
+    );
     match run(cli) {
         Ok(status) => status.into(),
         Err(err) if output::is_broken_pipe(&err) => ExitStatus::Success.into(),

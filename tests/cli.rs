@@ -103,6 +103,58 @@ fn json_logs_are_one_object_per_line() {
 }
 
 #[test]
+fn check_config_prints_the_effective_settings_or_names_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "gsp:\n  fanout: 5\n  exec: true\n  labels: {zone: eu}\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = run_gsp(
+        &[
+            "node",
+            "--check-config",
+            "--json",
+            "--config",
+            good.to_str().unwrap(),
+            "--label",
+            "rack=r3",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema"], "gsp.node-config.v1");
+    assert_eq!(
+        (v["fanout"].as_u64(), v["exec"].as_bool()),
+        (Some(5), Some(true))
+    );
+    assert_eq!(
+        v["labels"]["rack"], "r3",
+        "the flag wins over the file's labels: {v}"
+    );
+    assert_eq!(v["admin_token"], "none");
+    assert_eq!(v["data_dir"], data.to_str().unwrap());
+    assert!(!data.exists(), "--check-config leaves the data dir alone");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "gsp:\n  fanout: lots\n  bogus: 1\n").unwrap();
+    let out = run_gsp(
+        &["node", "--check-config", "--config", bad.to_str().unwrap()],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("gsp.bogus: unknown key") && err.contains("gsp.fanout"),
+        "{err}"
+    );
+}
+
+#[test]
 fn completions_are_generated() {
     let out = run_gsp(&["completions", "bash"], LIMIT);
     assert!(out.status.success());

@@ -10,6 +10,7 @@ mod jobs;
 mod logging;
 pub mod maint;
 mod node;
+mod node_check;
 mod node_reload;
 pub mod output;
 mod parse;

@@ -31,10 +31,19 @@ use crate::{
 /// Arguments of `gsp node`. Each flag also has a `GSP_*` variable and a key in
 /// the config file; a flag wins over the variable, which wins over the file.
 #[derive(Debug, Clone, clap::Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "on/off flags of the command line, each its own switch"
+)]
 pub(crate) struct NodeArgs {
     /// YAML config in iarnet's layout plus a `gsp:` section.
     #[arg(long, env = "GSP_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Check the flags, environment and config file, print the effective
+    /// settings (--json: one object) and exit: 0 valid, 2 naming each problem.
+    /// Binds nothing and leaves the data dir alone.
+    #[arg(long)]
+    check_config: bool,
     /// gRPC address to serve on [default: 0.0.0.0:50005].
     #[arg(long, env = "GSP_LISTEN", value_name = "HOST:PORT")]
     listen: Option<String>,
@@ -174,6 +183,16 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         settings,
         security,
     } = resolve(&args, &global).map_err(UsageError)?;
+    if args.check_config {
+        return super::node_check::run(
+            &Resolved {
+                file,
+                settings,
+                security,
+            },
+            &global,
+        );
+    }
     let running = (settings.clone(), security.clone());
     if logging::from_env().is_none()
         && let Some(spec) = file.as_ref().and_then(|f| f.log.as_deref())

@@ -289,6 +289,8 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
             history_log_bytes: usize::try_from(args.exec_log_bytes)
                 .unwrap_or(usize::MAX)
                 .saturating_mul(4),
+            log_file_bytes: args.exec_log_bytes.saturating_mul(8),
+            history_file_bytes: args.exec_log_bytes.saturating_mul(32),
             ..crate::runtime::jobs::JobsConfig::default()
         },
         peer_rates,

@@ -51,6 +51,19 @@ pub struct Cursor {
     bytes: u64,
 }
 
+impl Cursor {
+    /// The next entry's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Moves past `entry`, read from elsewhere (the job's log file).
+    pub fn skip(&mut self, entry: &Entry) {
+        self.seq += 1;
+        self.bytes += entry.log_bytes();
+    }
+}
+
 /// What one read returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Read {
@@ -111,6 +124,22 @@ impl LogRing {
         self.next_seq += 1;
         self.total += bytes;
         self.held += cost;
+    }
+
+    /// A ring for a job of an earlier run whose `entries` entries (`bytes`
+    /// of output) are not in memory (they may be in its log file).
+    pub fn resumed(cap: usize, entries: u64, bytes: u64) -> Self {
+        Self {
+            next_seq: entries,
+            total: bytes,
+            dropped: bytes,
+            ..Self::new(cap)
+        }
+    }
+
+    /// The sequence number of the oldest entry held (the next one if none).
+    pub fn first_seq(&self) -> u64 {
+        self.entries.front().map_or(self.next_seq, |e| e.0)
     }
 
     /// Bytes held now (output, and a nominal cost per step change).

@@ -9,6 +9,8 @@ use std::{
 };
 
 use tokio::sync::watch;
+
+use super::logfile::LogFile;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{
@@ -43,10 +45,23 @@ pub struct Inner {
     pub state: JobState,
     /// Retained output and step changes.
     pub log: LogRing,
+    /// The same entries on disk, up to its cap (with a data dir).
+    pub file: Option<LogFile>,
     /// Where each following reader is: output they have not read is not
     /// dropped while they keep reading (see [`Job::push_log`]).
     pins: BTreeMap<u64, Cursor>,
     next_pin: u64,
+}
+
+impl Inner {
+    /// Appends `entry` to the ring and the file alike (entry N of one is
+    /// entry N of the other).
+    fn push(&mut self, entry: Entry) {
+        if let Some(f) = &mut self.file {
+            f.append(&entry);
+        }
+        self.log.push(entry);
+    }
 }
 
 /// A following reader's hold on a job's output; let go when dropped.
@@ -86,6 +101,7 @@ impl Job {
             inner: Mutex::new(Inner {
                 state,
                 log: LogRing::new(log_bytes),
+                file: None,
                 pins: BTreeMap::new(),
                 next_pin: 0,
             }),
@@ -116,7 +132,7 @@ impl Job {
                 .map(|(i, s)| Entry::Step(u32::try_from(i).unwrap_or(u32::MAX), s.clone()))
                 .collect();
             for e in changed {
-                g.log.push(e);
+                g.push(e);
             }
             out
         };
@@ -152,7 +168,7 @@ impl Job {
                 break;
             }
         }
-        self.lock().log.push(entry);
+        self.lock().push(entry);
         self.changed.send_modify(|n| *n += 1);
     }
 

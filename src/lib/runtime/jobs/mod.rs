@@ -11,6 +11,7 @@
 //! theirs first; their records stay).
 
 mod job;
+pub mod logfile;
 pub mod runner;
 pub mod service;
 pub mod store;
@@ -29,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::resources::Reservations;
 use crate::core::{
-    jobs::{spec::JobSpec, state::JobState},
+    jobs::{log::LogRing, spec::JobSpec, state::JobState},
     membership::record::Amounts,
 };
 
@@ -55,8 +56,12 @@ pub struct JobsConfig {
     pub history: usize,
     /// Time a cancelled or timed-out step gets between SIGTERM and SIGKILL.
     pub grace: Duration,
-    /// Output kept of finished jobs in all (the newest jobs' first).
+    /// Output kept in memory of finished jobs in all (the newest jobs' first).
     pub history_log_bytes: usize,
+    /// Bytes of one job's log file, at most (with a data dir).
+    pub log_file_bytes: u64,
+    /// Bytes of finished jobs' log files in all (the oldest deleted first).
+    pub history_file_bytes: u64,
 }
 
 impl Default for JobsConfig {
@@ -68,8 +73,14 @@ impl Default for JobsConfig {
             history: DEFAULT_HISTORY,
             grace: DEFAULT_GRACE,
             history_log_bytes: 4 * DEFAULT_LOG_BYTES,
+            log_file_bytes: 8 * DEFAULT_LOG_BYTES as u64,
+            history_file_bytes: 32 * DEFAULT_LOG_BYTES as u64,
         }
     }
+}
+
+fn log_path(dir: &std::path::Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.log"))
 }
 
 /// Why a job was not started.
@@ -100,6 +111,8 @@ struct Table {
     node: (String, String),
     jobs: Mutex<BTreeMap<String, Arc<Job>>>,
     store: Option<store::Store>,
+    /// Where job log files go (`<data_dir>/jobs`).
+    log_dir: Option<PathBuf>,
     reservations: Reservations,
     /// Wakes the writer task.
     dirty: tokio::sync::Notify,
@@ -117,14 +130,21 @@ impl Jobs {
         data_dir: Option<PathBuf>,
         shutdown: CancellationToken,
     ) -> Self {
-        let store = data_dir.map(store::Store::in_dir);
+        let store = data_dir.as_ref().map(store::Store::in_dir);
+        let log_dir = data_dir.map(|d| d.join("jobs"));
         let mut jobs = BTreeMap::new();
-        if let Some(s) = &store {
+        if let (Some(s), Some(dir)) = (&store, &log_dir) {
             for (id, actor, mut state) in s.load() {
                 if !state.status().is_final() {
                     state.interrupted("node restarted", super::view::now_unix_ns());
                 }
                 let job = Job::new(id.clone(), actor, state, 64 * 1024);
+                // Its output of the earlier run is on disk only: readers replay it.
+                if let Some((file, bytes)) = logfile::LogFile::existing(log_path(dir, &id)) {
+                    let mut g = job.lock();
+                    g.log = LogRing::resumed(64 * 1024, file.entries(), bytes);
+                    g.file = Some(file);
+                }
                 jobs.insert(id, Arc::new(job));
             }
         }
@@ -133,6 +153,7 @@ impl Jobs {
             node,
             jobs: Mutex::new(jobs),
             store,
+            log_dir,
             reservations,
             dirty: tokio::sync::Notify::new(),
             shutdown,
@@ -214,7 +235,11 @@ impl Jobs {
             finished.sort();
             let excess = finished.len().saturating_sub(cfg.history.saturating_sub(1));
             for (_, id) in finished.into_iter().take(excess) {
-                table.remove(&id);
+                if let Some(old) = table.remove(&id)
+                    && let Some(f) = old.lock().file.as_mut()
+                {
+                    f.remove();
+                }
             }
             let mut rng = rand::rng();
             let id = loop {
@@ -226,6 +251,12 @@ impl Jobs {
             let state = JobState::new(spec, super::view::now_unix_ns());
             let mut job = Job::new(id.clone(), actor, state, cfg.log_bytes);
             job.reserved = reserve;
+            if let Some(dir) = &self.inner.log_dir {
+                job.lock().file = Some(logfile::LogFile::create(
+                    log_path(dir, &id),
+                    cfg.log_file_bytes,
+                ));
+            }
             let job = Arc::new(job);
             table.insert(id, Arc::clone(&job));
             (job, held)
@@ -270,19 +301,25 @@ impl Jobs {
     /// beyond it, the oldest finished jobs' output is dropped (their records
     /// and step statuses stay; a reader is told of the gap).
     pub fn trim_history(&self) {
-        let budget = self.inner.config.history_log_bytes;
+        let cfg = &self.inner.config;
         let mut finished: Vec<_> = self
             .list()
             .into_iter()
             .filter(|j| j.lock().state.status().is_final())
             .collect();
         finished.reverse();
-        let mut kept = 0usize;
+        let (mut in_memory, mut on_disk) = (0usize, 0u64);
         for j in finished {
             let mut g = j.lock();
-            kept += g.log.held();
-            if kept > budget {
+            in_memory += g.log.held();
+            if in_memory > cfg.history_log_bytes {
                 g.log.clear_output();
+            }
+            if let Some(f) = g.file.as_mut() {
+                on_disk += f.written();
+                if on_disk > cfg.history_file_bytes {
+                    f.remove();
+                }
             }
         }
     }

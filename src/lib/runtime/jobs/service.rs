@@ -10,7 +10,10 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use super::{Job, Jobs, ReaderPin, StartError};
+use super::{
+    Job, Jobs, ReaderPin, StartError,
+    logfile::{self, FilePos},
+};
 use crate::{
     core::{
         jobs::{
@@ -33,6 +36,8 @@ use crate::{
 const STREAM_QUEUE: usize = 64;
 /// Output bytes taken from the ring per read.
 const READ_BYTES: usize = 1 << 20;
+/// Log file entries read at once.
+const FILE_BATCH: usize = 64;
 /// Requests (a job's spec) up to this size.
 const MAX_REQUEST_BYTES: usize = 1 << 20;
 
@@ -60,15 +65,16 @@ impl JobsService {
             .max_encoding_message_size(READ_BYTES + (64 << 10))
     }
 
-    /// Streams `job`'s events; a following stream holds output for itself
-    /// with `pin` (taken before the job could write anything, for `Run`).
-    fn follow(&self, job: Arc<Job>, pin: Option<ReaderPin>) -> EventStream {
+    /// Streams `job`'s events (live while `follow`), holding output back for
+    /// the reader with `pin` if it has one (the client that started the job:
+    /// taken before the job wrote anything).
+    fn stream(&self, job: Arc<Job>, follow: bool, pin: Option<ReaderPin>) -> EventStream {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let shutdown = self.jobs.shutdown().clone();
         let node = self.jobs.node().clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = stream_events(&job, &node, pin, &tx) => {}
+                () = stream_events(&job, &node, (follow, pin), &tx) => {}
                 () = shutdown.cancelled() => {
                     let _ = tx.send(Err(Status::unavailable("the node is shutting down"))).await;
                 }
@@ -84,10 +90,9 @@ impl JobsService {
 async fn stream_events(
     job: &Job,
     node: &(String, String),
-    pin: Option<ReaderPin>,
+    (follow, pin): (bool, Option<ReaderPin>),
     tx: &mpsc::Sender<Result<pb::JobEvent, Status>>,
 ) {
-    let follow = pin.is_some();
     let mut changes = job.subscribe();
     let started = job_to_pb(job, node);
     if tx
@@ -98,8 +103,19 @@ async fn stream_events(
         return;
     }
     let mut cursor = Cursor::default();
+    let mut file_pos = FilePos::default();
     loop {
         changes.borrow_and_update();
+        // What the ring no longer holds comes from the job's log file.
+        if let Some(entries) = from_file(job, &cursor, &mut file_pos).await {
+            for e in entries {
+                cursor.skip(&e);
+                if tx.send(Ok(event(entry_to_pb(e)))).await.is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
         let (read, over) = {
             let g = job.lock();
             let read = g.log.read(&mut cursor, READ_BYTES);
@@ -138,6 +154,34 @@ async fn stream_events(
         if idle && changes.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// Entries from `cursor` on that the ring dropped but the job's log file
+/// has (a batch), or `None` when there are none to read there.
+async fn from_file(job: &Job, cursor: &Cursor, pos: &mut FilePos) -> Option<Vec<Entry>> {
+    let (path, end) = {
+        let g = job.lock();
+        let f = g.file.as_ref()?;
+        (f.path().to_path_buf(), g.log.first_seq().min(f.entries()))
+    };
+    let from = cursor.seq();
+    if from >= end {
+        return None;
+    }
+    let mut p = *pos;
+    let read = tokio::task::spawn_blocking(move || {
+        logfile::read(&path, &mut p, from, end, FILE_BATCH).map(|e| (e, p))
+    })
+    .await
+    .ok()?;
+    match read {
+        Ok((entries, p)) if !entries.is_empty() => {
+            *pos = p;
+            Some(entries)
+        }
+        // Unreadable or shorter than recorded: the ring reports the gap.
+        _ => None,
     }
 }
 
@@ -274,7 +318,7 @@ impl pb::jobs_server::Jobs for JobsService {
             StartError::Busy(_) | StartError::Short(_) => Status::resource_exhausted(e.to_string()),
         })?;
         info!(target: "gsp::audit", job = %job.id, actor = %job.actor, "job started");
-        Ok(Response::new(self.follow(job, Some(pin))))
+        Ok(Response::new(self.stream(job, true, Some(pin))))
     }
 
     async fn list(
@@ -305,8 +349,10 @@ impl pb::jobs_server::Jobs for JobsService {
             .jobs
             .get(&req.job_id)
             .ok_or_else(|| not_found(&req.job_id))?;
-        let pin = req.follow.then(|| job.pin());
-        Ok(Response::new(self.follow(job, pin)))
+        // Only the client that started the job (a writer) holds its output
+        // back; a follower with read access alone must not slow a job, so it
+        // is told of a gap if it falls behind instead.
+        Ok(Response::new(self.stream(job, req.follow, None)))
     }
 
     async fn cancel(

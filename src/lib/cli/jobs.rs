@@ -11,11 +11,12 @@ use super::{
     GlobalArgs, client,
     exit::{ExitStatus, NegativeOutcome, Unreachable},
     job_events::{JobJson, Printer, job_json, status_name},
-    output, peers,
+    output,
     run::{Followed, Started, Target, follow, member},
     run_interrupt,
+    run_place::members,
 };
-use crate::transport::pb::{admin::v1 as admin_pb, jobs::v1 as pb};
+use crate::transport::pb::jobs::v1 as pb;
 
 /// Schema of `gsp jobs --json`.
 pub(super) const SCHEMA: &str = "gsp.jobs.v1";
@@ -73,24 +74,13 @@ async fn targets(global: &GlobalArgs, node: Option<&str>) -> anyhow::Result<Vec<
     if let Some(n) = node {
         return Ok(vec![member(global, n).await?]);
     }
-    let mut admin = client::admin(global).await?;
-    let mut req = tonic::Request::new(admin_pb::ListMembersRequest::default());
-    req.set_timeout(client::timeout(global));
-    let resp = admin
-        .list_members(req)
-        .await
-        .map_err(|s| client::call_failed(&global.addr, s))?
-        .into_inner();
-    let mut views = peers::views(resp)?;
+    let mut views = members(global).await?;
     // The node asked first: its jobs are the likeliest.
     views.sort_by_key(|v| !v.local);
     Ok(views
         .into_iter()
         .filter(|v| v.record.state.is_up())
-        .map(|v| Target {
-            name: v.record.name.clone(),
-            address: v.record.address.clone(),
-        })
+        .map(|v| Target::of(&v))
         .collect())
 }
 

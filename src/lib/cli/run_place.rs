@@ -10,7 +10,10 @@ use super::{
     peers,
     run::RunArgs,
 };
-use crate::transport::pb::{admin::v1 as admin_pb, jobs::v1 as pb};
+use crate::{
+    core::membership::MemberView,
+    transport::pb::{admin::v1 as admin_pb, jobs::v1 as pb},
+};
 
 /// Where a job goes.
 #[derive(Debug, Clone)]
@@ -19,8 +22,20 @@ pub(crate) struct Target {
     pub address: String,
 }
 
-/// The up member named `node` (id or name), through `--addr`'s view.
-pub(crate) async fn member(global: &GlobalArgs, node: &str) -> anyhow::Result<Target> {
+impl Target {
+    pub(crate) fn of(v: &MemberView) -> Self {
+        Self {
+            name: v.record.name.clone(),
+            address: v.record.address.clone(),
+        }
+    }
+}
+
+/// Every member the node at `--addr` lists.
+///
+/// # Errors
+/// The node cannot be reached or refused.
+pub(crate) async fn members(global: &GlobalArgs) -> anyhow::Result<Vec<MemberView>> {
     let mut admin = client::admin(global).await?;
     let mut req = tonic::Request::new(admin_pb::ListMembersRequest::default());
     req.set_timeout(client::timeout(global));
@@ -29,16 +44,18 @@ pub(crate) async fn member(global: &GlobalArgs, node: &str) -> anyhow::Result<Ta
         .await
         .map_err(|s| client::call_failed(&global.addr, s))?
         .into_inner();
-    let views = peers::views(resp)?;
+    peers::views(resp)
+}
+
+/// The up member named `node` (id or name), through `--addr`'s view.
+pub(crate) async fn member(global: &GlobalArgs, node: &str) -> anyhow::Result<Target> {
+    let views = members(global).await?;
     let found: Vec<_> = views
         .iter()
         .filter(|v| v.record.id.as_str() == node || v.record.name == node)
         .collect();
     match found.as_slice() {
-        [v] if v.record.state.is_up() => Ok(Target {
-            name: v.record.name.clone(),
-            address: v.record.address.clone(),
-        }),
+        [v] if v.record.state.is_up() => Ok(Target::of(v)),
         [v] => Err(Unreachable(format!(
             "node {node} is {} in the view of {}",
             v.record.state.as_str(),
@@ -78,10 +95,7 @@ async fn candidates(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Vec<T
     Ok(views
         .into_iter()
         .filter(|v| v.record.state.is_up())
-        .map(|v| Target {
-            name: v.record.name.clone(),
-            address: v.record.address.clone(),
-        })
+        .map(|v| Target::of(&v))
         .collect())
 }
 

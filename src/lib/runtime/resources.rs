@@ -63,9 +63,9 @@ impl Reservations {
     fn add(&self, a: Amounts, sign: i64) {
         {
             let mut g = self.state();
-            g.0.cpu_millis += sign * a.cpu_millis;
-            g.0.memory_bytes += sign * a.memory_bytes;
-            g.0.gpus += sign * a.gpus;
+            g.0.cpu_millis = g.0.cpu_millis.saturating_add(sign * a.cpu_millis);
+            g.0.memory_bytes = g.0.memory_bytes.saturating_add(sign * a.memory_bytes);
+            g.0.gpus = g.0.gpus.saturating_add(sign * a.gpus);
         }
         self.inner.changed.notify_one();
     }
@@ -89,9 +89,10 @@ impl Reservations {
             if let Some(why) = shortfall(capacity, g.0, want) {
                 return Err(why);
             }
-            g.0.cpu_millis += want.cpu_millis;
-            g.0.memory_bytes += want.memory_bytes;
-            g.0.gpus += want.gpus;
+            // Checked and held under one lock: two jobs cannot both take the last GPU.
+            g.0.cpu_millis = g.0.cpu_millis.saturating_add(want.cpu_millis);
+            g.0.memory_bytes = g.0.memory_bytes.saturating_add(want.memory_bytes);
+            g.0.gpus = g.0.gpus.saturating_add(want.gpus);
             drop(g);
             self.inner.changed.notify_one();
         }

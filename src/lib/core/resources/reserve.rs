@@ -25,7 +25,10 @@ pub fn shortfall(capacity: Capacity, reserved: Amounts, want: Amounts) -> Option
     let mut short = Vec::new();
     // Fits if reserving it leaves each asked resource not below zero, i.e.
     // total - max(used, reserved + want) >= 0 computed without clamping.
-    let fits = |total: i64, used: i64, held: i64, w: i64| w <= 0 || total - used.max(held + w) >= 0;
+    // Saturating: a request of i64::MAX must not wrap into "fits".
+    let fits = |total: i64, used: i64, held: i64, w: i64| {
+        w <= 0 || total.saturating_sub(used.max(held.saturating_add(w))) >= 0
+    };
     let (t, u) = (capacity.total, capacity.used);
     if !fits(t.gpus, u.gpus, reserved.gpus, want.gpus) {
         short.push(format!(
@@ -125,5 +128,11 @@ mod tests {
             .is_some()
         );
         assert_eq!(shortfall(cap(0, 0), Amounts::default(), want), None);
+    }
+
+    #[test]
+    fn absurd_requests_do_not_wrap_into_fitting() {
+        assert!(shortfall(cap(1, 0), gpus(1), gpus(i64::MAX)).is_some());
+        assert!(shortfall(cap(1, 0), gpus(0), gpus(i64::MAX)).is_some());
     }
 }

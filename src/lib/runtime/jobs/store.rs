@@ -85,7 +85,7 @@ impl Store {
                 })
                 .collect(),
         };
-        let result = serde_json::to_vec_pretty(&doc)
+        let result = serde_json::to_vec(&doc)
             .map_err(std::io::Error::other)
             .and_then(|data| write_atomic(&self.path, &data));
         if let Err(e) = result {

@@ -6,6 +6,7 @@ mod common;
 
 use std::{
     collections::BTreeSet,
+    os::unix::fs::PermissionsExt as _,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -430,6 +431,12 @@ fn a_node_restarted_mid_job_reports_it_failed() {
     let j = &jobs(&addr)[0];
     assert_eq!(j["status"], "failed");
     assert_eq!(j["steps"][0]["error"], "node restarted");
+    // The records may hold the steps' environment: the node's user only.
+    let mode = std::fs::metadata(dir.path().join("jobs.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
     stop(&mut node);
 }
 

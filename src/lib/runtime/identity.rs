@@ -118,9 +118,28 @@ impl Identity {
 /// # Errors
 /// Any I/O error.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_as(path, data, None)
+}
+
+/// [`write_atomic`], the file readable and writable by this user only (it
+/// may hold secrets: the environment of jobs).
+///
+/// # Errors
+/// Any I/O error.
+pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_as(path, data, Some(0o600))
+}
+
+fn write_atomic_as(path: &Path, data: &[u8], mode: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
     {
-        let mut f = File::create(&tmp)?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        if let Some(m) = mode {
+            options.mode(m);
+        }
+        let mut f = options.open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
     }

@@ -1,5 +1,7 @@
 //! `<data_dir>/jobs.json`: the records of the jobs this node runs and ran
-//! (spec, statuses, who started and cancelled them; not their output),
+//! (spec, statuses, who started and cancelled them; not their output;
+//! readable by the node's user only, as the steps' environment may hold
+//! secrets),
 //! rewritten atomically after every change by one writer task that always
 //! writes the latest records, and read back on start.
 
@@ -8,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::{core::jobs::state::JobState, runtime::identity::write_atomic};
+use crate::{core::jobs::state::JobState, runtime::identity::write_private};
 
 /// The file's name inside the data directory.
 pub const FILE_NAME: &str = "jobs.json";
@@ -87,7 +89,7 @@ impl Store {
         };
         let result = serde_json::to_vec(&doc)
             .map_err(std::io::Error::other)
-            .and_then(|data| write_atomic(&self.path, &data));
+            .and_then(|data| write_private(&self.path, &data));
         if let Err(e) = result {
             warn!(path = %self.path.display(), error = %e, "cannot save the job records");
         }

@@ -58,14 +58,8 @@ pub(crate) struct StepJson {
 
 /// The lowercase name of a wire status.
 pub(crate) fn status_name(s: i32) -> &'static str {
-    match pb::Status::try_from(s) {
-        Ok(pb::Status::Pending) => "pending",
-        Ok(pb::Status::Running) => "running",
-        Ok(pb::Status::Completed) => "completed",
-        Ok(pb::Status::Failed) => "failed",
-        Ok(pb::Status::Cancelled) => "cancelled",
-        Err(_) => "unknown",
-    }
+    crate::runtime::jobs::service::status_from_pb(s)
+        .map_or("unknown", crate::core::jobs::Status::as_str)
 }
 
 pub(crate) fn step_json(s: &pb::StepState) -> StepJson {

@@ -80,11 +80,6 @@ impl Default for PushPullSession {
 }
 
 impl PushPullSession {
-    /// The step last sent.
-    pub fn sent(&self) -> Phase {
-        self.sent
-    }
-
     /// Requests sent so far.
     pub fn steps(&self) -> u32 {
         self.steps

@@ -18,6 +18,9 @@ pub fn with_reserved(mut capacity: Capacity, reserved: Amounts) -> Capacity {
     capacity
 }
 
+/// One resource of [`Amounts`].
+type Field = fn(&Amounts) -> i64;
+
 /// What `want` lacks on a node with `capacity` (measured) and `reserved`
 /// (held by running jobs), in words; `None` if it fits.
 pub fn shortfall(capacity: Capacity, reserved: Amounts, want: Amounts) -> Option<String> {
@@ -30,33 +33,20 @@ pub fn shortfall(capacity: Capacity, reserved: Amounts, want: Amounts) -> Option
         w <= 0 || total.saturating_sub(used.max(held.saturating_add(w))) >= 0
     };
     let (t, u) = (capacity.total, capacity.used);
-    if !fits(t.gpus, u.gpus, reserved.gpus, want.gpus) {
-        short.push(format!(
-            "{} free GPUs, {} asked ({} reserved by running jobs)",
-            now.gpus, want.gpus, reserved.gpus
-        ));
-    }
-    if !fits(
-        t.cpu_millis,
-        u.cpu_millis,
-        reserved.cpu_millis,
-        want.cpu_millis,
-    ) {
-        short.push(format!(
-            "{}m free CPU, {}m asked ({}m reserved)",
-            now.cpu_millis, want.cpu_millis, reserved.cpu_millis
-        ));
-    }
-    if !fits(
-        t.memory_bytes,
-        u.memory_bytes,
-        reserved.memory_bytes,
-        want.memory_bytes,
-    ) {
-        short.push(format!(
-            "{} free memory bytes, {} asked ({} reserved)",
-            now.memory_bytes, want.memory_bytes, reserved.memory_bytes
-        ));
+    let per_resource: [(Field, &str, &str); 3] = [
+        (|a| a.gpus, "", " free GPUs"),
+        (|a| a.cpu_millis, "m", " free CPU"),
+        (|a| a.memory_bytes, "", " free memory bytes"),
+    ];
+    for (field, unit, what) in per_resource {
+        if !fits(field(&t), field(&u), field(&reserved), field(&want)) {
+            short.push(format!(
+                "{}{unit}{what}, {}{unit} asked ({}{unit} reserved by running jobs)",
+                field(&now),
+                field(&want),
+                field(&reserved)
+            ));
+        }
     }
     (!short.is_empty()).then(|| short.join("; "))
 }

@@ -206,6 +206,17 @@ fn entry_to_pb(e: Entry) -> pb::job_event::Kind {
     }
 }
 
+/// The status a wire value names, if any.
+pub fn status_from_pb(s: i32) -> Option<JobStatus> {
+    Some(match pb::Status::try_from(s).ok()? {
+        pb::Status::Pending => JobStatus::Pending,
+        pb::Status::Running => JobStatus::Running,
+        pb::Status::Completed => JobStatus::Completed,
+        pb::Status::Failed => JobStatus::Failed,
+        pb::Status::Cancelled => JobStatus::Cancelled,
+    })
+}
+
 fn status_to_pb(s: JobStatus) -> i32 {
     (match s {
         JobStatus::Pending => pb::Status::Pending,

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// Default time to wait for the target's confirmation.
-const DEFAULT_MAINT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_MAINT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `gsp maint`.
 #[derive(Debug, clap::Args)]
@@ -87,7 +87,10 @@ pub(crate) async fn run(args: MaintArgs, global: GlobalArgs) -> anyhow::Result<E
             };
             let mut admin = client::admin(&global).await?;
             let call = admin.get_maintenance(req);
-            (finish(&global, timeout, call).await?, false)
+            (
+                finish(&global, timeout, "gsp maint status", call).await?,
+                false,
+            )
         }
         Action::Set(s) => {
             if s.reason.len() > MAX_REASON_BYTES {
@@ -105,7 +108,10 @@ pub(crate) async fn run(args: MaintArgs, global: GlobalArgs) -> anyhow::Result<E
             };
             let mut admin = client::admin(&global).await?;
             let call = admin.set_maintenance(req);
-            (finish(&global, timeout, call).await?, true)
+            (
+                finish(&global, timeout, "gsp maint status", call).await?,
+                true,
+            )
         }
     };
     let printed = Printed {
@@ -121,18 +127,20 @@ pub(crate) async fn run(args: MaintArgs, global: GlobalArgs) -> anyhow::Result<E
 }
 
 /// Waits for the answer: no answer within `timeout` is a negative result
-/// (exit 1); refusals and unreachable nodes exit 3.
-async fn finish(
+/// (exit 1); refusals and unreachable nodes exit 3. `what` names the check to
+/// suggest when the outcome is unknown.
+pub(super) async fn finish<R>(
     global: &GlobalArgs,
     timeout: Duration,
-    call: impl Future<Output = Result<tonic::Response<pb::MaintenanceReply>, tonic::Status>>,
-) -> anyhow::Result<pb::MaintenanceReply> {
+    what: &str,
+    call: impl Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+) -> anyhow::Result<R> {
     // The node gives a routed request `timeout`; its answer needs a moment more.
     let slack = Duration::from_millis(500);
     match tokio::time::timeout(timeout + slack, call).await {
         Err(_) => Err(NegativeOutcome(format!(
             "the target did not confirm within {timeout:?} (the change may still happen; check \
-             with `gsp maint status`)"
+             with `{what}`)"
         ))
         .into()),
         Ok(Ok(r)) => Ok(r.into_inner()),

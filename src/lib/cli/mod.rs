@@ -7,6 +7,7 @@ mod completions;
 pub mod exit;
 pub mod job_events;
 mod jobs;
+mod labels;
 mod logging;
 pub mod maint;
 mod node;
@@ -106,6 +107,8 @@ enum Command {
     Send(send::SendArgs),
     /// Show or change a node's maintenance state: normal, maintenance, disabled.
     Maint(maint::MaintArgs),
+    /// Show or change a node's labels at run time (persisted, gossiped).
+    Labels(labels::LabelsArgs),
     /// Stream membership events (or, with --messages, delivered broadcasts).
     Watch(watch::WatchArgs),
     /// Run a command or pipeline on matching nodes; stream its output.
@@ -166,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Query(args) => runtime()?.block_on(query::run(args, global)),
         Command::Send(args) => runtime()?.block_on(send::run(args, global)),
         Command::Maint(args) => runtime()?.block_on(maint::run(args, global)),
+        Command::Labels(args) => runtime()?.block_on(labels::run(args, global)),
         Command::Watch(args) => runtime()?.block_on(watch::run(args, global)),
         Command::Run(args) => runtime()?.block_on(run::run(args, global)),
         Command::Jobs(args) => runtime()?.block_on(jobs::jobs(args, global)),

@@ -320,6 +320,7 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         auth: auth_handle,
         tls,
         agent: node.membership().clone(),
+        labels: node.labels().clone(),
     };
     tokio::spawn(reload_on_sighup(hup, reloader));
     node.serve_until(shutdown_signal()).await?;

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     config::{NodeSettings, security::Security},
-    runtime::membership::{MembershipAgent, now},
+    runtime::{labels::LabelsControl, membership::MembershipAgent},
     transport::{auth::AdminAuth, tls::TlsConfig},
 };
 
@@ -28,6 +28,8 @@ pub(super) struct Reloader {
     pub(super) auth: AdminAuth,
     pub(super) tls: Option<TlsConfig>,
     pub(super) agent: MembershipAgent,
+    /// Configured labels go through it (run-time changes win over them).
+    pub(super) labels: LabelsControl,
 }
 
 impl Reloader {
@@ -45,11 +47,11 @@ impl Reloader {
             }
         };
         let mut applied = Vec::new();
-        if settings.labels != self.settings.labels {
-            let labels = settings.labels.clone();
-            self.agent
-                .with_state(|m| m.update_local(now(), |r| r.labels = labels));
-            applied.push(format!("labels ({} now)", settings.labels.len()));
+        if settings.labels != self.settings.labels
+            && self.labels.reload_config(settings.labels.clone())
+        {
+            let n = self.labels.status().effective.len();
+            applied.push(format!("labels ({n} now)"));
         }
         let new_seeds: Vec<String> = settings
             .join

@@ -8,6 +8,7 @@ pub mod chunk;
 pub mod dedup;
 pub mod ids;
 pub mod jobs;
+pub mod labels;
 pub mod maintenance;
 pub mod membership;
 pub mod message;

@@ -318,4 +318,18 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::MaintenanceReply>, Status> {
         self.maint.set(request).await
     }
+
+    async fn get_labels(
+        &self,
+        request: Request<pb::GetLabelsRequest>,
+    ) -> Result<Response<pb::LabelsReply>, Status> {
+        self.maint.get_labels(request).await
+    }
+
+    async fn set_labels(
+        &self,
+        request: Request<pb::SetLabelsRequest>,
+    ) -> Result<Response<pb::LabelsReply>, Status> {
+        self.maint.set_labels(request).await
+    }
 }

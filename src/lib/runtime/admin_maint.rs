@@ -1,5 +1,6 @@
 //! `GetMaintenance` / `SetMaintenance`: answered by this node, or routed to the
 //! member named by `node_id` (one hop; the target checks the token itself).
+//! The labels calls (`admin_labels.rs`) route the same way.
 
 use std::time::Duration;
 
@@ -29,11 +30,13 @@ const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a routed request may take.
 const MAX_ROUTE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What the maintenance calls need.
+/// What the maintenance and labels calls need.
 #[derive(Debug, Clone)]
 pub struct MaintApi {
     /// The local state.
     pub control: MaintenanceControl,
+    /// The local labels.
+    pub labels: super::labels::LabelsControl,
     /// Membership, to find routed targets.
     pub agent: MembershipAgent,
     /// Connections to other members.
@@ -43,7 +46,7 @@ pub struct MaintApi {
 }
 
 /// Where a request goes.
-enum Target {
+pub(super) enum Target {
     Local,
     Remote { id: String, address: String },
 }
@@ -138,7 +141,7 @@ impl MaintApi {
 
     /// Resolves `node`: empty or this node's id or name is local; otherwise a
     /// member's id, or a name only one member has.
-    fn target<T>(&self, request: &Request<T>, node: &str) -> Result<Target, Status> {
+    pub(super) fn target<T>(&self, request: &Request<T>, node: &str) -> Result<Target, Status> {
         let node = node.trim();
         let local = self.agent.local_id().to_string();
         let (local_name, matches): (String, Vec<MemberRecord>) = self.agent.with_state(|m| {
@@ -193,7 +196,7 @@ impl MaintApi {
         })
     }
 
-    fn client(
+    pub(super) fn client(
         &self,
         id: &str,
         address: &str,
@@ -205,7 +208,7 @@ impl MaintApi {
     }
 }
 
-fn route_timeout(ms: u32) -> Duration {
+pub(super) fn route_timeout(ms: u32) -> Duration {
     if ms == 0 {
         DEFAULT_ROUTE_TIMEOUT
     } else {
@@ -214,7 +217,7 @@ fn route_timeout(ms: u32) -> Duration {
 }
 
 /// The request to send on: same body and token, marked routed, naming the caller.
-fn forwarded<T: Clone>(
+pub(super) fn forwarded<T: Clone>(
     request: &Request<T>,
     actor: &str,
     timeout: Duration,
@@ -237,12 +240,14 @@ fn forwarded<T: Clone>(
     Ok(fwd)
 }
 
-async fn finish(
+/// Waits for a routed call's answer; a target that cannot be reached or does
+/// not answer in time is named.
+pub(super) async fn finish<R>(
     id: &str,
     address: &str,
     timeout: Duration,
-    call: impl Future<Output = Result<Response<pb::MaintenanceReply>, Status>>,
-) -> Result<Response<pb::MaintenanceReply>, Status> {
+    call: impl Future<Output = Result<Response<R>, Status>>,
+) -> Result<Response<R>, Status> {
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(r)) => Ok(Response::new(r.into_inner())),
         Ok(Err(s)) if s.code() == tonic::Code::Unavailable => Err(Status::unavailable(format!(

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_broadcast;
+mod admin_labels;
 pub mod admin_maint;
 pub mod advertise;
 pub mod broadcast;
@@ -9,6 +10,7 @@ pub mod http;
 pub mod http_maint;
 pub mod identity;
 pub mod jobs;
+pub mod labels;
 pub mod maintenance;
 pub mod membership;
 pub mod metrics;

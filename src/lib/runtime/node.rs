@@ -185,6 +185,9 @@ pub enum NodeError {
     /// The persisted maintenance state cannot be read.
     #[error(transparent)]
     Maintenance(#[from] super::maintenance::store::StoreError),
+    /// The persisted run-time labels cannot be read.
+    #[error(transparent)]
+    Labels(#[from] super::labels::LabelsError),
     /// The server task panicked or was cancelled.
     #[error("server task ended: {0}")]
     ServerTask(String),
@@ -214,6 +217,7 @@ pub struct NodeHandle {
     agent: MembershipAgent,
     engine: BroadcastEngine,
     maint: MaintenanceControl,
+    labels: super::labels::LabelsControl,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     health: tonic_health::server::HealthReporter,
@@ -298,7 +302,8 @@ impl NodeHandle {
             config.domain.clone(),
             identity.incarnation,
         );
-        record.labels.clone_from(&config.labels);
+        let label_overrides = super::labels::load(identity.data_dir())?;
+        record.labels = crate::core::labels::effective(&config.labels, &label_overrides);
         record.maintenance = loaded.0.state;
         record.updated_unix_ns = super::view::now_unix_ns();
         // Under TLS, records and broadcasts are signed with the node's key and
@@ -370,6 +375,12 @@ impl NodeHandle {
         let maint =
             MaintenanceControl::start(loaded, store, agent.clone(), engine.clone(), health.clone())
                 .await;
+        let labels = super::labels::LabelsControl::new(
+            config.labels.clone(),
+            label_overrides,
+            identity.data_dir(),
+            agent.clone(),
+        );
         let reservations = super::resources::Reservations::default();
         let jobs = super::jobs::Jobs::new(
             config.jobs.clone(),
@@ -389,6 +400,7 @@ impl NodeHandle {
             engine.clone(),
             MaintApi {
                 control: maint.clone(),
+                labels: labels.clone(),
                 agent: agent.clone(),
                 pool: pool.clone(),
                 auth: auth.clone(),
@@ -495,6 +507,7 @@ impl NodeHandle {
             pool,
             engine,
             maint,
+            labels,
             identity,
             config,
             local_addr,
@@ -572,6 +585,11 @@ impl NodeHandle {
     /// The maintenance state.
     pub fn maintenance(&self) -> &MaintenanceControl {
         &self.maint
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> &super::labels::LabelsControl {
+        &self.labels
     }
 
     /// Cancelled when the node starts shutting down.

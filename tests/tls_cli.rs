@@ -191,3 +191,73 @@ fn incomplete_tls_settings_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-ca"));
 }
+
+/// The state `addr` lists for `name` (None: not listed).
+fn state_of(addr: &str, tls: &[&str], name: &str) -> Option<String> {
+    let out = peers(addr, tls);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_name"] == name)
+        .map(|n| n["state"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn force_leave_spreads_between_tls_nodes_whose_records_are_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "cluster");
+    let ca = pki.ca.to_str().unwrap().to_owned();
+    let leaves: Vec<Leaf> = ["ta", "tb", "tc"].iter().map(|n| pki.leaf(n)).collect();
+    let alice = pki.leaf("alice");
+    let client = tls_args(&ca, Some(&alice));
+    let mut nodes = Vec::new();
+    for (i, name) in ["ta", "tb", "tc"].iter().enumerate() {
+        let first: Option<String> = nodes
+            .first()
+            .map(|(_, a): &(std::process::Child, String)| a.clone());
+        let mut args = vec!["--gossip-interval", "0.1", "--name", name];
+        if let Some(a) = &first {
+            args.extend(["--join", a.as_str()]);
+        }
+        args.extend(tls_args(&ca, Some(&leaves[i])));
+        let (child, addr, _) = spawn_node_logged(&tmp.path().join(name), &args, &[]);
+        nodes.push((child, addr));
+    }
+    let (a, b) = (nodes[0].1.clone(), nodes[1].1.clone());
+    until("three TLS members", || {
+        let out = peers(&b, &client);
+        out.status.success() && serde_json::from_slice::<Value>(&out.stdout).unwrap()["total"] == 3
+    });
+    nodes[2].0.kill().unwrap();
+    nodes[2].0.wait().unwrap();
+    for addr in [&a, &b] {
+        until("tc dead", || {
+            state_of(addr, &client, "tc").as_deref() == Some("dead")
+        });
+    }
+    let mut args = vec!["force-leave", "--addr", &a, "tc", "--json"];
+    args.extend_from_slice(&client);
+    let out = run_gsp(&args, LIMIT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["confirmed"], 1, "{v}");
+    // The claim is unsigned (only tc could sign tc's records), yet accepted as a
+    // claim: tb lists tc left, and keeps it so through gossip.
+    assert_eq!(state_of(&b, &client, "tc").as_deref(), Some("left"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state_of(&b, &client, "tc").as_deref(), Some("left"));
+    for (child, _) in nodes.iter_mut().take(2) {
+        stop(child);
+    }
+}

@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod completions;
 pub mod exit;
+mod force_leave;
 pub mod job_events;
 mod jobs;
 mod labels;
@@ -107,6 +108,8 @@ enum Command {
     Send(send::SendArgs),
     /// Show or change a node's maintenance state: normal, maintenance, disabled.
     Maint(maint::MaintArgs),
+    /// Mark a member that is gone left everywhere now (--prune: forget it).
+    ForceLeave(force_leave::ForceLeaveArgs),
     /// Show or change a node's labels at run time (persisted, gossiped).
     Labels(labels::LabelsArgs),
     /// Stream membership events (or, with --messages, delivered broadcasts).
@@ -169,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Query(args) => runtime()?.block_on(query::run(args, global)),
         Command::Send(args) => runtime()?.block_on(send::run(args, global)),
         Command::Maint(args) => runtime()?.block_on(maint::run(args, global)),
+        Command::ForceLeave(args) => runtime()?.block_on(force_leave::run(args, global)),
         Command::Labels(args) => runtime()?.block_on(labels::run(args, global)),
         Command::Watch(args) => runtime()?.block_on(watch::run(args, global)),
         Command::Run(args) => runtime()?.block_on(run::run(args, global)),

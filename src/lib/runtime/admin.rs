@@ -332,4 +332,11 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::LabelsReply>, Status> {
         self.maint.set_labels(request).await
     }
+
+    async fn force_leave(
+        &self,
+        request: Request<pb::ForceLeaveRequest>,
+    ) -> Result<Response<pb::ForceLeaveReply>, Status> {
+        self.maint.force_leave(request).await
+    }
 }

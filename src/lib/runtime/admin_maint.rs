@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// Marks a request a node routed; it is never routed again.
-const ROUTED: &str = "x-gsp-routed";
+pub(super) const ROUTED: &str = "x-gsp-routed";
 /// Time a routed request may take when the caller sets none.
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a routed request may take.

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_broadcast;
+mod admin_force;
 mod admin_labels;
 pub mod admin_maint;
 pub mod advertise;

@@ -18,7 +18,9 @@ use super::record::{MemberRecord, MemberState, SharedRecord};
 ///
 /// Returns the record to merge and whether the claim's version was lowered.
 pub(super) fn at_known_version(known: &MemberRecord, claim: SharedRecord) -> (SharedRecord, bool) {
-    if !matches!(claim.state, MemberState::Suspect | MemberState::Dead) {
+    if !matches!(claim.state, MemberState::Suspect | MemberState::Dead)
+        && !super::protocol::force::is_forced_leave(&claim)
+    {
         return (claim, false);
     }
     if claim.version < known.version {

@@ -17,7 +17,7 @@ pub mod record;
 pub mod suspicion;
 pub mod table;
 
-pub use protocol::{Counters, MemberView, Membership, ProbeTarget, swim};
+pub use protocol::{Counters, MemberView, Membership, ProbeTarget, force, swim};
 
 /// Membership protocol revision published in every record this build creates.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -47,6 +47,8 @@ pub struct Counters {
     pub candidates_refused: u64,
     /// Round probes that failed directly and through every helper.
     pub probe_failures: u64,
+    /// Members this node marked left on an operator's word (`gsp force-leave`).
+    pub forced_leaves: u64,
 }
 
 /// Something to push at once rather than at the next round.
@@ -240,6 +242,11 @@ impl Membership {
         if clamped {
             self.counters.claims_clamped += 1;
         }
+        if force::is_forced_leave(&record) && known.record.state.is_up() {
+            // Someone was told the member is gone, but here it is up: weighed
+            // as a death claim, so a running member hears it and refutes.
+            SharedRecord::make_mut(&mut record).state = MemberState::Dead;
+        }
         if record.state == MemberState::Dead
             && known.record.state.is_up()
             && !self.has_own_doubts(&record.id, now)
@@ -422,13 +429,15 @@ impl Membership {
         self.apply(suspect, now);
     }
 
-    /// Updates to carry on a probe or gossip message. A message to a suspect node
-    /// carries its suspicion first, so it can refute at once (Lifeguard's buddy system).
+    /// Updates to carry on a probe or gossip message. A message to a node held
+    /// suspect, dead or forced out here carries that claim first, so it can
+    /// refute at once (Lifeguard's buddy system).
     pub fn piggyback(&mut self, to: Option<&NodeId>) -> Vec<SharedRecord> {
         let mut out = Vec::new();
         if let Some(id) = to
             && let Some(e) = self.table.get(id)
-            && e.record.state == MemberState::Suspect
+            && (matches!(e.record.state, MemberState::Suspect | MemberState::Dead)
+                || force::is_forced_leave(&e.record))
         {
             out.push(e.record.clone());
         }
@@ -572,6 +581,8 @@ impl Membership {
     }
 }
 
+#[path = "protocol_force.rs"]
+pub mod force;
 #[path = "swim.rs"]
 pub mod swim;
 #[path = "protocol_targets.rs"]
@@ -581,6 +592,9 @@ mod verify;
 #[path = "protocol_view.rs"]
 mod view;
 
+#[cfg(test)]
+#[path = "protocol_force_tests.rs"]
+mod force_tests;
 #[cfg(test)]
 #[path = "protocol_tests.rs"]
 mod tests;

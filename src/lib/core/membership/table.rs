@@ -224,6 +224,19 @@ impl MemberTable {
         events
     }
 
+    /// Removes `id` now (an operator's prune), keeping its version as a
+    /// tombstone; returns the removal event, or None if it was not listed.
+    pub fn remove(&mut self, id: &NodeId, now: Now) -> Option<MembershipEvent> {
+        let e = self.entries.remove(id)?;
+        self.sum = self.sum.wrapping_sub(entry_hash(&e.record));
+        self.tombstone(id.clone(), e.record.version, now.instant);
+        Some(MembershipEvent::new(
+            EventKind::Removed,
+            &e.record,
+            now.unix_ns,
+        ))
+    }
+
     /// The entry for `id`.
     pub fn get(&self, id: &NodeId) -> Option<&Entry> {
         self.entries.get(id)

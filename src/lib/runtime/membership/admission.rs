@@ -9,6 +9,7 @@ use tracing::debug;
 use super::{agent::Shared, stats::MembershipStats};
 use crate::core::membership::{
     candidates::Source,
+    force::is_forced_leave,
     record::{MemberState, SharedRecord},
 };
 
@@ -60,6 +61,9 @@ impl Shared {
                 .map(|r| {
                     let needs = r.id != self.local_id
                         && matches!(r.state, MemberState::Alive | MemberState::Left)
+                        // A force-leave is a claim, taken at the known version
+                        // like a death; only the member's own records are signed.
+                        && !is_forced_leave(r)
                         && st.get(&r.id).is_none_or(|k| r.supersedes(k));
                     needs.then(|| {
                         let name = st.get(&r.id).map(|k| k.name.clone());

@@ -240,3 +240,34 @@ fn a_restarted_node_finds_its_peers_without_seeds() {
     assert!(stop(&mut b2).success());
     assert!(stop(&mut a).success());
 }
+
+#[test]
+fn systemd_is_told_ready_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let recv = || {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let (mut node, _addr, _log) = spawn_node_logged(
+        &dir.path().join("data"),
+        &[],
+        &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())],
+    );
+    assert_eq!(recv(), "READY=1\n");
+    signal(&node, "HUP");
+    let reloading = recv();
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert_eq!(recv(), "READY=1\n");
+    signal(&node, "TERM");
+    assert_eq!(recv(), "STOPPING=1\n");
+    assert!(node.wait().unwrap().success());
+}

@@ -72,9 +72,11 @@ pub fn gsp_bin() -> &'static str {
 }
 
 /// Runs `gsp args...` to completion, failing the test if it takes longer than
-/// `limit` (a hang detector, not a performance assertion).
+/// `limit` (a hang detector, not a performance assertion). Output is read
+/// while the command runs, so one that writes more than a pipe holds (64 KiB)
+/// does not block.
 pub fn run_gsp(args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(gsp_bin())
+    let child = Command::new(gsp_bin())
         .args(args)
         .env_remove("GSP_ADDR")
         .env("GSP_LOG", "warn")
@@ -82,21 +84,22 @@ pub fn run_gsp(args: &[&str], limit: Duration) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "gsp {args:?} did not exit within {limit:?}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    if let Ok(out) = rx.recv_timeout(limit) {
+        return out.unwrap();
     }
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    let out = rx.recv().unwrap().unwrap();
+    panic!(
+        "gsp {args:?} did not exit within {limit:?}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A node on 127.0.0.1:0 in `domain` with 100 ms gossip rounds, joining through

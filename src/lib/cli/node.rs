@@ -130,6 +130,22 @@ pub(crate) struct NodeArgs {
     /// An on-message command running longer is killed.
     #[arg(long, env = "GSP_ON_MESSAGE_TIMEOUT", value_name = "SECS", default_value = "60", value_parser = parse::duration)]
     on_message_timeout: Duration,
+    /// Command run (with `sh -c`) for membership and maintenance events (Serf's
+    /// event handlers): `[KIND,...=]CMD`, repeatable. Kinds: joined, updated,
+    /// maintenance, suspect, alive_again, dead, left, removed; without kinds,
+    /// all but updated. The event as JSON on stdin; GSP_EVENT, GSP_MEMBER_ID,
+    /// GSP_MEMBER_NAME, GSP_MEMBER_ADDRESS, GSP_MEMBER_STATE,
+    /// GSP_MEMBER_MAINTENANCE, GSP_MEMBER_LABELS (JSON), GSP_NODE_ID,
+    /// GSP_NODE_NAME in the environment.
+    #[arg(long, value_name = "[KIND,...=]CMD")]
+    on_event: Vec<String>,
+    /// On-event commands running at once, at most; 1 runs them in event order.
+    #[arg(long, env = "GSP_ON_EVENT_CONCURRENCY", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    on_event_concurrency: u16,
+    /// An on-event command running longer is killed (its process group).
+    #[arg(long, env = "GSP_ON_EVENT_TIMEOUT", value_name = "SECS", default_value = "60", value_parser = parse::duration)]
+    on_event_timeout: Duration,
     /// Run jobs sent with `gsp run` (off by default: remote execution is an
     /// attack surface). With an admin token set, starting and cancelling a job
     /// require it; under mTLS, a client certificate.
@@ -281,6 +297,13 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
             concurrency: usize::from(args.on_message_concurrency),
             timeout: args.on_message_timeout,
         }),
+        on_event: (!settings.on_event.is_empty()).then(|| {
+            crate::runtime::on_event::OnEventConfig {
+                handlers: settings.on_event,
+                concurrency: usize::from(args.on_event_concurrency),
+                timeout: args.on_event_timeout,
+            }
+        }),
         jobs: crate::runtime::jobs::JobsConfig {
             enabled: settings.exec,
             max_running: usize::from(args.exec_max_jobs),
@@ -323,7 +346,9 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         labels: node.labels().clone(),
     };
     tokio::spawn(reload_on_sighup(hup, reloader));
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
     node.serve_until(shutdown_signal()).await?;
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
     exit_on_second_interrupt();
     node.shutdown().await;
     Ok(ExitStatus::Success)
@@ -395,6 +420,7 @@ pub(super) fn resolve(args: &NodeArgs, global: &GlobalArgs) -> Result<Resolved, 
             max_members: a.max_members,
             seen_ttl: a.seen_ttl,
             on_message: a.on_message,
+            on_event: a.on_event,
             exec: a.exec.then_some(true),
         },
         file.clone(),
@@ -442,12 +468,26 @@ async fn reload_on_sighup(hup: Option<HangupSignal>, mut reloader: super::node_r
             return;
         };
         while hup.recv().await.is_some() {
+            // Type=notify-reload (systemd 253+) waits for READY=1 after this.
+            if let Ok(at) = sd_notify::NotifyState::monotonic_usec_now() {
+                notify_systemd(&[sd_notify::NotifyState::Reloading, at]);
+            }
             reloader.reload();
+            notify_systemd(&[sd_notify::NotifyState::Ready]);
         }
     }
     #[cfg(not(unix))]
     {
         let _ = (hup, &mut reloader);
+    }
+}
+
+/// Tells systemd (a `Type=notify` unit; `NOTIFY_SOCKET` set) where the node
+/// is; does nothing elsewhere. A socket that cannot take the message is
+/// logged, never fatal.
+fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!("cannot notify systemd ($NOTIFY_SOCKET): {e}");
     }
 }
 

@@ -62,6 +62,10 @@ pub(super) fn run(resolved: &Resolved, global: &GlobalArgs) -> anyhow::Result<Ex
         "swarm_fanout": s.swarm_fanout,
         "seen_ttl_secs": secs(s.seen_ttl),
         "on_message": s.on_message,
+        "on_event": s.on_event.iter().map(|h| serde_json::json!({
+            "kinds": h.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "command": h.command,
+        })).collect::<Vec<_>>(),
         "exec": s.exec,
         "admin_token": if security.auth.has_token() { "set" } else { "none" },
         "require_token_for_reads": security.auth.requires_token_for_reads(),

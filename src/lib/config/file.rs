@@ -80,6 +80,8 @@ pub struct FileConfig {
     pub seen_ttl: Option<Duration>,
     /// `gsp.on_message`.
     pub on_message: Option<String>,
+    /// `gsp.on_event`: `[KIND,...=]CMD` handlers.
+    pub on_event: Vec<String>,
     /// `gsp.exec`: whether the node runs jobs (`gsp run`).
     pub exec: Option<bool>,
     /// `gsp.log`: the log filter (`GSP_LOG` syntax); `GSP_LOG` wins over it.
@@ -141,6 +143,7 @@ const GSP_KEYS: &[&str] = &[
     "max_members",
     "seen_ttl",
     "on_message",
+    "on_event",
     "exec",
     "log",
     "security",
@@ -391,6 +394,10 @@ fn read_gsp(r: &mut Reader, g: &Map<String, Value>, c: &mut FileConfig) {
             r.problem("gsp.exec", format!("expected true or false, got {other}"));
             None
         }
+    };
+    c.on_event = match g.get("on_event") {
+        Some(Value::String(s)) => vec![s.clone()],
+        v => r.strings(v, "gsp.on_event"),
     };
     c.on_message = match g.get("on_message") {
         None | Some(Value::Null) => None,

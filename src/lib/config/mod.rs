@@ -72,6 +72,8 @@ pub struct Overrides {
     pub seen_ttl: Option<Duration>,
     /// `--on-message`.
     pub on_message: Option<String>,
+    /// `--on-event`, repeatable; replace the file's handlers when given.
+    pub on_event: Vec<String>,
     /// `--exec` (only ever `Some(true)`: the flag turns jobs on).
     pub exec: Option<bool>,
 }
@@ -119,6 +121,8 @@ pub struct NodeSettings {
     pub seen_ttl: Duration,
     /// Command run per delivered broadcast.
     pub on_message: Option<String>,
+    /// Commands run per membership or maintenance event.
+    pub on_event: Vec<crate::runtime::on_event::EventHandler>,
     /// Whether the node runs jobs (`gsp run`).
     pub exec: bool,
     /// Things worth logging at start-up (accepted but ignored settings).
@@ -324,6 +328,18 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
         .on_message
         .or(f.on_message)
         .filter(|c| !c.trim().is_empty());
+    let specs = if o.on_event.is_empty() {
+        f.on_event
+    } else {
+        o.on_event
+    };
+    let mut on_event = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        match crate::runtime::on_event::EventHandler::parse(spec) {
+            Ok(h) => on_event.push(h),
+            Err(e) => problems.push(e),
+        }
+    }
 
     match listen {
         Ok(listen) if problems.is_empty() => Ok(NodeSettings {
@@ -350,6 +366,7 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
             swarm_fanout,
             seen_ttl,
             on_message,
+            on_event,
             exec: o.exec.or(f.exec).unwrap_or(false),
             warnings,
         }),

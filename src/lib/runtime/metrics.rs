@@ -215,6 +215,22 @@ pub fn render(sources: &Sources) -> String {
         "Membership events seen, by kind.",
         &samples,
     );
+    o.metric(
+        "gsp_event_handler_runs_total",
+        "counter",
+        "--on-event commands: started, failed (could not start or exited non-zero), timed_out (killed).",
+        &[
+            ("outcome=\"started\"", g(&st.event_hook_runs)),
+            ("outcome=\"failed\"", g(&st.event_hook_failures)),
+            ("outcome=\"timed_out\"", g(&st.event_hook_timeouts)),
+        ],
+    );
+    o.metric(
+        "gsp_event_handler_dropped_total",
+        "counter",
+        "Events skipped for --on-event commands that fell more than 1024 events behind.",
+        &[("", g(&st.event_hook_dropped))],
+    );
     let (sent, received) = traffic.snapshot();
     o.metric(
         "gsp_bytes_sent_total",

@@ -98,6 +98,8 @@ pub struct NodeConfig {
     pub broadcast: EngineConfig,
     /// Command run per delivered broadcast.
     pub on_message: Option<super::on_message::OnMessageConfig>,
+    /// Commands run per membership event.
+    pub on_event: Option<super::on_event::OnEventConfig>,
     /// Whether and how the node runs jobs (`gsp run`).
     pub jobs: super::jobs::JobsConfig,
     /// Admin token checks (none: every admin call is allowed).
@@ -144,6 +146,7 @@ impl Default for NodeConfig {
             query_timeout: crate::config::DEFAULT_QUERY_TIMEOUT,
             broadcast: EngineConfig::default(),
             on_message: None,
+            on_event: None,
             jobs: super::jobs::JobsConfig::default(),
             auth: AdminAuth::open(),
             peer_rates: PeerRates::default(),
@@ -426,6 +429,17 @@ impl NodeHandle {
         }
         if let Some(snap) = snapshot {
             tasks.spawn(super::snapshot::keep(snap, agent.clone(), shutdown.clone()));
+        }
+        if let Some(handlers) = &config.on_event {
+            tasks.spawn(super::on_event::run(
+                agent.clone(),
+                handlers.clone(),
+                super::on_event::LocalNode {
+                    id: identity.node_id.to_string(),
+                    name: config.name.clone(),
+                },
+                shutdown.clone(),
+            ));
         }
         if let Some(cmd) = &config.on_message {
             tasks.spawn(super::on_message::run(

@@ -1,18 +1,22 @@
 //! `gsp node --on-message CMD`: runs CMD (through `sh -c`) once per delivered
 //! broadcast, with the payload on stdin and `GSP_MESSAGE_ID`, `GSP_TOPIC`,
 //! `GSP_ORIGIN`, `GSP_HOPS` in the environment. At most `concurrency` run at
-//! once; each is killed at `timeout`. The runner reads deliveries from its own
+//! once; each is killed (its process group) at `timeout`; output and exit
+//! status are logged (see [`super::handler`]). The runner reads deliveries from its own
 //! bounded queue, so a slow handler never blocks gossip: when the queue is full,
 //! deliveries are skipped for the handler and counted
 //! (`gsp_broadcast_local_drops_total`).
 
-use std::{process::Stdio, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use tokio::{io::AsyncWriteExt as _, process::Command, sync::Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use super::broadcast::{BroadcastEngine, Delivery, stats};
+use super::{
+    broadcast::{BroadcastEngine, Delivery, stats},
+    handler::{HookOutcome, HookRun, run_hook},
+};
 
 /// Default handlers running at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -74,50 +78,24 @@ pub async fn run(engine: BroadcastEngine, config: OnMessageConfig, shutdown: Can
 async fn run_one(engine: &BroadcastEngine, config: &OnMessageConfig, d: Delivery) {
     let s = engine.stats();
     stats::inc(&s.handler_runs);
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(&config.command)
-        .env("GSP_MESSAGE_ID", d.id.to_string())
-        .env("GSP_TOPIC", &d.topic)
-        .env("GSP_ORIGIN", d.origin.as_str())
-        .env("GSP_HOPS", d.hops.to_string())
-        .stdin(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            stats::inc(&s.handler_failures);
-            warn!(command = %config.command, error = %e, "cannot start the on-message command");
-            return;
-        }
-    };
-    let stdin = child.stdin.take();
-    let payload = d.payload.clone();
-    let feed = async move {
-        if let Some(mut stdin) = stdin {
-            // A handler that ignores its input closes the pipe; that is fine.
-            let _ = stdin.write_all(&payload).await;
-        }
-    };
-    let outcome =
-        tokio::time::timeout(config.timeout, async { tokio::join!(feed, child.wait()).1 }).await;
+    let outcome = run_hook(HookRun {
+        hook: "on-message",
+        subject: d.id.to_string(),
+        command: &config.command,
+        env: vec![
+            ("GSP_MESSAGE_ID", d.id.to_string()),
+            ("GSP_TOPIC", d.topic.clone()),
+            ("GSP_ORIGIN", d.origin.as_str().to_owned()),
+            ("GSP_HOPS", d.hops.to_string()),
+        ],
+        stdin: d.payload.clone(),
+        timeout: config.timeout,
+        log_success: false,
+    })
+    .await;
     match outcome {
-        Ok(Ok(status)) if status.success() => {
-            debug!(message_id = %d.id, "on-message command done");
-        }
-        Ok(Ok(status)) => {
-            stats::inc(&s.handler_failures);
-            warn!(message_id = %d.id, %status, "on-message command failed");
-        }
-        Ok(Err(e)) => {
-            stats::inc(&s.handler_failures);
-            warn!(message_id = %d.id, error = %e, "on-message command failed");
-        }
-        Err(_) => {
-            stats::inc(&s.handler_timeouts);
-            warn!(message_id = %d.id, timeout = ?config.timeout, "on-message command timed out; killed");
-            let _ = child.kill().await;
-        }
+        HookOutcome::Succeeded => {}
+        HookOutcome::Failed => stats::inc(&s.handler_failures),
+        HookOutcome::TimedOut => stats::inc(&s.handler_timeouts),
     }
 }

@@ -71,6 +71,8 @@ async fn run_step(
     };
     let mut cmd = Command::new(program);
     cmd.args(args)
+        // systemd's socket is the node's, not its jobs'.
+        .env_remove("NOTIFY_SOCKET")
         .envs(&step.env)
         .env("GSP_JOB_ID", &job.id)
         .env("GSP_JOB_STEP", &step.name)
@@ -144,7 +146,7 @@ fn code_of(status: ExitStatus) -> i32 {
 }
 
 /// SIGTERM to the step's process group; SIGKILL to it after `grace`.
-async fn stop(child: &mut Child, grace: Duration) {
+pub(crate) async fn stop(child: &mut Child, grace: Duration) {
     let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
         return;
     };

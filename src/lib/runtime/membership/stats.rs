@@ -39,6 +39,14 @@ pub struct MembershipStats {
     pub refused_rate_limited: AtomicU64,
     /// Events by kind, indexed as [`EventKind::ALL`].
     pub events: [AtomicU64; EventKind::ALL.len()],
+    /// `--on-event` commands started.
+    pub event_hook_runs: AtomicU64,
+    /// `--on-event` commands that could not start or exited non-zero.
+    pub event_hook_failures: AtomicU64,
+    /// `--on-event` commands killed at their timeout.
+    pub event_hook_timeouts: AtomicU64,
+    /// Events skipped for `--on-event` commands that fell behind.
+    pub event_hook_dropped: AtomicU64,
 }
 
 impl MembershipStats {

@@ -16,13 +16,17 @@ use gsp::{
     },
 };
 
-/// `n` nodes that all see each other alive.
-async fn cluster(n: usize) -> Vec<NodeHandle> {
-    let seed = common::member_node("n0", vec![], "default").await;
+/// `n` nodes that all see each other alive; a node that gets no piece for
+/// `stall` pulls the whole payload from a holder.
+async fn cluster(n: usize, stall: Duration) -> Vec<NodeHandle> {
+    let tweak = |c: &mut gsp::runtime::node::NodeConfig| c.broadcast.broadcast.swarm_stall = stall;
+    let seed = common::member_node_with("n0", vec![], "default", tweak).await;
     let addr = seed.advertise().to_owned();
     let mut nodes = vec![seed];
     for i in 1..n {
-        nodes.push(common::member_node(&format!("n{i}"), vec![addr.clone()], "default").await);
+        nodes.push(
+            common::member_node_with(&format!("n{i}"), vec![addr.clone()], "default", tweak).await,
+        );
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !nodes
@@ -48,7 +52,7 @@ fn payload(len: u32) -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swarm_broadcast_reaches_twelve_nodes_once_with_one_upload_from_the_origin() {
     const N: usize = 12;
-    let nodes = cluster(N).await;
+    let nodes = cluster(N, Duration::from_secs(2)).await;
     let mut subs: Vec<_> = nodes
         .iter()
         .map(|n| n.broadcast().subscribe(None).unwrap())
@@ -90,7 +94,13 @@ async fn a_swarm_broadcast_reaches_twelve_nodes_once_with_one_upload_from_the_or
     // The origin put one copy on the wire (the pieces, no retries needed on
     // loopback), not one per member.
     let origin_bytes = get(&origin.stats().payload_bytes_sent);
-    assert_eq!(origin_bytes, size, "origin uploaded {origin_bytes} bytes");
+    assert_eq!(
+        origin_bytes,
+        size,
+        "origin uploaded {origin_bytes} bytes; {:?}; {:?}",
+        origin.counters(),
+        origin.stats()
+    );
     // Every other node received every byte once: the cluster moved N - 1
     // copies and no more.
     let received: u64 = nodes
@@ -119,7 +129,7 @@ async fn a_swarm_broadcast_reaches_twelve_nodes_once_with_one_upload_from_the_or
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_gone_before_the_send_does_not_stop_the_others() {
     const N: usize = 12;
-    let mut nodes = cluster(N).await;
+    let mut nodes = cluster(N, Duration::from_secs(2)).await;
     // Gone without a word: still listed alive when the send starts, so it is
     // placed in the trees, and its subtrees must get their pieces anyway.
     let dead = nodes.remove(5);

@@ -105,8 +105,18 @@ pub fn run_gsp(args: &[&str], limit: Duration) -> Output {
 /// A node on 127.0.0.1:0 in `domain` with 100 ms gossip rounds, joining through
 /// `seeds`, discarding point-to-point messages.
 pub async fn member_node(name: &str, seeds: Vec<String>, domain: &str) -> NodeHandle {
+    member_node_with(name, seeds, domain, |_| {}).await
+}
+
+/// [`member_node`] with `tweak` applied to its configuration.
+pub async fn member_node_with(
+    name: &str,
+    seeds: Vec<String>,
+    domain: &str,
+    tweak: impl FnOnce(&mut NodeConfig),
+) -> NodeHandle {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = NodeConfig {
+    let mut config = NodeConfig {
         name: name.into(),
         domain: domain.into(),
         membership: gsp::runtime::membership::AgentConfig {
@@ -118,6 +128,7 @@ pub async fn member_node(name: &str, seeds: Vec<String>, domain: &str) -> NodeHa
         },
         ..NodeConfig::default()
     };
+    tweak(&mut config);
     NodeHandle::start(
         config,
         Identity::ephemeral(),

@@ -233,7 +233,10 @@ impl BroadcastState {
 
     /// `from` holds these messages: pull the ones not seen yet, at once when
     /// `from` is their origin, else after the graft delay (the origin's copy is
-    /// probably on its way).
+    /// probably on its way). A payload large enough to travel as a swarm is
+    /// never pulled at once: its pieces are on their way down the trees, and a
+    /// whole copy from the origin would double the origin's upload; it is
+    /// pulled only when no piece came for `swarm_stall` (see [`Self::tick`]).
     pub fn on_announce(
         &mut self,
         from: &NodeId,
@@ -255,12 +258,18 @@ impl BroadcastState {
                 self.counters.pulls_refused += 1;
                 continue;
             }
-            let at_once = *from == e.origin;
+            let swarm_sized = e.size >= self.config.swarm_min_bytes;
+            let at_once = *from == e.origin && !swarm_sized;
+            let wait = if swarm_sized {
+                self.config.graft_delay.max(self.config.swarm_stall)
+            } else {
+                self.config.graft_delay
+            };
             let mut pull = Pull {
                 size: e.size,
                 holders: vec![from.clone()],
                 asked: 0,
-                due: now + self.config.graft_delay,
+                due: now + wait,
                 attempts: 0,
             };
             if at_once {

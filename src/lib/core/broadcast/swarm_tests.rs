@@ -282,6 +282,40 @@ fn a_stalled_assembly_is_pulled_whole_but_not_while_pieces_still_come() {
 }
 
 #[test]
+fn the_origins_own_announcement_of_a_swarm_does_not_pull_the_whole_from_it() {
+    let (pieces, _) = originate(1 << 20);
+    let t0 = Instant::now();
+    let config = BroadcastConfig::default();
+    let stall = config.swarm_stall;
+    let whole = pieces[0].1.meta.piece.as_ref().unwrap().message;
+    let announce = Announce {
+        id: whole,
+        origin: id("origin"),
+        size: 1 << 20,
+    };
+    let wants = |a: &[Action]| {
+        a.iter()
+            .filter(|a| matches!(a, Action::Want { id, .. } if *id == whole))
+            .count()
+    };
+    // Mid-assembly: the pieces keep coming, nothing is pulled.
+    let mut s = BroadcastState::new(id("p00"), config.clone());
+    s.on_piece(inbound(&pieces[0].1, "origin"), 64 << 20, t0);
+    assert_eq!(
+        wants(&s.on_announce(&id("origin"), vec![announce.clone()], t0)),
+        0
+    );
+    s.on_piece(inbound(&pieces[1].1, "origin"), 64 << 20, t0 + stall / 2);
+    assert_eq!(wants(&s.tick(t0 + stall)), 0, "pieces still coming");
+    // Before the first piece: the pieces get a stall period to start coming.
+    let mut s = BroadcastState::new(id("p01"), config);
+    assert_eq!(wants(&s.on_announce(&id("origin"), vec![announce], t0)), 0);
+    assert_eq!(wants(&s.tick(t0 + stall / 2)), 0);
+    // None came: then the whole is pulled from the origin, once.
+    assert_eq!(wants(&s.tick(t0 + stall + Duration::from_millis(1))), 1);
+}
+
+#[test]
 fn pieces_that_assemble_into_the_wrong_payload_are_not_delivered() {
     let (pieces, _) = originate(1 << 20);
     let now = Instant::now();

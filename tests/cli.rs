@@ -633,7 +633,9 @@ fn peers_json_has_the_documented_fields_and_filters() {
     assert_eq!(alpha["maintenance"], "normal");
     assert_eq!(alpha["labels"]["zone"], "eu");
     assert!(alpha["last_seen"].as_str().unwrap().ends_with('Z'));
-    assert!(alpha["incarnation"].as_u64().unwrap() > 0);
+    // Nanoseconds since the epoch, above 2^53: a string, so jq keeps every digit.
+    let inc: u64 = alpha["incarnation"].as_str().unwrap().parse().unwrap();
+    assert!(inc > 1 << 53, "{alpha}");
 
     let out = run_gsp(
         &["peers", "--addr", &addr_b, "--json", "--label", "zone=eu"],
@@ -990,4 +992,120 @@ fn sighup_does_not_kill_a_plaintext_node() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stop(&mut child).success(), "a graceful stop still exits 0");
+}
+
+#[test]
+fn every_command_has_examples_and_a_man_page() {
+    let commands = [
+        "node",
+        "peers",
+        "query",
+        "send",
+        "maint",
+        "labels",
+        "force-leave",
+        "watch",
+        "run",
+        "jobs",
+        "logs",
+        "cancel",
+        "bench",
+        "tls",
+        "completions",
+        "man",
+    ];
+    for c in commands {
+        let out = run_gsp(&[c, "--help"], LIMIT);
+        assert!(out.status.success(), "gsp {c} --help");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("Examples:"),
+            "gsp {c} --help has no examples:\n{help}"
+        );
+    }
+    let out = run_gsp(&["man"], LIMIT);
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.contains(".TH gsp 1") && page.contains("force\\-leave"),
+        "{page}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_gsp(&["man", "--out", dir.path().to_str().unwrap()], LIMIT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for c in commands {
+        let page = std::fs::read_to_string(dir.path().join(format!("gsp-{c}.1")))
+            .unwrap_or_else(|e| panic!("gsp-{c}.1: {e}"));
+        assert!(page.contains(".SH NAME"), "gsp-{c}.1");
+    }
+    let node = std::fs::read_to_string(dir.path().join("gsp-node.1")).unwrap();
+    assert!(node.contains("on\\-event"), "gsp-node.1 lacks --on-event");
+}
+
+#[test]
+fn an_old_gsp_data_in_the_working_directory_is_still_used_and_said() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("gsp-data")).unwrap();
+    std::fs::write(cwd.path().join("gsp-data/node_id"), "x").unwrap();
+    let out = std::process::Command::new(common::gsp_bin())
+        .args(["node", "--check-config", "--json"])
+        .current_dir(cwd.path())
+        .env_remove("GSP_DATA_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data_dir"], "gsp-data", "{v}");
+    assert!(
+        v["notes"][0].as_str().unwrap().contains("./gsp-data"),
+        "{v}"
+    );
+    // Elsewhere the default is a per-user (or, as root, system) state dir.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::gsp_bin())
+        .args(["node", "--check-config", "--json"])
+        .current_dir(elsewhere.path())
+        .env_remove("GSP_DATA_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .env("HOME", "/home/someone")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dir = v["data_dir"].as_str().unwrap();
+    assert!(
+        dir == "/var/lib/gsp" || dir == "/home/someone/.local/state/gsp",
+        "{v}"
+    );
+}
+
+#[test]
+fn the_peers_table_fits_100_columns_and_wide_shows_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, addr) = common::procs::spawn_node_with(
+        dir.path(),
+        &[
+            "--name",
+            "a-rather-long-node-name",
+            "--label",
+            "zone=eu-west-1",
+        ],
+    );
+    let out = run_gsp(&["peers", "--addr", &addr], LIMIT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(!table.contains("NODE ID"), "{table}");
+    let out = run_gsp(&["peers", "--addr", &addr, "--wide"], LIMIT);
+    let wide = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        wide.contains("NODE ID") && wide.contains("zone=eu-west-1"),
+        "{wide}"
+    );
+    common::procs::stop(&mut node);
 }

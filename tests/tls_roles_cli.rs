@@ -388,7 +388,7 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
             .clone();
         (
             n["address"].as_str().unwrap().to_owned(),
-            n["incarnation"].as_u64().unwrap(),
+            n["incarnation"].as_str().unwrap().parse::<u64>().unwrap(),
         )
     };
     let real = n3_on_n1();

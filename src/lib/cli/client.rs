@@ -9,7 +9,10 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use super::{GlobalArgs, exit::UsageError};
+use super::{
+    GlobalArgs,
+    exit::{Unreachable, UsageError},
+};
 use crate::transport::{
     auth::validate_token,
     error::TransportError,
@@ -135,13 +138,29 @@ async fn connect(global: &GlobalArgs, addr: &str) -> anyhow::Result<(Channel, Be
     Ok((channel, token))
 }
 
-/// A connection failure as "cannot reach".
-pub(crate) fn unreachable(addr: &str, e: &dyn std::error::Error) -> TransportError {
-    let mut msg = e.to_string();
-    let mut src = e.source();
+/// A connection failure as "cannot reach": the causes joined once each, and
+/// for a refused connection, where to look.
+pub(crate) fn unreachable(addr: &str, e: &(dyn std::error::Error + 'static)) -> TransportError {
+    let mut parts: Vec<String> = Vec::new();
+    let mut refused = false;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
-        msg = format!("{msg}: {s}");
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        let text = s.to_string();
+        // tonic and hyper repeat their cause in their own message.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.retain(|p| !text.contains(p.as_str()));
+            parts.push(text);
+        }
         src = s.source();
+    }
+    let mut msg = parts.join(": ");
+    if refused {
+        "connection refused (no node listens there: start one with `gsp node`, or point \
+         --addr / GSP_ADDR at a running node)"
+            .clone_into(&mut msg);
     }
     TransportError::Unreachable {
         addr: addr.to_owned(),
@@ -149,20 +168,23 @@ pub(crate) fn unreachable(addr: &str, e: &dyn std::error::Error) -> TransportErr
     }
 }
 
-/// A failed call, classified: unavailable and auth errors exit 3.
+/// A failed call, classified and named: unreachable and refused credentials
+/// exit 3 (each with its own message), anything else the node refused exits 2.
 pub(crate) fn call_failed(addr: &str, status: tonic::Status) -> anyhow::Error {
     use tonic::Code;
     match status.code() {
-        Code::Unavailable
-        | Code::Unauthenticated
-        | Code::PermissionDenied
-        | Code::DeadlineExceeded => TransportError::Unreachable {
+        Code::Unavailable | Code::DeadlineExceeded => TransportError::Unreachable {
             addr: addr.to_owned(),
             status,
         }
         .into(),
-        // The connection died under the call: a TLS node refusing the client's
-        // certificate (or the lack of one) looks like this.
+        Code::Unauthenticated | Code::PermissionDenied => Unreachable(format!(
+            "the node at {addr} refused the credentials: {}",
+            status.message()
+        ))
+        .into(),
+        // The connection died before any answer: a TLS node refusing the
+        // client's certificate (or the lack of one) looks like this.
         Code::Cancelled | Code::Unknown if std::error::Error::source(&status).is_some() => {
             TransportError::Unreachable {
                 addr: addr.to_owned(),
@@ -174,6 +196,30 @@ pub(crate) fn call_failed(addr: &str, status: tonic::Status) -> anyhow::Error {
             }
             .into()
         }
-        _ => anyhow::Error::new(status).context(format!("node at {addr} refused the request")),
+        _ => anyhow::anyhow!(
+            "the node at {addr} refused the request: {}",
+            status.message()
+        ),
+    }
+}
+
+/// A stream that was answering broke: the node went away (killed, restarted,
+/// link cut), which is not a credentials problem (exit 3).
+pub(crate) fn stream_broken(addr: &str, status: &tonic::Status) -> anyhow::Error {
+    match status.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => Unreachable(format!(
+            "the node at {addr} refused the credentials: {}",
+            status.message()
+        ))
+        .into(),
+        _ => Unreachable(format!(
+            "the node at {addr} went away: {}",
+            if status.message().is_empty() {
+                "the stream ended"
+            } else {
+                status.message()
+            }
+        ))
+        .into(),
     }
 }

@@ -7,6 +7,9 @@ use super::{Cli, exit::ExitStatus};
 
 /// Arguments of `gsp completions`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  gsp completions bash > /etc/bash_completion.d/gsp
+  gsp completions zsh > \"${fpath[1]}/_gsp\"")]
 pub(crate) struct CompletionsArgs {
     /// Shell to generate for.
     #[arg(value_enum)]

@@ -27,7 +27,9 @@ pub(crate) struct JobJson {
     pub name: String,
     pub status: &'static str,
     pub exit_code: i32,
+    #[serde(with = "crate::runtime::view::int_string")]
     pub created_unix_ns: i64,
+    #[serde(with = "crate::runtime::view::int_string")]
     pub ended_unix_ns: i64,
     pub actor: String,
     pub cancelled_by: String,
@@ -51,7 +53,9 @@ pub(crate) struct StepJson {
     pub name: String,
     pub status: &'static str,
     pub exit_code: Option<i32>,
+    #[serde(with = "crate::runtime::view::int_string")]
     pub started_unix_ns: i64,
+    #[serde(with = "crate::runtime::view::int_string")]
     pub ended_unix_ns: i64,
     pub error: String,
 }

@@ -23,6 +23,9 @@ pub(super) const SCHEMA: &str = "gsp.jobs.v1";
 
 /// Arguments of `gsp jobs`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  gsp jobs                                    # jobs on every up member
+  gsp jobs --node gpu-3 --json")]
 pub(crate) struct JobsArgs {
     /// Only this member's jobs (id or name); default: every up member's.
     #[arg(long, value_name = "ID|NAME")]
@@ -47,6 +50,8 @@ pub(crate) struct LogsArgs {
 
 /// Arguments of `gsp cancel`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  gsp cancel 3f9a0c1d2e4b                     # SIGTERM, SIGKILL after the node's grace; ends CANCELLED")]
 pub(crate) struct CancelArgs {
     /// The job's id.
     job: String,

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     core::maintenance::{MAX_REASON_BYTES, Maintenance},
-    runtime::{http_maint::MaintJson, view::rfc3339},
+    runtime::{admin_maint::ROUTED_REFUSAL, http_maint::MaintJson, view::rfc3339},
     transport::{
         membership::convert::{maintenance_from_pb, maintenance_to_pb},
         pb::admin::v1 as pb,
@@ -25,6 +25,11 @@ pub(super) const DEFAULT_MAINT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `gsp maint`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  gsp maint status
+  gsp maint set maintenance --reason 'kernel 6.12'   # drain the node at --addr
+  gsp maint set disabled --node edge-9 --json        # routed to edge-9
+  gsp maint set normal --node edge-9")]
 pub(crate) struct MaintArgs {
     #[command(subcommand)]
     action: Action,
@@ -155,7 +160,17 @@ pub(super) async fn finish<R>(
                 Err(Unreachable(s.message().to_owned()).into())
             }
             tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
-                Err(Unreachable(format!("node at {} refused: {}", global.addr, s.message())).into())
+                // A routed target names itself; otherwise it was the node at --addr.
+                let msg = if s.message().starts_with(ROUTED_REFUSAL) {
+                    s.message().to_owned()
+                } else {
+                    format!(
+                        "the node at {} refused the credentials: {}",
+                        global.addr,
+                        s.message()
+                    )
+                };
+                Err(Unreachable(msg).into())
             }
             _ => Err(client::call_failed(&global.addr, s)),
         },

@@ -11,6 +11,7 @@ mod jobs;
 mod labels;
 mod logging;
 pub mod maint;
+mod man;
 mod node;
 mod node_check;
 mod node_reload;
@@ -128,6 +129,8 @@ enum Command {
     Tls(tls::TlsArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
+    /// Print the manual page (or write one per command with --out).
+    Man(man::ManArgs),
 }
 
 /// Runs `gsp` with the process arguments and returns its exit code.
@@ -166,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let Cli { global, command } = cli;
     match command {
         Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
         Command::Tls(args) => tls::run(args, &global),
         Command::Node(args) => runtime()?.block_on(node::run(args, global)),
         Command::Peers(args) => runtime()?.block_on(peers::run(args, global)),

@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{GlobalArgs, exit::ExitStatus, exit::UsageError, logging, parse};
 use crate::{
@@ -35,6 +35,12 @@ use crate::{
     clippy::struct_excessive_bools,
     reason = "on/off flags of the command line, each its own switch"
 )]
+#[command(after_long_help = "Examples:
+  gsp node                                         # a single-node cluster on 0.0.0.0:50005
+  gsp node --join seed-1:50005 --label zone=eu     # join through a seed
+  gsp node --config /etc/gsp/gsp.yaml --check-config --json   # validate, print, exit 0/2
+  gsp node --exec --on-event 'dead,left=/usr/local/bin/page'  # run jobs; page on deaths
+  kill -HUP $(pidof gsp)                           # reload labels, seeds, token, TLS files")]
 pub(crate) struct NodeArgs {
     /// YAML config in iarnet's layout plus a `gsp:` section.
     #[arg(long, env = "GSP_CONFIG", value_name = "FILE")]
@@ -58,7 +64,8 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "GSP_DOMAIN")]
     domain: Option<String>,
     /// Directory for the node id and persisted state; one node per directory
-    /// [default: gsp-data].
+    /// [default: $XDG_STATE_HOME/gsp or ~/.local/state/gsp; /var/lib/gsp as
+    /// root; ./gsp-data if it holds a node id].
     #[arg(long, env = "GSP_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Seed to join through (repeatable); retried with backoff while down.
@@ -218,6 +225,9 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
     }
     for w in &settings.warnings {
         warn!("{w}");
+    }
+    for n in &settings.notes {
+        info!("{n}");
     }
 
     let identity = Identity::load_or_create(&settings.data_dir)

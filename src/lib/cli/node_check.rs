@@ -72,6 +72,7 @@ pub(super) fn run(resolved: &Resolved, global: &GlobalArgs) -> anyhow::Result<Ex
         "tls": security.tls.is_some(),
         "insecure": security.insecure,
         "warnings": s.warnings,
+        "notes": s.notes,
     });
     if global.json {
         output::json(&v)?;

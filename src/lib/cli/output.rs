@@ -38,11 +38,18 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints an error the way uv does: `error: top`, then one `  Caused by: ...` per cause.
+/// Prints an error the way uv does: `error: top`, then one `  Caused by: ...`
+/// per cause that says something the lines above did not.
 pub fn error(err: &anyhow::Error) {
-    let mut s = format!("error: {err}\n");
+    let mut said = err.to_string();
+    let mut s = format!("error: {said}\n");
     for cause in err.chain().skip(1) {
-        let _ = writeln!(s, "  Caused by: {cause}");
+        let text = cause.to_string();
+        if said.contains(&text) {
+            continue;
+        }
+        let _ = writeln!(s, "  Caused by: {text}");
+        said.push_str(&text);
     }
     stderr(&s);
 }

@@ -30,6 +30,12 @@ pub const SCHEMA: &str = "gsp.peers.v1";
 
 /// Arguments of `gsp peers`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  gsp peers                                   # every member the node at --addr knows
+  gsp peers --state dead --state left         # only those
+  gsp peers --label zone=eu --json | jq '.nodes[].node_name'
+  gsp peers --summary                         # cluster totals, nodes by tag
+  gsp peers --detailed --json                 # with each up member's hardware inventory")]
 pub(crate) struct PeersArgs {
     /// Only members in this state (repeatable): alive, suspect, dead, left.
     #[arg(long, value_parser = ["alive", "suspect", "dead", "left"])]
@@ -44,6 +50,10 @@ pub(crate) struct PeersArgs {
     /// Also fetch each up member's hardware inventory (CPU, OS, disks, interfaces).
     #[arg(long)]
     detailed: bool,
+    /// Every column: last seen, totals next to free amounts, labels, node id
+    /// (the default table fits 100 columns).
+    #[arg(long, short)]
+    wide: bool,
 }
 
 /// Schema of `gsp peers --summary --json`.
@@ -163,7 +173,7 @@ pub(crate) async fn run(args: PeersArgs, global: GlobalArgs) -> anyhow::Result<E
             nodes,
         })?;
     } else {
-        let mut text = render(&members);
+        let mut text = render(&members, args.wide);
         if args.detailed {
             text.push_str(&render_inventories(&members, &inventories));
         }
@@ -276,40 +286,59 @@ fn ago(unix_ns: i64) -> String {
     }
 }
 
-fn render(members: &[MemberView]) -> String {
+/// `FOR` in a few characters: 42s, 17m, 5h, 3d.
+fn for_how_long(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn render(members: &[MemberView], wide: bool) -> String {
     let mut t = Table::new();
     t.load_style(UTF8_BORDERS_ONLY);
-    t.set_header(vec![
-        "", "NAME", "ADDRESS", "STATE", "FOR", "SEEN", "CPU FREE", "MEM FREE", "GPU FREE", "MAINT",
-        "LABELS", "NODE ID",
-    ]);
+    if !wide {
+        // Long names and addresses wrap inside their cells rather than
+        // widening the table past 100 columns.
+        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+            .set_width(100);
+    }
+    let mut header = vec!["", "NAME", "ADDRESS", "STATE", "FOR"];
+    if wide {
+        header.push("SEEN");
+    }
+    header.extend(["CPU FREE", "MEM FREE", "GPU FREE", "MAINT"]);
+    if wide {
+        header.extend(["LABELS", "NODE ID"]);
+    }
+    t.set_header(header);
     for m in members {
         let r = &m.record;
+        let bytes = |b: i64| crate::core::units::HumanBytes(u64::try_from(b).unwrap_or(0));
+        // Free amounts; with --wide, free/total. A node that has not published
+        // resources yet shows `-`.
         let (cpu, mem, gpu) = r.capacity.map_or_else(
             || ("-".to_owned(), "-".to_owned(), "-".to_owned()),
             |c| {
-                (
-                    format!("{}/{}m", c.available.cpu_millis, c.total.cpu_millis),
-                    format!(
-                        "{}/{}",
-                        crate::core::units::HumanBytes(
-                            u64::try_from(c.available.memory_bytes).unwrap_or(0)
-                        ),
-                        crate::core::units::HumanBytes(
-                            u64::try_from(c.total.memory_bytes).unwrap_or(0)
-                        )
-                    ),
-                    format!("{}/{}", c.available.gpus, c.total.gpus),
-                )
+                let (a, tot) = (c.available, c.total);
+                if wide {
+                    (
+                        format!("{}/{}m", a.cpu_millis, tot.cpu_millis),
+                        format!("{}/{}", bytes(a.memory_bytes), bytes(tot.memory_bytes)),
+                        format!("{}/{}", a.gpus, tot.gpus),
+                    )
+                } else {
+                    (
+                        format!("{}m", a.cpu_millis),
+                        bytes(a.memory_bytes).to_string(),
+                        a.gpus.to_string(),
+                    )
+                }
             },
         );
-        let labels = r
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        t.add_row(vec![
+        let mut row = vec![
             if m.local {
                 "*".to_owned()
             } else {
@@ -318,19 +347,27 @@ fn render(members: &[MemberView]) -> String {
             r.name.clone(),
             r.address.clone(),
             r.state.as_str().to_owned(),
-            format!("{}s", m.in_state_for.as_secs()),
-            if m.local {
+            for_how_long(m.in_state_for.as_secs()),
+        ];
+        if wide {
+            row.push(if m.local {
                 "-".to_owned()
             } else {
                 ago(m.last_seen_unix_ns)
-            },
-            cpu,
-            mem,
-            gpu,
-            r.maintenance.as_str().to_owned(),
-            labels,
-            r.id.to_string(),
-        ]);
+            });
+        }
+        row.extend([cpu, mem, gpu, r.maintenance.as_str().to_owned()]);
+        if wide {
+            row.push(
+                r.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            row.push(r.id.to_string());
+        }
+        t.add_row(row);
     }
     let mut out = t.to_string();
     let up = members.iter().filter(|m| m.record.state.is_up()).count();

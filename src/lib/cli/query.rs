@@ -28,6 +28,10 @@ pub const SCHEMA: &str = "gsp.query.v1";
 
 /// Arguments of `gsp query`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  gsp query --cpu 2 --memory 4GiB             # nodes with 2 cores and 4 GiB free now (exit 1: none)
+  gsp query --gpu 1 --tag gpu --limit 1 --json
+  gsp query --label zone=eu --max-hops 2      # ask peers up to 2 hops away")]
 pub(crate) struct QueryArgs {
     #[command(flatten)]
     filters: Filters,
@@ -181,13 +185,18 @@ fn render(
             "NAME", "ADDRESS", "CPU FREE", "MEM FREE", "GPU FREE", "LABELS", "NODE ID",
         ]);
         for n in nodes {
-            let free = |u: &Option<crate::runtime::view::UsageJson>| u.map_or(0, |u| u.available);
+            // A node that has not published resources yet shows `-`, not 0.
+            let free = |u: &Option<crate::runtime::view::UsageJson>, f: &dyn Fn(i64) -> String| {
+                u.map_or_else(|| "-".to_owned(), |u| f(u.available))
+            };
             t.add_row(vec![
                 n.node_name.clone(),
                 n.address.clone(),
-                format!("{}m", free(&n.cpu)),
-                HumanBytes(u64::try_from(free(&n.memory)).unwrap_or(0)).to_string(),
-                free(&n.gpu).to_string(),
+                free(&n.cpu, &|v| format!("{v}m")),
+                free(&n.memory, &|v| {
+                    HumanBytes(u64::try_from(v).unwrap_or(0)).to_string()
+                }),
+                free(&n.gpu, &|v| v.to_string()),
                 n.labels
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))

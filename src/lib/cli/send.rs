@@ -54,6 +54,10 @@ fn parse_wait(s: &str) -> Result<Wait, String> {
 
 /// Arguments of `gsp send`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  gsp send -m 'deploy v42' --topic deploy     # every live member; exit 1 if not all delivered in time
+  gsp send --file build.tar --json | jq '{acked, expected, convergence_ms}'
+  echo hi | gsp send -f - --wait none         # do not wait for receipts")]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["message", "file", "input"])))]
 pub(crate) struct SendArgs {
     /// The payload, as text.

@@ -14,6 +14,11 @@ pub const SCHEMA: &str = "gsp.event.v1";
 
 /// Arguments of `gsp watch`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  gsp watch                                   # membership events as lines, until Ctrl-C
+  gsp watch --json | jq -c 'select(.kind == \"dead\")'
+  gsp watch --messages --topic deploy         # delivered broadcasts as JSON Lines
+  gsp watch --messages --raw > payloads.bin   # payload bytes only")]
 pub(crate) struct WatchArgs {
     /// Stream delivered broadcasts instead of membership events: one JSON line
     /// each (schema gsp.message.v1, payload base64), whatever --json says.
@@ -35,9 +40,11 @@ struct EventJson<'a> {
     node_name: &'a str,
     address: &'a str,
     state: &'a str,
+    #[serde(serialize_with = "crate::runtime::view::int_string::serialize")]
     incarnation: u64,
     version: u64,
     time: String,
+    #[serde(serialize_with = "crate::runtime::view::int_string::serialize")]
     time_unix_ns: i64,
     missed: u64,
     /// normal, maintenance, disabled (empty for `lagged`).
@@ -145,11 +152,11 @@ pub(super) async fn stream_until<T>(
             () = &mut deadline => return Ok(ExitStatus::Success),
             item = stream.next() => match item {
                 Some(Ok(item)) => each(item)?,
-                Some(Err(status)) => return Err(client::call_failed(&global.addr, status).context("the node went away")),
-                None => return Err(client::call_failed(
+                Some(Err(status)) => return Err(client::stream_broken(&global.addr, &status)),
+                None => return Err(client::stream_broken(
                     &global.addr,
-                    tonic::Status::unavailable("stream ended"),
-                ).context("the node went away")),
+                    &tonic::Status::unavailable("the stream ended"),
+                )),
             },
         }
     }

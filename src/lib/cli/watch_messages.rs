@@ -19,6 +19,7 @@ struct MessageJson<'a> {
     size: usize,
     hops: u32,
     created: String,
+    #[serde(serialize_with = "crate::runtime::view::int_string::serialize")]
     created_unix_ns: i64,
     payload: String,
     missed: u64,

@@ -2,6 +2,7 @@
 //! The CLI hands in what flags and environment said; this module merges it with
 //! the file, validates everything at once and names each bad setting.
 
+pub mod data_dir;
 pub mod file;
 mod reader;
 pub mod security;
@@ -17,8 +18,6 @@ use crate::{
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:50005";
 /// Default HTTP side port.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:50080";
-/// Default data directory.
-pub const DEFAULT_DATA_DIR: &str = "gsp-data";
 /// Default resource query hop limit (iarnet's `max_hops`).
 pub const DEFAULT_MAX_HOPS: u32 = 5;
 /// Largest `--max-payload` a node accepts.
@@ -127,6 +126,8 @@ pub struct NodeSettings {
     pub exec: bool,
     /// Things worth logging at start-up (accepted but ignored settings).
     pub warnings: Vec<String>,
+    /// Things worth logging at start-up at info (where the data dir is).
+    pub notes: Vec<String>,
 }
 
 fn host_port(key: &str, s: &str, problems: &mut Vec<String>) -> bool {
@@ -341,6 +342,14 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
         }
     }
 
+    let mut notes = Vec::new();
+    let data_dir = if let Some(d) = o.data_dir.or_else(|| f.data_dir.map(PathBuf::from)) {
+        d
+    } else {
+        let (d, note) = data_dir::default_data_dir(&data_dir::DataDirEnv::from_process());
+        notes.extend(note);
+        d
+    };
     match listen {
         Ok(listen) if problems.is_empty() => Ok(NodeSettings {
             listen,
@@ -348,10 +357,7 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
             advertise_host: f.host,
             name: o.name.or(f.name),
             domain,
-            data_dir: o
-                .data_dir
-                .or_else(|| f.data_dir.map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir,
             join,
             membership,
             anti_entropy,
@@ -369,6 +375,7 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
             on_event,
             exec: o.exec.or(f.exec).unwrap_or(false),
             warnings,
+            notes,
         }),
         _ => Err(problems),
     }

@@ -25,6 +25,8 @@ use crate::{
 
 /// Marks a request a node routed; it is never routed again.
 pub(super) const ROUTED: &str = "x-gsp-routed";
+/// How a routed target's refusal of the caller's credentials starts.
+pub const ROUTED_REFUSAL: &str = "member ";
 /// Time a routed request may take when the caller sets none.
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a routed request may take.
@@ -254,6 +256,19 @@ pub(super) async fn finish<R>(
             "cannot reach member {id} at {address}: {}",
             s.message()
         ))),
+        // Said by the target, not by this node: named, so the caller knows
+        // which node refused (ROUTED_REFUSAL marks the form).
+        Ok(Err(s))
+            if matches!(
+                s.code(),
+                tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+            ) =>
+        {
+            Err(Status::new(
+                s.code(),
+                format!("{ROUTED_REFUSAL}{id} at {address} refused: {}", s.message()),
+            ))
+        }
         Ok(Err(s)) => Err(s),
         Err(_) => Err(Status::deadline_exceeded(format!(
             "member {id} at {address} did not answer within {timeout:?}"

@@ -69,7 +69,8 @@ pub struct NodeJson {
     pub last_seen: String,
     /// gsp: alive, suspect, dead, left.
     pub state: String,
-    /// gsp: restart generation.
+    /// gsp: restart generation (a decimal string: see [`int_string`]).
+    #[serde(with = "int_string")]
     pub incarnation: u64,
     /// gsp: change counter within the incarnation.
     pub version: u64,
@@ -165,5 +166,44 @@ mod tests {
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(rfc3339(1_705_314_600_000_000_000), "2024-01-15T10:30:00Z");
         assert_eq!(rfc3339(-1), "1970-01-01T00:00:00Z");
+    }
+}
+
+/// 64-bit integers that can exceed 2^53 (incarnations, unix nanoseconds) as
+/// decimal strings in JSON: jq and JavaScript hold numbers as doubles and
+/// would silently round them. Reads either form back.
+pub mod int_string {
+    use std::{fmt::Display, str::FromStr};
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// Writes `v` as a string.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    /// Reads a string or a number.
+    ///
+    /// # Errors
+    /// Neither, or out of range.
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr + Deserialize<'de>,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either<T> {
+            Text(String),
+            Number(T),
+        }
+        match Either::<T>::deserialize(d)? {
+            Either::Text(s) => s.parse().map_err(D::Error::custom),
+            Either::Number(n) => Ok(n),
+        }
     }
 }

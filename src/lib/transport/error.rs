@@ -20,12 +20,11 @@ pub enum TransportError {
         reason: String,
     },
     /// The peer could not be reached or the call failed.
-    #[error("cannot reach {addr}: {status}")]
+    #[error("cannot reach {addr}: {}", status.message())]
     Unreachable {
         /// Peer address.
         addr: String,
-        /// What the call returned.
-        #[source]
+        /// What the call returned (its message is the reason).
         status: Status,
     },
     /// The peer answered the link handshake wrongly or refused it.

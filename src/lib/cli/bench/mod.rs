@@ -44,6 +44,12 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 
 /// Arguments of `gsp bench`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  gsp bench                                   # the seed flood: 4 nodes, 512 KiB, vs raw TCP
+  gsp bench --iterations 10 --compare bench-results/baseline.json
+  gsp bench membership --nodes 100
+  gsp bench broadcast --nodes 8 --messages 50
+  gsp bench membership-sim --nodes 1000")]
 pub(crate) struct BenchArgs {
     /// Workload to run.
     #[arg(value_enum, default_value = "flood")]

@@ -116,6 +116,8 @@ struct Table {
     reservations: Reservations,
     /// Wakes the writer task.
     dirty: tokio::sync::Notify,
+    /// One write of the records at a time (the writer task, a start).
+    saving: Mutex<()>,
     shutdown: CancellationToken,
 }
 
@@ -156,6 +158,7 @@ impl Jobs {
             log_dir,
             reservations,
             dirty: tokio::sync::Notify::new(),
+            saving: Mutex::new(()),
             shutdown,
         };
         let this = Self {
@@ -329,6 +332,11 @@ impl Jobs {
         let Some(store) = &self.inner.store else {
             return;
         };
+        let _one = self
+            .inner
+            .saving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let records: Vec<_> = self
             .list()
             .iter()

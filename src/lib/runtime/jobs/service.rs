@@ -329,6 +329,11 @@ impl pb::jobs_server::Jobs for JobsService {
             StartError::Busy(_) | StartError::Short(_) => Status::resource_exhausted(e.to_string()),
         })?;
         info!(target: "gsp::audit", job = %job.id, actor = %job.actor, "job started");
+        // The record is on disk before the caller learns the job's id: a node
+        // killed from here on reports the job at its next start ("node
+        // restarted"), never forgets it. The step runs meanwhile.
+        let jobs = self.jobs.clone();
+        let _ = tokio::task::spawn_blocking(move || jobs.save_now()).await;
         Ok(Response::new(self.stream(job, true, Some(pin))))
     }
 

@@ -271,3 +271,55 @@ fn systemd_is_told_ready_reloading_and_stopping() {
     assert_eq!(recv(), "STOPPING=1\n");
     assert!(node.wait().unwrap().success());
 }
+
+#[test]
+fn a_seed_that_is_the_node_itself_is_said_and_not_counted_as_joined() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let me = format!("127.0.0.1:{port}");
+    // A name for its own address (a shared seed list, a headless service).
+    let seed = format!("localhost:{port}");
+    let mut child = Command::new(common::gsp_bin())
+        .args([
+            "node",
+            "--listen",
+            &me,
+            "--http-listen",
+            "off",
+            "--gossip-interval",
+            "0.1",
+        ])
+        .args(["--data-dir", dir.path().to_str().unwrap(), "--join", &seed])
+        .env("GSP_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log: Log = std::sync::Arc::default();
+    let sink = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    log_line(&log, &["is this node itself"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !log.lock().unwrap().contains("joined through seed"),
+        "{}",
+        log.lock().unwrap()
+    );
+    stop(&mut child);
+}

@@ -169,7 +169,7 @@ impl From<super::membership::Refusal> for Status {
         let code = match r {
             Refusal::ForeignDomain { .. } => Code::PermissionDenied,
             Refusal::Invalid(_) => Code::InvalidArgument,
-            Refusal::WrongNode { .. } => Code::FailedPrecondition,
+            Refusal::WrongNode { .. } | Refusal::Myself(_) => Code::FailedPrecondition,
             Refusal::ShuttingDown => Code::Unavailable,
             Refusal::Overloaded(_) | Refusal::RateLimited(_) => Code::ResourceExhausted,
         };

@@ -111,6 +111,10 @@ impl MembershipHandler for MembershipAgent {
     fn on_push_pull(&self, msg: PushPull, caller: Option<&str>) -> Result<PushPullReply, Refusal> {
         let s = &self.shared;
         s.check_domain(&msg.domain)?;
+        if msg.from == s.local_id {
+            // A seed address that is this node's own: not a join.
+            return Err(Refusal::Myself(msg.from));
+        }
         if s.shutdown.is_cancelled() {
             return Err(Refusal::ShuttingDown);
         }

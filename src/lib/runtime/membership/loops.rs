@@ -221,6 +221,7 @@ fn absent_seed(s: &Shared) -> Option<String> {
 async fn join(s: Arc<Shared>, addr: String) {
     let mut backoff = first_backoff(&s);
     let mut attempts = 0u32;
+    let mut said_myself = false;
     loop {
         if s.shutdown.is_cancelled() {
             return;
@@ -232,6 +233,20 @@ async fn join(s: Arc<Shared>, addr: String) {
                 info!(seed = %addr, attempts, members = s.with_state(|st| st.up_count()), "joined through seed");
                 return;
             }
+            // The seed is this node (a seed list shared by every node, or a
+            // DNS name such as a headless service that resolves to it too):
+            // try the name's other addresses, else wait for others to come.
+            Err(CallError::Myself) => match join_other_addresses(&s, &addr).await {
+                Some(other) => {
+                    info!(seed = %addr, through = %other, attempts, members = s.with_state(|st| st.up_count()), "joined through seed");
+                    return;
+                }
+                None if !said_myself => {
+                    said_myself = true;
+                    info!(seed = %addr, "seed {addr} is this node itself; others can join through it, and it keeps trying the name for other nodes");
+                }
+                None => debug!(seed = %addr, "seed is this node itself"),
+            },
             Err(CallError::ForeignDomain(theirs)) => warn!(
                 seed = %addr,
                 retry_in = ?wait,
@@ -249,6 +264,33 @@ async fn join(s: Arc<Shared>, addr: String) {
         backoff = (backoff * 2).min(s.config.join_backoff_max);
     }
 }
+
+/// `addr` (HOST:PORT with a DNS name) resolved: the first of its addresses
+/// that answers as another node, joined through. None for an IP address, a
+/// name that does not resolve, or one whose every address is this node or
+/// silent.
+async fn join_other_addresses(s: &Arc<Shared>, addr: &str) -> Option<String> {
+    let (host, _) = addr.rsplit_once(':')?;
+    if host
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok()
+    {
+        return None;
+    }
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr).await.ok()?.collect();
+    // A headless service lists every pod: a bounded number are tried.
+    for a in resolved.into_iter().take(MAX_RESOLVED_TRIED) {
+        let a = a.to_string();
+        if push_pull(s, &a).await.is_ok() {
+            return Some(a);
+        }
+    }
+    None
+}
+
+/// Addresses of one seed name tried when the name led to this node itself.
+const MAX_RESOLVED_TRIED: usize = 8;
 
 /// The first wait between join attempts: a round, at least 100 ms.
 fn first_backoff(s: &Shared) -> Duration {

@@ -109,6 +109,9 @@ fn call_error(status: &Status, timeout: Duration) -> CallError {
         Code::DeadlineExceeded | Code::Cancelled => CallError::Timeout(timeout),
         Code::Unavailable | Code::Unknown => CallError::Unreachable(status.message().to_owned()),
         Code::Unimplemented => CallError::NotGsp,
+        Code::FailedPrecondition if status.message().starts_with(super::SELF_CALL) => {
+            CallError::Myself
+        }
         _ => CallError::Refused(format!("{:?}: {}", status.code(), status.message())),
     }
 }

@@ -294,6 +294,7 @@ impl MemoryTransport {
 fn refused(e: &super::Refusal) -> CallError {
     match e {
         super::Refusal::ForeignDomain { local, .. } => CallError::ForeignDomain(local.clone()),
+        super::Refusal::Myself(_) => CallError::Myself,
         _ => CallError::Refused(e.to_string()),
     }
 }

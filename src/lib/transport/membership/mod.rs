@@ -38,7 +38,14 @@ pub enum CallError {
     /// The peer is in another domain (named) and answered nothing for that reason.
     #[error("the peer is in domain '{0}'")]
     ForeignDomain(String),
+    /// The address reached this node itself (a seed list that includes the
+    /// node, or a DNS name that resolves to it).
+    #[error("the address is this node's own")]
+    Myself,
 }
+
+/// How a refusal of a node's call to itself starts (see [`Refusal::Myself`]).
+pub const SELF_CALL: &str = "the caller is this node itself";
 
 /// Why this node refused a peer's call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +72,9 @@ pub enum Refusal {
     /// This node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,
+    /// The caller is this node itself.
+    #[error("{SELF_CALL} ({0})")]
+    Myself(NodeId),
     /// Too many requests of this kind are in flight (from this caller or in all).
     #[error("overloaded: {0}")]
     Overloaded(String),

@@ -43,6 +43,8 @@ pub struct Sources {
     pub broadcast: super::broadcast::BroadcastEngine,
     /// Maintenance state and audit trail.
     pub maintenance: super::maintenance::MaintenanceControl,
+    /// The TLS settings, for certificate expiry (None: plaintext).
+    pub tls: Option<crate::transport::tls::TlsConfig>,
 }
 
 /// What the handlers read.
@@ -93,7 +95,7 @@ async fn metrics_text(State(s): State<HttpState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         metrics::render(&s.sources),
     )

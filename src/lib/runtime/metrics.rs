@@ -1,34 +1,17 @@
-//! `/metrics` in the Prometheus text format (version 0.0.4). Counters end in
-//! `_total`; label values are bounded (states, event kinds).
+//! `/metrics` in the OpenMetrics text format (prometheus-client, see
+//! [`super::metrics_encode`]). Counter samples end in `_total`; label values
+//! are bounded (states, event kinds).
 
-use std::fmt::Write as _;
-
-use super::{http::Sources, membership::stats::MembershipStats};
+use super::{http::Sources, membership::stats::MembershipStats, metrics_encode::Out};
 use crate::{
     core::membership::{events::EventKind, record::MemberState},
     transport::data_plane::stats::DataPlaneStats,
 };
 
-pub(super) struct Out(pub(super) String);
-
-impl Out {
-    pub(super) fn metric(&mut self, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
-        let _ = writeln!(self.0, "# HELP {name} {help}");
-        let _ = writeln!(self.0, "# TYPE {name} {kind}");
-        for (labels, v) in samples {
-            if labels.is_empty() {
-                let _ = writeln!(self.0, "{name} {v}");
-            } else {
-                let _ = writeln!(self.0, "{name}{{{labels}}} {v}");
-            }
-        }
-    }
-}
-
 /// Renders every metric of a node.
 pub fn render(sources: &Sources) -> String {
     let (agent, data_plane, traffic) = (&sources.agent, &*sources.data_plane, &*sources.traffic);
-    let mut o = Out(String::new());
+    let mut o = Out::default();
     let counts = agent.with_state(|s| {
         let mut c = [0u64; 4];
         for r in s.all_records() {
@@ -309,5 +292,16 @@ pub fn render(sources: &Sources) -> String {
         "Audit entries dropped at the trail's bound (the oldest go first).",
         &[("", audit_dropped)],
     );
-    o.0
+    o.histogram(
+        "gsp_probe_rtt_seconds",
+        "Round trip of answered membership pings (probes, indirect probes, verifications).",
+        st.probe_rtt.histogram(),
+    );
+    o.histogram(
+        "gsp_event_handler_duration_seconds",
+        "How long --on-event commands ran.",
+        st.event_hook_seconds.histogram(),
+    );
+    super::metrics_process::render(&mut o);
+    o.finish()
 }

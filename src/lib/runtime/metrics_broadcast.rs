@@ -2,7 +2,7 @@
 
 use super::{
     broadcast::{BroadcastEngine, stats::get},
-    metrics::Out,
+    metrics_encode::Out,
 };
 
 pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
@@ -195,4 +195,14 @@ pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
     for (name, help, v) in gauges {
         o.metric(name, "gauge", help, &[("", v)]);
     }
+    o.histogram(
+        "gsp_broadcast_convergence_seconds",
+        "As origin: from send to the last receipt, for broadcasts every expected member delivered.",
+        s.convergence_seconds.histogram(),
+    );
+    o.histogram(
+        "gsp_broadcast_handler_duration_seconds",
+        "How long --on-message commands ran.",
+        s.handler_seconds.histogram(),
+    );
 }

@@ -2,10 +2,23 @@
 //! family (`gsp_refused_total{reason}`), gRPC error statuses by service and
 //! code, and the server's connection table.
 
-use super::{membership::stats::MembershipStats, metrics::Out};
+use super::{membership::stats::MembershipStats, metrics_encode::Out};
 use crate::transport::{data_plane::stats::DataPlaneStats, refusals::Refused};
 
 pub(super) fn render(o: &mut Out, sources: &super::http::Sources) {
+    if let Some(tls) = &sources.tls {
+        let expiry: Vec<(String, f64)> = tls
+            .expiry()
+            .into_iter()
+            .map(|(role, t)| (format!("certificate=\"{role}\""), t as f64))
+            .collect();
+        let samples: Vec<(&str, f64)> = expiry.iter().map(|(l, t)| (l.as_str(), *t)).collect();
+        o.gauge_f64(
+            "gsp_tls_certificate_expiry_timestamp_seconds",
+            "When the certificates in use expire (notAfter, unix seconds): this node's and the CA's; re-read on SIGHUP.",
+            &samples,
+        );
+    }
     let st = sources.agent.stats();
     let (g, d) = (MembershipStats::get, DataPlaneStats::get);
     let dp = &*sources.data_plane;

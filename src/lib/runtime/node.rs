@@ -504,6 +504,7 @@ impl NodeHandle {
                     conns: Arc::clone(&conns),
                     broadcast: engine.clone(),
                     maintenance: maint.clone(),
+                    tls: config.tls.clone(),
                 },
                 shutdown.clone(),
             ))

@@ -158,7 +158,10 @@ pub async fn run(
                 let _permit = permit;
                 let stats = agent.stats();
                 MembershipStats::inc(&stats.event_hook_runs);
-                match run_hook(run.as_run()).await {
+                let started = std::time::Instant::now();
+                let outcome = run_hook(run.as_run()).await;
+                stats.event_hook_seconds.observe(started.elapsed());
+                match outcome {
                     HookOutcome::Succeeded => {}
                     HookOutcome::Failed => MembershipStats::inc(&stats.event_hook_failures),
                     HookOutcome::TimedOut => MembershipStats::inc(&stats.event_hook_timeouts),

@@ -78,6 +78,7 @@ pub async fn run(engine: BroadcastEngine, config: OnMessageConfig, shutdown: Can
 async fn run_one(engine: &BroadcastEngine, config: &OnMessageConfig, d: Delivery) {
     let s = engine.stats();
     stats::inc(&s.handler_runs);
+    let started = std::time::Instant::now();
     let outcome = run_hook(HookRun {
         hook: "on-message",
         subject: d.id.to_string(),
@@ -93,6 +94,7 @@ async fn run_one(engine: &BroadcastEngine, config: &OnMessageConfig, d: Delivery
         log_success: false,
     })
     .await;
+    s.handler_seconds.observe(started.elapsed());
     match outcome {
         HookOutcome::Succeeded => {}
         HookOutcome::Failed => stats::inc(&s.handler_failures),

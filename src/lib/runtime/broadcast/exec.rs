@@ -52,6 +52,12 @@ pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
                 progress(inner, id, Progress::Acked { node, latency }, false);
             }
             Action::Done(c) => {
+                if c.ending == crate::core::ack_tracker::Ending::Converged {
+                    inner
+                        .stats
+                        .convergence_seconds
+                        .observe(c.finished.saturating_duration_since(c.started));
+                }
                 let id = c.id;
                 progress(inner, id, Progress::Done(c), true);
             }

@@ -54,6 +54,11 @@ pub struct BroadcastStats {
     /// Relayed broadcasts refused under TLS: unsigned, or not signed by their
     /// origin's node certificate.
     pub unauthenticated: AtomicU64,
+    /// How long on-message commands ran.
+    pub handler_seconds: crate::runtime::latency::Latency,
+    /// As origin: send to the last receipt, for broadcasts every expected
+    /// member delivered.
+    pub convergence_seconds: crate::runtime::latency::Latency,
 }
 
 /// Adds one to `c`.

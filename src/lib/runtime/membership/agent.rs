@@ -234,7 +234,7 @@ impl Shared {
                 MembershipStats::inc(&self.stats.refused_rate_limited);
                 debug!(reason = %why, "refused a call over the per-peer rate");
             }
-            Refusal::WrongNode { .. } | Refusal::ShuttingDown => {}
+            Refusal::WrongNode { .. } | Refusal::ShuttingDown | Refusal::Myself(_) => {}
         }
     }
 
@@ -347,8 +347,12 @@ impl Shared {
             seq,
             updates,
         };
+        let sent = std::time::Instant::now();
         match self.transport.ping(address, ping, timeout).await {
-            Ok(reply) if reply.ack && &reply.from == target => Ok(reply),
+            Ok(reply) if reply.ack && &reply.from == target => {
+                self.stats.probe_rtt.observe(sent.elapsed());
+                Ok(reply)
+            }
             Ok(reply) => Err(CallError::Refused(format!(
                 "answered by {} instead",
                 reply.from

@@ -47,6 +47,10 @@ pub struct MembershipStats {
     pub event_hook_timeouts: AtomicU64,
     /// Events skipped for `--on-event` commands that fell behind.
     pub event_hook_dropped: AtomicU64,
+    /// Round trips of answered pings.
+    pub probe_rtt: crate::runtime::latency::Latency,
+    /// How long `--on-event` commands ran.
+    pub event_hook_seconds: crate::runtime::latency::Latency,
 }
 
 impl MembershipStats {

@@ -119,6 +119,15 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 struct Loaded {
     server: Option<Arc<ServerConfig>>,
     client: Arc<ClientConfig>,
+    /// notAfter (unix seconds) of this side's certificate ("node" or
+    /// "client") and of the CA's, as loaded.
+    expiry: Vec<(&'static str, i64)>,
+}
+
+/// A DER certificate's notAfter, unix seconds.
+fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
@@ -137,6 +146,20 @@ fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
             ));
         }
     };
+    let mut expiry = Vec::new();
+    if let Some((chain, _)) = &identity
+        && let Some(first) = chain.first()
+        && let Some(t) = not_after(first)
+    {
+        let role = match pki::grant(first) {
+            Some(g) if g.role == pki::Role::Client => "client",
+            _ => "node",
+        };
+        expiry.push((role, t));
+    }
+    if let Some(t) = certs(&files.ca)?.first().and_then(|c| not_after(c)) {
+        expiry.push(("ca", t));
+    }
     let cfg = |e: rustls::Error| TlsError::Config(e.to_string());
     let client_builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -170,6 +193,7 @@ fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
     Ok(Loaded {
         server,
         client: Arc::new(client),
+        expiry,
     })
 }
 
@@ -211,6 +235,16 @@ impl TlsConfig {
         pki::grant(&first)
     }
 
+    /// notAfter (unix seconds) of the certificates in use: this side's
+    /// ("node" or "client") and the CA's.
+    pub fn expiry(&self) -> Vec<(&'static str, i64)> {
+        self.loaded
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .expiry
+            .clone()
+    }
+
     /// The files.
     pub fn files(&self) -> &TlsFiles {
         &self.files
@@ -241,4 +275,55 @@ impl TlsConfig {
 pub fn subject(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     Some(cert.subject().to_string())
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn the_certificates_in_use_report_when_they_expire() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = SystemTime::now();
+        let ca = pki::new_ca("test CA", 30, now).expect("ca");
+        let spec = pki::LeafSpec {
+            role: pki::Role::Node,
+            name: "edge-7".into(),
+            ips: Vec::new(),
+            dns: Vec::new(),
+            days: 2,
+        };
+        let leaf = pki::issue(&ca.cert_pem, &ca.key_pem, &spec, now).expect("leaf");
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).expect("write");
+            p
+        };
+        let files = TlsFiles {
+            cert: Some(write("node.pem", &leaf.cert_pem)),
+            key: Some(write("node-key.pem", &leaf.key_pem)),
+            ca: write("ca.pem", &ca.cert_pem),
+        };
+        let tls = TlsConfig::load(files).expect("load");
+        let unix = |d: u64| {
+            i64::try_from(
+                (now + Duration::from_secs(d * 86_400))
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .expect("epoch")
+                    .as_secs(),
+            )
+            .expect("i64")
+        };
+        let expiry = tls.expiry();
+        let near = |role: &str, days: u64| {
+            expiry
+                .iter()
+                .find(|(r, _)| *r == role)
+                .is_some_and(|(_, t)| (t - unix(days)).abs() < 2 * 3600)
+        };
+        assert!(near("node", 2), "{expiry:?}");
+        assert!(near("ca", 30), "{expiry:?}");
+    }
 }

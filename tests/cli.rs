@@ -1109,3 +1109,35 @@ fn the_peers_table_fits_100_columns_and_wide_shows_the_rest() {
     );
     common::procs::stop(&mut node);
 }
+
+#[test]
+fn node_and_bench_help_list_only_the_flags_they_use() {
+    let help = |args: &[&str]| {
+        let out = run_gsp(args, LIMIT);
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let node = help(&["node", "--help"]);
+    for client_only in ["--addr", "--token", "--timeout"] {
+        assert!(
+            !node.contains(client_only),
+            "gsp node --help lists {client_only}"
+        );
+    }
+    assert!(
+        node.contains("--tls-cert") && node.contains("TLS options:"),
+        "{node}"
+    );
+    let bench = help(&["bench", "--help"]);
+    for unused in ["--addr", "--token", "--tls-ca"] {
+        assert!(!bench.contains(unused), "gsp bench --help lists {unused}");
+    }
+    let peers = help(&["peers", "--help"]);
+    assert!(
+        peers.contains("Client options:") && peers.contains("--addr"),
+        "{peers}"
+    );
+    // Hidden, not refused: a shared GSP_ADDR or --addr in a wrapper still works.
+    let out = run_gsp(&["node", "--addr", "127.0.0.1:1", "--check-config"], LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

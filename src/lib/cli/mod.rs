@@ -62,15 +62,15 @@ pub struct Cli {
 /// Flags every subcommand accepts.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
-    /// Node to talk to (client commands).
-    #[arg(long, global = true, env = "GSP_ADDR", default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
+    /// Node to talk to.
+    #[arg(long, global = true, env = "GSP_ADDR", default_value = DEFAULT_ADDR, value_name = "HOST:PORT", help_heading = "Client options")]
     pub addr: String,
     /// Print one JSON document (JSON Lines for streams) instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
     /// Give up after this long (seconds, fractions allowed, or 250ms/2m); each
     /// command documents its default.
-    #[arg(long, global = true, env = "GSP_TIMEOUT", value_name = "SECS", value_parser = parse::duration)]
+    #[arg(long, global = true, env = "GSP_TIMEOUT", value_name = "SECS", value_parser = parse::duration, help_heading = "Client options")]
     pub timeout: Option<Duration>,
     /// Admin token for nodes that require one (sent as a bearer token); prefer
     /// the variable: flags show in `ps`.
@@ -79,17 +79,36 @@ pub struct GlobalArgs {
         global = true,
         env = "GSP_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        help_heading = "Client options"
     )]
     pub token: Option<String>,
     /// CA certificate (PEM) that signs the cluster's certificates; turns TLS on.
-    #[arg(long, global = true, env = "GSP_TLS_CA", value_name = "PEM")]
+    #[arg(
+        long,
+        global = true,
+        env = "GSP_TLS_CA",
+        value_name = "PEM",
+        help_heading = "TLS options"
+    )]
     pub tls_ca: Option<std::path::PathBuf>,
     /// Certificate (PEM) to present: the node's own, or a client's for mTLS.
-    #[arg(long, global = true, env = "GSP_TLS_CERT", value_name = "PEM")]
+    #[arg(
+        long,
+        global = true,
+        env = "GSP_TLS_CERT",
+        value_name = "PEM",
+        help_heading = "TLS options"
+    )]
     pub tls_cert: Option<std::path::PathBuf>,
     /// Private key (PEM) of --tls-cert.
-    #[arg(long, global = true, env = "GSP_TLS_KEY", value_name = "PEM")]
+    #[arg(
+        long,
+        global = true,
+        env = "GSP_TLS_KEY",
+        value_name = "PEM",
+        help_heading = "TLS options"
+    )]
     pub tls_key: Option<std::path::PathBuf>,
     /// Log lines as text (coloured on a terminal unless NO_COLOR) or JSON
     /// objects, one per line.
@@ -133,12 +152,63 @@ enum Command {
     Man(man::ManArgs),
 }
 
+/// The commands that take the global client flags without using them, and
+/// the help sections left out of their `--help` (the flags stay accepted, so
+/// a shared `GSP_ADDR` or `GSP_TOKEN` never breaks them).
+const UNUSED_SECTIONS: [(&str, &[&str]); 5] = [
+    ("node", &["Client options:"]),
+    ("bench", &["Client options:", "TLS options:"]),
+    ("tls", &["Client options:", "TLS options:"]),
+    ("completions", &["Client options:", "TLS options:"]),
+    ("man", &["Client options:", "TLS options:"]),
+];
+
+/// `help` (clap's rendering for the command in its `Usage:` line) without the
+/// sections that command does not use; None for the others.
+fn trimmed_help(help: &str) -> Option<String> {
+    let usage = help
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("Usage: gsp "))?;
+    let command = usage.split_whitespace().next()?;
+    let (_, drop) = UNUSED_SECTIONS.iter().find(|(c, _)| *c == command)?;
+    let mut out: Vec<&str> = Vec::new();
+    let mut skipping = false;
+    for line in help.lines() {
+        if drop.contains(&line) {
+            skipping = true;
+            // The blank line that led into the section goes with it.
+            if out.last().is_some_and(|l| l.trim().is_empty()) {
+                out.pop();
+            }
+            continue;
+        }
+        if skipping && !line.trim().is_empty() && !line.starts_with(' ') {
+            skipping = false;
+            out.push("");
+        }
+        if !skipping {
+            out.push(line);
+        }
+    }
+    Some(out.join("\n") + "\n")
+}
+
 /// Runs `gsp` with the process arguments and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            let trimmed = (e.kind() == clap::error::ErrorKind::DisplayHelp)
+                .then(|| trimmed_help(&e.render().to_string()))
+                .flatten();
+            match trimmed {
+                Some(help) => {
+                    let _ = output::stdout(&help);
+                }
+                None => {
+                    let _ = e.print();
+                }
+            }
             return if e.use_stderr() {
                 ExitStatus::Error.into()
             } else {

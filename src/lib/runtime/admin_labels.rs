@@ -67,7 +67,9 @@ impl MaintApi {
                     })
                     .map_err(|e| match e {
                         LabelsError::Invalid(e) => Status::invalid_argument(e.to_string()),
-                        e => Status::internal(format!("labels not changed: {e}")),
+                        LabelsError::File(e) => {
+                            Status::internal(format!("labels not changed: {e}"))
+                        }
                     })?;
                 let changed = t.changed();
                 Ok(Response::new(

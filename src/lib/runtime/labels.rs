@@ -5,7 +5,6 @@
 
 use std::{
     collections::BTreeMap,
-    io,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError},
 };
@@ -14,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::{
-    identity::write_atomic,
     membership::{MembershipAgent, now},
+    state_file::{self, StateFileError},
 };
 use crate::core::labels::{self, LabelChange, LabelError, LabelsTransition, Overrides};
 
@@ -29,25 +28,9 @@ pub enum LabelsError {
     /// The request was invalid.
     #[error(transparent)]
     Invalid(#[from] LabelError),
-    /// The file could not be read or written.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// read or write.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The file is not a labels state this version understands.
-    #[error("{path} is not a valid labels file ({reason}); fix or remove it")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong.
-        reason: String,
-    },
+    /// The file could not be read, parsed or written.
+    #[error(transparent)]
+    File(#[from] StateFileError),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,30 +47,8 @@ pub fn load(data_dir: Option<&Path>) -> Result<Overrides, LabelsError> {
     let Some(dir) = data_dir else {
         return Ok(Overrides::default());
     };
-    let path = dir.join(FILE_NAME);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Overrides::default()),
-        Err(source) => {
-            return Err(LabelsError::Io {
-                action: "read",
-                path,
-                source,
-            });
-        }
-    };
-    let corrupt = |reason: String| LabelsError::Corrupt {
-        path: path.clone(),
-        reason,
-    };
-    let disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    if disk.schema != SCHEMA {
-        return Err(corrupt(format!(
-            "schema {:?}, expected {SCHEMA:?}",
-            disk.schema
-        )));
-    }
-    Ok(disk.overrides)
+    let disk = state_file::load::<OnDisk>(&dir.join(FILE_NAME), "labels", SCHEMA, |d| &d.schema)?;
+    Ok(disk.map(|d| d.overrides).unwrap_or_default())
 }
 
 /// What `gsp labels show` reports.
@@ -217,18 +178,11 @@ impl LabelsControl {
         let Some(path) = &self.file else {
             return Ok(());
         };
-        let io_err = |source| LabelsError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
-        };
         let disk = OnDisk {
             schema: SCHEMA.to_owned(),
             overrides: overrides.clone(),
         };
-        let mut bytes = serde_json::to_vec_pretty(&disk).map_err(|e| io_err(e.into()))?;
-        bytes.push(b'\n');
-        write_atomic(path, &bytes).map_err(io_err)
+        Ok(state_file::save(path, &disk)?)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

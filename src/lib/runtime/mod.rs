@@ -27,4 +27,5 @@ pub mod on_message;
 pub mod posture;
 pub mod resources;
 pub mod snapshot;
+pub mod state_file;
 pub mod view;

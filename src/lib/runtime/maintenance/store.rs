@@ -1,10 +1,7 @@
 //! `<data_dir>/maintenance.json`: the maintenance state and the audit trail,
 //! rewritten atomically on every change and read back on start.
 
-use std::{
-    io,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +10,7 @@ use crate::{
         MaintStatus,
         audit::{AuditEntry, AuditLog},
     },
-    runtime::identity::write_atomic,
+    runtime::state_file::{self, StateFileError},
 };
 
 /// The file's name inside the data directory.
@@ -21,28 +18,7 @@ pub const FILE_NAME: &str = "maintenance.json";
 const SCHEMA: &str = "gsp.maintenance-state.v1";
 
 /// A state file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Reading or writing failed.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// read or write.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The file is not a maintenance state this version understands.
-    #[error("{path} is not a valid maintenance state file ({reason}); fix or remove it")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong.
-        reason: String,
-    },
-}
+pub type StoreError = StateFileError;
 
 #[derive(Serialize, Deserialize)]
 struct OnDisk {
@@ -72,28 +48,11 @@ impl Store {
     /// # Errors
     /// The file cannot be read or is not a state file.
     pub fn load(&self, audit: &mut AuditLog) -> Result<MaintStatus, StoreError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(MaintStatus::default()),
-            Err(source) => {
-                return Err(StoreError::Io {
-                    action: "read",
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+        let Some(disk) =
+            state_file::load::<OnDisk>(&self.path, "maintenance state", SCHEMA, |d| &d.schema)?
+        else {
+            return Ok(MaintStatus::default());
         };
-        let corrupt = |reason: String| StoreError::Corrupt {
-            path: self.path.clone(),
-            reason,
-        };
-        let disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        if disk.schema != SCHEMA {
-            return Err(corrupt(format!(
-                "schema {:?}, expected {SCHEMA:?}",
-                disk.schema
-            )));
-        }
         for e in disk.audit {
             audit.push(e);
         }
@@ -110,14 +69,7 @@ impl Store {
             current: current.clone(),
             audit: audit.entries().cloned().collect(),
         };
-        let io_err = |source| StoreError::Io {
-            action: "write",
-            path: self.path.clone(),
-            source,
-        };
-        let mut bytes = serde_json::to_vec_pretty(&disk).map_err(|e| io_err(e.into()))?;
-        bytes.push(b'\n');
-        write_atomic(&self.path, &bytes).map_err(io_err)
+        state_file::save(&self.path, &disk)
     }
 }
 

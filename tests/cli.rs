@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::stderr;
+
 use std::{
     process::{Command, Stdio},
     time::Duration,
@@ -20,10 +22,6 @@ use tonic_reflection::pb::v1::{
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[test]
 fn version_names_the_commit() {

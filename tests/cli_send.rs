@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::stderr;
+
 use std::{
     process::{Command, Stdio},
     time::Duration,
@@ -18,10 +20,6 @@ use common::{
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[test]
 fn send_reports_every_node_and_watch_and_on_message_receive_it() {

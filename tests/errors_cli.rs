@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::stderr;
+
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -16,10 +18,6 @@ use common::{
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[test]
 fn no_node_listening_says_so_once_with_what_to_do() {

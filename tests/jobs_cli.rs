@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::stderr;
+
 use std::{
     collections::BTreeSet,
     os::unix::fs::PermissionsExt as _,
@@ -19,10 +21,6 @@ use common::{
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// The JSON Lines `gsp run --json` printed.
 fn events(o: &std::process::Output) -> Vec<Value> {

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::stderr;
+
 use std::time::{Duration, Instant};
 
 use common::{
@@ -13,10 +15,6 @@ use common::{
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn json(o: &std::process::Output) -> Value {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(o));

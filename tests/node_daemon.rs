@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::stderr;
+
 use std::{
     process::Command,
     time::{Duration, Instant},
@@ -18,10 +20,6 @@ use common::{
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn signal(child: &std::process::Child, sig: &str) {
     let status = Command::new("kill")

@@ -66,6 +66,11 @@ pub async fn start_node(data_plane: DataPlaneConfig, domain: &str) -> TestNode {
     TestNode { node, sink }
 }
 
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// Path of the built binary.
 pub fn gsp_bin() -> &'static str {
     env!("CARGO_BIN_EXE_gsp")

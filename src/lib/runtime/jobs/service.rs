@@ -72,7 +72,15 @@ impl JobsService {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let shutdown = self.jobs.shutdown().clone();
         let node = self.jobs.node().clone();
+        // The caller that started the job (it holds the pin) learns its id
+        // only once the record is on disk: a node killed from then on reports
+        // the job at its next start ("node restarted"), never forgets it. The
+        // stream is open meanwhile, so a node dying now reads as lost.
+        let save = pin.is_some().then(|| self.jobs.clone());
         tokio::spawn(async move {
+            if let Some(jobs) = save {
+                let _ = tokio::task::spawn_blocking(move || jobs.save_now()).await;
+            }
             tokio::select! {
                 () = stream_events(&job, &node, (follow, pin), &tx) => {}
                 () = shutdown.cancelled() => {
@@ -329,11 +337,6 @@ impl pb::jobs_server::Jobs for JobsService {
             StartError::Busy(_) | StartError::Short(_) => Status::resource_exhausted(e.to_string()),
         })?;
         info!(target: "gsp::audit", job = %job.id, actor = %job.actor, "job started");
-        // The record is on disk before the caller learns the job's id: a node
-        // killed from here on reports the job at its next start ("node
-        // restarted"), never forgets it. The step runs meanwhile.
-        let jobs = self.jobs.clone();
-        let _ = tokio::task::spawn_blocking(move || jobs.save_now()).await;
         Ok(Response::new(self.stream(job, true, Some(pin))))
     }
 

@@ -65,6 +65,10 @@ pub enum Offered {
     /// A second member host introduced a waiting node: it may be listed
     /// without a probe (the caller takes it with [`Candidates::take`]).
     Vouched,
+    /// A second member host introduced a waiting node, but the introducer or
+    /// the voucher has had its share of vouched listings in this window: the
+    /// node stays waiting and must answer a probe (counted by the caller).
+    VouchLimited,
 }
 
 /// Who introduced a waiting node.
@@ -77,6 +81,8 @@ struct Introducer {
     charged: bool,
     /// It hosts listed members, so another such source can vouch.
     member: bool,
+    /// Members listed at it when it introduced the node.
+    members: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +117,14 @@ pub struct Candidates {
     ready: BTreeSet<(Instant, NodeId)>,
     /// Nodes waiting per source.
     per_source: HashMap<String, usize>,
+    /// Vouched listings charged per source in the current window: a vouched
+    /// listing frees its introducer's waiting slot, so without this two
+    /// colluding member hosts could list made-up nodes without end, one
+    /// share at a time. Cleared when the window ends; bounded by the sources
+    /// that vouched or introduced in one window.
+    vouched: HashMap<Box<str>, usize>,
+    /// When the current vouching window ends.
+    vouch_window_end: Option<Instant>,
     capacity: usize,
     per_source_cap: usize,
     ttl: Duration,
@@ -125,6 +139,8 @@ impl Candidates {
             entries: BTreeMap::new(),
             ready: BTreeSet::new(),
             per_source: HashMap::new(),
+            vouched: HashMap::new(),
+            vouch_window_end: None,
             capacity,
             per_source_cap,
             ttl,
@@ -149,6 +165,12 @@ impl Candidates {
     /// introduced it, both hosting listed members, is [`Offered::Vouched`].
     /// Sources that host no listed member (strangers, and callers known only
     /// by the id they claim) never vouch, so a liar needs two member hosts.
+    ///
+    /// Vouched listings are charged, per TTL window, to the introducer when
+    /// it was charged for the node and to the voucher when it is a caller;
+    /// each may have its per-source share of them per window
+    /// ([`Offered::VouchLimited`] beyond). Peers this node called are not
+    /// charged: how often they answer is this node's own schedule.
     pub fn offer_as(
         &mut self,
         record: SharedRecord,
@@ -164,11 +186,13 @@ impl Candidates {
             }
             if let Some(src) = source
                 && src.members > 0
-                && c.introducer
+                && let Some(intro) = c
+                    .introducer
                     .as_ref()
-                    .is_some_and(|i| i.member && *i.key != *src.key)
+                    .filter(|i| i.member && *i.key != *src.key)
             {
-                return Offered::Vouched;
+                let intro = intro.clone();
+                return self.vouch(&intro, src, now);
             }
             return if newer {
                 Offered::Queued
@@ -196,6 +220,7 @@ impl Candidates {
                     key: s.key.into(),
                     charged: !s.called,
                     member: s.members > 0,
+                    members: s.members,
                 }),
                 since: now,
                 probing: false,
@@ -205,6 +230,33 @@ impl Candidates {
             },
         );
         Offered::Queued
+    }
+
+    /// Grants a vouch if neither charged party has used its share of
+    /// vouched listings in the current window, and charges them.
+    fn vouch(&mut self, intro: &Introducer, voucher: Source<'_>, now: Instant) -> Offered {
+        if self.vouch_window_end.is_none_or(|end| now >= end) {
+            self.vouched.clear();
+            self.vouch_window_end = Some(now + self.ttl);
+        }
+        let mut charged: Vec<(&str, usize)> = Vec::with_capacity(2);
+        if intro.charged {
+            charged.push((&intro.key, intro.members));
+        }
+        if !voucher.called {
+            charged.push((voucher.key, voucher.members));
+        }
+        let share = |members: usize| self.per_source_cap.saturating_mul(members.max(1));
+        if charged
+            .iter()
+            .any(|(key, members)| self.vouched.get(*key).copied().unwrap_or(0) >= share(*members))
+        {
+            return Offered::VouchLimited;
+        }
+        for (key, _) in charged {
+            *self.vouched.entry(key.into()).or_default() += 1;
+        }
+        Offered::Vouched
     }
 
     fn release(&mut self, c: &Candidate) {

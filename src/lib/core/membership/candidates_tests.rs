@@ -120,3 +120,77 @@ fn each_node_is_handed_out_for_probing_once_and_unconcluded_ones_expire() {
     assert_eq!(c.expire(t0 + Duration::from_secs(5)), 1);
     assert!(c.is_empty());
 }
+
+#[test]
+fn two_colluding_member_hosts_list_one_share_of_made_up_nodes_per_window() {
+    let t0 = Instant::now();
+    let ttl = Duration::from_secs(5);
+    let mut c = Candidates::new(64, 2, ttl);
+    let liar = Some(Source::caller("10.0.0.66", 1));
+    let accomplice = Some(Source::caller("10.0.0.67", 1));
+    let made_up = |i: usize| record(&format!("fake-{i}"), 1, MemberState::Alive);
+    // Each vouched listing frees the liar's waiting slot, so it can introduce
+    // again at once; the share of vouched listings is what stops it.
+    let mut listed = 0;
+    let mut limited = 0;
+    for i in 0..10 {
+        if c.offer(made_up(i), liar, t0) != Offered::Queued {
+            continue;
+        }
+        match c.offer(made_up(i), accomplice, t0) {
+            Offered::Vouched => {
+                listed += 1;
+                c.take(&NodeId::parse(&format!("fake-{i}")).unwrap());
+            }
+            Offered::VouchLimited => limited += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(listed, 2, "one share (2) per window");
+    assert_eq!(limited, 2, "then the liar's slots fill with nodes to probe");
+    assert_eq!(c.len(), 2, "the limited ones still wait for their probe");
+    // The accomplice's own share is spent too, whoever introduced the node.
+    let honest = Some(Source::caller("10.0.0.5", 1));
+    c.offer(made_up(100), honest, t0);
+    assert_eq!(c.offer(made_up(100), accomplice, t0), Offered::VouchLimited);
+    // A peer this node called vouches without being charged, for a node a
+    // charged introducer with its share left introduced.
+    let called = Some(Source::called("10.0.0.9", 1));
+    assert_eq!(c.offer(made_up(100), called, t0), Offered::Vouched);
+    // The next window grants a share again.
+    let later = t0 + ttl;
+    c.expire(later);
+    assert_eq!(c.offer(made_up(200), liar, later), Offered::Queued);
+    assert_eq!(c.offer(made_up(200), accomplice, later), Offered::Vouched);
+}
+
+#[test]
+fn nodes_a_called_peer_listed_are_vouched_for_without_charging_it() {
+    // A seed answering a joiner lists its whole table: the second member
+    // host that mentions those nodes vouches, one share of them per window,
+    // and another called peer vouches for all of them.
+    let t0 = Instant::now();
+    let mut c = Candidates::new(64, 2, Duration::from_secs(5));
+    let seed = Some(Source::called("10.0.0.1", 1));
+    for i in 0..20 {
+        assert_eq!(
+            c.offer(record(&format!("n{i}"), 1, MemberState::Alive), seed, t0),
+            Offered::Queued
+        );
+    }
+    let gossiper = Some(Source::caller("10.0.0.2", 1));
+    let peer = Some(Source::called("10.0.0.3", 1));
+    let outcomes: Vec<Offered> = (0..20)
+        .map(|i| {
+            let r = record(&format!("n{i}"), 1, MemberState::Alive);
+            match c.offer(r.clone(), gossiper, t0) {
+                Offered::VouchLimited => c.offer(r, peer, t0),
+                o => o,
+            }
+        })
+        .collect();
+    assert!(
+        outcomes.iter().all(|o| *o == Offered::Vouched),
+        "{outcomes:?}"
+    );
+}

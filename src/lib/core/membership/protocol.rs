@@ -42,6 +42,9 @@ pub struct Counters {
     pub candidates_verified: u64,
     /// Unknown nodes admitted because a second member host introduced them.
     pub candidates_vouched: u64,
+    /// Vouches not granted: the introducer or the voucher had used its share
+    /// of vouched listings in the window; the node must answer a probe.
+    pub candidates_vouch_limited: u64,
     /// Unknown nodes that did not answer their verification probe (or answered
     /// as another node), or waited too long: never listed.
     pub candidates_refused: u64,

@@ -74,6 +74,10 @@ impl Membership {
                 None => Applied::Stale,
             },
             Offered::Stale => Applied::Stale,
+            Offered::VouchLimited => {
+                self.counters.candidates_vouch_limited += 1;
+                Applied::Unverified
+            }
             Offered::Full | Offered::SourceFull => {
                 self.counters.candidates_dropped += 1;
                 Applied::TableFull

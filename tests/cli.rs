@@ -830,6 +830,10 @@ fn membership_bench_reports_join_detection_traffic_and_false_positives() {
     assert!(res["traffic_bytes_per_sec_per_node"].as_f64().unwrap() > 0.0);
     assert!(res["false_positives"].is_u64());
     assert!(res["rounds_observed"].as_f64().unwrap() > 0.0);
+    // Up to 100 nodes the bench runs 0.2 s rounds; what a node costs is reported.
+    assert_eq!(res["gossip_interval_ms"].as_f64(), Some(200.0));
+    assert!(res["cpu_ms_per_node_round"].as_f64().unwrap() > 0.0);
+    assert!(res["rss_bytes_per_node"].as_u64().unwrap() > 0);
 
     let out = run_gsp(
         &["bench", "membership", "--nodes", "2", "--no-write"],

@@ -52,11 +52,33 @@ pub struct MembershipBenchConfig {
     pub seed: u64,
 }
 
+/// The bench's round up to [`FAST_ROUND_MAX_NODES`]: five times a node's
+/// default rate, to keep runs short.
+pub const FAST_ROUND: Duration = Duration::from_millis(200);
+/// Above this many nodes the bench runs at a node's default round: one process
+/// hosting all of them does every node's work (measured on a 2-core VM: 1.25 ms
+/// of CPU per node per 0.2 s round, so 200 nodes keep 1.25 cores busy when
+/// idle, and the join's 200 x 199 verification probes, which nobody vouches
+/// for when every node is on one host, tip it into overload: probes time out,
+/// healthy nodes are declared dead, and that makes more work).
+pub const FAST_ROUND_MAX_NODES: usize = 100;
+
+impl MembershipBenchConfig {
+    /// The default round for `nodes` nodes (see [`FAST_ROUND_MAX_NODES`]).
+    pub fn default_round(nodes: usize) -> Duration {
+        if nodes > FAST_ROUND_MAX_NODES {
+            crate::core::membership::config::DEFAULT_GOSSIP_INTERVAL
+        } else {
+            FAST_ROUND
+        }
+    }
+}
+
 impl Default for MembershipBenchConfig {
     fn default() -> Self {
         Self {
             nodes: 50,
-            gossip_interval: Duration::from_millis(200),
+            gossip_interval: FAST_ROUND,
             kills: 20,
             stalls: 20,
             stall: Duration::from_millis(600),
@@ -116,6 +138,10 @@ pub struct MembershipResults {
     /// The same over the nodes.
     #[serde(default)]
     pub rss_bytes_per_node: u64,
+    /// CPU time of the whole process per node per round, in milliseconds:
+    /// what one process can host is cores / this x the round.
+    #[serde(default)]
+    pub cpu_ms_per_node_round: f64,
 }
 
 /// The scenario part of a membership report.
@@ -289,6 +315,11 @@ pub fn run(
         ));
     }
     sys::raise_fd_limit(c.nodes * 16 + 1024);
+    // Before any node thread allocates: per-thread heaps in huge pages cost
+    // 2 MiB steps per node (see the function).
+    if !sys::disable_transparent_huge_pages() {
+        tracing::debug!("transparent huge pages stay on: RSS per node will read high");
+    }
     // Every node dials through one pair of pools whose connections run on a
     // runtime of their own: one connection per node and pool instead of one
     // per node pair (N^2 file descriptors would not fit a process's limit at
@@ -407,6 +438,16 @@ pub fn run(
         cpu_seconds: sys::cpu_time().saturating_sub(cpu_before).as_secs_f64(),
         peak_rss_bytes: sys::peak_rss_bytes(),
         rss_bytes_per_node: sys::peak_rss_bytes() / c.nodes.max(1) as u64,
+        cpu_ms_per_node_round: 0.0,
+    };
+    let node_rounds = c.nodes as f64 * results.rounds_observed;
+    let results = MembershipResults {
+        cpu_ms_per_node_round: if node_rounds > 0.0 {
+            results.cpu_seconds * 1e3 / node_rounds
+        } else {
+            0.0
+        },
+        ..results
     };
     drop(cluster);
     io.shutdown_background();

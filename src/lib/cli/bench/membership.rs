@@ -20,9 +20,12 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     if args.compare.is_some() {
         return Err(UsageError("--compare supports flood reports only".to_owned()).into());
     }
+    let nodes = args.nodes.unwrap_or(50);
     let config = MembershipBenchConfig {
-        nodes: args.nodes.unwrap_or(50),
-        gossip_interval: args.gossip_interval,
+        nodes,
+        gossip_interval: args
+            .gossip_interval
+            .unwrap_or_else(|| MembershipBenchConfig::default_round(nodes)),
         kills: args.kills,
         stalls: args.stalls,
         stall: args.stall,
@@ -101,9 +104,11 @@ fn render(r: &MembershipReport) -> String {
     );
     let _ = writeln!(
         out,
-        "cpu {:.1} s, peak RSS {:.0} MiB",
+        "cpu {:.1} s ({:.2} ms per node per round), peak RSS {:.0} MiB ({:.2} MiB per node)",
         res.cpu_seconds,
-        res.peak_rss_bytes as f64 / f64::from(1u32 << 20)
+        res.cpu_ms_per_node_round,
+        res.peak_rss_bytes as f64 / f64::from(1u32 << 20),
+        res.rss_bytes_per_node as f64 / f64::from(1u32 << 20)
     );
     out
 }

@@ -62,7 +62,10 @@ pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
         loss: args.loss / 100.0,
         crash: args.kills,
         seed: args.seed,
-        membership: MembershipConfig::with_interval(args.gossip_interval),
+        membership: MembershipConfig::with_interval(
+            args.gossip_interval
+                .unwrap_or(crate::bench::membership::FAST_ROUND),
+        ),
         ..MembershipSimConfig::default()
     };
     let started = std::time::Instant::now();
@@ -76,7 +79,7 @@ pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
         scenario: serde_json::json!({
             "name": "membership-sim",
             "nodes": nodes,
-            "gossip_interval_ms": args.gossip_interval.as_secs_f64() * 1e3,
+            "gossip_interval_ms": args.gossip_interval.unwrap_or(crate::bench::membership::FAST_ROUND).as_secs_f64() * 1e3,
             "latency_ms": cfg.latency.as_secs_f64() * 1e3,
             "loss": cfg.loss,
             "crash": args.kills,

@@ -113,9 +113,10 @@ pub(crate) struct BenchArgs {
     /// Data plane tuning: HTTP/2 connection window.
     #[arg(long, help_heading = "Tuning", value_name = "SIZE", value_parser = parse::size)]
     pub(super) h2_conn_window: Option<u64>,
-    /// Membership: gossip round, fractions allowed.
-    #[arg(long, help_heading = "Membership", default_value = "0.2", value_name = "SECS", value_parser = parse::duration)]
-    pub(super) gossip_interval: std::time::Duration,
+    /// Membership: gossip round, fractions allowed [default: 0.2; membership
+    /// above 100 nodes: 1, a node's default].
+    #[arg(long, help_heading = "Membership", value_name = "SECS", value_parser = parse::duration)]
+    pub(super) gossip_interval: Option<std::time::Duration>,
     /// Membership: crashes to detect.
     #[arg(long, help_heading = "Membership", default_value_t = 20)]
     pub(super) kills: usize,

@@ -4,7 +4,7 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
     time::Duration,
 };
 
@@ -36,6 +36,10 @@ pub struct Job {
     /// Woken when a following reader reads or goes away.
     progress: tokio::sync::Notify,
     cancel: CancellationToken,
+    /// Its record as saved in `jobs.json`, kept once the job is over (a
+    /// finished job's record no longer changes): a save after every change
+    /// then re-encodes only the running jobs, not the whole history.
+    final_record: OnceLock<Vec<u8>>,
 }
 
 /// What the lock guards.
@@ -108,6 +112,21 @@ impl Job {
             changed: watch::Sender::new(0),
             progress: tokio::sync::Notify::new(),
             cancel: CancellationToken::new(),
+            final_record: OnceLock::new(),
+        }
+    }
+
+    /// Appends its record, as `jobs.json` holds it, to `out`.
+    pub(super) fn encode_record(&self, out: &mut Vec<u8>) {
+        if let Some(bytes) = self.final_record.get() {
+            out.extend_from_slice(bytes);
+            return;
+        }
+        let g = self.lock();
+        let start = out.len();
+        super::store::encode_record(&self.id, &self.actor, &g.state, out);
+        if g.state.status().is_final() {
+            let _ = self.final_record.set(out[start..].to_vec());
         }
     }
 

@@ -337,12 +337,7 @@ impl Jobs {
             .saving
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let records: Vec<_> = self
-            .list()
-            .iter()
-            .map(|j| (j.id.clone(), j.actor.clone(), j.lock().state.clone()))
-            .collect();
-        store.save(&records);
+        store.save(&self.list());
     }
 
     /// Fires when the node shuts down.

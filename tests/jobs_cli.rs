@@ -415,20 +415,47 @@ fn nodes_without_exec_or_without_the_token_refuse_and_nothing_runs() {
 }
 
 #[test]
-fn a_node_restarted_mid_job_reports_it_failed() {
+fn a_node_restarted_mid_job_reports_it_failed_and_stops_what_it_left_running() {
     let dir = tempfile::tempdir().unwrap();
     let (mut node, addr) = spawn_node_with(dir.path(), &["--exec"]);
+    let pid_file = dir.path().join("step.pid");
+    let script = format!("echo $$ > {}; exec sleep 60", pid_file.display());
     let o = run_gsp(
-        &["run", "--addr", &addr, "--detach", "--", "sleep", "3"],
+        &[
+            "run", "--addr", &addr, "--detach", "--", "sh", "-c", &script,
+        ],
         LIMIT,
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Let the record with the step's process reach the disk, then die hard:
+    // the step, in its own process group, outlives the node.
+    std::thread::sleep(Duration::from_millis(500));
     let _ = node.kill();
     let _ = node.wait();
+    assert!(running(pid), "the step outlived the node");
     let (mut node, addr) = spawn_node_with(dir.path(), &["--exec"]);
     let j = &jobs(&addr)[0];
     assert_eq!(j["status"], "failed");
-    assert_eq!(j["steps"][0]["error"], "node restarted");
+    assert_eq!(
+        j["steps"][0]["error"],
+        "node restarted; the step's processes, still running, were killed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running(pid) {
+        assert!(Instant::now() < deadline, "the step is still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The records may hold the steps' environment: the node's user only.
     let mode = std::fs::metadata(dir.path().join("jobs.json"))
         .unwrap()
@@ -474,4 +501,15 @@ fn a_client_that_goes_away_leaves_its_job_running_and_a_lost_node_is_reported() 
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("while job"), "{}", stderr(&o));
     assert!(stderr(&o).contains("lost"), "{}", stderr(&o));
+}
+
+/// Whether `pid` is a live process (a zombie has exited).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_owned())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z'))
 }

@@ -26,6 +26,23 @@ pub struct StepState {
     pub exit_code: Option<i32>,
     /// Why it failed or was cancelled.
     pub error: String,
+    /// Its process while it runs, so that a node restarted after dying can
+    /// stop what it left running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessRef>,
+}
+
+/// A running step's process, named so that it cannot be mistaken for
+/// another after the node restarts: its process group (the step's process
+/// leads it), its start time and the boot it ran in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRef {
+    /// Process group id (the step's own pid).
+    pub pgid: i32,
+    /// The leader's start time, clock ticks after boot (`/proc/PID/stat`).
+    pub start_ticks: u64,
+    /// The kernel's boot id at its start.
+    pub boot_id: String,
 }
 
 /// How a step's process ended.
@@ -69,6 +86,7 @@ impl JobState {
                 ended_unix_ns: 0,
                 exit_code: None,
                 error: String::new(),
+                process: None,
             })
             .collect();
         Self {
@@ -137,6 +155,7 @@ impl JobState {
             return;
         }
         s.ended_unix_ns = now_unix_ns;
+        s.process = None;
         match outcome {
             Outcome::Exited(0) => s.status = Status::Completed,
             Outcome::Exited(code) => {
@@ -189,6 +208,7 @@ impl JobState {
                     s.status = Status::Failed;
                     why.clone_into(&mut s.error);
                     s.ended_unix_ns = now_unix_ns;
+                    s.process = None;
                 }
                 Status::Pending => {
                     s.status = Status::Cancelled;

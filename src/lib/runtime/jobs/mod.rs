@@ -11,6 +11,7 @@
 //! theirs first; their records stay).
 
 mod job;
+pub mod leftover;
 pub mod logfile;
 pub mod runner;
 pub mod service;
@@ -27,6 +28,7 @@ use std::{
 
 use rand::Rng as _;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use super::resources::Reservations;
 use crate::core::{
@@ -99,6 +101,30 @@ pub enum StartError {
     Short(String),
 }
 
+/// Kills what the running step of `state`, a job found unfinished at start,
+/// left running; returns why the job ended.
+fn stop_leftovers(id: &str, state: &crate::core::jobs::state::JobState) -> &'static str {
+    let mut why = "node restarted";
+    for step in &state.steps {
+        let Some(p) = &step.process else { continue };
+        match leftover::stop(p) {
+            leftover::Leftover::Gone => {}
+            leftover::Leftover::Killed => {
+                warn!(job = id, step = %step.name, pgid = p.pgid,
+                    "the step's processes outlived the node; killed");
+                why = "node restarted; the step's processes, still running, were killed";
+            }
+            leftover::Leftover::NotKilled => {
+                warn!(job = id, step = %step.name, pgid = p.pgid,
+                    "the step's processes outlived the node and could not be killed");
+                why =
+                    "node restarted; the step's processes are still running (could not be killed)";
+            }
+        }
+    }
+    why
+}
+
 /// The node's jobs.
 #[derive(Debug, Clone)]
 pub struct Jobs {
@@ -138,7 +164,8 @@ impl Jobs {
         if let (Some(s), Some(dir)) = (&store, &log_dir) {
             for (id, actor, mut state) in s.load() {
                 if !state.status().is_final() {
-                    state.interrupted("node restarted", super::view::now_unix_ns());
+                    let why = stop_leftovers(&id, &state);
+                    state.interrupted(why, super::view::now_unix_ns());
                 }
                 let job = Job::new(id.clone(), actor, state, 64 * 1024);
                 // Its output of the earlier run is on disk only: readers replay it.

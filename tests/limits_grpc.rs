@@ -1,6 +1,7 @@
 //! Per-peer rate limits on the gossip and query services of a real node: a
 //! plaintext caller is charged by its address, so a new made-up id per call
-//! buys nothing, while another host keeps its own budget.
+//! buys nothing, while another host keeps its own budget. The same holds for
+//! the streams clients keep open (`gsp watch`, `gsp logs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod common;
@@ -109,4 +110,73 @@ async fn a_peer_over_its_rate_is_refused_and_counted_without_hurting_others() {
     };
     assert!(refused >= 13, "{refused} queries refused");
     drop(node);
+}
+
+#[tokio::test]
+async fn one_address_holds_its_share_of_open_streams_and_a_closed_one_frees_a_slot() {
+    use gsp::{runtime::stream_slots::PER_CALLER, transport::pb::admin::v1 as apb};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = NodeConfig {
+        name: "watched".into(),
+        probe: gsp::runtime::node::ProbeChoice::Off,
+        ..NodeConfig::default()
+    };
+    let node = NodeHandle::start(
+        config,
+        Identity::ephemeral(),
+        listener,
+        Arc::new(DiscardSink),
+    )
+    .await
+    .unwrap();
+    let ch = common::channel_from([127, 0, 0, 2].into(), node.local_addr()).await;
+    let mut admin = apb::admin_client::AdminClient::new(ch);
+    let mut open = Vec::new();
+    for _ in 0..PER_CALLER {
+        open.push(
+            admin
+                .watch(apb::WatchRequest {})
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    let refused = admin.watch(apb::WatchRequest {}).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused.message().contains(&format!("limits {PER_CALLER}")),
+        "{}",
+        refused.message()
+    );
+    // Message watchers count against the same share.
+    let refused = admin
+        .watch_messages(apb::WatchMessagesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    // Another host has its own.
+    let other = common::channel_from([127, 0, 0, 3].into(), node.local_addr()).await;
+    apb::admin_client::AdminClient::new(other)
+        .watch(apb::WatchRequest {})
+        .await
+        .unwrap();
+    // A watcher that goes away frees its slot.
+    drop(open.pop());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match admin.watch(apb::WatchRequest {}).await {
+            Ok(s) => {
+                open.push(s.into_inner());
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the slot was never freed"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ use super::{
     admin_maint::MaintApi,
     broadcast::BroadcastEngine,
     membership::{MembershipAgent, now},
+    stream_slots::{Slotted, StreamSlots},
 };
 use crate::{
     core::{
@@ -48,6 +49,8 @@ pub struct AdminService {
     query_timeout: Duration,
     /// What `ListMembers` says about this node's exposure, if anything.
     security_warning: Option<String>,
+    /// Bounds `Watch` and `WatchMessages` streams.
+    streams: StreamSlots,
 }
 
 impl AdminService {
@@ -68,7 +71,16 @@ impl AdminService {
             shutdown,
             query_timeout,
             security_warning: None,
+            streams: StreamSlots::default(),
         }
+    }
+
+    /// Counts its watch streams in `slots` (shared with the other services
+    /// that hold streams open).
+    #[must_use]
+    pub fn with_stream_slots(mut self, slots: StreamSlots) -> Self {
+        self.streams = slots;
+        self
     }
 
     /// Sets what `ListMembers` tells clients about this node's exposure (see
@@ -234,13 +246,14 @@ impl pb::admin_server::Admin for AdminService {
         }))
     }
 
-    type WatchStream = ReceiverStream<Result<pb::Event, Status>>;
+    type WatchStream = Slotted<ReceiverStream<Result<pb::Event, Status>>>;
 
     async fn watch(
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         self.maint.auth.check(&request, Access::Read)?;
+        let slot = self.streams.admit(&request)?;
         let mut events = self.agent.subscribe();
         let mut audit = self.maint.control.subscribe();
         let agent = self.agent.clone();
@@ -280,7 +293,7 @@ impl pb::admin_server::Admin for AdminService {
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Slotted::new(ReceiverStream::new(rx), slot)))
     }
 
     type SendStream = ReceiverStream<Result<pb::SendProgress, Status>>;
@@ -294,15 +307,16 @@ impl pb::admin_server::Admin for AdminService {
             .map(Response::new)
     }
 
-    type WatchMessagesStream = ReceiverStream<Result<pb::DeliveredMessage, Status>>;
+    type WatchMessagesStream = Slotted<ReceiverStream<Result<pb::DeliveredMessage, Status>>>;
 
     async fn watch_messages(
         &self,
         request: Request<pb::WatchMessagesRequest>,
     ) -> Result<Response<Self::WatchMessagesStream>, Status> {
         self.maint.auth.check(&request, Access::Read)?;
+        let slot = self.streams.admit(&request)?;
         super::admin_broadcast::watch_messages(&self.engine, &self.shutdown, request.into_inner())
-            .map(Response::new)
+            .map(|s| Response::new(Slotted::new(s, slot)))
     }
 
     async fn get_maintenance(

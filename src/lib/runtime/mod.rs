@@ -28,4 +28,5 @@ pub mod posture;
 pub mod resources;
 pub mod snapshot;
 pub mod state_file;
+pub mod stream_slots;
 pub mod view;

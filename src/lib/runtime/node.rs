@@ -385,6 +385,9 @@ impl NodeHandle {
             agent.clone(),
         );
         let reservations = super::resources::Reservations::default();
+        // `gsp watch`, `gsp watch --messages` and `gsp logs` streams, counted
+        // together per caller address and in all.
+        let stream_slots = super::stream_slots::StreamSlots::default();
         let jobs = super::jobs::Jobs::new(
             config.jobs.clone(),
             reservations.clone(),
@@ -392,8 +395,9 @@ impl NodeHandle {
             identity.data_dir().map(std::path::Path::to_path_buf),
             shutdown.clone(),
         );
-        let jobs =
-            super::jobs::service::JobsService::new(jobs, auth.clone(), maint.clone()).into_server();
+        let jobs = super::jobs::service::JobsService::new(jobs, auth.clone(), maint.clone())
+            .with_stream_slots(stream_slots.clone())
+            .into_server();
         let membership = MembershipService::with_rates(Arc::new(agent.clone()), config.peer_rates);
         let max_admin_request = usize::try_from(config.broadcast.max_payload)
             .unwrap_or(usize::MAX)
@@ -412,6 +416,7 @@ impl NodeHandle {
             config.query_timeout,
         )
         .with_security_warning(security_warning)
+        .with_stream_slots(stream_slots)
         .into_server(max_admin_request);
         let probe: Option<Box<dyn ResourceProbe>> = match &config.probe {
             ProbeChoice::System => Some(Box::new(SystemProbe::new())),

@@ -184,8 +184,8 @@ impl AdminAuth {
     }
 }
 
-/// The caller's address, when known.
-fn remote<T>(request: &Request<T>) -> Option<std::net::SocketAddr> {
+/// The caller's address, when known (plaintext or TLS).
+pub fn remote<T>(request: &Request<T>) -> Option<std::net::SocketAddr> {
     request
         .extensions()
         .get::<PeerInfo>()

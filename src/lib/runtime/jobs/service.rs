@@ -5,6 +5,7 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
+use crate::runtime::stream_slots::{Slotted, StreamSlots};
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
@@ -47,6 +48,8 @@ pub struct JobsService {
     jobs: Jobs,
     auth: AdminAuth,
     maint: MaintenanceControl,
+    /// Bounds `Logs` streams.
+    streams: StreamSlots,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
@@ -55,7 +58,20 @@ impl JobsService {
     /// Serves `jobs`, checking callers with `auth`, refusing new jobs while
     /// `maint` is not normal.
     pub fn new(jobs: Jobs, auth: AdminAuth, maint: MaintenanceControl) -> Self {
-        Self { jobs, auth, maint }
+        Self {
+            jobs,
+            auth,
+            maint,
+            streams: StreamSlots::default(),
+        }
+    }
+
+    /// Counts its log streams in `slots` (shared with the other services
+    /// that hold streams open).
+    #[must_use]
+    pub fn with_stream_slots(mut self, slots: StreamSlots) -> Self {
+        self.streams = slots;
+        self
     }
 
     /// The tonic server.
@@ -363,6 +379,7 @@ impl pb::jobs_server::Jobs for JobsService {
         request: Request<pb::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
         self.auth.check(&request, Access::Read)?;
+        let slot = self.streams.admit(&request)?;
         let req = request.into_inner();
         let job = self
             .jobs
@@ -371,7 +388,8 @@ impl pb::jobs_server::Jobs for JobsService {
         // Only the client that started the job (a writer) holds its output
         // back; a follower with read access alone must not slow a job, so it
         // is told of a gap if it falls behind instead.
-        Ok(Response::new(self.stream(job, req.follow, None)))
+        let stream = self.stream(job, req.follow, None);
+        Ok(Response::new(Box::pin(Slotted::new(stream, slot))))
     }
 
     async fn cancel(

@@ -326,7 +326,7 @@ fn output_reaches_a_live_client_whole_and_a_late_reader_gets_the_file_then_a_mar
         "/dev/zero",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(o.stdout.len(), 4 << 20);
+    assert_eq!(o.stdout.len(), 4 << 20, "{}", stderr(&o));
     assert!(!stderr(&o).contains("dropped"), "{}", stderr(&o));
     // Numbered lines (1.2 MB): read afterwards, the start comes from the file,
     // the end from memory, and what neither kept is a gap said out loud.

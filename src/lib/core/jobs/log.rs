@@ -101,7 +101,12 @@ impl LogRing {
     }
 
     /// Appends `entry`, dropping the oldest entries beyond the bound. Output
-    /// larger than the whole ring keeps its tail.
+    /// larger than the whole ring keeps its tail. A step's change drops
+    /// nothing: the runtime records it without waiting for readers, so
+    /// evicting for it could drop output a reader that holds the job back
+    /// has not read; it may take the ring past its bound by a few hundred
+    /// bytes per step change (bounded by the steps), which the next output
+    /// makes room for.
     pub fn push(&mut self, mut entry: Entry) {
         if let Entry::Log { data, .. } = &mut entry
             && data.len() > self.cap
@@ -112,7 +117,8 @@ impl LogRing {
             *data = data.slice(cut..);
         }
         let cost = entry.cost();
-        while self.held + cost > self.cap {
+        let evicts = matches!(entry, Entry::Log { .. });
+        while evicts && self.held + cost > self.cap {
             let Some((_, _, old)) = self.entries.pop_front() else {
                 break;
             };

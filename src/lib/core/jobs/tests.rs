@@ -244,6 +244,25 @@ fn the_ring_says_when_a_push_would_drop_what_a_reader_has_not_read() {
 }
 
 #[test]
+fn a_steps_change_never_drops_output_a_reader_has_not_read() {
+    let mut ring = LogRing::new(64 * 1024);
+    let kib = "x".repeat(1024);
+    for _ in 0..64 {
+        ring.push(log(0, &kib));
+    }
+    let step =
+        JobState::new(JobSpec::command(argv("true")).normalize().unwrap(), 0).steps[0].clone();
+    ring.push(Entry::Step(0, step));
+    assert_eq!(ring.dropped(), 0, "a full ring keeps its output");
+    let mut reader = Cursor::default();
+    let read = ring.read(&mut reader, usize::MAX);
+    assert_eq!((read.gap, read.entries.len()), (0, 65));
+    // The next output makes room again.
+    ring.push(log(0, &kib));
+    assert_eq!(ring.dropped(), 2 * 1024);
+}
+
+#[test]
 fn clearing_a_finished_jobs_output_keeps_its_steps_and_marks_the_gap() {
     let mut ring = LogRing::new(0);
     ring.push(log(0, "hello\n"));

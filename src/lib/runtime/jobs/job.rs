@@ -169,25 +169,34 @@ impl Job {
             Entry::Log { data, .. } => data.len(),
             Entry::Step(..) => 0,
         };
+        let mut entry = Some(entry);
         loop {
             let progressed = self.progress.notified();
             tokio::pin!(progressed);
             progressed.as_mut().enable();
-            let blocked = {
-                let g = self.lock();
-                g.pins.values().any(|c| g.log.would_drop_unread(c, cost))
-            };
-            if !blocked {
-                break;
+            {
+                // Checked and pushed under one lock: the stdout and stderr
+                // pumps push concurrently, and two that both saw room for
+                // their own entry could otherwise drop what a reader has not
+                // read.
+                let mut g = self.lock();
+                if !g.pins.values().any(|c| g.log.would_drop_unread(c, cost)) {
+                    if let Some(e) = entry.take() {
+                        g.push(e);
+                    }
+                    break;
+                }
             }
             if tokio::time::timeout(stall, progressed).await.is_err() {
                 let mut g = self.lock();
                 let Inner { log, pins, .. } = &mut *g;
                 pins.retain(|_, c| !log.would_drop_unread(c, cost));
+                if let Some(e) = entry.take() {
+                    g.push(e);
+                }
                 break;
             }
         }
-        self.lock().push(entry);
         self.changed.send_modify(|n| *n += 1);
     }
 

@@ -70,10 +70,11 @@ fn jitter(s: &Shared, d: Duration) -> Duration {
 /// at the next round. Each node forwards a change once, when it first learns it,
 /// so changes reach everyone within a few network round trips. Changes arriving
 /// within a short window go out together, and batches leave at most twice a
-/// round, which bounds the message rate during storms (a mass join, a
-/// partition healing) to what regular gossip sends: at 200 nodes in one
-/// process a batch every 10 ms kept every core busy and timed probes out, so
-/// the overload declared healthy nodes dead, which made more changes to push.
+/// round: during a storm (a mass join, a partition healing) every node learns
+/// changes all the time, and a batch per window (up to 100 a second per node,
+/// each to `fanout` peers) would multiply the cluster's message rate, where
+/// two a round keep it within what round gossip sends. A change after a quiet
+/// spell still leaves at once.
 async fn spread(s: Arc<Shared>) {
     let interval = s.config.membership.gossip_interval;
     let window = (interval / 20).clamp(Duration::from_millis(1), Duration::from_millis(20));

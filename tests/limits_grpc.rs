@@ -22,6 +22,19 @@ use gsp::{
 };
 use tokio::net::TcpListener;
 
+/// A node on 127.0.0.1:0 with `config`.
+async fn start(config: NodeConfig) -> NodeHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    NodeHandle::start(
+        config,
+        Identity::ephemeral(),
+        listener,
+        Arc::new(DiscardSink),
+    )
+    .await
+    .unwrap()
+}
+
 const PEER_A: &str = "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d";
 const PEER_B: &str = "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6e";
 
@@ -41,15 +54,7 @@ async fn a_peer_over_its_rate_is_refused_and_counted_without_hurting_others() {
         probe: gsp::runtime::node::ProbeChoice::Off,
         ..NodeConfig::default()
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let node = NodeHandle::start(
-        config,
-        Identity::ephemeral(),
-        listener,
-        Arc::new(DiscardSink),
-    )
-    .await
-    .unwrap();
+    let node = start(config).await;
     // The "attacker" calls from 127.0.0.2, where no member lives.
     let ch = common::channel_from([127, 0, 0, 2].into(), node.local_addr()).await;
     let mut m = mpb::membership_client::MembershipClient::new(ch.clone());
@@ -115,20 +120,12 @@ async fn a_peer_over_its_rate_is_refused_and_counted_without_hurting_others() {
 #[tokio::test]
 async fn one_address_holds_its_share_of_open_streams_and_a_closed_one_frees_a_slot() {
     use gsp::{runtime::stream_slots::PER_CALLER, transport::pb::admin::v1 as apb};
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = NodeConfig {
+    let node = start(NodeConfig {
         name: "watched".into(),
         probe: gsp::runtime::node::ProbeChoice::Off,
         ..NodeConfig::default()
-    };
-    let node = NodeHandle::start(
-        config,
-        Identity::ephemeral(),
-        listener,
-        Arc::new(DiscardSink),
-    )
-    .await
-    .unwrap();
+    })
+    .await;
     let ch = common::channel_from([127, 0, 0, 2].into(), node.local_addr()).await;
     let mut admin = apb::admin_client::AdminClient::new(ch);
     let mut open = Vec::new();

@@ -129,6 +129,7 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
                 throughput_bytes_per_sec: gsp.outcome.throughput(),
                 tcp_convergence_ns: raw.as_ref().map(|r| nanos(r.convergence)),
                 tls_convergence_ns: tls_run.as_ref().map(|t| nanos(t.outcome.convergence)),
+                ack_p99_ns: p99(&gsp.outcome.ack_latencies_ns),
             });
         }
     }
@@ -319,6 +320,14 @@ fn record(
         })?;
     }
     Ok(())
+}
+
+/// The 99th percentile of `samples` (nearest rank), if any.
+fn p99(samples: &[u64]) -> Option<u64> {
+    let mut v = samples.to_vec();
+    v.sort_unstable();
+    let rank = (v.len() * 99).div_ceil(100);
+    v.get(rank.checked_sub(1)?).copied()
 }
 
 fn nanos(d: Duration) -> u64 {

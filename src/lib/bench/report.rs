@@ -106,6 +106,10 @@ pub struct IterationSummary {
     /// The same for gsp over mutual TLS; only with `--tls` (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_convergence_ns: Option<u64>,
+    /// ACK latency p99 of this iteration alone, gsp (absent in reports from
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_p99_ns: Option<u64>,
 }
 
 /// gsp's measurements over the counted iterations.

@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 
 use tokio::task::JoinSet;
 
-pub(crate) use super::run_place::{Started, Target, member};
+pub(crate) use super::run_place::{Placed, Started, Target, member};
 use super::{
     GlobalArgs,
     exit::{ExitStatus, NegativeOutcome, Unreachable, UsageError},
@@ -123,7 +123,12 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
     request.reserve_gpus = want.gpus;
     let deadline = args.wait.map(|w| tokio::time::Instant::now() + w);
     let mut told = false;
-    let (started, refused, count) = loop {
+    let Placed {
+        started,
+        refused,
+        lost,
+        count,
+    } = loop {
         match place(&args, &global, &request).await {
             Ok(placed) => break placed,
             Err(e)
@@ -141,6 +146,15 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
             Err(e) => return Err(e),
         }
     };
+    if started.is_empty() {
+        // A node accepted the job and went away before confirming it.
+        return Err(NegativeOutcome(lost.join("; ")).into());
+    }
+    if !lost.is_empty() && !args.all {
+        for why in &lost {
+            super::output::note(&format!("gsp: {why}"));
+        }
+    }
     if started.len() < count && !args.all {
         super::output::note(&format!(
             "gsp: started {} of {count} jobs; the other matching nodes refused: {}",
@@ -164,11 +178,13 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
         }
     }
     if args.detach {
-        return Ok(if refused.is_empty() || args.node.is_none() && !args.all {
-            ExitStatus::Success
-        } else {
-            ExitStatus::Negative
-        });
+        return Ok(
+            if lost.is_empty() && (refused.is_empty() || args.node.is_none() && !args.all) {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Negative
+            },
+        );
     }
     let jobs: Vec<(Target, String)> = started
         .iter()
@@ -183,7 +199,7 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
     else {
         return Ok(ExitStatus::Interrupted);
     };
-    let failed_refusals = args.all && !refused.is_empty();
+    let failed_refusals = !lost.is_empty() || args.all && !refused.is_empty();
     Ok(exit_for(&outcomes, failed_refusals))
 }
 

@@ -111,18 +111,27 @@ fn refusal(t: &Target, status: &tonic::Status) -> String {
     format!("{} ({}) refused: {}", t.name, t.address, status.message())
 }
 
+/// Why a job did not start on a node.
+pub(crate) enum NotStarted {
+    /// The node could not be reached or refused the job: nothing runs there.
+    Refused(String),
+    /// The node accepted the job, then went away before confirming it: it
+    /// may have started (not tried elsewhere; exit 1, as a lost node).
+    Lost(String),
+}
+
 pub(crate) async fn start(
     global: &GlobalArgs,
     t: &Target,
     request: pb::RunRequest,
-) -> Result<Started, String> {
+) -> Result<Started, NotStarted> {
     let mut client = client::jobs(global, &t.address)
         .await
-        .map_err(|e| format!("{} ({}): {e:#}", t.name, t.address))?;
+        .map_err(|e| NotStarted::Refused(format!("{} ({}): {e:#}", t.name, t.address)))?;
     let mut stream = client
         .run(request)
         .await
-        .map_err(|s| refusal(t, &s))?
+        .map_err(|s| NotStarted::Refused(refusal(t, &s)))?
         .into_inner();
     match stream.message().await {
         Ok(Some(pb::JobEvent {
@@ -132,21 +141,40 @@ pub(crate) async fn start(
             job,
             stream,
         }),
-        Ok(_) => Err(format!("{} ({}) sent no job", t.name, t.address)),
-        Err(s) => Err(refusal(t, &s)),
+        Ok(_) => Err(NotStarted::Refused(format!(
+            "{} ({}) sent no job",
+            t.name, t.address
+        ))),
+        // The call was accepted: a refusal would have come as its answer.
+        Err(s) => Err(NotStarted::Lost(format!(
+            "lost {} ({}) while its job was starting: {}; the job may have started \
+             there (see `gsp jobs --node {}`)",
+            t.name,
+            t.address,
+            s.message(),
+            t.name
+        ))),
     }
 }
 
 /// Time between placement attempts under `--wait`.
 pub(crate) const WAIT_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Finds the targets and starts the job on as many as asked: the started
-/// jobs, the refusals, and how many were asked for.
+/// Where a job went: the started jobs, the refusals, the nodes lost while
+/// starting it, and how many jobs were asked for.
+pub(crate) struct Placed {
+    pub started: Vec<Started>,
+    pub refused: Vec<String>,
+    pub lost: Vec<String>,
+    pub count: usize,
+}
+
+/// Finds the targets and starts the job on as many as asked.
 pub(crate) async fn place(
     args: &RunArgs,
     global: &GlobalArgs,
     request: &pb::RunRequest,
-) -> anyhow::Result<(Vec<Started>, Vec<String>, usize)> {
+) -> anyhow::Result<Placed> {
     let (targets, count) = if let Some(node) = &args.node {
         (vec![member(global, node).await?], 1)
     } else {
@@ -174,6 +202,7 @@ pub(crate) async fn place(
     };
     let mut started = Vec::new();
     let mut refused = Vec::new();
+    let mut lost = Vec::new();
     if args.all {
         // Every match at once: the slowest node, not the sum, sets the time.
         let mut set = JoinSet::new();
@@ -191,9 +220,13 @@ pub(crate) async fn place(
         for (_, r) in results {
             match r {
                 Ok(s) => started.push(s),
-                Err(why) => {
+                Err(NotStarted::Refused(why)) => {
                     super::output::note(&format!("gsp: {why}"));
                     refused.push(why);
+                }
+                Err(NotStarted::Lost(why)) => {
+                    super::output::note(&format!("gsp: {why}"));
+                    lost.push(why);
                 }
             }
         }
@@ -204,15 +237,25 @@ pub(crate) async fn place(
         }
         match start(global, t, request.clone()).await {
             Ok(s) => started.push(s),
-            Err(why) => refused.push(why),
+            Err(NotStarted::Refused(why)) => refused.push(why),
+            Err(NotStarted::Lost(why)) => {
+                // Not tried elsewhere: it may be running there.
+                lost.push(why);
+                break;
+            }
         }
     }
-    if started.is_empty() {
+    if started.is_empty() && lost.is_empty() {
         return Err(Unreachable(match refused.as_slice() {
             [one] => one.clone(),
             many => format!("every matching node refused the job: {}", many.join("; ")),
         })
         .into());
     }
-    Ok((started, refused, count))
+    Ok(Placed {
+        started,
+        refused,
+        lost,
+        count,
+    })
 }

@@ -6,33 +6,18 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use gsp::{
     core::rate_limit::RateConfig,
-    runtime::{
-        identity::Identity,
-        node::{NodeConfig, NodeHandle},
-    },
+    runtime::node::{NodeConfig, NodeHandle},
     transport::{
-        data_plane::sink::DiscardSink,
         membership::service::PeerRates,
         pb::{discovery, membership::v1 as mpb},
     },
 };
-use tokio::net::TcpListener;
 
-/// A node on 127.0.0.1:0 with `config`.
+/// A node on 127.0.0.1:0 with `config` (the bench's own node starter).
 async fn start(config: NodeConfig) -> NodeHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    NodeHandle::start(
-        config,
-        Identity::ephemeral(),
-        listener,
-        Arc::new(DiscardSink),
-    )
-    .await
-    .unwrap()
+    gsp::bench::cluster::start_node(0, config).await.unwrap()
 }
 
 const PEER_A: &str = "0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d";

@@ -66,11 +66,18 @@ fn start_ticks(_pid: u32) -> Option<u64> {
     None
 }
 
+/// Read once: it cannot change while the node runs, and every step start
+/// asks for it.
 #[cfg(target_os = "linux")]
 fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_owned())
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .clone()
 }
 
 #[cfg(not(target_os = "linux"))]

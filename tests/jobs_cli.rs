@@ -457,7 +457,7 @@ fn a_node_restarted_mid_job_reports_it_failed_and_stops_what_it_left_running() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // The records may hold the steps' environment: the node's user only.
-    let mode = std::fs::metadata(dir.path().join("jobs.json"))
+    let mode = std::fs::metadata(dir.path().join("jobs.jsonl"))
         .unwrap()
         .permissions()
         .mode();

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::{
     jobs::{
         log::{Cursor, Entry, LogRing},
-        state::JobState,
+        state::{JobState, ProcessRef},
     },
     membership::record::Amounts,
 };
@@ -36,9 +36,9 @@ pub struct Job {
     /// Woken when a following reader reads or goes away.
     progress: tokio::sync::Notify,
     cancel: CancellationToken,
-    /// Its record as saved in `jobs.json`, kept once the job is over (a
-    /// finished job's record no longer changes): a save after every change
-    /// then re-encodes only the running jobs, not the whole history.
+    /// Its record as saved in the journal, kept once the job is over (a
+    /// finished job's record no longer changes): rewriting the journal then
+    /// re-encodes only the running jobs, not the whole history.
     final_record: OnceLock<Vec<u8>>,
 }
 
@@ -55,6 +55,9 @@ pub struct Inner {
     /// dropped while they keep reading (see [`Job::push_log`]).
     pins: BTreeMap<u64, Cursor>,
     next_pin: u64,
+    /// Changes of its record so far, and how many of them are saved.
+    version: u64,
+    saved: u64,
 }
 
 impl Inner {
@@ -108,6 +111,8 @@ impl Job {
                 file: None,
                 pins: BTreeMap::new(),
                 next_pin: 0,
+                version: 1,
+                saved: 0,
             }),
             changed: watch::Sender::new(0),
             progress: tokio::sync::Notify::new(),
@@ -116,17 +121,45 @@ impl Job {
         }
     }
 
-    /// Appends its record, as `jobs.json` holds it, to `out`.
-    pub(super) fn encode_record(&self, out: &mut Vec<u8>) {
+    /// Appends its record, as the journal holds it, to `out` if it changed
+    /// since it was last saved; the version written.
+    pub(super) fn encode_unsaved(&self, out: &mut Vec<u8>) -> Option<u64> {
+        let g = self.lock();
+        (g.version != g.saved).then(|| self.encode(&g, out))
+    }
+
+    /// Appends its record to `out`; the version written.
+    pub(super) fn encode_all(&self, out: &mut Vec<u8>) -> u64 {
+        let g = self.lock();
+        self.encode(&g, out)
+    }
+
+    fn encode(&self, g: &Inner, out: &mut Vec<u8>) -> u64 {
         if let Some(bytes) = self.final_record.get() {
             out.extend_from_slice(bytes);
-            return;
+            return g.version;
         }
-        let g = self.lock();
         let start = out.len();
         super::store::encode_record(&self.id, &self.actor, &g.state, out);
         if g.state.status().is_final() {
             let _ = self.final_record.set(out[start..].to_vec());
+        }
+        g.version
+    }
+
+    /// Its record as of `version` is on disk.
+    pub(super) fn mark_saved(&self, version: u64) {
+        let mut g = self.lock();
+        g.saved = g.saved.max(version);
+    }
+
+    /// Records the process running step `i` (readers are not told: it is for
+    /// the node's next start, see [`super::leftover`]).
+    pub fn set_process(&self, i: usize, process: ProcessRef) {
+        let mut g = self.lock();
+        if let Some(step) = g.state.steps.get_mut(i) {
+            step.process = Some(process);
+            g.version += 1;
         }
     }
 
@@ -142,6 +175,7 @@ impl Job {
             let mut g = self.lock();
             let before = g.state.steps.clone();
             let out = f(&mut g.state);
+            g.version += 1;
             let changed: Vec<_> = g
                 .state
                 .steps

@@ -142,8 +142,8 @@ struct Table {
     reservations: Reservations,
     /// Wakes the writer task.
     dirty: tokio::sync::Notify,
-    /// One write of the records at a time (the writer task, a start).
-    saving: Mutex<()>,
+    /// Jobs that left the history since the records were saved.
+    forgotten: Mutex<Vec<String>>,
     shutdown: CancellationToken,
 }
 
@@ -185,7 +185,7 @@ impl Jobs {
             log_dir,
             reservations,
             dirty: tokio::sync::Notify::new(),
-            saving: Mutex::new(()),
+            forgotten: Mutex::new(Vec::new()),
             shutdown,
         };
         let this = Self {
@@ -262,13 +262,21 @@ impl Jobs {
                         .then(|| (g.state.created_unix_ns, j.id.clone()))
                 })
                 .collect();
-            finished.sort();
             let excess = finished.len().saturating_sub(cfg.history.saturating_sub(1));
+            if excess > 0 && excess < finished.len() {
+                // The `excess` oldest first (usually one: no need to sort all).
+                finished.select_nth_unstable(excess - 1);
+            }
             for (_, id) in finished.into_iter().take(excess) {
-                if let Some(old) = table.remove(&id)
-                    && let Some(f) = old.lock().file.as_mut()
-                {
-                    f.remove();
+                if let Some(old) = table.remove(&id) {
+                    if let Some(f) = old.lock().file.as_mut() {
+                        f.remove();
+                    }
+                    self.inner
+                        .forgotten
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(id);
                 }
             }
             let mut rng = rand::rng();
@@ -305,7 +313,7 @@ impl Jobs {
     /// Every job, oldest first.
     pub fn list(&self) -> Vec<Arc<Job>> {
         let mut jobs: Vec<_> = self.table().values().cloned().collect();
-        jobs.sort_by_key(|j| j.lock().state.created_unix_ns);
+        jobs.sort_by_cached_key(|j| j.lock().state.created_unix_ns);
         jobs
     }
 
@@ -354,17 +362,24 @@ impl Jobs {
         }
     }
 
-    /// Writes every job's record now (errors are logged: jobs run on without).
+    /// Saves the records that changed since the last save, and returns once
+    /// they are on disk (errors are logged: jobs run on without).
     pub fn save_now(&self) {
         let Some(store) = &self.inner.store else {
             return;
         };
-        let _one = self
-            .inner
-            .saving
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        store.save(&self.list());
+        // In any order: the journal does not keep one.
+        let jobs: Vec<_> = self.table().values().cloned().collect();
+        // Taken after the list: a job forgotten meanwhile is written, then
+        // forgotten (the other order would bring it back at the next start).
+        let forgotten = std::mem::take(
+            &mut *self
+                .inner
+                .forgotten
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        store.save(&jobs, &forgotten);
     }
 
     /// Fires when the node shuts down.

@@ -93,10 +93,7 @@ async fn run_step(
     // Recorded so that the node, should it die now, stops it when it starts
     // again (the group is the step's own: it outlives the node).
     if let Some(p) = child.id().and_then(super::leftover::identify) {
-        // Set under the lock, not with `update`: readers are not told of it.
-        if let Some(step) = job.lock().state.steps.get_mut(i) {
-            step.process = Some(p);
-        }
+        job.set_process(i, p);
         jobs.persist();
     }
     let step_no = u32::try_from(i).unwrap_or(u32::MAX);

@@ -1,13 +1,26 @@
-//! `<data_dir>/jobs.json`: the records of the jobs this node runs and ran
+//! `<data_dir>/jobs.jsonl`: the records of the jobs this node runs and ran
 //! (spec, statuses, who started and cancelled them; not their output;
 //! readable by the node's user only, as the steps' environment may hold
-//! secrets),
-//! rewritten atomically after every change by one writer task that always
-//! writes the latest records, and read back on start.
+//! secrets), read back on start.
+//!
+//! A journal: a header line, then one line per saved change, each a job's
+//! whole record (the last line of a job wins) or `{"forget":ID}` once the
+//! job left the history. A save appends the records that changed since the
+//! last one and syncs them, so a change costs its own bytes, not the whole
+//! history's (`jobs.json`, rewritten whole three times per job, was most of
+//! a node's CPU in `gsp run --all -- true`). Once the journal holds
+//! [`COMPACT_FACTOR`] times the lines it needs, it is rewritten with one line
+//! per job (atomically: a crash leaves the old journal or the new one).
+//!
+//! A crash mid-append leaves a partial last line, which the next start skips
+//! (what it held was not confirmed to anyone: a save returns after the sync).
+//! Nodes before the journal kept `jobs.json`; it is read once and replaced.
 
 use std::{
+    fs::File,
+    io::Write as _,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use serde::{Deserialize, Serialize};
@@ -16,14 +29,34 @@ use tracing::warn;
 use super::job::Job;
 use crate::{core::jobs::state::JobState, runtime::identity::write_private};
 
-/// The file's name inside the data directory.
-pub const FILE_NAME: &str = "jobs.json";
-const SCHEMA: &str = "gsp.jobs-state.v1";
+/// The journal's name inside the data directory.
+pub const FILE_NAME: &str = "jobs.jsonl";
+const SCHEMA: &str = "gsp.jobs-journal.v1";
+/// The file of nodes before the journal, read once when there is no journal.
+const OLD_FILE_NAME: &str = "jobs.json";
+const OLD_SCHEMA: &str = "gsp.jobs-state.v1";
+/// The journal is rewritten once it holds this many times the lines it
+/// needs (one per job, plus [`SLACK_LINES`]).
+pub const COMPACT_FACTOR: usize = 4;
+const SLACK_LINES: usize = 16;
 
 #[derive(Deserialize)]
-struct OnDisk {
+struct Header {
+    schema: String,
+}
+
+#[derive(Deserialize)]
+struct OldFile {
     schema: String,
     jobs: Vec<Record>,
+}
+
+/// One line of the journal after the header.
+#[derive(Deserialize)]
+struct Line {
+    #[serde(flatten)]
+    record: Option<Record>,
+    forget: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -41,9 +74,15 @@ struct RecordRef<'a> {
     state: &'a JobState,
 }
 
-/// Appends one job's record as `jobs.json` holds it (nothing if it cannot
-/// be encoded: a state is plain data, so only a serde bug could do that, and
-/// the record would then be missing, not the file broken).
+#[derive(Serialize)]
+struct Forget<'a> {
+    forget: &'a str,
+}
+
+/// Appends one job's record as the journal holds it, without the newline
+/// (nothing if it cannot be encoded: a state is plain data, so only a serde
+/// bug could do that, and the record would then be missing, not the file
+/// broken).
 pub(super) fn encode_record(id: &str, actor: &str, state: &JobState, out: &mut Vec<u8>) {
     let start = out.len();
     if let Err(e) = serde_json::to_writer(&mut *out, &RecordRef { id, actor, state }) {
@@ -53,9 +92,19 @@ pub(super) fn encode_record(id: &str, actor: &str, state: &JobState, out: &mut V
 }
 
 /// Where one node's job records live.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Store {
     path: PathBuf,
+    journal: Mutex<Journal>,
+}
+
+#[derive(Debug, Default)]
+struct Journal {
+    /// Open for appending; `None` before the first save and after a failed
+    /// one (the next save rewrites the journal whole).
+    file: Option<File>,
+    /// Lines after the header.
+    lines: usize,
 }
 
 impl Store {
@@ -63,113 +112,186 @@ impl Store {
     pub fn in_dir(dir: impl AsRef<Path>) -> Self {
         Self {
             path: dir.as_ref().join(FILE_NAME),
+            journal: Mutex::new(Journal::default()),
         }
     }
 
-    /// The records saved last, or none (a missing file is a first start; an
-    /// unreadable one is logged and set aside as `jobs.json.bad`).
+    /// The records saved last, oldest line first (a missing journal is a
+    /// first start; one whose header is unreadable is logged and set aside as
+    /// `jobs.jsonl.bad`; unreadable lines are logged and skipped).
     pub fn load(&self) -> Vec<(String, String, JobState)> {
         let raw = match std::fs::read(&self.path) {
             Ok(raw) => raw,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.load_old(),
             Err(e) => {
                 warn!(path = %self.path.display(), error = %e, "cannot read the job records");
                 return Vec::new();
             }
         };
-        match serde_json::from_slice::<OnDisk>(&raw) {
-            Ok(d) if d.schema == SCHEMA => d
+        let mut lines = raw.split_inclusive(|&b| b == b'\n');
+        let header = lines
+            .next()
+            .and_then(|h| serde_json::from_slice::<Header>(h).ok());
+        match header {
+            Some(h) if h.schema == SCHEMA => {}
+            Some(h) => {
+                warn!(path = %self.path.display(), schema = %h.schema, "unknown job records schema; ignored");
+                return Vec::new();
+            }
+            None => {
+                self.set_aside("no header");
+                return Vec::new();
+            }
+        }
+        let mut records: Vec<(String, String, JobState)> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        let mut bad = 0usize;
+        for (n, line) in lines.enumerate() {
+            if line.last() != Some(&b'\n') {
+                warn!(path = %self.path.display(), line = n + 2,
+                    "the job records end in a partial line (a save cut short); skipped");
+                break;
+            }
+            match serde_json::from_slice::<Line>(line) {
+                Ok(Line {
+                    record: Some(r), ..
+                }) => {
+                    if let Some(&i) = index.get(&r.id) {
+                        records[i] = (r.id, r.actor, r.state);
+                    } else {
+                        index.insert(r.id.clone(), records.len());
+                        records.push((r.id, r.actor, r.state));
+                    }
+                }
+                Ok(Line {
+                    forget: Some(id), ..
+                }) => {
+                    if let Some(i) = index.remove(&id) {
+                        records[i].0.clear();
+                    }
+                }
+                Ok(_) | Err(_) => bad += 1,
+            }
+        }
+        if bad > 0 {
+            warn!(path = %self.path.display(), lines = bad, "unreadable job record lines skipped");
+        }
+        records.retain(|r| !r.0.is_empty());
+        records
+    }
+
+    /// `jobs.json` of a node before the journal (it is removed by the first
+    /// save, which writes the journal whole).
+    fn load_old(&self) -> Vec<(String, String, JobState)> {
+        let old = self.path.with_file_name(OLD_FILE_NAME);
+        let Ok(raw) = std::fs::read(&old) else {
+            return Vec::new();
+        };
+        match serde_json::from_slice::<OldFile>(&raw) {
+            Ok(d) if d.schema == OLD_SCHEMA => d
                 .jobs
                 .into_iter()
                 .map(|r| (r.id, r.actor, r.state))
                 .collect(),
-            Ok(d) => {
-                warn!(path = %self.path.display(), schema = %d.schema, "unknown job records schema; ignored");
-                Vec::new()
-            }
-            Err(e) => {
-                let bad = self.path.with_extension("json.bad");
-                let _ = std::fs::rename(&self.path, &bad);
-                warn!(path = %self.path.display(), moved_to = %bad.display(), error = %e,
-                    "job records unreadable; set aside, starting with none");
+            Ok(_) | Err(_) => {
+                warn!(path = %old.display(), "old job records unreadable; ignored");
                 Vec::new()
             }
         }
     }
 
-    /// Writes the records of `jobs` (errors are logged; jobs run on without
-    /// records).
-    pub fn save(&self, jobs: &[Arc<Job>]) {
+    fn set_aside(&self, why: &str) {
+        let bad = self.path.with_extension("jsonl.bad");
+        let _ = std::fs::rename(&self.path, &bad);
+        warn!(path = %self.path.display(), moved_to = %bad.display(), why,
+            "job records unreadable; set aside, starting with none");
+    }
+
+    /// Saves what changed in `jobs` (every job this node keeps) since the
+    /// last save, and that `forgotten` left the history; returns once it is
+    /// on disk (errors are logged: jobs run on without records).
+    pub fn save(&self, jobs: &[Arc<Job>], forgotten: &[String]) {
+        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let needed = COMPACT_FACTOR * (jobs.len() + SLACK_LINES);
+        let full = journal.lines > needed;
+        let appended = match journal.file.as_mut() {
+            Some(file) if !full => Some(Self::append(file, jobs, forgotten)),
+            _ => None,
+        };
+        match appended {
+            Some(Ok(n)) => journal.lines += n,
+            Some(Err(e)) => {
+                warn!(path = %self.path.display(), error = %e, "cannot save the job records");
+                // Written in part, perhaps: the next save starts a new journal.
+                journal.file = None;
+            }
+            None => match self.rewrite(jobs) {
+                Ok(file) => {
+                    journal.file = Some(file);
+                    journal.lines = jobs.len();
+                }
+                Err(e) => {
+                    warn!(path = %self.path.display(), error = %e, "cannot save the job records");
+                    journal.file = None;
+                }
+            },
+        }
+    }
+
+    /// Appends the changed records, then the forgotten ids; the lines written.
+    fn append(file: &mut File, jobs: &[Arc<Job>], forgotten: &[String]) -> std::io::Result<usize> {
+        let mut data = Vec::new();
+        let mut wrote = Vec::new();
+        for job in jobs {
+            if let Some(version) = job.encode_unsaved(&mut data) {
+                data.push(b'\n');
+                wrote.push((job, version));
+            }
+        }
+        for id in forgotten {
+            if serde_json::to_writer(&mut data, &Forget { forget: id }).is_ok() {
+                data.push(b'\n');
+            }
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let lines = wrote.len() + forgotten.len();
+        file.write_all(&data).and_then(|()| file.sync_data())?;
+        for (job, version) in wrote {
+            job.mark_saved(version);
+        }
+        Ok(lines)
+    }
+
+    /// Writes a new journal holding `jobs` (atomically) and opens it for
+    /// appending.
+    fn rewrite(&self, jobs: &[Arc<Job>]) -> std::io::Result<File> {
         let mut data = Vec::with_capacity(4096);
-        data.extend_from_slice(br#"{"schema":""#);
-        data.extend_from_slice(SCHEMA.as_bytes());
-        data.extend_from_slice(br#"","jobs":["#);
-        for (i, job) in jobs.iter().enumerate() {
-            let before = data.len();
-            if i > 0 {
-                data.push(b',');
-            }
+        serde_json::to_writer(&mut data, &serde_json::json!({ "schema": SCHEMA }))?;
+        data.push(b'\n');
+        let mut wrote = Vec::with_capacity(jobs.len());
+        for job in jobs {
             let at = data.len();
-            job.encode_record(&mut data);
-            if data.len() == at {
-                data.truncate(before);
+            let version = job.encode_all(&mut data);
+            if data.len() > at {
+                data.push(b'\n');
+                wrote.push((job, version));
             }
         }
-        data.extend_from_slice(b"]}");
-        if let Err(e) = write_private(&self.path, &data) {
-            warn!(path = %self.path.display(), error = %e, "cannot save the job records");
+        write_private(&self.path, &data)?;
+        let file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+        for (job, version) in wrote {
+            job.mark_saved(version);
         }
+        let old = self.path.with_file_name(OLD_FILE_NAME);
+        if old.exists() {
+            let _ = std::fs::remove_file(old);
+        }
+        Ok(file)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::jobs::{
-        Status,
-        spec::{JobSpec, StepSpec},
-        state::Outcome,
-    };
-
-    fn job(id: &str) -> Arc<Job> {
-        let spec = JobSpec {
-            name: id.into(),
-            steps: vec![StepSpec::new("s", vec!["true".into()])],
-            workdir: None,
-        }
-        .normalize()
-        .expect("valid spec");
-        Arc::new(Job::new(
-            id.into(),
-            "alice".into(),
-            JobState::new(spec, 1),
-            1024,
-        ))
-    }
-
-    #[test]
-    fn records_round_trip_and_a_running_job_is_saved_as_it_is_now() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::in_dir(dir.path());
-        let (done, running) = (job("000000000001"), job("000000000002"));
-        done.update(|s| {
-            let i = s.start_next(2).expect("a step");
-            s.finish_step(i, Outcome::Exited(0), 3);
-            s.start_next(3);
-        });
-        store.save(&[Arc::clone(&done), Arc::clone(&running)]);
-        running.update(|s| s.start_next(4));
-        // The finished record is reused as encoded; the running one is not.
-        store.save(&[Arc::clone(&done), Arc::clone(&running)]);
-        let loaded = store.load();
-        assert_eq!(loaded.len(), 2);
-        assert_eq!(loaded[0].0, "000000000001");
-        assert_eq!(loaded[0].1, "alice");
-        assert_eq!(loaded[0].2, done.lock().state);
-        assert_eq!(loaded[0].2.status(), Status::Completed);
-        assert_eq!(loaded[1].2.status(), Status::Running);
-        assert_eq!(loaded[1].2, running.lock().state);
-        store.save(&[]);
-        assert!(store.load().is_empty());
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,170 @@
+use super::*;
+use crate::core::jobs::{
+    Status,
+    spec::{JobSpec, StepSpec},
+    state::Outcome,
+};
+
+fn job(id: &str) -> Arc<Job> {
+    let spec = JobSpec {
+        name: id.into(),
+        steps: vec![StepSpec::new("s", vec!["true".into()])],
+        workdir: None,
+    }
+    .normalize()
+    .expect("valid spec");
+    Arc::new(Job::new(
+        id.into(),
+        "alice".into(),
+        JobState::new(spec, 1),
+        1024,
+    ))
+}
+
+fn finish(job: &Job) {
+    job.update(|s| {
+        let i = s.start_next(2).expect("a step");
+        s.finish_step(i, Outcome::Exited(0), 3);
+        s.start_next(3);
+    });
+}
+
+fn lines_on_disk(dir: &Path) -> usize {
+    let raw = std::fs::read_to_string(dir.join(FILE_NAME)).expect("journal");
+    raw.lines().count() - 1
+}
+
+#[test]
+fn records_round_trip_and_the_newest_line_of_a_job_wins() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::in_dir(dir.path());
+    let (done, running) = (job("000000000001"), job("000000000002"));
+    finish(&done);
+    store.save(&[Arc::clone(&done), Arc::clone(&running)], &[]);
+    running.update(|s| s.start_next(4));
+    store.save(&[Arc::clone(&done), Arc::clone(&running)], &[]);
+    let loaded = Store::in_dir(dir.path()).load();
+    assert_eq!(loaded.len(), 2);
+    assert_eq!(loaded[0].0, "000000000001");
+    assert_eq!(loaded[0].1, "alice");
+    assert_eq!(loaded[0].2, done.lock().state);
+    assert_eq!(loaded[0].2.status(), Status::Completed);
+    assert_eq!(loaded[1].2.status(), Status::Running);
+    assert_eq!(loaded[1].2, running.lock().state);
+}
+
+#[test]
+fn a_save_appends_only_the_records_that_changed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::in_dir(dir.path());
+    let jobs: Vec<_> = (1..=10).map(|i| job(&format!("{i:012x}"))).collect();
+    store.save(&jobs, &[]);
+    assert_eq!(
+        lines_on_disk(dir.path()),
+        10,
+        "the first save writes them all"
+    );
+    store.save(&jobs, &[]);
+    assert_eq!(
+        lines_on_disk(dir.path()),
+        10,
+        "nothing changed, nothing written"
+    );
+    finish(&jobs[3]);
+    store.save(&jobs, &[]);
+    assert_eq!(lines_on_disk(dir.path()), 11);
+    let loaded = Store::in_dir(dir.path()).load();
+    assert_eq!(loaded.len(), 10);
+    assert_eq!(loaded[3].2.status(), Status::Completed);
+    assert_eq!(loaded[4].2.status(), Status::Pending);
+}
+
+#[test]
+fn a_forgotten_job_is_not_loaded_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::in_dir(dir.path());
+    let (old, new) = (job("000000000001"), job("000000000002"));
+    store.save(&[Arc::clone(&old), Arc::clone(&new)], &[]);
+    store.save(&[Arc::clone(&new)], &["000000000001".to_owned()]);
+    let loaded = Store::in_dir(dir.path()).load();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].0, "000000000002");
+}
+
+#[test]
+fn the_journal_is_rewritten_once_it_holds_four_times_what_it_needs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::in_dir(dir.path());
+    let jobs = vec![job("000000000001")];
+    let bound = COMPACT_FACTOR * (jobs.len() + SLACK_LINES);
+    let mut most = 0;
+    for t in 0..200 {
+        jobs[0].update(|s| s.created_unix_ns = t);
+        store.save(&jobs, &[]);
+        most = most.max(lines_on_disk(dir.path()));
+    }
+    assert!(most > jobs.len(), "changes were appended");
+    assert!(most <= bound + 1, "{most} lines, bound {bound}");
+    let loaded = Store::in_dir(dir.path()).load();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].2.created_unix_ns, 199);
+}
+
+#[test]
+fn a_partial_last_line_and_a_broken_line_are_skipped_the_rest_is_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::in_dir(dir.path());
+    let jobs = vec![job("000000000001"), job("000000000002")];
+    store.save(&jobs, &[]);
+    finish(&jobs[0]);
+    store.save(&jobs, &[]);
+    let path = dir.path().join(FILE_NAME);
+    let mut raw = std::fs::read(&path).expect("journal");
+    // A line broken in the middle (not the last one), and a save cut short.
+    let second = raw.iter().position(|&b| b == b'\n').expect("a header") + 1;
+    raw.insert(second, b'#');
+    raw.extend_from_slice(br#"{"id":"000000000001","actor":"al"#);
+    std::fs::write(&path, raw).expect("write");
+    let loaded = Store::in_dir(dir.path()).load();
+    let ids: Vec<_> = loaded.iter().map(|r| r.0.as_str()).collect();
+    // Job 2's line, then job 1's newest whole line (its first one is broken).
+    assert_eq!(ids, ["000000000002", "000000000001"]);
+    assert_eq!(
+        loaded[1].2.status(),
+        Status::Completed,
+        "the newest whole line"
+    );
+}
+
+#[test]
+fn records_of_a_node_before_the_journal_are_read_once_and_replaced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let old = dir.path().join(OLD_FILE_NAME);
+    let done = job("000000000001");
+    finish(&done);
+    let mut data = br#"{"schema":"gsp.jobs-state.v1","jobs":["#.to_vec();
+    done.encode_all(&mut data);
+    data.extend_from_slice(b"]}");
+    std::fs::write(&old, data).expect("write");
+    let store = Store::in_dir(dir.path());
+    let loaded = store.load();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].2.status(), Status::Completed);
+    let again = Arc::new(Job::new(
+        loaded[0].0.clone(),
+        loaded[0].1.clone(),
+        loaded[0].2.clone(),
+        1024,
+    ));
+    store.save(&[again], &[]);
+    assert!(!old.exists(), "jobs.json is gone once the journal holds it");
+    assert_eq!(Store::in_dir(dir.path()).load().len(), 1);
+}
+
+#[test]
+fn a_journal_without_a_header_is_set_aside() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(FILE_NAME), b"garbage\n").expect("write");
+    assert!(Store::in_dir(dir.path()).load().is_empty());
+    assert!(dir.path().join("jobs.jsonl.bad").exists());
+}

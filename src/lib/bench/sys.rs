@@ -139,17 +139,24 @@ pub fn raise_fd_limit(_wanted: usize) {}
 /// 2 MiB huge pages: a node whose live heap is under 1 MiB then held 7 MiB
 /// of RSS (`gsp bench membership --nodes 100`: 720 MiB with huge pages, 224 MiB
 /// without). A node process has few threads and keeps them.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code, reason = "prctl has no safe wrapper in std")]
 pub fn disable_transparent_huge_pages() -> bool {
-    // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and touches no
-    // memory of ours.
-    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 }
+    set_transparent_huge_pages(false)
 }
 
-/// No transparent huge pages to turn off.
+/// Lets this process have transparent huge pages (`on`: as the system is
+/// set, for memory the allocator asks them for) or not; returns whether that
+/// worked.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "prctl has no safe wrapper in std")]
+pub fn set_transparent_huge_pages(on: bool) -> bool {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and touches no
+    // memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, libc::c_ulong::from(!on), 0, 0, 0) == 0 }
+}
+
+/// No transparent huge pages to turn on or off.
 #[cfg(not(target_os = "linux"))]
-pub fn disable_transparent_huge_pages() -> bool {
+pub fn set_transparent_huge_pages(_on: bool) -> bool {
     false
 }
 

@@ -242,22 +242,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Man(args) => man::run(&args),
         Command::Tls(args) => tls::run(args, &global),
         Command::Node(args) => runtime()?.block_on(node::run(args, global)),
-        Command::Peers(args) => runtime()?.block_on(peers::run(args, global)),
-        Command::Query(args) => runtime()?.block_on(query::run(args, global)),
-        Command::Send(args) => runtime()?.block_on(send::run(args, global)),
-        Command::Maint(args) => runtime()?.block_on(maint::run(args, global)),
-        Command::ForceLeave(args) => runtime()?.block_on(force_leave::run(args, global)),
-        Command::Labels(args) => runtime()?.block_on(labels::run(args, global)),
-        Command::Watch(args) => runtime()?.block_on(watch::run(args, global)),
-        Command::Run(args) => runtime()?.block_on(run::run(args, global)),
-        Command::Jobs(args) => runtime()?.block_on(jobs::jobs(args, global)),
-        Command::Logs(args) => runtime()?.block_on(jobs::logs(args, global)),
-        Command::Cancel(args) => runtime()?.block_on(jobs::cancel(args, global)),
+        Command::Peers(args) => client_runtime()?.block_on(peers::run(args, global)),
+        Command::Query(args) => client_runtime()?.block_on(query::run(args, global)),
+        Command::Send(args) => client_runtime()?.block_on(send::run(args, global)),
+        Command::Maint(args) => client_runtime()?.block_on(maint::run(args, global)),
+        Command::ForceLeave(args) => client_runtime()?.block_on(force_leave::run(args, global)),
+        Command::Labels(args) => client_runtime()?.block_on(labels::run(args, global)),
+        Command::Watch(args) => client_runtime()?.block_on(watch::run(args, global)),
+        Command::Run(args) => client_runtime()?.block_on(run::run(args, global)),
+        Command::Jobs(args) => client_runtime()?.block_on(jobs::jobs(args, global)),
+        Command::Logs(args) => client_runtime()?.block_on(jobs::logs(args, global)),
+        Command::Cancel(args) => client_runtime()?.block_on(jobs::cancel(args, global)),
         Command::Bench(args) => runtime()?.block_on(bench::run(args, global)),
     }
 }
 
+/// A client's runtime: one thread. A client waits on a node and prints; more
+/// worker threads (each with its own allocator pages) only add to every
+/// call's start-up.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The runtime of a node or a bench, which keep their heap: with transparent
+/// huge pages as the system has them (`gsp` starts with them off, for the
+/// clients' sake; see `src/bin/gsp.rs`).
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    crate::bench::sys::set_transparent_huge_pages(true);
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)

@@ -12,6 +12,7 @@ use super::*;
 use crate::core::membership::{
     events::EventKind,
     record::{MAX_COUNTER, Version},
+    table::Applied,
 };
 
 pub(super) fn id(s: &str) -> NodeId {

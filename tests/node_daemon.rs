@@ -321,3 +321,43 @@ fn a_seed_that_is_the_node_itself_is_said_and_not_counted_as_joined() {
     );
     stop(&mut child);
 }
+
+/// Whether the kernel lets process `pid` have transparent huge pages
+/// (`THP_enabled` in `/proc/PID/status`: 0 once it asked for none).
+fn thp_enabled(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .expect("the kernel reports THP_enabled (Linux 5.0 and later)");
+    line.split_whitespace().nth(1) == Some("1")
+}
+
+#[test]
+fn a_client_starts_without_huge_pages_and_a_node_keeps_them() {
+    // A client blocked reading its payload from stdin, alive to be looked at.
+    let mut client = Command::new(common::gsp_bin())
+        .args(["send", "--addr", "127.0.0.1:9", "--file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while thp_enabled(client.id()) {
+        assert!(
+            Instant::now() < deadline,
+            "the client kept transparent huge pages: each start zeroes a 2 MiB page"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = client.kill();
+    let _ = client.wait();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, _addr) = common::procs::spawn_node(dir.path());
+    assert!(
+        thp_enabled(node.id()),
+        "a node keeps the system's huge page setting"
+    );
+    stop(&mut node);
+}

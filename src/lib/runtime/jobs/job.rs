@@ -58,6 +58,10 @@ pub struct Inner {
     /// Changes of its record so far, and how many of them are saved.
     version: u64,
     saved: u64,
+    /// Left the history: its record is never written again (a save that
+    /// listed it before then would otherwise bring it back after its
+    /// `forget` line).
+    forgotten: bool,
 }
 
 impl Inner {
@@ -113,6 +117,7 @@ impl Job {
                 next_pin: 0,
                 version: 1,
                 saved: 0,
+                forgotten: false,
             }),
             changed: watch::Sender::new(0),
             progress: tokio::sync::Notify::new(),
@@ -125,13 +130,19 @@ impl Job {
     /// since it was last saved; the version written.
     pub(super) fn encode_unsaved(&self, out: &mut Vec<u8>) -> Option<u64> {
         let g = self.lock();
-        (g.version != g.saved).then(|| self.encode(&g, out))
+        (g.version != g.saved && !g.forgotten).then(|| self.encode(&g, out))
     }
 
-    /// Appends its record to `out`; the version written.
-    pub(super) fn encode_all(&self, out: &mut Vec<u8>) -> u64 {
+    /// Appends its record to `out` (unless it left the history); the version
+    /// written.
+    pub(super) fn encode_all(&self, out: &mut Vec<u8>) -> Option<u64> {
         let g = self.lock();
-        self.encode(&g, out)
+        (!g.forgotten).then(|| self.encode(&g, out))
+    }
+
+    /// It left the history: its record is not to be written again.
+    pub(super) fn forget(&self) {
+        self.lock().forgotten = true;
     }
 
     fn encode(&self, g: &Inner, out: &mut Vec<u8>) -> u64 {

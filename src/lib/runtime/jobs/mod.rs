@@ -269,6 +269,7 @@ impl Jobs {
             }
             for (_, id) in finished.into_iter().take(excess) {
                 if let Some(old) = table.remove(&id) {
+                    old.forget();
                     if let Some(f) = old.lock().file.as_mut() {
                         f.remove();
                     }
@@ -370,8 +371,8 @@ impl Jobs {
         };
         // In any order: the journal does not keep one.
         let jobs: Vec<_> = self.table().values().cloned().collect();
-        // Taken after the list: a job forgotten meanwhile is written, then
-        // forgotten (the other order would bring it back at the next start).
+        // A job forgotten since the list was taken is not written again (see
+        // `Job::forget`), whichever save writes its `forget` line first.
         let forgotten = std::mem::take(
             &mut *self
                 .inner

@@ -273,8 +273,9 @@ impl Store {
         let mut wrote = Vec::with_capacity(jobs.len());
         for job in jobs {
             let at = data.len();
-            let version = job.encode_all(&mut data);
-            if data.len() > at {
+            if let Some(version) = job.encode_all(&mut data)
+                && data.len() > at
+            {
                 data.push(b'\n');
                 wrote.push((job, version));
             }

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use rand::{SeedableRng as _, rngs::StdRng};
+use rand::rngs::StdRng;
 use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
@@ -24,13 +24,17 @@ use crate::{
             candidates::Source,
             config::MembershipConfig,
             events::{EventKind, MembershipEvent},
-            messages::{Gossip, Ping, PingReply},
-            record::{MemberRecord, RecordSigner, SharedRecord},
+            record::{RecordSigner, SharedRecord},
         },
         now::Now,
     },
-    transport::membership::{CallError, MembershipHandler, MembershipTransport, Refusal},
+    transport::membership::{MembershipTransport, Refusal},
 };
+
+#[path = "agent_calls.rs"]
+mod calls;
+#[path = "agent_handle.rs"]
+mod handle;
 
 /// Events buffered per watcher; a watcher that falls further behind is told how
 /// many it missed.
@@ -295,71 +299,6 @@ impl Shared {
         }
         added
     }
-
-    /// `request` as a push-pull call from this node.
-    pub(super) fn push_pull_msg(
-        &self,
-        request: crate::core::membership::exchange::Request,
-    ) -> crate::core::membership::messages::PushPull {
-        crate::core::membership::messages::PushPull {
-            from: self.local_id.clone(),
-            from_address: self.address.clone(),
-            domain: self.domain.clone(),
-            phase: request.phase,
-            records: request.records,
-            table_hash: request.table_hash,
-            want: request.want,
-        }
-    }
-
-    /// Pings `target` at `address` once, with piggybacked updates (its suspicion
-    /// first, if it is suspected).
-    ///
-    /// # Errors
-    /// No ack in time (a reply from another node counts as none).
-    pub(super) async fn probe_for(
-        &self,
-        target: &NodeId,
-        address: &str,
-        timeout: Duration,
-    ) -> Result<PingReply, CallError> {
-        let updates = self.with_state(|s| s.piggyback(Some(target)));
-        let seq = self.next_seq();
-        self.ping_with(target, address, seq, updates, timeout).await
-    }
-
-    /// Pings `target` at `address` once, carrying `updates`, as probe `seq`.
-    ///
-    /// # Errors
-    /// No ack in time (a reply from another node counts as none).
-    pub(super) async fn ping_with(
-        &self,
-        target: &NodeId,
-        address: &str,
-        seq: u64,
-        updates: Vec<SharedRecord>,
-        timeout: Duration,
-    ) -> Result<PingReply, CallError> {
-        let ping = Ping {
-            from: self.local_id.clone(),
-            domain: self.domain.clone(),
-            target: target.clone(),
-            seq,
-            updates,
-        };
-        let sent = std::time::Instant::now();
-        match self.transport.ping(address, ping, timeout).await {
-            Ok(reply) if reply.ack && &reply.from == target => {
-                self.stats.probe_rtt.observe(sent.elapsed());
-                Ok(reply)
-            }
-            Ok(reply) => Err(CallError::Refused(format!(
-                "answered by {} instead",
-                reply.from
-            ))),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// A running membership agent. Cheap to clone.
@@ -373,163 +312,5 @@ impl std::fmt::Debug for MembershipAgent {
         f.debug_struct("MembershipAgent")
             .field("local", &self.shared.local_id)
             .finish_non_exhaustive()
-    }
-}
-
-impl MembershipAgent {
-    /// Starts an agent for `local` over `transport` and spawns its loops.
-    pub fn start(
-        config: AgentConfig,
-        local: MemberRecord,
-        transport: Arc<dyn MembershipTransport>,
-    ) -> Self {
-        let rng = config
-            .rng_seed
-            .map_or_else(|| StdRng::from_rng(&mut rand::rng()), StdRng::seed_from_u64);
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let shared = Arc::new(Shared {
-            local_id: local.id.clone(),
-            domain: local.domain.clone(),
-            address: local.address.clone(),
-            state: Mutex::new(Membership::new(config.membership.clone(), local, now())),
-            rng: Mutex::new(rng),
-            transport,
-            events,
-            stats: MembershipStats::default(),
-            seq: AtomicU64::new(1),
-            seeds: Mutex::new(Vec::new()),
-            urgent: Mutex::new(Vec::new()),
-            urgent_wake: tokio::sync::Notify::new(),
-            heal_wake: tokio::sync::Notify::new(),
-            verify_wake: tokio::sync::Notify::new(),
-            ping_req_slots: Arc::new(tokio::sync::Semaphore::new(MAX_INDIRECT_PROBES_SERVED)),
-            hosts: Mutex::default(),
-            config,
-            queries: super::query::QueryState::new(),
-            inventory: Mutex::new(None),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-        });
-        shared.add_seeds(shared.config.seeds.clone());
-        if let Some(signer) = shared
-            .config
-            .record_auth
-            .as_ref()
-            .and_then(|a| a.signer.clone())
-        {
-            shared.with_state(|st| st.set_signer(signer, now()));
-        }
-        let agent = Self { shared };
-        if agent.shared.config.run_loops {
-            agent.spawn_loops();
-        }
-        agent
-    }
-
-    /// This node's id.
-    pub fn local_id(&self) -> &NodeId {
-        &self.shared.local_id
-    }
-
-    /// Runs `f` on the protocol state (read it, or change the local record).
-    pub fn with_state<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> T {
-        self.shared.with_state(f)
-    }
-
-    /// Records this machine's hardware inventory (served by `GetLocalNodeInfo`).
-    pub fn set_inventory(&self, inventory: crate::core::resources::inventory::Inventory) {
-        *self
-            .shared
-            .inventory
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(inventory);
-    }
-
-    /// The hardware inventory of the node at `addr` (this node's own when `addr`
-    /// is its address).
-    ///
-    /// # Errors
-    /// The node cannot be reached in time.
-    pub async fn inventory_of(
-        &self,
-        addr: &str,
-        timeout: Duration,
-    ) -> Result<
-        Option<crate::core::resources::inventory::Inventory>,
-        crate::transport::membership::CallError,
-    > {
-        if addr == self.shared.address {
-            return Ok(self.local_inventory());
-        }
-        self.shared.transport.inventory(addr, timeout).await
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> &MembershipStats {
-        &self.shared.stats
-    }
-
-    /// A receiver of membership events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<MembershipEvent> {
-        self.shared.events.subscribe()
-    }
-
-    /// Adds join candidates (iarnet's peer-list exchange, `--join` at run time).
-    pub fn add_seeds(&self, addrs: impl IntoIterator<Item = String>) {
-        for a in self.shared.add_seeds(addrs) {
-            self.spawn_join(a);
-        }
-    }
-
-    /// Announces a graceful leave to up to `fanout * 2` peers and stops the loops.
-    /// Waits at most `timeout` for the announcement to go out.
-    pub async fn leave(&self, timeout: Duration) {
-        let (record, targets) = self.with_state(|s| {
-            let r = s.leave(now());
-            let mut rng = self
-                .shared
-                .rng
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let mut t = s.gossip_targets(&mut *rng);
-            t.extend(s.gossip_targets(&mut *rng));
-            t.sort_by(|a, b| a.id.cmp(&b.id));
-            t.dedup_by(|a, b| a.id == b.id);
-            (r, t)
-        });
-        self.shared.shutdown.cancel();
-        let mut sends = tokio::task::JoinSet::new();
-        for t in targets {
-            let msg = Gossip {
-                from: self.shared.local_id.clone(),
-                domain: self.shared.domain.clone(),
-                updates: vec![record.clone().into()],
-            };
-            let transport = Arc::clone(&self.shared.transport);
-            sends.spawn(async move { transport.gossip(&t.address, msg, timeout).await });
-        }
-        let mut delivered = 0;
-        let _ = tokio::time::timeout(timeout, async {
-            while let Some(r) = sends.join_next().await {
-                if matches!(r, Ok(Ok(()))) {
-                    delivered += 1;
-                }
-            }
-        })
-        .await;
-        info!(peers_told = delivered, "left the cluster");
-        self.stop().await;
-    }
-
-    /// Stops the loops and refuses further calls, without waiting (for `Drop`).
-    pub fn cancel(&self) {
-        self.shared.shutdown.cancel();
-    }
-
-    /// Stops the loops without announcing anything (a crash, as peers see it).
-    pub async fn stop(&self) {
-        self.shared.shutdown.cancel();
-        self.shared.tasks.close();
-        self.shared.tasks.wait().await;
     }
 }

@@ -19,11 +19,14 @@ use rand::{SeedableRng as _, rngs::StdRng};
 use crate::core::{
     broadcast::{
         config::BroadcastConfig,
-        state::{Action, Announce, BroadcastState, PieceVerdict},
+        state::{Action, Announce, BroadcastState},
     },
     ids::{MessageId, NodeId},
-    message::{InboundMessage, OutboundMessage},
+    message::OutboundMessage,
 };
+
+#[path = "swarm_sim_events.rs"]
+mod events;
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -286,179 +289,6 @@ impl Sim {
                     self.push(t + tick, Event::Tick);
                 }
                 e => self.handle(e),
-            }
-        }
-    }
-
-    fn handle(&mut self, e: Event) {
-        let now = self.at(self.now);
-        match e {
-            Event::Arrive { to, from, msg } => self.arrive(to, from, msg),
-            Event::Failed { from, msg } => {
-                let a = if msg.meta.piece.is_some() {
-                    self.nodes[from].state.on_piece_failed(&msg)
-                } else {
-                    Vec::new()
-                };
-                self.run_actions(from, a);
-            }
-            Event::DirectAck { origin, to, id } => {
-                let to = self.ids[to].clone();
-                let a = self.nodes[origin].state.on_direct_ack(id, &to, now);
-                self.run_actions(origin, a);
-            }
-            Event::Announce { to, from, entries } => {
-                let from = self.ids[from].clone();
-                let a = self.nodes[to].state.on_announce(&from, entries, now);
-                self.run_actions(to, a);
-            }
-            Event::Want { to, from, id } => {
-                let from_id = self.ids[from].clone();
-                let a = self.nodes[to].state.on_want(&from_id, &[id]);
-                self.run_actions(to, a);
-            }
-            Event::Receipt { origin, from, id } => {
-                let from = self.ids[from].clone();
-                let a = self.nodes[origin].state.on_receipt(id, &[from], now);
-                self.run_actions(origin, a);
-            }
-            Event::Tick => {}
-        }
-    }
-
-    fn arrive(&mut self, to: usize, from: usize, msg: OutboundMessage) {
-        let now = self.at(self.now);
-        let len = msg.payload.len() as u64;
-        self.nodes[to].received_bytes += len;
-        let inbound = InboundMessage {
-            meta: msg.meta,
-            sender: self.ids[from].clone(),
-            payload: msg.payload,
-            crc32: msg.crc32,
-        };
-        if inbound.meta.piece.is_some() {
-            let piece = OutboundMessage {
-                meta: inbound.meta.clone(),
-                payload: inbound.payload.clone(),
-                crc32: inbound.crc32,
-            };
-            let out = self.nodes[to].state.on_piece(inbound, u64::MAX, now);
-            if matches!(out.verdict, PieceVerdict::Rejected(_)) {
-                let t = self.now + self.cfg.latency;
-                self.push(t, Event::Failed { from, msg: piece });
-            }
-            self.run_actions(to, out.actions);
-            if let Some(whole) = out.complete {
-                self.whole(to, whole);
-            }
-        } else {
-            let id = inbound.meta.id;
-            let direct = inbound.meta.origin == inbound.sender;
-            self.whole(to, inbound);
-            if direct {
-                let t = self.now + self.cfg.latency;
-                self.push(
-                    t,
-                    Event::DirectAck {
-                        origin: from,
-                        to,
-                        id,
-                    },
-                );
-            }
-        }
-    }
-
-    fn whole(&mut self, at: usize, msg: InboundMessage) {
-        let now = self.at(self.now);
-        let ids = self.ids.clone();
-        let (_, a) = self.nodes[at]
-            .state
-            .on_payload(msg, &ids, now, &mut self.rng);
-        self.run_actions(at, a);
-    }
-
-    /// When a transfer of `len` bytes from `from` to `to` starting now ends.
-    fn transfer(&mut self, from: usize, to: usize, len: u64) -> Duration {
-        let tx = Duration::from_secs_f64(len as f64 / self.cfg.rate);
-        let up_done = self.now.max(self.nodes[from].up_free) + tx;
-        self.nodes[from].up_free = up_done;
-        self.nodes[from].sent_bytes += len;
-        let down_done = (up_done + self.cfg.latency).max(self.nodes[to].down_free + tx);
-        self.nodes[to].down_free = down_done;
-        down_done
-    }
-
-    fn send(&mut self, from: usize, to: usize, msg: OutboundMessage) {
-        if !self.nodes[to].alive {
-            let t = self.now + self.cfg.fail_after;
-            self.push(t, Event::Failed { from, msg });
-            return;
-        }
-        let t = self.transfer(from, to, msg.payload.len() as u64);
-        self.push(t, Event::Arrive { to, from, msg });
-    }
-
-    fn run_actions(&mut self, at: usize, actions: Vec<Action>) {
-        let lat = self.now + self.cfg.latency;
-        for a in actions {
-            match a {
-                Action::Deliver(m) => {
-                    self.nodes[at].delivered += 1;
-                    if m.payload.len() != self.payload.len()
-                        || crc32fast::hash(&m.payload) != self.crc
-                    {
-                        self.corrupt += 1;
-                    }
-                    self.last_delivery = self.last_delivery.max(self.now);
-                }
-                Action::Send { to, id } => {
-                    let Some(msg) = self.nodes[at].state.outbound(&id) else {
-                        continue;
-                    };
-                    let to = self.index[&to];
-                    self.send(at, to, msg);
-                }
-                Action::SendPiece { to, piece } => {
-                    let to = self.index[&to];
-                    self.send(at, to, piece);
-                }
-                Action::Announce { to, entries } => {
-                    let to = self.index[&to];
-                    if self.nodes[to].alive {
-                        self.push(
-                            lat,
-                            Event::Announce {
-                                to,
-                                from: at,
-                                entries,
-                            },
-                        );
-                    }
-                }
-                Action::Want { to, id } => {
-                    let to = self.index[&to];
-                    if self.nodes[to].alive {
-                        self.push(lat, Event::Want { to, from: at, id });
-                    }
-                }
-                Action::Receipt { origin, id } => {
-                    let origin = self.index[&origin];
-                    self.push(
-                        lat,
-                        Event::Receipt {
-                            origin,
-                            from: at,
-                            id,
-                        },
-                    );
-                }
-                Action::Acked { .. } => {}
-                Action::Done(c) => {
-                    self.converged = c.missing.is_empty()
-                        && c.receipts.len() == self.nodes.iter().filter(|n| n.alive).count();
-                    self.done = true;
-                }
             }
         }
     }

@@ -362,88 +362,10 @@ impl Digest {
     }
 }
 
-/// Records for unit tests: `id` at version (1, `counter`) in `state`, and
-/// with free resources.
 #[cfg(test)]
-pub(crate) mod testing {
-    use super::{Amounts, Capacity, MemberRecord, MemberState, Tags};
-    use crate::core::ids::NodeId;
-
-    /// Node `id` (also its name), address `id:1`, domain `d`.
-    pub(crate) fn record(id: &str, counter: u64, state: MemberState) -> MemberRecord {
-        let mut r = MemberRecord::new(
-            NodeId::parse(id).expect("test id"),
-            id.into(),
-            format!("{id}:1"),
-            "d".into(),
-            1,
-        );
-        r.version.counter = counter;
-        r.state = state;
-        r
-    }
-
-    /// `r` with `cpu` millicores, `mem` bytes and `gpus` all free, tags to match.
-    pub(crate) fn with_free(mut r: MemberRecord, cpu: i64, mem: i64, gpus: i64) -> MemberRecord {
-        let a = Amounts {
-            cpu_millis: cpu,
-            memory_bytes: mem,
-            gpus,
-        };
-        r.capacity = Some(Capacity {
-            total: a,
-            used: Amounts::default(),
-            available: a,
-        });
-        r.tags = Tags {
-            cpu: cpu > 0,
-            gpu: gpus > 0,
-            memory: mem > 0,
-            camera: false,
-        };
-        r
-    }
-}
+#[path = "record_testing.rs"]
+pub(crate) mod testing;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(inc: u64, counter: u64, state: MemberState) -> MemberRecord {
-        let mut r = MemberRecord::new(
-            NodeId::parse("n").unwrap(),
-            "n".into(),
-            "a:1".into(),
-            "d".into(),
-            inc,
-        );
-        r.version.counter = counter;
-        r.state = state;
-        r
-    }
-
-    #[test]
-    fn newer_incarnation_beats_any_counter() {
-        assert!(rec(2, 1, MemberState::Alive).supersedes(&rec(1, 99, MemberState::Dead)));
-        assert!(!rec(1, 99, MemberState::Dead).supersedes(&rec(2, 1, MemberState::Alive)));
-    }
-
-    #[test]
-    fn same_version_needs_higher_precedence() {
-        assert!(rec(1, 1, MemberState::Suspect).supersedes(&rec(1, 1, MemberState::Alive)));
-        assert!(!rec(1, 1, MemberState::Alive).supersedes(&rec(1, 1, MemberState::Suspect)));
-        assert!(!rec(1, 1, MemberState::Alive).supersedes(&rec(1, 1, MemberState::Alive)));
-        assert!(rec(1, 1, MemberState::Left).supersedes(&rec(1, 1, MemberState::Dead)));
-    }
-
-    #[test]
-    fn digest_hash_is_stable() {
-        // Pinned: a change here breaks anti-entropy between releases.
-        let d = rec(7, 3, MemberState::Alive).digest();
-        assert_eq!(d.stable_hash(), 0xce30_a2bc_b98c_51aa);
-        assert_ne!(
-            d.stable_hash(),
-            rec(7, 4, MemberState::Alive).digest().stable_hash()
-        );
-    }
-}
+#[path = "record_tests.rs"]
+mod tests;

@@ -9,6 +9,8 @@
 //! mid-send still reaches everyone, and payloads cross links about once.
 
 mod assembly;
+#[path = "state_origin.rs"]
+mod origin;
 mod swarm;
 
 use std::{collections::BTreeMap, time::Instant};
@@ -23,7 +25,7 @@ use super::{
     store::{PayloadStore, Stored},
 };
 use crate::core::{
-    ack_tracker::{AckEffect, AckTracker, Answer, TrackError},
+    ack_tracker::AckTracker,
     dedup::DedupCache,
     ids::{MessageId, NodeId},
     message::{InboundMessage, OutboundMessage},
@@ -111,53 +113,6 @@ impl BroadcastState {
     /// Broadcasts being assembled from pieces, and the bytes they hold.
     pub fn assemblies(&self) -> (usize, u64) {
         self.assemblies.load()
-    }
-
-    /// Starts a broadcast of `msg` from this node to `members` (the live members,
-    /// this node included), tracked until `deadline`.
-    ///
-    /// # Errors
-    /// Too many broadcasts from this node are in flight.
-    pub fn originate<R: Rng>(
-        &mut self,
-        msg: OutboundMessage,
-        members: &[NodeId],
-        now: Instant,
-        deadline: Instant,
-        rng: &mut R,
-    ) -> Result<Vec<Action>, OriginateError> {
-        let id = msg.meta.id;
-        match self
-            .origin
-            .track(id, members.iter().cloned(), now, deadline, ())
-        {
-            Ok(_) | Err(TrackError::DuplicateId(_)) => {}
-            Err(TrackError::Full(n)) => return Err(OriginateError::TooManyInFlight(n)),
-        }
-        let inbound = InboundMessage {
-            sender: self.local.clone(),
-            meta: msg.meta,
-            payload: msg.payload,
-            crc32: msg.crc32,
-        };
-        let peers: Vec<NodeId> = members
-            .iter()
-            .filter(|m| **m != self.local)
-            .cloned()
-            .collect();
-        // No relay peers: the origin sends the payload to every member (itself,
-        // or as pieces down the swarm's trees), so announcing it as a relay
-        // would only duplicate that.
-        let mut relayed = inbound.meta.clone();
-        relayed.hops = relayed.hops.saturating_add(1);
-        relayed.ttl = relayed.ttl.saturating_sub(1);
-        let (payload, crc32) = (inbound.payload.clone(), inbound.crc32);
-        let (_, mut actions) = self.on_payload(inbound, &[], now, rng);
-        match self.originate_swarm(&relayed, &payload, crc32, &peers, rng) {
-            Some(pieces) => actions.extend(pieces),
-            None => actions.extend(peers.into_iter().map(|to| Action::Send { to, id })),
-        }
-        Ok(actions)
     }
 
     /// A payload arrived (or was created here). Returns whether it was new, and
@@ -300,39 +255,6 @@ impl BroadcastState {
                 }
             })
             .collect()
-    }
-
-    /// As origin: `to` acknowledged the payload of `id` sent to it directly, as
-    /// delivered or as already delivered: it counts as `to`'s receipt.
-    pub fn on_direct_ack(&mut self, id: MessageId, to: &NodeId, now: Instant) -> Vec<Action> {
-        self.receipt(id, to, now)
-    }
-
-    /// As origin: `nodes` delivered `id`.
-    pub fn on_receipt(&mut self, id: MessageId, nodes: &[NodeId], now: Instant) -> Vec<Action> {
-        nodes
-            .iter()
-            .flat_map(|n| self.receipt(id, n, now))
-            .collect()
-    }
-
-    fn receipt(&mut self, id: MessageId, node: &NodeId, now: Instant) -> Vec<Action> {
-        let started = self.origin.started(id);
-        match self.origin.on_ack(id, node, Answer::Delivered, now) {
-            AckEffect::Ignored => Vec::new(),
-            AckEffect::Progress => vec![Self::acked(id, node, started, now)],
-            AckEffect::Completed(c) => vec![Self::acked(id, node, started, now), Action::Done(c)],
-        }
-    }
-
-    fn acked(id: MessageId, node: &NodeId, started: Option<Instant>, now: Instant) -> Action {
-        Action::Acked {
-            id,
-            node: node.clone(),
-            latency: started.map_or_else(std::time::Duration::default, |s| {
-                now.saturating_duration_since(s)
-            }),
-        }
     }
 
     /// `node` died or left: stop waiting for it, and stop pulling from it.

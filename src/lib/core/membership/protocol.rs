@@ -278,5 +278,8 @@ mod force_tests;
 #[path = "protocol_tests.rs"]
 mod tests;
 #[cfg(test)]
+#[path = "protocol_tests_forged.rs"]
+mod tests_forged;
+#[cfg(test)]
 #[path = "protocol_tests_heal.rs"]
 mod tests_heal;

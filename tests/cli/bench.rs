@@ -1,0 +1,306 @@
+//! `gsp bench`: the simulated swarm, the flood bench and its report, baseline
+//! comparison, and the membership bench.
+
+use serde_json::Value;
+
+use super::LIMIT;
+use crate::common::{run_gsp, stderr};
+
+#[test]
+fn bench_sim_reports_a_swarm_broadcast_delivered_once_everywhere() {
+    let out = run_gsp(
+        &[
+            "bench",
+            "sim",
+            "--nodes",
+            "300",
+            "--payload",
+            "2MiB",
+            "--dead",
+            "10",
+            "--json",
+            "--no-write",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v["results"];
+    assert_eq!(v["scenario"]["name"], "sim");
+    assert_eq!(r["live"], 290);
+    assert_eq!(r["delivered"], 290);
+    assert_eq!(r["extra_deliveries"], 0);
+    assert_eq!(r["origin_bytes"], 2 << 20, "the origin uploads one copy");
+    assert!(r["pieces"].as_u64().unwrap() > 1);
+    assert!(r["ratio_to_floor"].as_f64().unwrap() > 1.0);
+    let out = run_gsp(&["bench", "sim", "--link", "fast"], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--link"), "{}", stderr(&out));
+}
+
+#[test]
+fn shaped_broadcast_bench_refuses_bad_rates_and_other_scenarios() {
+    let out = run_gsp(&["bench", "broadcast", "--shaped", "fast"], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--shaped takes a link rate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_gsp(&["bench", "flood", "--shaped", "1gbit"], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--shaped applies to the broadcast scenario only"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_gsp(
+        &["bench", "broadcast", "--shaped", "1gbit", "--nodes", "1"],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("at least 2 --nodes"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn small_bench_reports_every_key_with_all_messages_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let out = run_gsp(
+        &[
+            "bench",
+            "--nodes",
+            "2",
+            "--messages-per-peer",
+            "3",
+            "--payload",
+            "64KiB",
+            "--iterations",
+            "1",
+            "--json",
+            "--out",
+            out_dir,
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["schema"], "gsp.bench.v1");
+    let s = &r["scenario"];
+    assert_eq!(s["name"], "flood");
+    assert_eq!(s["nodes"], 2);
+    assert_eq!(s["messages_per_peer"], 3);
+    assert_eq!(s["payload_bytes"], 65536);
+    assert_eq!(s["iterations"], 1);
+    assert_eq!(s["warmup"], 1);
+    let res = &r["results"];
+    assert_eq!(res["messages_sent"], 6);
+    assert_eq!(res["messages_acked"], res["messages_sent"]);
+    assert_eq!(res["errors"], 0);
+    for k in ["min", "p50", "p90", "p99", "p999", "max", "mean"] {
+        assert!(
+            res["ack_latency_ns"][k].as_f64().unwrap() > 0.0,
+            "ack_latency_ns.{k}"
+        );
+    }
+    for k in ["min", "p50", "max"] {
+        assert!(
+            res["convergence_ns"][k].as_u64().unwrap() > 0,
+            "convergence_ns.{k}"
+        );
+    }
+    for k in [
+        "throughput_bytes_per_sec",
+        "messages_per_sec",
+        "cpu_seconds",
+    ] {
+        assert!(res[k].as_f64().unwrap() > 0.0, "{k}");
+    }
+    assert!(res["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(res["allocations_per_message"].as_f64().unwrap() > 0.0);
+    assert!(!res["histogram"].as_str().unwrap().is_empty());
+    assert!(
+        r["baseline"]["tcp_throughput_bytes_per_sec"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(r["baseline"]["tcp_convergence_ns"].as_u64().unwrap() > 0);
+    assert!(r["efficiency"].as_f64().unwrap() > 0.0);
+    for k in ["gsp_version", "git_sha", "timestamp"] {
+        assert!(r[k].is_string(), "{k}");
+    }
+    assert!(r["host"]["cores"].as_u64().unwrap() >= 1);
+    assert!(r["host"]["kernel"].is_string());
+    assert!(r["host"]["cpu_model"].is_string());
+
+    // The same report was written to --out.
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(files[0].as_ref().unwrap().path()).unwrap()).unwrap();
+    assert_eq!(written["results"]["histogram"], r["results"]["histogram"]);
+}
+
+#[test]
+fn compare_passes_against_itself_and_fails_on_a_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.json");
+    let args = [
+        "bench",
+        "--nodes",
+        "2",
+        "--messages-per-peer",
+        "2",
+        "--payload",
+        "16KiB",
+        "--iterations",
+        "1",
+        "--no-write",
+    ];
+    let out = run_gsp(&[&args[..], &["--json"]].concat(), LIMIT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut report: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // A baseline so good that no run can match it: efficiency 1000, p99 1 ns.
+    report["efficiency"] = 1000.0.into();
+    report["results"]["ack_latency_ns"]["p99"] = 1.into();
+    std::fs::write(&base, serde_json::to_vec(&report).unwrap()).unwrap();
+    let out = run_gsp(
+        &[
+            &args[..],
+            &[
+                "--compare",
+                base.to_str().unwrap(),
+                "--max-regression",
+                "50",
+            ],
+        ]
+        .concat(),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("REGRESSED") && text.contains("regression detected"),
+        "{text}"
+    );
+
+    // A baseline so bad that every run beats it.
+    report["efficiency"] = 0.0001.into();
+    report["results"]["ack_latency_ns"]["p99"] = 3_600_000_000_000u64.into();
+    std::fs::write(&base, serde_json::to_vec(&report).unwrap()).unwrap();
+    let out = run_gsp(
+        &[&args[..], &["--compare", base.to_str().unwrap()]].concat(),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no regression"));
+
+    // Another workload cannot be compared: a usage error naming both.
+    let out = run_gsp(
+        &[
+            "bench",
+            "--nodes",
+            "3",
+            "--messages-per-peer",
+            "2",
+            "--payload",
+            "16KiB",
+            "--iterations",
+            "1",
+            "--no-write",
+            "--compare",
+            base.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("2 nodes") && stderr(&out).contains("3 nodes"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_peer_vanishing_mid_flood_ends_the_bench_with_a_clear_error() {
+    let out = run_gsp(
+        &[
+            "bench",
+            "--nodes",
+            "3",
+            "--messages-per-peer",
+            "40",
+            "--payload",
+            "256KiB",
+            "--iterations",
+            "2",
+            "--warmup",
+            "0",
+            "--no-write",
+            "--no-baseline",
+            "--kill-node-after",
+            "20",
+            "--timeout",
+            "20",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: bench did not complete"), "{err}");
+    assert!(
+        err.contains("closed") || err.contains("did not converge"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn membership_bench_reports_join_detection_traffic_and_false_positives() {
+    let out = run_gsp(
+        &[
+            "bench",
+            "membership",
+            "--nodes",
+            "5",
+            "--kills",
+            "2",
+            "--stalls",
+            "1",
+            "--traffic-window",
+            "1",
+            "--json",
+            "--no-write",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["schema"], "gsp.bench.v1");
+    assert_eq!(r["scenario"]["name"], "membership");
+    assert_eq!(r["scenario"]["nodes"], 5);
+    let res = &r["results"];
+    assert_eq!(res["detection_samples"].as_array().unwrap().len(), 2);
+    assert_eq!(res["detection_rounds"]["samples"], 2);
+    assert!(res["join_rounds"].as_f64().unwrap() >= 0.0);
+    assert!(res["traffic_bytes_per_sec_per_node"].as_f64().unwrap() > 0.0);
+    assert!(res["false_positives"].is_u64());
+    assert!(res["rounds_observed"].as_f64().unwrap() > 0.0);
+    // Up to 100 nodes the bench runs 0.2 s rounds; what a node costs is reported.
+    assert_eq!(res["gossip_interval_ms"].as_f64(), Some(200.0));
+    assert!(res["cpu_ms_per_node_round"].as_f64().unwrap() > 0.0);
+    assert!(res["rss_bytes_per_node"].as_u64().unwrap() > 0);
+
+    let out = run_gsp(
+        &["bench", "membership", "--nodes", "2", "--no-write"],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--nodes"), "{}", stderr(&out));
+}

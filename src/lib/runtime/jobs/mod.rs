@@ -13,6 +13,7 @@
 mod job;
 pub mod leftover;
 pub mod logfile;
+mod persist;
 pub mod runner;
 pub mod service;
 pub mod store;
@@ -193,14 +194,7 @@ impl Jobs {
         };
         if this.inner.store.is_some() {
             this.save_now();
-            let writer = this.clone();
-            tokio::spawn(async move {
-                loop {
-                    writer.inner.dirty.notified().await;
-                    let w = writer.clone();
-                    let _ = tokio::task::spawn_blocking(move || w.save_now()).await;
-                }
-            });
+            tokio::spawn(this.clone().writer());
         }
         this
     }
@@ -330,12 +324,6 @@ impl Jobs {
         Some(asked)
     }
 
-    /// Has every job's record written soon (by the writer task, which
-    /// coalesces bursts of changes).
-    pub fn persist(&self) {
-        self.inner.dirty.notify_one();
-    }
-
     /// Keeps the output of finished jobs within `history_log_bytes` in all:
     /// beyond it, the oldest finished jobs' output is dropped (their records
     /// and step statuses stay; a reader is told of the gap).
@@ -361,26 +349,6 @@ impl Jobs {
                 }
             }
         }
-    }
-
-    /// Saves the records that changed since the last save, and returns once
-    /// they are on disk (errors are logged: jobs run on without).
-    pub fn save_now(&self) {
-        let Some(store) = &self.inner.store else {
-            return;
-        };
-        // In any order: the journal does not keep one.
-        let jobs: Vec<_> = self.table().values().cloned().collect();
-        // A job forgotten since the list was taken is not written again (see
-        // `Job::forget`), whichever save writes its `forget` line first.
-        let forgotten = std::mem::take(
-            &mut *self
-                .inner
-                .forgotten
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        store.save(&jobs, &forgotten);
     }
 
     /// Fires when the node shuts down.

@@ -6,14 +6,28 @@
 //! A journal: a header line, then one line per saved change, each a job's
 //! whole record (the last line of a job wins) or `{"forget":ID}` once the
 //! job left the history. A save appends the records that changed since the
-//! last one and syncs them, so a change costs its own bytes, not the whole
-//! history's (`jobs.json`, rewritten whole three times per job, was most of
-//! a node's CPU in `gsp run --all -- true`). Once the journal holds
+//! last one, so a change costs its own bytes, not the whole history's
+//! (`jobs.json`, rewritten whole three times per job, was most of a node's
+//! CPU in `gsp run --all -- true`).
+//!
+//! Durability: every save is written at once (the page cache keeps it
+//! through a crash of the node's process); a [`Sync::Now`] save also syncs
+//! it to the disk before it returns, which the node does before a client
+//! learns a new job's id. Other changes (a step's process, a step or job
+//! ending, a cancel, a job leaving the history) are synced within
+//! [`SYNC_DELAY`] by the node's writer task, one sync for all of them: only
+//! a crash of the whole machine within that time loses them, and then the
+//! job reads as ended by a restart ("node restarted", FAILED), never as a
+//! success it did not have. A step's process needs no sync at all: a machine
+//! crash leaves no process to stop. A sync on this VM's virtio disk cost the
+//! node more CPU than the rest of a short job's bookkeeping together. Once
+//! the journal holds
 //! [`COMPACT_FACTOR`] times the lines it needs, it is rewritten with one line
 //! per job (atomically: a crash leaves the old journal or the new one).
 //!
 //! A crash mid-append leaves a partial last line, which the next start skips
-//! (what it held was not confirmed to anyone: a save returns after the sync).
+//! (what it held was not confirmed to anyone: a [`Sync::Now`] save returns
+//! after the sync).
 //! Nodes before the journal kept `jobs.json`; it is read once and replaced.
 
 use std::{
@@ -39,6 +53,17 @@ const OLD_SCHEMA: &str = "gsp.jobs-state.v1";
 /// needs (one per job, plus [`SLACK_LINES`]).
 pub const COMPACT_FACTOR: usize = 4;
 const SLACK_LINES: usize = 16;
+/// Changes saved without [`Sync::Now`] reach the disk within this long.
+pub const SYNC_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a save waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// Synced before the save returns.
+    Now,
+    /// Written at once, synced by a later [`Store::sync`].
+    Later,
+}
 
 #[derive(Deserialize)]
 struct Header {
@@ -105,6 +130,8 @@ struct Journal {
     file: Option<File>,
     /// Lines after the header.
     lines: usize,
+    /// Written since the last sync.
+    unsynced: bool,
 }
 
 impl Store {
@@ -208,9 +235,11 @@ impl Store {
     }
 
     /// Saves what changed in `jobs` (every job this node keeps) since the
-    /// last save, and that `forgotten` left the history; returns once it is
-    /// on disk (errors are logged: jobs run on without records).
-    pub fn save(&self, jobs: &[Arc<Job>], forgotten: &[String]) {
+    /// last save, and that `forgotten` left the history; with [`Sync::Now`]
+    /// returns once all saved so far is on disk (errors are logged: jobs run
+    /// on without records). Returns whether some of it waits for a
+    /// [`Store::sync`].
+    pub fn save(&self, jobs: &[Arc<Job>], forgotten: &[String], sync: Sync) -> bool {
         let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
         let needed = COMPACT_FACTOR * (jobs.len() + SLACK_LINES);
         let full = journal.lines > needed;
@@ -219,7 +248,13 @@ impl Store {
             _ => None,
         };
         match appended {
-            Some(Ok(n)) => journal.lines += n,
+            Some(Ok(n)) => {
+                journal.lines += n;
+                journal.unsynced |= n > 0;
+                if sync == Sync::Now {
+                    Self::sync_locked(&self.path, &mut journal);
+                }
+            }
             Some(Err(e)) => {
                 warn!(path = %self.path.display(), error = %e, "cannot save the job records");
                 // Written in part, perhaps: the next save starts a new journal.
@@ -229,12 +264,41 @@ impl Store {
                 Ok(file) => {
                     journal.file = Some(file);
                     journal.lines = jobs.len();
+                    // Written whole and synced, the old journal replaced.
+                    journal.unsynced = false;
                 }
                 Err(e) => {
                     warn!(path = %self.path.display(), error = %e, "cannot save the job records");
                     journal.file = None;
                 }
             },
+        }
+        journal.unsynced
+    }
+
+    /// Syncs what was saved with [`Sync::Later`]; whether some of it still
+    /// waits (the sync failed: the next save rewrites the journal whole).
+    pub fn sync(&self) -> bool {
+        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::sync_locked(&self.path, &mut journal);
+        journal.unsynced
+    }
+
+    fn sync_locked(path: &Path, journal: &mut Journal) {
+        if !journal.unsynced {
+            return;
+        }
+        let Some(file) = journal.file.as_ref() else {
+            return;
+        };
+        match file.sync_data() {
+            Ok(()) => journal.unsynced = false,
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "cannot sync the job records");
+                // What the kernel failed to write may be gone from its cache
+                // too: the next save starts a new journal.
+                journal.file = None;
+            }
         }
     }
 
@@ -257,7 +321,7 @@ impl Store {
             return Ok(0);
         }
         let lines = wrote.len() + forgotten.len();
-        file.write_all(&data).and_then(|()| file.sync_data())?;
+        file.write_all(&data)?;
         for (job, version) in wrote {
             job.mark_saved(version);
         }

@@ -40,9 +40,9 @@ fn records_round_trip_and_the_newest_line_of_a_job_wins() {
     let store = Store::in_dir(dir.path());
     let (done, running) = (job("000000000001"), job("000000000002"));
     finish(&done);
-    store.save(&[Arc::clone(&done), Arc::clone(&running)], &[]);
+    store.save(&[Arc::clone(&done), Arc::clone(&running)], &[], Sync::Now);
     running.update(|s| s.start_next(4));
-    store.save(&[Arc::clone(&done), Arc::clone(&running)], &[]);
+    store.save(&[Arc::clone(&done), Arc::clone(&running)], &[], Sync::Now);
     let loaded = Store::in_dir(dir.path()).load();
     assert_eq!(loaded.len(), 2);
     assert_eq!(loaded[0].0, "000000000001");
@@ -58,20 +58,20 @@ fn a_save_appends_only_the_records_that_changed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::in_dir(dir.path());
     let jobs: Vec<_> = (1..=10).map(|i| job(&format!("{i:012x}"))).collect();
-    store.save(&jobs, &[]);
+    store.save(&jobs, &[], Sync::Now);
     assert_eq!(
         lines_on_disk(dir.path()),
         10,
         "the first save writes them all"
     );
-    store.save(&jobs, &[]);
+    store.save(&jobs, &[], Sync::Now);
     assert_eq!(
         lines_on_disk(dir.path()),
         10,
         "nothing changed, nothing written"
     );
     finish(&jobs[3]);
-    store.save(&jobs, &[]);
+    store.save(&jobs, &[], Sync::Now);
     assert_eq!(lines_on_disk(dir.path()), 11);
     let loaded = Store::in_dir(dir.path()).load();
     assert_eq!(loaded.len(), 10);
@@ -84,8 +84,8 @@ fn a_forgotten_job_is_not_loaded_again() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::in_dir(dir.path());
     let (old, new) = (job("000000000001"), job("000000000002"));
-    store.save(&[Arc::clone(&old), Arc::clone(&new)], &[]);
-    store.save(&[Arc::clone(&new)], &["000000000001".to_owned()]);
+    store.save(&[Arc::clone(&old), Arc::clone(&new)], &[], Sync::Now);
+    store.save(&[Arc::clone(&new)], &["000000000001".to_owned()], Sync::Now);
     let loaded = Store::in_dir(dir.path()).load();
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].0, "000000000002");
@@ -97,13 +97,13 @@ fn a_job_forgotten_after_a_save_listed_it_is_not_written_back() {
     let store = Store::in_dir(dir.path());
     let (old, new) = (job("000000000001"), job("000000000002"));
     let listed = [Arc::clone(&old), Arc::clone(&new)];
-    store.save(&listed, &[]);
+    store.save(&listed, &[], Sync::Now);
     // A change, then the job leaves the history: one save writes the forget
     // line, and a save that had listed the job before comes after it.
     finish(&old);
     old.forget();
-    store.save(&[Arc::clone(&new)], &["000000000001".to_owned()]);
-    store.save(&listed, &[]);
+    store.save(&[Arc::clone(&new)], &["000000000001".to_owned()], Sync::Now);
+    store.save(&listed, &[], Sync::Now);
     let ids: Vec<_> = Store::in_dir(dir.path())
         .load()
         .into_iter()
@@ -113,7 +113,7 @@ fn a_job_forgotten_after_a_save_listed_it_is_not_written_back() {
     // A rewrite of the journal leaves it out as well.
     drop(store);
     let store = Store::in_dir(dir.path());
-    store.save(&listed, &[]);
+    store.save(&listed, &[], Sync::Now);
     assert_eq!(Store::in_dir(dir.path()).load().len(), 1);
 }
 
@@ -126,7 +126,7 @@ fn the_journal_is_rewritten_once_it_holds_four_times_what_it_needs() {
     let mut most = 0;
     for t in 0..200 {
         jobs[0].update(|s| s.created_unix_ns = t);
-        store.save(&jobs, &[]);
+        store.save(&jobs, &[], Sync::Now);
         most = most.max(lines_on_disk(dir.path()));
     }
     assert!(most > jobs.len(), "changes were appended");
@@ -141,9 +141,9 @@ fn a_partial_last_line_and_a_broken_line_are_skipped_the_rest_is_kept() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::in_dir(dir.path());
     let jobs = vec![job("000000000001"), job("000000000002")];
-    store.save(&jobs, &[]);
+    store.save(&jobs, &[], Sync::Now);
     finish(&jobs[0]);
-    store.save(&jobs, &[]);
+    store.save(&jobs, &[], Sync::Now);
     let path = dir.path().join(FILE_NAME);
     let mut raw = std::fs::read(&path).expect("journal");
     // A line broken in the middle (not the last one), and a save cut short.
@@ -182,7 +182,7 @@ fn records_of_a_node_before_the_journal_are_read_once_and_replaced() {
         loaded[0].2.clone(),
         1024,
     ));
-    store.save(&[again], &[]);
+    store.save(&[again], &[], Sync::Now);
     assert!(!old.exists(), "jobs.json is gone once the journal holds it");
     assert_eq!(Store::in_dir(dir.path()).load().len(), 1);
 }
@@ -193,4 +193,29 @@ fn a_journal_without_a_header_is_set_aside() {
     std::fs::write(dir.path().join(FILE_NAME), b"garbage\n").expect("write");
     assert!(Store::in_dir(dir.path()).load().is_empty());
     assert!(dir.path().join("jobs.jsonl.bad").exists());
+}
+
+#[test]
+fn a_later_save_is_written_at_once_and_waits_for_one_sync() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::in_dir(dir.path());
+    let (a, b) = (job("000000000001"), job("000000000002"));
+    // The first save writes the journal whole, synced.
+    assert!(!store.save(&[Arc::clone(&a)], &[], Sync::Later));
+    finish(&a);
+    assert!(
+        store.save(&[Arc::clone(&a), Arc::clone(&b)], &[], Sync::Later),
+        "an appended change waits for a sync"
+    );
+    // Written through: a node killed now finds it when it starts again.
+    let loaded = Store::in_dir(dir.path()).load();
+    assert_eq!(loaded.len(), 2);
+    assert_eq!(loaded[0].2.status(), Status::Completed);
+    assert!(!store.sync(), "one sync covers every change before it");
+    assert!(!store.sync(), "nothing left to sync");
+    b.update(|s| s.start_next(5));
+    assert!(
+        !store.save(&[Arc::clone(&a), Arc::clone(&b)], &[], Sync::Now),
+        "a save that syncs leaves nothing waiting"
+    );
 }

@@ -1,0 +1,84 @@
+//! Saving the jobs' records ([`super::store`]): at once when a client is to
+//! learn a new job, otherwise by the writer task, which coalesces bursts of
+//! changes and syncs them within [`store::SYNC_DELAY`].
+
+use std::sync::PoisonError;
+
+use super::{Jobs, store};
+
+impl Jobs {
+    /// Saves changes as [`Jobs::persist`] asks (written at once, coalescing
+    /// bursts), and syncs them within [`store::SYNC_DELAY`], one sync for all
+    /// that came meanwhile.
+    pub(super) async fn writer(self) {
+        let mut sync_at: Option<tokio::time::Instant> = None;
+        loop {
+            let due = async {
+                match sync_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let changed = tokio::select! {
+                () = self.inner.dirty.notified() => true,
+                () = due => false,
+            };
+            let w = self.clone();
+            let unsynced = tokio::task::spawn_blocking(move || {
+                if changed {
+                    w.save(store::Sync::Later)
+                } else {
+                    w.sync()
+                }
+            })
+            .await
+            .unwrap_or(true);
+            sync_at = match (unsynced, sync_at) {
+                (false, _) => None,
+                (true, Some(at)) => Some(at),
+                (true, None) => Some(tokio::time::Instant::now() + store::SYNC_DELAY),
+            };
+        }
+    }
+
+    /// Has every job's record written soon (by the writer task, which
+    /// coalesces bursts of changes).
+    pub fn persist(&self) {
+        self.inner.dirty.notify_one();
+    }
+
+    /// Saves the records that changed since the last save, and returns once
+    /// all saved so far is on disk (errors are logged: jobs run on without).
+    pub fn save_now(&self) {
+        self.save(store::Sync::Now);
+    }
+
+    /// Syncs what was saved without; whether some still waits (after a
+    /// failed sync the journal is written anew, and synced, at once).
+    fn sync(&self) -> bool {
+        match &self.inner.store {
+            Some(store) if store.sync() => self.save(store::Sync::Now),
+            _ => false,
+        }
+    }
+
+    /// Saves the records that changed since the last save; whether some wait
+    /// for a sync.
+    fn save(&self, sync: store::Sync) -> bool {
+        let Some(store) = &self.inner.store else {
+            return false;
+        };
+        // In any order: the journal does not keep one.
+        let jobs: Vec<_> = self.table().values().cloned().collect();
+        // A job forgotten since the list was taken is not written again (see
+        // `Job::forget`), whichever save writes its `forget` line first.
+        let forgotten = std::mem::take(
+            &mut *self
+                .inner
+                .forgotten
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        store.save(&jobs, &forgotten, sync)
+    }
+}

@@ -23,16 +23,25 @@ impl Jobs {
                 () = self.inner.dirty.notified() => true,
                 () = due => false,
             };
-            let w = self.clone();
-            let unsynced = tokio::task::spawn_blocking(move || {
-                if changed {
-                    w.save(store::Sync::Later)
-                } else {
-                    w.sync()
-                }
-            })
-            .await
-            .unwrap_or(true);
+            // A few hundred bytes appended into the page cache, as the jobs'
+            // log files are written: on this task, where a hand-off to the
+            // blocking pool cost more than the write. A sync, a rewrite, or
+            // a journal another save holds waits for the disk: not here.
+            let inline = if changed { self.append_if_free() } else { None };
+            let unsynced = if let Some(unsynced) = inline {
+                unsynced
+            } else {
+                let w = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    if changed {
+                        w.save(store::Sync::Later)
+                    } else {
+                        w.sync()
+                    }
+                })
+                .await
+                .unwrap_or(true)
+            };
             sync_at = match (unsynced, sync_at) {
                 (false, _) => None,
                 (true, Some(at)) => Some(at),
@@ -51,6 +60,24 @@ impl Jobs {
     /// all saved so far is on disk (errors are logged: jobs run on without).
     pub fn save_now(&self) {
         self.save(store::Sync::Now);
+    }
+
+    /// [`store::Store::append_if_free`] of the records that changed.
+    fn append_if_free(&self) -> Option<bool> {
+        let Some(store) = &self.inner.store else {
+            return Some(false);
+        };
+        let jobs: Vec<_> = self.table().values().cloned().collect();
+        let mut forgotten = self
+            .inner
+            .forgotten
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let saved = store.append_if_free(&jobs, &forgotten);
+        if saved.is_some() {
+            forgotten.clear();
+        }
+        saved
     }
 
     /// Syncs what was saved without; whether some still waits (after a

@@ -234,6 +234,32 @@ impl Store {
             "job records unreadable; set aside, starting with none");
     }
 
+    /// [`Self::save`] with [`Sync::Later`] if it is only an append and no
+    /// other save or sync holds the journal (one may wait for the disk);
+    /// `None` otherwise, nothing saved. Whether some of it waits for a sync.
+    pub fn append_if_free(&self, jobs: &[Arc<Job>], forgotten: &[String]) -> Option<bool> {
+        let mut journal = match self.journal.try_lock() {
+            Ok(j) => j,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        if journal.lines > COMPACT_FACTOR * (jobs.len() + SLACK_LINES) {
+            return None;
+        }
+        let file = journal.file.as_mut()?;
+        match Self::append(file, jobs, forgotten) {
+            Ok(n) => {
+                journal.lines += n;
+                journal.unsynced |= n > 0;
+            }
+            Err(e) => {
+                warn!(path = %self.path.display(), error = %e, "cannot save the job records");
+                journal.file = None;
+            }
+        }
+        Some(journal.unsynced)
+    }
+
     /// Saves what changed in `jobs` (every job this node keeps) since the
     /// last save, and that `forgotten` left the history; with [`Sync::Now`]
     /// returns once all saved so far is on disk (errors are logged: jobs run

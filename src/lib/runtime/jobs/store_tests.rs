@@ -219,3 +219,44 @@ fn a_later_save_is_written_at_once_and_waits_for_one_sync() {
         "a save that syncs leaves nothing waiting"
     );
 }
+
+#[test]
+fn an_append_on_the_async_path_declines_what_would_wait_for_the_disk() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::in_dir(dir.path());
+    let a = job("000000000001");
+    assert_eq!(
+        store.append_if_free(&[Arc::clone(&a)], &[]),
+        None,
+        "the first save writes the journal whole"
+    );
+    assert!(!store.save(&[Arc::clone(&a)], &[], Sync::Now));
+    a.update(|s| s.start_next(2));
+    assert_eq!(store.append_if_free(&[Arc::clone(&a)], &[]), Some(true));
+    assert_eq!(lines_on_disk(dir.path()), 2);
+    // Changes until the journal is due to be rewritten whole: that one is
+    // left to a save that may wait.
+    let bound = COMPACT_FACTOR * (1 + SLACK_LINES);
+    let mut appended = 1;
+    while appended < 10 * bound {
+        a.update(|s| s.start_next(3));
+        if store.append_if_free(&[Arc::clone(&a)], &[]).is_none() {
+            break;
+        }
+        appended += 1;
+    }
+    assert!(appended < 10 * bound, "appends stop");
+    assert_eq!(lines_on_disk(dir.path()), bound + 1, "past the bound");
+    assert!(
+        !store.save(&[Arc::clone(&a)], &[], Sync::Later),
+        "rewritten, synced"
+    );
+    assert_eq!(lines_on_disk(dir.path()), 1);
+    let held = store.journal.lock().expect("lock");
+    assert_eq!(
+        std::thread::scope(|s| s.spawn(|| store.append_if_free(&[], &[])).join().ok()),
+        Some(None),
+        "a journal another save holds is not waited for"
+    );
+    drop(held);
+}

@@ -22,6 +22,12 @@ impl Jobs {
             let changed = tokio::select! {
                 () = self.inner.dirty.notified() => true,
                 () = due => false,
+                () = self.inner.shutdown.cancelled() => {
+                    // What waits for its sync gets it before the node stops
+                    // (its runners save theirs the same way).
+                    self.save_now();
+                    return;
+                }
             };
             // A few hundred bytes appended into the page cache, as the jobs'
             // log files are written: on this task, where a hand-off to the

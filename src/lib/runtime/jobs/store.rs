@@ -15,7 +15,8 @@
 //! it to the disk before it returns, which the node does before a client
 //! learns a new job's id. Other changes (a step's process, a step or job
 //! ending, a cancel, a job leaving the history) are synced within
-//! [`SYNC_DELAY`] by the node's writer task, one sync for all of them: only
+//! [`SYNC_DELAY`] by the node's writer task, one sync for all of them, and
+//! when the node stops: only
 //! a crash of the whole machine within that time loses them, and then the
 //! job reads as ended by a restart ("node restarted", FAILED), never as a
 //! success it did not have. A step's process needs no sync at all: a machine

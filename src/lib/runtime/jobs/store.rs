@@ -16,15 +16,16 @@
 //! learns a new job's id. Other changes (a step's process, a step or job
 //! ending, a cancel, a job leaving the history) are synced within
 //! [`SYNC_DELAY`] by the node's writer task, one sync for all of them, and
-//! when the node stops: only
-//! a crash of the whole machine within that time loses them, and then the
-//! job reads as ended by a restart ("node restarted", FAILED), never as a
-//! success it did not have. A step's process needs no sync at all: a machine
-//! crash leaves no process to stop. A sync on this VM's virtio disk cost the
-//! node more CPU than the rest of a short job's bookkeeping together. Once
-//! the journal holds
-//! [`COMPACT_FACTOR`] times the lines it needs, it is rewritten with one line
-//! per job (atomically: a crash leaves the old journal or the new one).
+//! when the node stops: only a crash of the whole machine within that time
+//! loses them, and then the job reads as ended by a restart ("node
+//! restarted", FAILED), never as a success it did not have. A step's process
+//! needs no sync at all: a machine crash leaves no process to stop. A sync
+//! on this VM's virtio disk cost the node more CPU than the rest of a short
+//! job's bookkeeping together.
+//!
+//! Once the journal holds [`COMPACT_FACTOR`] times the lines it needs, it is
+//! rewritten with one line per job (atomically: a crash leaves the old
+//! journal or the new one).
 //!
 //! A crash mid-append leaves a partial last line, which the next start skips
 //! (what it held was not confirmed to anyone: a [`Sync::Now`] save returns
@@ -133,6 +134,14 @@ struct Journal {
     lines: usize,
     /// Written since the last sync.
     unsynced: bool,
+}
+
+impl Journal {
+    /// Whether the next save of `jobs` jobs writes the journal whole: none
+    /// is open, or it holds [`COMPACT_FACTOR`] times the lines it needs.
+    fn due_for_rewrite(&self, jobs: usize) -> bool {
+        self.file.is_none() || self.lines > COMPACT_FACTOR * (jobs + SLACK_LINES)
+    }
 }
 
 impl Store {
@@ -244,10 +253,19 @@ impl Store {
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
-        if journal.lines > COMPACT_FACTOR * (jobs.len() + SLACK_LINES) {
+        if journal.due_for_rewrite(jobs.len()) {
             return None;
         }
-        let file = journal.file.as_mut()?;
+        self.append_to(&mut journal, jobs, forgotten);
+        Some(journal.unsynced)
+    }
+
+    /// Appends to the open journal; a failure is logged and closes it (the
+    /// next save starts a new journal: this one may hold part of the lines).
+    fn append_to(&self, journal: &mut Journal, jobs: &[Arc<Job>], forgotten: &[String]) {
+        let Some(file) = journal.file.as_mut() else {
+            return;
+        };
         match Self::append(file, jobs, forgotten) {
             Ok(n) => {
                 journal.lines += n;
@@ -258,7 +276,6 @@ impl Store {
                 journal.file = None;
             }
         }
-        Some(journal.unsynced)
     }
 
     /// Saves what changed in `jobs` (every job this node keeps) since the
@@ -268,37 +285,24 @@ impl Store {
     /// [`Store::sync`].
     pub fn save(&self, jobs: &[Arc<Job>], forgotten: &[String], sync: Sync) -> bool {
         let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
-        let needed = COMPACT_FACTOR * (jobs.len() + SLACK_LINES);
-        let full = journal.lines > needed;
-        let appended = match journal.file.as_mut() {
-            Some(file) if !full => Some(Self::append(file, jobs, forgotten)),
-            _ => None,
-        };
-        match appended {
-            Some(Ok(n)) => {
-                journal.lines += n;
-                journal.unsynced |= n > 0;
-                if sync == Sync::Now {
-                    Self::sync_locked(&self.path, &mut journal);
-                }
+        if !journal.due_for_rewrite(jobs.len()) {
+            self.append_to(&mut journal, jobs, forgotten);
+            if sync == Sync::Now {
+                Self::sync_locked(&self.path, &mut journal);
             }
-            Some(Err(e)) => {
+            return journal.unsynced;
+        }
+        match self.rewrite(jobs) {
+            Ok(file) => {
+                journal.file = Some(file);
+                journal.lines = jobs.len();
+                // Written whole and synced, the old journal replaced.
+                journal.unsynced = false;
+            }
+            Err(e) => {
                 warn!(path = %self.path.display(), error = %e, "cannot save the job records");
-                // Written in part, perhaps: the next save starts a new journal.
                 journal.file = None;
             }
-            None => match self.rewrite(jobs) {
-                Ok(file) => {
-                    journal.file = Some(file);
-                    journal.lines = jobs.len();
-                    // Written whole and synced, the old journal replaced.
-                    journal.unsynced = false;
-                }
-                Err(e) => {
-                    warn!(path = %self.path.display(), error = %e, "cannot save the job records");
-                    journal.file = None;
-                }
-            },
         }
         journal.unsynced
     }

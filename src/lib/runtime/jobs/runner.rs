@@ -36,7 +36,7 @@ pub async fn run(jobs: Jobs, job: Arc<Job>, reservation: Reservation) {
         let g = job.lock();
         (g.state.spec.steps.clone(), g.state.spec.workdir.clone())
     };
-    info!(job = %job.id, actor = %job.actor, steps = spec.len(), "job started");
+    // Its start is logged once, as the audit event with the actor (service).
     loop {
         let next = job.update(|s| s.start_next(now_unix_ns()));
         jobs.persist();

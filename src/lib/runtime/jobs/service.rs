@@ -256,7 +256,8 @@ impl pb::jobs_server::Jobs for JobsService {
             StartError::Disabled => Status::failed_precondition(e.to_string()),
             StartError::Busy(_) | StartError::Short(_) => Status::resource_exhausted(e.to_string()),
         })?;
-        info!(target: "gsp::audit", job = %job.id, actor = %job.actor, "job started");
+        let steps = job.lock().state.steps.len();
+        info!(target: "gsp::audit", job = %job.id, actor = %job.actor, steps, "job started");
         Ok(Response::new(self.stream(job, true, Some(pin))))
     }
 

@@ -36,6 +36,12 @@ if [ -z "$bin" ]; then
   (cd "$root" && cargo build --release --quiet)
   bin="$root/target/release/gsp"
 fi
+addr=127.0.0.1:50005
+# Another cluster on these ports would be measured in place of this one.
+if "$bin" peers --addr "$addr" --timeout 1 >/dev/null 2>&1; then
+  echo "bench-run-all.sh: a node already answers at $addr (scripts/cluster.sh running?); stop it first" >&2
+  exit 2
+fi
 dir=$(mktemp -d)
 GSP_BIN="$bin" GSP_CLUSTER_DIR="$dir" "$root/scripts/cluster.sh" "$n" --exec >"$dir/cluster.out" 2>&1 &
 cluster=$!
@@ -45,7 +51,6 @@ stop() {
   rm -rf "$dir"
 }
 trap stop EXIT
-addr=127.0.0.1:50005
 
 # Up when the first node lists every node alive.
 for _ in $(seq 1 100); do

@@ -109,9 +109,10 @@ fn whole(inner: &Arc<Inner>, msg: InboundMessage, now: std::time::Instant) -> bo
 
 /// A piece of a swarm broadcast: forwarded down its tree at once, and the
 /// whole delivered when this piece completes it.
-fn piece(inner: &Arc<Inner>, mut msg: InboundMessage, now: std::time::Instant) -> Verdict {
-    // Kept pieces would pin the stream's receive buffer (see above).
-    msg.payload = bytes::Bytes::copy_from_slice(&msg.payload);
+fn piece(inner: &Arc<Inner>, msg: InboundMessage, now: std::time::Instant) -> Verdict {
+    // Not copied here: the core copies the piece into its broadcast's buffer
+    // (the only copy kept); forwarding holds this slice of the stream's
+    // receive buffer only until the children have it.
     let max = inner.config.max_payload;
     let outcome = inner.with_state(|s| s.on_piece(msg, max, now));
     exec::run(inner, outcome.actions);

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
+use bytes::BytesMut;
 
 use crate::core::{
     ids::{MessageId, NodeId},
@@ -31,9 +31,12 @@ pub(super) struct Assembly {
     pub(super) piece_len: u64,
     pub(super) total_len: u64,
     pub(super) crc32: u32,
-    /// The pieces so far (shared buffers, not copied until the whole is put
-    /// together); all `None` once finished.
-    pub(super) pieces: Vec<Option<Bytes>>,
+    /// The whole payload, each piece copied to its place as it comes (one
+    /// allocation per broadcast, handed on as the delivered payload without a
+    /// further copy); empty once finished.
+    pub(super) buf: BytesMut,
+    /// Pieces in `buf` so far.
+    pub(super) have: Vec<bool>,
     pub(super) got: u32,
     /// Pieces already sent down their tree from here.
     pub(super) forwarded: Vec<bool>,
@@ -87,7 +90,8 @@ impl Assemblies {
         {
             self.bytes -= a.total_len;
             a.finished = true;
-            a.pieces = Vec::new();
+            a.buf = BytesMut::new();
+            a.have = Vec::new();
         }
     }
 
@@ -157,7 +161,15 @@ pub(super) fn new_assembly(
         piece_len: info.piece_len,
         total_len: info.total_len,
         crc32: info.crc32,
-        pieces: if finished { Vec::new() } else { vec![None; n] },
+        // Zeroed, so pieces may land in any order without unsafe code; fresh
+        // pages come zeroed from the kernel, and a page is touched first when
+        // its piece is written.
+        buf: if finished {
+            BytesMut::new()
+        } else {
+            BytesMut::zeroed(usize::try_from(info.total_len).unwrap_or(0))
+        },
+        have: if finished { Vec::new() } else { vec![false; n] },
         got: 0,
         forwarded: vec![false; n],
         progress: now,

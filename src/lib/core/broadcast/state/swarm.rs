@@ -193,7 +193,7 @@ impl BroadcastState {
                 });
             }
         }
-        if a.finished || a.pieces[i].is_some() {
+        if a.finished || a.have.get(i).copied().unwrap_or(true) {
             self.counters.pieces_duplicate += 1;
             return PieceOutcome {
                 verdict: PieceVerdict::Duplicate,
@@ -201,19 +201,27 @@ impl BroadcastState {
                 complete: None,
             };
         }
-        a.pieces[i] = Some(msg.payload);
+        let r = info.range(info.index);
+        let place = usize::try_from(r.start)
+            .ok()
+            .zip(usize::try_from(r.end).ok())
+            .and_then(|(start, end)| a.buf.get_mut(start..end))
+            .filter(|place| place.len() == msg.payload.len());
+        let Some(place) = place else {
+            self.counters.pieces_refused += 1;
+            return refuse(format!(
+                "piece {} of broadcast {} does not fit its place",
+                info.index, info.message
+            ));
+        };
+        place.copy_from_slice(&msg.payload);
+        a.have[i] = true;
         a.got += 1;
         a.progress = now;
         a.stalled = false;
         self.counters.pieces_received += 1;
-        let complete = (a.got == a.count).then(|| {
-            let mut whole =
-                bytes::BytesMut::with_capacity(usize::try_from(a.total_len).unwrap_or(0));
-            for p in a.pieces.iter().flatten() {
-                whole.extend_from_slice(p);
-            }
-            (a.meta.clone(), whole.freeze(), a.crc32)
-        });
+        let complete = (a.got == a.count)
+            .then(|| (a.meta.clone(), std::mem::take(&mut a.buf).freeze(), a.crc32));
         let complete = complete.and_then(|(meta, payload, crc32)| {
             self.assemblies.finish(&info.message);
             let computed = crc32fast::hash(&payload);

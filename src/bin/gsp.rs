@@ -19,10 +19,20 @@ const PURGE_DELAY_MS: std::ffi::c_long = 1000;
 /// Transparent huge pages off from the start (before the runtime's first
 /// allocation, which `main` is too late for): mimalloc asks for them on the
 /// heap it reserves at the first allocation, and the kernel zeroes a whole
-/// 2 MiB page for a client that uses a few KiB. `gsp peers` (p50 of 100 runs
-/// here) took 4.5 ms with them and 4.1 ms without. `gsp node` and `gsp bench`,
-/// which keep their heap, turn them back on once the command is known
-/// (`gsp::cli::main`).
+/// 2 MiB page on first touch.
+/// - Clients: `gsp peers` (p50 of 100 runs) took 4.5 ms with them, 4.1 ms
+///   without.
+/// - Nodes keep each broadcast they receive (to serve pulls), so every large
+///   one is fresh memory. 16 nodes in network namespaces (2-core Intel Xeon
+///   VM, `scripts/bench-broadcast-netns.sh 16 10gbit 16M`) spent 1.2
+///   CPU-seconds per 16 MiB broadcast with huge pages, 60% of it zeroing them
+///   (on a VM that reports free memory to its host, each zeroed page is also
+///   faulted in from the host), and 0.5 without: 560-650 ms -> 235-290 ms to
+///   the last delivery. Node RSS is lower too (`gsp bench`: 75 -> 55 MB).
+///   The price: the seed flood (`gsp bench`), whose memory is reused rather
+///   than kept, loses what huge pages save it in TLB misses, efficiency 0.80
+///   against 0.85 (means of 4 interleaved runs each, `MIMALLOC_ALLOW_THP=0`
+///   and `=1` before this change).
 #[cfg(target_os = "linux")]
 #[used]
 #[allow(

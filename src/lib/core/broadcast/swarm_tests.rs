@@ -148,6 +148,22 @@ fn a_piece_is_forwarded_the_moment_it_arrives_and_the_whole_delivered_once() {
 }
 
 #[test]
+fn pieces_arriving_in_any_order_assemble_the_exact_payload() {
+    // A short last piece, and every piece arriving last-first.
+    let (pieces, data) = originate((1 << 20) + 123);
+    let now = Instant::now();
+    let mut s = BroadcastState::new(id("p05"), BroadcastConfig::default());
+    let mut complete = None;
+    for (_, p) in pieces.iter().rev() {
+        let out = s.on_piece(inbound(p, "p07"), 64 << 20, now);
+        assert_eq!(out.verdict, PieceVerdict::New);
+        assert!(complete.is_none(), "completed before its last piece");
+        complete = out.complete;
+    }
+    assert_eq!(complete.expect("assembled").payload, data);
+}
+
+#[test]
 fn a_failed_child_is_routed_around_to_the_nodes_below_it() {
     let (pieces, _) = originate(1 << 20);
     let (root, first) = &pieces[0];

@@ -63,7 +63,7 @@ impl Sim {
                 payload: inbound.payload.clone(),
                 crc32: inbound.crc32,
             };
-            let out = self.nodes[to].state.on_piece(inbound, u64::MAX, now);
+            let out = self.nodes[to].state.on_piece(&inbound, u64::MAX, now);
             if matches!(out.verdict, PieceVerdict::Rejected(_)) {
                 let t = self.now + self.cfg.latency;
                 self.push(t, Event::Failed { from, msg: piece });

@@ -98,14 +98,14 @@ fn a_piece_is_forwarded_the_moment_it_arrives_and_the_whole_delivered_once() {
     // A root of tree 0 gets its piece: it forwards before anything else came.
     let (root, first) = &pieces[0];
     let mut s = BroadcastState::new(root.clone(), BroadcastConfig::default());
-    let out = s.on_piece(inbound(first, "origin"), 64 << 20, now);
+    let out = s.on_piece(&inbound(first, "origin"), 64 << 20, now);
     assert_eq!(out.verdict, PieceVerdict::New);
     assert!(out.complete.is_none());
     let children = sends(&out.actions);
     let k = BroadcastConfig::default().swarm_fanout;
     assert_eq!(children.len(), k, "forwarded to its children at once");
     // The same piece again (a retry): acknowledged, not forwarded twice.
-    let again = s.on_piece(inbound(first, "origin"), 64 << 20, now);
+    let again = s.on_piece(&inbound(first, "origin"), 64 << 20, now);
     assert_eq!(again.verdict, PieceVerdict::Duplicate);
     assert!(sends(&again.actions).is_empty());
     // The other pieces arrive (as a leaf would get them): the last completes it.
@@ -115,7 +115,7 @@ fn a_piece_is_forwarded_the_moment_it_arrives_and_the_whole_delivered_once() {
         leaf.subtree.clear();
         let mut m = inbound(p, "p07");
         m.meta.piece = Some(Arc::new(leaf));
-        let out = s.on_piece(m, 64 << 20, now);
+        let out = s.on_piece(&m, 64 << 20, now);
         assert_eq!(out.verdict, PieceVerdict::New);
         complete = complete.or(out.complete);
     }
@@ -138,7 +138,7 @@ fn a_piece_is_forwarded_the_moment_it_arrives_and_the_whole_delivered_once() {
         1
     );
     // A late piece of a delivered broadcast is a duplicate, never a second delivery.
-    let late = s.on_piece(inbound(&pieces[2].1, "p09"), 64 << 20, now);
+    let late = s.on_piece(&inbound(&pieces[2].1, "p09"), 64 << 20, now);
     assert_eq!(late.verdict, PieceVerdict::Duplicate);
     assert!(late.complete.is_none());
     assert!(
@@ -155,7 +155,7 @@ fn pieces_arriving_in_any_order_assemble_the_exact_payload() {
     let mut s = BroadcastState::new(id("p05"), BroadcastConfig::default());
     let mut complete = None;
     for (_, p) in pieces.iter().rev() {
-        let out = s.on_piece(inbound(p, "p07"), 64 << 20, now);
+        let out = s.on_piece(&inbound(p, "p07"), 64 << 20, now);
         assert_eq!(out.verdict, PieceVerdict::New);
         assert!(complete.is_none(), "completed before its last piece");
         complete = out.complete;
@@ -168,7 +168,7 @@ fn a_failed_child_is_routed_around_to_the_nodes_below_it() {
     let (pieces, _) = originate(1 << 20);
     let (root, first) = &pieces[0];
     let mut s = BroadcastState::new(root.clone(), BroadcastConfig::default());
-    let out = s.on_piece(inbound(first, "origin"), 64 << 20, Instant::now());
+    let out = s.on_piece(&inbound(first, "origin"), 64 << 20, Instant::now());
     let (child, piece) = out
         .actions
         .into_iter()
@@ -202,13 +202,13 @@ fn inconsistent_and_excess_pieces_are_refused_with_a_reason() {
     let now = Instant::now();
     let mut s = BroadcastState::new(id("p00"), BroadcastConfig::default());
     // Over this node's payload cap.
-    let out = s.on_piece(inbound(&pieces[0].1, "origin"), 1000, now);
+    let out = s.on_piece(&inbound(&pieces[0].1, "origin"), 1000, now);
     assert!(
         matches!(out.verdict, PieceVerdict::Rejected(ref why) if why.contains("limit of 1000"))
     );
     // A piece whose description disagrees with the first one seen.
     assert_eq!(
-        s.on_piece(inbound(&pieces[0].1, "origin"), 64 << 20, now)
+        s.on_piece(&inbound(&pieces[0].1, "origin"), 64 << 20, now)
             .verdict,
         PieceVerdict::New
     );
@@ -217,7 +217,7 @@ fn inconsistent_and_excess_pieces_are_refused_with_a_reason() {
     info.crc32 ^= 1;
     forged.meta.piece = Some(Arc::new(info));
     assert!(matches!(
-        s.on_piece(forged, 64 << 20, now).verdict,
+        s.on_piece(&forged, 64 << 20, now).verdict,
         PieceVerdict::Rejected(ref why) if why.contains("disagrees")
     ));
     // The table of partial broadcasts is bounded.
@@ -228,12 +228,12 @@ fn inconsistent_and_excess_pieces_are_refused_with_a_reason() {
     let mut s = BroadcastState::new(id("p00"), config);
     let (other, _) = originate(1 << 20);
     assert_eq!(
-        s.on_piece(inbound(&pieces[0].1, "origin"), 64 << 20, now)
+        s.on_piece(&inbound(&pieces[0].1, "origin"), 64 << 20, now)
             .verdict,
         PieceVerdict::New
     );
     assert!(matches!(
-        s.on_piece(inbound(&other[0].1, "origin"), 64 << 20, now).verdict,
+        s.on_piece(&inbound(&other[0].1, "origin"), 64 << 20, now).verdict,
         PieceVerdict::Rejected(ref why) if why.contains("being assembled")
     ));
     assert_eq!(s.counters().pieces_refused, 1);
@@ -245,14 +245,14 @@ fn inconsistent_and_excess_pieces_are_refused_with_a_reason() {
     let mut s = BroadcastState::new(id("p00"), config);
     let opened = (0..4)
         .map(|_| {
-            s.on_piece(inbound(&originate(1 << 20).0[0].1, "p09"), 64 << 20, now)
+            s.on_piece(&inbound(&originate(1 << 20).0[0].1, "p09"), 64 << 20, now)
                 .verdict
         })
         .filter(|v| *v == PieceVerdict::New)
         .count();
     assert_eq!(opened, 2);
     assert_eq!(
-        s.on_piece(inbound(&originate(1 << 20).0[0].1, "p10"), 64 << 20, now)
+        s.on_piece(&inbound(&originate(1 << 20).0[0].1, "p10"), 64 << 20, now)
             .verdict,
         PieceVerdict::New,
         "another neighbour still gets room"
@@ -266,7 +266,7 @@ fn a_stalled_assembly_is_pulled_whole_but_not_while_pieces_still_come() {
     let config = BroadcastConfig::default();
     let stall = config.swarm_stall;
     let mut s = BroadcastState::new(id("p00"), config);
-    s.on_piece(inbound(&pieces[0].1, "origin"), 64 << 20, t0);
+    s.on_piece(&inbound(&pieces[0].1, "origin"), 64 << 20, t0);
     let whole = pieces[0].1.meta.piece.as_ref().unwrap().message;
     // A node that finished announces it: no pull while pieces are coming.
     let announce = Announce {
@@ -284,7 +284,7 @@ fn a_stalled_assembly_is_pulled_whole_but_not_while_pieces_still_come() {
     };
     let a = s.on_announce(&id("p13"), vec![announce], t0);
     assert!(wants(&a).is_empty());
-    s.on_piece(inbound(&pieces[1].1, "origin"), 64 << 20, t0 + stall / 2);
+    s.on_piece(&inbound(&pieces[1].1, "origin"), 64 << 20, t0 + stall / 2);
     assert!(wants(&s.tick(t0 + stall)).is_empty(), "pieces still coming");
     // Nothing more for a whole stall period: the whole is pulled, once.
     let a = s.tick(t0 + stall / 2 + stall + Duration::from_millis(1));
@@ -316,12 +316,12 @@ fn the_origins_own_announcement_of_a_swarm_does_not_pull_the_whole_from_it() {
     };
     // Mid-assembly: the pieces keep coming, nothing is pulled.
     let mut s = BroadcastState::new(id("p00"), config.clone());
-    s.on_piece(inbound(&pieces[0].1, "origin"), 64 << 20, t0);
+    s.on_piece(&inbound(&pieces[0].1, "origin"), 64 << 20, t0);
     assert_eq!(
         wants(&s.on_announce(&id("origin"), vec![announce.clone()], t0)),
         0
     );
-    s.on_piece(inbound(&pieces[1].1, "origin"), 64 << 20, t0 + stall / 2);
+    s.on_piece(&inbound(&pieces[1].1, "origin"), 64 << 20, t0 + stall / 2);
     assert_eq!(wants(&s.tick(t0 + stall)), 0, "pieces still coming");
     // Before the first piece: the pieces get a stall period to start coming.
     let mut s = BroadcastState::new(id("p01"), config);
@@ -344,7 +344,7 @@ fn pieces_that_assemble_into_the_wrong_payload_are_not_delivered() {
             m.payload = Bytes::from(vec![0u8; p.payload.len()]);
             m.crc32 = crc32fast::hash(&m.payload);
         }
-        complete = complete.or(s.on_piece(m, 64 << 20, now).complete);
+        complete = complete.or(s.on_piece(&m, 64 << 20, now).complete);
     }
     assert!(complete.is_none(), "a corrupt whole was handed on");
     assert_eq!(s.counters().assembly_corrupt, 1);
@@ -368,7 +368,7 @@ fn a_forwarding_list_naming_this_node_skips_it() {
     bad.subtree.insert(0, root.clone());
     m.meta.piece = Some(Arc::new(bad));
     let mut s = BroadcastState::new(root.clone(), BroadcastConfig::default());
-    let out = s.on_piece(m, 64 << 20, Instant::now());
+    let out = s.on_piece(&m, 64 << 20, Instant::now());
     let to = sends(&out.actions);
     assert!(!to.contains(root), "sent to itself");
     assert!(!to.is_empty());

@@ -28,7 +28,7 @@ impl MessageSink for BroadcastEngine {
         }
         let now = tokio::time::Instant::now().into_std();
         if msg.meta.piece.is_some() {
-            return piece(inner, msg, now);
+            return piece(inner, &msg, now);
         }
         if inner.with_state(|s| s.is_seen(&msg.meta.id, now)) {
             stats::inc(&inner.stats.duplicates);
@@ -109,7 +109,7 @@ fn whole(inner: &Arc<Inner>, msg: InboundMessage, now: std::time::Instant) -> bo
 
 /// A piece of a swarm broadcast: forwarded down its tree at once, and the
 /// whole delivered when this piece completes it.
-fn piece(inner: &Arc<Inner>, msg: InboundMessage, now: std::time::Instant) -> Verdict {
+fn piece(inner: &Arc<Inner>, msg: &InboundMessage, now: std::time::Instant) -> Verdict {
     // Not copied here: the core copies the piece into its broadcast's buffer
     // (the only copy kept); forwarding holds this slice of the stream's
     // receive buffer only until the children have it.

@@ -114,7 +114,7 @@ impl BroadcastState {
     /// limits by the caller, who passes its payload cap).
     pub fn on_piece(
         &mut self,
-        msg: InboundMessage,
+        msg: &InboundMessage,
         max_payload: u64,
         now: Instant,
     ) -> PieceOutcome {

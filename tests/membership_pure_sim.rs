@@ -5,8 +5,9 @@
 //! Sizes: 1,000 nodes in a release build (`cargo test --release --test
 //! membership_pure_sim`, which `.ci/run` runs), 200 in a debug build (the
 //! plain test command); `GSP_PURE_SIM_NODES=N` for any other size. The
-//! 10,000-node test is ignored by default (about an hour, 16 GiB of RAM; it
-//! fails at stop 19: the join takes 100 rounds, see the README):
+//! 10,000-node test is ignored by default (over an hour and 16 GiB of RAM; it
+//! failed at stop 19, the join taking 100 rounds, and at stop 25 had not
+//! reached round 10 after 44 CPU-minutes; see the README):
 //! `cargo test --release --test membership_pure_sim -- --ignored`.
 #![allow(
     clippy::unwrap_used,

@@ -291,6 +291,10 @@ impl Sim {
             };
             self.clock = due.at;
             self.processed += 1;
+            if self.processed.is_multiple_of(PROGRESS_EVERY) {
+                let (events, at) = (self.processed, self.clock.as_millis());
+                tracing::info!(events, simulated_ms = at, "membership sim: progress");
+            }
             self.dispatch(*due.ev);
         }
         self.clock = until;
@@ -393,3 +397,5 @@ impl Ord for Due {
 
 /// The simulated wall clock starts here (2023-11-14), so versions look real.
 const BASE_UNIX_NS: i64 = 1_700_000_000_000_000_000;
+/// Events between two progress lines (at 10,000 nodes a round takes minutes).
+const PROGRESS_EVERY: u64 = 10_000_000;

@@ -44,7 +44,7 @@ static HUGE_PAGES_OFF_AT_START: extern "C" fn() = huge_pages_off;
 
 #[cfg(target_os = "linux")]
 extern "C" fn huge_pages_off() {
-    gsp::bench::sys::set_transparent_huge_pages(false);
+    gsp::bench::sys::disable_transparent_huge_pages();
 }
 
 fn main() -> std::process::ExitCode {

@@ -132,31 +132,27 @@ pub fn raise_fd_limit(wanted: usize) {
 pub fn raise_fd_limit(_wanted: usize) {}
 
 /// Turns transparent huge pages off for this process (memory faulted in from
-/// now on comes in 4 KiB pages); returns whether that worked.
+/// now on comes in 4 KiB pages); returns whether that worked. `gsp` does it
+/// before its first allocation (`src/bin/gsp.rs`, which says why for clients
+/// and nodes); an in-process cluster run from a test, without that start,
+/// calls it itself.
 ///
 /// An in-process cluster runs each node on its own thread, and the allocator
 /// gives each thread its own pages, which it asks the kernel to back with
 /// 2 MiB huge pages: a node whose live heap is under 1 MiB then held 7 MiB
 /// of RSS (`gsp bench membership --nodes 100`: 720 MiB with huge pages, 224 MiB
-/// without). A node process has few threads and keeps them.
-pub fn disable_transparent_huge_pages() -> bool {
-    set_transparent_huge_pages(false)
-}
-
-/// Lets this process have transparent huge pages (`on`: as the system is
-/// set, for memory the allocator asks them for) or not; returns whether that
-/// worked.
+/// without).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code, reason = "prctl has no safe wrapper in std")]
-pub fn set_transparent_huge_pages(on: bool) -> bool {
+pub fn disable_transparent_huge_pages() -> bool {
     // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and touches no
     // memory of ours.
-    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, libc::c_ulong::from(!on), 0, 0, 0) == 0 }
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, libc::c_ulong::from(true), 0, 0, 0) == 0 }
 }
 
-/// No transparent huge pages to turn on or off.
+/// No transparent huge pages to turn off.
 #[cfg(not(target_os = "linux"))]
-pub fn set_transparent_huge_pages(_on: bool) -> bool {
+pub fn disable_transparent_huge_pages() -> bool {
     false
 }
 

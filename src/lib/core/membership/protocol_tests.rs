@@ -294,3 +294,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_backlog_of_updates_is_carried_in_bigger_messages() {
+    let t0 = Instant::now();
+    let mut m = node("me", t0);
+    m.config.max_members = 1000;
+    m.config.max_queued_updates = 1000;
+    m.queue = super::super::queue::UpdateQueue::new(1000);
+    // A few queued: the usual 8 a message.
+    for i in 0..6 {
+        m.admit(rec(&format!("n{i:03}"), 1, MemberState::Alive), at(t0, 0));
+    }
+    assert_eq!(m.piggyback(None).len(), 6);
+    for i in 6..100 {
+        m.admit(rec(&format!("n{i:03}"), 1, MemberState::Alive), at(t0, 0));
+    }
+    // 100 waiting: a quarter of them.
+    assert_eq!(m.piggyback(None).len(), 25);
+    for i in 100..600 {
+        m.admit(rec(&format!("n{i:03}"), 1, MemberState::Alive), at(t0, 0));
+    }
+    // Hundreds: at most 8 times the usual.
+    assert_eq!(m.piggyback(None).len(), 8 * m.config.max_piggyback);
+    m.queue = super::super::queue::UpdateQueue::new(1000);
+    for i in 0..20 {
+        m.admit(rec(&format!("x{i:03}"), 1, MemberState::Alive), at(t0, 0));
+    }
+    assert_eq!(m.piggyback(None).len(), m.config.max_piggyback);
+}

@@ -9,8 +9,9 @@
 //! through a seed with backoff, verification probes of nodes heard of
 //! second-hand (16 at a time), pushing urgent changes at once, and periodic
 //! push-pull. Not modelled: reconnecting to dead members, the per-host call
-//! rates, signatures, and message sizes (bytes are estimated from one
-//! record's and one digest's encoded size).
+//! rates, signatures (with `membership.records_signed` every record counts
+//! as checked, as under mutual TLS), and message sizes (bytes are estimated
+//! from one record's and one digest's encoded size).
 //!
 //! Scenario: every node starts at once and joins through node 0; the run
 //! counts rounds until every node lists every node alive, measures idle
@@ -104,6 +105,10 @@ pub struct MembershipSimReport {
     /// Nodes heard of second-hand and listed because a second member host
     /// introduced them too, summed over every node.
     pub admitted_by_vouch: u64,
+    /// Nodes heard of second-hand and listed at once on their own signature
+    /// (a mutual-TLS cluster: `membership.records_signed`), summed over every
+    /// node.
+    pub admitted_signed: u64,
     /// Messages sent in the whole run.
     pub messages: u64,
     /// Events processed.
@@ -187,6 +192,11 @@ pub fn run(cfg: &MembershipSimConfig) -> MembershipSimReport {
             .nodes
             .iter()
             .map(|n| n.m.counters().candidates_vouched)
+            .sum(),
+        admitted_signed: sim
+            .nodes
+            .iter()
+            .map(|n| n.m.counters().admitted_signed)
             .sum(),
         messages: sim.messages,
         events: sim.processed,

@@ -57,15 +57,17 @@ pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
         ))
         .into());
     }
+    let mut membership = MembershipConfig::with_interval(
+        args.gossip_interval
+            .unwrap_or(crate::bench::membership::FAST_ROUND),
+    );
+    membership.records_signed = args.tls;
     let cfg = MembershipSimConfig {
         nodes,
         loss: args.loss / 100.0,
         crash: args.kills,
         seed: args.seed,
-        membership: MembershipConfig::with_interval(
-            args.gossip_interval
-                .unwrap_or(crate::bench::membership::FAST_ROUND),
-        ),
+        membership,
         ..MembershipSimConfig::default()
     };
     let started = std::time::Instant::now();
@@ -84,6 +86,7 @@ pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
             "loss": cfg.loss,
             "crash": args.kills,
             "seed": args.seed,
+            "tls": args.tls,
         }),
         results: r,
         passed,
@@ -134,8 +137,8 @@ fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "nodes heard of second-hand: {} listed after a probe, {} vouched for by a second member",
-        x.admitted_by_probe, x.admitted_by_vouch
+        "nodes heard of second-hand: {} listed after a probe, {} vouched for by a second member, {} on their own signature",
+        x.admitted_by_probe, x.admitted_by_vouch, x.admitted_signed
     );
     let _ = writeln!(
         out,

@@ -88,6 +88,12 @@ pub struct MembershipConfig {
     pub max_candidates_per_source: usize,
     /// How long such a node may wait for its verification to conclude.
     pub candidate_ttl: Duration,
+    /// Every alive record about another member that reaches this core was
+    /// checked against that member's own signature (mutual TLS: the runtime
+    /// drops the rest). Such a record cannot be made up, so an unknown node
+    /// is listed at once, without waiting for a verification probe or a
+    /// second member host: a mass join costs no N^2 probes.
+    pub records_signed: bool,
 }
 
 impl Default for MembershipConfig {
@@ -123,6 +129,7 @@ impl MembershipConfig {
             max_candidates: DEFAULT_MAX_CANDIDATES,
             max_candidates_per_source: DEFAULT_MAX_CANDIDATES_PER_SOURCE,
             candidate_ttl: interval * DEFAULT_CANDIDATE_TTL_ROUNDS,
+            records_signed: false,
         }
     }
 

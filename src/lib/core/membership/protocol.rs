@@ -49,6 +49,9 @@ pub struct Counters {
     pub candidates_verified: u64,
     /// Unknown nodes admitted because a second member host introduced them.
     pub candidates_vouched: u64,
+    /// Unknown nodes listed at once on their own signature
+    /// ([`MembershipConfig::records_signed`]).
+    pub admitted_signed: u64,
     /// Vouches not granted: the introducer or the voucher had used its share
     /// of vouched listings in the window; the node must answer a probe.
     pub candidates_vouch_limited: u64,

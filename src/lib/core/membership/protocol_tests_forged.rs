@@ -134,3 +134,31 @@ fn a_node_waiting_too_long_for_verification_is_forgotten() {
     m.candidate_answered(&id("slow"), at(t0, ttl + 1));
     assert!(m.get(&id("slow")).is_none());
 }
+
+#[test]
+fn under_signed_records_an_unknown_node_is_listed_at_once_and_spread() {
+    let t0 = Instant::now();
+    let source = Some(crate::core::membership::candidates::Source::caller(
+        "10.0.0.7", 1,
+    ));
+    // Without signatures: waits for its own answer or a second member host.
+    let mut plain = node("a", t0);
+    let applied = plain.apply_from(rec("n", 1, MemberState::Alive).into(), source, at(t0, 0));
+    assert_eq!(applied, Applied::Unverified);
+    assert!(plain.get(&id("n")).is_none());
+    assert_eq!(plain.unverified_count(), 1);
+    // Signed (the runtime checked the node's own signature): listed now, no
+    // probe owed, and passed on as news.
+    let mut signed = node("a", t0);
+    signed.config.records_signed = true;
+    let applied = signed.apply_from(rec("n", 1, MemberState::Alive).into(), source, at(t0, 0));
+    assert_eq!(applied, Applied::New);
+    assert_eq!(signed.get(&id("n")).unwrap().state, MemberState::Alive);
+    assert_eq!(signed.unverified_count(), 0);
+    assert_eq!(signed.counters().admitted_signed, 1);
+    assert!(signed.piggyback(None).iter().any(|r| r.id == id("n")));
+    // A claim that an unknown node is down is still ignored.
+    let applied = signed.apply_from(rec("m", 1, MemberState::Dead).into(), source, at(t0, 1));
+    assert_eq!(applied, Applied::Stale);
+    assert!(signed.get(&id("m")).is_none());
+}

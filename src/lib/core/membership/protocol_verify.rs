@@ -54,6 +54,12 @@ impl Membership {
             self.counters.refused_table_full += 1;
             return Applied::TableFull;
         }
+        if self.config.records_signed {
+            // Signed by the node itself (checked by the runtime): listed as a
+            // first-hand record is, and spread on as one (memberlist's way).
+            self.counters.admitted_signed += 1;
+            return self.merge(record, now);
+        }
         let id = record.id.clone();
         match self
             .candidates

@@ -116,6 +116,39 @@ fn ten_thousand_nodes_join_in_2_log2_n_rounds_and_idle_as_a_thousand_do() {
     );
 }
 
+/// Under mutual TLS a record carries its member's signature: a node heard
+/// of second-hand is listed at once, so a mass join owes no verification
+/// probes, and still joins, settles and detects crashes.
+#[test]
+fn a_signed_cluster_joins_without_verification_probes() {
+    let n = nodes();
+    let mut cfg = MembershipSimConfig {
+        nodes: n,
+        crash: 10,
+        seed: 1,
+        ..MembershipSimConfig::default()
+    };
+    cfg.membership.records_signed = true;
+    let r = run(&cfg);
+    eprintln!("{}", serde_json::to_string(&r).unwrap());
+    let join = r.join_rounds.expect("the signed cluster did not converge");
+    assert!(f64::from(join) <= 2.0 * log2(n), "joined in {join} rounds");
+    assert_eq!(r.admitted_by_probe, 0, "probes owed under signatures");
+    assert_eq!(r.admitted_by_vouch, 0);
+    let everyone = u64::try_from(n * (n - 1)).unwrap();
+    assert!(
+        r.admitted_signed >= everyone,
+        "{} listed on signature, under the {everyone} pairs",
+        r.admitted_signed
+    );
+    assert!(
+        r.settle_rounds.is_some(),
+        "the join's gossip never died down"
+    );
+    assert!(r.detection_rounds.is_some(), "crashes never detected");
+    assert_eq!(r.false_positives, 0, "healthy nodes declared dead");
+}
+
 #[test]
 fn the_same_seed_gives_the_same_run() {
     let a = serde_json::to_string(&sim(60, 9)).unwrap();

@@ -290,7 +290,13 @@ impl Store {
             if sync == Sync::Now {
                 Self::sync_locked(&self.path, &mut journal);
             }
-            return journal.unsynced;
+            if journal.file.is_some() {
+                return journal.unsynced;
+            }
+            // The append or its sync failed and closed the journal: what this
+            // save was to record may be on disk only in part. Written anew
+            // now, not at the next save: a `Sync::Now` caller is about to
+            // tell a client the job exists.
         }
         match self.rewrite(jobs) {
             Ok(file) => {

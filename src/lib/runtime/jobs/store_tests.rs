@@ -260,3 +260,24 @@ fn an_append_on_the_async_path_declines_what_would_wait_for_the_disk() {
     );
     drop(held);
 }
+
+#[test]
+fn a_failed_append_is_made_good_by_the_same_save() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::in_dir(dir.path());
+    let first = job("000000000001");
+    store.save(&[Arc::clone(&first)], &[], Sync::Now);
+    // The journal's handle stops taking writes (as on EIO or a full disk):
+    // the next append fails.
+    let read_only = File::open(dir.path().join(FILE_NAME)).expect("journal");
+    store.journal.lock().expect("journal lock").file = Some(read_only);
+    let second = job("000000000002");
+    store.save(&[Arc::clone(&first), Arc::clone(&second)], &[], Sync::Now);
+    let loaded = Store::in_dir(dir.path()).load();
+    let ids: Vec<&str> = loaded.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["000000000001", "000000000002"],
+        "the job whose save failed to append is on disk when save returns"
+    );
+}

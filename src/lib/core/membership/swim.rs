@@ -86,6 +86,9 @@ pub struct Cycle {
     last_sync: Option<Instant>,
     /// Churn push-pulls in the current anti-entropy interval, and when it began.
     syncs: (u32, Option<Instant>),
+    /// The churn outlasted this interval's push-pulls: one more is owed once
+    /// members stop changing.
+    close_owed: bool,
 }
 
 impl Cycle {
@@ -233,6 +236,14 @@ impl Membership {
     /// most [`CHURN_ROUNDS`] such push-pulls run per anti-entropy interval, so
     /// a member that changes its record every round (a flapping or hostile
     /// node) cannot keep every node exchanging digests every round.
+    ///
+    /// A churn that outlasts those push-pulls (a mass join of thousands) gets
+    /// one more once it is over: the early ones met peers as incomplete as
+    /// this node, and a node still missing a member heard of no change to
+    /// start another, so it waited for the periodic push-pull (10,000
+    /// simulated nodes: idle from round 10, complete only at round 100, when
+    /// the last node's first periodic push-pull came due). At most
+    /// `CHURN_ROUNDS + 1` per interval.
     fn sync_due(&mut self, now: Now, interval: Duration) -> bool {
         let window = self.config.anti_entropy_interval.max(interval);
         if self
@@ -243,17 +254,25 @@ impl Membership {
         {
             self.cycle.syncs = (0, Some(now.instant));
         }
-        if self.cycle.syncs.0 >= CHURN_ROUNDS {
-            return false;
-        }
         let churning = self
             .last_change
             .is_some_and(|t| now.instant.saturating_duration_since(t) < interval * CHURN_ROUNDS);
-        churning
-            && self
-                .cycle
-                .last_sync
-                .is_none_or(|t| now.instant.saturating_duration_since(t) >= interval)
+        let spaced = self
+            .cycle
+            .last_sync
+            .is_none_or(|t| now.instant.saturating_duration_since(t) >= interval);
+        if churning {
+            if self.cycle.syncs.0 >= CHURN_ROUNDS {
+                self.cycle.close_owed = true;
+                return false;
+            }
+            return spaced;
+        }
+        if self.cycle.close_owed && self.cycle.syncs.0 <= CHURN_ROUNDS && spaced {
+            self.cycle.close_owed = false;
+            return true;
+        }
+        false
     }
 }
 

@@ -325,3 +325,33 @@ fn while_members_join_a_node_push_pulls_each_round_within_a_budget() {
         "{total} push-pulls over {rounds} rounds of churn, budget {budget}"
     );
 }
+
+#[test]
+fn a_churn_longer_than_the_budget_ends_with_one_more_push_pull() {
+    let t0 = Instant::now();
+    let mut m = cluster(t0);
+    // One budget window over the whole test (the default is 50 rounds; the
+    // test config's 10 would refill the budget mid-churn).
+    m.config.anti_entropy_interval = std::time::Duration::from_secs(60);
+    let mut r = rng();
+    let ms = u64::try_from(m.config().gossip_interval.as_millis()).unwrap();
+    let churn = 2 * u64::from(CHURN_ROUNDS);
+    let mut during = 0;
+    for i in 0..churn {
+        let t = at(t0, i * ms);
+        m.admit(rec(&format!("j{i}"), 1, MemberState::Alive), t);
+        during += syncs(&m.handle(Input::Timer(Timer::Round), t, &mut r));
+    }
+    assert_eq!(during, usize::try_from(CHURN_ROUNDS).unwrap(), "the budget");
+    // Quiet again: one closing push-pull once the churn window has passed,
+    // then none (the periodic one is the sync loop's, not the cycle's).
+    let after: Vec<usize> = (churn..churn + 20)
+        .map(|i| syncs(&m.handle(Input::Timer(Timer::Round), at(t0, i * ms), &mut r)))
+        .collect();
+    assert_eq!(after.iter().sum::<usize>(), 1, "{after:?}");
+    let first_quiet = usize::try_from(CHURN_ROUNDS - 1).unwrap();
+    assert_eq!(
+        after[first_quiet], 1,
+        "due as the churn window closes: {after:?}"
+    );
+}

@@ -117,9 +117,10 @@ fn ten_thousand_nodes_join_in_2_log2_n_rounds_and_idle_as_a_thousand_do() {
     );
 }
 
-/// Under mutual TLS a record carries its member's signature: a node heard
-/// of second-hand is listed at once, so a mass join owes no verification
-/// probes, and still joins, settles and detects crashes.
+/// Modelled mutual TLS with certificates that bind node ids (`records_signed`,
+/// simulations only): a node heard of second-hand is listed at once, so a
+/// mass join owes no verification probes, and still joins, settles and
+/// detects crashes.
 #[test]
 fn a_signed_cluster_joins_without_verification_probes() {
     let n = nodes();

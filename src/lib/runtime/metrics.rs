@@ -145,10 +145,9 @@ pub fn render(sources: &Sources) -> String {
     o.metric(
         "gsp_member_verifications_total",
         "counter",
-        "Nodes heard of second-hand, by outcome: admitted after answering as themselves, signed (listed at once on their own signature, under mutual TLS), vouched (introduced by a second member host), vouch_limited (a second member host introduced it, but one of the two had vouched its share for this window, so it must answer a probe), refused (no answer, another node answered, or waited too long), dropped (the waiting set was full).",
+        "Nodes heard of second-hand, by outcome: admitted after answering as themselves, vouched (introduced by a second member host), vouch_limited (a second member host introduced it, but one of the two had vouched its share for this window, so it must answer a probe), refused (no answer, another node answered, or waited too long), dropped (the waiting set was full).",
         &[
             ("result=\"admitted\"", counters.candidates_verified),
-            ("result=\"signed\"", counters.admitted_signed),
             ("result=\"vouched\"", counters.candidates_vouched),
             (
                 "result=\"vouch_limited\"",

@@ -82,8 +82,9 @@ pub(crate) struct BenchArgs {
     /// mutual TLS (throwaway CA and certificates), alternating with plaintext,
     /// and report TLS efficiency = TLS / plaintext throughput (medians) against
     /// the 0.85 target (TLS costs at most 15%). Membership sim: model a
-    /// mutual-TLS cluster, whose members list signed records of unknown
-    /// nodes at once (no verification probes).
+    /// mutual-TLS cluster whose members list signed records of unknown nodes
+    /// at once (no verification probes; real nodes still verify, as a
+    /// certificate does not bind a node id).
     #[arg(long)]
     pub(super) tls: bool,
     /// Compare against this report; exit 1 on regression.

@@ -89,10 +89,12 @@ pub struct MembershipConfig {
     /// How long such a node may wait for its verification to conclude.
     pub candidate_ttl: Duration,
     /// Every alive record about another member that reaches this core was
-    /// checked against that member's own signature (mutual TLS: the runtime
-    /// drops the rest). Such a record cannot be made up, so an unknown node
-    /// is listed at once, without waiting for a verification probe or a
-    /// second member host: a mass join costs no N^2 probes.
+    /// checked against that member's own signature, so an unknown node is
+    /// listed at once, without a verification probe or a second member host:
+    /// a mass join costs no N^2 probes. Simulations only (`gsp bench
+    /// membership-sim --tls`): a node certificate names a node but not its
+    /// id, so one certificate could sign records of any number of made-up
+    /// ids, and nodes keep verifying until certificates bind the id.
     pub records_signed: bool,
 }
 

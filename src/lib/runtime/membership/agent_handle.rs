@@ -24,13 +24,10 @@ use crate::{
 impl MembershipAgent {
     /// Starts an agent for `local` over `transport` and spawns its loops.
     pub fn start(
-        mut config: AgentConfig,
+        config: AgentConfig,
         local: MemberRecord,
         transport: Arc<dyn MembershipTransport>,
     ) -> Self {
-        // Under mutual TLS every record of another member is checked against
-        // its signature before the core sees it (`Shared::authentic`).
-        config.membership.records_signed = config.record_auth.is_some();
         let rng = config
             .rng_seed
             .map_or_else(|| StdRng::from_rng(&mut rand::rng()), StdRng::seed_from_u64);

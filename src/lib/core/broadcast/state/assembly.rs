@@ -37,6 +37,10 @@ pub(super) struct Assembly {
     pub(super) buf: BytesMut,
     /// Pieces in `buf` so far.
     pub(super) have: Vec<bool>,
+    /// Each placed piece's CRC-32, verified against its bytes on receipt: the
+    /// whole's checksum is their combination, without reading the payload
+    /// again.
+    pub(super) piece_crcs: Vec<u32>,
     pub(super) got: u32,
     /// Pieces already sent down their tree from here.
     pub(super) forwarded: Vec<bool>,
@@ -170,6 +174,7 @@ pub(super) fn new_assembly(
             BytesMut::zeroed(usize::try_from(info.total_len).unwrap_or(0))
         },
         have: if finished { Vec::new() } else { vec![false; n] },
+        piece_crcs: if finished { Vec::new() } else { vec![0; n] },
         got: 0,
         forwarded: vec![false; n],
         progress: now,

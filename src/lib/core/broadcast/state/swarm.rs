@@ -216,15 +216,20 @@ impl BroadcastState {
         };
         place.copy_from_slice(&msg.payload);
         a.have[i] = true;
+        if let Some(c) = a.piece_crcs.get_mut(i) {
+            *c = msg.crc32;
+        }
         a.got += 1;
         a.progress = now;
         a.stalled = false;
         self.counters.pieces_received += 1;
-        let complete = (a.got == a.count)
-            .then(|| (a.meta.clone(), std::mem::take(&mut a.buf).freeze(), a.crc32));
-        let complete = complete.and_then(|(meta, payload, crc32)| {
+        let complete = (a.got == a.count).then(|| {
+            let computed = combined_crc(&a.piece_crcs, a.piece_len, a.total_len);
+            let payload = std::mem::take(&mut a.buf).freeze();
+            (a.meta.clone(), payload, a.crc32, computed)
+        });
+        let complete = complete.and_then(|(meta, payload, crc32, computed)| {
             self.assemblies.finish(&info.message);
-            let computed = crc32fast::hash(&payload);
             if computed != crc32 {
                 // Some piece was wrong though each matched its own checksum:
                 // forged or buggy. Fetch the whole from its origin.
@@ -357,5 +362,41 @@ fn piece_message(
         meta: m,
         payload: data,
         crc32,
+    }
+}
+
+/// The CRC-32 of a payload from its pieces' (in order; every piece
+/// `piece_len` bytes but the last): the same value `crc32fast::hash` gives over
+/// the whole, at a cost per piece rather than per byte. Each piece's value was
+/// checked against its bytes when it came (`InboundMessage::crc32`).
+fn combined_crc(piece_crcs: &[u32], piece_len: u64, total_len: u64) -> u32 {
+    let mut whole = crc32fast::Hasher::new();
+    let mut left = total_len;
+    for crc in piece_crcs {
+        let len = left.min(piece_len);
+        left -= len;
+        whole.combine(&crc32fast::Hasher::new_with_initial_len(*crc, len));
+    }
+    whole.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::combined_crc;
+
+    #[test]
+    fn the_pieces_checksums_combine_into_the_wholes() {
+        let data: Vec<u8> = (0..100_003u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for piece_len in [1_000u64, 4_096, 99_999, 100_003, 1 << 20] {
+            let crcs: Vec<u32> = data
+                .chunks(piece_len as usize)
+                .map(crc32fast::hash)
+                .collect();
+            assert_eq!(
+                combined_crc(&crcs, piece_len, data.len() as u64),
+                crc32fast::hash(&data),
+                "piece_len {piece_len}"
+            );
+        }
     }
 }

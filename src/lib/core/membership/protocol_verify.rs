@@ -55,8 +55,9 @@ impl Membership {
             return Applied::TableFull;
         }
         if self.config.records_signed {
-            // Signed by the node itself (checked by the runtime): listed as a
-            // first-hand record is, and spread on as one (memberlist's way).
+            // Taken as signed by the node itself (a simulation model: no
+            // runtime sets this, see `MembershipConfig::records_signed`):
+            // listed as a first-hand record is, and spread on as one.
             self.counters.admitted_signed += 1;
             return self.merge(record, now);
         }

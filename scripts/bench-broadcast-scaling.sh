@@ -69,7 +69,9 @@ summary=$(jq -s -c --argjson small "$SMALL" --argjson large "$LARGE" --arg rate 
   | ([.[] | select(.hosts == $large) | .last_ms] | median) as $l
   | (if $s and $l then ($l / $s * 1000 | round) / 1000 else null end) as $ratio
   | {small_hosts: $small, large_hosts: $large, rate: $rate, bytes: (.[0].bytes),
-     small_median_ms: $s, large_median_ms: $l, ratio: $ratio, goal: 1.1,
+     small_median_ms: (if $s then ($s * 10 | round) / 10 else null end),
+     large_median_ms: (if $l then ($l * 10 | round) / 10 else null end),
+     ratio: $ratio, goal: 1.1,
      suspect_events: (map(.suspect_events) | add),
      dead_events: (map(.dead_events) | add),
      departed: (map(.departed) | add),

@@ -18,9 +18,13 @@ use crate::core::{ids::NodeId, now::Now};
 /// quarter), when that is more than `max_piggyback`.
 pub(super) const BACKLOG_SHARE: usize = 4;
 /// A message carries at most this many times `max_piggyback` updates (64 at
-/// the default 8: about 10-20 KiB, far under the 4,096 records a message may
-/// hold).
+/// the default 8, far under the 4,096 records a message may hold).
 pub(super) const MAX_PACK_FACTOR: usize = 8;
+/// The updates a message carries beyond `max_piggyback` add up to at most
+/// this many bytes: 64 plain records are about 16 KiB, but records with many
+/// labels or a certificate (mutual TLS) are several KiB each, and a packed
+/// message is sent every round while the backlog lasts.
+pub(super) const PACK_BYTES: usize = 32 << 10;
 
 /// Protocol counters, for metrics.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -223,8 +227,9 @@ impl Membership {
             out.push(e.record.clone());
         }
         let limit = self.config.retransmit_limit(self.table.len());
+        let free = self.config.max_piggyback.saturating_sub(out.len());
         let room = self.piggyback_room().saturating_sub(out.len());
-        for r in self.queue.take(room, limit) {
+        for r in self.queue.take_within(free, room, PACK_BYTES, limit) {
             if !out.iter().any(|o| o.id == r.id) {
                 out.push(r);
             }
@@ -234,8 +239,9 @@ impl Membership {
 
     /// Updates one message carries: `max_piggyback`, or while a backlog
     /// waits (after a mass join every node queues hundreds), a
-    /// [`BACKLOG_SHARE`]th of it, up to [`MAX_PACK_FACTOR`] times as many, as
-    /// memberlist fills each packet to its MTU. The same transmissions in
+    /// [`BACKLOG_SHARE`]th of it, up to [`MAX_PACK_FACTOR`] times as many and
+    /// [`PACK_BYTES`] beyond the usual, as memberlist fills each packet to its
+    /// MTU. The same transmissions in
     /// fewer rounds: simulated, 2,000 nodes' queues emptied 4 rounds after
     /// the join instead of 34, with the same idle traffic.
     fn piggyback_room(&self) -> usize {

@@ -323,3 +323,32 @@ fn a_backlog_of_updates_is_carried_in_bigger_messages() {
     }
     assert_eq!(m.piggyback(None).len(), m.config.max_piggyback);
 }
+
+#[test]
+fn a_packed_message_stays_within_its_byte_budget_whatever_the_records_carry() {
+    let t0 = Instant::now();
+    let mut m = node("me", t0);
+    m.config.max_members = 1000;
+    m.config.max_queued_updates = 1000;
+    m.queue = super::super::queue::UpdateQueue::new(1000);
+    // 600 records with 64 labels of 100 bytes each: about 6.6 KiB apiece.
+    for i in 0..600 {
+        let mut r = rec(&format!("n{i:03}"), 1, MemberState::Alive);
+        for l in 0..64 {
+            r.labels.insert(format!("{l:050}"), "v".repeat(50));
+        }
+        m.admit(r, at(t0, 0));
+    }
+    let msg = m.piggyback(None);
+    let size: usize = msg.iter().map(|r| r.approx_wire_len()).sum();
+    let usual = m.config.max_piggyback;
+    // The usual count always goes; beyond it, at most PACK_BYTES more.
+    assert!(msg.len() > usual, "{} records", msg.len());
+    assert!(msg.len() < 8 * usual, "{} records", msg.len());
+    let one = msg[0].approx_wire_len();
+    assert!(
+        size <= usual * one + super::PACK_BYTES,
+        "{size} bytes in {} records",
+        msg.len()
+    );
+}

@@ -92,8 +92,36 @@ impl UpdateQueue {
     /// Takes up to `max` updates, least transmitted (then newest) first, counting a
     /// transmission for each and retiring those that reach `limit`.
     pub fn take(&mut self, max: usize, limit: u32) -> Vec<SharedRecord> {
+        self.take_within(max, max, 0, limit)
+    }
+
+    /// As [`Self::take`], but past the first `free` updates only while their
+    /// sizes ([`MemberRecord::approx_wire_len`]) add up to at most `budget`
+    /// bytes: a message packed with a backlog stays small whatever the
+    /// records carry (labels, GPUs, certificates).
+    pub fn take_within(
+        &mut self,
+        free: usize,
+        max: usize,
+        budget: usize,
+        limit: u32,
+    ) -> Vec<SharedRecord> {
         let mut taken = Vec::with_capacity(max.min(self.order.len()));
+        let mut used = 0usize;
         while taken.len() < max {
+            let Some((_, id)) = self.order.first_key_value() else {
+                break;
+            };
+            if taken.len() >= free {
+                let size = self
+                    .items
+                    .get(id)
+                    .map_or(0, |item| item.record.approx_wire_len());
+                if used.saturating_add(size) > budget {
+                    break;
+                }
+                used += size;
+            }
             let Some(entry) = self.order.pop_first() else {
                 break;
             };
@@ -169,6 +197,23 @@ mod tests {
             counter,
             crate::core::membership::record::MemberState::Alive,
         )
+    }
+
+    #[test]
+    fn past_the_free_count_updates_are_taken_within_the_byte_budget() {
+        let mut q = UpdateQueue::new(64);
+        for i in 0..20 {
+            q.push(rec(&format!("n{i:02}"), 1));
+        }
+        let one = rec("n00", 1).approx_wire_len();
+        // The free ones go whatever the budget; then as many as fit in it.
+        assert_eq!(q.take_within(3, 20, 0, 4).len(), 3);
+        assert_eq!(q.take_within(3, 20, 2 * one, 4).len(), 5);
+        // The count still caps.
+        assert_eq!(q.take_within(3, 4, usize::MAX, 4).len(), 4);
+        // Nothing taken past the budget was counted as sent: 20 updates, each
+        // still owed its transmissions.
+        assert_eq!(q.len(), 20);
     }
 
     #[test]

@@ -268,7 +268,30 @@ pub trait RecordSigner: Send + Sync + fmt::Debug {
     fn sign_record(&self, record: &MemberRecord) -> Option<OriginAuth>;
 }
 
+/// Bytes a record's fixed fields take on the wire, at most (versions, state,
+/// amounts, flags, times, field tags): [`MemberRecord::approx_wire_len`] adds
+/// its variable parts to this.
+const FIXED_WIRE_BYTES: usize = 160;
+
 impl MemberRecord {
+    /// About how many bytes this record takes in a message (an upper-leaning
+    /// estimate, for packing messages to a byte budget without encoding).
+    pub fn approx_wire_len(&self) -> usize {
+        let strings = self.id.as_str().len()
+            + self.name.len()
+            + self.address.len()
+            + self.domain.len()
+            + self.scheduler_address.len()
+            + self.suspected_by.as_ref().map_or(0, |s| s.as_str().len());
+        let labels: usize = self.labels.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let gpus: usize = self.gpus.iter().map(|g| g.name.len() + 32).sum();
+        let proof = self
+            .proof
+            .as_ref()
+            .map_or(0, |p| p.signature.len() + p.certificate.len() + 8);
+        FIXED_WIRE_BYTES + strings + labels + gpus + proof
+    }
+
     /// A fresh alive record for a starting node.
     pub fn new(
         id: NodeId,

@@ -180,27 +180,48 @@ impl Job {
     }
 
     /// Changes the state with `f`, records every step whose state changed in
-    /// the log, and wakes readers.
+    /// the log, and wakes readers. A call that changed nothing (a job with no
+    /// step left to start, a second cancel) leaves the record unsaved-clean
+    /// and the readers asleep.
     pub fn update<T>(&self, f: impl FnOnce(&mut JobState) -> T) -> T {
-        let out = {
+        let (out, any) = {
             let mut g = self.lock();
-            let before = g.state.steps.clone();
+            // The spec never changes after the job is made: the rest is
+            // what a change can touch.
+            let before = (
+                g.state.steps.clone(),
+                g.state.created_unix_ns,
+                g.state.ended_unix_ns,
+                g.state.cancelled_by.clone(),
+            );
             let out = f(&mut g.state);
-            g.version += 1;
             let changed: Vec<_> = g
                 .state
                 .steps
                 .iter()
                 .enumerate()
-                .filter(|(i, s)| before.get(*i) != Some(*s))
+                .filter(|(i, s)| before.0.get(*i) != Some(*s))
                 .map(|(i, s)| Entry::Step(u32::try_from(i).unwrap_or(u32::MAX), s.clone()))
                 .collect();
+            let any = !changed.is_empty()
+                || g.state.steps.len() != before.0.len()
+                || (before.1, before.2, &before.3)
+                    != (
+                        g.state.created_unix_ns,
+                        g.state.ended_unix_ns,
+                        &g.state.cancelled_by,
+                    );
+            if any {
+                g.version += 1;
+            }
             for e in changed {
                 g.push(e);
             }
-            out
+            (out, any)
         };
-        self.changed.send_modify(|n| *n += 1);
+        if any {
+            self.changed.send_modify(|n| *n += 1);
+        }
         out
     }
 

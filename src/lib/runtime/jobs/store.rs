@@ -246,7 +246,9 @@ impl Store {
 
     /// [`Self::save`] with [`Sync::Later`] if it is only an append and no
     /// other save or sync holds the journal (one may wait for the disk);
-    /// `None` otherwise, nothing saved. Whether some of it waits for a sync.
+    /// `None` otherwise: nothing saved, or the append failed and closed the
+    /// journal, and a [`Self::save`] (which writes it anew) is due now, not
+    /// at the next change. Whether some of it waits for a sync.
     pub fn append_if_free(&self, jobs: &[Arc<Job>], forgotten: &[String]) -> Option<bool> {
         let mut journal = match self.journal.try_lock() {
             Ok(j) => j,
@@ -257,7 +259,7 @@ impl Store {
             return None;
         }
         self.append_to(&mut journal, jobs, forgotten);
-        Some(journal.unsynced)
+        journal.file.as_ref().map(|_| journal.unsynced)
     }
 
     /// Appends to the open journal; a failure is logged and closes it (the

@@ -239,7 +239,9 @@ fn an_append_on_the_async_path_declines_what_would_wait_for_the_disk() {
     let bound = COMPACT_FACTOR * (1 + SLACK_LINES);
     let mut appended = 1;
     while appended < 10 * bound {
-        a.update(|s| s.start_next(3));
+        // A change every time (one that changes nothing is not saved).
+        let t = i64::try_from(appended).expect("small");
+        a.update(|s| s.created_unix_ns = t);
         if store.append_if_free(&[Arc::clone(&a)], &[]).is_none() {
             break;
         }
@@ -280,4 +282,53 @@ fn a_failed_append_is_made_good_by_the_same_save() {
         ["000000000001", "000000000002"],
         "the job whose save failed to append is on disk when save returns"
     );
+}
+
+#[test]
+fn an_update_that_changes_nothing_is_neither_saved_nor_told() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::in_dir(dir.path());
+    let done = job("000000000001");
+    finish(&done);
+    store.save(&[Arc::clone(&done)], &[], Sync::Now);
+    let lines = lines_on_disk(dir.path());
+    let mut readers = done.subscribe();
+    readers.borrow_and_update();
+    // What the runner asks once the last step is over: nothing left to start.
+    assert_eq!(done.update(|s| s.start_next(9)), None);
+    assert!(!readers.has_changed().expect("job alive"));
+    store.save(&[Arc::clone(&done)], &[], Sync::Now);
+    assert_eq!(
+        lines_on_disk(dir.path()),
+        lines,
+        "an unchanged record was appended"
+    );
+    // A real change still is both.
+    let running = job("000000000002");
+    let mut readers = running.subscribe();
+    readers.borrow_and_update();
+    running.update(|s| s.start_next(4));
+    assert!(readers.has_changed().expect("job alive"));
+    store.save(&[Arc::clone(&done), Arc::clone(&running)], &[], Sync::Now);
+    assert_eq!(lines_on_disk(dir.path()), lines + 1);
+}
+
+#[test]
+fn a_failed_append_on_the_async_path_asks_for_a_save_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::in_dir(dir.path());
+    let first = job("000000000001");
+    store.save(&[Arc::clone(&first)], &[], Sync::Now);
+    let read_only = File::open(dir.path().join(FILE_NAME)).expect("journal");
+    store.journal.lock().expect("journal lock").file = Some(read_only);
+    let second = job("000000000002");
+    let jobs = [Arc::clone(&first), Arc::clone(&second)];
+    // Not "saved, waiting for a sync": the writer would then wait for the
+    // next change to write the journal anew, and until then the record of
+    // the second job would be nowhere but in memory.
+    assert_eq!(store.append_if_free(&jobs, &[]), None);
+    // What the writer does with `None`.
+    store.save(&jobs, &[], Sync::Later);
+    let loaded = Store::in_dir(dir.path()).load();
+    assert_eq!(loaded.len(), 2, "both jobs on disk after the writer's save");
 }

@@ -247,3 +247,38 @@ async fn tables_stay_bounded_under_a_flood() {
         assert!(tracked <= 100, "node {k}: {tracked} tracked");
     }
 }
+
+fn timer_runs(c: &Cluster, i: usize) -> u64 {
+    c.engines[i]
+        .as_ref()
+        .unwrap()
+        .stats()
+        .timer_runs
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_idle_engine_ticks_once_a_second_and_a_send_wakes_it() {
+    let n = 4;
+    let mut c = Cluster::new(21, n, BroadcastConfig::default()).await;
+    c.run(Duration::from_secs(2)).await;
+    let before: Vec<u64> = (0..n).map(|i| timer_runs(&c, i)).collect();
+    c.run(Duration::from_secs(10)).await;
+    for (i, b) in before.iter().enumerate() {
+        let runs = timer_runs(&c, i) - b;
+        // 500 at the 20 ms tick; about 10 at the quiet one.
+        assert!(
+            (8..=13).contains(&runs),
+            "node {i}: {runs} timer runs in 10 idle seconds"
+        );
+    }
+    // Work wakes it: a broadcast whose origin tracks receipts converges
+    // with its deadline still honoured, and every node delivers it once.
+    let mut h = c.send(0, 1 << 10, Duration::from_secs(5));
+    let done = done(&mut h).await;
+    assert_eq!(done.ending, Ending::Converged);
+    c.run(Duration::from_millis(100)).await;
+    for i in 1..n {
+        assert_eq!(c.got[i].get(&h.id), Some(&1), "node {i}");
+    }
+}

@@ -7,7 +7,7 @@ use super::{
 
 pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
     let s = engine.stats();
-    let counters: [(&str, &str, u64); 18] = [
+    let counters: [(&str, &str, u64); 19] = [
         (
             "gsp_broadcast_originated_total",
             "Broadcasts started on this node.",
@@ -62,6 +62,11 @@ pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
             "gsp_broadcast_control_received_total",
             "Control frames received.",
             get(&s.control_received),
+        ),
+        (
+            "gsp_broadcast_timer_runs_total",
+            "Runs of the broadcast timer loop (every 20 ms while pulls, assemblies or deadlines wait; once a second when idle).",
+            get(&s.timer_runs),
         ),
         (
             "gsp_broadcast_receipts_sent_total",

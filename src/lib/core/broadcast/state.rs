@@ -269,6 +269,15 @@ impl BroadcastState {
             .collect()
     }
 
+    /// Whether nothing here waits on a short timer: no pull, no assembly
+    /// in progress, none of this node's broadcasts waiting for confirmations.
+    /// Then [`Self::tick`] has only the store's and the seen set's expiry to
+    /// do, whose TTLs are minutes: an executor may tick seldom until the
+    /// state changes.
+    pub fn quiet(&self) -> bool {
+        self.pulls.is_empty() && self.origin.is_empty() && self.assemblies.load().0 == 0
+    }
+
     /// Advances timers: pulls that waited too long ask another holder (or give
     /// up after every attempt); tracked broadcasts past their deadline end.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {

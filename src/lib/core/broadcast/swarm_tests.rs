@@ -154,11 +154,14 @@ fn pieces_arriving_in_any_order_assemble_the_exact_payload() {
     let now = Instant::now();
     let mut s = BroadcastState::new(id("p05"), BroadcastConfig::default());
     let mut complete = None;
+    assert!(s.quiet());
     for (_, p) in pieces.iter().rev() {
         let out = s.on_piece(&inbound(p, "p07"), 64 << 20, now);
         assert_eq!(out.verdict, PieceVerdict::New);
         assert!(complete.is_none(), "completed before its last piece");
         complete = out.complete;
+        // An assembly in progress waits on the stall timer.
+        assert_eq!(s.quiet(), complete.is_some());
     }
     assert_eq!(complete.expect("assembled").payload, data);
 }

@@ -130,6 +130,8 @@ fn queue_announce(inner: &Inner, to: NodeId, entries: Vec<Announce>) {
         }
         q.push(e);
     }
+    drop(pending);
+    inner.wake_timer();
 }
 
 /// Sends every queued announcement, one control frame per peer.

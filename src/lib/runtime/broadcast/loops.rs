@@ -232,7 +232,7 @@ pub(super) fn spawn(engine: &BroadcastEngine) {
     let inner = &engine.inner;
     let events = inner.agent.subscribe();
     refresh(inner);
-    inner.tasks.spawn(timers(Arc::clone(inner)));
+    inner.tasks.spawn(super::timer::run(Arc::clone(inner)));
     inner.tasks.spawn(digests(Arc::clone(inner)));
     inner.tasks.spawn(membership(Arc::clone(inner), events));
 }
@@ -267,21 +267,6 @@ fn members_gone(inner: &Arc<Inner>, gone: &[NodeId]) {
         inner.transport.forget(id);
     }
     exec::run(inner, actions);
-}
-
-async fn timers(inner: Arc<Inner>) {
-    let mut tick = tokio::time::interval(inner.config.tick);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = inner.shutdown.cancelled() => return,
-        }
-        let now = tokio::time::Instant::now().into_std();
-        let actions = inner.with_state(|s| s.tick(now));
-        exec::run(&inner, actions);
-        exec::flush_announces(&inner);
-    }
 }
 
 async fn digests(inner: Arc<Inner>) {

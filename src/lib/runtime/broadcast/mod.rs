@@ -14,6 +14,7 @@ mod receipts;
 mod seen_log;
 mod sink;
 pub mod stats;
+mod timer;
 mod types;
 
 use std::{
@@ -85,6 +86,10 @@ struct Inner {
     disabled: Mutex<Option<String>>,
     seen_log: Option<seen_log::SeenLog>,
     stopping: AtomicBool,
+    /// The timer loop sleeps for [`timer::QUIET_TICK`] (nothing waits on the
+    /// short tick) until [`Self::wake`] is notified.
+    timer_quiet: AtomicBool,
+    wake: tokio::sync::Notify,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -150,6 +155,8 @@ impl BroadcastEngine {
             stats: BroadcastStats::default(),
             disabled: Mutex::new(None),
             stopping: AtomicBool::new(false),
+            timer_quiet: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             config,
@@ -338,8 +345,27 @@ impl BroadcastEngine {
 }
 
 impl Inner {
+    /// Runs `f` on the state, then wakes the timer loop if it sleeps quietly
+    /// and `f` gave it work (a pull, an assembly, a broadcast to track).
     fn with_state<T>(&self, f: impl FnOnce(&mut BroadcastState) -> T) -> T {
-        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+        let (out, quiet) = {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let out = f(&mut s);
+            (out, s.quiet())
+        };
+        if !quiet {
+            self.wake_timer();
+        }
+        out
+    }
+
+    /// Wakes the timer loop if it sleeps quietly (see [`timer`]).
+    fn wake_timer(&self) {
+        // SeqCst pairs with the loop's store before it checks the state: the
+        // loop sees this change, or this call sees the loop asleep.
+        if self.timer_quiet.load(std::sync::atomic::Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
     }
 
     fn unavailable(&self) -> Option<String> {

@@ -33,6 +33,10 @@ pub struct BroadcastStats {
     pub announces_dropped: AtomicU64,
     /// Control frames received.
     pub control_received: AtomicU64,
+    /// Runs of the timer loop (pulls, assembly stalls, deadlines, batched
+    /// announcements): one a tick while any of them waits, one a second
+    /// otherwise.
+    pub timer_runs: AtomicU64,
     /// Receipt messages sent (each carries many receipts).
     pub receipt_messages_sent: AtomicU64,
     /// Receipts (one per delivered message) sent toward origins.

@@ -60,6 +60,9 @@ pub(super) struct Assemblies {
     pub(super) items: BTreeMap<MessageId, Assembly>,
     /// Payload bytes held by unfinished assemblies.
     pub(super) bytes: u64,
+    /// Unfinished assemblies (kept with `bytes`, so that asking costs
+    /// nothing: the executor asks after every change).
+    pub(super) open: usize,
 }
 
 impl Assemblies {
@@ -73,10 +76,11 @@ impl Assemblies {
 
     /// Unfinished assemblies and the bytes they hold.
     pub(super) fn load(&self) -> (usize, u64) {
-        (
-            self.items.values().filter(|a| !a.finished).count(),
-            self.bytes,
-        )
+        debug_assert_eq!(
+            self.open,
+            self.items.values().filter(|a| !a.finished).count()
+        );
+        (self.open, self.bytes)
     }
 
     /// When `id`, being assembled, counts as stalled if no piece comes.
@@ -93,6 +97,7 @@ impl Assemblies {
             && !a.finished
         {
             self.bytes -= a.total_len;
+            self.open -= 1;
             a.finished = true;
             a.buf = BytesMut::new();
             a.have = Vec::new();
@@ -121,15 +126,17 @@ impl Assemblies {
     /// Unfinished ones without a piece for as long are dropped too (their
     /// whole was pulled, or is lost): their bytes and slot are freed.
     pub(super) fn expire(&mut self, now: Instant) {
-        let mut freed = 0;
+        let (mut freed, mut dropped) = (0, 0);
         self.items.retain(|_, a| {
             let keep = now.saturating_duration_since(a.progress) < FINISHED_TTL;
             if !keep && !a.finished {
                 freed += a.total_len;
+                dropped += 1;
             }
             keep
         });
         self.bytes -= freed;
+        self.open -= dropped;
         let finished = self.items.values().filter(|a| a.finished).count();
         if finished > MAX_FINISHED {
             let mut old: Vec<(Instant, MessageId)> = self

@@ -158,6 +158,7 @@ impl BroadcastState {
             );
             if !delivered {
                 self.assemblies.bytes += info.total_len;
+                self.assemblies.open += 1;
             }
         }
         let Some(a) = self.assemblies.items.get_mut(&info.message) else {

@@ -263,22 +263,33 @@ fn an_append_on_the_async_path_declines_what_would_wait_for_the_disk() {
     drop(held);
 }
 
-#[test]
-fn a_failed_append_is_made_good_by_the_same_save() {
+/// A store holding one saved job, whose journal handle then stops taking
+/// writes (as on EIO or a full disk): the next append fails.
+fn journal_that_fails_appends() -> (tempfile::TempDir, Store, Arc<Job>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::in_dir(dir.path());
     let first = job("000000000001");
     store.save(&[Arc::clone(&first)], &[], Sync::Now);
-    // The journal's handle stops taking writes (as on EIO or a full disk):
-    // the next append fails.
     let read_only = File::open(dir.path().join(FILE_NAME)).expect("journal");
     store.journal.lock().expect("journal lock").file = Some(read_only);
+    (dir, store, first)
+}
+
+fn ids_on_disk(dir: &Path) -> Vec<String> {
+    Store::in_dir(dir)
+        .load()
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect()
+}
+
+#[test]
+fn a_failed_append_is_made_good_by_the_same_save() {
+    let (dir, store, first) = journal_that_fails_appends();
     let second = job("000000000002");
-    store.save(&[Arc::clone(&first), Arc::clone(&second)], &[], Sync::Now);
-    let loaded = Store::in_dir(dir.path()).load();
-    let ids: Vec<&str> = loaded.iter().map(|(id, _, _)| id.as_str()).collect();
+    store.save(&[first, second], &[], Sync::Now);
     assert_eq!(
-        ids,
+        ids_on_disk(dir.path()),
         ["000000000001", "000000000002"],
         "the job whose save failed to append is on disk when save returns"
     );
@@ -315,20 +326,17 @@ fn an_update_that_changes_nothing_is_neither_saved_nor_told() {
 
 #[test]
 fn a_failed_append_on_the_async_path_asks_for_a_save_at_once() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::in_dir(dir.path());
-    let first = job("000000000001");
-    store.save(&[Arc::clone(&first)], &[], Sync::Now);
-    let read_only = File::open(dir.path().join(FILE_NAME)).expect("journal");
-    store.journal.lock().expect("journal lock").file = Some(read_only);
-    let second = job("000000000002");
-    let jobs = [Arc::clone(&first), Arc::clone(&second)];
+    let (dir, store, first) = journal_that_fails_appends();
+    let jobs = [first, job("000000000002")];
     // Not "saved, waiting for a sync": the writer would then wait for the
     // next change to write the journal anew, and until then the record of
     // the second job would be nowhere but in memory.
     assert_eq!(store.append_if_free(&jobs, &[]), None);
     // What the writer does with `None`.
     store.save(&jobs, &[], Sync::Later);
-    let loaded = Store::in_dir(dir.path()).load();
-    assert_eq!(loaded.len(), 2, "both jobs on disk after the writer's save");
+    assert_eq!(
+        ids_on_disk(dir.path()),
+        ["000000000001", "000000000002"],
+        "both jobs on disk after the writer's save"
+    );
 }

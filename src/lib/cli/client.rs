@@ -91,12 +91,58 @@ pub(crate) fn tls(global: &GlobalArgs) -> Result<Option<TlsConfig>, UsageError> 
 /// The token is unusable (exit 2), the address is malformed, or nothing
 /// answers there in time (exit 3).
 pub(crate) async fn admin(global: &GlobalArgs) -> anyhow::Result<Admin> {
-    let (channel, token) = connect(global, &global.addr).await?;
-    // Whatever payload the node accepts (up to the largest --max-payload, plus
-    // room for the message around it) must reach `gsp watch --messages`.
-    let largest =
-        usize::try_from(crate::config::MAX_PAYLOAD_LIMIT + (1 << 20)).unwrap_or(usize::MAX);
-    Ok(AdminClient::with_interceptor(channel, token).max_decoding_message_size(largest))
+    Ok(conn(global, &global.addr).await?.admin())
+}
+
+/// A connection to one node that several clients share (HTTP/2 carries
+/// their calls side by side): `gsp run` asks the node at `--addr` where to
+/// run, then runs there too without a second handshake (with mutual TLS, a
+/// second certificate exchange).
+#[derive(Debug, Clone)]
+pub(crate) struct Conn {
+    addr: String,
+    channel: Channel,
+    token: BearerToken,
+}
+
+/// Connects to the node at `addr`, with `--token` and the TLS flags.
+///
+/// # Errors
+/// As [`admin`].
+pub(crate) async fn conn(global: &GlobalArgs, addr: &str) -> anyhow::Result<Conn> {
+    let (channel, token) = connect(global, addr).await?;
+    Ok(Conn {
+        addr: addr.to_owned(),
+        channel,
+        token,
+    })
+}
+
+impl Conn {
+    /// The address it was opened to.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// An admin client on it.
+    pub(crate) fn admin(&self) -> Admin {
+        // Whatever payload the node accepts (up to the largest --max-payload,
+        // plus room for the message around it) must reach `gsp watch
+        // --messages`.
+        let largest =
+            usize::try_from(crate::config::MAX_PAYLOAD_LIMIT + (1 << 20)).unwrap_or(usize::MAX);
+        AdminClient::with_interceptor(self.channel.clone(), self.token.clone())
+            .max_decoding_message_size(largest)
+    }
+
+    /// A jobs client on it.
+    pub(crate) fn jobs(&self) -> JobsClient {
+        crate::transport::pb::jobs::v1::jobs_client::JobsClient::with_interceptor(
+            self.channel.clone(),
+            self.token.clone(),
+        )
+        .max_decoding_message_size(4 << 20)
+    }
 }
 
 /// The jobs client the commands use.
@@ -109,11 +155,7 @@ pub(crate) type JobsClient = crate::transport::pb::jobs::v1::jobs_client::JobsCl
 /// # Errors
 /// As [`admin`].
 pub(crate) async fn jobs(global: &GlobalArgs, addr: &str) -> anyhow::Result<JobsClient> {
-    let (channel, token) = connect(global, addr).await?;
-    Ok(
-        crate::transport::pb::jobs::v1::jobs_client::JobsClient::with_interceptor(channel, token)
-            .max_decoding_message_size(4 << 20),
-    )
+    Ok(conn(global, addr).await?.jobs())
 }
 
 async fn connect(global: &GlobalArgs, addr: &str) -> anyhow::Result<(Channel, BearerToken)> {

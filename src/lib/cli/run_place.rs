@@ -36,7 +36,12 @@ impl Target {
 /// # Errors
 /// The node cannot be reached or refused.
 pub(crate) async fn members(global: &GlobalArgs) -> anyhow::Result<Vec<MemberView>> {
-    let mut admin = client::admin(global).await?;
+    members_on(&client::conn(global, &global.addr).await?, global).await
+}
+
+/// [`members`] over an open connection to `--addr`.
+async fn members_on(home: &client::Conn, global: &GlobalArgs) -> anyhow::Result<Vec<MemberView>> {
+    let mut admin = home.admin();
     let mut req = tonic::Request::new(admin_pb::ListMembersRequest::default());
     req.set_timeout(client::timeout(global));
     let resp = admin
@@ -49,7 +54,12 @@ pub(crate) async fn members(global: &GlobalArgs) -> anyhow::Result<Vec<MemberVie
 
 /// The up member named `node` (id or name), through `--addr`'s view.
 pub(crate) async fn member(global: &GlobalArgs, node: &str) -> anyhow::Result<Target> {
-    let views = members(global).await?;
+    member_on(&client::conn(global, &global.addr).await?, global, node).await
+}
+
+/// [`member`] over an open connection to `--addr`.
+async fn member_on(home: &client::Conn, global: &GlobalArgs, node: &str) -> anyhow::Result<Target> {
+    let views = members_on(home, global).await?;
     let found: Vec<_> = views
         .iter()
         .filter(|v| v.record.id.as_str() == node || v.record.name == node)
@@ -80,8 +90,12 @@ pub(crate) async fn member(global: &GlobalArgs, node: &str) -> anyhow::Result<Ta
 }
 
 /// Matching up nodes, best first.
-async fn candidates(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Vec<Target>> {
-    let mut admin = client::admin(global).await?;
+async fn candidates(
+    args: &RunArgs,
+    global: &GlobalArgs,
+    home: &client::Conn,
+) -> anyhow::Result<Vec<Target>> {
+    let mut admin = home.admin();
     let req = args.filters.request(0, client::timeout(global));
     let resp = admin
         .query(req)
@@ -124,10 +138,16 @@ pub(crate) async fn start(
     global: &GlobalArgs,
     t: &Target,
     request: pb::RunRequest,
+    home: &client::Conn,
 ) -> Result<Started, NotStarted> {
-    let mut client = client::jobs(global, &t.address)
-        .await
-        .map_err(|e| NotStarted::Refused(format!("{} ({}): {e:#}", t.name, t.address)))?;
+    // The node at `--addr` is already connected.
+    let mut client = if t.address == home.addr() {
+        home.jobs()
+    } else {
+        client::jobs(global, &t.address)
+            .await
+            .map_err(|e| NotStarted::Refused(format!("{} ({}): {e:#}", t.name, t.address)))?
+    };
     let mut stream = client
         .run(request)
         .await
@@ -175,10 +195,11 @@ pub(crate) async fn place(
     global: &GlobalArgs,
     request: &pb::RunRequest,
 ) -> anyhow::Result<Placed> {
+    let home = client::conn(global, &global.addr).await?;
     let (targets, count) = if let Some(node) = &args.node {
-        (vec![member(global, node).await?], 1)
+        (vec![member_on(&home, global, node).await?], 1)
     } else {
-        let found = candidates(args, global).await?;
+        let found = candidates(args, global, &home).await?;
         if found.is_empty() {
             return Err(NegativeOutcome(if args.filters.is_empty() {
                 format!(
@@ -207,8 +228,9 @@ pub(crate) async fn place(
         // Every match at once: the slowest node, not the sum, sets the time.
         let mut set = JoinSet::new();
         for (i, t) in targets.iter().enumerate() {
-            let (global, t, request) = (global.clone(), t.clone(), request.clone());
-            set.spawn(async move { (i, start(&global, &t, request).await) });
+            let (global, t, request, home) =
+                (global.clone(), t.clone(), request.clone(), home.clone());
+            set.spawn(async move { (i, start(&global, &t, request, &home).await) });
         }
         let mut results = Vec::new();
         while let Some(joined) = set.join_next().await {
@@ -235,7 +257,7 @@ pub(crate) async fn place(
         if started.len() >= count {
             break;
         }
-        match start(global, t, request.clone()).await {
+        match start(global, t, request.clone(), &home).await {
             Ok(s) => started.push(s),
             Err(NotStarted::Refused(why)) => refused.push(why),
             Err(NotStarted::Lost(why)) => {

@@ -38,24 +38,20 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .is_empty();
-        if quiet {
+        // Whether to wait for the short tick: busy, or woken from a quiet
+        // sleep by work (ticked a period on, with whatever else comes
+        // meanwhile); a quiet second that passed is ticked at once.
+        let wait_tick = !quiet || {
             let woken = tokio::select! {
                 () = tokio::time::sleep(QUIET_TICK) => false,
                 () = inner.wake.notified() => true,
                 () = inner.shutdown.cancelled() => return,
             };
-            inner.timer_quiet.store(false, Ordering::SeqCst);
-            // Work just came: it is ticked a period from now, with whatever
-            // else comes meanwhile (and every period after, while it lasts).
             tick.reset();
-            if woken {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    () = inner.shutdown.cancelled() => return,
-                }
-            }
-        } else {
-            inner.timer_quiet.store(false, Ordering::SeqCst);
+            woken
+        };
+        inner.timer_quiet.store(false, Ordering::SeqCst);
+        if wait_tick {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = inner.shutdown.cancelled() => return,

@@ -81,7 +81,23 @@ pub fn gsp_bin() -> &'static str {
 /// while the command runs, so one that writes more than a pipe holds (64 KiB)
 /// does not block.
 pub fn run_gsp(args: &[&str], limit: Duration) -> Output {
-    let child = Command::new(gsp_bin())
+    run_within(Command::new(gsp_bin()), args, limit)
+}
+
+/// [`run_gsp`] under `ulimit ULIMIT` (bash's, e.g. `-n 24`: this process's
+/// open-file limit, soft and hard).
+pub fn run_gsp_ulimit(ulimit: &str, args: &[&str], limit: Duration) -> Output {
+    let mut cmd = Command::new("bash");
+    cmd.args([
+        "-c",
+        &format!("ulimit {ulimit} && exec \"$0\" \"$@\""),
+        gsp_bin(),
+    ]);
+    run_within(cmd, args, limit)
+}
+
+fn run_within(mut cmd: Command, args: &[&str], limit: Duration) -> Output {
+    let child = cmd
         .args(args)
         .env_remove("GSP_ADDR")
         .env("GSP_LOG", "warn")

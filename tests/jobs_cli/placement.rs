@@ -11,7 +11,7 @@ use super::{LIMIT, events, finished, jobs};
 use crate::common::{
     gsp_bin,
     procs::{cluster, spawn_node_with, stop},
-    run_gsp, stderr,
+    run_gsp, run_gsp_ulimit, stderr,
 };
 
 #[test]
@@ -128,8 +128,32 @@ fn jobs_are_placed_by_free_gpus_reserved_while_they_run_and_run_everywhere_with_
         lines,
         BTreeSet::from(["on c3".into(), "on g1".into(), "on g2".into()])
     );
+    // More nodes than the open-file limit lets it follow (3 streams and the
+    // client's own files, under 24): refused before anything starts.
+    let marker = dirs[0].path().join("ran");
+    let touch = [
+        "run",
+        "--addr",
+        &addr,
+        "--all",
+        "--",
+        "touch",
+        marker.to_str().unwrap(),
+    ];
+    let o = run_gsp_ulimit("-n 24", &touch, LIMIT);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--all matched 3 nodes") && stderr(&o).contains("nothing was started"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!marker.exists(), "nothing ran");
+    // A low soft limit under a higher hard one is raised: every node runs it.
+    let o = run_gsp_ulimit("-Sn 24", &touch, LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(marker.exists());
     // `gsp jobs` lists every node's jobs.
-    assert_eq!(jobs(&addr).len(), 6);
+    assert_eq!(jobs(&addr).len(), 9);
     for (child, _) in &mut nodes {
         stop(child);
     }

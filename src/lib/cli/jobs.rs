@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use super::{
     GlobalArgs, client,
     exit::{ExitStatus, NegativeOutcome, Unreachable},
+    fanout,
     job_events::{JobJson, Printer, job_json, status_name},
     output,
     run::{Followed, Started, Target, follow, member},
@@ -95,10 +96,9 @@ async fn list_all(
     targets: Vec<Target>,
     job_id: &str,
 ) -> Vec<(Target, Result<Vec<pb::Job>, String>)> {
-    let mut set = JoinSet::new();
-    for (i, t) in targets.into_iter().enumerate() {
+    fanout::each(targets, fanout::window(), |t| {
         let (global, job_id) = (global.clone(), job_id.to_owned());
-        set.spawn(async move {
+        async move {
             let r = async {
                 let mut c = client::jobs(&global, &t.address).await?;
                 let mut req = tonic::Request::new(pb::ListJobsRequest { job_id });
@@ -111,17 +111,10 @@ async fn list_all(
             }
             .await
             .map_err(|e| format!("{e:#}"));
-            (i, t, r)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(j) = set.join_next().await {
-        if let Ok(r) = j {
-            out.push(r);
+            (t, r)
         }
-    }
-    out.sort_by_key(|(i, ..)| *i);
-    out.into_iter().map(|(_, t, r)| (t, r)).collect()
+    })
+    .await
 }
 
 /// The member running job `id`.

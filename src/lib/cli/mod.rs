@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod completions;
 pub mod exit;
+mod fanout;
 mod force_leave;
 pub mod job_events;
 mod jobs;

@@ -2,12 +2,10 @@
 //! the query's filters, best first; and starting it there (a node that
 //! refuses is skipped for the next match, and named).
 
-use tokio::task::JoinSet;
-
 use super::{
     GlobalArgs, client,
     exit::{NegativeOutcome, Unreachable, UsageError},
-    peers,
+    fanout, peers,
     run::RunArgs,
 };
 use crate::{
@@ -221,25 +219,27 @@ pub(crate) async fn place(
         };
         (found, want)
     };
+    // One stream per job stays open until it ends.
+    if count > 1 {
+        let what = if args.all {
+            "--all matched"
+        } else {
+            "--count asks for"
+        };
+        fanout::room_for(count.min(targets.len()), what)?;
+    }
     let mut started = Vec::new();
     let mut refused = Vec::new();
     let mut lost = Vec::new();
     if args.all {
-        // Every match at once: the slowest node, not the sum, sets the time.
-        let mut set = JoinSet::new();
-        for (i, t) in targets.iter().enumerate() {
-            let (global, t, request, home) =
-                (global.clone(), t.clone(), request.clone(), home.clone());
-            set.spawn(async move { (i, start(&global, &t, request, &home).await) });
-        }
-        let mut results = Vec::new();
-        while let Some(joined) = set.join_next().await {
-            if let Ok(r) = joined {
-                results.push(r);
-            }
-        }
-        results.sort_by_key(|(i, _)| *i);
-        for (_, r) in results {
+        // Every match, a window at a time: the slowest node, not the sum,
+        // sets the time.
+        let results = fanout::each(targets, fanout::WINDOW, |t| {
+            let (global, request, home) = (global.clone(), request.clone(), home.clone());
+            async move { start(&global, &t, request, &home).await }
+        })
+        .await;
+        for r in results {
             match r {
                 Ok(s) => started.push(s),
                 Err(NotStarted::Refused(why)) => {
@@ -252,18 +252,19 @@ pub(crate) async fn place(
                 }
             }
         }
-    }
-    for t in targets.iter().filter(|_| !args.all) {
-        if started.len() >= count {
-            break;
-        }
-        match start(global, t, request.clone(), &home).await {
-            Ok(s) => started.push(s),
-            Err(NotStarted::Refused(why)) => refused.push(why),
-            Err(NotStarted::Lost(why)) => {
-                // Not tried elsewhere: it may be running there.
-                lost.push(why);
+    } else {
+        for t in &targets {
+            if started.len() >= count {
                 break;
+            }
+            match start(global, t, request.clone(), &home).await {
+                Ok(s) => started.push(s),
+                Err(NotStarted::Refused(why)) => refused.push(why),
+                Err(NotStarted::Lost(why)) => {
+                    // Not tried elsewhere: it may be running there.
+                    lost.push(why);
+                    break;
+                }
             }
         }
     }

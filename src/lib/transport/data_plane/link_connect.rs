@@ -11,7 +11,12 @@ use crate::{
     core::{ack_tracker::AckTracker, ids::NodeId},
     transport::{
         config::DataPlaneConfig,
-        data_plane::{PROTOCOL_VERSION, frames::Frames, stats::DataPlaneStats},
+        data_plane::{
+            PROTOCOL_VERSION,
+            body::{self, FrameBody},
+            frames::Frames,
+            stats::DataPlaneStats,
+        },
         error::TransportError,
         pb::gossip::v1 as pb,
     },
@@ -50,18 +55,13 @@ impl PeerLink {
             closed.clone().cancelled_owned(),
         );
         let limit = config.max_grpc_message_bytes();
-        let mut client = pb::data_plane_client::DataPlaneClient::new(channel)
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(limit);
         let handshake = async {
-            let mut inbound = client
-                .stream(frames)
+            let mut inbound = body::open(channel, FrameBody::new(frames, limit), limit)
                 .await
                 .map_err(|status| TransportError::Unreachable {
                     addr: addr.to_owned(),
                     status,
-                })?
-                .into_inner();
+                })?;
             match inbound.message().await {
                 Ok(Some(pb::Reply {
                     kind: Some(pb::reply::Kind::Welcome(w)),

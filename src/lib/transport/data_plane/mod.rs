@@ -1,6 +1,7 @@
 //! The data plane (`gsp.gossip.v1`): one long-lived bidirectional stream per
 //! neighbour pair, messages one way and ACKs back on the same stream.
 
+mod body;
 mod frames;
 pub mod link;
 pub mod server;

@@ -131,27 +131,6 @@ pub fn raise_fd_limit(wanted: usize) {
 #[cfg(not(unix))]
 pub fn raise_fd_limit(_wanted: usize) {}
 
-/// This process's soft open-file limit (`None`: unlimited or unknown).
-#[cfg(unix)]
-#[must_use]
-pub fn fd_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes a complete rlimit into the pointer.
-    #[expect(unsafe_code, reason = "getrlimit has no safe wrapper in std")]
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } == 0;
-    (ok && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
-}
-
-/// Unknown where there are no rlimits.
-#[cfg(not(unix))]
-#[must_use]
-pub fn fd_limit() -> Option<u64> {
-    None
-}
-
 /// Turns transparent huge pages off for this process (memory faulted in from
 /// now on comes in 4 KiB pages); returns whether that worked. `gsp` does it
 /// before its first allocation (`src/bin/gsp.rs`, which says why for clients

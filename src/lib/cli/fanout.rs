@@ -60,7 +60,7 @@ where
 /// be) leaves room for fewer connections.
 pub(crate) fn window() -> usize {
     crate::bench::sys::raise_fd_limit(WINDOW + RESERVED_FILES);
-    crate::bench::sys::fd_limit().map_or(WINDOW, window_under)
+    crate::transport::tls::conns::fd_limit().map_or(WINDOW, window_under)
 }
 
 fn window_under(limit: u64) -> usize {
@@ -76,7 +76,7 @@ fn window_under(limit: u64) -> usize {
 /// Even the hard limit is too low: nothing should be started.
 pub(crate) fn room_for(streams: usize, what: &str) -> Result<(), UsageError> {
     crate::bench::sys::raise_fd_limit(streams.saturating_add(RESERVED_FILES));
-    match crate::bench::sys::fd_limit() {
+    match crate::transport::tls::conns::fd_limit() {
         Some(limit) => enough(streams, what, limit),
         None => Ok(()),
     }

@@ -24,7 +24,12 @@
 # waits until every node answers `gsp peers` (at most GSP_NETNS_WAIT seconds, 0 skips)
 # and tears a half-built cluster down on any failure. A detached watchdog runs `down`
 # after GSP_NETNS_TTL seconds so nothing outlives it. Nothing is created in the root
-# namespace but the namespace handles.
+# namespace but the namespace handles. One kernel setting is shared by every
+# namespace: the IPv4 neighbour (ARP) table, whose limit counts the entries of all
+# namespaces together (default 1,024: one 32-host mesh fills it, and a host that
+# cannot add an entry cannot reach anyone; the kernel logs "neighbor table
+# overflow"). `up` raises net.ipv4.neigh.default.gc_thresh2/3 to fit the clusters
+# already up plus this one, and never lowers them.
 #
 # Environment:
 #   GSP_BIN            gsp binary [default: target/release/gsp under the repo root; never built
@@ -246,6 +251,24 @@ up_exit() {
   exit "$rc"
 }
 
+# The kernel's neighbour table is one for all namespaces: room for every host of
+# this cluster to know every other (and its bridge), on top of what is there.
+raise_neigh_table() {
+  local n=$1 used want cur2 cur3
+  used=$(ip -all netns exec ip -4 neigh show 2>/dev/null | grep -c . || true)
+  used=$((used + $(ip -4 neigh show | grep -c . || true)))
+  want=$((used + (n + 1) * (n + 1) + 1024))
+  cur3=$(sysctl -n net.ipv4.neigh.default.gc_thresh3)
+  cur2=$(sysctl -n net.ipv4.neigh.default.gc_thresh2)
+  if [ "$cur3" -lt "$want" ]; then
+    sysctl -qw net.ipv4.neigh.default.gc_thresh3="$want"
+    say "up: raised the kernel's neighbour table (shared by all namespaces) from $cur3 to $want entries"
+  fi
+  if [ "$cur2" -lt $((want / 2)) ]; then
+    sysctl -qw net.ipv4.neigh.default.gc_thresh2=$((want / 2))
+  fi
+}
+
 cmd_up() {
   local n=${1:-} bin i ip id ttl wait_s hub_ip
   [ -n "$n" ] || usage_err "usage: up N [-- EXTRA_NODE_ARGS...]"
@@ -282,6 +305,7 @@ cmd_up() {
   trap up_exit EXIT
   trap 'exit 130' INT TERM
 
+  raise_neigh_table "$n"
   ip netns add "$HUB"
   ip -n "$HUB" link set lo up
   ip -n "$HUB" link add br0 type bridge

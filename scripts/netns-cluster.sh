@@ -29,7 +29,7 @@
 # namespaces together (default 1,024: one 32-host mesh fills it, and a host that
 # cannot add an entry cannot reach anyone; the kernel logs "neighbor table
 # overflow"). `up` raises net.ipv4.neigh.default.gc_thresh2/3 to fit the clusters
-# already up plus this one, and never lowers them.
+# already up plus this one (where it may), and never lowers them.
 #
 # Environment:
 #   GSP_BIN            gsp binary [default: target/release/gsp under the repo root; never built
@@ -254,18 +254,24 @@ up_exit() {
 # The kernel's neighbour table is one for all namespaces: room for every host of
 # this cluster to know every other (and its bridge), on top of what is there.
 raise_neigh_table() {
-  local n=$1 used want cur2 cur3
+  local n=$1 used need cur2 cur3
   used=$(ip -all netns exec ip -4 neigh show 2>/dev/null | grep -c . || true)
   used=$((used + $(ip -4 neigh show | grep -c . || true)))
-  want=$((used + (n + 1) * (n + 1) + 1024))
+  need=$((used + (n + 1) * (n + 1)))
   cur3=$(sysctl -n net.ipv4.neigh.default.gc_thresh3)
   cur2=$(sysctl -n net.ipv4.neigh.default.gc_thresh2)
-  if [ "$cur3" -lt "$want" ]; then
-    sysctl -qw net.ipv4.neigh.default.gc_thresh3="$want"
-    say "up: raised the kernel's neighbour table (shared by all namespaces) from $cur3 to $want entries"
+  # The hard limit with room to spare; the garbage collector's threshold
+  # above what the clusters hold, so that it does not evict live entries.
+  if [ "$cur3" -lt $((need + 256)) ]; then
+    # Where the kernel's settings are read-only (a container), say so and go on.
+    if sysctl -qw net.ipv4.neigh.default.gc_thresh3=$((need + 256)) 2>/dev/null; then
+      say "up: raised the kernel's neighbour table (shared by all namespaces) from $cur3 to $((need + 256)) entries"
+    else
+      say "up: cannot raise net.ipv4.neigh.default.gc_thresh3 ($cur3, $((need + 256)) wanted): hosts past it cannot reach their peers"
+    fi
   fi
-  if [ "$cur2" -lt $((want / 2)) ]; then
-    sysctl -qw net.ipv4.neigh.default.gc_thresh2=$((want / 2))
+  if [ "$cur2" -lt "$need" ]; then
+    sysctl -qw net.ipv4.neigh.default.gc_thresh2="$need" 2>/dev/null || true
   fi
 }
 

@@ -203,7 +203,7 @@ pub async fn run(
     if c.nodes < 2 {
         return Err(BenchError::Config("--nodes must be at least 2".to_owned()));
     }
-    sys::raise_fd_limit(c.nodes * c.nodes * 4 + 256);
+    let _ = crate::transport::fd_limit::raise(c.nodes * c.nodes * 4 + 256);
     let nodes = start_cluster(c).await?;
     let len = usize::try_from(c.payload)
         .map_err(|_| BenchError::Config("--payload too large for this machine".to_owned()))?;

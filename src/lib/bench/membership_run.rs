@@ -60,7 +60,7 @@ pub fn run(
             "membership needs --nodes of at least 3".into(),
         ));
     }
-    sys::raise_fd_limit(c.nodes * 16 + 1024);
+    let _ = crate::transport::fd_limit::raise(c.nodes * 16 + 1024);
     // Before any node thread allocates: per-thread heaps in huge pages cost
     // 2 MiB steps per node (see the function).
     if !sys::disable_transparent_huge_pages() {

@@ -93,44 +93,6 @@ fn rusage() -> Option<(Duration, u64)> {
     None
 }
 
-/// Raises this process's open-file limit towards `wanted` (soft up to hard, and
-/// the hard limit too when privileged); in-process clusters hold two sockets per
-/// connected pair.
-#[cfg(unix)]
-#[allow(
-    unsafe_code,
-    reason = "getrlimit/setrlimit have no safe wrapper in std"
-)]
-pub fn raise_fd_limit(wanted: usize) {
-    let wanted = libc::rlim_t::try_from(wanted).unwrap_or(libc::rlim_t::MAX);
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes a complete rlimit into the pointer; setrlimit only
-    // reads it.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) != 0 || lim.rlim_cur >= wanted {
-            return;
-        }
-        let raised = libc::rlimit {
-            rlim_cur: wanted,
-            rlim_max: lim.rlim_max.max(wanted),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) != 0 {
-            let capped = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const capped);
-        }
-    }
-}
-
-/// No-op where there are no rlimits.
-#[cfg(not(unix))]
-pub fn raise_fd_limit(_wanted: usize) {}
-
 /// Turns transparent huge pages off for this process (memory faulted in from
 /// now on comes in 4 KiB pages); returns whether that worked. `gsp` does it
 /// before its first allocation (`src/bin/gsp.rs`, which says why for clients

@@ -16,6 +16,7 @@ use std::{future::Future, sync::Arc};
 use tokio::{sync::Semaphore, task::JoinSet};
 
 use super::exit::UsageError;
+use crate::transport::fd_limit;
 
 /// Calls to different nodes in flight at once (as pdsh's fanout): enough to
 /// keep a client busy, few enough that a cluster of thousands is not one
@@ -59,8 +60,7 @@ where
 /// [`WINDOW`], or fewer where the open-file limit (raised first if it can
 /// be) leaves room for fewer connections.
 pub(crate) fn window() -> usize {
-    crate::bench::sys::raise_fd_limit(WINDOW + RESERVED_FILES);
-    crate::transport::tls::conns::fd_limit().map_or(WINDOW, window_under)
+    fd_limit::raise(WINDOW + RESERVED_FILES).map_or(WINDOW, window_under)
 }
 
 fn window_under(limit: u64) -> usize {
@@ -75,8 +75,7 @@ fn window_under(limit: u64) -> usize {
 /// # Errors
 /// Even the hard limit is too low: nothing should be started.
 pub(crate) fn room_for(streams: usize, what: &str) -> Result<(), UsageError> {
-    crate::bench::sys::raise_fd_limit(streams.saturating_add(RESERVED_FILES));
-    match crate::transport::tls::conns::fd_limit() {
+    match fd_limit::raise(streams.saturating_add(RESERVED_FILES)) {
         Some(limit) => enough(streams, what, limit),
         None => Ok(()),
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod convert;
 pub mod data_plane;
 pub mod error;
+pub mod fd_limit;
 pub mod grpc_errors;
 pub mod keepalive;
 pub mod membership;

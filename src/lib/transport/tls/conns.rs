@@ -60,21 +60,9 @@ impl Default for ConnLimits {
 /// Three quarters of the soft file-descriptor limit (the rest is for outgoing
 /// connections, files and the opening table), between 64 and 65,536.
 fn established_budget() -> usize {
-    let soft = fd_limit().map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let soft = crate::transport::fd_limit::soft()
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
     (soft / 4 * 3).saturating_sub(256).clamp(64, 65_536)
-}
-
-/// This process's soft open-file limit (`None`: unlimited, or unknown).
-#[must_use]
-pub fn fd_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes a complete rlimit into the pointer.
-    #[expect(unsafe_code, reason = "getrlimit has no safe wrapper in std")]
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } == 0;
-    (ok && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
 #[derive(Debug)]

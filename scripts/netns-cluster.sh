@@ -255,8 +255,8 @@ up_exit() {
 # this cluster to know every other (and its bridge), on top of what is there.
 raise_neigh_table() {
   local n=$1 used need cur2 cur3
-  used=$(ip -all netns exec ip -4 neigh show 2>/dev/null | grep -c . || true)
-  used=$((used + $(ip -4 neigh show | grep -c . || true)))
+  used=$(ip -all netns exec ip -4 neigh show 2>/dev/null | grep -cE '^[0-9]' || true)
+  used=$((used + $(ip -4 neigh show | grep -cE '^[0-9]' || true)))
   need=$((used + (n + 1) * (n + 1)))
   cur3=$(sysctl -n net.ipv4.neigh.default.gc_thresh3)
   cur2=$(sysctl -n net.ipv4.neigh.default.gc_thresh2)

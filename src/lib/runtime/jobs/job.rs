@@ -9,6 +9,7 @@ use std::{
 };
 
 use tokio::sync::watch;
+use tracing::warn;
 
 use super::logfile::LogFile;
 use tokio_util::sync::CancellationToken;
@@ -65,13 +66,19 @@ pub struct Inner {
 }
 
 impl Inner {
-    /// Appends `entry` to the ring and the file alike (entry N of one is
-    /// entry N of the other).
+    /// Appends `entry` to the ring (the file's writer takes it from there:
+    /// entry N of one is entry N of the other).
     fn push(&mut self, entry: Entry) {
-        if let Some(f) = &mut self.file {
-            f.append(&entry);
-        }
         self.log.push(entry);
+    }
+
+    /// Whether pushing `cost` bytes of output would drop an entry a
+    /// following reader has not read, or the log file has not taken.
+    fn would_drop_unread(&self, cost: usize) -> bool {
+        self.pins
+            .values()
+            .chain(self.file.as_ref().and_then(LogFile::behind))
+            .any(|c| self.log.would_drop_unread(c, cost))
     }
 }
 
@@ -230,13 +237,13 @@ impl Job {
     /// drop to make room, this waits for it, so the step's writes block as on
     /// a full pipe rather than its output being lost; a reader that reads
     /// nothing for `stall` is let go of (it is told of the gap).
-    pub async fn push_log(&self, entry: Entry, stall: Duration) {
+    pub async fn push_log(self: &Arc<Self>, entry: Entry, stall: Duration) {
         let cost = match &entry {
             Entry::Log { data, .. } => data.len(),
             Entry::Step(..) => 0,
         };
         let mut entry = Some(entry);
-        loop {
+        let start_writer = loop {
             let progressed = self.progress.notified();
             tokio::pin!(progressed);
             progressed.as_mut().enable();
@@ -246,24 +253,35 @@ impl Job {
                 // their own entry could otherwise drop what a reader has not
                 // read.
                 let mut g = self.lock();
-                if !g.pins.values().any(|c| g.log.would_drop_unread(c, cost)) {
+                if !g.would_drop_unread(cost) {
                     if let Some(e) = entry.take() {
                         g.push(e);
                     }
-                    break;
+                    break g.file.as_mut().is_some_and(LogFile::start);
                 }
             }
             if tokio::time::timeout(stall, progressed).await.is_err() {
                 let mut g = self.lock();
-                let Inner { log, pins, .. } = &mut *g;
+                let Inner {
+                    log, pins, file, ..
+                } = &mut *g;
                 pins.retain(|_, c| !log.would_drop_unread(c, cost));
+                if let Some(f) = file
+                    && f.behind().is_some_and(|c| log.would_drop_unread(c, cost))
+                {
+                    warn!(job = %self.id, path = %f.path().display(), stalled_s = stall.as_secs(), "the job's log file took nothing for a while; it ends here, and the output stays in memory only");
+                    f.end();
+                }
                 if let Some(e) = entry.take() {
                     g.push(e);
                 }
-                break;
+                break g.file.as_mut().is_some_and(LogFile::start);
             }
-        }
+        };
         self.changed.send_modify(|n| *n += 1);
+        if start_writer {
+            tokio::spawn(super::log_writer::run(Arc::clone(self)));
+        }
     }
 
     /// Holds output for a following reader until it reads it (see
@@ -279,6 +297,41 @@ impl Job {
         ReaderPin {
             job: Arc::clone(self),
             id,
+        }
+    }
+
+    /// Wakes what waits for room in the ring (see [`Self::push_log`]): the
+    /// log file's writer took entries.
+    pub(super) fn file_progressed(&self) {
+        self.progress.notify_waiters();
+    }
+
+    /// Returns once the log file holds every entry (or takes no more): its
+    /// writer gets `stall` at most to catch up after its last write, then
+    /// the file ends there.
+    pub async fn log_written(&self, stall: Duration) {
+        loop {
+            let progressed = self.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            {
+                let g = self.lock();
+                let behind = g
+                    .file
+                    .as_ref()
+                    .filter(|f| f.is_live())
+                    .and_then(LogFile::behind);
+                if behind.is_none_or(|c| g.log.is_read(c)) {
+                    return;
+                }
+            }
+            if tokio::time::timeout(stall, progressed).await.is_err() {
+                if let Some(f) = self.lock().file.as_mut() {
+                    warn!(job = %self.id, path = %f.path().display(), stalled_s = stall.as_secs(), "the job's log file took nothing for a while; it ends before the job's last entries");
+                    f.end();
+                }
+                return;
+            }
         }
     }
 

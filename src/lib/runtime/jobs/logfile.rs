@@ -15,20 +15,25 @@ use std::{
 use bytes::Bytes;
 use tracing::warn;
 
-use crate::core::jobs::{Stream, log::Entry, state::StepState};
+use crate::core::jobs::{
+    Stream,
+    log::{Cursor, Entry, LogRing},
+    state::StepState,
+};
 
-/// Step changes a job may make before its first output without the file
-/// being created (64 steps change state 2-3 times each).
-const PENDING_MAX: usize = 256;
-
-/// A job's log file being written.
+/// A job's log file, as its record under the job's lock knows it: where it
+/// is, how much of the job's ring it holds, and whether more is to come.
 ///
-/// The file is created with the job's first output, its step changes until
-/// then written first: a job that prints nothing (`gsp run --all -- true`)
-/// costs no file. Creating and deleting a file per job made inode allocation
-/// (ext4 skips recently deleted inodes) 13% of a node's CPU in that run.
-/// Such a job's step changes are in its record (`gsp jobs`), and in its log
-/// until the node restarts.
+/// The file is created with the job's first output: a job that prints
+/// nothing (`gsp run --all -- true`) costs no file. Creating and deleting a
+/// file per job made inode allocation (ext4 skips recently deleted inodes)
+/// 13% of a node's CPU in that run. Such a job's step changes are in its
+/// record (`gsp jobs`), and in its log until the node restarts.
+///
+/// The writing is done by the job's writer task ([`super::log_writer`])
+/// with a [`Writer`], off the runtime's worker threads and outside the lock:
+/// a slow or stuck disk holds back the job's output (its writes block as on
+/// a full pipe, see [`super::Job::push_log`]), never the node.
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
@@ -36,46 +41,34 @@ pub struct LogFile {
     written: u64,
     cap: u64,
     entries: u64,
+    /// The next entry of the ring to write (entry N of the file is entry N
+    /// of the ring).
+    cursor: Cursor,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Not created yet: the step changes so far.
-    Pending(Vec<Entry>),
-    /// Being written.
-    Open(File),
-    /// Full, failed, or a job of an earlier run's (`on_disk`: there is a
-    /// file to delete).
+    /// No output yet: no file, and no writer.
+    Idle,
+    /// Its writer writes what the ring holds from `cursor` on.
+    Live,
+    /// Full, failed, stalled, or a job of an earlier run's (`on_disk`: there
+    /// may be a file to delete).
     Ended { on_disk: bool },
 }
 
 impl LogFile {
-    /// The file at `path`, to hold at most `cap` bytes; created with the
-    /// first output (a failure is logged: the job runs on with its output in
-    /// memory only).
+    /// The file at `path`, to hold at most `cap` bytes; created by its
+    /// writer with the job's first output.
     pub fn create(path: PathBuf, cap: u64) -> Self {
         Self {
             path,
-            state: State::Pending(Vec::new()),
+            state: State::Idle,
             written: 0,
             cap,
             entries: 0,
+            cursor: Cursor::default(),
         }
-    }
-
-    fn open(&self) -> Option<File> {
-        // The directory is made once, when the first file finds it missing.
-        File::create(&self.path)
-            .or_else(|e| match self.path.parent() {
-                Some(dir) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(dir).and_then(|()| File::create(&self.path))
-                }
-                _ => Err(e),
-            })
-            .map_err(
-                |e| warn!(path = %self.path.display(), error = %e, "cannot create the job's log file"),
-            )
-            .ok()
     }
 
     /// The file of a job of an earlier run: its entries and output bytes,
@@ -89,66 +82,81 @@ impl LogFile {
                 written,
                 cap: written,
                 entries,
+                cursor: Cursor::default(),
             },
             bytes,
         ))
     }
 
-    /// Appends `entry`; once the cap would be passed the file ends.
-    pub fn append(&mut self, entry: &Entry) {
-        if let State::Pending(held) = &mut self.state {
-            if matches!(entry, Entry::Step(..)) && held.len() < PENDING_MAX {
-                held.push(entry.clone());
-                return;
-            }
-            let held = std::mem::take(held);
-            self.state = match self.open() {
-                Some(f) => State::Open(f),
-                None => State::Ended { on_disk: false },
-            };
-            for e in &held {
-                self.write(e);
-            }
+    /// Where writing is, while entries from there on are still to be
+    /// written: the ring must keep them until then.
+    pub fn behind(&self) -> Option<&Cursor> {
+        match self.state {
+            State::Idle | State::Live => Some(&self.cursor),
+            State::Ended { .. } => None,
         }
-        self.write(entry);
     }
 
-    fn write(&mut self, entry: &Entry) {
-        let State::Open(f) = &mut self.state else {
-            return;
-        };
-        let (kind, step, payload): (u8, u32, Bytes) = match entry {
-            Entry::Log { step, stream, data } => (
-                match stream {
-                    Stream::Stdout => 0,
-                    Stream::Stderr => 1,
-                },
-                *step,
-                data.clone(),
-            ),
-            Entry::Step(step, state) => (
-                2,
-                *step,
-                Bytes::from(serde_json::to_vec(state).unwrap_or_default()),
-            ),
-        };
-        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let size = 9 + u64::from(len);
-        if self.written + size > self.cap {
-            self.state = State::Ended { on_disk: true };
-            return;
+    /// Whether entries still go to the file and a writer writes them.
+    pub fn is_live(&self) -> bool {
+        self.state == State::Live
+    }
+
+    /// The job printed: a writer is to start (`true` the first time only).
+    pub fn start(&mut self) -> bool {
+        let idle = self.state == State::Idle;
+        if idle {
+            self.state = State::Live;
         }
-        let mut head = [0u8; 9];
-        head[0] = kind;
-        head[1..5].copy_from_slice(&step.to_le_bytes());
-        head[5..9].copy_from_slice(&len.to_le_bytes());
-        if let Err(e) = write_both(f, &head, &payload) {
-            warn!(path = %self.path.display(), error = %e, "cannot write the job's log file; output stays in memory only");
-            self.state = State::Ended { on_disk: true };
-            return;
+        idle
+    }
+
+    /// What the writer is to write next: up to about `max_bytes` of the
+    /// entries the ring holds from the cursor on, the cursor past them, and
+    /// the bytes the cap leaves. `None` when the ring no longer holds them
+    /// (it dropped output not yet written: the file has ended).
+    pub fn next_batch(&mut self, ring: &LogRing, max_bytes: usize) -> Option<Batch> {
+        let mut cursor = self.cursor;
+        let read = ring.read(&mut cursor, max_bytes);
+        let skipped = cursor.seq() != self.cursor.seq() + read.entries.len() as u64;
+        if read.gap > 0 || skipped {
+            self.end();
+            return None;
         }
-        self.written += size;
-        self.entries += 1;
+        Some(Batch {
+            entries: read.entries,
+            room: self.cap.saturating_sub(self.written),
+        })
+    }
+
+    /// The writer wrote what it was given ([`Wrote`]), unless the file was
+    /// deleted or ended meanwhile; whether it is still live.
+    pub fn wrote(&mut self, batch: &[Entry], wrote: &Wrote) -> bool {
+        if self.state != State::Live {
+            return false;
+        }
+        for e in batch.iter().take(wrote.entries) {
+            self.cursor.skip(e);
+        }
+        self.entries += wrote.entries as u64;
+        self.written += wrote.bytes;
+        if wrote.ended {
+            self.state = State::Ended { on_disk: true };
+        }
+        !wrote.ended
+    }
+
+    /// No more entries go to the file (the disk stalled): what is in it
+    /// stays, readers find the rest in memory only.
+    pub fn end(&mut self) {
+        let on_disk = matches!(self.state, State::Live | State::Ended { on_disk: true });
+        self.state = State::Ended { on_disk };
+    }
+
+    /// Whether it was deleted ([`Self::remove`]): a file its writer created
+    /// since is the writer's to delete.
+    pub fn removed(&self) -> bool {
+        self.state == State::Ended { on_disk: false }
     }
 
     /// Entries in the file.
@@ -168,9 +176,9 @@ impl LogFile {
 
     /// Stops writing and deletes the file.
     pub fn remove(&mut self) {
-        let on_disk = match &self.state {
-            State::Pending(_) | State::Ended { on_disk: false } => false,
-            State::Open(_) | State::Ended { on_disk: true } => true,
+        let on_disk = match self.state {
+            State::Idle | State::Ended { on_disk: false } => false,
+            State::Live | State::Ended { on_disk: true } => true,
         };
         self.state = State::Ended { on_disk: false };
         self.entries = 0;
@@ -178,6 +186,125 @@ impl LogFile {
         if on_disk {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// Entries for the writer, taken under the job's lock.
+#[derive(Debug)]
+pub struct Batch {
+    /// Oldest first.
+    pub entries: Vec<Entry>,
+    /// Bytes the file may still take.
+    pub room: u64,
+}
+
+/// What a [`Writer::write`] wrote.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Wrote {
+    /// Entries, from the batch's first.
+    pub entries: usize,
+    /// Bytes.
+    pub bytes: u64,
+    /// The file ends here (the cap, or an error, logged).
+    pub ended: bool,
+}
+
+/// The open file, held by the job's writer task (blocking I/O: called on
+/// the blocking pool).
+#[derive(Debug)]
+pub struct Writer {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Writer {
+    /// The writer of the file at `path`, created with the first write.
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, file: None }
+    }
+
+    /// Whether it created the file.
+    pub fn created(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Where it writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `entries` while `room` allows; the entry that would pass it
+    /// ends the file.
+    pub fn write(&mut self, entries: &[Entry], mut room: u64) -> Wrote {
+        let mut wrote = Wrote::default();
+        if self.file.is_none() {
+            self.file = self.open();
+            if self.file.is_none() {
+                wrote.ended = true;
+                return wrote;
+            }
+        }
+        let Some(f) = self.file.as_mut() else {
+            wrote.ended = true;
+            return wrote;
+        };
+        for entry in entries {
+            let (kind, step, payload) = record(entry);
+            let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+            let size = 9 + u64::from(len);
+            if size > room {
+                wrote.ended = true;
+                break;
+            }
+            let mut head = [0u8; 9];
+            head[0] = kind;
+            head[1..5].copy_from_slice(&step.to_le_bytes());
+            head[5..9].copy_from_slice(&len.to_le_bytes());
+            if let Err(e) = write_both(f, &head, &payload) {
+                warn!(path = %self.path.display(), error = %e, "cannot write the job's log file; output stays in memory only");
+                wrote.ended = true;
+                break;
+            }
+            room -= size;
+            wrote.bytes += size;
+            wrote.entries += 1;
+        }
+        wrote
+    }
+
+    fn open(&self) -> Option<File> {
+        // The directory is made once, when the first file finds it missing.
+        File::create(&self.path)
+            .or_else(|e| match self.path.parent() {
+                Some(dir) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(dir).and_then(|()| File::create(&self.path))
+                }
+                _ => Err(e),
+            })
+            .map_err(
+                |e| warn!(path = %self.path.display(), error = %e, "cannot create the job's log file"),
+            )
+            .ok()
+    }
+}
+
+/// An entry's record: kind (0 stdout, 1 stderr, 2 step change), step, and
+/// the output or the step's state as JSON.
+fn record(entry: &Entry) -> (u8, u32, Bytes) {
+    match entry {
+        Entry::Log { step, stream, data } => (
+            match stream {
+                Stream::Stdout => 0,
+                Stream::Stderr => 1,
+            },
+            *step,
+            data.clone(),
+        ),
+        Entry::Step(step, state) => (
+            2,
+            *step,
+            Bytes::from(serde_json::to_vec(state).unwrap_or_default()),
+        ),
     }
 }
 
@@ -282,69 +409,5 @@ fn scan(path: &Path) -> io::Result<(u64, u64, u64)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn log(s: &str) -> Entry {
-        Entry::Log {
-            step: 1,
-            stream: Stream::Stderr,
-            data: Bytes::from(s.to_owned()),
-        }
-    }
-
-    #[test]
-    fn entries_read_back_in_order_and_the_cap_ends_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.log");
-        let mut f = LogFile::create(path.clone(), 9 * 3 + 15);
-        for s in ["hello", "world", "again", "over"] {
-            f.append(&log(s));
-        }
-        assert_eq!(f.entries(), 3, "the fourth would pass the cap");
-        let mut pos = FilePos::default();
-        let got = read(&path, &mut pos, 1, 3, 10).unwrap();
-        assert_eq!(got, [log("world"), log("again")]);
-        let (again, bytes) = LogFile::existing(path).unwrap();
-        assert_eq!((again.entries(), bytes), (3, 15));
-    }
-
-    fn step(i: u32) -> Entry {
-        let spec = crate::core::jobs::spec::JobSpec::command(vec!["true".to_owned()]);
-        let state = crate::core::jobs::state::JobState::new(spec, 1);
-        Entry::Step(i, state.steps[0].clone())
-    }
-
-    #[test]
-    fn no_file_until_the_first_output_then_the_step_changes_come_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("jobs").join("j.log");
-        let mut f = LogFile::create(path.clone(), 1 << 20);
-        f.append(&step(0));
-        f.append(&step(1));
-        assert!(!path.exists(), "step changes alone make no file");
-        assert_eq!(f.entries(), 0);
-        f.append(&log("out"));
-        assert!(
-            path.exists(),
-            "the first output creates it, and its directory"
-        );
-        assert_eq!(f.entries(), 3);
-        let got = read(&path, &mut FilePos::default(), 0, 3, 10).unwrap();
-        assert_eq!(got, [step(0), step(1), log("out")]);
-        f.remove();
-        assert!(!path.exists());
-    }
-
-    #[test]
-    fn a_job_that_printed_nothing_leaves_no_file_to_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.log");
-        let mut f = LogFile::create(path.clone(), 1 << 20);
-        f.append(&step(0));
-        // Another job's file by that name is not this job's to delete.
-        std::fs::write(&path, b"not mine").unwrap();
-        f.remove();
-        assert!(path.exists());
-    }
-}
+#[path = "logfile_tests.rs"]
+mod tests;

@@ -51,6 +51,8 @@ pub async fn run(jobs: Jobs, job: Arc<Job>, reservation: Reservation) {
         };
         job.update(|s| s.finish_step(i, outcome, now_unix_ns()));
     }
+    // Its log file complete before the node counts it in the history.
+    job.log_written(READER_STALL).await;
     jobs.trim_history();
     let (status, code) = {
         let g = job.lock();

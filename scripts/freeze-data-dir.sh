@@ -11,7 +11,11 @@
 # SECONDS (default 20) probes. Each second it prints whether n1 answers `gsp
 # peers`, how n0 sees n1, and how many lines the client has; then, thawed,
 # the client's exit, the lines `gsp logs` replays, and the lines n1 replays
-# from its log file after a restart. GSP_BIN picks the binary.
+# from its log file after a restart. GSP_BIN picks the binary. With
+# START_DURING=1 a second job is started on n1 at the third probe: its
+# `gsp run` waits for the job's record to reach the disk (the node's promise
+# before it hands out an id), so it times out (5 s, exit 124), while the node
+# must keep answering.
 #
 # Exit codes: 0 n1 answered throughout, the client got all 3,000 lines and
 # the file replays them all; 1 otherwise; 2 usage error or setup failed.
@@ -70,6 +74,9 @@ fsfreeze -f "$mnt" || exit 2
 echo "data dir of n1 frozen"
 fails=0
 for k in $(seq 1 "$probes"); do
+  if [ "$k" = 3 ] && [ -n "${START_DURING:-}" ]; then
+    (timeout 5 "$bin" run --addr 127.0.0.1:53000 --node n1 -- true >/dev/null 2>&1; echo "a job started on n1 during the freeze: exit $?" >"$dir/during.out") &
+  fi
   t0=${EPOCHREALTIME/./}
   if "$bin" peers --addr 127.0.0.1:53001 --timeout 2 >/dev/null 2>&1; then r=ok; else r=FAIL; fails=$((fails + 1)); fi
   t1=${EPOCHREALTIME/./}
@@ -81,6 +88,7 @@ for k in $(seq 1 "$probes"); do
 done
 fsfreeze -u "$mnt"
 echo "thawed"
+[ -f "$dir/during.out" ] && cat "$dir/during.out"
 wait "$client"
 code=$?
 got=$(wc -l <"$dir/client.out")

@@ -242,8 +242,14 @@ impl Job {
             Entry::Log { data, .. } => data.len(),
             Entry::Step(..) => 0,
         };
+        // The log file's writer starts with the first output, before that
+        // output waits for room: the ring holds back what the file has not
+        // taken, the step changes before this output included.
+        if self.lock().file.as_mut().is_some_and(LogFile::start) {
+            tokio::spawn(super::log_writer::run(Arc::clone(self)));
+        }
         let mut entry = Some(entry);
-        let start_writer = loop {
+        loop {
             let progressed = self.progress.notified();
             tokio::pin!(progressed);
             progressed.as_mut().enable();
@@ -257,7 +263,7 @@ impl Job {
                     if let Some(e) = entry.take() {
                         g.push(e);
                     }
-                    break g.file.as_mut().is_some_and(LogFile::start);
+                    break;
                 }
             }
             if tokio::time::timeout(stall, progressed).await.is_err() {
@@ -275,13 +281,10 @@ impl Job {
                 if let Some(e) = entry.take() {
                     g.push(e);
                 }
-                break g.file.as_mut().is_some_and(LogFile::start);
+                break;
             }
-        };
-        self.changed.send_modify(|n| *n += 1);
-        if start_writer {
-            tokio::spawn(super::log_writer::run(Arc::clone(self)));
         }
+        self.changed.send_modify(|n| *n += 1);
     }
 
     /// Holds output for a following reader until it reads it (see

@@ -56,6 +56,30 @@ async fn the_file_comes_with_the_first_output_and_ends_with_every_entry() {
     assert_eq!(job.lock().file.as_ref().unwrap().entries(), 4);
 }
 
+/// The first output fills the ring whole: it may drop nothing the file has
+/// not taken (the step change before it), so the file's writer must already
+/// run, or the output would wait out the stall and the file would end there.
+#[tokio::test]
+async fn a_first_output_as_large_as_the_ring_does_not_wait_for_a_writer_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.log");
+    let job = job(path.clone());
+    let i = job.update(|s| s.start_next(2)).unwrap();
+    job.push_log(out(b'a', 64 << 10), Duration::from_secs(30))
+        .await;
+    job.push_log(out(b'b', 64 << 10), Duration::from_secs(30))
+        .await;
+    job.update(|s| s.finish_step(i, Outcome::Exited(0), 3));
+    job.log_written(Duration::from_secs(30)).await;
+    let got = entries(&path);
+    assert_eq!(
+        got.len(),
+        4,
+        "running, a, b, completed: no stall ended the file"
+    );
+    assert_eq!(got[1..3], [out(b'a', 64 << 10), out(b'b', 64 << 10)]);
+}
+
 /// A log file nothing takes (a FIFO with no reader: opening it blocks, as a
 /// hung NFS mount or a disk throttled to nothing would): pushing output
 /// returns while the ring has room, the output past it waits for the file,

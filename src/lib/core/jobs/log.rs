@@ -10,7 +10,12 @@ use bytes::Bytes;
 use super::{Stream, state::StepState};
 
 /// What a step change costs against the ring's bound.
-const STEP_ENTRY_BYTES: usize = 256;
+pub const STEP_ENTRY_BYTES: usize = 256;
+/// What an output entry costs against the bound beyond its bytes: its slot
+/// in the ring and the allocation its bytes sit in. Without it, a step that
+/// writes a byte at a time would fill an 8 MiB ring with 8 million entries,
+/// hundreds of MiB of memory.
+pub const LOG_ENTRY_OVERHEAD: usize = 64;
 
 /// Something that happened to a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,9 +34,10 @@ pub enum Entry {
 }
 
 impl Entry {
-    fn cost(&self) -> usize {
+    /// What it costs against the ring's bound.
+    pub fn cost(&self) -> usize {
         match self {
-            Self::Log { data, .. } => data.len(),
+            Self::Log { data, .. } => data.len() + LOG_ENTRY_OVERHEAD,
             Self::Step(..) => STEP_ENTRY_BYTES,
         }
     }

@@ -2,7 +2,7 @@ use bytes::Bytes;
 
 use super::{
     Status, Stream,
-    log::{Cursor, Entry, LogRing},
+    log::{Cursor, Entry, LOG_ENTRY_OVERHEAD, LogRing, STEP_ENTRY_BYTES},
     spec::{JobSpec, SpecError, StepSpec},
     state::{EXIT_CANCELLED, EXIT_TIMEOUT, JobState, Outcome},
 };
@@ -175,6 +175,11 @@ fn log(step: u32, s: &str) -> Entry {
     }
 }
 
+/// An output entry of 1 KiB against the ring's bound, and how many of them
+/// a 64 KiB ring keeps.
+const PER_KIB: usize = 1024 + LOG_ENTRY_OVERHEAD;
+const KEPT: usize = (64 * 1024) / PER_KIB;
+
 #[test]
 fn the_log_ring_keeps_the_newest_and_tells_a_late_reader_what_it_missed() {
     let mut ring = LogRing::new(0);
@@ -186,18 +191,32 @@ fn the_log_ring_keeps_the_newest_and_tells_a_late_reader_what_it_missed() {
     for _ in 0..100 {
         ring.push(log(0, &kib));
     }
-    // 101 KiB pushed into a 64 KiB ring: the oldest 37 KiB are gone.
+    // 101 KiB pushed into a 64 KiB ring: the newest KEPT (60) entries stay.
+    let gone = (101 - KEPT) as u64 * 1024;
     assert_eq!(ring.total(), 101 * 1024);
-    assert_eq!(ring.dropped(), 37 * 1024);
+    assert_eq!(ring.dropped(), gone);
     let read = ring.read(&mut early, usize::MAX);
-    assert_eq!(read.gap, 36 * 1024, "the reader had the first KiB");
-    assert_eq!(read.entries.len(), 64);
+    assert_eq!(read.gap, gone - 1024, "the reader had the first KiB");
+    assert_eq!(read.entries.len(), KEPT);
     assert!(ring.is_read(&early));
     let mut late = Cursor::default();
-    let read = ring.read(&mut late, 10 * 1024);
-    assert_eq!(read.gap, 37 * 1024);
+    let read = ring.read(&mut late, 10 * PER_KIB);
+    assert_eq!(read.gap, gone);
     assert_eq!(read.entries.len(), 10, "reads are bounded");
     assert!(!ring.is_read(&late));
+}
+
+#[test]
+fn a_byte_at_a_time_is_bounded_by_memory_not_only_by_bytes() {
+    let mut ring = LogRing::new(64 * 1024);
+    for _ in 0..100_000 {
+        ring.push(log(0, "x"));
+    }
+    let kept = (64 * 1024) / (1 + LOG_ENTRY_OVERHEAD);
+    let mut c = Cursor::default();
+    let read = ring.read(&mut c, usize::MAX);
+    assert_eq!(read.entries.len(), kept, "not 65,536 one-byte entries");
+    assert_eq!(read.gap, 100_000 - kept as u64);
 }
 
 #[test]
@@ -225,19 +244,19 @@ fn the_ring_says_when_a_push_would_drop_what_a_reader_has_not_read() {
     let mut ring = LogRing::new(64 * 1024);
     let kib = "x".repeat(1024);
     let mut reader = Cursor::default();
-    for _ in 0..64 {
+    for _ in 0..KEPT {
         ring.push(log(0, &kib));
     }
     assert!(
-        ring.would_drop_unread(&reader, 1024),
+        ring.would_drop_unread(&reader, 2 * PER_KIB),
         "the reader read nothing"
     );
-    ring.read(&mut reader, 2 * 1024);
+    ring.read(&mut reader, PER_KIB);
     assert!(
-        !ring.would_drop_unread(&reader, 1024),
-        "the oldest KiB was read"
+        !ring.would_drop_unread(&reader, PER_KIB),
+        "the oldest KiB was read, and only one is to go"
     );
-    assert!(ring.would_drop_unread(&reader, 3 * 1024));
+    assert!(ring.would_drop_unread(&reader, 2 * PER_KIB));
     let mut caught_up = reader;
     ring.read(&mut caught_up, usize::MAX);
     assert!(!ring.would_drop_unread(&caught_up, 64 * 1024));
@@ -247,7 +266,7 @@ fn the_ring_says_when_a_push_would_drop_what_a_reader_has_not_read() {
 fn a_steps_change_never_drops_output_a_reader_has_not_read() {
     let mut ring = LogRing::new(64 * 1024);
     let kib = "x".repeat(1024);
-    for _ in 0..64 {
+    for _ in 0..KEPT {
         ring.push(log(0, &kib));
     }
     let step =
@@ -256,10 +275,11 @@ fn a_steps_change_never_drops_output_a_reader_has_not_read() {
     assert_eq!(ring.dropped(), 0, "a full ring keeps its output");
     let mut reader = Cursor::default();
     let read = ring.read(&mut reader, usize::MAX);
-    assert_eq!((read.gap, read.entries.len()), (0, 65));
-    // The next output makes room again.
+    assert_eq!((read.gap, read.entries.len()), (0, KEPT + 1));
+    // The next output makes room again, dropping the oldest entries it must.
     ring.push(log(0, &kib));
-    assert_eq!(ring.dropped(), 2 * 1024);
+    let over = KEPT * PER_KIB + STEP_ENTRY_BYTES + PER_KIB - 64 * 1024;
+    assert_eq!(ring.dropped(), over.div_ceil(PER_KIB) as u64 * 1024);
 }
 
 #[test]

@@ -238,10 +238,7 @@ impl Job {
     /// a full pipe rather than its output being lost; a reader that reads
     /// nothing for `stall` is let go of (it is told of the gap).
     pub async fn push_log(self: &Arc<Self>, entry: Entry, stall: Duration) {
-        let cost = match &entry {
-            Entry::Log { data, .. } => data.len(),
-            Entry::Step(..) => 0,
-        };
+        let cost = entry.cost();
         // The log file's writer starts with the first output, before that
         // output waits for room: the ring holds back what the file has not
         // taken, the step changes before this output included.

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::{
     io::{AsyncRead, AsyncReadExt as _},
     process::{Child, Command},
@@ -25,6 +25,9 @@ use crate::{
 
 /// Bytes read from a pipe at once.
 const READ_BYTES: usize = 64 * 1024;
+/// Reads this large are kept in the buffer they were read into (at most
+/// half of it is then unused); smaller ones are copied out.
+const KEEP_BUFFER_FROM: usize = READ_BYTES / 2;
 /// How long output may keep coming after a step's process ended (a child it
 /// left behind outside its group holding the pipe), before reading stops.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
@@ -184,8 +187,18 @@ async fn pump(pipe: Option<impl AsyncRead + Unpin>, job: Arc<Job>, step: u32, st
         buf.reserve(READ_BYTES);
         match pipe.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let data = buf.split().freeze();
+            Ok(n) => {
+                // A large read keeps the buffer it was read into; a small one
+                // is copied out, and the buffer read into again: each kept
+                // entry would otherwise hold a 64 KiB allocation (a step
+                // printing a line at a time: 4 KiB of memory per line).
+                let data = if n >= KEEP_BUFFER_FROM {
+                    buf.split().freeze()
+                } else {
+                    let copy = Bytes::copy_from_slice(&buf);
+                    buf.clear();
+                    copy
+                };
                 job.push_log(Entry::Log { step, stream, data }, READER_STALL)
                     .await;
             }

@@ -15,7 +15,9 @@
 # START_DURING=1 a second job is started on n1 at the third probe: its
 # `gsp run` waits for the job's record to reach the disk (the node's promise
 # before it hands out an id), so it times out (5 s, exit 124), while the node
-# must keep answering.
+# must keep answering. With FILL_HISTORY=1, 100 jobs that print a line run
+# on n1 first, so that a job started during the freeze makes n1 forget its
+# oldest job and delete that job's log file.
 #
 # Exit codes: 0 n1 answered throughout, the client got all 3,000 lines and
 # the file replays them all; 1 otherwise; 2 usage error or setup failed.
@@ -65,6 +67,11 @@ for _ in $(seq 1 50); do
   "$bin" run --addr 127.0.0.1:53000 --node n1 -- true >/dev/null 2>&1 && break
   sleep 0.2
 done
+if [ -n "${FILL_HISTORY:-}" ]; then
+  for i in $(seq 1 100); do
+    "$bin" run --addr 127.0.0.1:53000 --node n1 -- echo "filler $i" >/dev/null 2>&1 || exit 2
+  done
+fi
 "$bin" run --addr 127.0.0.1:53000 --node n1 -- sh -c \
   'i=0; while [ $i -lt 3000 ]; do echo "line $i ........................................................"; i=$((i+1)); sleep 0.01; done' \
   >"$dir/client.out" 2>"$dir/client.err" &

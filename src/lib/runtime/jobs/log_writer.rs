@@ -79,7 +79,7 @@ pub(super) async fn run(job: Arc<Job>) {
             .as_ref()
             .is_none_or(super::logfile::LogFile::removed)
     {
-        let _ = std::fs::remove_file(w.path());
+        super::delete_files(vec![w.path().to_path_buf()]);
     }
     job.file_progressed();
 }

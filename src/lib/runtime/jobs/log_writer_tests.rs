@@ -142,3 +142,54 @@ fn a_stuck_disk_holds_back_the_job_output_not_the_runtime() {
     assert_eq!(read.len(), 4, "running, a, b, completed");
     assert_eq!(read[1..3], [out(b'a', 40 << 10), out(b'b', 40 << 10)]);
 }
+
+/// The log files of jobs that leave the history are deleted (off the
+/// runtime's threads, so a while after), those of the jobs kept stay.
+#[tokio::test]
+async fn a_job_leaving_the_history_takes_its_log_file_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = super::super::JobsConfig {
+        enabled: true,
+        history: 2,
+        ..super::super::JobsConfig::default()
+    };
+    let jobs = super::super::Jobs::new(
+        config,
+        crate::runtime::resources::Reservations::default(),
+        ("id".to_owned(), "name".to_owned()),
+        Some(dir.path().to_path_buf()),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let mut files = Vec::new();
+    for i in 0..3 {
+        let spec = JobSpec::command(vec!["echo".to_owned(), format!("job {i}")])
+            .normalize()
+            .unwrap();
+        let (job, pin) = jobs
+            .start(
+                spec,
+                "test".to_owned(),
+                crate::core::membership::record::Amounts::default(),
+            )
+            .unwrap();
+        drop(pin);
+        let mut changes = job.subscribe();
+        while !job.lock().state.status().is_final() {
+            changes.changed().await.unwrap();
+        }
+        job.log_written(Duration::from_secs(600)).await;
+        let path = job.lock().file.as_ref().unwrap().path().to_path_buf();
+        assert!(path.exists(), "job {i} printed: it has a file");
+        files.push(path);
+    }
+    // Starting the third forgot the first (history 2: one finished kept,
+    // besides the new one); its file goes on the blocking pool.
+    for _ in 0..1000 {
+        if !files[0].exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!files[0].exists(), "the forgotten job's file is deleted");
+    assert!(files[1].exists() && files[2].exists());
+}

@@ -174,8 +174,11 @@ impl LogFile {
         &self.path
     }
 
-    /// Stops writing and deletes the file.
-    pub fn remove(&mut self) {
+    /// Stops writing; the file to delete, if there may be one (deleted by
+    /// the caller off the runtime's threads, see [`super::delete_files`]:
+    /// an unlink waits for the disk too).
+    #[must_use]
+    pub fn remove(&mut self) -> Option<PathBuf> {
         let on_disk = match self.state {
             State::Idle | State::Ended { on_disk: false } => false,
             State::Live | State::Ended { on_disk: true } => true,
@@ -183,9 +186,7 @@ impl LogFile {
         self.state = State::Ended { on_disk: false };
         self.entries = 0;
         self.written = 0;
-        if on_disk {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        on_disk.then(|| self.path.clone())
     }
 }
 

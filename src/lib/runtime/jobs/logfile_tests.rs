@@ -66,8 +66,7 @@ fn the_writer_takes_the_ring_from_the_first_entry_and_the_cursor_follows() {
     assert_eq!(batch.entries, [log("more")], "from where it was");
     let got = read(&path, &mut FilePos::default(), 0, 3, 10).unwrap();
     assert_eq!(got, [step(0), step(1), log("out")]);
-    f.remove();
-    assert!(!path.exists());
+    assert_eq!(f.remove().as_deref(), Some(path.as_path()));
     assert!(f.removed() && f.behind().is_none());
     let late = Wrote {
         entries: 1,
@@ -99,6 +98,5 @@ fn a_job_that_printed_nothing_leaves_no_file_to_delete() {
     let mut f = LogFile::create(path.clone(), 1 << 20);
     // Another job's file by that name is not this job's to delete.
     std::fs::write(&path, b"not mine").unwrap();
-    f.remove();
-    assert!(path.exists());
+    assert_eq!(f.remove(), None, "no file of its own to delete");
 }

@@ -83,6 +83,23 @@ impl Default for JobsConfig {
     }
 }
 
+/// Deletes log files on the blocking pool (an unlink waits for the disk,
+/// which may be stalled), or here outside a runtime.
+pub(crate) fn delete_files(paths: Vec<PathBuf>) {
+    if paths.is_empty() {
+        return;
+    }
+    let delete = move || {
+        for p in paths {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(delete)),
+        Err(_) => delete(),
+    }
+}
+
 fn log_path(dir: &std::path::Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.log"))
 }
@@ -232,6 +249,7 @@ impl Jobs {
         if !cfg.enabled {
             return Err(StartError::Disabled);
         }
+        let mut doomed = Vec::new();
         let job = {
             let mut table = self.table();
             let running = table
@@ -265,8 +283,9 @@ impl Jobs {
             for (_, id) in finished.into_iter().take(excess) {
                 if let Some(old) = table.remove(&id) {
                     old.forget();
-                    if let Some(f) = old.lock().file.as_mut() {
-                        f.remove();
+                    if let Some(path) = old.lock().file.as_mut().and_then(logfile::LogFile::remove)
+                    {
+                        doomed.push(path);
                     }
                     self.inner
                         .forgotten
@@ -296,6 +315,7 @@ impl Jobs {
             (job, held)
         };
         let (job, held) = job;
+        delete_files(doomed);
         let pin = job.pin();
         tokio::spawn(runner::run(self.clone(), Arc::clone(&job), held));
         Ok((job, pin))
@@ -336,6 +356,7 @@ impl Jobs {
             .filter(|j| j.lock().state.status().is_final())
             .collect();
         finished.reverse();
+        let mut doomed = Vec::new();
         let (mut in_memory, mut on_disk) = (0usize, 0u64);
         for j in finished {
             let mut g = j.lock();
@@ -345,11 +366,14 @@ impl Jobs {
             }
             if let Some(f) = g.file.as_mut() {
                 on_disk += f.written();
-                if on_disk > cfg.history_file_bytes {
-                    f.remove();
+                if on_disk > cfg.history_file_bytes
+                    && let Some(path) = f.remove()
+                {
+                    doomed.push(path);
                 }
             }
         }
+        delete_files(doomed);
     }
 
     /// Fires when the node shuts down.

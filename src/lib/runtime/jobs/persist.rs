@@ -74,16 +74,22 @@ impl Jobs {
             return Some(false);
         };
         let jobs: Vec<_> = self.table().values().cloned().collect();
-        let mut forgotten = self
-            .inner
-            .forgotten
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        // Not held while the append waits for the disk: a job starting
+        // meanwhile adds to it under the table's lock, which everything
+        // else of this node's jobs takes too.
+        let forgotten = self.forgotten().clone();
         let saved = store.append_if_free(&jobs, &forgotten);
-        if saved.is_some() {
-            forgotten.clear();
+        if saved.is_some() && !forgotten.is_empty() {
+            self.forgotten().retain(|id| !forgotten.contains(id));
         }
         saved
+    }
+
+    fn forgotten(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.inner
+            .forgotten
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Syncs what was saved without; whether some still waits (after a
@@ -105,13 +111,7 @@ impl Jobs {
         let jobs: Vec<_> = self.table().values().cloned().collect();
         // A job forgotten since the list was taken is not written again (see
         // `Job::forget`), whichever save writes its `forget` line first.
-        let forgotten = std::mem::take(
-            &mut *self
-                .inner
-                .forgotten
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let forgotten = std::mem::take(&mut *self.forgotten());
         store.save(&jobs, &forgotten, sync)
     }
 }

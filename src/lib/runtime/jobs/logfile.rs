@@ -13,7 +13,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use tracing::warn;
 
 use crate::core::jobs::{
     Stream,
@@ -31,7 +30,7 @@ use crate::core::jobs::{
 /// record (`gsp jobs`), and in its log until the node restarts.
 ///
 /// The writing is done by the job's writer task ([`super::log_writer`])
-/// with a [`Writer`], off the runtime's worker threads and outside the lock:
+/// with a [`super::log_writer::Writer`], off the runtime's worker threads and outside the lock:
 /// a slow or stuck disk holds back the job's output (its writes block as on
 /// a full pipe, see [`super::Job::push_log`]), never the node.
 #[derive(Debug)]
@@ -129,9 +128,9 @@ impl LogFile {
         })
     }
 
-    /// The writer wrote what it was given ([`Wrote`]), unless the file was
+    /// The writer wrote what it was given, unless the file was
     /// deleted or ended meanwhile; whether it is still live.
-    pub fn wrote(&mut self, batch: &[Entry], wrote: &Wrote) -> bool {
+    pub(crate) fn wrote(&mut self, batch: &[Entry], wrote: &super::log_writer::Wrote) -> bool {
         if self.state != State::Live {
             return false;
         }
@@ -199,99 +198,9 @@ pub struct Batch {
     pub room: u64,
 }
 
-/// What a [`Writer::write`] wrote.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Wrote {
-    /// Entries, from the batch's first.
-    pub entries: usize,
-    /// Bytes.
-    pub bytes: u64,
-    /// The file ends here (the cap, or an error, logged).
-    pub ended: bool,
-}
-
-/// The open file, held by the job's writer task (blocking I/O: called on
-/// the blocking pool).
-#[derive(Debug)]
-pub struct Writer {
-    path: PathBuf,
-    file: Option<File>,
-}
-
-impl Writer {
-    /// The writer of the file at `path`, created with the first write.
-    pub fn new(path: PathBuf) -> Self {
-        Self { path, file: None }
-    }
-
-    /// Whether it created the file.
-    pub fn created(&self) -> bool {
-        self.file.is_some()
-    }
-
-    /// Where it writes.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Appends `entries` while `room` allows; the entry that would pass it
-    /// ends the file.
-    pub fn write(&mut self, entries: &[Entry], mut room: u64) -> Wrote {
-        let mut wrote = Wrote::default();
-        if self.file.is_none() {
-            self.file = self.open();
-            if self.file.is_none() {
-                wrote.ended = true;
-                return wrote;
-            }
-        }
-        let Some(f) = self.file.as_mut() else {
-            wrote.ended = true;
-            return wrote;
-        };
-        for entry in entries {
-            let (kind, step, payload) = record(entry);
-            let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-            let size = 9 + u64::from(len);
-            if size > room {
-                wrote.ended = true;
-                break;
-            }
-            let mut head = [0u8; 9];
-            head[0] = kind;
-            head[1..5].copy_from_slice(&step.to_le_bytes());
-            head[5..9].copy_from_slice(&len.to_le_bytes());
-            if let Err(e) = write_both(f, &head, &payload) {
-                warn!(path = %self.path.display(), error = %e, "cannot write the job's log file; output stays in memory only");
-                wrote.ended = true;
-                break;
-            }
-            room -= size;
-            wrote.bytes += size;
-            wrote.entries += 1;
-        }
-        wrote
-    }
-
-    fn open(&self) -> Option<File> {
-        // The directory is made once, when the first file finds it missing.
-        File::create(&self.path)
-            .or_else(|e| match self.path.parent() {
-                Some(dir) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(dir).and_then(|()| File::create(&self.path))
-                }
-                _ => Err(e),
-            })
-            .map_err(
-                |e| warn!(path = %self.path.display(), error = %e, "cannot create the job's log file"),
-            )
-            .ok()
-    }
-}
-
 /// An entry's record: kind (0 stdout, 1 stderr, 2 step change), step, and
 /// the output or the step's state as JSON.
-fn record(entry: &Entry) -> (u8, u32, Bytes) {
+pub(super) fn record(entry: &Entry) -> (u8, u32, Bytes) {
     match entry {
         Entry::Log { step, stream, data } => (
             match stream {
@@ -379,7 +288,7 @@ fn next(r: &mut impl io::Read) -> io::Result<Option<(Entry, u64)>> {
 
 /// Writes `head` then `payload` with one system call where the kernel takes
 /// both at once (it does for a regular file short of an error).
-fn write_both(f: &mut File, head: &[u8], payload: &[u8]) -> io::Result<()> {
+pub(super) fn write_both(f: &mut File, head: &[u8], payload: &[u8]) -> io::Result<()> {
     let n = loop {
         match f.write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(payload)]) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

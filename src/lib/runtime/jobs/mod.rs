@@ -12,7 +12,7 @@
 
 mod job;
 pub mod leftover;
-mod log_writer;
+pub(crate) mod log_writer;
 pub mod logfile;
 mod persist;
 pub mod runner;

@@ -272,8 +272,7 @@ impl Job {
                 if let Some(f) = file
                     && f.behind().is_some_and(|c| log.would_drop_unread(c, cost))
                 {
-                    warn!(job = %self.id, path = %f.path().display(), stalled_s = stall.as_secs(), "the job's log file took nothing for a while; it ends here, and the output stays in memory only");
-                    f.end();
+                    self.end_stalled_file(f, stall);
                 }
                 if let Some(e) = entry.take() {
                     g.push(e);
@@ -327,12 +326,18 @@ impl Job {
             }
             if tokio::time::timeout(stall, progressed).await.is_err() {
                 if let Some(f) = self.lock().file.as_mut() {
-                    warn!(job = %self.id, path = %f.path().display(), stalled_s = stall.as_secs(), "the job's log file took nothing for a while; it ends before the job's last entries");
-                    f.end();
+                    self.end_stalled_file(f, stall);
                 }
                 return;
             }
         }
+    }
+
+    /// Ends `f`, whose writer took nothing for `stall`: what it holds stays,
+    /// the rest of the output is in memory only.
+    fn end_stalled_file(&self, f: &mut LogFile, stall: Duration) {
+        warn!(job = %self.id, path = %f.path().display(), stalled_s = stall.as_secs(), "the job's log file took nothing for a while; it ends here, and the rest of the output stays in memory only");
+        f.end();
     }
 
     /// A receiver woken on every change.

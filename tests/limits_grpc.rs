@@ -49,6 +49,7 @@ async fn a_peer_over_its_rate_is_refused_and_counted_without_hurting_others() {
         target_node_id: node.node_id().to_string(),
         seq: 1,
         updates: vec![],
+        want_record: false,
     };
     let mut ok = 0;
     let mut limited = 0;

@@ -89,6 +89,7 @@ fn ping_as(
                 domain_id: "default".into(),
                 seq: 1,
                 updates: vec![],
+                want_record: false,
             })
             .await
             .map(|_| ())
@@ -181,13 +182,13 @@ fn relay_as(
 }
 
 /// Pushes, as node `stem`/`from`, an alive record of member `victim` (named
-/// `victim_name`) at a new incarnation with another address, signed by
-/// `signer` (`None`: unsigned).
+/// `victim_name`) at a new incarnation with another address (`at`), signed
+/// by `signer` (`None`: unsigned).
 fn forge_record_as(
     dir: &Path,
     (stem, from): (&str, &str),
     addr: &str,
-    (victim, victim_name): (&str, &str),
+    (victim, victim_name, at): (&str, &str, &str),
     signer: Option<&str>,
 ) {
     use gsp::{
@@ -205,7 +206,7 @@ fn forge_record_as(
     let mut forged = MemberRecord::new(
         NodeId::parse(victim).unwrap(),
         victim_name.into(),
-        "127.0.0.1:9".into(),
+        at.into(),
         "default".into(),
         u64::try_from(now).unwrap(),
     );
@@ -226,6 +227,70 @@ fn forge_record_as(
             .await
             .unwrap();
     });
+}
+
+/// A server presenting the node certificate `stem` that acks every probe as
+/// whatever member it is asked about; serves until `runtime` is dropped.
+/// Returns its address.
+fn certified_impostor(dir: &Path, stem: &str, runtime: &tokio::runtime::Runtime) -> String {
+    use gsp::transport::{
+        keepalive::KeepAlive,
+        refusals::Refusals,
+        tls::{conns::ConnTable, incoming::incoming},
+    };
+
+    #[derive(Clone)]
+    struct AcksAsAnyone;
+
+    #[tonic::async_trait]
+    impl mpb::membership_server::Membership for AcksAsAnyone {
+        async fn ping(
+            &self,
+            request: tonic::Request<mpb::PingRequest>,
+        ) -> Result<tonic::Response<mpb::PingResponse>, tonic::Status> {
+            let r = request.into_inner();
+            Ok(tonic::Response::new(mpb::PingResponse {
+                from_node_id: r.target_node_id,
+                seq: r.seq,
+                ack: true,
+                updates: vec![],
+            }))
+        }
+
+        async fn ping_req(
+            &self,
+            _: tonic::Request<mpb::IndirectPingRequest>,
+        ) -> Result<tonic::Response<mpb::PingResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("impostor"))
+        }
+
+        async fn gossip(
+            &self,
+            _: tonic::Request<mpb::GossipRequest>,
+        ) -> Result<tonic::Response<mpb::GossipResponse>, tonic::Status> {
+            Ok(tonic::Response::new(mpb::GossipResponse {}))
+        }
+    }
+
+    let tls = load(dir, stem);
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = incoming(
+            listener,
+            Arc::default(),
+            Some(tls),
+            ConnTable::new(gsp::transport::tls::conns::ConnLimits::default()),
+            Arc::new(Refusals::default()),
+            KeepAlive::default(),
+        );
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(mpb::membership_server::MembershipServer::new(AcksAsAnyone))
+                .serve_with_incoming(accepted),
+        );
+        addr
+    })
 }
 
 /// Node processes, killed if the test fails before stopping them.

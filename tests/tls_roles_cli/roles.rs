@@ -8,7 +8,8 @@ use std::{os::unix::fs::PermissionsExt as _, time::Duration};
 use serde_json::Value;
 
 use super::{
-    Children, LIMIT, forge_record_as, gsp_ok, ping_as, relay_as, stream_as, tls_of, until,
+    Children, LIMIT, certified_impostor, forge_record_as, gsp_ok, ping_as, relay_as, stream_as,
+    tls_of, until,
 };
 use crate::common::{
     procs::{spawn_node_logged, stop},
@@ -170,10 +171,41 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
         ("n3", Some("n2-node")),
         ("n2", Some("n2-node")),
     ] {
-        forge_record_as(tmp.path(), ("n2-node", &n2), &seed, (&n3, name), signer);
+        forge_record_as(
+            tmp.path(),
+            ("n2-node", &n2),
+            &seed,
+            (&n3, name, "127.0.0.1:9"),
+            signer,
+        );
     }
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(n3_on_n1(), real, "a forged record of n3 was taken");
+    // n2's certificate holder answers probes as any id at an address of its
+    // own, and pushes records of made-up ids signed under its name: one
+    // certified name is one member, so none is listed.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let impostor = certified_impostor(tmp.path(), "n2-node", &rt);
+    for i in 0..20 {
+        forge_record_as(
+            tmp.path(),
+            ("n2-node", &n2),
+            &seed,
+            (&format!("fake-{i}"), "n2", &impostor),
+            Some("n2-node"),
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let out = run_gsp(&peers_args, LIMIT);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listed["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "made-up members listed: {names:?}");
+    drop(rt);
     let forged = ping_as(tmp.path(), "n2-node", &seed, &n3, &n1).expect_err("n2 as n3");
     assert_eq!(forged.code(), tonic::Code::PermissionDenied);
     assert!(

@@ -50,10 +50,14 @@ impl Sim {
                     let l = self.nodes[from].m.local();
                     (l.id.clone(), l.address.clone())
                 };
-                let reply =
-                    self.nodes[i]
-                        .m
-                        .answer_ping(&from_id, updates, Some(source(&addr)), now);
+                let want_record = matches!(why, PingFor::Check(_));
+                let reply = self.nodes[i].m.answer_ping(
+                    &from_id,
+                    updates,
+                    want_record,
+                    Some(source(&addr)),
+                    now,
+                );
                 self.count(reply.len(), 0);
                 if self.lost() {
                     // A lost ack: the caller's call times out.
@@ -88,8 +92,11 @@ impl Sim {
                 updates,
                 ..
             } => match why {
-                PingFor::Probe(probe) => {
-                    self.merge(i, updates, None);
+                PingFor::Probe(probe) | PingFor::Check(probe) => {
+                    if !updates.is_empty() {
+                        let target = self.nodes[from].m.local().id.clone();
+                        self.nodes[i].m.apply_answer(&target, updates, now);
+                    }
                     self.feed(i, Input::Ping { probe, acked: ok });
                 }
                 PingFor::Verify(id) => {

@@ -43,8 +43,13 @@ pub(crate) struct SimNode {
 #[derive(Debug, Clone)]
 pub(crate) enum PingFor {
     Probe(ProbeId),
+    /// A probe that asks for the target's own record (a claim's check).
+    Check(ProbeId),
     Verify(crate::core::ids::NodeId),
-    Helper { asker: usize, probe: ProbeId },
+    Helper {
+        asker: usize,
+        probe: ProbeId,
+    },
 }
 
 /// Why a push-pull was started.
@@ -236,8 +241,14 @@ impl Sim {
                     target,
                     timeout,
                     updates,
+                    want_record,
                 } => {
-                    self.ping(i, &target, PingFor::Probe(probe), updates, timeout);
+                    let why = if want_record {
+                        PingFor::Check(probe)
+                    } else {
+                        PingFor::Probe(probe)
+                    };
+                    self.ping(i, &target, why, updates, timeout);
                 }
                 Action::PingReq {
                     probe,
@@ -320,10 +331,13 @@ impl Sim {
             .apply_all_from(records, addr.as_deref().map(source), now);
     }
 
-    /// After node `i` changed: its events counted, urgent changes and
-    /// verifications scheduled (as the agent's `with_state` does).
+    /// After node `i` changed: its events counted, urgent changes,
+    /// verifications and checks scheduled (as the agent's `with_state` does).
     fn settle(&mut self, i: usize) {
         let now = self.now();
+        if self.nodes[i].m.has_claims_due(now) {
+            self.feed(i, Input::Claims);
+        }
         let events = self.nodes[i].m.take_events();
         for e in events {
             let live = self

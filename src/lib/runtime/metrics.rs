@@ -182,6 +182,25 @@ pub fn render(sources: &Sources) -> String {
         &[("", counters.death_claims_doubted)],
     );
     o.metric(
+        "gsp_claims_checked_total",
+        "counter",
+        "Records that would list an alive member down, drained or moved, held until the member was asked: held (each record), refuted (the member answered its check; held claims dropped), unanswered (nobody reached it; the claim was weighed).",
+        &[
+            ("result=\"held\"", counters.claims_held),
+            ("result=\"refuted\"", counters.claims_refuted),
+            ("result=\"unanswered\"", counters.claims_unanswered),
+        ],
+    );
+    o.metric(
+        "gsp_members_refused_taken_total",
+        "counter",
+        "Unknown nodes refused because an up member already holds their address (one member per host:port) or, under mutual TLS, their certified name (one member per node certificate).",
+        &[
+            ("held=\"address\"", counters.refused_address_taken),
+            ("held=\"name\"", counters.refused_name_taken),
+        ],
+    );
+    o.metric(
         "gsp_claims_ignored_total",
         "counter",
         "Claims that an unknown node is down, ignored.",

@@ -145,6 +145,8 @@ impl NodeHandle {
                 signer: signer.clone().map(|s| s as Arc<dyn RecordSigner>),
                 verifier: verifier.clone(),
             });
+            // Every record's name is checked against its signer's certificate.
+            agent_config.membership.names_certified = true;
         }
         let agent = MembershipAgent::start(
             agent_config,

@@ -102,6 +102,13 @@ struct Candidate {
     quiet: bool,
 }
 
+/// Most a source's share is multiplied by the members listed at it: a lab of
+/// many nodes on one machine joins at several times one host's pace, but no
+/// host takes more than this many shares of the waiting set (and members at a
+/// host are one per host:port, each a socket that answers as itself; see
+/// [`super::Membership::admit`]).
+pub const MAX_SOURCE_WEIGHT: usize = 4;
+
 /// Verification probes a waiting node may miss before it is forgotten: a
 /// real node busy or briefly unreachable during a mass join gets another
 /// chance; a made-up one is gone after a few probes.
@@ -204,7 +211,9 @@ impl Candidates {
             return Offered::Full;
         }
         if let Some(src) = source.filter(|s| !s.called) {
-            let cap = self.per_source_cap.saturating_mul(src.members.max(1));
+            let cap = self
+                .per_source_cap
+                .saturating_mul(src.members.clamp(1, MAX_SOURCE_WEIGHT));
             let n = self.per_source.entry(src.key.to_owned()).or_default();
             if *n >= cap {
                 return Offered::SourceFull;
@@ -246,7 +255,10 @@ impl Candidates {
         if !voucher.called {
             charged.push((voucher.key, voucher.members));
         }
-        let share = |members: usize| self.per_source_cap.saturating_mul(members.max(1));
+        let share = |members: usize| {
+            self.per_source_cap
+                .saturating_mul(members.clamp(1, MAX_SOURCE_WEIGHT))
+        };
         if charged
             .iter()
             .any(|(key, members)| self.vouched.get(*key).copied().unwrap_or(0) >= share(*members))

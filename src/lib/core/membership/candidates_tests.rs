@@ -194,3 +194,17 @@ fn nodes_a_called_peer_listed_are_vouched_for_without_charging_it() {
         "{outcomes:?}"
     );
 }
+
+#[test]
+fn a_sources_share_grows_with_its_members_only_up_to_the_cap() {
+    let t0 = Instant::now();
+    let mut c = Candidates::new(1000, 2, Duration::from_secs(60));
+    let mut queued = 0;
+    for i in 0..100 {
+        let r = record(&format!("n{i}"), 1, MemberState::Alive);
+        if c.offer(r, Some(Source::caller("10.0.0.1", 1000)), t0) == Offered::Queued {
+            queued += 1;
+        }
+    }
+    assert_eq!(queued, 2 * MAX_SOURCE_WEIGHT);
+}

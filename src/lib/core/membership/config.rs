@@ -96,6 +96,12 @@ pub struct MembershipConfig {
     /// id, so one certificate could sign records of any number of made-up
     /// ids, and nodes keep verifying until certificates bind the id.
     pub records_signed: bool,
+    /// Every record's name is its node certificate's (mutual TLS: the
+    /// runtime checks each record's signature against a certificate of that
+    /// name), so one name is one member: an unknown node named like an up
+    /// member is refused, and a certificate holder cannot list made-up ids
+    /// under its name.
+    pub names_certified: bool,
 }
 
 impl Default for MembershipConfig {
@@ -132,6 +138,7 @@ impl MembershipConfig {
             max_candidates_per_source: DEFAULT_MAX_CANDIDATES_PER_SOURCE,
             candidate_ttl: interval * DEFAULT_CANDIDATE_TTL_ROUNDS,
             records_signed: false,
+            names_certified: false,
         }
     }
 

@@ -206,19 +206,22 @@ impl Membership {
     }
 
     /// The answer to a direct probe from `from` carrying `updates`: the
-    /// updates to piggyback on the ack. A prober that still doubts this node
-    /// gets its current record, whatever the update queue holds.
+    /// updates to piggyback on the ack. A prober that still doubts this node,
+    /// or checks a claim about it (`want_record`), gets its current record
+    /// first, whatever the update queue holds.
     pub fn answer_ping(
         &mut self,
         from: &NodeId,
         updates: Vec<SharedRecord>,
+        want_record: bool,
         source: Option<Source<'_>>,
         now: Now,
     ) -> Vec<SharedRecord> {
         let local = self.local().id.clone();
-        let doubted = updates
-            .iter()
-            .any(|r| r.id == local && r.state != MemberState::Alive);
+        let doubted = want_record
+            || updates
+                .iter()
+                .any(|r| r.id == local && r.state != MemberState::Alive);
         self.apply_all_from(updates, source, now);
         self.probe_succeeded(from, now);
         let mut out = self.piggyback(Some(from));

@@ -19,6 +19,9 @@ pub struct Ping {
     pub seq: u64,
     /// Piggybacked updates.
     pub updates: Vec<SharedRecord>,
+    /// The prober checks a claim about the target: the ack carries the
+    /// target's own record first.
+    pub want_record: bool,
 }
 
 /// The answer to a probe: an ack, or a nack from an intermediary.

@@ -66,6 +66,21 @@ pub struct Counters {
     pub probe_failures: u64,
     /// Members this node marked left on an operator's word (`gsp force-leave`).
     pub forced_leaves: u64,
+    /// Records about an alive member that would list it down, or change its
+    /// maintenance state or address, held until the member is asked (one
+    /// check per member per round, whatever the claims' rate).
+    pub claims_held: u64,
+    /// Checks the member answered: the claims held for it were dropped.
+    pub claims_refuted: u64,
+    /// Checks the member did not answer: the claim held for it was weighed,
+    /// with this node's own failed probe behind it.
+    pub claims_unanswered: u64,
+    /// Unknown nodes refused because an up member already advertises their
+    /// address (one member per host:port).
+    pub refused_address_taken: u64,
+    /// Unknown nodes refused because an up member already holds their
+    /// certified name (one member per node certificate).
+    pub refused_name_taken: u64,
 }
 
 /// Something to push at once rather than at the next round.
@@ -107,6 +122,9 @@ pub struct Membership {
     table: MemberTable,
     /// Nodes heard of second-hand, listed only once they answer a probe.
     candidates: Candidates,
+    /// Claims about alive members waiting for the member's word (see
+    /// [`checks`]), and when each member was last asked.
+    claims: BTreeMap<NodeId, checks::Claim>,
     queue: UpdateQueue,
     suspicions: BTreeMap<NodeId, Suspicion>,
     health: u32,
@@ -152,6 +170,7 @@ impl Membership {
             local,
             table,
             candidates,
+            claims: BTreeMap::new(),
             queue,
             suspicions: BTreeMap::new(),
             health: 0,
@@ -272,10 +291,13 @@ impl Membership {
         }
     }
 
-    /// Announces a graceful leave: publishes a newer version in state left.
+    /// Announces a graceful leave: publishes its current version in state
+    /// left (left outranks alive at one version). Not a newer one: peers take
+    /// a record in any state but alive at the version they know (only the
+    /// member raises its version, and a record saying it left may come from
+    /// anyone), so a leave at a newer version would be listed at two versions.
     pub fn leave(&mut self, now: Now) -> MemberRecord {
         let mut r = MemberRecord::clone(&self.local);
-        r.version = r.version.next(now.unix_ns);
         r.state = MemberState::Left;
         r.updated_unix_ns = now.unix_ns;
         self.events
@@ -285,6 +307,7 @@ impl Membership {
     }
 }
 
+mod checks;
 #[path = "protocol_force.rs"]
 pub mod force;
 #[path = "protocol_merge.rs"]

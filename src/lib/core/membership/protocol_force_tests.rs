@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{
     force::{ForceLeaveError, is_forced_leave},
-    tests::{at, id, node, rec},
+    tests::{at, id, node, rec, run_checks},
     *,
 };
 use crate::core::membership::events::EventKind;
@@ -108,16 +108,23 @@ fn an_up_member_is_refused_unless_forced_and_then_refutes() {
     b.apply(claim.clone(), at(t0, 20));
     assert_eq!(b.local().state, MemberState::Alive);
     assert!(b.local().version > claim.version);
-    // A third node that sees b up weighs the claim as a death claim: suspect,
-    // never left on someone's word.
+    // A third node that sees b up asks b first: b answers, and the claim is
+    // dropped. Had nobody reached b, it would be weighed as a death claim:
+    // suspect, never left on someone's word.
     let mut c = node("c", t0);
     c.admit(rec("b", 1, MemberState::Alive), at(t0, 0));
-    c.apply(claim, at(t0, 30));
-    assert_eq!(c.get(&id("b")).unwrap().state, MemberState::Suspect);
+    c.apply(claim.clone(), at(t0, 30));
+    run_checks(&mut c, Some(&[]), at(t0, 30));
+    assert_eq!(c.get(&id("b")).unwrap().state, MemberState::Alive);
+    let mut c2 = node("c2", t0);
+    c2.admit(rec("b", 1, MemberState::Alive), at(t0, 0));
+    c2.apply(claim, at(t0, 30));
+    run_checks(&mut c2, None, at(t0, 30));
+    assert_eq!(c2.get(&id("b")).unwrap().state, MemberState::Suspect);
     // The refutation wins everywhere.
     let refuted = MemberRecord::clone(b.local());
     m.apply(refuted.clone(), at(t0, 40));
-    c.apply(refuted, at(t0, 40));
+    c2.apply(refuted, at(t0, 40));
     assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Alive);
-    assert_eq!(c.get(&id("b")).unwrap().state, MemberState::Alive);
+    assert_eq!(c2.get(&id("b")).unwrap().state, MemberState::Alive);
 }

@@ -23,7 +23,9 @@ impl Membership {
     /// [`Self::take_unverified`]); a claim that it is down is ignored. A claim
     /// that a known member is suspect, dead or gone never raises its version:
     /// only the member itself does that, so a liar cannot put a claim out of the
-    /// member's reach.
+    /// member's reach. And an alive member is not listed down, drained or moved
+    /// on a peer's word: such a record is held until the member is asked
+    /// ([`Applied::Held`], see `protocol/checks.rs`).
     pub fn apply(&mut self, record: impl Into<SharedRecord>, now: Now) -> Applied {
         self.apply_from(record.into(), None, now)
     }
@@ -61,19 +63,31 @@ impl Membership {
             // which refutes, instead of waiting for a reconnect attempt.
             self.queue.push(known.record.clone());
         }
-        let (mut record, clamped) = claims::at_known_version(&known.record, record);
+        let (record, clamped) = claims::at_known_version(&known.record, record);
         if clamped {
             self.counters.claims_clamped += 1;
         }
-        if force::is_forced_leave(&record) && known.record.state.is_up() {
+        if claims::needs_members_word(&known.record, &record) {
+            return self.hold_claim(record, now);
+        }
+        self.weigh(record, now)
+    }
+
+    /// Merges a record about a member, weighed as a claim where it is one: a
+    /// force-leave of a member up here counts as a death claim (a running
+    /// member hears it and refutes), and a death claim this node has no
+    /// doubts of its own about counts as a suspicion.
+    pub(super) fn weigh(&mut self, mut record: SharedRecord, now: Now) -> Applied {
+        let up_here = self
+            .table
+            .get(&record.id)
+            .is_some_and(|e| e.record.state.is_up());
+        if force::is_forced_leave(&record) && up_here {
             // Someone was told the member is gone, but here it is up: weighed
             // as a death claim, so a running member hears it and refutes.
             SharedRecord::make_mut(&mut record).state = MemberState::Dead;
         }
-        if record.state == MemberState::Dead
-            && known.record.state.is_up()
-            && !self.has_own_doubts(&record.id, now)
-        {
+        if record.state == MemberState::Dead && up_here && !self.has_own_doubts(&record.id, now) {
             let record = SharedRecord::make_mut(&mut record);
             // Someone else's verdict, and nothing here agrees: a stale claim
             // from the far side of a healed partition, or from a node that
@@ -154,7 +168,7 @@ impl Membership {
                 self.heard_stale(&record);
             }
             Applied::TableFull => self.counters.refused_table_full += 1,
-            Applied::Unverified => {}
+            Applied::Unverified | Applied::Held => {}
         }
         if let Some(e) = event {
             self.events.push(e);
@@ -175,6 +189,10 @@ impl Membership {
     /// gone at its current version (or a record of its id newer than its own, from
     /// a clone or a clock step) is refuted by publishing a newer alive version.
     fn apply_about_self(&mut self, record: &MemberRecord, now: Now) -> Applied {
+        if self.local.state == MemberState::Left {
+            // Leaving: nothing to refute any more.
+            return Applied::Stale;
+        }
         let claims_down =
             record.state != MemberState::Alive && record.version >= self.local.version;
         let newer = record.version > self.local.version;

@@ -39,7 +39,8 @@ impl Membership {
         let mut suspect = MemberRecord::clone(&entry.record);
         suspect.state = MemberState::Suspect;
         suspect.suspected_by = Some(self.local.id.clone());
-        self.apply(suspect, now);
+        // This node's own verdict: merged as is, not held like a claim.
+        self.merge(suspect.into(), now);
     }
 
     /// Advances timers. Returns the suspects whose suspicion expired: the caller

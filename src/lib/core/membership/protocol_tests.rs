@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use rand::{SeedableRng as _, rngs::StdRng};
 
 use super::*;
-use crate::core::membership::{events::EventKind, record::Version};
+use crate::core::membership::{events::EventKind, record::Version, table::Applied};
 
 pub(super) fn id(s: &str) -> NodeId {
     NodeId::parse(s).unwrap()
@@ -24,6 +24,55 @@ pub(super) fn at(t0: Instant, ms: u64) -> Now {
 
 pub(super) fn rec(name: &str, counter: u64, state: MemberState) -> MemberRecord {
     crate::core::membership::record::testing::record(name, counter, state)
+}
+
+/// Runs the checks of the claims `m` holds, now: each member checked answers
+/// (`answers`; its own record, if given, comes with the answer) or nobody
+/// reaches it. Returns the members checked.
+pub(super) fn run_checks(
+    m: &mut Membership,
+    answers: Option<&[MemberRecord]>,
+    now: Now,
+) -> Vec<NodeId> {
+    let mut rng = StdRng::seed_from_u64(3);
+    let out = m.handle(swim::Input::Claims, now, &mut rng);
+    let mut checked = Vec::new();
+    for a in out {
+        let swim::Action::Ping {
+            probe,
+            target,
+            want_record: true,
+            ..
+        } = a
+        else {
+            continue;
+        };
+        if let Some(own) = answers {
+            let own: Vec<SharedRecord> = own
+                .iter()
+                .filter(|r| r.id == target.id)
+                .map(|r| SharedRecord::new(r.clone()))
+                .collect();
+            m.apply_answer(&target.id, own, now);
+            m.handle(swim::Input::Ping { probe, acked: true }, now, &mut rng);
+        } else {
+            m.handle(
+                swim::Input::Ping {
+                    probe,
+                    acked: false,
+                },
+                now,
+                &mut rng,
+            );
+            m.handle(
+                swim::Input::Timer(swim::Timer::ProbeEnd(probe)),
+                now,
+                &mut rng,
+            );
+        }
+        checked.push(target.id);
+    }
+    checked
 }
 
 pub(super) fn node(name: &str, t0: Instant) -> Membership {
@@ -166,18 +215,36 @@ fn a_node_that_joins_mid_pass_is_probed_within_that_pass() {
 }
 
 #[test]
-fn leaving_publishes_a_newer_left_record() {
+fn leaving_publishes_a_left_record_at_the_current_version() {
     let t0 = Instant::now();
     let mut a = node("a", t0);
     let mut b = node("b", t0);
+    let mut c = node("c", t0);
     b.admit(a.local().clone(), at(t0, 0));
+    c.admit(a.local().clone(), at(t0, 0));
+    let before = a.local().version;
     let left = a.leave(at(t0, 5));
     assert_eq!(left.state, MemberState::Left);
-    b.apply(left, at(t0, 6));
+    assert_eq!(left.version, before, "left outranks alive at one version");
+    // A record saying a left may come from anyone: held until a is asked.
+    assert_eq!(b.apply(left.clone(), at(t0, 6)), Applied::Held);
+    assert_eq!(b.get(&id("a")).unwrap().state, MemberState::Alive);
+    // a is gone by the time b asks: listed left (never suspect first).
+    assert_eq!(run_checks(&mut b, None, at(t0, 6)), [id("a")]);
     assert_eq!(b.get(&id("a")).unwrap().state, MemberState::Left);
+    // c reaches a while it still answers: a's own word, first-hand.
+    c.apply(left.clone(), at(t0, 6));
+    run_checks(&mut c, Some(&[left]), at(t0, 6));
+    assert_eq!(c.get(&id("a")).unwrap().state, MemberState::Left);
+    let kinds: Vec<_> = b.take_events().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Joined, EventKind::Left]);
     // Stale alive gossip about a does not bring it back.
     b.apply(rec("a", 1, MemberState::Alive), at(t0, 7));
     assert_eq!(b.get(&id("a")).unwrap().state, MemberState::Left);
+    // Nor does a hearing its own leave make it refute.
+    let echoed = MemberRecord::clone(a.local());
+    a.apply(echoed, at(t0, 8));
+    assert_eq!(a.local().state, MemberState::Left);
 }
 
 #[test]

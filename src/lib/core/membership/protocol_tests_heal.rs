@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{
-    tests::{at, id, node, rec},
+    tests::{at, id, node, rec, run_checks},
     *,
 };
 
@@ -24,6 +24,9 @@ fn a_death_nobody_here_suspected_is_only_a_suspicion() {
     let t0 = Instant::now();
     let mut m = with_b(t0);
     m.apply(dead_claim(), at(t0, 5_000));
+    // Held until b is asked; nobody reaches it, and the claim is weighed.
+    assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Alive);
+    run_checks(&mut m, None, at(t0, 5_000));
     assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Suspect);
     assert_eq!(m.counters().death_claims_doubted, 1);
     // The member refutes, and is alive again.
@@ -55,7 +58,19 @@ fn a_death_right_after_a_stale_suspicion_is_still_doubted() {
     suspect.suspected_by = Some(id("far"));
     m.apply(suspect, at(t0, 5_000));
     m.apply(dead_claim(), at(t0, 5_000));
+    run_checks(&mut m, None, at(t0, 5_000));
     assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Suspect);
+}
+
+#[test]
+fn a_death_claim_about_a_member_that_answers_is_dropped() {
+    let t0 = Instant::now();
+    let mut m = with_b(t0);
+    m.apply(dead_claim(), at(t0, 5_000));
+    run_checks(&mut m, Some(&[]), at(t0, 5_000));
+    assert_eq!(m.get(&id("b")).unwrap().state, MemberState::Alive);
+    assert_eq!(m.counters().claims_refuted, 1);
+    assert_eq!(m.claims_waiting(), 0);
 }
 
 #[test]

@@ -21,7 +21,39 @@ impl Membership {
             return self.apply(record, now);
         }
         self.candidates.remove(&record.id);
+        if self.holder_conflict(&record) {
+            return Applied::Stale;
+        }
         self.merge(record, now)
+    }
+
+    /// Whether listing `record` (a node not listed here) would make it a
+    /// second up member at an address an up member advertises, or, with
+    /// certified names ([`MembershipConfig::names_certified`]), under a name an
+    /// up member holds: counted, and refused. One host:port is one member
+    /// (a restart under a new incarnation is the same member, newer), so a
+    /// host that answers probes as any id it is asked about still lists one
+    /// member per socket it listens on; a node restarted with a new id at the
+    /// old address is listed once the old id is no longer up there.
+    ///
+    /// [`MembershipConfig::names_certified`]: crate::core::membership::config::MembershipConfig::names_certified
+    fn holder_conflict(&mut self, record: &MemberRecord) -> bool {
+        if !record.state.is_up() {
+            return false;
+        }
+        if self
+            .table
+            .up_at_address(&record.address, &record.id)
+            .is_some()
+        {
+            self.counters.refused_address_taken += 1;
+            return true;
+        }
+        if self.config.names_certified && self.table.up_named(&record.name, &record.id).is_some() {
+            self.counters.refused_name_taken += 1;
+            return true;
+        }
+        false
     }
 
     pub(super) fn offer_unknown(
@@ -50,6 +82,9 @@ impl Membership {
             self.counters.stale_ignored += 1;
             return Applied::Stale;
         }
+        if self.holder_conflict(&record) {
+            return Applied::Stale;
+        }
         if self.table.len() >= self.config.max_members {
             self.counters.refused_table_full += 1;
             return Applied::TableFull;
@@ -71,6 +106,7 @@ impl Membership {
             // queued for gossip again (after a mass join, queueing every
             // vouched-for member kept gossip going 2.4x longer at 1,000 nodes).
             Offered::Vouched => match self.candidates.take(&id) {
+                Some((record, _)) if self.holder_conflict(&record) => Applied::Stale,
                 Some((record, _)) => {
                     self.counters.candidates_vouched += 1;
                     let was = std::mem::replace(&mut self.syncing, true);
@@ -111,6 +147,10 @@ impl Membership {
     /// An unknown node answered its probe as itself: list it.
     pub fn candidate_answered(&mut self, id: &NodeId, now: Now) {
         if let Some((record, quiet)) = self.candidates.take(id) {
+            if self.holder_conflict(&record) {
+                // Another member took its address (or name) while it waited.
+                return;
+            }
             self.counters.candidates_verified += 1;
             let was = std::mem::replace(&mut self.syncing, quiet);
             self.merge(record, now);

@@ -10,6 +10,8 @@
 //! node while it pings once more itself, until the round's window closes. The
 //! last probe of an expired suspect that stays silent asks two peers for their
 //! record of it (a refutation may have missed this node) before it is dead.
+//! A check of a member that a peer claims down runs the same course, asking
+//! the member for its own record (see `protocol/checks.rs`).
 
 use std::{
     collections::BTreeMap,
@@ -47,11 +49,14 @@ const LAST_CHECK_ASKS: usize = 2;
 
 /// Why a probe runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Purpose {
+pub(super) enum Purpose {
     /// The round's probe.
     Regular,
     /// The last probe of a suspect whose suspicion expired.
     LastCheck,
+    /// A check of an alive member that a peer's record claims down, drained
+    /// or moved: the member's own word decides (see `protocol/checks.rs`).
+    Check,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +171,11 @@ impl Membership {
                     }
                 }
             }
+            Input::Claims => {}
         }
+        // Whatever the input, held claims whose check is due start now (a
+        // probe slot may just have been freed).
+        self.start_checks(now, &mut out);
         out
     }
 

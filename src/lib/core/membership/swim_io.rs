@@ -51,12 +51,17 @@ pub enum Input {
         /// The probe.
         probe: ProbeId,
     },
+    /// Claims wait for a check ([`crate::core::membership::Membership::has_claims_due`]
+    /// said so after records were merged): start what is due.
+    Claims,
 }
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Ping `target` directly; report with [`Input::Ping`].
+    /// Ping `target` directly; merge its answer with
+    /// [`crate::core::membership::Membership::apply_answer`], then report with
+    /// [`Input::Ping`].
     Ping {
         /// The probe (the ping's `seq`).
         probe: ProbeId,
@@ -66,6 +71,8 @@ pub enum Action {
         timeout: Duration,
         /// Updates to piggyback.
         updates: Vec<SharedRecord>,
+        /// Ask the target to put its own record first in its answer (a check).
+        want_record: bool,
     },
     /// Ask `helper` to ping `target`; report with [`Input::Indirect`].
     PingReq {

@@ -16,20 +16,22 @@ use crate::core::{
 };
 
 impl Membership {
-    pub(super) fn start_probe(
+    /// Starts a probe; returns false when [`MAX_PROBES_IN_FLIGHT`] are
+    /// running already (it is not started).
+    pub(in crate::core::membership::protocol) fn start_probe(
         &mut self,
         target: ProbeTarget,
         purpose: Purpose,
         round: Duration,
         now: Now,
         out: &mut Vec<Action>,
-    ) {
+    ) -> bool {
         if self.cycle.probes.len() >= MAX_PROBES_IN_FLIGHT {
             if purpose == Purpose::LastCheck {
                 // Checked at a later round: its suspicion stays expired.
                 self.expired_suspect_answered(&target.id, now);
             }
-            return;
+            return false;
         }
         self.cycle.next_id += 1;
         let id = self.cycle.next_id;
@@ -40,6 +42,7 @@ impl Membership {
             target: target.clone(),
             timeout,
             updates,
+            want_record: purpose == Purpose::Check,
         });
         out.push(Action::SetTimer {
             at: now.instant + timeout,
@@ -55,6 +58,7 @@ impl Membership {
                 round,
             },
         );
+        true
     }
 
     pub(super) fn go_indirect<R: Rng>(
@@ -68,6 +72,7 @@ impl Membership {
             return;
         };
         let (target, started, round) = (probe.target.clone(), probe.started, probe.round);
+        let want_record = probe.purpose == Purpose::Check;
         let window = round
             .saturating_sub(now.instant.saturating_duration_since(started))
             .max(self.probe_timeout())
@@ -91,6 +96,7 @@ impl Membership {
             target,
             timeout: window,
             updates,
+            want_record,
         });
         out.push(Action::SetTimer {
             at: now.instant + window,
@@ -141,15 +147,22 @@ impl Membership {
         let Some(probe) = self.cycle.probes.get(&p) else {
             return;
         };
-        if probe.purpose == Purpose::Regular {
+        if probe.purpose != Purpose::LastCheck {
             let missed = match probe.phase {
                 Phase::Indirect { helpers, nacks, .. } => helpers > 0 && nacks < helpers,
                 _ => false,
             };
-            let id = probe.target.id.clone();
+            let (id, purpose) = (probe.target.id.clone(), probe.purpose);
             self.cycle.probes.remove(&p);
             self.counters.probe_failures += 1;
-            self.probe_failed(&id, missed, now);
+            if purpose == Purpose::Check {
+                if missed {
+                    self.health = (self.health + 1).min(self.config.max_local_health);
+                }
+                self.claim_unanswered(&id, now);
+            } else {
+                self.probe_failed(&id, missed, now);
+            }
             return;
         }
         let (about, round) = (probe.target.id.clone(), probe.round);
@@ -188,6 +201,8 @@ impl Membership {
             (Purpose::Regular, false) => self.probe_failed(id, false, now),
             (Purpose::LastCheck, true) => self.expired_suspect_answered(id, now),
             (Purpose::LastCheck, false) => self.expired_suspect_silent(id, now),
+            (Purpose::Check, true) => self.claim_answered(id, now),
+            (Purpose::Check, false) => self.claim_unanswered(id, now),
         }
     }
 }

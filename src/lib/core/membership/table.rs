@@ -43,6 +43,10 @@ pub enum Applied {
     /// A node not known here, heard of second-hand: it waits for a probe of its
     /// own before it is listed.
     Unverified,
+    /// A record about an alive member that only the member's word may make
+    /// true (it is down, in another maintenance state, at another address):
+    /// held until the member answers a check, or fails to.
+    Held,
 }
 
 /// Members by id, plus tombstones of removed ones.
@@ -54,10 +58,30 @@ pub struct MemberTable {
     /// [`Self::hash`], kept up to date as entries change (a push-pull opens
     /// with it; recomputing it cost O(members) per exchange).
     sum: u64,
+    /// Members by the address they advertise, and by name: who holds an
+    /// address or a name, in any state (a handful each, usually one).
+    by_address: HashMap<Box<str>, Vec<NodeId>>,
+    by_name: HashMap<Box<str>, Vec<NodeId>>,
 }
 
 fn entry_hash(r: &MemberRecord) -> u64 {
     r.digest().stable_hash()
+}
+
+fn index_add(index: &mut HashMap<Box<str>, Vec<NodeId>>, key: &str, id: &NodeId) {
+    let ids = index.entry(key.into()).or_default();
+    if !ids.contains(id) {
+        ids.push(id.clone());
+    }
+}
+
+fn index_remove(index: &mut HashMap<Box<str>, Vec<NodeId>>, key: &str, id: &NodeId) {
+    if let Some(ids) = index.get_mut(key) {
+        ids.retain(|x| x != id);
+        if ids.is_empty() {
+            index.remove(key);
+        }
+    }
 }
 
 impl MemberTable {
@@ -68,7 +92,50 @@ impl MemberTable {
             tombstones: BTreeMap::new(),
             capacity: capacity.max(1),
             sum: 0,
+            by_address: HashMap::new(),
+            by_name: HashMap::new(),
         }
+    }
+
+    /// Keeps the address and name indexes true as `old` becomes `new`.
+    fn reindex(&mut self, old: Option<&MemberRecord>, new: Option<&MemberRecord>) {
+        let id = match (old, new) {
+            (Some(r), _) | (None, Some(r)) => r.id.clone(),
+            (None, None) => return,
+        };
+        let (old_addr, new_addr) = (old.map(|r| &*r.address), new.map(|r| &*r.address));
+        if old_addr != new_addr {
+            if let Some(a) = old_addr {
+                index_remove(&mut self.by_address, a, &id);
+            }
+            if let Some(a) = new_addr {
+                index_add(&mut self.by_address, a, &id);
+            }
+        }
+        let (old_name, new_name) = (old.map(|r| &*r.name), new.map(|r| &*r.name));
+        if old_name != new_name {
+            if let Some(n) = old_name {
+                index_remove(&mut self.by_name, n, &id);
+            }
+            if let Some(n) = new_name {
+                index_add(&mut self.by_name, n, &id);
+            }
+        }
+    }
+
+    /// A member other than `id` that is up and advertises `address`.
+    pub fn up_at_address(&self, address: &str, id: &NodeId) -> Option<&NodeId> {
+        self.up_holder(self.by_address.get(address), id)
+    }
+
+    /// A member other than `id` that is up and is named `name`.
+    pub fn up_named(&self, name: &str, id: &NodeId) -> Option<&NodeId> {
+        self.up_holder(self.by_name.get(name), id)
+    }
+
+    fn up_holder<'a>(&'a self, ids: Option<&'a Vec<NodeId>>, id: &NodeId) -> Option<&'a NodeId> {
+        ids?.iter()
+            .find(|x| *x != id && self.entries.get(*x).is_some_and(|e| e.record.state.is_up()))
     }
 
     /// Inserts or replaces a record unconditionally (the local node's own record).
@@ -79,16 +146,18 @@ impl MemberTable {
             _ => now.instant,
         };
         self.sum = self.sum.wrapping_add(entry_hash(&record));
-        if let Some(old) = self.entries.insert(
+        let old = self.entries.insert(
             record.id.clone(),
             Entry {
-                record,
+                record: SharedRecord::clone(&record),
                 state_since: since,
                 last_seen_unix_ns: now.unix_ns,
             },
-        ) {
+        );
+        if let Some(old) = &old {
             self.sum = self.sum.wrapping_sub(entry_hash(&old.record));
         }
+        self.reindex(old.as_ref().map(|e| &*e.record), Some(&record));
     }
 
     /// Merges a record about another node. Returns what happened and, for state
@@ -121,8 +190,10 @@ impl MemberTable {
                 .sum
                 .wrapping_sub(entry_hash(&entry.record))
                 .wrapping_add(entry_hash(&record));
-            entry.record = record;
+            let old = std::mem::replace(&mut entry.record, record);
             let event = kind.map(|k| MembershipEvent::new(k, &entry.record, now.unix_ns));
+            let new = SharedRecord::clone(&entry.record);
+            self.reindex(Some(&old), Some(&new));
             return (Applied::Changed { from }, event);
         }
         if record.version == entry.record.version
@@ -156,6 +227,7 @@ impl MemberTable {
             .filter(|_| record.state.is_up())
             .map(|k| MembershipEvent::new(k, &record, now.unix_ns));
         self.sum = self.sum.wrapping_add(entry_hash(&record));
+        self.reindex(None, Some(&record));
         self.entries.insert(
             record.id.clone(),
             Entry {
@@ -211,6 +283,7 @@ impl MemberTable {
         for id in expired {
             if let Some(e) = self.entries.remove(&id) {
                 self.sum = self.sum.wrapping_sub(entry_hash(&e.record));
+                self.reindex(Some(&e.record), None);
                 events.push(MembershipEvent::new(
                     EventKind::Removed,
                     &e.record,
@@ -229,6 +302,7 @@ impl MemberTable {
     pub fn remove(&mut self, id: &NodeId, now: Now) -> Option<MembershipEvent> {
         let e = self.entries.remove(id)?;
         self.sum = self.sum.wrapping_sub(entry_hash(&e.record));
+        self.reindex(Some(&e.record), None);
         self.tombstone(id.clone(), e.record.version, now.instant);
         Some(MembershipEvent::new(
             EventKind::Removed,

@@ -127,6 +127,8 @@ pub(super) struct Shared {
     pub(super) heal_wake: tokio::sync::Notify,
     /// Woken when unknown nodes wait for a verification probe (see `loops::verify`).
     pub(super) verify_wake: tokio::sync::Notify,
+    /// Woken when claims about members wait for a check (see `loops::claims`).
+    pub(super) claims_wake: tokio::sync::Notify,
     /// Indirect probes this node makes for peers at once, at most.
     pub(super) ping_req_slots: Arc<tokio::sync::Semaphore>,
     /// Members up per host, for per-address call rates; recounted at most
@@ -146,18 +148,23 @@ pub(super) struct Shared {
 impl Shared {
     /// Runs `f` on the protocol state, then publishes the events it produced.
     pub(super) fn with_state<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> T {
-        let (out, events, urgent, unverified) = {
+        let (out, events, urgent, unverified, claims) = {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let out = f(&mut s);
+            let now = now();
             (
                 out,
                 s.take_events(),
                 s.take_urgent(),
-                s.has_unverified(now()),
+                s.has_unverified(now),
+                s.has_claims_due(now),
             )
         };
         if unverified {
             self.verify_wake.notify_one();
+        }
+        if claims {
+            self.claims_wake.notify_one();
         }
         for e in events {
             self.publish(e);
@@ -256,6 +263,21 @@ impl Shared {
         let host = host_of(peer).filter(|h| h.parse::<std::net::IpAddr>().is_ok());
         let source = host.map(|h| Source::called(h, self.members_at(h)));
         self.merge_as(records, source, true);
+    }
+
+    /// Merges what `target` answered to this node's direct probe (see
+    /// [`Membership::apply_answer`]): its own record first-hand.
+    pub(super) fn merge_answer(&self, target: &NodeId, records: Vec<SharedRecord>) {
+        let records: Vec<_> = self
+            .authentic(records)
+            .into_iter()
+            .filter(|r| r.domain == self.domain)
+            .collect();
+        if records.is_empty() {
+            return;
+        }
+        let now = now();
+        self.with_state(|s| s.apply_answer(target, records, now));
     }
 
     /// Merges records delivered by `source` (see [`Membership::apply_from`]).

@@ -45,10 +45,12 @@ impl Shared {
     ) -> Result<PingReply, CallError> {
         let updates = self.with_state(|s| s.piggyback(Some(target)));
         let seq = self.next_seq();
-        self.ping_with(target, address, seq, updates, timeout).await
+        self.ping_with(target, address, seq, (updates, false), timeout)
+            .await
     }
 
-    /// Pings `target` at `address` once, carrying `updates`, as probe `seq`.
+    /// Pings `target` at `address` once, carrying `updates` (and asking for
+    /// its own record with `want_record`), as probe `seq`.
     ///
     /// # Errors
     /// No ack in time (a reply from another node counts as none).
@@ -57,7 +59,7 @@ impl Shared {
         target: &NodeId,
         address: &str,
         seq: u64,
-        updates: Vec<SharedRecord>,
+        (updates, want_record): (Vec<SharedRecord>, bool),
         timeout: Duration,
     ) -> Result<PingReply, CallError> {
         let ping = Ping {
@@ -66,6 +68,7 @@ impl Shared {
             target: target.clone(),
             seq,
             updates,
+            want_record,
         };
         let sent = std::time::Instant::now();
         match self.transport.ping(address, ping, timeout).await {

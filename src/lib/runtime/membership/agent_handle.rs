@@ -47,6 +47,7 @@ impl MembershipAgent {
             urgent_wake: tokio::sync::Notify::new(),
             heal_wake: tokio::sync::Notify::new(),
             verify_wake: tokio::sync::Notify::new(),
+            claims_wake: tokio::sync::Notify::new(),
             ping_req_slots: Arc::new(tokio::sync::Semaphore::new(MAX_INDIRECT_PROBES_SERVED)),
             hosts: Mutex::default(),
             config,

@@ -60,19 +60,29 @@ fn execute(s: &Arc<Shared>, actions: Vec<Action>) {
                 target,
                 timeout,
                 updates,
+                want_record,
             } => {
                 MembershipStats::inc(&s.stats.probes);
                 spawn(s, async move {
                     let acked = match s2
-                        .ping_with(&target.id, &target.address, probe, updates, timeout)
+                        .ping_with(
+                            &target.id,
+                            &target.address,
+                            probe,
+                            (updates, want_record),
+                            timeout,
+                        )
                         .await
                     {
                         Ok(reply) => {
-                            s2.merge(reply.updates);
+                            s2.merge_answer(&target.id, reply.updates);
                             true
                         }
-                        // An iarnet node answers, but not to gsp's probe: it is up.
-                        Err(CallError::NotGsp) => true,
+                        // An iarnet member answers, but not to gsp's probe: it is
+                        // up. A member that speaks gsp does not answer so.
+                        Err(CallError::NotGsp) => {
+                            s2.with_state(|st| st.get(&target.id).is_some_and(|r| r.protocol == 0))
+                        }
                         Err(e) => {
                             debug!(peer = %target.id, error = %e, "probe not answered");
                             false

@@ -39,8 +39,9 @@ impl MembershipHandler for MembershipAgent {
         let source = caller.unwrap_or(msg.from.as_str());
         let weighted = s.source(source);
         let updates = s.authentic(msg.updates);
-        let reply_updates =
-            s.with_state(|st| st.answer_ping(&msg.from, updates, Some(weighted), now));
+        let reply_updates = s.with_state(|st| {
+            st.answer_ping(&msg.from, updates, msg.want_record, Some(weighted), now)
+        });
         Ok(PingReply {
             from: s.local_id.clone(),
             seq: msg.seq,

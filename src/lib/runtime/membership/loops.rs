@@ -24,6 +24,7 @@ impl MembershipAgent {
         spawn(s, reconnect(Arc::clone(s)));
         spawn(s, spread(Arc::clone(s)));
         spawn(s, super::verify::verify(Arc::clone(s)));
+        spawn(s, claims(Arc::clone(s)));
         let seeds = s
             .seeds
             .lock()
@@ -110,6 +111,19 @@ async fn spread(s: Arc<Shared>) {
                 }
             });
         }
+    }
+}
+
+/// Starts the checks of claims about members as soon as they are held (see
+/// `core/membership/protocol/checks.rs`); the cycle also starts due checks
+/// at every input, so a claim paced to a later round waits for the next one.
+async fn claims(s: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            () = s.shutdown.cancelled() => return,
+            () = s.claims_wake.notified() => {}
+        }
+        super::exec::feed(&s, crate::core::membership::swim::Input::Claims);
     }
 }
 

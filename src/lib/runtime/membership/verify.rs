@@ -53,25 +53,39 @@ pub(super) async fn verify(s: Arc<Shared>) {
             let s2 = Arc::clone(&s);
             spawn(&s, async move {
                 MembershipStats::inc(&s2.stats.verification_probes);
-                let answer = s2.probe_for(&t.id, &t.address, timeout).await;
+                let answer = match s2.probe_for(&t.id, &t.address, timeout).await {
+                    // Something answers, but not to gsp's probe: listed only
+                    // if it says who it is, as iarnet nodes do, and is the
+                    // node asked about, in this domain. Asked under the same
+                    // slot, so answering UNIMPLEMENTED at once buys no more
+                    // calls in flight.
+                    Err(CallError::NotGsp) => {
+                        match s2.transport.local_record(&t.address, timeout).await {
+                            Ok(r) if r.id == t.id && r.domain == s2.domain => Ok(Vec::new()),
+                            Ok(r) => Err(format!(
+                                "does not speak gsp, and says it is {} in domain {}",
+                                r.id, r.domain
+                            )),
+                            Err(e) => Err(format!("does not speak gsp, nor say who it is: {e}")),
+                        }
+                    }
+                    Ok(reply) => Ok(reply.updates),
+                    Err(e) => Err(e.to_string()),
+                };
                 // Free the slot before the state change below wakes the loop,
                 // so it finds the slot free and starts the next probe at once.
                 drop(permit);
                 match answer {
-                    Ok(reply) => {
+                    Ok(updates) => {
                         s2.with_state(|st| st.candidate_answered(&t.id, now()));
                         // The answer comes from a node nobody vouched for yet:
                         // unknown nodes it names are charged to its address,
                         // like those of any other caller.
                         let source = super::admission::host_of(&t.address).unwrap_or(&t.address);
-                        s2.merge_from(reply.updates, Some(source));
+                        s2.merge_from(updates, Some(source));
                     }
-                    // An iarnet node answers, but not to gsp's probe.
-                    Err(CallError::NotGsp) => {
-                        s2.with_state(|st| st.candidate_answered(&t.id, now()));
-                    }
-                    Err(e) => {
-                        debug!(node = %t.id, address = %t.address, error = %e, "unknown node did not answer as itself; not listed");
+                    Err(why) => {
+                        debug!(node = %t.id, address = %t.address, reason = %why, "unknown node did not answer as itself; not listed");
                         s2.with_state(|st| st.candidate_silent(&t.id, now()));
                     }
                 }

@@ -137,6 +137,7 @@ impl MembershipTransport for GrpcMembership {
             target_node_id: msg.target.to_string(),
             seq: msg.seq,
             updates: records_to_pb(&msg.updates),
+            want_record: msg.want_record,
         };
         let r = timed(timeout, client.ping(with_timeout(req, timeout))).await?;
         self.reply_from_pb(r)
@@ -223,6 +224,24 @@ impl MembershipTransport for GrpcMembership {
         let req = super::extras::query_to_pb(&q, now_ns());
         let r = timed(timeout, client.query_resources(with_timeout(req, timeout))).await?;
         super::extras::answer_from_pb(r, &self.limits, now_ns())
+            .map_err(|e| CallError::Refused(format!("bad reply: {e}")))
+    }
+
+    async fn local_record(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<crate::core::membership::record::MemberRecord, CallError> {
+        let mut client = self.discovery_client(addr)?;
+        let r = timed(
+            timeout,
+            client.get_local_node_info(with_timeout(dpb::GetLocalNodeInfoRequest {}, timeout)),
+        )
+        .await?;
+        let info = r
+            .node_info
+            .ok_or_else(|| CallError::Refused("answered without its record".into()))?;
+        super::convert::record_from_pb(info, "node_info", &self.limits, now_ns())
             .map_err(|e| CallError::Refused(format!("bad reply: {e}")))
     }
 

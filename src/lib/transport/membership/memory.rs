@@ -383,6 +383,17 @@ impl MembershipTransport for MemoryTransport {
         Ok(a)
     }
 
+    async fn local_record(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<crate::core::membership::record::MemberRecord, CallError> {
+        let (h, route) = self.begin(addr, timeout, 0).await?;
+        let record = h.local_record();
+        self.finish(addr, &route, 0, timeout).await?;
+        Ok(record)
+    }
+
     async fn inventory(
         &self,
         addr: &str,

@@ -111,6 +111,14 @@ pub trait MembershipTransport: Send + Sync + 'static {
         q: Query,
         timeout: Duration,
     ) -> Result<QueryAnswer, CallError>;
+    /// The record the node at `addr` publishes about itself (iarnet's
+    /// `GetLocalNodeInfo`): how a node that does not speak gsp's probes says
+    /// who it is.
+    async fn local_record(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<crate::core::membership::record::MemberRecord, CallError>;
     /// The hardware inventory of the node at `addr`.
     async fn inventory(
         &self,

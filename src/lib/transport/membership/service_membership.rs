@@ -33,6 +33,7 @@ impl mpb::membership_server::Membership for MembershipService {
             seq: r.seq,
             updates: records_from_pb(r.updates, "updates", &self.limits, now_ns())
                 .map_err(|e| self.invalid(&e))?,
+            want_record: r.want_record,
         };
         self.speaks_as_itself(cert.as_deref(), &msg.from, &msg.updates)?;
         let reply = self

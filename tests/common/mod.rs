@@ -10,6 +10,7 @@
 pub mod certs;
 pub mod procs;
 pub mod sim;
+pub mod tmpfs;
 
 use std::{
     process::{Command, Output},

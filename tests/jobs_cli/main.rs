@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod full_disk;
 mod output;
 mod placement;
 mod restarts;

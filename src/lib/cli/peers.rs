@@ -78,6 +78,8 @@ struct PeersJson {
     schema: &'static str,
     nodes: Vec<NodeJson>,
     total: usize,
+    /// Why the node asked cannot write its data dir (`null`: it can).
+    data_dir_error: Option<String>,
 }
 
 /// Members of a `ListMembers` answer as views.
@@ -130,6 +132,13 @@ pub(crate) async fn run(args: PeersArgs, global: GlobalArgs) -> anyhow::Result<E
     if !resp.security_warning.is_empty() {
         output::stderr(&format!("warning: {}\n", resp.security_warning));
     }
+    let data_dir_error = (!resp.data_dir_error.is_empty()).then(|| resp.data_dir_error.clone());
+    if let Some(why) = &data_dir_error {
+        output::stderr(&format!(
+            "warning: the node at {} cannot write its data dir: {why}\n",
+            global.addr
+        ));
+    }
     let mut members = views_with_inventory(resp)?;
     members.retain(|(m, _)| {
         (args.state.is_empty()
@@ -171,6 +180,7 @@ pub(crate) async fn run(args: PeersArgs, global: GlobalArgs) -> anyhow::Result<E
             schema: SCHEMA,
             total: nodes.len(),
             nodes,
+            data_dir_error,
         })?;
     } else {
         let mut text = render(&members, args.wide);

@@ -1,6 +1,6 @@
 //! The admin service (`gsp.admin.v1`): what the CLI's client commands call.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use super::{
     admin_maint::MaintApi,
     broadcast::BroadcastEngine,
+    data_dir::DataDirHealth,
     membership::{MembershipAgent, now},
     stream_slots::{Slotted, StreamSlots},
 };
@@ -51,6 +52,8 @@ pub struct AdminService {
     security_warning: Option<String>,
     /// Bounds `Watch` and `WatchMessages` streams.
     streams: StreamSlots,
+    /// Whether the node can write its data dir (`ListMembers` says when not).
+    data_dir: Arc<DataDirHealth>,
 }
 
 impl AdminService {
@@ -72,7 +75,15 @@ impl AdminService {
             query_timeout,
             security_warning: None,
             streams: StreamSlots::default(),
+            data_dir: Arc::default(),
         }
+    }
+
+    /// Reports `health` in `ListMembers`.
+    #[must_use]
+    pub fn with_data_dir_health(mut self, health: Arc<DataDirHealth>) -> Self {
+        self.data_dir = health;
+        self
     }
 
     /// Counts its watch streams in `slots` (shared with the other services
@@ -193,6 +204,7 @@ impl pb::admin_server::Admin for AdminService {
             members,
             local_node_id: local,
             security_warning: self.security_warning.clone().unwrap_or_default(),
+            data_dir_error: self.data_dir.failure().unwrap_or_default(),
         }))
     }
 

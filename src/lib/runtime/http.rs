@@ -45,6 +45,8 @@ pub struct Sources {
     pub maintenance: super::maintenance::MaintenanceControl,
     /// The TLS settings, for certificate expiry (None: plaintext).
     pub tls: Option<crate::transport::tls::TlsConfig>,
+    /// Whether the data dir can be written.
+    pub data_dir: Arc<super::data_dir::DataDirHealth>,
 }
 
 /// What the handlers read.
@@ -109,8 +111,9 @@ async fn healthz(State(s): State<HttpState>) -> impl IntoResponse {
     }
 }
 
-/// Readiness for work: 503 while the node is in maintenance, disabled or
-/// shutting down (load balancers drain it); `/healthz` stays liveness.
+/// Readiness for work: 503 while the node is in maintenance, disabled,
+/// shutting down (load balancers drain it) or cannot write its data dir (it
+/// could not record jobs); `/healthz` stays liveness.
 async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
     let state = s.sources.maintenance.status().state;
     if s.shutdown.is_cancelled() {
@@ -118,10 +121,15 @@ async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down\n".to_owned(),
         )
-    } else if state == crate::core::maintenance::Maintenance::Normal {
-        (StatusCode::OK, "ok\n".to_owned())
-    } else {
+    } else if state != crate::core::maintenance::Maintenance::Normal {
         (StatusCode::SERVICE_UNAVAILABLE, format!("{state}\n"))
+    } else if let Some(why) = s.sources.data_dir.failure() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("data dir not writable: {why}\n"),
+        )
+    } else {
+        (StatusCode::OK, "ok\n".to_owned())
     }
 }
 

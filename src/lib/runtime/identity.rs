@@ -131,19 +131,28 @@ pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 fn write_atomic_as(path: &Path, data: &[u8], mode: Option<u32>) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
+    let written = write_then_rename(path, &tmp, data, mode);
+    if written.is_err() {
+        // Nothing half-written stays behind (a full disk leaves an empty file).
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_then_rename(path: &Path, tmp: &Path, data: &[u8], mode: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     {
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         if let Some(m) = mode {
             options.mode(m);
         }
-        let mut f = options.open(&tmp)?;
+        let mut f = options.open(tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
     }
-    fs::rename(&tmp, path)?;
+    fs::rename(tmp, path)?;
     // The rename itself is durable once the directory is synced.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         File::open(dir)?.sync_all()?;
@@ -161,6 +170,20 @@ pub fn now_unix_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_atomic_write_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        // The rename cannot replace a non-empty directory.
+        let target = dir.path().join("state.json");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("x"), b"x").unwrap();
+        assert!(write_atomic(&target, b"{}").is_err());
+        assert!(
+            !dir.path().join("state.tmp").exists(),
+            "the temporary file stayed"
+        );
+    }
 
     #[test]
     fn id_persists_and_incarnation_grows() {

@@ -45,6 +45,18 @@ pub fn render(sources: &Sources) -> String {
         ],
     );
     o.metric(
+        "gsp_data_dir_writable",
+        "gauge",
+        "1 when the last check of the data dir (write, sync, remove a small file, every 5 s) succeeded, 0 when it failed or hung.",
+        &[("", u64::from(sources.data_dir.failure().is_none()))],
+    );
+    o.metric(
+        "gsp_data_dir_check_failures_total",
+        "counter",
+        "Checks of the data dir that failed or hung.",
+        &[("", sources.data_dir.failures())],
+    );
+    o.metric(
         "gsp_local_health",
         "gauge",
         "Lifeguard local health multiplier (0 = healthy).",

@@ -7,6 +7,7 @@ mod admin_labels;
 pub mod admin_maint;
 pub mod advertise;
 pub mod broadcast;
+pub mod data_dir;
 pub mod handler;
 pub mod http;
 pub mod http_maint;

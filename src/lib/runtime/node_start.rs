@@ -105,6 +105,14 @@ impl NodeHandle {
         };
 
         let store = identity.data_dir().map(Store::in_dir);
+        let data_dir_health = Arc::new(crate::runtime::data_dir::DataDirHealth::default());
+        if let Some(dir) = identity.data_dir() {
+            tasks.spawn(crate::runtime::data_dir::keep_checking(
+                dir.to_path_buf(),
+                Arc::clone(&data_dir_health),
+                shutdown.clone(),
+            ));
+        }
         let loaded = crate::runtime::maintenance::load(store.as_ref())?;
         let mut record = MemberRecord::new(
             identity.node_id.clone(),
@@ -230,6 +238,7 @@ impl NodeHandle {
             config.query_timeout,
         )
         .with_security_warning(security_warning)
+        .with_data_dir_health(Arc::clone(&data_dir_health))
         .with_stream_slots(stream_slots)
         .into_server(max_admin_request);
         let probe: Option<Box<dyn ResourceProbe>> = match &config.probe {
@@ -328,6 +337,7 @@ impl NodeHandle {
                     broadcast: engine.clone(),
                     maintenance: maint.clone(),
                     tls: config.tls.clone(),
+                    data_dir: Arc::clone(&data_dir_health),
                 },
                 shutdown.clone(),
             ))

@@ -169,8 +169,13 @@ fn compact(dir: &Path, records: &[(MessageId, u64)]) -> std::io::Result<File> {
         bytes.extend_from_slice(id.as_bytes());
         bytes.extend_from_slice(&at.to_be_bytes());
     }
-    std::fs::write(&tmp, &bytes)?;
-    std::fs::rename(&tmp, dir.join(FILE))?;
+    if let Err(e) =
+        std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, dir.join(FILE)))
+    {
+        // Nothing half-written stays behind (a full disk leaves an empty file).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     match std::fs::remove_file(dir.join(OLD)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}

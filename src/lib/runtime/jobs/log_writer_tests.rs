@@ -165,13 +165,14 @@ async fn a_job_leaving_the_history_takes_its_log_file_with_it() {
         let spec = JobSpec::command(vec!["echo".to_owned(), format!("job {i}")])
             .normalize()
             .unwrap();
-        let (job, pin) = jobs
+        let admitted = jobs
             .start(
                 spec,
                 "test".to_owned(),
                 crate::core::membership::record::Amounts::default(),
             )
             .unwrap();
+        let (job, pin) = jobs.launch(admitted).await.unwrap();
         drop(pin);
         let mut changes = job.subscribe();
         while !job.lock().state.status().is_final() {

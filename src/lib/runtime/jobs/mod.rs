@@ -104,6 +104,14 @@ fn log_path(dir: &std::path::Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.log"))
 }
 
+/// A job registered by [`Jobs::start`], not running until [`Jobs::launch`].
+#[derive(Debug)]
+pub struct Admitted {
+    job: Arc<Job>,
+    pin: ReaderPin,
+    held: super::resources::Reservation,
+}
+
 /// Why a job was not started.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -118,6 +126,10 @@ pub enum StartError {
     /// Not enough free resources for the reservation.
     #[error("not enough free resources: {0}")]
     Short(String),
+    /// The job's record could not be synced to the data dir: it was taken
+    /// back and never ran.
+    #[error("cannot record the job ({0}); nothing was started")]
+    Unrecorded(String),
 }
 
 /// Kills what the running step of `state`, a job found unfinished at start,
@@ -234,8 +246,9 @@ impl Jobs {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts `spec` (normalized) for `actor`, holding `reserve` while it
-    /// runs; the job's output is held for the returned pin from the start.
+    /// Registers `spec` (normalized) for `actor`, holding `reserve`: the job
+    /// is listed (pending) but does not run until [`Self::launch`] has its
+    /// record on disk.
     ///
     /// # Errors
     /// Jobs are disabled, as many run as may, or `reserve` is not free.
@@ -244,7 +257,7 @@ impl Jobs {
         spec: JobSpec,
         actor: String,
         reserve: Amounts,
-    ) -> Result<(Arc<Job>, ReaderPin), StartError> {
+    ) -> Result<Admitted, StartError> {
         let cfg = &self.inner.config;
         if !cfg.enabled {
             return Err(StartError::Disabled);
@@ -317,8 +330,46 @@ impl Jobs {
         let (job, held) = job;
         delete_files(doomed);
         let pin = job.pin();
+        Ok(Admitted { job, pin, held })
+    }
+
+    /// Syncs the records (`admitted`'s among them) to the data dir, then
+    /// runs the job; the job's output is held for the returned pin from the
+    /// start. A client learns a job's id only from here: a node killed from
+    /// then on reports the job at its next start ("node restarted"), never
+    /// forgets it, and never leaves its processes running unknown to it.
+    ///
+    /// # Errors
+    /// The record could not be written and synced (a full or read-only
+    /// disk): the job is taken back (unlisted, its reservation freed, a
+    /// later save records that it is gone) and never runs.
+    pub async fn launch(&self, admitted: Admitted) -> Result<(Arc<Job>, ReaderPin), StartError> {
+        let Admitted { job, pin, held } = admitted;
+        let jobs = self.clone();
+        let saved = tokio::task::spawn_blocking(move || jobs.save_durably())
+            .await
+            .unwrap_or_else(|e| Err(format!("the save failed: {e}")));
+        if let Err(why) = saved {
+            warn!(job = %job.id, error = %why, "job refused: its record cannot be saved");
+            self.withdraw(&job);
+            drop(held);
+            return Err(StartError::Unrecorded(why));
+        }
         tokio::spawn(runner::run(self.clone(), Arc::clone(&job), held));
         Ok((job, pin))
+    }
+
+    /// Takes back a job that never ran.
+    fn withdraw(&self, job: &Arc<Job>) {
+        let removed = self.table().remove(&job.id).is_some();
+        job.forget();
+        if removed {
+            // Its line may have reached the disk before the save failed.
+            self.forgotten().push(job.id.clone());
+        }
+        if let Some(path) = job.lock().file.as_mut().and_then(logfile::LogFile::remove) {
+            delete_files(vec![path]);
+        }
     }
 
     /// The job `id`.

@@ -85,7 +85,18 @@ impl Jobs {
         saved
     }
 
-    fn forgotten(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+    /// Saves every change and syncs it, for a job about to start: `Err`
+    /// names the file and the error when its record is not on disk.
+    pub(super) fn save_durably(&self) -> Result<(), String> {
+        let Some(store) = &self.inner.store else {
+            return Ok(());
+        };
+        let jobs: Vec<_> = self.table().values().cloned().collect();
+        let forgotten = std::mem::take(&mut *self.forgotten());
+        store.save_durably(&jobs, &forgotten)
+    }
+
+    pub(super) fn forgotten(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
         self.inner
             .forgotten
             .lock()

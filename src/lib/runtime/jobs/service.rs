@@ -90,14 +90,9 @@ impl JobsService {
         let shutdown = self.jobs.shutdown().clone();
         let node = self.jobs.node().clone();
         // The caller that started the job (it holds the pin) learns its id
-        // only once the record is on disk: a node killed from then on reports
-        // the job at its next start ("node restarted"), never forgets it. The
-        // stream is open meanwhile, so a node dying now reads as lost.
-        let save = pin.is_some().then(|| self.jobs.clone());
+        // from this stream's first event: the record is on disk already
+        // (`Jobs::launch`).
         tokio::spawn(async move {
-            if let Some(jobs) = save {
-                let _ = tokio::task::spawn_blocking(move || jobs.save_now()).await;
-            }
             tokio::select! {
                 () = stream_events(&job, &node, (follow, pin), &tx) => {}
                 () = shutdown.cancelled() => {
@@ -252,10 +247,17 @@ impl pb::jobs_server::Jobs for JobsService {
             return Err(Status::invalid_argument("reserve_* must not be negative"));
         }
         let spec = spec_from_pb(req)?;
-        let (job, pin) = self.jobs.start(spec, actor, reserve).map_err(|e| match e {
+        let refused = |e: StartError| match e {
             StartError::Disabled => Status::failed_precondition(e.to_string()),
             StartError::Busy(_) | StartError::Short(_) => Status::resource_exhausted(e.to_string()),
-        })?;
+            // The node cannot keep its promise (a job id means a record on
+            // disk): as unavailable for jobs as a node that is down.
+            StartError::Unrecorded(_) => {
+                Status::unavailable(format!("node {}: {e}", self.jobs.node().1))
+            }
+        };
+        let admitted = self.jobs.start(spec, actor, reserve).map_err(refused)?;
+        let (job, pin) = self.jobs.launch(admitted).await.map_err(refused)?;
         let steps = job.lock().state.steps.len();
         info!(target: "gsp::audit", job = %job.id, actor = %job.actor, steps, "job started");
         Ok(Response::new(self.stream(job, true, Some(pin))))

@@ -134,6 +134,9 @@ struct Journal {
     lines: usize,
     /// Written since the last sync.
     unsynced: bool,
+    /// Why the last save or sync failed (the file and the error), until one
+    /// succeeds.
+    failed: Option<String>,
 }
 
 impl Journal {
@@ -275,8 +278,26 @@ impl Store {
             }
             Err(e) => {
                 warn!(path = %self.path.display(), error = %e, "cannot save the job records");
+                journal.failed = Some(format!("cannot write {}: {e}", self.path.display()));
                 journal.file = None;
             }
+        }
+    }
+
+    /// [`Self::save`] with [`Sync::Now`], saying whether all saved is on
+    /// disk: `Err` names the file and the error.
+    ///
+    /// # Errors
+    /// The journal could not be written or synced.
+    pub fn save_durably(&self, jobs: &[Arc<Job>], forgotten: &[String]) -> Result<(), String> {
+        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        self.save_locked(&mut journal, jobs, forgotten, Sync::Now);
+        match (&journal.file, journal.unsynced) {
+            (Some(_), false) => Ok(()),
+            _ => Err(journal
+                .failed
+                .clone()
+                .unwrap_or_else(|| format!("cannot sync {}", self.path.display()))),
         }
     }
 
@@ -287,13 +308,24 @@ impl Store {
     /// [`Store::sync`].
     pub fn save(&self, jobs: &[Arc<Job>], forgotten: &[String], sync: Sync) -> bool {
         let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        self.save_locked(&mut journal, jobs, forgotten, sync);
+        journal.unsynced
+    }
+
+    fn save_locked(
+        &self,
+        journal: &mut Journal,
+        jobs: &[Arc<Job>],
+        forgotten: &[String],
+        sync: Sync,
+    ) {
         if !journal.due_for_rewrite(jobs.len()) {
-            self.append_to(&mut journal, jobs, forgotten);
+            self.append_to(journal, jobs, forgotten);
             if sync == Sync::Now {
-                Self::sync_locked(&self.path, &mut journal);
+                Self::sync_locked(&self.path, journal);
             }
             if journal.file.is_some() {
-                return journal.unsynced;
+                return;
             }
             // The append or its sync failed and closed the journal: what this
             // save was to record may be on disk only in part. Written anew
@@ -306,13 +338,14 @@ impl Store {
                 journal.lines = jobs.len();
                 // Written whole and synced, the old journal replaced.
                 journal.unsynced = false;
+                journal.failed = None;
             }
             Err(e) => {
                 warn!(path = %self.path.display(), error = %e, "cannot save the job records");
+                journal.failed = Some(format!("cannot write {}: {e}", self.path.display()));
                 journal.file = None;
             }
         }
-        journal.unsynced
     }
 
     /// Syncs what was saved with [`Sync::Later`]; whether some of it still
@@ -331,9 +364,13 @@ impl Store {
             return;
         };
         match file.sync_data() {
-            Ok(()) => journal.unsynced = false,
+            Ok(()) => {
+                journal.unsynced = false;
+                journal.failed = None;
+            }
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "cannot sync the job records");
+                journal.failed = Some(format!("cannot sync {}: {e}", path.display()));
                 // What the kernel failed to write may be gone from its cache
                 // too: the next save starts a new journal.
                 journal.file = None;

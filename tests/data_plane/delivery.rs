@@ -139,3 +139,69 @@ async fn shutdown_drains_open_links_and_reports_it() {
         .await
         .unwrap();
 }
+
+/// `gsp node` acknowledges DELIVERED only what reached its consumers: a
+/// point-to-point chunk (hops 0) has none there and is refused, naming why;
+/// the same chunk as a broadcast (hops 1) is delivered and reaches `gsp
+/// watch --messages`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gsp_node_acks_delivered_only_what_reached_its_consumers() {
+    use std::process::{Command, Stdio};
+
+    use gsp::transport::pb::gossip::v1 as pb;
+
+    use super::{chunk, header, hello, next_ack, raw_stream_to};
+    use crate::common::{gsp_bin, procs::spawn_node};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, addr) = spawn_node(dir.path());
+    let watch = Command::new(gsp_bin())
+        .args(["watch", "--messages", "--json", "--addr", &addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (tx, mut replies) = raw_stream_to(&addr, hello("default")).await.unwrap();
+    let mut acks = Vec::new();
+    let mut ids = Vec::new();
+    for hops in [0u32, 1] {
+        let id = *gsp::core::ids::MessageId::new().as_bytes();
+        let data = bytes::Bytes::from(format!("hops {hops}"));
+        let mut h = header(data.len() as u64, crc32fast::hash(&data));
+        h.hops = hops;
+        tx.send(chunk(&id, Some(h), 0, data)).await.unwrap();
+        acks.push(next_ack(&mut replies).await);
+        ids.push(
+            gsp::core::ids::MessageId::from_slice(&id)
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_ne!(
+        acks[0].status,
+        pb::AckStatus::Delivered as i32,
+        "{:?}",
+        acks[0]
+    );
+    assert!(acks[0].reason.contains("hops 0"), "{:?}", acks[0]);
+    assert_eq!(
+        acks[1].status,
+        pb::AckStatus::Delivered as i32,
+        "{:?}",
+        acks[1]
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status();
+    let out = watch.wait_with_output().unwrap();
+    let seen: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["message_id"].is_string())
+        .collect();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["message_id"], ids[1].as_str());
+    crate::common::procs::stop(&mut node);
+}

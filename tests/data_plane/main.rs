@@ -33,7 +33,15 @@ async fn raw_stream(
     node: &TestNode,
     hello: pb::Hello,
 ) -> Result<(mpsc::Sender<pb::Frame>, tonic::Streaming<pb::Reply>), tonic::Status> {
-    let channel = pool::endpoint(node.node.advertise(), &DataPlaneConfig::default())
+    raw_stream_to(node.node.advertise(), hello).await
+}
+
+/// [`raw_stream`] to the node at `addr`.
+async fn raw_stream_to(
+    addr: &str,
+    hello: pb::Hello,
+) -> Result<(mpsc::Sender<pb::Frame>, tonic::Streaming<pb::Reply>), tonic::Status> {
+    let channel = pool::endpoint(addr, &DataPlaneConfig::default())
         .unwrap()
         .connect()
         .await

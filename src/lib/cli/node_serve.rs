@@ -28,7 +28,7 @@ use crate::{
         resources::ResourceConfig,
     },
     transport::tls::TlsConfig,
-    transport::{config::DataPlaneConfig, data_plane::sink::DiscardSink, keepalive::KeepAlive},
+    transport::{config::DataPlaneConfig, data_plane::sink::BroadcastsOnly, keepalive::KeepAlive},
 };
 
 pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -170,7 +170,7 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         config,
         identity,
         Listeners { grpc, http },
-        Arc::new(DiscardSink),
+        Arc::new(BroadcastsOnly),
     )
     .await?;
     // Always: without a handler, SIGHUP (what `systemctl reload` and `kill

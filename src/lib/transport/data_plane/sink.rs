@@ -28,8 +28,28 @@ pub trait MessageSink: Send + Sync + 'static {
     }
 }
 
+/// The point-to-point sink of a node whose data plane carries broadcasts
+/// only (`gsp node`): a message with `hops == 0` that is not a receipt has no
+/// consumer there (broadcasts leave their origin with `hops >= 1`), so it is
+/// refused, never acknowledged as delivered; counted as rejected by the node
+/// (`gsp_data_rejected_total{reason="node"}`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BroadcastsOnly;
+
+/// Why [`BroadcastsOnly`] refuses a message.
+pub const POINT_TO_POINT_REFUSED: &str =
+    "point-to-point data (hops 0) has no consumer on this node: broadcasts carry hops >= 1";
+
+impl MessageSink for BroadcastsOnly {
+    fn deliver(&self, _msg: InboundMessage) -> Verdict {
+        Verdict::Rejected(POINT_TO_POINT_REFUSED.to_owned())
+    }
+}
+
 /// A sink that accepts everything and drops it; the node's data plane counters
-/// still see each message.
+/// still see each message. For load generators (`gsp bench`'s flood, whose
+/// nodes measure the data plane itself), never for a node others rely on:
+/// its ACK says delivered to no one.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DiscardSink;
 

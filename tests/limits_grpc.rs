@@ -163,3 +163,94 @@ async fn one_address_holds_its_share_of_open_streams_and_a_closed_one_frees_a_sl
         }
     }
 }
+
+/// Read calls (`ListMembers` here) are charged to their caller's address like
+/// gossip calls: a caller past its rate is refused, counted under
+/// `read_rate_limited`, while another host reads on.
+#[tokio::test]
+async fn reads_over_a_callers_rate_are_refused_and_counted() {
+    use gsp::transport::{auth::DEFAULT_READ_RATE, pb::admin::v1 as apb, refusals::Refused};
+    let config = NodeConfig {
+        name: "reads".into(),
+        probe: gsp::runtime::node::ProbeChoice::Off,
+        ..NodeConfig::default()
+    };
+    let node = start(config).await;
+    let ch = common::channel_from([127, 0, 0, 2].into(), node.local_addr()).await;
+    let admin = apb::admin_client::AdminClient::new(ch);
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "small"
+    )]
+    let calls = (DEFAULT_READ_RATE * 4.0) as usize;
+    // At once: the burst (twice the rate) is spent before much refills.
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..calls {
+        let mut admin = admin.clone();
+        set.spawn(async move { admin.list_members(apb::ListMembersRequest::default()).await });
+    }
+    let mut limited = 0;
+    while let Some(r) = set.join_next().await {
+        if let Err(s) = r.unwrap() {
+            assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
+            assert!(s.message().contains("read calls"), "{s:?}");
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "{calls} reads in a burst, none limited");
+    assert_eq!(node.refusals().count(Refused::ReadRateLimited), limited);
+    let other = common::channel_from([127, 0, 0, 3].into(), node.local_addr()).await;
+    apb::admin_client::AdminClient::new(other)
+        .list_members(apb::ListMembersRequest::default())
+        .await
+        .expect("another host reads on");
+}
+
+/// What is not gRPC on the gRPC port is refused and counted by what it was:
+/// an HTTP/1 request (answered 505, naming the side port), garbage bytes,
+/// and a gRPC message over its service's limit.
+#[tokio::test]
+async fn http1_garbage_and_oversized_messages_on_the_grpc_port_are_counted() {
+    use gsp::transport::refusals::Refused;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let node = start(NodeConfig {
+        name: "doors".into(),
+        probe: gsp::runtime::node::ProbeChoice::Off,
+        ..NodeConfig::default()
+    })
+    .await;
+    let addr = node.local_addr();
+    let mut http1 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    http1
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    http1.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 505"), "{answer}");
+    assert!(answer.contains("--http-listen"), "{answer}");
+    let mut garbage = tokio::net::TcpStream::connect(addr).await.unwrap();
+    garbage.write_all(&[0x42; 64]).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = garbage.read_to_end(&mut rest).await;
+    // 9 MiB in one GossipNodeInfo, over the 8 MiB limit.
+    let ch = common::channel_from([127, 0, 0, 2].into(), addr).await;
+    let mut d = discovery::discovery_service_client::DiscoveryServiceClient::new(ch)
+        .max_encoding_message_size(16 << 20);
+    let status = d
+        .gossip_node_info(discovery::NodeInfoGossipMessage {
+            message_id: "x".repeat(9 << 20),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(status.message().contains("too large"), "{status:?}");
+    let r = node.refusals();
+    let counts = (
+        r.count(Refused::Http1OnGrpc),
+        r.count(Refused::NotHttp2),
+        r.count(Refused::MessageTooLarge),
+    );
+    assert_eq!(counts, (1, 1, 1));
+}

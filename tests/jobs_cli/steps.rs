@@ -1,5 +1,5 @@
-//! A job's steps: a pipeline stops at its first failure, and `gsp cancel`
-//! stops a step that ignores SIGTERM.
+//! A job's steps: a pipeline stops at its first failure, a missing working
+//! directory is named, and `gsp cancel` stops a step that ignores SIGTERM.
 
 use std::{
     process::{Command, Stdio},
@@ -65,6 +65,30 @@ fn a_pipeline_stops_at_its_first_failure_and_cancel_stops_a_step_that_ignores_si
             ("stdout".into(), "first".into()),
             ("stderr".into(), "oops".into())
         ]
+    );
+
+    // A working directory that does not exist is blamed, not the program.
+    let o = run_gsp(
+        &[
+            "run",
+            "--addr",
+            &addr,
+            "--workdir",
+            "/nonexistent/gsp-test",
+            "--json",
+            "--",
+            "pwd",
+        ],
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let error = finished(&o)[0]["steps"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("working directory /nonexistent/gsp-test: No such file"),
+        "{error}"
     );
 
     // A step that ignores SIGTERM is killed after the grace period.

@@ -146,6 +146,23 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
     assert!(reason.contains("not node n3's"), "{reason}");
     let (status, reason) = relay_as(tmp.path(), ("n2-node", &n2), &seed, &n3, Some("n3-node"));
     assert_eq!(status, delivered, "{reason}");
+    // Straight from its origin a broadcast needs the signature too: n2's own
+    // unsigned one is refused, and so is one under an origin id nobody lists,
+    // signed or not; n2's own signed one is delivered.
+    let (status, reason) = relay_as(tmp.path(), ("n2-node", &n2), &seed, &n2, None);
+    assert_ne!(status, delivered);
+    assert!(reason.contains("not signed by its origin"), "{reason}");
+    for signer in [None, Some("n2-node")] {
+        let (status, reason) = relay_as(tmp.path(), ("n2-node", &n2), &seed, "ghost-1", signer);
+        assert_ne!(status, delivered, "{signer:?}: {reason}");
+        // Speaking as that unlisted id itself (its certificate cannot be
+        // checked against a listed name).
+        let (status, reason) =
+            relay_as(tmp.path(), ("n2-node", "ghost-2"), &seed, "ghost-2", signer);
+        assert_ne!(status, delivered, "as ghost-2, {signer:?}: {reason}");
+    }
+    let (status, reason) = relay_as(tmp.path(), ("n2-node", &n2), &seed, &n2, Some("n2-node"));
+    assert_eq!(status, delivered, "{reason}");
     // n2 pushes a newer record of n3 with another address: unsigned, signed by
     // itself, or renaming n3: none is taken; n3 keeps its address on n1.
     // (Had one been taken, n3 would refute it, but only at an incarnation past

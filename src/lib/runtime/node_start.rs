@@ -294,7 +294,10 @@ impl NodeHandle {
 
         let grpc_errors = Arc::new(GrpcErrors::default());
         let router = Server::builder()
-            .layer(CountErrorsLayer::new(Arc::clone(&grpc_errors)))
+            .layer(
+                CountErrorsLayer::new(Arc::clone(&grpc_errors))
+                    .with_refusals(Arc::clone(&refusals)),
+            )
             .layer(tls::roles::NodeOnlyLayer::new(Arc::clone(&refusals)))
             // Gossip cancels calls that time out; under load many resets are normal
             // and must not make h2 drop the connection (its default allows 20).

@@ -4,12 +4,14 @@
 
 use std::{
     fmt,
-    sync::{Arc, PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError, RwLock},
 };
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, metadata::MetadataMap};
+
+use crate::core::rate_limit::{RateConfig, RateLimiter};
 
 use super::{
     refusals::{Refusals, Refused},
@@ -29,13 +31,34 @@ pub enum Access {
     Write,
 }
 
-/// A node's admin token, kept only as its SHA-256 digest. Clones share the
-/// policy, so [`AdminAuth::replace_with`] (SIGHUP) changes it for every user.
-#[derive(Clone, Default)]
+/// Read calls per second one caller may make (burst: twice that): members,
+/// queries, jobs, logs, watches. A caller is its certificate's name under
+/// mutual TLS, else its IP address (a fresh port or claimed name buys no
+/// fresh bucket).
+pub const DEFAULT_READ_RATE: f64 = 100.0;
+
+/// A node's admin token, kept only as its SHA-256 digest, and the read rate
+/// per caller. Clones share both, so [`AdminAuth::replace_with`] (SIGHUP)
+/// changes the policy for every user.
+#[derive(Clone)]
 pub struct AdminAuth {
     policy: Arc<RwLock<Policy>>,
     /// Refused attempts, shared with the node's metrics and role checks.
     failures: Arc<Refusals>,
+    /// Read calls per caller.
+    reads: Arc<Mutex<RateLimiter>>,
+}
+
+impl Default for AdminAuth {
+    fn default() -> Self {
+        Self {
+            policy: Arc::default(),
+            failures: Arc::default(),
+            reads: Arc::new(Mutex::new(RateLimiter::new(RateConfig::per_second(
+                DEFAULT_READ_RATE,
+            )))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -101,7 +124,7 @@ impl AdminAuth {
                 digest: Some(Sha256::digest(token.as_bytes()).into()),
                 require_for_reads,
             })),
-            failures: Arc::default(),
+            ..Self::default()
         }
     }
 
@@ -145,8 +168,12 @@ impl AdminAuth {
     /// Authorizes `request` for `access` and names who made it.
     ///
     /// # Errors
-    /// UNAUTHENTICATED when a required token is missing or wrong.
+    /// UNAUTHENTICATED when a required token is missing or wrong;
+    /// RESOURCE_EXHAUSTED when a read is over its caller's rate.
     pub fn check<T>(&self, request: &Request<T>, access: Access) -> Result<String, Status> {
+        if access == Access::Read {
+            self.admit_read(request)?;
+        }
         let caller = caller(request);
         let subject = subject(request);
         let anonymous = subject.unwrap_or("anonymous");
@@ -181,6 +208,30 @@ impl AdminAuth {
             Refused::TokenWrong => "the admin token is wrong (check --token / GSP_TOKEN)",
             _ => "this node requires an admin token: pass --token or set GSP_TOKEN",
         }))
+    }
+}
+
+impl AdminAuth {
+    /// Takes a token from the caller's read bucket.
+    fn admit_read<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let key = subject(request).map_or_else(
+            || remote(request).map_or_else(|| "local".to_owned(), |a| a.ip().to_string()),
+            str::to_owned,
+        );
+        let now = std::time::Instant::now();
+        let ok = self
+            .reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow(&key, now);
+        if ok {
+            return Ok(());
+        }
+        self.failures
+            .record(Refused::ReadRateLimited, remote(request), &key, now);
+        Err(Status::resource_exhausted(format!(
+            "rate limited: {key} makes read calls faster than this node accepts ({DEFAULT_READ_RATE:.0} a second, bursts of twice that)"
+        )))
     }
 }
 

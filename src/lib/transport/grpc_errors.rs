@@ -1,6 +1,9 @@
 //! Counts gRPC calls that end in an error status, by service and code, including
 //! those tonic refuses before a handler runs (undecodable messages, oversized
-//! messages, unknown methods). Feeds `gsp_grpc_errors_total` on `/metrics`.
+//! messages, unknown methods): the status is read from the response headers
+//! (trailers-only answers) or from the trailers that end the body. Feeds
+//! `gsp_grpc_errors_total` on `/metrics`, and counts messages over their size
+//! limit in `gsp_refused_total{reason="message_too_large"}`.
 
 use std::{
     collections::BTreeMap,
@@ -8,6 +11,8 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
 };
+
+use super::refusals::{Refusals, Refused};
 
 /// Error counts by (service, numeric gRPC code).
 #[derive(Debug, Default)]
@@ -67,16 +72,28 @@ fn code_name(c: u8) -> &'static str {
     NAMES.get(usize::from(c)).copied().unwrap_or("unknown")
 }
 
-/// A tower layer counting error statuses into a [`GrpcErrors`].
+/// A tower layer counting error statuses into a [`GrpcErrors`], and
+/// messages tonic refused as over their size limit into the refusals.
 #[derive(Debug, Clone)]
 pub struct CountErrorsLayer {
     errors: Arc<GrpcErrors>,
+    refusals: Option<Arc<Refusals>>,
 }
 
 impl CountErrorsLayer {
     /// Counts into `errors`.
     pub fn new(errors: Arc<GrpcErrors>) -> Self {
-        Self { errors }
+        Self {
+            errors,
+            refusals: None,
+        }
+    }
+
+    /// Also counts oversized messages as [`Refused::MessageTooLarge`].
+    #[must_use]
+    pub fn with_refusals(mut self, refusals: Arc<Refusals>) -> Self {
+        self.refusals = Some(refusals);
+        self
     }
 }
 
@@ -87,6 +104,7 @@ impl<S> tower_layer::Layer<S> for CountErrorsLayer {
         CountErrors {
             inner,
             errors: Arc::clone(&self.errors),
+            refusals: self.refusals.clone(),
         }
     }
 }
@@ -96,14 +114,16 @@ impl<S> tower_layer::Layer<S> for CountErrorsLayer {
 pub struct CountErrors<S> {
     inner: S,
     errors: Arc<GrpcErrors>,
+    refusals: Option<Arc<Refusals>>,
 }
 
 impl<S, B, R> tower_service::Service<http::Request<B>> for CountErrors<S>
 where
     S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
+    R: http_body::Body + Unpin,
 {
-    type Response = S::Response;
+    type Response = http::Response<Counted<R>>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -121,23 +141,96 @@ where
                     .is_some_and(|p| p.starts_with(s) && p[s.len()..].starts_with('/'))
             })
             .unwrap_or("other");
-        let errors = Arc::clone(&self.errors);
+        let mut seen = Seen {
+            service,
+            errors: Arc::clone(&self.errors),
+            refusals: self.refusals.clone(),
+            done: false,
+        };
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await?;
-            // Calls refused before any message are "trailers-only": the status is
-            // in the headers. (Errors after a streamed message, in trailers, are
-            // the handlers' own and counted by them.)
-            if let Some(code) = resp
-                .headers()
-                .get("grpc-status")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u8>().ok())
-                .filter(|c| *c != 0)
-            {
-                errors.record(service, code);
-            }
-            Ok(resp)
+            // Calls refused before any message are "trailers-only": the status
+            // is in the headers. Otherwise it comes in the trailers, after the
+            // body (a message too large to decode ends a unary call so too).
+            seen.status(resp.headers());
+            Ok(resp.map(|inner| Counted { inner, seen }))
         })
+    }
+}
+
+/// What a call's status is counted into, once.
+#[derive(Debug)]
+pub struct Seen {
+    service: &'static str,
+    errors: Arc<GrpcErrors>,
+    refusals: Option<Arc<Refusals>>,
+    done: bool,
+}
+
+impl Seen {
+    /// Counts the status in `headers` (response headers or trailers), if any.
+    fn status(&mut self, headers: &http::HeaderMap) {
+        if self.done {
+            return;
+        }
+        let Some(code) = headers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u8>().ok())
+        else {
+            return;
+        };
+        self.done = true;
+        if code == 0 {
+            return;
+        }
+        self.errors.record(self.service, code);
+        // tonic's own refusal of a message over the decode limit (the
+        // message is percent-encoded on the wire).
+        let oversized = tonic::Status::from_header_map(headers)
+            .is_some_and(|s| s.message().contains("message length too large"));
+        if oversized && let Some(r) = &self.refusals {
+            r.record(
+                Refused::MessageTooLarge,
+                None,
+                &self.service,
+                std::time::Instant::now(),
+            );
+        }
+    }
+}
+
+/// A response body whose trailers are read for the call's status.
+#[derive(Debug)]
+pub struct Counted<B> {
+    inner: B,
+    seen: Seen,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(trailers) = frame.trailers_ref()
+        {
+            this.seen.status(trailers);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

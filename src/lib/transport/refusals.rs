@@ -37,11 +37,21 @@ pub enum Refused {
     PerAddressCap,
     /// An idle connection was closed to make room at the global cap.
     EvictedIdle,
+    /// A plaintext connection opened with an HTTP/1 request (a browser or
+    /// `curl` at the gRPC port): answered `505` and closed.
+    Http1OnGrpc,
+    /// A plaintext connection opened with bytes that are neither HTTP/2's
+    /// preface nor a TLS handshake: closed.
+    NotHttp2,
+    /// A gRPC message over the decode limit of its service.
+    MessageTooLarge,
+    /// A read call (members, query, jobs, logs) over its caller's rate.
+    ReadRateLimited,
 }
 
 impl Refused {
     /// Every reason, in metric order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 14] = [
         Self::TokenMissing,
         Self::TokenWrong,
         Self::ClientOnNodePlane,
@@ -52,6 +62,10 @@ impl Refused {
         Self::OpeningTableFull,
         Self::PerAddressCap,
         Self::EvictedIdle,
+        Self::Http1OnGrpc,
+        Self::NotHttp2,
+        Self::MessageTooLarge,
+        Self::ReadRateLimited,
     ];
 
     /// The `reason` label.
@@ -67,6 +81,10 @@ impl Refused {
             Self::OpeningTableFull => "opening_table_full",
             Self::PerAddressCap => "per_address_cap",
             Self::EvictedIdle => "evicted_idle",
+            Self::Http1OnGrpc => "http1_on_grpc_port",
+            Self::NotHttp2 => "not_http2",
+            Self::MessageTooLarge => "message_too_large",
+            Self::ReadRateLimited => "read_rate_limited",
         }
     }
 
@@ -89,6 +107,13 @@ impl Refused {
             Self::OpeningTableFull => "too many connections being opened; closed a new one",
             Self::PerAddressCap => "an address holds too many connections; closed a new one",
             Self::EvictedIdle => "connection table full; closed the connection idle longest",
+            Self::Http1OnGrpc => {
+                "refused an HTTP/1 request on the gRPC port (HTTP is served on the side \
+                 port, --http-listen)"
+            }
+            Self::NotHttp2 => "closed a connection that did not open with HTTP/2 or TLS",
+            Self::MessageTooLarge => "refused a gRPC message over its size limit",
+            Self::ReadRateLimited => "refused a read call over its caller's rate",
         }
     }
 

@@ -73,16 +73,15 @@ impl MessageSink for BroadcastEngine {
     }
 }
 
-/// Straight from its origin, the connection vouches for the origin (the data
-/// plane holds the sender to the stream's peer, and TLS the peer to its
-/// certificate); a relayed or assembled copy must carry the origin's signature.
+/// Under mutual TLS a broadcast is delivered only with its origin's
+/// signature, made with a node certificate named as the origin is listed
+/// here: straight from its origin or relayed, so a certificate holder cannot
+/// deliver under an origin id nobody lists (a connection's certificate names
+/// a node, not the ids it may claim).
 fn check_origin(inner: &Inner, msg: &InboundMessage) -> Result<(), String> {
     let Some(keys) = &inner.config.origin_auth else {
         return Ok(());
     };
-    if msg.meta.origin == msg.sender {
-        return Ok(());
-    }
     let name = inner
         .agent
         .with_state(|s| s.get(&msg.meta.origin).map(|r| r.name.clone()));

@@ -64,6 +64,17 @@ pub async fn run(jobs: Jobs, job: Arc<Job>, reservation: Reservation) {
     info!(job = %job.id, status = status.as_str(), exit_code = code, "job finished");
 }
 
+/// Why a step's process did not start, blaming what failed: a working
+/// directory that is missing or not a directory fails the spawn with the
+/// same error as a missing program would.
+fn spawn_failure(program: &str, workdir: Option<&str>, e: &std::io::Error) -> String {
+    match workdir.map(|d| (d, std::fs::metadata(d))) {
+        Some((d, Err(de))) => format!("working directory {d}: {de}"),
+        Some((d, Ok(m))) if !m.is_dir() => format!("working directory {d}: not a directory"),
+        _ => format!("{program}: {e}"),
+    }
+}
+
 async fn run_step(
     jobs: &Jobs,
     job: &Arc<Job>,
@@ -93,7 +104,7 @@ async fn run_step(
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Outcome::NotStarted(format!("{program}: {e}")),
+        Err(e) => return Outcome::NotStarted(spawn_failure(program, workdir, &e)),
     };
     // Recorded so that the node, should it die now, stops it when it starts
     // again (the group is the step's own: it outlives the node).

@@ -73,7 +73,21 @@ pub fn incoming(
                 let io = match (tls, opening) {
                     (_, Opening::Nothing) => return refuse(Refused::SlowOpening, &"no first byte"),
                     (None, Opening::Tls) => return refuse(Refused::TlsOnPlaintext, &""),
-                    (None, Opening::Plain) => MaybeTls::Plain(CountingStream::new(tcp, traffic)),
+                    (None, Opening::Plain) => {
+                        match sniff::plaintext(&tcp, limits.first_byte_timeout).await {
+                            sniff::Plaintext::Http2 => {}
+                            sniff::Plaintext::Http1 => {
+                                refuse(Refused::Http1OnGrpc, &"");
+                                sniff::refuse_http1(tcp).await;
+                                return;
+                            }
+                            sniff::Plaintext::Garbage => return refuse(Refused::NotHttp2, &""),
+                            sniff::Plaintext::Incomplete => {
+                                return refuse(Refused::SlowOpening, &"incomplete HTTP/2 preface");
+                            }
+                        }
+                        MaybeTls::Plain(CountingStream::new(tcp, traffic))
+                    }
                     (Some(_), Opening::Plain) => {
                         refuse(Refused::PlaintextOnTls, &"");
                         sniff::refuse_plaintext(tcp).await;

@@ -136,7 +136,7 @@ impl OriginVerifier {
     ) -> Result<(), String> {
         let Some(auth) = auth else {
             return Err(format!(
-                "relayed broadcast from {} is not signed by its origin",
+                "broadcast from {} is not signed by its origin",
                 meta.origin
             ));
         };

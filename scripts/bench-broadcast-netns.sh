@@ -21,6 +21,11 @@
 # `dead_events` count membership events on all hosts during the run: bulk data
 # must not make healthy members look dead. The cluster is taken down at the end.
 #
+# With GSP_BENCH_KILL=HOST@MS, the node on HOST is killed (SIGKILL) MS
+# milliseconds into each send, and started again (and waited for) before the
+# next: a relay lost mid-swarm. Each line then also has "killed":HOST; the
+# killed host counts as departed, and `ratio` covers the live hosts.
+#
 # Exit codes: 0 every run converged, 1 a run did not, 2 usage error or the
 # cluster could not be set up (not root, no namespaces, no binary).
 set -euo pipefail
@@ -72,24 +77,41 @@ metric_sum() {
 }
 
 addr="$("$NETNS" ip 0):50005"
+kill_host="" kill_ms=0
+if [[ -n ${GSP_BENCH_KILL:-} ]]; then
+  [[ $GSP_BENCH_KILL =~ ^h?([0-9]+)@([0-9]+)$ ]] \
+    || { echo "$PROG: GSP_BENCH_KILL must look like 9@500, got $GSP_BENCH_KILL" >&2; exit 2; }
+  kill_host=${BASH_REMATCH[1]} kill_ms=${BASH_REMATCH[2]}
+  [[ $kill_host -ge 1 && $kill_host -lt $HOSTS ]] \
+    || { echo "$PROG: GSP_BENCH_KILL's host must be 1..$((HOSTS - 1))" >&2; exit 2; }
+fi
 status=0
 for ((run = 1; run <= RUNS; run++)); do
+  if [[ -n $kill_host && $run -gt 1 ]]; then
+    "$NETNS" restart "$kill_host" >&2 || setup_failed
+    "$NETNS" wait "$GSP_NETNS_WAIT" >&2 || setup_failed
+  fi
   sus0=$(metric_sum 'gsp_membership_events_total{kind="suspect"}')
   dead0=$(metric_sum 'gsp_membership_events_total{kind="dead"}')
   swarm0=$(metric_sum 'gsp_broadcast_swarms_started_total')
+  if [[ -n $kill_host ]]; then
+    ( sleep "$(awk -v m="$kill_ms" 'BEGIN { printf "%.3f", m / 1000 }')"; "$NETNS" kill "$kill_host" >/dev/null ) &
+  fi
   out=$("$NETNS" exec 0 gsp send --addr "$addr" --file "$payload" --json --timeout 120) || status=1
+  wait
   sus=$(($(metric_sum 'gsp_membership_events_total{kind="suspect"}') - sus0))
   dead=$(($(metric_sum 'gsp_membership_events_total{kind="dead"}') - dead0))
   swarm=$(($(metric_sum 'gsp_broadcast_swarms_started_total') - swarm0))
   jq -c --argjson run "$run" --argjson hosts "$HOSTS" --argjson bytes "$bytes" \
     --argjson rate "$bits" --argjson floor "$floor_ms" --argjson sus "$sus" \
-    --argjson dead "$dead" --argjson swarm "$swarm" '
+    --argjson dead "$dead" --argjson swarm "$swarm" --arg killed "$kill_host" '
     ([.acks[].latency_ms] | sort) as $l
     | {run: $run, hosts: $hosts, bytes: $bytes, rate_bit_s: $rate, floor_ms: $floor,
        first_ms: $l[1], p50_ms: $l[($l | length) / 2 | floor], last_ms: $l[-1],
        ratio: (($l[-1] / $floor * 100 | round) / 100),
        acked: (.acks | length), missing: (.missing | length), departed: (.departed | length),
-       suspect_events: $sus, dead_events: $dead, swarm: ($swarm > 0)}' <<<"$out"
+       suspect_events: $sus, dead_events: $dead, swarm: ($swarm > 0)}
+    + (if $killed == "" then {} else {killed: ($killed | tonumber)} end)' <<<"$out"
   sleep 1
 done
 exit "$status"

@@ -161,6 +161,7 @@ pub(crate) fn text(b: &[u8]) -> String {
 pub(crate) struct Cluster {
     dir: tempfile::TempDir,
     logs: Vec<PathBuf>,
+    hosts: usize,
 }
 
 /// Byte offset of each host's log: a phase boundary.
@@ -178,19 +179,25 @@ impl Cluster {
     /// `up 8 -- --gossip-interval 0.2`, then waits until every node sees all
     /// 8 alive.
     pub(crate) fn up() -> Self {
+        Self::up_n(HOSTS)
+    }
+
+    /// [`Self::up`] with `hosts` hosts.
+    pub(crate) fn up_n(hosts: usize) -> Self {
         let mut c = Self {
             dir: tempfile::tempdir().unwrap(),
             logs: Vec::new(),
+            hosts,
         };
         c.script(&["down", "--purge"]);
         c.script(&[
             "up",
-            &HOSTS.to_string(),
+            &hosts.to_string(),
             "--",
             "--gossip-interval",
             &ROUND.to_string(),
         ]);
-        c.logs = (0..HOSTS)
+        c.logs = (0..hosts)
             .map(|i| PathBuf::from(c.script(&["log", &i.to_string()]).trim()))
             .collect();
         let t = Instant::now();
@@ -278,9 +285,10 @@ impl Cluster {
 
     /// Whether every host sees every host alive.
     pub(crate) fn converged(&self) -> bool {
-        self.views(&Self::all_hosts()).iter().all(|v| {
+        let all: Vec<usize> = (0..self.hosts).collect();
+        self.views(&all).iter().all(|v| {
             v.as_ref().is_some_and(|v| {
-                (0..HOSTS).all(|h| v.get(&format!("h{h}")).is_some_and(|s| s == "alive"))
+                (0..self.hosts).all(|h| v.get(&format!("h{h}")).is_some_and(|s| s == "alive"))
             })
         })
     }

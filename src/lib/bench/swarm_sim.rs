@@ -3,7 +3,10 @@
 //! has an uplink and a downlink of `rate` bytes per second (FIFO: a transfer
 //! starts when the sender's uplink is free and ends no sooner than the
 //! receiver's downlink allows) and a one-way latency. Control traffic (receipts,
-//! announcements, wants) takes the latency only. Time is simulated, so a
+//! announcements, wants) takes the latency only. Nodes may be dead from the
+//! start or killed mid-broadcast (`kills`: what a killed node was receiving
+//! fails at its senders at once; what it was sending never arrives; the
+//! others learn it is gone `detect_after` later). Time is simulated, so a
 //! thousand nodes moving 64 MiB each run in seconds, the same way every time
 //! for a seed. Used by `gsp bench sim` and the swarm tests.
 
@@ -44,6 +47,12 @@ pub struct SimConfig {
     pub dead: Vec<usize>,
     /// How long a send to a dead node takes to fail.
     pub fail_after: Duration,
+    /// Nodes (by index, never 0) killed at a time into the broadcast: what
+    /// they had not passed on is lost; sends to them fail from then on.
+    pub kills: Vec<(usize, Duration)>,
+    /// How long after a kill the other nodes learn the node is gone (the
+    /// failure detector's time).
+    pub detect_after: Duration,
     /// Seed of the origin's tree layout.
     pub seed: u64,
     /// Protocol settings of every node.
@@ -61,6 +70,8 @@ impl Default for SimConfig {
             latency: Duration::from_micros(200),
             dead: Vec::new(),
             fail_after: Duration::from_millis(100),
+            kills: Vec::new(),
+            detect_after: Duration::from_secs(2),
             seed: 1,
             broadcast: BroadcastConfig {
                 // Nodes keep nothing for peers: N copies of the payload would
@@ -128,6 +139,16 @@ enum Event {
         from: usize,
         id: MessageId,
     },
+    WantPieces {
+        to: usize,
+        from: usize,
+        id: MessageId,
+        pieces: Vec<u32>,
+    },
+    /// `node` dies.
+    Kill { node: usize },
+    /// Every live node learns that `node` is gone.
+    Gone { node: usize },
     Receipt {
         origin: usize,
         from: usize,
@@ -146,6 +167,10 @@ struct Node {
     delivered: u64,
     alive: bool,
 }
+
+/// How often every node's timers run: a node's broadcast timer runs at its
+/// short tick (20 ms) while anything waits on it.
+const TICK: Duration = Duration::from_millis(20);
 
 /// Node `i`'s settings: only the origin keeps the payload to serve pulls (so
 /// repairs come from it); N copies would not fit in the simulating process.
@@ -263,12 +288,17 @@ impl Sim {
             .filter(|a| matches!(a, Action::SendPiece { .. }))
             .count() as u64;
         self.run_actions(0, actions);
-        let tick = self.cfg.broadcast.swarm_stall / 10;
-        self.push(tick.max(Duration::from_millis(10)), Event::Tick);
+        self.push(TICK, Event::Tick);
+        for &(node, at) in &self.cfg.kills.clone() {
+            if node != 0 && node < self.nodes.len() {
+                self.push(at, Event::Kill { node });
+                self.push(at + self.cfg.detect_after, Event::Gone { node });
+            }
+        }
     }
 
     fn run_events(&mut self) {
-        let tick = (self.cfg.broadcast.swarm_stall / 10).max(Duration::from_millis(10));
+        let tick = TICK;
         while let Some(Reverse((t, seq))) = self.queue.pop() {
             if t > self.cfg.limit || self.done {
                 break;

@@ -38,6 +38,28 @@ impl Sim {
                 let a = self.nodes[to].state.on_want(&from_id, &[id]);
                 self.run_actions(to, a);
             }
+            Event::WantPieces {
+                to,
+                from,
+                id,
+                pieces,
+            } => {
+                let from_id = self.ids[from].clone();
+                let a = self.nodes[to]
+                    .state
+                    .on_want_pieces(&from_id, &[(id, pieces)]);
+                self.run_actions(to, a);
+            }
+            Event::Kill { node } => self.kill(node),
+            Event::Gone { node } => {
+                let gone = self.ids[node].clone();
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].alive {
+                        let a = self.nodes[i].state.on_member_gone(&gone, now);
+                        self.run_actions(i, a);
+                    }
+                }
+            }
             Event::Receipt { origin, from, id } => {
                 let from = self.ids[from].clone();
                 let a = self.nodes[origin].state.on_receipt(id, &[from], now);
@@ -47,7 +69,36 @@ impl Sim {
         }
     }
 
+    /// `node` dies: what it was receiving fails at its senders now (their
+    /// connections to it break), and what it was sending never arrives. The
+    /// uplink time those transfers took stays spent (a FIFO uplink cannot
+    /// give it back): a pessimistic model of a real link, whose share goes to
+    /// the other connections at once.
+    fn kill(&mut self, node: usize) {
+        self.nodes[node].alive = false;
+        let doomed: Vec<u64> = self
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Arrive { to, .. } if *to == node))
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in doomed {
+            if let Some(Event::Arrive { from, msg, .. }) = self.events.remove(&seq) {
+                self.push(self.now, Event::Failed { from, msg });
+            }
+        }
+    }
+
     fn arrive(&mut self, to: usize, from: usize, msg: OutboundMessage) {
+        if !self.nodes[from].alive {
+            // The sender died before the bytes were out: nothing arrives.
+            return;
+        }
+        if !self.nodes[to].alive {
+            // Killed while this was on its way: the sender's send fails.
+            self.push(self.now, Event::Failed { from, msg });
+            return;
+        }
         let now = self.at(self.now);
         let len = msg.payload.len() as u64;
         self.nodes[to].received_bytes += len;
@@ -161,6 +212,20 @@ impl Sim {
                     let to = self.index[&to];
                     if self.nodes[to].alive {
                         self.push(lat, Event::Want { to, from: at, id });
+                    }
+                }
+                Action::WantPieces { to, id, pieces } => {
+                    let to = self.index[&to];
+                    if self.nodes[to].alive {
+                        self.push(
+                            lat,
+                            Event::WantPieces {
+                                to,
+                                from: at,
+                                id,
+                                pieces,
+                            },
+                        );
                     }
                 }
                 Action::Receipt { origin, id } => {

@@ -147,6 +147,15 @@ pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
         &[("", c.pieces_rerouted)],
     );
     o.metric(
+        "gsp_broadcast_piece_wants_total",
+        "counter",
+        "Missing swarm pieces asked of a holder (sent: each want of each piece; served: pieces sent to a peer that wanted them).",
+        &[
+            ("direction=\"sent\"", c.pieces_wanted),
+            ("direction=\"served\"", c.pieces_served),
+        ],
+    );
+    o.metric(
         "gsp_broadcast_assemblies_total",
         "counter",
         "Swarm broadcasts assembled here, by outcome (corrupt and stalled ones are pulled whole).",

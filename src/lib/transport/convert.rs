@@ -183,7 +183,33 @@ pub fn control_from_pb(c: pb::Control) -> Result<Control, FieldError> {
             })
         })
         .collect::<Result<_, FieldError>>()?;
-    Ok(Control { announce, want })
+    let want_pieces = c
+        .want_pieces
+        .into_iter()
+        .map(|w| {
+            let id = MessageId::from_slice(&w.message_id).map_err(|source| FieldError {
+                field: "control.want_pieces.message_id",
+                source,
+            })?;
+            Ok((id, w.pieces))
+        })
+        .collect::<Result<_, FieldError>>()?;
+    Ok(Control {
+        announce,
+        want,
+        want_pieces,
+    })
+}
+
+/// Entries a control frame on the wire carries (what
+/// [`MAX_CONTROL_ENTRIES`] bounds): announcements, wants and pieces wanted.
+pub fn control_entries(c: &pb::Control) -> usize {
+    c.announce.len()
+        + c.want.len()
+        + c.want_pieces
+            .iter()
+            .map(|w| w.pieces.len().max(1))
+            .sum::<usize>()
 }
 
 /// The wire form of a control frame.
@@ -199,6 +225,14 @@ pub fn control_to_pb(c: &Control) -> pb::Control {
             })
             .collect(),
         want: c.want.iter().map(|id| message_id_to_pb(*id)).collect(),
+        want_pieces: c
+            .want_pieces
+            .iter()
+            .map(|(id, pieces)| pb::PieceWant {
+                message_id: message_id_to_pb(*id),
+                pieces: pieces.clone(),
+            })
+            .collect(),
     }
 }
 

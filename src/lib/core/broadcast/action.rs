@@ -24,6 +24,22 @@ pub struct Control {
     pub announce: Vec<Announce>,
     /// Messages it wants.
     pub want: Vec<MessageId>,
+    /// Pieces of swarm broadcasts it wants, by broadcast.
+    pub want_pieces: Vec<(MessageId, Vec<u32>)>,
+}
+
+impl Control {
+    /// Entries it carries (announcements, wants, pieces wanted): what its
+    /// size limit counts.
+    pub fn entries(&self) -> usize {
+        self.announce.len()
+            + self.want.len()
+            + self
+                .want_pieces
+                .iter()
+                .map(|(_, p)| p.len().max(1))
+                .sum::<usize>()
+    }
 }
 
 /// What the runtime should do.
@@ -52,6 +68,15 @@ pub enum Action {
         to: NodeId,
         /// What is held.
         entries: Vec<Announce>,
+    },
+    /// Ask `to` for these pieces of the swarm broadcast `id`.
+    WantPieces {
+        /// The peer.
+        to: NodeId,
+        /// The broadcast.
+        id: MessageId,
+        /// The pieces' indexes.
+        pieces: Vec<u32>,
     },
     /// Ask `to` for the payload of `id`.
     Want {
@@ -110,6 +135,10 @@ pub struct Counters {
     pub assembly_corrupt: u64,
     /// Partial broadcasts pulled whole after no piece came for a while.
     pub assembly_stalls: u64,
+    /// Missing pieces wanted from a holder (each want of each piece).
+    pub pieces_wanted: u64,
+    /// Pieces sent to a peer that wanted them.
+    pub pieces_served: u64,
 }
 
 /// Why a broadcast could not start.

@@ -11,6 +11,7 @@
 mod assembly;
 #[path = "state_origin.rs"]
 mod origin;
+mod repair;
 mod swarm;
 
 use std::{collections::BTreeMap, time::Instant};
@@ -262,6 +263,7 @@ impl BroadcastState {
         for p in self.pulls.values_mut() {
             p.holders.retain(|h| h != node);
         }
+        self.forget_piece_holder(node, now);
         self.origin
             .forget_receiver(node, now)
             .into_iter()
@@ -314,6 +316,7 @@ impl BroadcastState {
             self.pulls.remove(&id);
             self.counters.pulls_abandoned += 1;
         }
+        actions.extend(self.repair_pieces(now));
         actions.extend(self.origin.expire(now).into_iter().map(Action::Done));
         self.store.expire(now);
         self.seen.expire(now);

@@ -53,7 +53,7 @@ impl BroadcastState {
         relayed.ttl = relayed.ttl.saturating_sub(1);
         let (payload, crc32) = (inbound.payload.clone(), inbound.crc32);
         let (_, mut actions) = self.on_payload(inbound, &[], now, rng);
-        match self.originate_swarm(&relayed, &payload, crc32, &peers, rng) {
+        match self.originate_swarm(&relayed, (&payload, crc32), &peers, now, rng) {
             Some(pieces) => actions.extend(pieces),
             None => actions.extend(peers.into_iter().map(|to| Action::Send { to, id })),
         }

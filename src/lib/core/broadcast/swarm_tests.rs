@@ -376,3 +376,148 @@ fn a_forwarding_list_naming_this_node_skips_it() {
     assert!(!to.contains(root), "sent to itself");
     assert!(!to.is_empty());
 }
+
+fn piece_wants(actions: &[Action]) -> Vec<(NodeId, Vec<u32>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::WantPieces { to, pieces, .. } => Some((to.clone(), pieces.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Pieces of one tree for a 4 MiB broadcast (16 pieces over 2 trees), as its
+/// root gets them.
+fn tree0(pieces: &[(NodeId, OutboundMessage)]) -> (NodeId, Vec<OutboundMessage>) {
+    let root = pieces[0].0.clone();
+    let mine = pieces
+        .iter()
+        .filter(|(to, _)| *to == root)
+        .map(|(_, p)| p.clone())
+        .collect();
+    (root, mine)
+}
+
+#[test]
+fn a_piece_from_a_new_neighbour_has_the_trees_missing_pieces_wanted_from_it() {
+    let (pieces, _) = originate(4 << 20);
+    let (root, mine) = tree0(&pieces);
+    let now = Instant::now();
+    let mut s = BroadcastState::new(root, BroadcastConfig::default());
+    // Pieces 0 and 2 come from the origin; 4 and 6 never do (lost with a
+    // relay); 8 comes from another node, routing around: 4 and 6 are wanted
+    // from it at once.
+    for p in &mine[..2] {
+        assert!(piece_wants(&s.on_piece(&inbound(p, "origin"), 64 << 20, now).actions).is_empty());
+    }
+    let out = s.on_piece(&inbound(&mine[4], "p19"), 64 << 20, now);
+    assert_eq!(piece_wants(&out.actions), [(id("p19"), vec![4, 6])]);
+    // Not wanted again before the answer is late.
+    assert!(piece_wants(&s.tick(now + Duration::from_millis(10))).is_empty());
+    // The answer comes without a forwarding list: it goes on down this
+    // node's side of the tree, as the tree's own pieces did.
+    let mut answer = inbound(&mine[2], "p19");
+    let mut info = (**answer.meta.piece.as_ref().unwrap()).clone();
+    info.subtree.clear();
+    answer.meta.piece = Some(Arc::new(info));
+    let out = s.on_piece(&answer, 64 << 20, now);
+    assert_eq!(out.verdict, PieceVerdict::New);
+    assert_eq!(
+        sends(&out.actions).len(),
+        BroadcastConfig::default().swarm_fanout,
+        "forwarded to its children"
+    );
+    assert_eq!(s.counters().pieces_wanted, 2);
+}
+
+#[test]
+fn wanted_pieces_are_served_from_the_stored_whole_or_a_partial_assembly() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let origin = id("origin");
+    let mut o = BroadcastState::new(origin.clone(), BroadcastConfig::default());
+    let data = payload(4 << 20);
+    let msg = o.message("t", data.clone(), 16, 0);
+    let whole = msg.meta.id;
+    let mut members = peers(20);
+    members.push(origin);
+    let now = Instant::now();
+    let actions = o
+        .originate(msg, &members, now, now + Duration::from_secs(10), &mut rng)
+        .unwrap();
+    // The origin serves any piece, from its stored payload.
+    let served = o.on_want_pieces(&id("p03"), &[(whole, vec![5, 15])]);
+    let got: Vec<(NodeId, Vec<u8>)> = served
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendPiece { to, piece } => {
+                assert!(piece.meta.piece.as_ref().unwrap().subtree.is_empty());
+                Some((to.clone(), piece.payload.to_vec()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, id("p03"));
+    assert_eq!(got[0].1, data[5 * (256 << 10)..6 * (256 << 10)].to_vec());
+    // A node still assembling serves the pieces it has, and says what it
+    // could not.
+    let first = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SendPiece { piece, .. } => Some(piece.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let index = first.meta.piece.as_ref().unwrap().index;
+    let mut r = BroadcastState::new(id("p00"), BroadcastConfig::default());
+    r.on_piece(&inbound(&first, "origin"), 64 << 20, now);
+    let served = r.on_want_pieces(&id("p03"), &[(whole, vec![index, index + 1])]);
+    assert_eq!(sends(&served), [id("p03")]);
+    assert_eq!(r.counters().wants_unserved, 1);
+}
+
+#[test]
+fn a_quiet_assembly_wants_what_is_missing_from_the_origin_a_batch_at_a_time() {
+    let (pieces, _) = originate(4 << 20);
+    let (root, mine) = tree0(&pieces);
+    let t0 = Instant::now();
+    let config = BroadcastConfig::default();
+    let mut s = BroadcastState::new(root, config.clone());
+    for (n, p) in mine[..3].iter().enumerate() {
+        s.on_piece(
+            &inbound(p, "origin"),
+            64 << 20,
+            t0 + Duration::from_millis(20 * n as u64),
+        );
+    }
+    // Pieces kept coming every 20 ms: a pause (a loaded host or link) is not
+    // quiet.
+    assert!(piece_wants(&s.tick(t0 + Duration::from_millis(1000))).is_empty());
+    // Three quarters of the stall time: the origin is asked for what is
+    // missing, 8 pieces at a time (before the whole would be pulled).
+    let quiet = t0 + config.swarm_stall;
+    let wants = piece_wants(&s.tick(quiet));
+    assert_eq!(wants.len(), 1, "{wants:?}");
+    assert_eq!(wants[0].0, id("origin"));
+    assert_eq!(wants[0].1, [1, 3, 5, 6, 7, 8, 9, 10]);
+}
+
+#[test]
+fn a_trees_missing_pieces_are_wanted_from_the_holders_when_its_parent_is_gone() {
+    let (pieces, _) = originate(4 << 20);
+    let (root, mine) = tree0(&pieces);
+    let now = Instant::now();
+    let mut s = BroadcastState::new(root, BroadcastConfig::default());
+    // Tree 0's pieces come from p07; the other tree's from p08.
+    for p in &mine[..3] {
+        s.on_piece(&inbound(p, "p07"), 64 << 20, now);
+    }
+    let other = pieces.iter().find(|(to, _)| *to != pieces[0].0).unwrap();
+    s.on_piece(&inbound(&other.1, "p08"), 64 << 20, now);
+    // p07 dies holding the rest of tree 0: its missing pieces are wanted from
+    // the origin at the next tick; the other tree's are not (p08 is alive).
+    s.on_member_gone(&id("p07"), now);
+    let wants = piece_wants(&s.tick(now + Duration::from_millis(20)));
+    assert_eq!(wants, [(id("origin"), vec![6, 8, 10, 12, 14])]);
+}

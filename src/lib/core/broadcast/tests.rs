@@ -94,7 +94,7 @@ impl Sim {
                     let to = self.index(&to);
                     self.send_payload(node, to, id, 0);
                 }
-                Action::SendPiece { .. } => {
+                Action::SendPiece { .. } | Action::WantPieces { .. } => {
                     unreachable!("payloads here are below the swarm threshold")
                 }
                 Action::Announce { to, entries } => {

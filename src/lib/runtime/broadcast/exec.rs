@@ -43,10 +43,21 @@ pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
                 inner,
                 &to,
                 Control {
-                    announce: Vec::new(),
                     want: vec![id],
+                    ..Control::default()
                 },
             ),
+            Action::WantPieces { to, id, pieces } => {
+                debug!(peer = %to, message = %id, ?pieces, "wanting missing pieces");
+                control(
+                    inner,
+                    &to,
+                    Control {
+                        want_pieces: vec![(id, pieces)],
+                        ..Control::default()
+                    },
+                );
+            }
             Action::Receipt { origin, id } => super::receipts::queue(inner, origin, id),
             Action::Acked { id, node, latency } => {
                 progress(inner, id, Progress::Acked { node, latency }, false);
@@ -148,7 +159,7 @@ pub(super) fn flush_announces(inner: &Inner) {
             &to,
             Control {
                 announce,
-                want: Vec::new(),
+                ..Control::default()
             },
         );
     }
@@ -204,7 +215,11 @@ fn send_piece(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
     inner.tasks.spawn(async move {
         let _permit = permit;
         let len = msg.payload.len() as u64;
-        let ok = send_with_retries(&inner2, &to, msg.clone(), |inner| {
+        // One attempt: a piece that cannot reach `to` goes at once to the
+        // nodes below it (retrying a dead relay held its whole subtree up for
+        // the retries' backoff, 1.5 s); should `to` be alive after all, it
+        // fetches the piece it missed like any gap.
+        let ok = send_attempts(&inner2, &to, msg.clone(), 0, |inner| {
             stats::inc(&inner.stats.piece_sends);
             stats::add(&inner.stats.payload_bytes_sent, len);
         })
@@ -225,8 +240,19 @@ pub(super) async fn send_with_retries(
     msg: OutboundMessage,
     on_attempt: impl Fn(&Inner),
 ) -> bool {
+    send_attempts(inner, to, msg, inner.config.send_retries, on_attempt).await
+}
+
+/// [`send_with_retries`] with `retries` retries.
+async fn send_attempts(
+    inner: &Arc<Inner>,
+    to: &NodeId,
+    msg: OutboundMessage,
+    retries: u32,
+    on_attempt: impl Fn(&Inner),
+) -> bool {
     let mut backoff = inner.config.retry_backoff;
-    for attempt in 0..=inner.config.send_retries {
+    for attempt in 0..=retries {
         if attempt > 0 {
             stats::inc(&inner.stats.send_retries);
             tokio::select! {

@@ -333,7 +333,7 @@ fn send_digest(inner: &Arc<Inner>, to: &NodeId, window: Duration) {
         &addr,
         Control {
             announce,
-            want: Vec::new(),
+            ..Control::default()
         },
     );
 }

@@ -67,6 +67,7 @@ impl MessageSink for BroadcastEngine {
         let actions = inner.with_state(|s| {
             let mut a = s.on_announce(from, control.announce, now);
             a.extend(s.on_want(from, &control.want));
+            a.extend(s.on_want_pieces(from, &control.want_pieces));
             a
         });
         exec::run(inner, actions);

@@ -256,6 +256,10 @@ mod tests {
                         size: 9,
                     }],
                     want: vec![vec![2; 16].into()],
+                    want_pieces: vec![pb::PieceWant {
+                        message_id: vec![3; 16].into(),
+                        pieces: vec![1, 2],
+                    }],
                 })),
             },
             chunk(0, true),

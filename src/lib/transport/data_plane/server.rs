@@ -22,7 +22,8 @@ use crate::{
     transport::{
         config::{ACK_QUEUE, DataPlaneConfig},
         convert::{
-            FieldError, MAX_CONTROL_ENTRIES, chunk_from_pb, control_from_pb, message_id_to_pb,
+            FieldError, MAX_CONTROL_ENTRIES, chunk_from_pb, control_entries, control_from_pb,
+            message_id_to_pb,
         },
         error::ServeError,
         pb::gossip::v1 as pb,
@@ -208,8 +209,8 @@ async fn receive(
             })) => c,
             Ok(Some(pb::Frame {
                 kind: Some(pb::frame::Kind::Control(c)),
-            })) if c.announce.len() + c.want.len() > MAX_CONTROL_ENTRIES => {
-                let entries = c.announce.len() + c.want.len();
+            })) if control_entries(&c) > MAX_CONTROL_ENTRIES => {
+                let entries = control_entries(&c);
                 return cut_off(&shared, &peer, &tx, ServeError::ControlTooLarge(entries)).await;
             }
             Ok(Some(pb::Frame {

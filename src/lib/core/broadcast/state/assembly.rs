@@ -22,6 +22,32 @@ const MAX_FINISHED: usize = 1024;
 /// retries of a piece already in), and an unfinished one kept without news.
 const FINISHED_TTL: Duration = Duration::from_secs(120);
 
+/// This node's side of one of a swarm's trees, as its pieces showed it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TreeSide {
+    /// The neighbour the tree's last piece came from (its parent here, or
+    /// the node that routed around a dead parent).
+    pub(super) parent: Option<NodeId>,
+    /// The nodes below this one in the tree (empty: a leaf), from the first
+    /// of its pieces that came down the tree: pieces fetched to fill a gap
+    /// carry no list and go down by this one.
+    pub(super) below: Option<Vec<NodeId>>,
+}
+
+/// A want out for a missing piece.
+#[derive(Debug, Clone)]
+pub(super) struct Asked {
+    /// When its answer is late (the holder sends the pieces of one want one
+    /// after the other: the later in the want, the later it comes).
+    pub(super) due: Instant,
+    /// To whom.
+    pub(super) to: NodeId,
+    /// Wants sent for this piece so far.
+    pub(super) attempts: u32,
+    /// `to` left the cluster: want it again without waiting.
+    pub(super) holder_gone: bool,
+}
+
 /// One broadcast being put together from its pieces.
 #[derive(Debug)]
 pub(super) struct Assembly {
@@ -31,6 +57,9 @@ pub(super) struct Assembly {
     pub(super) piece_len: u64,
     pub(super) total_len: u64,
     pub(super) crc32: u32,
+    /// Fanout of the trees (pieces go round-robin over `min(fanout, count)`
+    /// trees).
+    pub(super) fanout: u32,
     /// The whole payload, each piece copied to its place as it comes (one
     /// allocation per broadcast, handed on as the delivered payload without a
     /// further copy); empty once finished.
@@ -44,6 +73,12 @@ pub(super) struct Assembly {
     pub(super) got: u32,
     /// Pieces already sent down their tree from here.
     pub(super) forwarded: Vec<bool>,
+    /// Per tree, what its pieces showed.
+    pub(super) trees: Vec<TreeSide>,
+    /// Per piece: the want out for it, if any.
+    pub(super) asked: Vec<Option<Asked>>,
+    /// When the first piece came.
+    pub(super) started: Instant,
     /// When the last new piece came.
     pub(super) progress: Instant,
     pub(super) finished: bool,
@@ -63,6 +98,72 @@ pub(super) struct Assemblies {
     /// Unfinished assemblies (kept with `bytes`, so that asking costs
     /// nothing: the executor asks after every change).
     pub(super) open: usize,
+}
+
+impl Assembly {
+    /// Piece `index` came down its tree from `sender`, with the forwarding
+    /// list `subtree`: notes the tree's parent and this node's side of it.
+    /// Returns the missing pieces to want from `sender` at once: when the
+    /// tree's pieces came from another neighbour before, that one is gone or
+    /// routed around, and `sender`, now routing around it, had the tree's
+    /// pieces before this one (what it sent there, some of which may never
+    /// have come down).
+    pub(super) fn came_down_tree(
+        &mut self,
+        index: u32,
+        (sender, subtree): (&NodeId, &[NodeId]),
+        now: Instant,
+        answer_time: impl Fn(usize) -> Duration,
+    ) -> Vec<u32> {
+        let t = self.tree_of(index);
+        let step = u32::try_from(self.trees.len().max(1)).unwrap_or(1);
+        let side = &mut self.trees[t];
+        let rerouted = side.parent.as_ref().is_some_and(|p| p != sender);
+        side.parent = Some(sender.clone());
+        if side.below.is_none() {
+            side.below = Some(subtree.to_vec());
+        }
+        let mut missing = Vec::new();
+        if !rerouted {
+            return missing;
+        }
+        let mut j = index % step;
+        while j < index {
+            let k = j as usize;
+            if !self.have.get(k).copied().unwrap_or(true)
+                && self.asked.get(k).is_some_and(Option::is_none)
+            {
+                missing.push(j);
+            }
+            j = j.saturating_add(step);
+        }
+        let due = now + answer_time(missing.len());
+        for &j in &missing {
+            if let Some(slot) = self.asked.get_mut(j as usize) {
+                *slot = Some(Asked {
+                    due,
+                    to: sender.clone(),
+                    attempts: 1,
+                    holder_gone: false,
+                });
+            }
+        }
+        missing
+    }
+
+    /// The tree piece `index` travels down.
+    pub(super) fn tree_of(&self, index: u32) -> usize {
+        index as usize % self.trees.len().max(1)
+    }
+
+    /// How long the assembly may go without a new piece before what is
+    /// missing is fetched: eight times the mean time between its pieces so
+    /// far, within `[floor, ceiling]`.
+    pub(super) fn quiet_limit(&self, floor: Duration, ceiling: Duration) -> Duration {
+        let gaps = self.got.saturating_sub(1).max(1);
+        let mean = self.progress.saturating_duration_since(self.started) / gaps;
+        (mean * 8).clamp(floor, ceiling.max(floor))
+    }
 }
 
 impl Assemblies {
@@ -101,6 +202,7 @@ impl Assemblies {
             a.finished = true;
             a.buf = BytesMut::new();
             a.have = Vec::new();
+            a.asked = Vec::new();
         }
     }
 
@@ -166,12 +268,14 @@ pub(super) fn new_assembly(
     whole.id = info.message;
     whole.piece = None;
     let n = info.count as usize;
+    let trees = info.fanout.min(info.count).max(1) as usize;
     Assembly {
         meta: whole,
         count: info.count,
         piece_len: info.piece_len,
         total_len: info.total_len,
         crc32: info.crc32,
+        fanout: info.fanout,
         // Zeroed, so pieces may land in any order without unsafe code; fresh
         // pages come zeroed from the kernel, and a page is touched first when
         // its piece is written.
@@ -184,6 +288,9 @@ pub(super) fn new_assembly(
         piece_crcs: if finished { Vec::new() } else { vec![0; n] },
         got: 0,
         forwarded: vec![false; n],
+        trees: vec![TreeSide::default(); trees],
+        asked: if finished { Vec::new() } else { vec![None; n] },
+        started: now,
         progress: now,
         finished,
         stalled: false,

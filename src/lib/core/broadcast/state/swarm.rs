@@ -69,9 +69,9 @@ impl BroadcastState {
     pub(super) fn originate_swarm<R: Rng>(
         &mut self,
         meta: &MessageMeta,
-        payload: &Bytes,
-        crc32: u32,
+        (payload, crc32): (&Bytes, u32),
         peers: &[NodeId],
+        now: Instant,
         rng: &mut R,
     ) -> Option<Vec<Action>> {
         let total_len = payload.len() as u64;
@@ -107,6 +107,12 @@ impl BroadcastState {
             });
         }
         self.counters.swarms_started += 1;
+        // The layout, so that wants for single pieces can be answered (the
+        // payload itself is in the store).
+        self.assemblies.items.insert(
+            meta.id,
+            super::assembly::new_assembly(&self.local, meta, &info, true, now),
+        );
         Some(actions)
     }
 
@@ -176,11 +182,36 @@ impl BroadcastState {
         }
         let i = info.index as usize;
         let mut actions = Vec::new();
-        if !info.subtree.is_empty() && !a.forwarded[i] {
+        // A piece fetched to fill a gap carries no forwarding list: it goes
+        // down this node's side of its tree as the tree's own pieces did.
+        let answer = info.subtree.is_empty() && a.asked.get(i).is_some_and(Option::is_some);
+        let want_now = if answer || a.finished {
+            Vec::new()
+        } else {
+            let (config, piece_len) = (&self.config, a.piece_len);
+            a.came_down_tree(info.index, (&msg.sender, &info.subtree), now, |pieces| {
+                config.pull_timeout(piece_len.saturating_mul(pieces as u64))
+            })
+        };
+        if !want_now.is_empty() {
+            self.counters.pieces_wanted += want_now.len() as u64;
+            actions.push(Action::WantPieces {
+                to: msg.sender.clone(),
+                id: info.message,
+                pieces: want_now,
+            });
+        }
+        let below = if info.subtree.is_empty() {
+            let t = a.tree_of(info.index);
+            a.trees[t].below.clone().unwrap_or_default()
+        } else {
+            info.subtree.clone()
+        };
+        if !below.is_empty() && !a.forwarded[i] {
             a.forwarded[i] = true;
             let mut meta = msg.meta.clone();
             meta.hops = meta.hops.saturating_add(1);
-            for (to, below) in route(&info.subtree, info.fanout as usize, &self.local) {
+            for (to, below) in route(&below, info.fanout as usize, &self.local) {
                 actions.push(Action::SendPiece {
                     to,
                     piece: piece_message(
@@ -338,7 +369,7 @@ fn route(subtree: &[NodeId], k: usize, local: &NodeId) -> Vec<(NodeId, Vec<NodeI
 
 /// Piece `index` of the broadcast `meta`, for a receiver with `below` under it.
 /// `crc32` is the piece's checksum when known (a forwarded piece).
-fn piece_message(
+pub(super) fn piece_message(
     meta: &MessageMeta,
     info: &PieceInfo,
     index: u32,

@@ -1,0 +1,219 @@
+//! Missing pieces of a swarm broadcast, fetched one by one: a relay that
+//! died with pieces it had not passed on leaves gaps below it, and a
+//! receiver resumes from the pieces it has, fetching only what is missing
+//! from a node that holds it, instead of the whole payload again.
+//!
+//! - A piece that came down its tree from a new neighbour (its parent there
+//!   died, and the parent's parent routes around it) shows the gap behind it:
+//!   the tree's missing pieces before it are wanted from that neighbour at
+//!   once (see `Assembly::came_down_tree`). Only then: pieces of one tree may
+//!   come in any order (a sender has many in flight on its link), so a later
+//!   piece alone says nothing of an earlier one.
+//! - A tree whose parent here left the cluster (the failure detector said
+//!   so) has its missing pieces wanted from the holders of the whole at once:
+//!   a relay that died holding the last pieces of its tree is routed around
+//!   by nobody.
+//! - An assembly that goes quiet (no new piece for eight times the mean time
+//!   between its pieces, within three quarters of `swarm_stall` and
+//!   `swarm_stall`: pieces wanted never came, or a node is far behind) has
+//!   what is missing wanted from the origin and the nodes that announced the
+//!   whole, in turn. Not sooner: a loaded host or link pauses for hundreds of
+//!   milliseconds, and each such want is a copy more from the origin.
+//!   At most [`QUIET_BATCH`] at a time: what arrives shows the assembly is
+//!   not quiet any more, and the trees' own flow (routed around a dead relay)
+//!   may well bring the rest.
+//! - A want not answered in its time (the holder sends a want's pieces one
+//!   after the other, so the time grows with the pieces asked, and doubles
+//!   with each want of the same piece: a busy holder is not asked the same
+//!   again and again) goes to the next holder; after `max_pull_attempts` the
+//!   piece is left to the whole pull of a stalled assembly (see
+//!   `repair_stalled`).
+//!
+//! A fetched piece goes on down this node's side of its tree, so a gap is
+//! filled once, at the top of the subtree that lost it.
+//!
+//! [`BroadcastConfig::pull_timeout`]: crate::core::broadcast::config::BroadcastConfig::pull_timeout
+
+use std::{collections::BTreeMap, time::Instant};
+
+/// Missing pieces a quiet assembly wants at once, at most.
+pub(super) const QUIET_BATCH: usize = 8;
+
+use super::{Action, BroadcastState, assembly::Asked, swarm::piece_message};
+use crate::core::{
+    ids::{MessageId, NodeId},
+    piece::PieceInfo,
+};
+
+impl BroadcastState {
+    /// Wants for the missing pieces that are due (see the module's rules).
+    pub(super) fn repair_pieces(&mut self, now: Instant) -> Vec<Action> {
+        let max_attempts = self.config.max_pull_attempts;
+        let mut wants: BTreeMap<(NodeId, MessageId), Vec<u32>> = BTreeMap::new();
+        for (id, a) in &mut self.assemblies.items {
+            if a.finished || a.stalled {
+                continue;
+            }
+            let quiet = now.saturating_duration_since(a.progress)
+                >= a.quiet_limit(self.config.swarm_stall * 3 / 4, self.config.swarm_stall);
+            let mut holders = vec![a.meta.origin.clone()];
+            if let Some(p) = self.pulls.get(id) {
+                holders.extend(p.holders.iter().filter(|h| **h != a.meta.origin).cloned());
+            }
+            holders.retain(|h| *h != self.local);
+            let mut batch: Vec<(usize, NodeId, u32)> = Vec::new();
+            let mut quiet_wants = 0;
+            for j in 0..a.count {
+                let k = j as usize;
+                if a.have.get(k).copied().unwrap_or(true) {
+                    continue;
+                }
+                let asked = a.asked.get(k).cloned().flatten();
+                let attempts = asked.as_ref().map_or(0, |x| x.attempts);
+                if asked
+                    .as_ref()
+                    .is_some_and(|x| x.attempts >= max_attempts || (!x.holder_gone && now < x.due))
+                {
+                    continue;
+                }
+                if !(quiet || asked.is_some()) {
+                    continue;
+                }
+                if asked.is_none() {
+                    if quiet_wants >= QUIET_BATCH {
+                        continue;
+                    }
+                    quiet_wants += 1;
+                }
+                if holders.is_empty() {
+                    continue;
+                }
+                let to = holders[(attempts as usize + k) % holders.len()].clone();
+                batch.push((k, to, attempts + 1));
+            }
+            let mut per_holder: BTreeMap<NodeId, usize> = BTreeMap::new();
+            for (_, to, _) in &batch {
+                *per_holder.entry(to.clone()).or_default() += 1;
+            }
+            for (k, to, attempts) in batch {
+                let n = per_holder.get(&to).copied().unwrap_or(1);
+                let backoff = 1u32 << attempts.saturating_sub(1).min(4);
+                let due = now
+                    + self
+                        .config
+                        .pull_timeout(a.piece_len.saturating_mul(n as u64))
+                        * backoff;
+                if let Some(slot) = a.asked.get_mut(k) {
+                    *slot = Some(Asked {
+                        due,
+                        to: to.clone(),
+                        attempts,
+                        holder_gone: false,
+                    });
+                }
+                if let Ok(j) = u32::try_from(k) {
+                    wants.entry((to, *id)).or_default().push(j);
+                }
+            }
+        }
+        wants
+            .into_iter()
+            .map(|((to, id), pieces)| {
+                self.counters.pieces_wanted += pieces.len() as u64;
+                Action::WantPieces { to, id, pieces }
+            })
+            .collect()
+    }
+
+    /// `from` wants these pieces: each one held here (in the stored whole, or
+    /// in an assembly in progress) goes to it as a piece of its own, without a
+    /// forwarding list.
+    pub fn on_want_pieces(
+        &mut self,
+        from: &NodeId,
+        wants: &[(MessageId, Vec<u32>)],
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for (id, pieces) in wants {
+            let Some(a) = self.assemblies.items.get(id) else {
+                self.counters.wants_unserved += pieces.len() as u64;
+                continue;
+            };
+            let whole = self.store.get(id).map(|s| s.payload.clone());
+            let info = PieceInfo {
+                message: *id,
+                index: 0,
+                count: a.count,
+                piece_len: a.piece_len,
+                total_len: a.total_len,
+                crc32: a.crc32,
+                fanout: a.fanout,
+                subtree: Vec::new(),
+            };
+            for &j in pieces {
+                let r = info.range(j);
+                let (Ok(start), Ok(end)) = (usize::try_from(r.start), usize::try_from(r.end))
+                else {
+                    continue;
+                };
+                let data = match &whole {
+                    Some(w) if j < a.count && end <= w.len() => Some(w.slice(start..end)),
+                    _ if a.have.get(j as usize).copied().unwrap_or(false) => {
+                        a.buf.get(start..end).map(bytes::Bytes::copy_from_slice)
+                    }
+                    _ => None,
+                };
+                let Some(data) = data else {
+                    self.counters.wants_unserved += 1;
+                    continue;
+                };
+                self.counters.pieces_served += 1;
+                actions.push(Action::SendPiece {
+                    to: from.clone(),
+                    piece: piece_message(&a.meta, &info, j, Vec::new(), data, None),
+                });
+            }
+        }
+        actions
+    }
+
+    /// `node` is gone: the pieces wanted from it, and those missing of the
+    /// trees it was this node's parent in, are wanted from the holders of the
+    /// whole at the next tick.
+    pub(super) fn forget_piece_holder(&mut self, node: &NodeId, now: Instant) {
+        for a in self.assemblies.items.values_mut() {
+            if a.finished {
+                continue;
+            }
+            let orphaned: Vec<bool> = a
+                .trees
+                .iter()
+                .map(|side| side.parent.as_ref() == Some(node))
+                .collect();
+            for side in &mut a.trees {
+                if side.parent.as_ref() == Some(node) {
+                    side.parent = None;
+                }
+            }
+            for j in 0..a.count {
+                let k = j as usize;
+                if a.have.get(k).copied().unwrap_or(true) {
+                    continue;
+                }
+                let t = a.tree_of(j);
+                match a.asked.get_mut(k) {
+                    Some(Some(asked)) if asked.to == *node => asked.holder_gone = true,
+                    Some(slot @ None) if orphaned[t] => {
+                        *slot = Some(Asked {
+                            due: now,
+                            to: node.clone(),
+                            attempts: 0,
+                            holder_gone: true,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -4,6 +4,10 @@
 //! and an impostor that answers probes as any member it is asked about. Each
 //! was an attack that worked; each is now a regression test of what users see.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(
+    clippy::print_stderr,
+    reason = "the tests report their figures on stderr"
+)]
 
 mod common;
 
@@ -206,8 +210,13 @@ struct Listing {
 /// A stranger sends `state` claims about n2 every 20 ms for `secs`, to n0 and
 /// n1 in turn, each at the victim's current version, one past it, or the cap
 /// (re-reading the victim's record as an attacker would), while every node's
-/// listing of n2 is sampled every 5 ms.
+/// listing of n2 is sampled every 5 ms. `GSP_FORGERY_SECS` runs it longer
+/// (the figures: 60).
 async fn claims_flood(state: MemberState, secs: u64) -> Listing {
+    let secs = std::env::var("GSP_FORGERY_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(secs);
     let nodes = cluster(3).await;
     let addrs: Vec<String> = nodes[..2]
         .iter()
@@ -283,6 +292,13 @@ async fn claims_flood(state: MemberState, secs: u64) -> Listing {
 
 fn assert_never_down(state: MemberState, l: &Listing) {
     let share = f64::from(l.down) / f64::from(l.samples.max(1));
+    eprintln!(
+        "forged {state} claims every 20 ms: victim listed down in {} of {} samples ({:.2}%), longest {:?}",
+        l.down,
+        l.samples,
+        share * 100.0,
+        l.longest_down
+    );
     assert!(
         share < 0.02,
         "a stranger's {state} claims listed the victim down in {} of {} samples ({:.1}%), longest {:?}",
@@ -391,7 +407,12 @@ async fn an_impostor_answering_probes_as_anyone_is_one_member_and_a_crash_is_sti
         .expect("the quiet crash was not detected");
     let imp = impostor().await;
     let template = record_of(&nodes[0], "n1").unwrap();
-    let fakes: Vec<dpb::PeerNodeInfo> = (0..1500)
+    // `GSP_IMPOSTORS` announces more (the figures: 4000).
+    let count = std::env::var("GSP_IMPOSTORS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1500);
+    let fakes: Vec<dpb::PeerNodeInfo> = (0..count)
         .map(|i| {
             let mut r = template.clone();
             r.id = gsp::core::ids::NodeId::parse(&format!("fake-{i}")).unwrap();

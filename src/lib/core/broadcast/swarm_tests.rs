@@ -493,7 +493,7 @@ fn a_quiet_assembly_wants_what_is_missing_from_the_origin_a_batch_at_a_time() {
     }
     // Pieces kept coming every 20 ms: a pause (a loaded host or link) is not
     // quiet.
-    assert!(piece_wants(&s.tick(t0 + Duration::from_millis(1000))).is_empty());
+    assert!(piece_wants(&s.tick(t0 + Duration::from_secs(1))).is_empty());
     // Three quarters of the stall time: the origin is asked for what is
     // missing, 8 pieces at a time (before the whole would be pulled).
     let quiet = t0 + config.swarm_stall;

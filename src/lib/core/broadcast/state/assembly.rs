@@ -75,8 +75,12 @@ pub(super) struct Assembly {
     pub(super) forwarded: Vec<bool>,
     /// Per tree, what its pieces showed.
     pub(super) trees: Vec<TreeSide>,
-    /// Per piece: the want out for it, if any.
-    pub(super) asked: Vec<Option<Asked>>,
+    /// The wants out for missing pieces (kept once a piece came: a piece
+    /// without a forwarding list for an index asked for is an answer).
+    pub(super) asked: BTreeMap<u32, Asked>,
+    /// When the first of those wants is due for another ask (`None`: none
+    /// is), so that a tick looks at an assembly only when something is due.
+    pub(super) next_due: Option<Instant>,
     /// When the first piece came.
     pub(super) started: Instant,
     /// When the last new piece came.
@@ -130,23 +134,25 @@ impl Assembly {
         let mut j = index % step;
         while j < index {
             let k = j as usize;
-            if !self.have.get(k).copied().unwrap_or(true)
-                && self.asked.get(k).is_some_and(Option::is_none)
-            {
+            if !self.have.get(k).copied().unwrap_or(true) && !self.asked.contains_key(&j) {
                 missing.push(j);
             }
             j = j.saturating_add(step);
         }
         let due = now + answer_time(missing.len());
         for &j in &missing {
-            if let Some(slot) = self.asked.get_mut(j as usize) {
-                *slot = Some(Asked {
+            self.asked.insert(
+                j,
+                Asked {
                     due,
                     to: sender.clone(),
                     attempts: 1,
                     holder_gone: false,
-                });
-            }
+                },
+            );
+        }
+        if !missing.is_empty() {
+            self.next_due = Some(self.next_due.map_or(due, |d| d.min(due)));
         }
         missing
     }
@@ -202,7 +208,8 @@ impl Assemblies {
             a.finished = true;
             a.buf = BytesMut::new();
             a.have = Vec::new();
-            a.asked = Vec::new();
+            a.asked = BTreeMap::new();
+            a.next_due = None;
         }
     }
 
@@ -289,7 +296,8 @@ pub(super) fn new_assembly(
         got: 0,
         forwarded: vec![false; n],
         trees: vec![TreeSide::default(); trees],
-        asked: if finished { Vec::new() } else { vec![None; n] },
+        asked: BTreeMap::new(),
+        next_due: None,
         started: now,
         progress: now,
         finished,

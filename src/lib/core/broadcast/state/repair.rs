@@ -47,74 +47,85 @@ use crate::core::{
 
 impl BroadcastState {
     /// Wants for the missing pieces that are due (see the module's rules).
+    /// An assembly is looked at only when it went quiet or one of its wants
+    /// is due, so a tick costs little however many pieces are missing.
     pub(super) fn repair_pieces(&mut self, now: Instant) -> Vec<Action> {
         let max_attempts = self.config.max_pull_attempts;
+        let stall = self.config.swarm_stall;
         let mut wants: BTreeMap<(NodeId, MessageId), Vec<u32>> = BTreeMap::new();
         for (id, a) in &mut self.assemblies.items {
             if a.finished || a.stalled {
                 continue;
             }
-            let quiet = now.saturating_duration_since(a.progress)
-                >= a.quiet_limit(self.config.swarm_stall * 3 / 4, self.config.swarm_stall);
+            let quiet =
+                now.saturating_duration_since(a.progress) >= a.quiet_limit(stall * 3 / 4, stall);
+            if !quiet && a.next_due.is_none_or(|d| now < d) {
+                continue;
+            }
             let mut holders = vec![a.meta.origin.clone()];
             if let Some(p) = self.pulls.get(id) {
                 holders.extend(p.holders.iter().filter(|h| **h != a.meta.origin).cloned());
             }
             holders.retain(|h| *h != self.local);
-            let mut batch: Vec<(usize, NodeId, u32)> = Vec::new();
-            let mut quiet_wants = 0;
-            for j in 0..a.count {
-                let k = j as usize;
-                if a.have.get(k).copied().unwrap_or(true) {
-                    continue;
-                }
-                let asked = a.asked.get(k).cloned().flatten();
-                let attempts = asked.as_ref().map_or(0, |x| x.attempts);
-                if asked
-                    .as_ref()
-                    .is_some_and(|x| x.attempts >= max_attempts || (!x.holder_gone && now < x.due))
-                {
-                    continue;
-                }
-                if !(quiet || asked.is_some()) {
-                    continue;
-                }
-                if asked.is_none() {
-                    if quiet_wants >= QUIET_BATCH {
-                        continue;
-                    }
-                    quiet_wants += 1;
-                }
-                if holders.is_empty() {
-                    continue;
-                }
-                let to = holders[(attempts as usize + k) % holders.len()].clone();
-                batch.push((k, to, attempts + 1));
+            // Due: unanswered wants past their time; when quiet, also the
+            // first missing pieces never asked for.
+            let mut due: Vec<(u32, u32)> = a
+                .asked
+                .iter()
+                .filter(|(j, x)| {
+                    !a.have.get(**j as usize).copied().unwrap_or(true)
+                        && x.attempts < max_attempts
+                        && (x.holder_gone || now >= x.due)
+                })
+                .map(|(j, x)| (*j, x.attempts))
+                .collect();
+            if quiet {
+                due.extend(
+                    (0..a.count)
+                        .filter(|j| {
+                            !a.have.get(*j as usize).copied().unwrap_or(true)
+                                && !a.asked.contains_key(j)
+                        })
+                        .take(QUIET_BATCH)
+                        .map(|j| (j, 0)),
+                );
             }
-            let mut per_holder: BTreeMap<NodeId, usize> = BTreeMap::new();
-            for (_, to, _) in &batch {
-                *per_holder.entry(to.clone()).or_default() += 1;
-            }
-            for (k, to, attempts) in batch {
-                let n = per_holder.get(&to).copied().unwrap_or(1);
-                let backoff = 1u32 << attempts.saturating_sub(1).min(4);
-                let due = now
-                    + self
+            if !holders.is_empty() {
+                let mut batch: BTreeMap<NodeId, Vec<(u32, u32)>> = BTreeMap::new();
+                for (j, attempts) in due {
+                    let to = holders[(attempts as usize + j as usize) % holders.len()].clone();
+                    batch.entry(to).or_default().push((j, attempts + 1));
+                }
+                for (to, pieces) in batch {
+                    let answer = self
                         .config
-                        .pull_timeout(a.piece_len.saturating_mul(n as u64))
-                        * backoff;
-                if let Some(slot) = a.asked.get_mut(k) {
-                    *slot = Some(Asked {
-                        due,
-                        to: to.clone(),
-                        attempts,
-                        holder_gone: false,
-                    });
-                }
-                if let Ok(j) = u32::try_from(k) {
-                    wants.entry((to, *id)).or_default().push(j);
+                        .pull_timeout(a.piece_len.saturating_mul(pieces.len() as u64));
+                    for &(j, attempts) in &pieces {
+                        let backoff = 1u32 << attempts.saturating_sub(1).min(4);
+                        a.asked.insert(
+                            j,
+                            Asked {
+                                due: now + answer * backoff,
+                                to: to.clone(),
+                                attempts,
+                                holder_gone: false,
+                            },
+                        );
+                    }
+                    wants
+                        .entry((to, *id))
+                        .or_default()
+                        .extend(pieces.iter().map(|(j, _)| *j));
                 }
             }
+            a.next_due = a
+                .asked
+                .iter()
+                .filter(|(j, x)| {
+                    !a.have.get(**j as usize).copied().unwrap_or(true) && x.attempts < max_attempts
+                })
+                .map(|(_, x)| x.due)
+                .min();
         }
         wants
             .into_iter()
@@ -150,7 +161,10 @@ impl BroadcastState {
                 fanout: a.fanout,
                 subtree: Vec::new(),
             };
-            for &j in pieces {
+            let mut pieces = pieces.clone();
+            pieces.sort_unstable();
+            pieces.dedup();
+            for j in pieces {
                 let r = info.range(j);
                 let (Ok(start), Ok(end)) = (usize::try_from(r.start), usize::try_from(r.end))
                 else {
@@ -190,30 +204,36 @@ impl BroadcastState {
                 .iter()
                 .map(|side| side.parent.as_ref() == Some(node))
                 .collect();
+            if !orphaned.contains(&true) && !a.asked.values().any(|x| x.to == *node) {
+                continue;
+            }
             for side in &mut a.trees {
                 if side.parent.as_ref() == Some(node) {
                     side.parent = None;
                 }
             }
-            for j in 0..a.count {
-                let k = j as usize;
-                if a.have.get(k).copied().unwrap_or(true) {
-                    continue;
+            for asked in a.asked.values_mut() {
+                if asked.to == *node {
+                    asked.holder_gone = true;
                 }
-                let t = a.tree_of(j);
-                match a.asked.get_mut(k) {
-                    Some(Some(asked)) if asked.to == *node => asked.holder_gone = true,
-                    Some(slot @ None) if orphaned[t] => {
-                        *slot = Some(Asked {
+            }
+            for j in 0..a.count {
+                if !a.have.get(j as usize).copied().unwrap_or(true)
+                    && orphaned[a.tree_of(j)]
+                    && !a.asked.contains_key(&j)
+                {
+                    a.asked.insert(
+                        j,
+                        Asked {
                             due: now,
                             to: node.clone(),
                             attempts: 0,
                             holder_gone: true,
-                        });
-                    }
-                    _ => {}
+                        },
+                    );
                 }
             }
+            a.next_due = Some(now);
         }
     }
 }

@@ -184,7 +184,7 @@ impl BroadcastState {
         let mut actions = Vec::new();
         // A piece fetched to fill a gap carries no forwarding list: it goes
         // down this node's side of its tree as the tree's own pieces did.
-        let answer = info.subtree.is_empty() && a.asked.get(i).is_some_and(Option::is_some);
+        let answer = info.subtree.is_empty() && a.asked.contains_key(&info.index);
         let want_now = if answer || a.finished {
             Vec::new()
         } else {

@@ -7,10 +7,21 @@ use serde_json::Value;
 
 use super::{LIMIT, jobs, until};
 use crate::common::{
-    procs::{spawn_node_with, stop},
+    procs::{spawn_node_logged, spawn_node_with, stop},
     run_gsp, stderr,
     tmpfs::TinyFs,
 };
+
+/// Kills the node when dropped: a failed assertion must not leave it running
+/// (on a full disk, at that).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// `gsp peers --json`'s `data_dir_error` on the node at `addr`.
 fn data_dir_error(addr: &str) -> Value {
@@ -29,7 +40,8 @@ fn on_a_full_disk_every_job_with_an_id_is_recorded_and_the_rest_never_run() {
     let data = fs.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let markers = tempfile::tempdir().unwrap();
-    let (mut node, addr) = spawn_node_with(&data, &["--exec"]);
+    let (node, addr, log) = spawn_node_logged(&data, &["--exec"], &[]);
+    let mut node = Killed(node);
     assert_eq!(data_dir_error(&addr), Value::Null);
     fs.fill();
     // Records go on being appended while the journal's last page has room;
@@ -99,10 +111,17 @@ fn on_a_full_disk_every_job_with_an_id_is_recorded_and_the_rest_never_run() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(leftovers().is_empty(), "{:?}", leftovers());
+    // Retrying the save on a full disk neither spins nor floods the log.
+    let failures = |log: &str| log.matches("cannot save the job records").count();
+    let before = failures(&log.lock().unwrap());
+    std::thread::sleep(Duration::from_secs(2));
+    let during = failures(&log.lock().unwrap()) - before;
+    assert!(during <= 1, "{during} failures logged in 2 s");
+    assert!(before <= 2, "{before} failures logged");
     // Killed and restarted with room again: every job whose id a client got
     // is known, the refused one is not.
-    let _ = node.kill();
-    let _ = node.wait();
+    let _ = node.0.kill();
+    let _ = node.0.wait();
     fs.free();
     let (mut node, addr) = spawn_node_with(&data, &["--exec"]);
     let known: Vec<String> = jobs(&addr)

@@ -12,6 +12,9 @@ impl Jobs {
     /// that came meanwhile.
     pub(super) async fn writer(self) {
         let mut sync_at: Option<tokio::time::Instant> = None;
+        // Consecutive saves that failed (a full disk): the next retry waits
+        // twice as long each time, up to 32 s.
+        let mut failures = 0u32;
         loop {
             let due = async {
                 match sync_at {
@@ -48,10 +51,22 @@ impl Jobs {
                 .await
                 .unwrap_or(true)
             };
-            sync_at = match (unsynced, sync_at) {
+            let failing = self.inner.store.as_ref().is_some_and(store::Store::failing);
+            failures = if failing {
+                failures.saturating_add(1)
+            } else {
+                0
+            };
+            let now = tokio::time::Instant::now();
+            let retry = store::SYNC_DELAY * (1u32 << failures.min(5));
+            sync_at = match (unsynced || failing, sync_at) {
                 (false, _) => None,
-                (true, Some(at)) => Some(at),
-                (true, None) => Some(tokio::time::Instant::now() + store::SYNC_DELAY),
+                // A change before the sync that was due: still due then.
+                (true, Some(at)) if changed && !failing && at > now => Some(at),
+                // The sync ran (or failed): the next one a delay from now,
+                // never at a deadline already past (that spun a core on a
+                // full disk).
+                (true, _) => Some(now + retry),
             };
         }
     }

@@ -140,6 +140,22 @@ struct Journal {
 }
 
 impl Journal {
+    /// Records why a save or sync failed; logs it when it starts failing or
+    /// fails for another reason (a full disk is not logged at every retry).
+    fn fail(&mut self, path: &Path, why: String) {
+        if self.failed.as_deref() != Some(why.as_str()) {
+            warn!(path = %path.display(), error = %why, "cannot save the job records; jobs whose records cannot be saved are refused");
+        }
+        self.failed = Some(why);
+    }
+
+    /// A save or sync succeeded: logs the recovery, if it was failing.
+    fn recovered(&mut self, path: &Path) {
+        if self.failed.take().is_some() {
+            tracing::info!(path = %path.display(), "the job records are saved again");
+        }
+    }
+
     /// Whether the next save of `jobs` jobs writes the journal whole: none
     /// is open, or it holds [`COMPACT_FACTOR`] times the lines it needs.
     fn due_for_rewrite(&self, jobs: usize) -> bool {
@@ -277,8 +293,8 @@ impl Store {
                 journal.unsynced |= n > 0;
             }
             Err(e) => {
-                warn!(path = %self.path.display(), error = %e, "cannot save the job records");
-                journal.failed = Some(format!("cannot write {}: {e}", self.path.display()));
+                let why = format!("cannot write {}: {e}", self.path.display());
+                journal.fail(&self.path, why);
                 journal.file = None;
             }
         }
@@ -338,14 +354,24 @@ impl Store {
                 journal.lines = jobs.len();
                 // Written whole and synced, the old journal replaced.
                 journal.unsynced = false;
-                journal.failed = None;
+                journal.recovered(&self.path);
             }
             Err(e) => {
-                warn!(path = %self.path.display(), error = %e, "cannot save the job records");
-                journal.failed = Some(format!("cannot write {}: {e}", self.path.display()));
+                let why = format!("cannot write {}: {e}", self.path.display());
+                journal.fail(&self.path, why);
                 journal.file = None;
             }
         }
+    }
+
+    /// Whether the last save or sync failed (the next save writes the
+    /// journal anew).
+    pub fn failing(&self) -> bool {
+        self.journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failed
+            .is_some()
     }
 
     /// Syncs what was saved with [`Sync::Later`]; whether some of it still
@@ -366,11 +392,10 @@ impl Store {
         match file.sync_data() {
             Ok(()) => {
                 journal.unsynced = false;
-                journal.failed = None;
+                journal.recovered(path);
             }
             Err(e) => {
-                warn!(path = %path.display(), error = %e, "cannot sync the job records");
-                journal.failed = Some(format!("cannot sync {}: {e}", path.display()));
+                journal.fail(path, format!("cannot sync {}: {e}", path.display()));
                 // What the kernel failed to write may be gone from its cache
                 // too: the next save starts a new journal.
                 journal.file = None;

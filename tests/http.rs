@@ -65,6 +65,7 @@ async fn side_port_serves_nodes_metrics_and_health() {
         memory_total_bytes: 16 << 30,
         memory_used_bytes: 4 << 30,
         gpus: vec![],
+        gpu_host: gsp::core::resources::capacity::GpuHost::default(),
         camera: true,
     });
     let config = NodeConfig {

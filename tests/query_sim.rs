@@ -203,6 +203,7 @@ async fn resources_are_republished_only_on_meaningful_change() {
         memory_total_bytes: 1 << 30,
         memory_used_bytes: 1 << 20,
         gpus: vec![],
+        gpu_host: gsp::core::resources::capacity::GpuHost::default(),
         camera: false,
     };
     let declared = Declared::default();

@@ -10,6 +10,17 @@ use std::sync::{Arc, Mutex};
 
 use super::{gsp_bin, run_gsp};
 
+/// Kills the node when dropped: a failed assertion must not leave it
+/// running (loading the machine for the tests that follow).
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `gsp node` on an ephemeral port and returns the child and its address,
 /// read from the node's startup log line.
 pub fn spawn_node(data_dir: &std::path::Path) -> (std::process::Child, String) {

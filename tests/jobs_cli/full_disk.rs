@@ -7,21 +7,10 @@ use serde_json::Value;
 
 use super::{LIMIT, jobs, until};
 use crate::common::{
-    procs::{spawn_node_logged, spawn_node_with, stop},
+    procs::{Killed, spawn_node_logged, spawn_node_with, stop},
     run_gsp, stderr,
     tmpfs::TinyFs,
 };
-
-/// Kills the node when dropped: a failed assertion must not leave it running
-/// (on a full disk, at that).
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `gsp peers --json`'s `data_dir_error` on the node at `addr`.
 fn data_dir_error(addr: &str) -> Value {

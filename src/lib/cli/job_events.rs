@@ -45,6 +45,12 @@ pub(crate) struct ReservedJson {
     pub cpu_millis: i64,
     pub memory_bytes: i64,
     pub gpus: i64,
+    /// The devices it was given (its `CUDA_VISIBLE_DEVICES`).
+    pub gpu_uuids: Vec<String>,
+    /// Their GPUs' indices (its `GSP_GPUS`).
+    pub gpu_indices: Vec<u32>,
+    /// Those of them that stopped answering while it ran.
+    pub gpus_lost: Vec<String>,
 }
 
 /// A step as `--json` shows it.
@@ -94,6 +100,14 @@ pub(crate) fn job_json(j: &pb::Job) -> JobJson {
             cpu_millis: j.reserved_cpu_millis,
             memory_bytes: j.reserved_memory_bytes,
             gpus: j.reserved_gpus,
+            gpu_uuids: j.gpus.iter().map(|d| d.uuid.clone()).collect(),
+            gpu_indices: j.gpus.iter().map(|d| d.index).collect(),
+            gpus_lost: j
+                .gpus
+                .iter()
+                .filter(|d| d.lost)
+                .map(|d| d.uuid.clone())
+                .collect(),
         },
         steps: j.steps.iter().map(step_json).collect(),
     }

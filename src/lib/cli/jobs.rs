@@ -181,6 +181,25 @@ pub(crate) async fn jobs(args: JobsArgs, global: GlobalArgs) -> anyhow::Result<E
     Ok(ExitStatus::Success)
 }
 
+/// The GPUs a job holds by index (`0,3`), a lost one marked `!`; `-`: none.
+fn gpus_cell(r: &super::job_events::ReservedJson) -> String {
+    if r.gpu_indices.is_empty() {
+        return "-".to_owned();
+    }
+    r.gpu_indices
+        .iter()
+        .zip(&r.gpu_uuids)
+        .map(|(i, u)| {
+            if r.gpus_lost.contains(u) {
+                format!("{i}!")
+            } else {
+                i.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn render(jobs: &[JobJson]) -> String {
     if jobs.is_empty() {
         return "no jobs\n".to_owned();
@@ -189,7 +208,7 @@ fn render(jobs: &[JobJson]) -> String {
     let mut t = Table::new();
     t.load_style(UTF8_BORDERS_ONLY);
     t.set_header(vec![
-        "JOB", "NODE", "NAME", "STATUS", "STEPS", "STARTED", "TIME", "EXIT",
+        "JOB", "NODE", "NAME", "STATUS", "STEPS", "STARTED", "TIME", "EXIT", "GPUS",
     ]);
     for j in jobs {
         let done = j
@@ -216,6 +235,7 @@ fn render(jobs: &[JobJson]) -> String {
             } else {
                 "-".to_owned()
             },
+            gpus_cell(&j.reserved),
         ]);
     }
     format!("{t}\n")

@@ -155,6 +155,15 @@ pub(crate) struct NodeArgs {
     /// Time a cancelled or timed-out step gets between SIGTERM and SIGKILL.
     #[arg(long, env = "GSP_EXEC_GRACE", value_name = "SECS", default_value = "5", value_parser = parse::duration)]
     exec_grace: Duration,
+    /// Let jobs that asked for no GPU see every GPU (by default they get
+    /// CUDA_VISIBLE_DEVICES set empty: no device; a job that asked for GPUs
+    /// always sees exactly its own).
+    #[arg(long, env = "GSP_EXEC_EXPOSE_GPUS")]
+    exec_expose_gpus: bool,
+    /// The NVML library to read GPUs through [default: the system's
+    /// libnvidia-ml.so.1]; a missing driver means no GPUs, logged once.
+    #[arg(long, env = "GSP_NVML_LIBRARY", value_name = "PATH")]
+    nvml_library: Option<PathBuf>,
     /// Require this bearer token on mutating admin calls (maint set, send);
     /// prefer the variable or a file: flags show in `ps`.
     #[arg(

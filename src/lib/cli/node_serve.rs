@@ -113,6 +113,9 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
             interval: settings.resource_interval,
             declared: settings.capacity,
         },
+        probe: crate::runtime::node::ProbeChoice::System {
+            nvml_library: args.nvml_library.clone(),
+        },
         query_timeout: settings.query_timeout,
         broadcast: EngineConfig {
             broadcast: BroadcastConfig {
@@ -150,6 +153,7 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
             max_running: usize::from(args.exec_max_jobs),
             log_bytes: usize::try_from(args.exec_log_bytes).unwrap_or(usize::MAX),
             grace: args.exec_grace,
+            expose_gpus: args.exec_expose_gpus,
             history_log_bytes: usize::try_from(args.exec_log_bytes)
                 .unwrap_or(usize::MAX)
                 .saturating_mul(4),

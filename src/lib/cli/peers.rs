@@ -47,7 +47,7 @@ pub(crate) struct PeersArgs {
     /// nodes, nodes by tag, nodes by free resources.
     #[arg(long, conflicts_with = "detailed")]
     summary: bool,
-    /// Also fetch each up member's hardware inventory (CPU, OS, disks, interfaces).
+    /// Also fetch each up member's hardware inventory (CPU, OS, GPUs and their processes, disks, interfaces).
     #[arg(long)]
     detailed: bool,
     /// Every column: last seen, totals next to free amounts, labels, node id
@@ -227,6 +227,18 @@ fn render_summary(v: &Aggregate) -> String {
     ] {
         let _ = writeln!(out, "tag {tag}: {} nodes {}", list.len(), list.join(", "));
     }
+    for m in &v.gpu_models {
+        let _ = writeln!(
+            out,
+            "GPU {}: {} devices on {} nodes, {} free, {} of {} memory free",
+            m.name,
+            m.devices,
+            m.nodes,
+            m.free,
+            crate::core::units::HumanBytes(m.memory_free_bytes),
+            crate::core::units::HumanBytes(m.memory_total_bytes)
+        );
+    }
     let _ = writeln!(out, "most free first:");
     for r in v.by_available.iter().take(10) {
         let _ = writeln!(
@@ -262,6 +274,7 @@ fn render_inventories(
             i.os,
             i.kernel
         );
+        out.push_str(&render_gpus(&m.record.gpus, i));
         for d in &i.disks {
             let _ = writeln!(
                 out,
@@ -282,6 +295,121 @@ fn render_inventories(
                 n.addresses.join(" ")
             );
         }
+    }
+    out
+}
+
+/// The devices' UUIDs cut short, as short ids go (`--json` has them whole):
+/// the prefix and first 8 hex digits (`GPU-5e2c7b1a`); where two devices of
+/// the node share those, the prefix and last 8 (`GPU-…00000007`); where they
+/// share those too, whole.
+fn short_uuids<'a>(uuids: &[&'a str]) -> Vec<std::borrow::Cow<'a, str>> {
+    use std::borrow::Cow;
+    let head = |u: &'a str| -> Cow<'a, str> {
+        Cow::Borrowed(u.char_indices().nth(12).map_or(u, |(i, _)| &u[..i]))
+    };
+    let tail = |u: &'a str| -> Cow<'a, str> {
+        let n = u.chars().count();
+        if n <= 17 {
+            return Cow::Borrowed(u);
+        }
+        let prefix = u.find('-').map_or("", |i| &u[..=i]);
+        let start = u.char_indices().nth(n - 8).map_or(0, |(i, _)| i);
+        Cow::Owned(format!("{prefix}…{}", &u[start..]))
+    };
+    let unique = |cut: &[Cow<'_, str>]| {
+        let mut seen = std::collections::HashSet::new();
+        cut.iter().all(|c| seen.insert(c.as_ref()))
+    };
+    let heads: Vec<_> = uuids.iter().map(|u| head(u)).collect();
+    if unique(&heads) {
+        return heads;
+    }
+    let tails: Vec<_> = uuids.iter().map(|u| tail(u)).collect();
+    if unique(&tails) {
+        return tails;
+    }
+    uuids.iter().map(|u| Cow::Borrowed(*u)).collect()
+}
+
+/// A member's GPU devices as a table (within 100 columns), the driver, and
+/// the processes on them.
+fn render_gpus(gpus: &[crate::core::membership::record::Gpu], i: &Inventory) -> String {
+    let mut out = String::new();
+    if gpus.is_empty() && i.gpu_driver.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "  NVIDIA driver {}, CUDA {}: {} GPU devices",
+        if i.gpu_driver.is_empty() {
+            "?"
+        } else {
+            &i.gpu_driver
+        },
+        if i.cuda_version.is_empty() {
+            "?"
+        } else {
+            &i.cuda_version
+        },
+        gpus.len()
+    );
+    let uuids: Vec<&str> = gpus.iter().map(|g| g.uuid.as_str()).collect();
+    let short = short_uuids(&uuids);
+    if !gpus.is_empty() {
+        let mut t = Table::new();
+        t.load_style(UTF8_BORDERS_ONLY);
+        t.set_header(vec![
+            "GPU", "MODEL", "UUID", "FREE", "TOTAL", "UTIL", "PROCS", "STATE",
+        ]);
+        let mem = |b: u64| crate::core::units::HumanBytes(b).to_string();
+        for (g, uuid) in gpus.iter().zip(&short) {
+            let state = if g.held {
+                "held"
+            } else if g.busy {
+                "busy"
+            } else {
+                "free"
+            };
+            let mut model: String = g.name.chars().take(24).collect();
+            if !g.mig_parent.is_empty() && !g.name.contains("MIG") {
+                model.insert_str(0, "MIG ");
+            }
+            t.add_row(vec![
+                g.index.to_string(),
+                model,
+                uuid.to_string(),
+                mem(g.memory_free_bytes()),
+                mem(g.memory_total_bytes),
+                format!("{}%", g.utilization_pct),
+                if g.foreign_processes > 0 {
+                    format!("{} ({} ext)", g.processes, g.foreign_processes)
+                } else {
+                    g.processes.to_string()
+                },
+                state.to_owned(),
+            ]);
+        }
+        for line in t.to_string().lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    for p in &i.gpu_processes {
+        let device = gpus.iter().position(|g| g.uuid == p.gpu_uuid).map_or_else(
+            || p.gpu_uuid.clone(),
+            |at| format!("GPU {} ({})", gpus[at].index, short[at]),
+        );
+        let _ = writeln!(
+            out,
+            "  process {} on {device}: {}, {}",
+            p.pid,
+            crate::core::units::HumanBytes(p.used_bytes),
+            if p.job_id.is_empty() {
+                "not started by gsp".to_owned()
+            } else {
+                format!("job {}", p.job_id)
+            }
+        );
     }
     out
 }
@@ -387,4 +515,28 @@ fn render(members: &[MemberView], wide: bool) -> String {
         members.len()
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_uuids;
+
+    #[test]
+    fn short_uuids_stay_distinct_within_a_node() {
+        let random = [
+            "GPU-5e2c7b1a-0d4f-4a9e-8c1b-2f3e4d5c6b7a",
+            "GPU-9a8b7c6d-1111-4222-8333-444455556666",
+        ];
+        assert_eq!(short_uuids(&random), ["GPU-5e2c7b1a", "GPU-9a8b7c6d"]);
+        let serial = [
+            "GPU-8e8e8e8e-0000-4000-8000-000000000000",
+            "GPU-8e8e8e8e-0000-4000-8000-000000000001",
+        ];
+        assert_eq!(short_uuids(&serial), ["GPU-…00000000", "GPU-…00000001"]);
+        let same_ends = [
+            "MIG-aaaaaaaa-0000-4000-8000-000000000000",
+            "MIG-aaaaaaaa-1111-4000-8000-000000000000",
+        ];
+        assert_eq!(short_uuids(&same_ends), same_ends);
+    }
 }

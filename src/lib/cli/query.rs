@@ -12,7 +12,7 @@ use crate::{
         membership::record::Tags,
         resources::{
             query::MAX_HOPS_CAP,
-            request::{parse_cpu, parse_gpus, parse_memory},
+            request::{GpuFilter, MAX_MODEL_LEN, parse_cpu, parse_gpus, parse_memory},
         },
         units::HumanBytes,
     },
@@ -31,6 +31,7 @@ pub const SCHEMA: &str = "gsp.query.v1";
 #[command(after_long_help = "Examples:
   gsp query --cpu 2 --memory 4GiB             # nodes with 2 cores and 4 GiB free now (exit 1: none)
   gsp query --gpu 1 --tag gpu --limit 1 --json
+  gsp query --gpu 2 --gpu-memory 30GiB --gpu-model H100   # 2 free H100s with 30 GiB free each
   gsp query --label zone=eu --max-hops 2      # ask peers up to 2 hops away")]
 pub(crate) struct QueryArgs {
     #[command(flatten)]
@@ -49,9 +50,15 @@ pub(crate) struct Filters {
     /// Free memory needed: 4GiB, 512MiB, or bytes.
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = |s: &str| parse_memory(s).map_err(|e| e.to_string()))]
     memory: Option<i64>,
-    /// Free GPUs needed.
+    /// Free GPUs needed (a MIG instance counts as one).
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = |s: &str| parse_gpus(s).map_err(|e| e.to_string()))]
     gpu: Option<i64>,
+    /// Free memory each of those GPUs must have: 30GiB, or bytes (implies --gpu 1 when --gpu is not given).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = |s: &str| parse_memory(s).map_err(|e| e.to_string()))]
+    gpu_memory: Option<i64>,
+    /// Text each of those GPUs' model name must contain, any case: H100, "A100 80GB" (implies --gpu 1 when --gpu is not given).
+    #[arg(long, value_name = "TEXT", value_parser = parse_gpu_model)]
+    gpu_model: Option<String>,
     /// Capability tag required (repeatable): cpu, gpu, memory, camera.
     #[arg(long, value_parser = ["cpu", "gpu", "memory", "camera"])]
     tag: Vec<String>,
@@ -81,7 +88,9 @@ impl Filters {
             resources: Some(dpb::ResourceRequest {
                 cpu: self.cpu.unwrap_or(0),
                 memory: self.memory.unwrap_or(0),
-                gpu: self.gpu.unwrap_or(0),
+                gpu: self.gpus(),
+                gsp_gpu_memory: self.gpu_filter().memory_bytes,
+                gsp_gpu_model: self.gpu_filter().model,
             }),
             tags: Some(tags_to_pb(tags)),
             labels: self
@@ -104,7 +113,25 @@ impl Filters {
         crate::core::membership::record::Amounts {
             cpu_millis: self.cpu.unwrap_or(0).max(0),
             memory_bytes: self.memory.unwrap_or(0).max(0),
-            gpus: self.gpu.unwrap_or(0).max(0),
+            gpus: self.gpus(),
+        }
+    }
+
+    /// GPUs asked for: `--gpu`, or 1 when only `--gpu-memory` or
+    /// `--gpu-model` is given.
+    fn gpus(&self) -> i64 {
+        match self.gpu {
+            Some(n) => n.max(0),
+            None if self.gpu_memory.is_some() || self.gpu_model.is_some() => 1,
+            None => 0,
+        }
+    }
+
+    /// What each GPU asked for must offer.
+    pub(crate) fn gpu_filter(&self) -> GpuFilter {
+        GpuFilter {
+            memory_bytes: self.gpu_memory.map_or(0, |m| u64::try_from(m).unwrap_or(0)),
+            model: self.gpu_model.clone().unwrap_or_default(),
         }
     }
 
@@ -113,9 +140,28 @@ impl Filters {
         self.cpu.is_none()
             && self.memory.is_none()
             && self.gpu.is_none()
+            && self.gpu_memory.is_none()
+            && self.gpu_model.is_none()
             && self.tag.is_empty()
             && self.label.is_empty()
     }
+}
+
+/// A `--gpu-model` value: 1-128 bytes of printable text.
+fn parse_gpu_model(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.len() > MAX_MODEL_LEN {
+        return Err(format!(
+            "{} bytes, over the limit of {MAX_MODEL_LEN}",
+            s.len()
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(s.trim().to_owned())
 }
 
 #[derive(Serialize)]

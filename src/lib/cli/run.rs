@@ -21,11 +21,14 @@ use crate::{core::jobs::spec::JobSpec, transport::pb::jobs::v1 as pb};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   gsp run --gpu 1 --memory 8GiB -- python train.py   best node with a free GPU
+  gsp run --gpu 2 --gpu-memory 30GiB -- ./train.sh   2 GPUs with 30 GiB free each
   gsp run --all --tag camera -- uptime               every matching node
   gsp run --node edge-7 --pipeline build.yaml        a pipeline on one node
   gsp run --detach -- ./backup.sh                    start it, print its id, return
 
-Nodes run jobs only when started with `gsp node --exec`. The exit code is the
+Nodes run jobs only when started with `gsp node --exec`. A job given GPUs sees
+only those: CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES list their UUIDs,
+GSP_GPUS their indices; no other running job holds them. The exit code is the
 job's own (a one-step job's process; 0 or 1 for a pipeline; 124 timed out; 130
 cancelled; 1 on --all when any failed); 1 when no node matches or a node was
 lost mid-job; 2 bad request; 3 unreachable or refused (exec off, maintenance,
@@ -121,6 +124,9 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
     request.reserve_cpu_millis = want.cpu_millis;
     request.reserve_memory_bytes = want.memory_bytes;
     request.reserve_gpus = want.gpus;
+    let gpu = args.filters.gpu_filter();
+    request.reserve_gpu_memory_bytes = gpu.memory_bytes;
+    request.reserve_gpu_model = gpu.model;
     let deadline = args.wait.map(|w| tokio::time::Instant::now() + w);
     let mut told = false;
     let Placed {
@@ -207,7 +213,7 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
 #[derive(Debug)]
 pub(crate) enum Followed {
     /// It finished with this job record.
-    Finished(pb::Job),
+    Finished(Box<pb::Job>),
     /// The stream broke before the job finished.
     Lost(String),
 }
@@ -226,7 +232,7 @@ pub(crate) async fn follow(s: Started, printer: Printer) -> Followed {
             Ok(Some(pb::JobEvent { kind: Some(kind) })) => {
                 printer.event(&key, steps, &kind);
                 if let pb::job_event::Kind::Finished(j) = kind {
-                    return Followed::Finished(j);
+                    return Followed::Finished(Box::new(j));
                 }
             }
             Ok(Some(_)) => {}

@@ -1,4 +1,5 @@
-//! Reads the hardware inventory of this machine.
+//! Reads the hardware inventory of this machine (the GPU part comes from
+//! the GPU probe's readings).
 
 use sysinfo::{Disks, Networks, System};
 
@@ -63,6 +64,7 @@ pub fn read() -> Inventory {
         hostname: System::host_name().unwrap_or_default(),
         disks,
         interfaces,
+        ..Inventory::default()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Resource collection behind a trait: the machine (sysinfo, plus NVIDIA GPUs via
 //! NVML when the driver library loads), and a scripted fake for tests.
 
-mod gpu;
+pub mod gpu;
 pub mod inventory;
 mod system;
 

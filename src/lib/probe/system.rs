@@ -3,8 +3,11 @@
 
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
-use super::{ResourceProbe, gpu::Gpus};
-use crate::core::resources::capacity::Sample;
+use super::{
+    ResourceProbe,
+    gpu::{Gpus, job_of},
+};
+use crate::core::resources::capacity::{GpuHost, Sample};
 
 /// Reads this machine.
 pub struct SystemProbe {
@@ -20,21 +23,22 @@ impl std::fmt::Debug for SystemProbe {
 }
 
 impl SystemProbe {
-    /// Opens the probes (NVML is tried once here).
-    pub fn new() -> Self {
+    /// Opens the probes (NVML is tried once here, from `nvml_library` or
+    /// the system's `libnvidia-ml`).
+    pub fn new(nvml_library: Option<&std::path::PathBuf>) -> Self {
         let kind = RefreshKind::nothing()
             .with_cpu(CpuRefreshKind::nothing().with_usage())
             .with_memory(MemoryRefreshKind::nothing().with_ram());
         Self {
             sys: System::new_with_specifics(kind).ok(),
-            gpus: Gpus::open(),
+            gpus: Gpus::open(nvml_library),
         }
     }
 }
 
 impl Default for SystemProbe {
     fn default() -> Self {
-        Self::new()
+        Self::new(None)
     }
 }
 
@@ -48,8 +52,14 @@ fn has_camera() -> bool {
 
 impl ResourceProbe for SystemProbe {
     fn sample(&mut self) -> Sample {
+        let gpus = self.gpus.read(job_of);
         let mut s = Sample {
-            gpus: self.gpus.read(),
+            gpus: gpus.devices,
+            gpu_host: GpuHost {
+                driver: gpus.driver,
+                cuda: gpus.cuda,
+                processes: gpus.processes,
+            },
             camera: has_camera(),
             ..Sample::default()
         };

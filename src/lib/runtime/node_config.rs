@@ -88,7 +88,10 @@ pub struct NodeConfig {
 #[derive(Debug, Clone)]
 pub enum ProbeChoice {
     /// This machine (sysinfo, NVML, `/dev`).
-    System,
+    System {
+        /// The NVML library to load (the system's when `None`).
+        nvml_library: Option<std::path::PathBuf>,
+    },
     /// Prepared readings (tests, simulations).
     Fake(FakeProbe),
     /// No readings: the node publishes no resources.
@@ -107,7 +110,7 @@ impl Default for NodeConfig {
             membership: AgentConfig::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             leave_timeout: DEFAULT_LEAVE_TIMEOUT,
-            probe: ProbeChoice::System,
+            probe: ProbeChoice::System { nvml_library: None },
             resources: ResourceConfig::default(),
             query_timeout: crate::config::DEFAULT_QUERY_TIMEOUT,
             broadcast: EngineConfig::default(),

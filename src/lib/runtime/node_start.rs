@@ -242,7 +242,9 @@ impl NodeHandle {
         .with_stream_slots(stream_slots)
         .into_server(max_admin_request);
         let probe: Option<Box<dyn ResourceProbe>> = match &config.probe {
-            ProbeChoice::System => Some(Box::new(SystemProbe::new())),
+            ProbeChoice::System { nvml_library } => {
+                Some(Box::new(SystemProbe::new(nvml_library.as_ref())))
+            }
             ProbeChoice::Fake(f) => Some(Box::new(f.clone())),
             ProbeChoice::Off => None,
         };

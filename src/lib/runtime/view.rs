@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::{
     membership::{
         MemberView,
-        record::{Amounts, Capacity, Tags},
+        record::{Amounts, Capacity, Gpu, Tags},
     },
     resources::inventory::Inventory,
 };
@@ -84,8 +84,64 @@ pub struct NodeJson {
     pub in_state_ms: u64,
     /// gsp: whether this is the node that answered.
     pub local: bool,
+    /// gsp: the GPU devices (a GPU, or each MIG instance of one), as the
+    /// node last published them.
+    #[serde(default)]
+    pub gpus: Vec<GpuJson>,
     /// gsp: hardware inventory (`gsp peers --detailed` only; null otherwise).
     pub inventory: Option<Inventory>,
+}
+
+/// One GPU device of a member.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GpuJson {
+    /// NVML's index of the GPU (a MIG instance: its GPU's).
+    pub index: u32,
+    /// `GPU-…`, or `MIG-…` for a MIG instance.
+    pub uuid: String,
+    /// Model name.
+    pub name: String,
+    /// Memory, bytes.
+    pub memory_total_bytes: u64,
+    /// Memory in use, bytes.
+    pub memory_used_bytes: u64,
+    /// Memory not in use, bytes.
+    pub memory_free_bytes: u64,
+    /// Utilization, percent.
+    pub utilization_pct: u32,
+    /// A MIG instance's GPU UUID; empty for a GPU.
+    pub mig_parent: String,
+    /// Processes using it.
+    pub processes: u32,
+    /// Of those, the ones gsp did not start.
+    pub foreign_processes: u32,
+    /// In use outside gsp's jobs.
+    pub busy: bool,
+    /// Held by a gsp job.
+    pub held: bool,
+    /// Free for a job: neither busy nor held.
+    pub free: bool,
+}
+
+impl GpuJson {
+    /// The JSON shape of a device.
+    pub fn of(g: &Gpu) -> Self {
+        Self {
+            index: g.index,
+            uuid: g.uuid.clone(),
+            name: g.name.clone(),
+            memory_total_bytes: g.memory_total_bytes,
+            memory_used_bytes: g.memory_used_bytes,
+            memory_free_bytes: g.memory_free_bytes(),
+            utilization_pct: g.utilization_pct,
+            mig_parent: g.mig_parent.clone(),
+            processes: g.processes,
+            foreign_processes: g.foreign_processes,
+            busy: g.busy,
+            held: g.held,
+            free: g.is_free(),
+        }
+    }
 }
 
 /// Unix nanoseconds as RFC 3339 UTC (seconds); the epoch for negative values.
@@ -142,6 +198,7 @@ impl NodeJson {
             last_updated: rfc3339(r.updated_unix_ns),
             in_state_ms: u64::try_from(m.in_state_for.as_millis()).unwrap_or(u64::MAX),
             local: m.local,
+            gpus: r.gpus.iter().map(GpuJson::of).collect(),
             inventory: None,
         }
     }

@@ -132,6 +132,11 @@ pub(crate) struct BenchArgs {
     /// Membership: window over which idle traffic is measured (resources: idle CPU).
     #[arg(long, help_heading = "Membership", default_value = "10", value_name = "SECS", value_parser = parse::duration)]
     pub(super) traffic_window: std::time::Duration,
+    /// Resources: also time NVML readings of every device through this
+    /// library (the system's libnvidia-ml.so.1, or the mock that
+    /// scripts/build-mock-nvml.sh builds, with GSP_MOCK_NVML naming its devices).
+    #[arg(long, help_heading = "Resources", value_name = "PATH")]
+    pub(super) nvml_library: Option<std::path::PathBuf>,
     /// Broadcast: broadcasts to send (closed loop).
     #[arg(long, help_heading = "Broadcast", default_value_t = 100)]
     pub(super) messages: usize,
@@ -186,6 +191,13 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     if args.tls && !matches!(args.scenario, Scenario::Flood | Scenario::MembershipSim) {
         return Err(super::exit::UsageError(format!(
             "--tls applies to the flood and membership-sim scenarios only, not {}",
+            args.scenario.name()
+        ))
+        .into());
+    }
+    if args.nvml_library.is_some() && args.scenario != Scenario::Resources {
+        return Err(super::exit::UsageError(format!(
+            "--nvml-library applies to the resources scenario only, not {}",
             args.scenario.name()
         ))
         .into());

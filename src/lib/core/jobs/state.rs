@@ -58,6 +58,19 @@ pub enum Outcome {
     NotStarted(String),
 }
 
+/// A GPU device a job holds while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobGpu {
+    /// Its UUID (`GPU-…`, or `MIG-…` for a MIG instance).
+    pub uuid: String,
+    /// NVML's index of its GPU.
+    pub index: u32,
+    /// It stopped answering while the job ran (fell off the bus, the
+    /// driver lost it): whatever the job did on it may be gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
+}
+
 /// A job's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobState {
@@ -71,6 +84,9 @@ pub struct JobState {
     pub ended_unix_ns: i64,
     /// Who asked for its cancellation, once someone did.
     pub cancelled_by: Option<String>,
+    /// The GPU devices it was given (its `CUDA_VISIBLE_DEVICES`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<JobGpu>,
 }
 
 impl JobState {
@@ -95,6 +111,22 @@ impl JobState {
             created_unix_ns: now_unix_ns,
             ended_unix_ns: 0,
             cancelled_by: None,
+            gpus: Vec::new(),
+        }
+    }
+
+    /// Device `uuid`, one it holds, stopped answering while it runs; `true`
+    /// if that is news (it holds it, runs, and it was not lost already).
+    pub fn gpu_lost(&mut self, uuid: &str) -> bool {
+        if self.ended_unix_ns != 0 {
+            return false;
+        }
+        match self.gpus.iter_mut().find(|g| g.uuid == uuid && !g.lost) {
+            Some(g) => {
+                g.lost = true;
+                true
+            }
+            None => false,
         }
     }
 

@@ -202,9 +202,15 @@ pub struct Tags {
     pub camera: bool,
 }
 
-/// One GPU's inventory.
+/// One device a job can be given: a GPU, or a MIG instance of one (a GPU in
+/// MIG mode is offered as its instances).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct Gpu {
+    /// NVML's index of the GPU (for a MIG instance, its GPU's).
+    pub index: u32,
+    /// `GPU-…`, or `MIG-…` for a MIG instance: what `CUDA_VISIBLE_DEVICES`
+    /// names.
+    pub uuid: String,
     /// Model name.
     pub name: String,
     /// Memory in bytes.
@@ -213,6 +219,30 @@ pub struct Gpu {
     pub memory_used_bytes: u64,
     /// Utilization in percent.
     pub utilization_pct: u32,
+    /// For a MIG instance: its GPU's UUID; empty otherwise.
+    pub mig_parent: String,
+    /// Processes using it.
+    pub processes: u32,
+    /// Of those, the ones gsp did not start.
+    pub foreign_processes: u32,
+    /// In use outside gsp: a process gsp did not start, or memory in use
+    /// that no process listed explains. Not free for jobs.
+    pub busy: bool,
+    /// Held by a job of this node.
+    pub held: bool,
+}
+
+impl Gpu {
+    /// Memory not in use, in bytes.
+    pub fn memory_free_bytes(&self) -> u64 {
+        self.memory_total_bytes
+            .saturating_sub(self.memory_used_bytes)
+    }
+
+    /// Whether a job may be given it: neither busy nor held.
+    pub fn is_free(&self) -> bool {
+        !self.busy && !self.held
+    }
 }
 
 /// Everything the cluster knows about one node, as published by that node (plus,
@@ -284,7 +314,11 @@ impl MemberRecord {
             + self.scheduler_address.len()
             + self.suspected_by.as_ref().map_or(0, |s| s.as_str().len());
         let labels: usize = self.labels.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-        let gpus: usize = self.gpus.iter().map(|g| g.name.len() + 32).sum();
+        let gpus: usize = self
+            .gpus
+            .iter()
+            .map(|g| g.name.len() + g.uuid.len() + g.mig_parent.len() + 48)
+            .sum();
         let proof = self
             .proof
             .as_ref()

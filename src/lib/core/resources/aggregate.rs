@@ -45,6 +45,23 @@ pub struct ByTag {
     pub camera: Vec<String>,
 }
 
+/// The GPU devices of one model over alive nodes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GpuModel {
+    /// The model name (a MIG instance's includes its profile).
+    pub name: String,
+    /// Devices.
+    pub devices: u64,
+    /// Of those, free for a job.
+    pub free: u64,
+    /// Nodes that have one.
+    pub nodes: u64,
+    /// Memory of the devices, bytes.
+    pub memory_total_bytes: u64,
+    /// Memory not in use, bytes.
+    pub memory_free_bytes: u64,
+}
+
 /// The aggregate view over alive nodes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Aggregate {
@@ -62,6 +79,9 @@ pub struct Aggregate {
     pub by_tag: ByTag,
     /// Alive nodes, most available first (the query order).
     pub by_available: Vec<Ranked>,
+    /// GPU devices by model, by name.
+    #[serde(default)]
+    pub gpu_models: Vec<GpuModel>,
 }
 
 fn add(s: &mut Sums, pick: fn(&Amounts) -> i64, c: &crate::core::membership::record::Capacity) {
@@ -81,6 +101,7 @@ pub fn aggregate<'a>(records: impl IntoIterator<Item = &'a MemberRecord>) -> Agg
         nodes: alive.len(),
         ..Aggregate::default()
     };
+    let mut models = std::collections::BTreeMap::<String, GpuModel>::new();
     for r in &alive {
         match &r.capacity {
             Some(c) => {
@@ -100,6 +121,20 @@ pub fn aggregate<'a>(records: impl IntoIterator<Item = &'a MemberRecord>) -> Agg
                 list.push(r.name.clone());
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for g in &r.gpus {
+            let m = models.entry(g.name.clone()).or_insert_with(|| GpuModel {
+                name: g.name.clone(),
+                ..GpuModel::default()
+            });
+            m.devices += 1;
+            m.free += u64::from(g.is_free());
+            m.memory_total_bytes = m.memory_total_bytes.saturating_add(g.memory_total_bytes);
+            m.memory_free_bytes = m.memory_free_bytes.saturating_add(g.memory_free_bytes());
+            if seen.insert(&g.name) {
+                m.nodes += 1;
+            }
+        }
         let a = available(r);
         v.by_available.push(Ranked {
             node_id: r.id.to_string(),
@@ -117,6 +152,7 @@ pub fn aggregate<'a>(records: impl IntoIterator<Item = &'a MemberRecord>) -> Agg
     ] {
         list.sort();
     }
+    v.gpu_models = models.into_values().collect();
     v
 }
 
@@ -149,5 +185,37 @@ mod tests {
         assert_eq!(v.cpu.total, 2000);
         assert_eq!(v.by_tag.gpu, vec!["b"]);
         assert_eq!(v.by_available[0].node_name, "b");
+    }
+
+    #[test]
+    fn gpu_models_are_counted_per_model_over_alive_nodes() {
+        use crate::core::membership::record::Gpu;
+        let dev = |name: &str, busy: bool| Gpu {
+            name: name.into(),
+            memory_total_bytes: 100,
+            memory_used_bytes: 30,
+            busy,
+            ..Gpu::default()
+        };
+        let mut a = node("a", 2, MemberState::Alive);
+        a.gpus = vec![dev("H100", false), dev("H100", true)];
+        let mut b = node("b", 1, MemberState::Alive);
+        b.gpus = vec![dev("H100", false), dev("A100", false)];
+        let mut c = node("c", 1, MemberState::Dead);
+        c.gpus = vec![dev("H100", false)];
+        let v = aggregate(&[a, b, c]);
+        assert_eq!(
+            v.gpu_models
+                .iter()
+                .map(|m| (
+                    m.name.as_str(),
+                    m.devices,
+                    m.free,
+                    m.nodes,
+                    m.memory_free_bytes
+                ))
+                .collect::<Vec<_>>(),
+            vec![("A100", 1, 1, 1, 70), ("H100", 3, 2, 2, 210)]
+        );
     }
 }

@@ -16,8 +16,11 @@ pub struct Sample {
     pub memory_total_bytes: i64,
     /// Memory bytes in use.
     pub memory_used_bytes: i64,
-    /// GPUs found (none without an NVIDIA driver).
+    /// GPU devices found (none without an NVIDIA driver).
     pub gpus: Vec<Gpu>,
+    /// The GPU driver, CUDA version and the processes on the GPUs (for the
+    /// inventory).
+    pub gpu_host: GpuHost,
     /// Whether a video device exists.
     pub camera: bool,
 }
@@ -79,21 +82,26 @@ pub struct Published {
     pub gpus: Vec<Gpu>,
 }
 
-/// A GPU counts as used when it is this busy (utilization or memory, percent).
+/// A GPU with no process listed counts as in use (busy, not free for jobs)
+/// when its utilization or memory in use is at this percent or more.
 pub const GPU_BUSY_PCT: u64 = 5;
+
+/// What a node's GPUs add to its inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GpuHost {
+    /// The NVIDIA driver's version.
+    pub driver: String,
+    /// The CUDA version it supports.
+    pub cuda: String,
+    /// The processes using the GPUs.
+    pub processes: Vec<super::inventory::GpuProcess>,
+}
 
 /// Combines a sample with declared totals. Used amounts come from the sample; a
 /// declared total below the used amount leaves nothing available.
 pub fn publish(sample: &Sample, declared: &Declared) -> Published {
-    let busy_gpus = sample
-        .gpus
-        .iter()
-        .filter(|g| {
-            u64::from(g.utilization_pct) >= GPU_BUSY_PCT
-                || (g.memory_total_bytes > 0
-                    && g.memory_used_bytes * 100 / g.memory_total_bytes >= GPU_BUSY_PCT)
-        })
-        .count();
+    // Held devices count as used here; a node's job table marks them.
+    let busy_gpus = sample.gpus.iter().filter(|g| !g.is_free()).count();
     let total = Amounts {
         cpu_millis: declared.cpu_millis.unwrap_or(sample.cpu_total_millis),
         memory_bytes: declared.memory_bytes.unwrap_or(sample.memory_total_bytes),
@@ -133,8 +141,35 @@ pub fn changed_meaningfully(old: &Published, new: &Published, threshold_pct: u32
     if old.capacity.total != new.capacity.total || old.tags != new.tags {
         return true;
     }
-    let names = |p: &Published| p.gpus.iter().map(|g| g.name.clone()).collect::<Vec<_>>();
-    if names(old) != names(new) || old.capacity.used.gpus != new.capacity.used.gpus {
+    let devices = |p: &Published| {
+        p.gpus
+            .iter()
+            .map(|g| {
+                (
+                    g.uuid.clone(),
+                    g.name.clone(),
+                    g.busy,
+                    g.held,
+                    g.processes,
+                    g.foreign_processes,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    if devices(old) != devices(new) || old.capacity.used.gpus != new.capacity.used.gpus {
+        return true;
+    }
+    // A device's free memory moved by the threshold of its total: queries
+    // asking for GPU memory must see it.
+    let memory_moved = old.gpus.iter().zip(&new.gpus).any(|(o, n)| {
+        n.memory_total_bytes > 0
+            && o.memory_used_bytes
+                .abs_diff(n.memory_used_bytes)
+                .saturating_mul(100)
+                >= n.memory_total_bytes
+                    .saturating_mul(u64::from(threshold_pct))
+    });
+    if memory_moved {
         return true;
     }
     let moved = |o: i64, n: i64, total: i64| {
@@ -160,6 +195,7 @@ mod tests {
             memory_total_bytes: 1000,
             memory_used_bytes: mem_used,
             gpus: vec![],
+            gpu_host: GpuHost::default(),
             camera: false,
         }
     }

@@ -1,10 +1,32 @@
-//! Which nodes satisfy a request, and in what order they are offered:
-//! most available first (GPUs, then CPU, then memory), then node id.
+//! Which nodes satisfy a request, and in what order they are offered: for a
+//! request of GPUs, the node where they fit most tightly first (fewest free
+//! matching GPUs, best fit: a 1-GPU job does not split an idle 8-GPU node
+//! while a 1-GPU node is free); then most available first (GPUs, then CPU,
+//! then memory), then node id.
 
 use std::cmp::Ordering;
 
-use super::request::ResourceRequest;
+use super::request::{GpuFilter, ResourceRequest};
 use crate::core::membership::record::{Amounts, Maintenance, MemberRecord, MemberState};
+
+/// The free GPUs of `r` that pass `filter`: counted device by device when
+/// the node lists its devices; otherwise (GPUs declared, not read) its free
+/// count, if `filter` asks nothing of a device.
+pub fn matching_gpus(r: &MemberRecord, filter: &GpuFilter) -> i64 {
+    if r.gpus.is_empty() {
+        return if filter.is_empty() {
+            available(r).gpus
+        } else {
+            0
+        };
+    }
+    let n = r
+        .gpus
+        .iter()
+        .filter(|g| g.is_free() && filter.matches(g))
+        .count();
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 /// What a node has free; nothing when it has not published resources.
 pub fn available(r: &MemberRecord) -> Amounts {
@@ -29,7 +51,9 @@ pub fn matches(r: &MemberRecord, req: &ResourceRequest) -> bool {
         return false;
     }
     let a = available(r);
-    a.cpu_millis >= req.cpu_millis && a.memory_bytes >= req.memory_bytes && a.gpus >= req.gpus
+    a.cpu_millis >= req.cpu_millis
+        && a.memory_bytes >= req.memory_bytes
+        && (req.gpus <= 0 && req.gpu.is_empty() || matching_gpus(r, &req.gpu) >= req.gpus.max(1))
 }
 
 /// The offer order: more free GPUs first, then more free CPU, then more free
@@ -53,8 +77,22 @@ pub fn select<'a>(
         .filter(|r| matches(r, req))
         .cloned()
         .collect();
-    out.sort_by(rank);
+    sort_for(&mut out, req);
     out
+}
+
+/// Sorts matches of `req` in the offer order (see the module's doc).
+pub fn sort_for(nodes: &mut [MemberRecord], req: &ResourceRequest) {
+    if req.gpus > 0 || !req.gpu.is_empty() {
+        // Best fit: the node with the fewest GPUs that would do first.
+        nodes.sort_by(|a, b| {
+            matching_gpus(a, &req.gpu)
+                .cmp(&matching_gpus(b, &req.gpu))
+                .then_with(|| rank(a, b))
+        });
+    } else {
+        nodes.sort_by(rank);
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +135,27 @@ mod tests {
         req.labels.insert("zone".into(), "eu".into());
         req.gpus = 2;
         assert!(!matches(&r, &req));
+    }
+
+    #[test]
+    fn a_gpu_request_goes_where_it_fits_most_tightly() {
+        let eight = node("eight", 64_000, 512 << 30, 8);
+        let one = node("one", 8_000, 64 << 30, 1);
+        let two = node("two", 8_000, 64 << 30, 2);
+        let names = |req: &ResourceRequest| -> Vec<String> {
+            select([&eight, &one, &two], req)
+                .into_iter()
+                .map(|r| r.name)
+                .collect()
+        };
+        let gpus = |n| ResourceRequest {
+            gpus: n,
+            ..Default::default()
+        };
+        assert_eq!(names(&gpus(1)), ["one", "two", "eight"]);
+        assert_eq!(names(&gpus(2)), ["two", "eight"]);
+        // Without GPUs asked for, the most available node first.
+        assert_eq!(names(&gpus(0)), ["eight", "two", "one"]);
     }
 
     fn arb_node() -> impl Strategy<Value = MemberRecord> {
@@ -159,8 +218,16 @@ mod tests {
                 prop_assert!(!req.tags.camera || r.tags.camera);
                 prop_assert!(available(r).gpus >= gpus);
             }
+            // Asked for GPUs: best fit first (fewest free GPUs that would do),
+            // then by rank; otherwise by rank alone.
             for w in out.windows(2) {
-                prop_assert_ne!(rank(&w[0], &w[1]), Ordering::Greater);
+                let (a, b) = (matching_gpus(&w[0], &req.gpu), matching_gpus(&w[1], &req.gpu));
+                if gpus > 0 {
+                    prop_assert!(a <= b);
+                }
+                if gpus == 0 || a == b {
+                    prop_assert_ne!(rank(&w[0], &w[1]), Ordering::Greater);
+                }
             }
         }
     }

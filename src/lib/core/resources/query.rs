@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use super::{matcher::rank, request::ResourceRequest};
+use super::{matcher::sort_for, request::ResourceRequest};
 use crate::core::{ids::NodeId, membership::record::MemberRecord};
 
 /// Most hops a query may travel; larger requests are capped.
@@ -40,9 +40,11 @@ pub struct QueryAnswer {
     pub hops_used: u32,
 }
 
-/// Merges answers: one record per node, the newest version wins; best first.
+/// Merges answers to `req`: one record per node, the newest version wins;
+/// best first (the offer order of [`super::matcher`]).
 pub fn merge(
     parts: impl IntoIterator<Item = (u32, Vec<MemberRecord>)>,
+    req: &ResourceRequest,
 ) -> (Vec<MemberRecord>, u32) {
     let mut by_id: BTreeMap<NodeId, (u32, MemberRecord)> = BTreeMap::new();
     for (hops, records) in parts {
@@ -57,7 +59,7 @@ pub fn merge(
     }
     let hops_used = by_id.values().map(|(h, _)| *h).max().unwrap_or(0);
     let mut nodes: Vec<MemberRecord> = by_id.into_values().map(|(_, r)| r).collect();
-    nodes.sort_by(rank);
+    sort_for(&mut nodes, req);
     (nodes, hops_used)
 }
 
@@ -75,11 +77,14 @@ mod tests {
 
     #[test]
     fn merge_keeps_the_newest_record_per_node_and_counts_hops() {
-        let (nodes, hops) = merge([
-            (0, vec![rec("a", 1)]),
-            (2, vec![rec("a", 3), rec("b", 1)]),
-            (1, vec![rec("a", 2)]),
-        ]);
+        let (nodes, hops) = merge(
+            [
+                (0, vec![rec("a", 1)]),
+                (2, vec![rec("a", 3), rec("b", 1)]),
+                (1, vec![rec("a", 2)]),
+            ],
+            &ResourceRequest::default(),
+        );
         assert_eq!(nodes.len(), 2);
         assert_eq!(
             nodes
@@ -91,6 +96,6 @@ mod tests {
             3
         );
         assert_eq!(hops, 2);
-        assert_eq!(merge([]).1, 0);
+        assert_eq!(merge([], &ResourceRequest::default()).1, 0);
     }
 }

@@ -2,7 +2,35 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::{membership::record::Tags, units};
+use crate::core::{
+    membership::record::{Gpu, Tags},
+    units,
+};
+
+/// What each GPU a request counts must offer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GpuFilter {
+    /// Free memory on the device, bytes, at least.
+    pub memory_bytes: u64,
+    /// Text the model name contains (any case); empty: any model.
+    pub model: String,
+}
+
+/// Longest model text a request may carry.
+pub const MAX_MODEL_LEN: usize = 128;
+
+impl GpuFilter {
+    /// Whether it asks nothing of a device.
+    pub fn is_empty(&self) -> bool {
+        self.memory_bytes == 0 && self.model.is_empty()
+    }
+
+    /// Whether `g` offers what it asks (free or not: see [`Gpu::is_free`]).
+    pub fn matches(&self, g: &Gpu) -> bool {
+        g.memory_free_bytes() >= self.memory_bytes
+            && (self.model.is_empty() || g.name.to_lowercase().contains(&self.model.to_lowercase()))
+    }
+}
 
 /// A request: minimum free resources, required tags and labels.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,8 +39,10 @@ pub struct ResourceRequest {
     pub cpu_millis: i64,
     /// Memory bytes free.
     pub memory_bytes: i64,
-    /// Whole GPUs free.
+    /// Free GPUs (devices: a GPU, or a MIG instance of one) that pass `gpu`.
     pub gpus: i64,
+    /// What each of those GPUs must offer.
+    pub gpu: GpuFilter,
     /// Tags a node must have (a `true` here requires `true` there).
     pub tags: Tags,
     /// Labels a node must carry with these values.

@@ -4,7 +4,56 @@
 //! overlap (a job's process shows in the use it reserved), so available is
 //! total minus the larger of the two, per resource.
 
-use crate::core::membership::record::{Amounts, Capacity};
+use std::collections::BTreeSet;
+
+use super::request::GpuFilter;
+use crate::core::membership::record::{Amounts, Capacity, Gpu};
+
+/// `n` devices of `devices` for a job: free, not held (by UUID in `held`),
+/// passing `filter`; the lowest index first (instances of one MIG GPU in
+/// their order).
+///
+/// # Errors
+/// Fewer than `n` fit, saying how many.
+pub fn pick_gpus<'a>(
+    devices: &'a [Gpu],
+    held: &BTreeSet<String>,
+    n: usize,
+    filter: &GpuFilter,
+) -> Result<Vec<&'a Gpu>, String> {
+    let mut fit: Vec<&Gpu> = devices
+        .iter()
+        .filter(|g| g.is_free() && !held.contains(&g.uuid) && filter.matches(g))
+        .collect();
+    if fit.len() < n {
+        let free = devices
+            .iter()
+            .filter(|g| g.is_free() && !held.contains(&g.uuid))
+            .count();
+        let what = if filter.is_empty() {
+            String::new()
+        } else {
+            let mut w = Vec::new();
+            if filter.memory_bytes > 0 {
+                w.push(format!(
+                    "{} free",
+                    crate::core::units::HumanBytes(filter.memory_bytes)
+                ));
+            }
+            if !filter.model.is_empty() {
+                w.push(format!("model {:?}", filter.model));
+            }
+            format!(" with {}", w.join(" and "))
+        };
+        return Err(format!(
+            "{n} GPUs{what} asked, {} of this node's {} GPUs fit ({free} free)",
+            fit.len(),
+            devices.len()
+        ));
+    }
+    fit.truncate(n);
+    Ok(fit)
+}
 
 /// `capacity` with `reserved` taken into account.
 pub fn with_reserved(mut capacity: Capacity, reserved: Amounts) -> Capacity {

@@ -200,6 +200,7 @@ impl Job {
                 g.state.created_unix_ns,
                 g.state.ended_unix_ns,
                 g.state.cancelled_by.clone(),
+                g.state.gpus.iter().filter(|d| d.lost).count(),
             );
             let out = f(&mut g.state);
             let changed: Vec<_> = g
@@ -212,11 +213,12 @@ impl Job {
                 .collect();
             let any = !changed.is_empty()
                 || g.state.steps.len() != before.0.len()
-                || (before.1, before.2, &before.3)
+                || (before.1, before.2, &before.3, before.4)
                     != (
                         g.state.created_unix_ns,
                         g.state.ended_unix_ns,
                         &g.state.cancelled_by,
+                        g.state.gpus.iter().filter(|d| d.lost).count(),
                     );
             if any {
                 g.version += 1;

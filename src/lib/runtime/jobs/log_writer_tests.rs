@@ -170,6 +170,7 @@ async fn a_job_leaving_the_history_takes_its_log_file_with_it() {
                 spec,
                 "test".to_owned(),
                 crate::core::membership::record::Amounts::default(),
+                &crate::core::resources::request::GpuFilter::default(),
             )
             .unwrap();
         let (job, pin) = jobs.launch(admitted).await.unwrap();

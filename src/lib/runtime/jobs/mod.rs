@@ -34,8 +34,13 @@ use tracing::warn;
 
 use super::resources::Reservations;
 use crate::core::{
-    jobs::{log::LogRing, spec::JobSpec, state::JobState},
+    jobs::{
+        log::LogRing,
+        spec::JobSpec,
+        state::{JobGpu, JobState},
+    },
     membership::record::Amounts,
+    resources::request::GpuFilter,
 };
 
 /// Jobs running at once by default.
@@ -66,6 +71,9 @@ pub struct JobsConfig {
     pub log_file_bytes: u64,
     /// Bytes of finished jobs' log files in all (the oldest deleted first).
     pub history_file_bytes: u64,
+    /// Jobs that asked for no GPU see every GPU (otherwise
+    /// `CUDA_VISIBLE_DEVICES` is set empty for them).
+    pub expose_gpus: bool,
 }
 
 impl Default for JobsConfig {
@@ -79,6 +87,7 @@ impl Default for JobsConfig {
             history_log_bytes: 4 * DEFAULT_LOG_BYTES,
             log_file_bytes: 8 * DEFAULT_LOG_BYTES as u64,
             history_file_bytes: 32 * DEFAULT_LOG_BYTES as u64,
+            expose_gpus: false,
         }
     }
 }
@@ -246,9 +255,10 @@ impl Jobs {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers `spec` (normalized) for `actor`, holding `reserve`: the job
-    /// is listed (pending) but does not run until [`Self::launch`] has its
-    /// record on disk.
+    /// Registers `spec` (normalized) for `actor`, holding `reserve` (its
+    /// GPUs as devices that pass `gpu`): the job is listed (pending) but
+    /// does not run until [`Self::launch`] has its record, the devices it
+    /// was given among it, on disk.
     ///
     /// # Errors
     /// Jobs are disabled, as many run as may, or `reserve` is not free.
@@ -257,6 +267,7 @@ impl Jobs {
         spec: JobSpec,
         actor: String,
         reserve: Amounts,
+        gpu: &GpuFilter,
     ) -> Result<Admitted, StartError> {
         let cfg = &self.inner.config;
         if !cfg.enabled {
@@ -275,7 +286,7 @@ impl Jobs {
             let held = self
                 .inner
                 .reservations
-                .try_reserve(reserve)
+                .try_reserve(reserve, gpu)
                 .map_err(StartError::Short)?;
             // Forget the oldest finished jobs beyond the history bound.
             let mut finished: Vec<(i64, String)> = table
@@ -314,7 +325,16 @@ impl Jobs {
                     break id;
                 }
             };
-            let state = JobState::new(spec, super::view::now_unix_ns());
+            let mut state = JobState::new(spec, super::view::now_unix_ns());
+            state.gpus = held
+                .gpus()
+                .iter()
+                .map(|d| JobGpu {
+                    uuid: d.uuid.clone(),
+                    index: d.index,
+                    lost: false,
+                })
+                .collect();
             let mut job = Job::new(id.clone(), actor, state, cfg.log_bytes);
             job.reserved = reserve;
             if let Some(dir) = &self.inner.log_dir {

@@ -34,6 +34,13 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 /// Runs `job` to its end, holding `reservation` until then.
 pub async fn run(jobs: Jobs, job: Arc<Job>, reservation: Reservation) {
+    let _watch = (!reservation.gpus().is_empty()).then(|| {
+        AbortOnDrop(tokio::spawn(watch_gpus(
+            jobs.clone(),
+            Arc::clone(&job),
+            jobs.inner.reservations.lost_gpus(),
+        )))
+    });
     let _held = reservation;
     let (spec, workdir) = {
         let g = job.lock();
@@ -62,6 +69,97 @@ pub async fn run(jobs: Jobs, job: Arc<Job>, reservation: Reservation) {
         (g.state.status(), g.state.exit_code())
     };
     info!(job = %job.id, status = status.as_str(), exit_code = code, "job finished");
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Tells `job` of each GPU it holds that the readings no longer find: its
+/// record marks the device lost (saved), the node logs a warning, and the
+/// running step's stderr gets a line saying so. The job is left to run (its
+/// work on the device most likely failed, and it says so itself).
+async fn watch_gpus(
+    jobs: Jobs,
+    job: Arc<Job>,
+    mut lost: tokio::sync::watch::Receiver<std::collections::BTreeSet<String>>,
+) {
+    loop {
+        let gone: Vec<String> = lost.borrow_and_update().iter().cloned().collect();
+        for uuid in gone {
+            if !job.update(|s| s.gpu_lost(&uuid)) {
+                continue;
+            }
+            jobs.persist();
+            let (step, index) = {
+                let g = job.lock();
+                let step = g
+                    .state
+                    .steps
+                    .iter()
+                    .position(|s| s.status == crate::core::jobs::Status::Running);
+                let index = g
+                    .state
+                    .gpus
+                    .iter()
+                    .find(|d| d.uuid == uuid)
+                    .map(|d| d.index);
+                (step, index)
+            };
+            warn!(job = %job.id, gpu = %uuid, index, "a GPU the job holds stopped answering");
+            if let Some(step) = step.and_then(|i| u32::try_from(i).ok()) {
+                let line = format!(
+                    "gsp: GPU {uuid} (index {}) stopped answering on node {}; the job's work on it may be lost\n",
+                    index.map_or_else(|| "?".to_owned(), |i| i.to_string()),
+                    jobs.node().1
+                );
+                job.push_log(
+                    Entry::Log {
+                        step,
+                        stream: Stream::Stderr,
+                        data: Bytes::from(line),
+                    },
+                    READER_STALL,
+                )
+                .await;
+            }
+        }
+        if lost.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The GPU environment of a step: the devices its job holds by UUID
+/// (`CUDA_VISIBLE_DEVICES`, `NVIDIA_VISIBLE_DEVICES`) and index
+/// (`GSP_GPUS`); for a job that holds none, no device (unless the node
+/// exposes every GPU to such jobs: then the node's own environment).
+fn gpu_env(gpus: &[crate::core::jobs::state::JobGpu], expose: bool) -> Vec<(&'static str, String)> {
+    if gpus.is_empty() {
+        return if expose {
+            Vec::new()
+        } else {
+            vec![
+                ("CUDA_VISIBLE_DEVICES", String::new()),
+                ("NVIDIA_VISIBLE_DEVICES", "none".to_owned()),
+                ("GSP_GPUS", String::new()),
+            ]
+        };
+    }
+    let join = |f: &dyn Fn(&crate::core::jobs::state::JobGpu) -> String| {
+        gpus.iter().map(f).collect::<Vec<_>>().join(",")
+    };
+    let uuids = join(&|d| d.uuid.clone());
+    vec![
+        ("CUDA_VISIBLE_DEVICES", uuids.clone()),
+        ("NVIDIA_VISIBLE_DEVICES", uuids),
+        ("GSP_GPUS", join(&|d| d.index.to_string())),
+    ]
 }
 
 /// Why a step's process did not start, blaming what failed: a working
@@ -94,6 +192,7 @@ async fn run_step(
         .env("GSP_JOB_STEP", &step.name)
         .env("GSP_NODE_ID", &jobs.node().0)
         .env("GSP_NODE_NAME", &jobs.node().1)
+        .envs(gpu_env(&job.lock().state.gpus, jobs.config().expose_gpus))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -20,6 +20,7 @@ use crate::{
         jobs::log::{Cursor, Entry},
         maintenance::Maintenance,
         membership::record::Amounts,
+        resources::request::{GpuFilter, MAX_MODEL_LEN},
     },
     runtime::maintenance::MaintenanceControl,
     transport::{
@@ -246,6 +247,22 @@ impl pb::jobs_server::Jobs for JobsService {
         if reserve.cpu_millis < 0 || reserve.memory_bytes < 0 || reserve.gpus < 0 {
             return Err(Status::invalid_argument("reserve_* must not be negative"));
         }
+        if req.reserve_gpu_model.len() > MAX_MODEL_LEN
+            || req.reserve_gpu_model.chars().any(char::is_control)
+        {
+            return Err(Status::invalid_argument(format!(
+                "reserve_gpu_model must be at most {MAX_MODEL_LEN} bytes of printable text"
+            )));
+        }
+        let gpu = GpuFilter {
+            memory_bytes: req.reserve_gpu_memory_bytes,
+            model: req.reserve_gpu_model.clone(),
+        };
+        if reserve.gpus == 0 && !gpu.is_empty() {
+            return Err(Status::invalid_argument(
+                "reserve_gpu_memory_bytes and reserve_gpu_model need reserve_gpus of 1 or more",
+            ));
+        }
         let spec = spec_from_pb(req)?;
         let refused = |e: StartError| match e {
             StartError::Disabled => Status::failed_precondition(e.to_string()),
@@ -256,7 +273,10 @@ impl pb::jobs_server::Jobs for JobsService {
                 Status::unavailable(format!("node {}: {e}", self.jobs.node().1))
             }
         };
-        let admitted = self.jobs.start(spec, actor, reserve).map_err(refused)?;
+        let admitted = self
+            .jobs
+            .start(spec, actor, reserve, &gpu)
+            .map_err(refused)?;
         let (job, pin) = self.jobs.launch(admitted).await.map_err(refused)?;
         let steps = job.lock().state.steps.len();
         info!(target: "gsp::audit", job = %job.id, actor = %job.actor, steps, "job started");

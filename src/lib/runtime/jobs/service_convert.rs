@@ -89,6 +89,15 @@ pub fn job_to_pb(job: &Job, node: &(String, String)) -> pb::Job {
         reserved_cpu_millis: job.reserved.cpu_millis,
         reserved_memory_bytes: job.reserved.memory_bytes,
         reserved_gpus: job.reserved.gpus,
+        gpus: st
+            .gpus
+            .iter()
+            .map(|d| pb::JobGpu {
+                uuid: d.uuid.clone(),
+                index: d.index,
+                lost: d.lost,
+            })
+            .collect(),
     }
 }
 

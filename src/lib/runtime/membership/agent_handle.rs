@@ -83,12 +83,33 @@ impl MembershipAgent {
     }
 
     /// Records this machine's hardware inventory (served by `GetLocalNodeInfo`).
-    pub fn set_inventory(&self, inventory: crate::core::resources::inventory::Inventory) {
-        *self
+    pub fn set_inventory(&self, mut inventory: crate::core::resources::inventory::Inventory) {
+        let mut held = self
             .shared
             .inventory
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(inventory);
+            .unwrap_or_else(PoisonError::into_inner);
+        // The GPU part comes with every reading (see `set_gpu_host`).
+        if let Some(old) = held.take() {
+            inventory.gpu_driver = old.gpu_driver;
+            inventory.cuda_version = old.cuda_version;
+            inventory.gpu_processes = old.gpu_processes;
+        }
+        *held = Some(inventory);
+    }
+
+    /// Sets the GPU part of the inventory (driver, CUDA version, processes
+    /// on the GPUs), read with every resource reading.
+    pub fn set_gpu_host(&self, host: crate::core::resources::capacity::GpuHost) {
+        let mut held = self
+            .shared
+            .inventory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let inventory = held.get_or_insert_with(Default::default);
+        inventory.gpu_driver = host.driver;
+        inventory.cuda_version = host.cuda;
+        inventory.gpu_processes = host.processes;
     }
 
     /// The hardware inventory of the node at `addr` (this node's own when `addr`

@@ -157,7 +157,7 @@ impl Shared {
             }
             asks.abort_all();
         }
-        let (nodes, hops_used) = merge(parts);
+        let (nodes, hops_used) = merge(parts, &q.request);
         Ok(QueryAnswer {
             responder: Some(self.local_id.clone()),
             nodes,

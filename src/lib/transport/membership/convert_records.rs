@@ -111,6 +111,15 @@ pub fn record_from_pb(
             ),
         ));
     }
+    for (i, g) in info.gsp_gpus.iter().enumerate() {
+        text(&f(&format!("gsp_gpus[{i}].name")), &g.name, limits)?;
+        text(&f(&format!("gsp_gpus[{i}].uuid")), &g.uuid, limits)?;
+        text(
+            &f(&format!("gsp_gpus[{i}].mig_parent")),
+            &g.mig_parent,
+            limits,
+        )?;
+    }
     let suspected_by = if info.gsp_suspected_by.is_empty() {
         None
     } else {
@@ -152,6 +161,13 @@ pub fn record_from_pb(
                 memory_total_bytes: g.memory_total_bytes,
                 memory_used_bytes: g.memory_used_bytes,
                 utilization_pct: g.utilization_pct,
+                index: g.index,
+                uuid: g.uuid,
+                mig_parent: g.mig_parent,
+                processes: g.processes,
+                foreign_processes: g.foreign_processes,
+                busy: g.busy,
+                held: g.held,
             })
             .collect(),
         labels: info.gsp_labels.into_iter().collect::<BTreeMap<_, _>>(),
@@ -239,6 +255,13 @@ pub fn record_to_pb(r: &MemberRecord, last_seen_unix_ns: i64) -> pb::PeerNodeInf
                 memory_total_bytes: g.memory_total_bytes,
                 memory_used_bytes: g.memory_used_bytes,
                 utilization_pct: g.utilization_pct,
+                index: g.index,
+                uuid: g.uuid.clone(),
+                mig_parent: g.mig_parent.clone(),
+                processes: g.processes,
+                foreign_processes: g.foreign_processes,
+                busy: g.busy,
+                held: g.held,
             })
             .collect(),
         gsp_suspected_by: r

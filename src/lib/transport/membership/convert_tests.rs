@@ -40,10 +40,17 @@ fn sample() -> MemberRecord {
     });
     r.labels.insert("zone".into(), "eu".into());
     r.gpus.push(Gpu {
+        index: 1,
+        uuid: "GPU-8f3c1a2b-0000-4000-8000-000000000001".into(),
         name: "A100".into(),
         memory_total_bytes: 80 << 30,
         memory_used_bytes: 0,
         utilization_pct: 3,
+        mig_parent: String::new(),
+        processes: 2,
+        foreign_processes: 1,
+        busy: true,
+        held: false,
     });
     r.maintenance = Maintenance::Maintenance;
     r.state = MemberState::Suspect;

@@ -7,9 +7,9 @@ use crate::{
     core::{
         membership::record::Tags,
         resources::{
-            inventory::{Disk, Interface, Inventory},
+            inventory::{Disk, GpuProcess, Interface, Inventory},
             query::{Query, QueryAnswer},
-            request::{MAX_AMOUNT, ResourceRequest},
+            request::{GpuFilter, MAX_AMOUNT, MAX_MODEL_LEN, ResourceRequest},
         },
     },
     transport::pb::discovery as pb,
@@ -29,11 +29,7 @@ pub fn query_to_pb(q: &Query, now_unix_ns: i64) -> pb::ResourceQueryRequest {
         requester_node_id: q.from.to_string(),
         requester_address: q.from_address.clone(),
         requester_domain_id: q.domain.clone(),
-        resource_request: Some(pb::ResourceRequest {
-            cpu: q.request.cpu_millis,
-            memory: q.request.memory_bytes,
-            gpu: q.request.gpus,
-        }),
+        resource_request: Some(request_to_pb(&q.request)),
         required_tags: Some(tags_to_pb(q.request.tags)),
         timestamp: now_unix_ns,
         max_hops: i32::try_from(q.max_hops).unwrap_or(i32::MAX),
@@ -41,6 +37,17 @@ pub fn query_to_pb(q: &Query, now_unix_ns: i64) -> pb::ResourceQueryRequest {
         current_hops: i32::try_from(q.current_hops).unwrap_or(i32::MAX),
         gsp_required_labels: q.request.labels.clone().into_iter().collect(),
         gsp_timeout_ms: u32::try_from(q.timeout.as_millis()).unwrap_or(u32::MAX),
+    }
+}
+
+/// The wire form of a request's amounts and GPU filter.
+pub fn request_to_pb(r: &ResourceRequest) -> pb::ResourceRequest {
+    pb::ResourceRequest {
+        cpu: r.cpu_millis,
+        memory: r.memory_bytes,
+        gpu: r.gpus,
+        gsp_gpu_memory: r.gpu.memory_bytes,
+        gsp_gpu_model: r.gpu.model.clone(),
     }
 }
 
@@ -64,7 +71,7 @@ pub fn request_from_pb(
     labels: impl IntoIterator<Item = (String, String)>,
     limits: &RecordLimits,
 ) -> Result<ResourceRequest, InvalidRecord> {
-    let r = r.copied().unwrap_or_default();
+    let r = r.cloned().unwrap_or_default();
     for (name, v) in [("cpu", r.cpu), ("memory", r.memory), ("gpu", r.gpu)] {
         if !(0..=MAX_AMOUNT).contains(&v) {
             return Err(invalid(
@@ -72,6 +79,21 @@ pub fn request_from_pb(
                 format!("{v} is negative or too large"),
             ));
         }
+    }
+    if r.gsp_gpu_model.len() > MAX_MODEL_LEN {
+        return Err(invalid(
+            "resource_request.gsp_gpu_model",
+            format!(
+                "{} bytes, over the limit of {MAX_MODEL_LEN}",
+                r.gsp_gpu_model.len()
+            ),
+        ));
+    }
+    if r.gsp_gpu_model.chars().any(char::is_control) {
+        return Err(invalid(
+            "resource_request.gsp_gpu_model",
+            "contains control characters".into(),
+        ));
     }
     let labels: std::collections::BTreeMap<String, String> = labels.into_iter().collect();
     if labels.len() > limits.max_labels {
@@ -89,6 +111,10 @@ pub fn request_from_pb(
         cpu_millis: r.cpu,
         memory_bytes: r.memory,
         gpus: r.gpu,
+        gpu: GpuFilter {
+            memory_bytes: r.gsp_gpu_memory,
+            model: r.gsp_gpu_model,
+        },
         tags: Tags {
             cpu: t.cpu,
             gpu: t.gpu,
@@ -201,10 +227,26 @@ pub fn inventory_to_pb(i: &Inventory) -> pb::GspInventory {
                 addresses: n.addresses.clone(),
             })
             .collect(),
+        gpu_driver: i.gpu_driver.clone(),
+        cuda_version: i.cuda_version.clone(),
+        gpu_processes: i
+            .gpu_processes
+            .iter()
+            .map(|p| pb::GspGpuProcess {
+                gpu_uuid: p.gpu_uuid.clone(),
+                pid: p.pid,
+                used_bytes: p.used_bytes,
+                job_id: p.job_id.clone(),
+            })
+            .collect(),
     }
 }
 
-/// An inventory from the wire (lists capped at 64 entries).
+/// Processes listed at most in an inventory from the wire.
+const MAX_GPU_PROCESSES: usize = 1024;
+
+/// An inventory from the wire (lists capped at 64 entries, GPU processes at
+/// 1,024).
 pub fn inventory_from_pb(p: pb::GspInventory) -> Inventory {
     Inventory {
         cpu_model: p.cpu_model,
@@ -236,6 +278,19 @@ pub fn inventory_from_pb(p: pb::GspInventory) -> Inventory {
                 addresses: n.addresses.into_iter().take(64).collect(),
             })
             .collect(),
+        gpu_driver: p.gpu_driver,
+        cuda_version: p.cuda_version,
+        gpu_processes: p
+            .gpu_processes
+            .into_iter()
+            .take(MAX_GPU_PROCESSES)
+            .map(|g| GpuProcess {
+                gpu_uuid: g.gpu_uuid,
+                pid: g.pid,
+                used_bytes: g.used_bytes,
+                job_id: g.job_id,
+            })
+            .collect(),
     }
 }
 
@@ -255,6 +310,10 @@ mod tests {
                 cpu_millis: 2000,
                 memory_bytes: 1 << 30,
                 gpus: 1,
+                gpu: GpuFilter {
+                    memory_bytes: 30 << 30,
+                    model: "H100".into(),
+                },
                 tags: Tags {
                     gpu: true,
                     ..Tags::default()
@@ -277,5 +336,10 @@ mod tests {
         p.resource_request.as_mut().unwrap().gpu = -1;
         let e = query_from_pb(p, &RecordLimits::default(), Duration::ZERO).unwrap_err();
         assert_eq!(e.field, "resource_request.gpu");
+
+        let mut p = query_to_pb(&q, 0);
+        p.resource_request.as_mut().unwrap().gsp_gpu_model = "x".repeat(MAX_MODEL_LEN + 1);
+        let e = query_from_pb(p, &RecordLimits::default(), Duration::ZERO).unwrap_err();
+        assert_eq!(e.field, "resource_request.gsp_gpu_model");
     }
 }

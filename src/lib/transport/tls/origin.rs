@@ -262,6 +262,12 @@ fn record_signed_bytes(r: &MemberRecord) -> Vec<u8> {
         v.extend_from_slice(&g.memory_total_bytes.to_be_bytes());
         v.extend_from_slice(&g.memory_used_bytes.to_be_bytes());
         v.extend_from_slice(&g.utilization_pct.to_be_bytes());
+        v.extend_from_slice(&g.index.to_be_bytes());
+        put(&mut v, g.uuid.as_bytes());
+        put(&mut v, g.mig_parent.as_bytes());
+        v.extend_from_slice(&g.processes.to_be_bytes());
+        v.extend_from_slice(&g.foreign_processes.to_be_bytes());
+        v.extend([g.busy, g.held].map(u8::from));
     }
     v.extend_from_slice(&(r.labels.len() as u64).to_be_bytes());
     for (k, val) in &r.labels {

@@ -14,7 +14,8 @@
  *                                     a GPU: memory in bytes, utilization in %
  *   mig INDEX UUID TOTAL USED NAME... a MIG instance of GPU INDEX (its MIG mode
  *                                     is then enabled)
- *   proc INDEX PID USED               a process using GPU INDEX (USED bytes)
+ *   proc INDEX PID USED [MIG-UUID]    a process using GPU INDEX (USED bytes); on
+ *                                     that MIG instance of it, when named
  *   lost INDEX                        GPU INDEX fell off the bus: its calls
  *                                     answer GPU_IS_LOST
  *   fail FUNCTION                     FUNCTION answers UNKNOWN (an injected error)
@@ -64,6 +65,7 @@ typedef struct {
     unsigned gpu;
     unsigned pid;
     unsigned long long used;
+    char mig[TEXT];
 } proc_t;
 
 typedef struct {
@@ -131,7 +133,7 @@ static void load(void) {
             }
         } else if (!strcmp(word, "proc") && cfg.proc_count < MAX_PROCS) {
             proc_t p = {0};
-            if (sscanf(line, "%*s %u %u %llu", &p.gpu, &p.pid, &p.used) == 3) {
+            if (sscanf(line, "%*s %u %u %llu %95s", &p.gpu, &p.pid, &p.used, p.mig) >= 3) {
                 cfg.procs[cfg.proc_count++] = p;
             }
         } else if (!strcmp(word, "lost")) {
@@ -320,20 +322,27 @@ typedef struct {
     unsigned gpu_instance, compute_instance;
 } process_t;
 
+/* Whether process k runs on the device: any of a GPU's (its MIG instances'
+ * included), or those of a MIG instance. */
+static int runs_on(unsigned k, gpu_t *g, mig_t *m) {
+    if (g) return cfg.procs[k].gpu == g->index;
+    return cfg.procs[k].gpu == m->parent && !strcmp(cfg.procs[k].mig, m->uuid);
+}
+
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(void *device, unsigned *count,
                                                      process_t *infos) {
     DEVICE("nvmlDeviceGetComputeRunningProcesses_v3")
     if (!count) return NVML_ERROR_INVALID_ARGUMENT;
-    unsigned index = g ? g->index : m->parent, n = 0;
+    unsigned n = 0;
     for (unsigned k = 0; k < cfg.proc_count; k++)
-        if (cfg.procs[k].gpu == index && g) n++;
+        if (runs_on(k, g, m)) n++;
     if (!infos || *count < n) {
         *count = n;
         return n == 0 ? NVML_SUCCESS : NVML_ERROR_INSUFFICIENT_SIZE;
     }
     unsigned i = 0;
-    for (unsigned k = 0; k < cfg.proc_count && g; k++) {
-        if (cfg.procs[k].gpu != index) continue;
+    for (unsigned k = 0; k < cfg.proc_count; k++) {
+        if (!runs_on(k, g, m)) continue;
         infos[i].pid = cfg.procs[k].pid;
         infos[i].used = cfg.procs[k].used;
         infos[i].gpu_instance = 0xFFFFFFFF;

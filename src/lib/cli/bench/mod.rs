@@ -188,6 +188,7 @@ pub(crate) struct BenchArgs {
 }
 
 pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    crate::bench::alloc::start_counting();
     if args.tls && !matches!(args.scenario, Scenario::Flood | Scenario::MembershipSim) {
         return Err(super::exit::UsageError(format!(
             "--tls applies to the flood and membership-sim scenarios only, not {}",

@@ -17,10 +17,11 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-/// The metric names in the README's Metrics table (first column).
+/// The metric names in the Metrics table of docs/operations.md (first column).
 fn readme_metrics() -> Vec<String> {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+            .unwrap();
     let section = readme.split("\n## Metrics\n").nth(1).unwrap();
     let section = section.split("\n## ").next().unwrap();
     let mut names = Vec::new();
@@ -142,7 +143,7 @@ async fn side_port_serves_nodes_metrics_and_health() {
     ] {
         assert!(metrics.contains(name), "{name} missing");
     }
-    // Every metric the README documents is served (with a sample, for those
+    // Every metric docs/operations.md documents is served (with a sample, for those
     // with labels, once something was counted: here a refused call).
     let grpc = node.local_addr();
     let ch = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
@@ -168,7 +169,7 @@ async fn side_port_serves_nodes_metrics_and_health() {
         assert!(
             metrics.contains(&format!("# TYPE {name} "))
                 || metrics.contains(&format!("# TYPE {} counter", family(name))),
-            "{name} is in the README but not on /metrics"
+            "{name} is in docs/operations.md but not on /metrics"
         );
     }
     assert!(metrics.ends_with("# EOF\n"), "not OpenMetrics: {metrics}");
@@ -182,7 +183,7 @@ async fn side_port_serves_nodes_metrics_and_health() {
             documented
                 .iter()
                 .any(|d| d == name || (line.ends_with(" counter") && family(d) == name)),
-            "{name} is served but not documented in the README's Metrics table"
+            "{name} is served but not documented in the Metrics table of docs/operations.md"
         );
     }
 

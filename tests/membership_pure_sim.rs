@@ -5,9 +5,7 @@
 //! Sizes: 1,000 nodes in a release build (`cargo test --release --test
 //! membership_pure_sim`, which `.ci/run` runs), 200 in a debug build (the
 //! plain test command); `GSP_PURE_SIM_NODES=N` for any other size. The
-//! 10,000-node test is ignored by default (about an hour and 18 GiB of RAM;
-//! at stop 27 the same scenario through `gsp bench membership-sim` joined in
-//! 16 rounds, idle traffic 1.00x the 1,000-node figure; see the README):
+//! 10,000-node test is ignored by default (about an hour and 18 GiB of RAM):
 //! `cargo test --release --test membership_pure_sim -- --ignored`.
 #![allow(
     clippy::unwrap_used,

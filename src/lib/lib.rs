@@ -1,20 +1,33 @@
-//! gsp: gossip-based node discovery, resource awareness and reliable broadcast
-//! over gRPC.
+//! gsp: gossip-based node discovery, resource awareness, reliable broadcast
+//! and remote execution over gRPC.
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `core` <- `transport`/`runtime`/`probe` <- `cli`/`bench`.
+//! Dependencies point one way: `core` <- `transport`/`runtime`/`probe` <-
+//! `config`/`cli`/`bench` (docs/contributing.md says how to check it).
 //!
-//! - [`core`]: the protocol, pure and synchronous. Chunking and reassembly, the ACK
-//!   tracker, ids, units. Takes `now` and RNGs as inputs; no I/O.
-//! - [`transport`]: the wire. Generated protobuf code, tonic services and clients,
-//!   the channel pool, protobuf <-> domain conversions, and the mapping of errors
-//!   to gRPC status codes.
-//! - [`runtime`]: a running node. Identity on disk, the gRPC server with health and
-//!   reflection, graceful shutdown.
+//! - [`core`]: the protocol, pure and synchronous: membership (records, the
+//!   SWIM cycle as inputs -> actions, push-pull, suspicion, the update queue),
+//!   broadcast (swarm pieces, pulls, receipts, seen ids), jobs (spec, step
+//!   states, output ring), resources (matching, best fit, reservations, GPU
+//!   picking), chunking, the ACK tracker, ids, units. Takes `now` and RNGs as
+//!   inputs; no I/O.
+//! - [`transport`]: the wire. Generated protobuf code, tonic services and
+//!   clients, the channel pool, protobuf <-> domain conversions with their
+//!   limits, the in-memory network of the simulations, TLS, admin tokens.
+//! - [`probe`]: the machine: CPU and memory (sysinfo), GPUs (NVML), cameras,
+//!   the hardware inventory.
+//! - [`runtime`]: a running node. The membership agent and the executor of its
+//!   SWIM cycle, the broadcast engine, jobs, reservations, handlers, admin
+//!   services, maintenance and labels, the HTTP side port and metrics,
+//!   identity and the data dir, start-up and shutdown.
+//! - [`config`]: the YAML file (iarnet's layout plus a `gsp:` section) and how
+//!   flags, environment and file merge into a node's settings.
 //! - [`bench`]: the load generator behind `gsp bench`: in-process clusters, the
-//!   flood workload, the raw-TCP baseline, histograms, reports and comparisons.
-//! - [`cli`]: clap definitions, one file per subcommand, output renderers, exit codes.
+//!   flood workload, the raw-TCP baseline, histograms, reports and comparisons,
+//!   and the discrete-event simulations of the pure cores.
+//! - [`cli`]: clap definitions, one file per subcommand, output renderers, exit
+//!   codes.
 
 pub mod bench;
 pub mod cli;

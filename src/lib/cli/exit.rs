@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use crate::transport::error::TransportError;
 
-/// What `gsp` tells the shell. Documented in the README; stable.
+/// What `gsp` tells the shell. Documented in docs/scripting.md; stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// 0: success.

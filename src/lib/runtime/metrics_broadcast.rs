@@ -169,7 +169,7 @@ pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
     o.metric(
         "gsp_broadcast_assemblies",
         "gauge",
-        "Swarm broadcasts being assembled here (bounded; see README).",
+        "Swarm broadcasts being assembled here (bounded; see docs/broadcast.md).",
         &[("", open as u64)],
     );
     o.metric(

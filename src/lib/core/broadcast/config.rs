@@ -24,7 +24,7 @@ pub const DEFAULT_MAX_PULL_ATTEMPTS: u32 = 6;
 
 /// Default fanout of the swarm's trees (and number of trees a payload is
 /// striped over). Measured on 16 network namespaces at 200 Mbit/s: 2 beats
-/// 3 and 4 (fewer flows share each link; see the README).
+/// 3 and 4 (fewer flows share each link; see docs/performance.md).
 pub const DEFAULT_SWARM_FANOUT: usize = 2;
 /// Default peer count beyond which large payloads go as a swarm.
 pub const DEFAULT_SWARM_MIN_PEERS: usize = 8;

@@ -27,14 +27,20 @@ fn maint(addr: &str, args: &[&str]) -> std::process::Output {
     run_gsp(&all, LIMIT)
 }
 
-/// The `maintenance` field `addr` lists for the member named `name`.
-fn listed_state(addr: &str, name: &str) -> String {
+/// The member named `name` as `addr` lists it.
+fn listed(addr: &str, name: &str) -> Option<Value> {
     let v = json(&run_gsp(&["peers", "--addr", addr, "--json"], LIMIT));
     v["nodes"]
         .as_array()
         .unwrap()
         .iter()
         .find(|n| n["node_name"] == name)
+        .cloned()
+}
+
+/// The `maintenance` field `addr` lists for the member named `name`.
+fn listed_state(addr: &str, name: &str) -> String {
+    listed(addr, name)
         .map(|n| n["maintenance"].as_str().unwrap().to_owned())
         .unwrap_or_default()
 }
@@ -102,10 +108,16 @@ fn maintenance_spreads_drops_the_node_from_queries_survives_restart_and_routes()
     assert_eq!(s["reason"], "kernel 6.12");
     assert_eq!(s["node_id"], a_id.as_str());
     wait_for_members(&addr_b, 2, &[]);
+    // At its new address: B's record of A from before the restart says
+    // maintenance too, and routing to it would find nobody there.
     until(
-        "B to see restarted A in maintenance",
+        "B to see restarted A, at its new address, in maintenance",
         Duration::from_secs(5),
-        || listed_state(&addr_b, "node-a") == "maintenance",
+        || {
+            listed(&addr_b, "node-a").is_some_and(|n| {
+                n["address"] == a2_addr.as_str() && n["maintenance"] == "maintenance"
+            })
+        },
     );
 
     // Routed through B, by id and by name.

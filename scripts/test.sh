@@ -3,4 +3,4 @@
 # 127.0.0.1:0 and the built binary). Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --locked --all-targets "$@"
+cargo test --locked --workspace --all-targets "$@"

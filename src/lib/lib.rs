@@ -3,15 +3,19 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `core` <- `transport`/`runtime`/`probe` <-
-//! `config`/`cli`/`bench` (docs/contributing.md says how to check it).
+//! Dependencies point one way: `core` <- `clock` <- `transport`/`probe` <-
+//! `runtime` <- `config` <- `cli`/`bench`. `core` is a crate of its own;
+//! `tests/layers.rs` checks the rest.
 //!
-//! - [`core`]: the protocol, pure and synchronous: membership (records, the
+//! - [`core`]: the `gsp-core` crate (`src/lib/core/`, re-exported), so that the
+//!   compiler keeps tokio, tonic, sysinfo and the rest of gsp out of it. The
+//!   protocol, pure and synchronous: membership (records, the
 //!   SWIM cycle as inputs -> actions, push-pull, suspicion, the update queue),
 //!   broadcast (swarm pieces, pulls, receipts, seen ids), jobs (spec, step
 //!   states, output ring), resources (matching, best fit, reservations, GPU
 //!   picking), chunking, the ACK tracker, ids, units. Takes `now` and RNGs as
 //!   inputs; no I/O.
+//! - [`clock`]: the clocks, read here only.
 //! - [`transport`]: the wire. Generated protobuf code, tonic services and
 //!   clients, the channel pool, protobuf <-> domain conversions with their
 //!   limits, the in-memory network of the simulations, TLS, admin tokens.
@@ -31,8 +35,9 @@
 
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod config;
-pub mod core;
+pub use gsp_core as core;
 pub mod probe;
 pub mod runtime;
 pub mod transport;

@@ -19,7 +19,6 @@ use super::{
 };
 use crate::{
     core::message::OutboundMessage,
-    runtime::identity::now_unix_ns,
     transport::data_plane::link::{AckFuture, PeerLink},
 };
 
@@ -68,7 +67,7 @@ pub async fn run_iteration(
             node.node_id().clone(),
             "bench",
             payload.clone(),
-            i64::try_from(now_unix_ns()).unwrap_or(i64::MAX),
+            crate::clock::unix_ns(),
         );
         for (to, link) in links {
             tasks.spawn(send_pair(

@@ -23,7 +23,6 @@ use crate::core::{
 };
 use crate::{runtime::node::SharedPools, transport::traffic::Traffic};
 
-#[path = "membership_run.rs"]
 mod run;
 
 pub use run::run;

@@ -32,11 +32,8 @@ use crate::core::{
     now::Now,
 };
 
-#[path = "membership_sim_events.rs"]
 mod events;
-#[path = "membership_sim_net.rs"]
 mod net;
-#[path = "membership_sim_report.rs"]
 mod report;
 use net::{Ev, SimNode};
 pub use report::MembershipSimReport;

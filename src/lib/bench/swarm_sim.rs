@@ -28,7 +28,6 @@ use crate::core::{
     message::OutboundMessage,
 };
 
-#[path = "swarm_sim_events.rs"]
 mod events;
 
 /// What to simulate.

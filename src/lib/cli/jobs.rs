@@ -204,7 +204,7 @@ fn render(jobs: &[JobJson]) -> String {
     if jobs.is_empty() {
         return "no jobs\n".to_owned();
     }
-    let now = crate::runtime::view::now_unix_ns();
+    let now = crate::clock::unix_ns();
     let mut t = Table::new();
     t.load_style(UTF8_BORDERS_ONLY);
     t.set_header(vec![

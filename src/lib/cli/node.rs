@@ -5,11 +5,8 @@ use std::{path::PathBuf, time::Duration};
 
 use super::parse;
 
-#[path = "node_resolve.rs"]
 mod resolve;
-#[path = "node_serve.rs"]
 mod serve;
-#[path = "node_signals.rs"]
 mod signals;
 
 pub(super) use resolve::{Resolved, resolve};

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{GlobalArgs, client, exit::ExitStatus, output};
 use crate::{
+    clock::unix_ns as now_unix_ns,
     core::{
         membership::{MemberView, record::MemberState},
         resources::{
@@ -15,7 +16,7 @@ use crate::{
             inventory::Inventory,
         },
     },
-    runtime::view::{NodeJson, now_unix_ns, sorted},
+    runtime::view::{NodeJson, sorted},
     transport::{
         membership::{
             convert::{RecordLimits, record_from_pb},

@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 
 use super::reader::Reader;
 
-#[path = "file_sections.rs"]
 mod sections;
 
 use sections::{read_discovery, read_gsp};
@@ -250,5 +249,4 @@ pub fn parse(text: &str) -> Result<FileConfig, Vec<Problem>> {
 }
 
 #[cfg(test)]
-#[path = "file_tests.rs"]
 mod tests;

@@ -28,7 +28,7 @@ pub const MIN_MAX_MEMBERS: usize = 16;
 /// message holds at most 65,536 (a member costs a few KiB on every node).
 pub const MAX_MAX_MEMBERS: usize = 65_536;
 /// Default resource query timeout (iarnet's `query_timeout_seconds`).
-pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::core::resources::query::DEFAULT_QUERY_TIMEOUT;
 
 /// What the flags or the environment set (clap resolves flag over environment).
 #[derive(Debug, Clone, Default)]

@@ -264,5 +264,4 @@ pub fn resolve(o: Overrides, file: Option<file::FileConfig>) -> Result<NodeSetti
 }
 
 #[cfg(test)]
-#[path = "resolve_tests.rs"]
 mod tests;

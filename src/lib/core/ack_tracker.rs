@@ -267,5 +267,4 @@ impl<T> AckTracker<T> {
 }
 
 #[cfg(test)]
-#[path = "ack_tracker_tests.rs"]
 mod tests;

@@ -336,5 +336,4 @@ fn finish(header: ChunkHeader, payload: Bytes) -> Fed {
 }
 
 #[cfg(test)]
-#[path = "chunk_tests.rs"]
 mod tests;

@@ -192,5 +192,4 @@ pub fn apply(
 }
 
 #[cfg(test)]
-#[path = "labels_tests.rs"]
 mod tests;

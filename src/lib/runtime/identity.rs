@@ -5,7 +5,6 @@ use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write},
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use crate::core::ids::{InvalidId, NodeId};
@@ -54,7 +53,7 @@ impl Identity {
     pub fn ephemeral() -> Self {
         Self {
             node_id: NodeId::random(),
-            incarnation: now_unix_ns(),
+            incarnation: crate::clock::unix_ns_u64(),
             data_dir: None,
             _lock: None,
         }
@@ -100,7 +99,7 @@ impl Identity {
         };
         Ok(Self {
             node_id,
-            incarnation: now_unix_ns(),
+            incarnation: crate::clock::unix_ns_u64(),
             data_dir: Some(dir.to_path_buf()),
             _lock: Some(lock),
         })
@@ -158,13 +157,6 @@ fn write_then_rename(path: &Path, tmp: &Path, data: &[u8], mode: Option<u32>) ->
         File::open(dir)?.sync_all()?;
     }
     Ok(())
-}
-
-/// Wall-clock unix nanoseconds (0 before 1970, saturating far in the future).
-pub fn now_unix_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -16,15 +16,10 @@ use crate::transport::{
     refusals::Refusals, tls::conns::ConnTable, traffic::Traffic,
 };
 
-#[path = "node_access.rs"]
 mod access;
-#[path = "node_config.rs"]
 mod config;
-#[path = "node_error.rs"]
 mod error;
-#[path = "node_start.rs"]
 mod start;
-#[path = "node_stop.rs"]
 mod stop;
 
 pub use config::{

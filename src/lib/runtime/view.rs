@@ -3,7 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, UNIX_EPOCH},
 };
 
 use serde::{Deserialize, Serialize};
@@ -148,13 +148,6 @@ impl GpuJson {
 pub fn rfc3339(unix_ns: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_nanos(u64::try_from(unix_ns).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
-}
-
-/// Now as unix nanoseconds.
-pub fn now_unix_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn usage(c: Option<&Capacity>, pick: fn(&Amounts) -> i64) -> Option<UsageJson> {

@@ -1,6 +1,6 @@
 //! What the broadcast state says to do, and what it tells its neighbours.
 
-use crate::core::{
+use crate::{
     ack_tracker::Completion,
     ids::{MessageId, NodeId},
     message::{InboundMessage, OutboundMessage},

@@ -9,7 +9,6 @@
 //! mid-send still reaches everyone, and payloads cross links about once.
 
 mod assembly;
-#[path = "state_origin.rs"]
 mod origin;
 mod repair;
 mod swarm;
@@ -25,7 +24,7 @@ use super::{
     config::{BroadcastConfig, Relay},
     store::{PayloadStore, Stored},
 };
-use crate::core::{
+use crate::{
     ack_tracker::AckTracker,
     dedup::DedupCache,
     ids::{MessageId, NodeId},

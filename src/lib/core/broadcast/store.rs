@@ -9,7 +9,7 @@ use std::{
 
 use bytes::Bytes;
 
-use crate::core::{ids::MessageId, message::MessageMeta};
+use crate::{ids::MessageId, message::MessageMeta};
 
 /// One stored message.
 #[derive(Debug, Clone)]
@@ -136,7 +136,7 @@ impl PayloadStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ids::NodeId;
+    use crate::ids::NodeId;
 
     fn stored(n: u128, len: usize) -> Stored {
         Stored {

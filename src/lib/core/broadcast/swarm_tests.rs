@@ -14,7 +14,7 @@ use super::{
     config::BroadcastConfig,
     state::{Action, Announce, BroadcastState, PieceVerdict},
 };
-use crate::core::{
+use crate::{
     ids::NodeId,
     message::{InboundMessage, OutboundMessage},
 };

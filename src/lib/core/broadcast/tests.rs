@@ -14,7 +14,7 @@ use super::{
     config::BroadcastConfig,
     state::{Action, Announce, BroadcastState},
 };
-use crate::core::{
+use crate::{
     ack_tracker::Ending,
     ids::{MessageId, NodeId},
     message::InboundMessage,

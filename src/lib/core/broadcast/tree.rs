@@ -11,7 +11,7 @@
 
 use rand::{Rng, seq::SliceRandom as _};
 
-use crate::core::ids::NodeId;
+use crate::ids::NodeId;
 
 /// How many descendants each child of a node with `n` descendants takes, in a
 /// complete `k`-ary tree filled level by level, left to right. Empty children

@@ -6,7 +6,7 @@ pub mod audit;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::core::membership::record::Maintenance;
+pub use crate::membership::record::Maintenance;
 
 /// Longest reason kept; longer ones are refused (they travel in audit events
 /// and are persisted).

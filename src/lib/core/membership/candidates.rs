@@ -14,7 +14,7 @@ use std::{
 };
 
 use super::{ProbeTarget, record::SharedRecord};
-use crate::core::ids::NodeId;
+use crate::ids::NodeId;
 
 /// Who introduced unknown nodes (a caller's certificate identity or address)
 /// and how many members it stands for (an address hosting several members, as
@@ -373,5 +373,4 @@ impl Candidates {
 }
 
 #[cfg(test)]
-#[path = "candidates_tests.rs"]
 mod tests;

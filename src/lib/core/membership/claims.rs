@@ -52,7 +52,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::core::membership::record::{MAX_COUNTER, Maintenance, Version, testing::record};
+    use crate::membership::record::{MAX_COUNTER, Maintenance, Version, testing::record};
 
     const STATES: [MemberState; 4] = [
         MemberState::Alive,
@@ -129,7 +129,7 @@ mod tests {
                 counter: known_counter.saturating_add(claim_inc).min(MAX_COUNTER),
             };
             claim.address = "203.0.113.9:1".into();
-            claim.suspected_by = suspecter.map(|s| crate::core::ids::NodeId::parse(s).unwrap());
+            claim.suspected_by = suspecter.map(|s| crate::ids::NodeId::parse(s).unwrap());
             let (r, _) = at_known_version(&known, claim.clone().into());
             if claim_state != MemberState::Alive && claim.version >= known.version {
                 prop_assert_eq!(r.version, known.version);

@@ -2,7 +2,7 @@
 //! counted in metrics, logged.
 
 use super::record::{Maintenance, MemberRecord, MemberState, Version};
-use crate::core::ids::NodeId;
+use crate::ids::NodeId;
 
 /// What happened to a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,7 +13,7 @@ use super::{
     messages::{Phase, PushPullReply},
     record::{MemberState, SharedRecord},
 };
-use crate::core::{ids::NodeId, now::Now};
+use crate::{ids::NodeId, now::Now};
 
 /// Records pushed, returned or wanted in one push-pull message, at most: a
 /// larger difference takes several exchanges (the churn rounds' push-pulls
@@ -237,7 +237,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::core::membership::{config::MembershipConfig, record::testing::record};
+    use crate::membership::{config::MembershipConfig, record::testing::record};
 
     fn now(t0: Instant) -> Now {
         Now {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::record::{Digest, SharedRecord};
-use crate::core::ids::NodeId;
+use crate::ids::NodeId;
 
 /// A direct probe.
 #[derive(Debug, Clone)]

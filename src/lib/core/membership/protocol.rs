@@ -12,7 +12,7 @@ use super::{
     suspicion::Suspicion,
     table::MemberTable,
 };
-use crate::core::{ids::NodeId, now::Now};
+use crate::{ids::NodeId, now::Now};
 
 /// While updates back up, a message carries this share of the queue (one
 /// quarter), when that is more than `max_piggyback`.
@@ -308,30 +308,19 @@ impl Membership {
 }
 
 mod checks;
-#[path = "protocol_force.rs"]
 pub mod force;
-#[path = "protocol_merge.rs"]
 mod merge;
-#[path = "protocol_probes.rs"]
 mod probes;
-#[path = "swim.rs"]
 pub mod swim;
-#[path = "protocol_targets.rs"]
 mod targets;
-#[path = "protocol_verify.rs"]
 mod verify;
-#[path = "protocol_view.rs"]
 mod view;
 
 #[cfg(test)]
-#[path = "protocol_force_tests.rs"]
 mod force_tests;
 #[cfg(test)]
-#[path = "protocol_tests.rs"]
 mod tests;
 #[cfg(test)]
-#[path = "protocol_tests_forged.rs"]
 mod tests_forged;
 #[cfg(test)]
-#[path = "protocol_tests_heal.rs"]
 mod tests_heal;

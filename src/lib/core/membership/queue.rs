@@ -7,7 +7,7 @@ use std::{
     collections::{BTreeMap, HashMap},
 };
 
-use crate::core::ids::NodeId;
+use crate::ids::NodeId;
 
 use super::record::{MemberRecord, SharedRecord};
 
@@ -192,10 +192,10 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, counter: u64) -> MemberRecord {
-        crate::core::membership::record::testing::record(
+        crate::membership::record::testing::record(
             id,
             counter,
-            crate::core::membership::record::MemberState::Alive,
+            crate::membership::record::MemberState::Alive,
         )
     }
 

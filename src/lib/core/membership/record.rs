@@ -3,7 +3,7 @@
 
 use std::{cmp::Ordering, collections::BTreeMap, fmt, sync::Arc};
 
-use crate::core::{ids::NodeId, message::OriginAuth};
+use crate::{ids::NodeId, message::OriginAuth};
 
 /// Where a node is in its life, as this node believes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -420,9 +420,7 @@ impl Digest {
 }
 
 #[cfg(test)]
-#[path = "record_testing.rs"]
 pub(crate) mod testing;
 
 #[cfg(test)]
-#[path = "record_tests.rs"]
 mod tests;

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::core::ids::NodeId;
+use crate::ids::NodeId;
 
 /// One running suspicion.
 #[derive(Debug, Clone)]

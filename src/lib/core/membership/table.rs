@@ -11,7 +11,7 @@ use super::{
     events::{EventKind, MembershipEvent},
     record::{Digest, MemberRecord, MemberState, SharedRecord, Version},
 };
-use crate::core::{ids::NodeId, now::Now};
+use crate::{ids::NodeId, now::Now};
 
 /// One known node.
 #[derive(Debug, Clone)]
@@ -394,5 +394,4 @@ impl MemberTable {
 }
 
 #[cfg(test)]
-#[path = "table_tests.rs"]
 mod tests;

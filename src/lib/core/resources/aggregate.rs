@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::matcher::{available, rank};
-use crate::core::membership::record::{Amounts, MemberRecord, MemberState};
+use crate::membership::record::{Amounts, MemberRecord, MemberState};
 
 /// Sums of one resource.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub struct Aggregate {
     pub gpu_models: Vec<GpuModel>,
 }
 
-fn add(s: &mut Sums, pick: fn(&Amounts) -> i64, c: &crate::core::membership::record::Capacity) {
+fn add(s: &mut Sums, pick: fn(&Amounts) -> i64, c: &crate::membership::record::Capacity) {
     s.total = s.total.saturating_add(pick(&c.total));
     s.used = s.used.saturating_add(pick(&c.used));
     s.available = s.available.saturating_add(pick(&c.available));
@@ -159,7 +159,7 @@ pub fn aggregate<'a>(records: impl IntoIterator<Item = &'a MemberRecord>) -> Agg
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::membership::record::testing;
+    use crate::membership::record::testing;
 
     fn node(id: &str, gpus: i64, state: MemberState) -> MemberRecord {
         testing::with_free(testing::record(id, 0, state), 1000, 10, gpus)
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn gpu_models_are_counted_per_model_over_alive_nodes() {
-        use crate::core::membership::record::Gpu;
+        use crate::membership::record::Gpu;
         let dev = |name: &str, busy: bool| Gpu {
             name: name.into(),
             memory_total_bytes: 100,

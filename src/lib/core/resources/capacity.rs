@@ -3,7 +3,7 @@
 //! meaningfully, so a steady cluster does not churn.
 
 use super::request::{AmountError, parse_cpu, parse_gpus, parse_memory};
-use crate::core::membership::record::{Amounts, Capacity, Gpu, Tags};
+use crate::membership::record::{Amounts, Capacity, Gpu, Tags};
 
 /// One reading of the machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 use std::cmp::Ordering;
 
 use super::request::{GpuFilter, ResourceRequest};
-use crate::core::membership::record::{Amounts, Maintenance, MemberRecord, MemberState};
+use crate::membership::record::{Amounts, Maintenance, MemberRecord, MemberState};
 
 /// The free GPUs of `r` that pass `filter`: counted device by device when
 /// the node lists its devices; otherwise (GPUs declared, not read) its free
@@ -100,7 +100,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::core::membership::record::{Tags, testing};
+    use crate::membership::record::{Tags, testing};
 
     fn node(id: &str, cpu: i64, mem: i64, gpus: i64) -> MemberRecord {
         testing::with_free(testing::record(id, 0, MemberState::Alive), cpu, mem, gpus)

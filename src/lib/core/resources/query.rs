@@ -3,7 +3,11 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use super::{matcher::sort_for, request::ResourceRequest};
-use crate::core::{ids::NodeId, membership::record::MemberRecord};
+use crate::{ids::NodeId, membership::record::MemberRecord};
+
+/// Time a query gets when its asker sets none (iarnet's
+/// `query_timeout_seconds` default).
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most hops a query may travel; larger requests are capped.
 pub const MAX_HOPS_CAP: u32 = 8;
@@ -68,10 +72,10 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, counter: u64) -> MemberRecord {
-        crate::core::membership::record::testing::record(
+        crate::membership::record::testing::record(
             id,
             counter,
-            crate::core::membership::record::MemberState::Alive,
+            crate::membership::record::MemberState::Alive,
         )
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::{
+use crate::{
     membership::record::{Gpu, Tags},
     units,
 };

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use super::request::GpuFilter;
-use crate::core::membership::record::{Amounts, Capacity, Gpu};
+use crate::membership::record::{Amounts, Capacity, Gpu};
 
 /// `n` devices of `devices` for a job: free, not held (by UUID in `held`),
 /// passing `filter`; the lowest index first (instances of one MIG GPU in
@@ -37,7 +37,7 @@ pub fn pick_gpus<'a>(
             if filter.memory_bytes > 0 {
                 w.push(format!(
                     "{} free",
-                    crate::core::units::HumanBytes(filter.memory_bytes)
+                    crate::units::HumanBytes(filter.memory_bytes)
                 ));
             }
             if !filter.model.is_empty() {

@@ -2,10 +2,7 @@
 //! payloads with per-hop retries, queues control frames and receipts, and
 //! reports progress to the origin's waiters.
 
-use std::{
-    sync::{Arc, PoisonError},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::sync::{Arc, PoisonError};
 
 use tracing::debug;
 
@@ -18,13 +15,6 @@ use crate::{
     },
     transport::{convert::MAX_CONTROL_ENTRIES, error::SendError},
 };
-
-/// Wall clock, unix nanoseconds.
-pub(super) fn unix_now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
 
 /// Carries out `actions` (never blocks: sends run on spawned tasks).
 pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {

@@ -244,8 +244,8 @@ impl BroadcastEngine {
         expected.sort();
         let now = tokio::time::Instant::now().into_std();
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut msg =
-            inner.with_state(|s| s.message(&opts.topic, payload, opts.ttl, exec::unix_now_ns()));
+        let mut msg = inner
+            .with_state(|s| s.message(&opts.topic, payload, opts.ttl, crate::clock::unix_ns()));
         // Signed outside the state lock: hashing a large payload takes a while.
         if let Some(signer) = inner
             .config

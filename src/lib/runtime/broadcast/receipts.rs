@@ -97,7 +97,7 @@ async fn drain(inner: &Arc<Inner>, origin: NodeId) {
             inner.local.clone(),
             RECEIPT_TOPIC,
             Bytes::from(body.encode_to_vec()),
-            exec::unix_now_ns(),
+            crate::clock::unix_ns(),
         );
         let ok = exec::send_with_retries(inner, &origin, msg, |_| {}).await;
         if ok {

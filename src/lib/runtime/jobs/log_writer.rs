@@ -184,5 +184,4 @@ impl Writer {
 }
 
 #[cfg(test)]
-#[path = "log_writer_tests.rs"]
 mod tests;

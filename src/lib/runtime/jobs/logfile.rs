@@ -319,5 +319,4 @@ fn scan(path: &Path) -> io::Result<(u64, u64, u64)> {
 }
 
 #[cfg(test)]
-#[path = "logfile_tests.rs"]
 mod tests;

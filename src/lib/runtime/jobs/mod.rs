@@ -205,7 +205,7 @@ impl Jobs {
             for (id, actor, mut state) in s.load() {
                 if !state.status().is_final() {
                     let why = stop_leftovers(&id, &state);
-                    state.interrupted(why, super::view::now_unix_ns());
+                    state.interrupted(why, crate::clock::unix_ns());
                 }
                 let job = Job::new(id.clone(), actor, state, 64 * 1024);
                 // Its output of the earlier run is on disk only: readers replay it.
@@ -325,7 +325,7 @@ impl Jobs {
                     break id;
                 }
             };
-            let mut state = JobState::new(spec, super::view::now_unix_ns());
+            let mut state = JobState::new(spec, crate::clock::unix_ns());
             state.gpus = held
                 .gpus()
                 .iter()

@@ -19,8 +19,9 @@ use tracing::{info, warn};
 
 use super::{Job, Jobs, READER_STALL};
 use crate::{
+    clock::unix_ns as now_unix_ns,
     core::jobs::{Stream, log::Entry, spec::StepSpec, state::Outcome},
-    runtime::{resources::Reservation, view::now_unix_ns},
+    runtime::resources::Reservation,
 };
 
 /// Bytes read from a pipe at once.

@@ -29,7 +29,6 @@ use crate::{
     },
 };
 
-#[path = "service_convert.rs"]
 mod convert;
 
 use convert::{entry_to_pb, event, spec_from_pb};

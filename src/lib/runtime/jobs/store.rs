@@ -459,5 +459,4 @@ impl Store {
 }
 
 #[cfg(test)]
-#[path = "store_tests.rs"]
 mod tests;

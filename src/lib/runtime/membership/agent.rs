@@ -7,7 +7,7 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use rand::rngs::StdRng;
@@ -26,14 +26,11 @@ use crate::{
             events::{EventKind, MembershipEvent},
             record::{RecordSigner, SharedRecord},
         },
-        now::Now,
     },
     transport::membership::{MembershipTransport, Refusal},
 };
 
-#[path = "agent_calls.rs"]
 mod calls;
-#[path = "agent_handle.rs"]
 mod handle;
 
 /// Events buffered per watcher; a watcher that falls further behind is told how
@@ -45,15 +42,7 @@ pub const MAX_SEEDS: usize = 256;
 /// nack without probing (counted).
 pub(super) const MAX_INDIRECT_PROBES_SERVED: usize = 32;
 
-/// The current time on both clocks (tokio's clock, so paused-time tests control it).
-pub fn now() -> Now {
-    Now {
-        instant: tokio::time::Instant::now().into_std(),
-        unix_ns: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-    }
-}
+pub use crate::clock::now;
 
 /// Settings of an agent beyond the protocol's.
 #[derive(Debug, Clone)]

@@ -112,7 +112,7 @@ impl Default for NodeConfig {
             leave_timeout: DEFAULT_LEAVE_TIMEOUT,
             probe: ProbeChoice::System { nvml_library: None },
             resources: ResourceConfig::default(),
-            query_timeout: crate::config::DEFAULT_QUERY_TIMEOUT,
+            query_timeout: crate::core::resources::query::DEFAULT_QUERY_TIMEOUT,
             broadcast: EngineConfig::default(),
             on_message: None,
             on_event: None,

@@ -26,9 +26,7 @@ use crate::{
     transport::{config::DataPlaneConfig, error::SendError, pb::gossip::v1 as pb},
 };
 
-#[path = "link_acks.rs"]
 mod acks;
-#[path = "link_connect.rs"]
 mod connect;
 
 /// A positive ACK for one message on one link.

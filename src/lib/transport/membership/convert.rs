@@ -3,11 +3,8 @@
 
 use crate::core::ids::NodeId;
 
-#[path = "convert_digests.rs"]
 mod digests;
-#[path = "convert_records.rs"]
 mod records;
-#[path = "convert_states.rs"]
 mod states;
 
 pub use digests::{digest_to_pb, digests_from_pb};
@@ -89,5 +86,4 @@ pub fn node_id(field: &str, s: &str) -> Result<NodeId, InvalidRecord> {
 }
 
 #[cfg(test)]
-#[path = "convert_tests.rs"]
 mod tests;

@@ -1,7 +1,7 @@
 //! The membership transport over gRPC: probes on `gsp.membership.v1`, push-pull
 //! on `discovery.DiscoveryService/GossipNodeInfo`, all on the peer's pooled channel.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tonic::{Code, Status};
 
@@ -91,11 +91,7 @@ impl GrpcMembership {
     }
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
+use crate::clock::unix_ns as now_ns;
 
 fn with_timeout<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);

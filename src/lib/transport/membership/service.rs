@@ -2,10 +2,7 @@
 //! `discovery.DiscoveryService`, decoding and validating every message before the
 //! node's handler sees it.
 
-use std::{
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tonic::{Request, Status};
 
@@ -15,22 +12,18 @@ use super::{
     grpc::MAX_MESSAGE_BYTES,
 };
 use crate::{
-    core::rate_limit::{RateConfig, RateLimiter},
-    runtime::identity::now_unix_ns,
+    core::{
+        rate_limit::{RateConfig, RateLimiter},
+        resources::query::DEFAULT_QUERY_TIMEOUT,
+    },
     transport::{
         pb::{discovery as dpb, membership::v1 as mpb},
         tls::{incoming::PeerInfo, roles::check_speaks_as_itself},
     },
 };
 
-#[path = "service_discovery.rs"]
 mod discovery;
-#[path = "service_membership.rs"]
 mod membership;
-
-/// Time an iarnet requester gets when it sets no gsp timeout (iarnet's
-/// `query_timeout_seconds` default).
-const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whom a call's rate is charged to.
 #[derive(Debug)]
@@ -65,9 +58,7 @@ fn rate_key<T>(request: &Request<T>) -> Option<RateKey> {
     peer.remote.map(|a| RateKey::Address(a.ip()))
 }
 
-fn now_ns() -> i64 {
-    i64::try_from(now_unix_ns()).unwrap_or(i64::MAX)
-}
+use crate::clock::unix_ns as now_ns;
 
 /// The membership and discovery services of one node.
 #[derive(Clone)]

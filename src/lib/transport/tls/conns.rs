@@ -356,5 +356,4 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 }
 
 #[cfg(test)]
-#[path = "conns_tests.rs"]
 mod tests;

@@ -9,7 +9,7 @@ use std::{
 
 use bytes::BytesMut;
 
-use crate::core::{
+use crate::{
     ids::{MessageId, NodeId},
     message::MessageMeta,
     piece::PieceInfo,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::{Action, BroadcastState, OriginateError};
-use crate::core::{
+use crate::{
     ack_tracker::{AckEffect, Answer, TrackError},
     ids::{MessageId, NodeId},
     message::{InboundMessage, OutboundMessage},

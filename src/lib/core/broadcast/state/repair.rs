@@ -32,7 +32,7 @@
 //! A fetched piece goes on down this node's side of its tree, so a gap is
 //! filled once, at the top of the subtree that lost it.
 //!
-//! [`BroadcastConfig::pull_timeout`]: crate::core::broadcast::config::BroadcastConfig::pull_timeout
+//! [`BroadcastConfig::pull_timeout`]: crate::broadcast::config::BroadcastConfig::pull_timeout
 
 use std::{collections::BTreeMap, time::Instant};
 
@@ -40,7 +40,7 @@ use std::{collections::BTreeMap, time::Instant};
 pub(super) const QUIET_BATCH: usize = 8;
 
 use super::{Action, BroadcastState, assembly::Asked, swarm::piece_message};
-use crate::core::{
+use crate::{
     ids::{MessageId, NodeId},
     piece::PieceInfo,
 };

@@ -1,5 +1,5 @@
 //! Swarm broadcasts: a large payload leaves its origin as pieces striped over
-//! `k` trees (see [`crate::core::broadcast::tree`]); every node forwards each
+//! `k` trees (see [`crate::broadcast::tree`]); every node forwards each
 //! piece to its children in that piece's tree as soon as the piece is in, while
 //! the rest is still arriving, and assembles the whole. A child that cannot
 //! take a piece is routed around: its children get the piece from its parent.
@@ -11,7 +11,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::{Action, BroadcastState, Pull, assembly::new_assembly};
-use crate::core::{
+use crate::{
     broadcast::tree,
     ids::{MessageId, NodeId},
     message::{InboundMessage, MessageMeta, OutboundMessage},
@@ -60,7 +60,7 @@ impl BroadcastState {
         let piece = c
             .piece_bytes
             .max(16 * list_bytes as u64)
-            .max(len.div_ceil(u64::from(crate::core::piece::MAX_PIECES)));
+            .max(len.div_ceil(u64::from(crate::piece::MAX_PIECES)));
         Some(piece)
     }
 

@@ -1,7 +1,7 @@
 //! Tests of the waiting set: bounds, per-source shares, vouching, probe order.
 
 use super::*;
-use crate::core::membership::record::{MemberState, testing::record};
+use crate::membership::record::{MemberState, testing::record};
 
 #[test]
 fn the_set_is_bounded_and_newer_records_replace_waiting_ones() {

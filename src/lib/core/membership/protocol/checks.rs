@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use super::{Membership, force, swim::Action};
-use crate::core::{
+use crate::{
     ids::NodeId,
     membership::{
         ProbeTarget,

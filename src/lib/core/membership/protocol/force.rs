@@ -4,7 +4,7 @@
 //! member's version, and a member that is in fact running refutes it.
 
 use super::Membership;
-use crate::core::{
+use crate::{
     ids::NodeId,
     membership::record::{MemberRecord, MemberState},
     now::Now,

@@ -8,7 +8,7 @@ use super::{
     tests::{at, id, node, rec, run_checks},
     *,
 };
-use crate::core::membership::events::EventKind;
+use crate::membership::events::EventKind;
 
 /// `me` with `b` admitted and then dead (suspected, expired, silent).
 fn with_dead_b(t0: Instant) -> Membership {
@@ -50,7 +50,7 @@ fn a_dead_member_is_marked_left_and_the_claim_spreads_as_left() {
     let mut peer = with_dead_b(t0);
     assert!(matches!(
         peer.apply(b, at(t0, 61_000)),
-        crate::core::membership::table::Applied::Changed { .. }
+        crate::membership::table::Applied::Changed { .. }
     ));
     assert_eq!(peer.get(&id("b")).unwrap().state, MemberState::Left);
     // Again: nothing changes.

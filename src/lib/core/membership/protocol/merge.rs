@@ -3,7 +3,7 @@
 //! refuted.
 
 use super::{Membership, Urgent, force};
-use crate::core::{
+use crate::{
     ids::NodeId,
     membership::{
         candidates::Source,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{Membership, ProbeTarget};
-use crate::core::{
+use crate::{
     ids::NodeId,
     membership::{
         record::{MemberRecord, MemberState},

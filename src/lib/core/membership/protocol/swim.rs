@@ -21,11 +21,9 @@ use std::{
 use rand::Rng;
 
 use super::{Membership, ProbeTarget};
-use crate::core::now::Now;
+use crate::now::Now;
 
-#[path = "swim_io.rs"]
 mod io;
-#[path = "swim_probes.rs"]
 mod probes;
 pub use io::{Action, Input, ProbeId, Timer};
 
@@ -286,5 +284,4 @@ impl Membership {
 }
 
 #[cfg(test)]
-#[path = "swim_tests.rs"]
 mod tests;

@@ -4,7 +4,7 @@
 use rand::{Rng, seq::IndexedRandom as _, seq::SliceRandom as _};
 
 use super::Membership;
-use crate::core::{
+use crate::{
     ids::NodeId,
     membership::{
         ProbeTarget,

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use rand::{SeedableRng as _, rngs::StdRng};
 
 use super::*;
-use crate::core::membership::{events::EventKind, record::Version, table::Applied};
+use crate::membership::{events::EventKind, record::Version, table::Applied};
 
 pub(super) fn id(s: &str) -> NodeId {
     NodeId::parse(s).unwrap()
@@ -23,7 +23,7 @@ pub(super) fn at(t0: Instant, ms: u64) -> Now {
 }
 
 pub(super) fn rec(name: &str, counter: u64, state: MemberState) -> MemberRecord {
-    crate::core::membership::record::testing::record(name, counter, state)
+    crate::membership::record::testing::record(name, counter, state)
 }
 
 /// Runs the checks of the claims `m` holds, now: each member checked answers

@@ -9,7 +9,7 @@ use super::{
     tests::{at, id, node, rec, run_checks},
     *,
 };
-use crate::core::membership::{events::EventKind, record::MAX_COUNTER, table::Applied};
+use crate::membership::{events::EventKind, record::MAX_COUNTER, table::Applied};
 
 #[test]
 fn a_forged_death_at_an_absurd_version_is_checked_and_the_victim_stays_listed() {
@@ -112,7 +112,7 @@ fn a_flood_of_forged_claims_in_every_state_costs_one_check_a_round_and_lists_not
         if step % 5 == 0 {
             forged.state = MemberState::Alive;
             forged.suspected_by = None;
-            forged.maintenance = crate::core::membership::record::Maintenance::Disabled;
+            forged.maintenance = crate::membership::record::Maintenance::Disabled;
             forged.version.counter = 2;
         }
         a.apply(forged, now);
@@ -173,7 +173,7 @@ fn made_up_nodes_are_never_listed_and_cannot_crowd_the_table() {
     assert_eq!(m.counters().candidates_dropped, 4000 - cap as u64);
     assert_eq!(m.counters().unknown_down_ignored, 4000);
     // Each gets a few probes, a round apart, then is forgotten.
-    for round in 0..u64::from(crate::core::membership::candidates::MAX_MISSES) {
+    for round in 0..u64::from(crate::membership::candidates::MAX_MISSES) {
         let now = at(t0, round * 1000);
         let probed = m.take_unverified(cap, now);
         assert_eq!(probed.len(), cap, "round {round}");
@@ -212,9 +212,7 @@ fn a_node_waiting_too_long_for_verification_is_forgotten() {
 #[test]
 fn under_signed_records_an_unknown_node_is_listed_at_once_and_spread() {
     let t0 = Instant::now();
-    let source = Some(crate::core::membership::candidates::Source::caller(
-        "10.0.0.7", 1,
-    ));
+    let source = Some(crate::membership::candidates::Source::caller("10.0.0.7", 1));
     // Without signatures: waits for its own answer or a second member host.
     let mut plain = node("a", t0);
     let applied = plain.apply_from(rec("n", 1, MemberState::Alive).into(), source, at(t0, 0));

@@ -1,7 +1,7 @@
 //! Nodes heard of second-hand: listed only once they answer a probe of their own.
 
 use super::Membership;
-use crate::core::{
+use crate::{
     ids::NodeId,
     membership::{
         ProbeTarget,
@@ -36,7 +36,7 @@ impl Membership {
     /// member per socket it listens on; a node restarted with a new id at the
     /// old address is listed once the old id is no longer up there.
     ///
-    /// [`MembershipConfig::names_certified`]: crate::core::membership::config::MembershipConfig::names_certified
+    /// [`MembershipConfig::names_certified`]: crate::membership::config::MembershipConfig::names_certified
     fn holder_conflict(&mut self, record: &MemberRecord) -> bool {
         if !record.state.is_up() {
             return false;

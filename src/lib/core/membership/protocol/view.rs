@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Counters, MemberView, Membership, Urgent};
-use crate::core::{
+use crate::{
     ids::NodeId,
     membership::{
         events::MembershipEvent,

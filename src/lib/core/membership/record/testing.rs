@@ -2,7 +2,7 @@
 //! with free resources.
 
 use super::{Amounts, Capacity, MemberRecord, MemberState, Tags};
-use crate::core::ids::NodeId;
+use crate::ids::NodeId;
 
 /// Node `id` (also its name), address `id:1`, domain `d`.
 pub(crate) fn record(id: &str, counter: u64, state: MemberState) -> MemberRecord {

@@ -11,7 +11,7 @@ fn now(t0: Instant, ms: u64) -> Now {
 }
 
 fn rec(id: &str, counter: u64, state: MemberState) -> MemberRecord {
-    crate::core::membership::record::testing::record(id, counter, state)
+    crate::membership::record::testing::record(id, counter, state)
 }
 
 #[test]

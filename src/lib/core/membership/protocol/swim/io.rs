@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::core::{
+use crate::{
     ids::NodeId,
     membership::{ProbeTarget, record::SharedRecord},
 };
@@ -51,7 +51,7 @@ pub enum Input {
         /// The probe.
         probe: ProbeId,
     },
-    /// Claims wait for a check ([`crate::core::membership::Membership::has_claims_due`]
+    /// Claims wait for a check ([`crate::membership::Membership::has_claims_due`]
     /// said so after records were merged): start what is due.
     Claims,
 }
@@ -60,7 +60,7 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Ping `target` directly; merge its answer with
-    /// [`crate::core::membership::Membership::apply_answer`], then report with
+    /// [`crate::membership::Membership::apply_answer`], then report with
     /// [`Input::Ping`].
     Ping {
         /// The probe (the ping's `seq`).

@@ -10,7 +10,7 @@ use super::{
     Action, LAST_CHECK_ASKS, MAX_PROBES_IN_FLIGHT, MIN_INDIRECT_WINDOW, Phase, Probe, ProbeId,
     Purpose, Timer,
 };
-use crate::core::{
+use crate::{
     membership::{Membership, ProbeTarget},
     now::Now,
 };
@@ -18,7 +18,7 @@ use crate::core::{
 impl Membership {
     /// Starts a probe; returns false when [`MAX_PROBES_IN_FLIGHT`] are
     /// running already (it is not started).
-    pub(in crate::core::membership::protocol) fn start_probe(
+    pub(in crate::membership::protocol) fn start_probe(
         &mut self,
         target: ProbeTarget,
         purpose: Purpose,

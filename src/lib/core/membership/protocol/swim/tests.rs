@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use rand::{SeedableRng as _, rngs::StdRng};
 
 use super::*;
-use crate::core::ids::NodeId;
-use crate::core::membership::{
+use crate::ids::NodeId;
+use crate::membership::{
     protocol::tests::{at, id, node, rec},
     record::MemberState,
 };

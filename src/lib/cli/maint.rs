@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     core::maintenance::{MAX_REASON_BYTES, Maintenance},
-    runtime::{admin_maint::ROUTED_REFUSAL, http_maint::MaintJson, view::rfc3339},
+    runtime::{admin::maint::ROUTED_REFUSAL, http::maint::MaintJson, view::rfc3339},
     transport::{
         membership::convert::{maintenance_from_pb, maintenance_to_pb},
         pb::admin::v1 as pb,

@@ -1,5 +1,10 @@
 //! The admin service (`gsp.admin.v1`): what the CLI's client commands call.
 
+pub mod broadcast;
+mod force;
+mod labels;
+pub mod maint;
+
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{broadcast::error::RecvError, mpsc};
@@ -8,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::{
-    admin_maint::MaintApi,
+    admin::maint::MaintApi,
     broadcast::BroadcastEngine,
     data_dir::DataDirHealth,
     membership::{MembershipAgent, now},
@@ -315,7 +320,7 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::SendRequest>,
     ) -> Result<Response<Self::SendStream>, Status> {
         self.maint.auth.check(&request, Access::Write)?;
-        super::admin_broadcast::send(&self.engine, &self.shutdown, request.into_inner())
+        super::admin::broadcast::send(&self.engine, &self.shutdown, request.into_inner())
             .map(Response::new)
     }
 
@@ -327,7 +332,7 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<Self::WatchMessagesStream>, Status> {
         self.maint.auth.check(&request, Access::Read)?;
         let slot = self.streams.admit(&request)?;
-        super::admin_broadcast::watch_messages(&self.engine, &self.shutdown, request.into_inner())
+        super::admin::broadcast::watch_messages(&self.engine, &self.shutdown, request.into_inner())
             .map(|s| Response::new(Slotted::new(s, slot)))
     }
 

@@ -1,6 +1,8 @@
 //! The HTTP side port: iarnet's node list for dashboards, Prometheus metrics,
 //! and a health check.
 
+pub mod maint;
+
 use std::sync::Arc;
 
 use axum::{
@@ -152,8 +154,8 @@ pub async fn serve(
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/maintenance", get(super::http_maint::current))
-        .route("/api/maintenance/audit", get(super::http_maint::audit))
+        .route("/api/maintenance", get(super::http::maint::current))
+        .route("/api/maintenance/audit", get(super::http::maint::audit))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())

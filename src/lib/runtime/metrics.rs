@@ -1,8 +1,13 @@
 //! `/metrics` in the OpenMetrics text format (prometheus-client, see
-//! [`super::metrics_encode`]). Counter samples end in `_total`; label values
+//! [`encode`]). Counter samples end in `_total`; label values
 //! are bounded (states, event kinds).
 
-use super::{http::Sources, membership::stats::MembershipStats, metrics_encode::Out};
+mod broadcast;
+mod encode;
+mod process;
+mod security;
+
+use super::{http::Sources, membership::stats::MembershipStats, metrics::encode::Out};
 use crate::{
     core::membership::{events::EventKind, record::MemberState},
     transport::data_plane::stats::DataPlaneStats,
@@ -297,8 +302,8 @@ pub fn render(sources: &Sources) -> String {
         "Outbound links closed because the peer stopped acknowledging.",
         &[("", d(&data_plane.peers_cut_off))],
     );
-    super::metrics_broadcast::render(&mut o, &sources.broadcast);
-    super::metrics_security::render(&mut o, sources);
+    super::metrics::broadcast::render(&mut o, &sources.broadcast);
+    super::metrics::security::render(&mut o, sources);
     let state = sources.maintenance.status().state;
     let (_, audit_dropped) = sources.maintenance.audit(0);
     let is = |m: crate::core::maintenance::Maintenance| u64::from(state == m);
@@ -337,6 +342,6 @@ pub fn render(sources: &Sources) -> String {
         "How long --on-event commands ran.",
         st.event_hook_seconds.histogram(),
     );
-    super::metrics_process::render(&mut o);
+    super::metrics::process::render(&mut o);
     o.finish()
 }

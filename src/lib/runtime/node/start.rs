@@ -14,7 +14,7 @@ use crate::{
     probe::{ResourceProbe, SystemProbe},
     runtime::{
         admin::AdminService,
-        admin_maint::MaintApi,
+        admin::maint::MaintApi,
         broadcast::BroadcastEngine,
         identity::Identity,
         maintenance::{MaintenanceControl, store::Store},

@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::broadcast::{BroadcastEngine, Progress, SendOptions, SendRefused};
+use crate::runtime::broadcast::{BroadcastEngine, Progress, SendOptions, SendRefused};
 use crate::{core::ack_tracker::Ending, transport::pb::admin::v1 as pb};
 
 /// Longest a send may wait for receipts.

@@ -1,8 +1,8 @@
 //! The broadcast engine's part of `/metrics`.
 
-use super::{
+use crate::runtime::{
     broadcast::{BroadcastEngine, stats::get},
-    metrics_encode::Out,
+    metrics::encode::Out,
 };
 
 pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {

@@ -8,8 +8,8 @@ use tokio::task::JoinSet;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use super::{
-    admin_maint::{MaintApi, ROUTED, forwarded, route_timeout},
+use crate::runtime::{
+    admin::maint::{MaintApi, ROUTED, forwarded, route_timeout},
     membership::now,
 };
 use crate::{

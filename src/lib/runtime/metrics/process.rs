@@ -2,7 +2,7 @@
 //! export them) and `gsp_build_info`, read from `/proc/self` on each scrape
 //! (absent where there is no `/proc`).
 
-use super::metrics_encode::Out;
+use crate::runtime::metrics::encode::Out;
 
 /// Clock ticks per second in `/proc/self/stat` (USER_HZ: 100 on every Linux
 /// ABI gsp builds for).

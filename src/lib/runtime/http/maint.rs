@@ -8,8 +8,8 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{http::HttpState, view::rfc3339};
 use crate::core::maintenance::audit::{AuditEntry, DEFAULT_AUDIT_CAPACITY};
+use crate::runtime::{http::HttpState, view::rfc3339};
 
 /// `gsp.maint.v1`, as `gsp maint status --json` prints it.
 #[derive(Debug, Serialize)]

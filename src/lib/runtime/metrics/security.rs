@@ -2,10 +2,10 @@
 //! family (`gsp_refused_total{reason}`), gRPC error statuses by service and
 //! code, and the server's connection table.
 
-use super::{membership::stats::MembershipStats, metrics_encode::Out};
+use crate::runtime::{membership::stats::MembershipStats, metrics::encode::Out};
 use crate::transport::{data_plane::stats::DataPlaneStats, refusals::Refused};
 
-pub(super) fn render(o: &mut Out, sources: &super::http::Sources) {
+pub(super) fn render(o: &mut Out, sources: &crate::runtime::http::Sources) {
     if let Some(tls) = &sources.tls {
         let expiry: Vec<(String, f64)> = tls
             .expiry()

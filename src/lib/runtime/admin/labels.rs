@@ -3,8 +3,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{
-    admin_maint::{MaintApi, Target, finish, forwarded, route_timeout},
+use crate::runtime::{
+    admin::maint::{MaintApi, Target, finish, forwarded, route_timeout},
     labels::{LabelsError, LabelsStatus},
 };
 use crate::{

@@ -1,12 +1,12 @@
 //! `GetMaintenance` / `SetMaintenance`: answered by this node, or routed to the
 //! member named by `node_id` (one hop; the target checks the token itself).
-//! The labels calls (`admin_labels.rs`) route the same way.
+//! The labels calls (`admin/labels.rs`) route the same way.
 
 use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use super::{
+use crate::runtime::{
     maintenance::{MaintError, MaintenanceControl},
     membership::MembershipAgent,
 };
@@ -38,7 +38,7 @@ pub struct MaintApi {
     /// The local state.
     pub control: MaintenanceControl,
     /// The local labels.
-    pub labels: super::labels::LabelsControl,
+    pub labels: crate::runtime::labels::LabelsControl,
     /// Membership, to find routed targets.
     pub agent: MembershipAgent,
     /// Connections to other members.

@@ -13,9 +13,9 @@ use super::{
     fanout,
     job_events::{JobJson, Printer, job_json, status_name},
     output,
+    run::interrupt as run_interrupt,
+    run::place::members,
     run::{Followed, Started, Target, follow, member},
-    run_interrupt,
-    run_place::members,
 };
 use crate::transport::pb::jobs::v1 as pb;
 

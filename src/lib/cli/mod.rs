@@ -14,20 +14,15 @@ mod logging;
 pub mod maint;
 mod man;
 mod node;
-mod node_check;
-mod node_reload;
 pub mod output;
 mod parse;
 pub mod peers;
 mod pipeline;
 pub mod query;
 mod run;
-mod run_interrupt;
-mod run_place;
 pub mod send;
 mod tls;
 pub mod watch;
-pub mod watch_messages;
 
 use std::{process::ExitCode, time::Duration};
 

@@ -1,6 +1,9 @@
 //! `gsp node`: runs a full node until SIGINT or SIGTERM, then leaves the cluster,
 //! drains and exits 0.
 
+mod check;
+mod reload;
+
 use std::{path::PathBuf, time::Duration};
 
 use super::parse;

@@ -2,20 +2,23 @@
 //! match `gsp query`'s filters (or on `--node`), streams its output and step
 //! changes as they happen, and exits with the job's exit code.
 
+pub(super) mod interrupt;
+pub(super) mod place;
+
 use std::{path::PathBuf, time::Duration};
 
 use tokio::task::JoinSet;
 
-pub(crate) use super::run_place::{Placed, Started, Target, member};
 use super::{
     GlobalArgs,
     exit::{ExitStatus, NegativeOutcome, Unreachable, UsageError},
     job_events::Printer,
     peers, pipeline,
     query::Filters,
-    run_place::{WAIT_RETRY, place},
 };
 use crate::{core::jobs::spec::JobSpec, transport::pb::jobs::v1 as pb};
+pub(crate) use place::{Placed, Started, Target, member};
+use place::{WAIT_RETRY, place};
 
 /// Arguments of `gsp run`.
 #[derive(Debug, clap::Args)]
@@ -201,7 +204,7 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
         set.spawn(follow(s, printer.clone()));
     }
     let Some(outcomes) =
-        super::run_interrupt::wait(&mut set, &jobs, &global, args.cancel_on_interrupt).await?
+        interrupt::wait(&mut set, &jobs, &global, args.cancel_on_interrupt).await?
     else {
         return Ok(ExitStatus::Interrupted);
     };

@@ -1,5 +1,7 @@
 //! `gsp watch`: membership events as they happen, as lines or JSON Lines; with
-//! `--messages`, delivered broadcasts (see `watch_messages`).
+//! `--messages`, delivered broadcasts (see `messages`).
+
+mod messages;
 
 use std::fmt::Write as _;
 
@@ -118,7 +120,7 @@ fn line(e: &pb::Event, json: bool) -> anyhow::Result<String> {
 /// going away (exit 3).
 pub(crate) async fn run(args: WatchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
     if args.messages {
-        return super::watch_messages::run(args.topic, args.raw, global).await;
+        return messages::run(args.topic, args.raw, global).await;
     }
     let mut client = client::admin(&global).await?;
     let stream = client

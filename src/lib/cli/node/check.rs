@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{
+use crate::cli::{
     GlobalArgs,
     exit::{ExitStatus, UsageError},
     node::Resolved,

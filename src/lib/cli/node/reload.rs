@@ -6,7 +6,7 @@
 
 use tracing::{error, info, warn};
 
-use super::{
+use crate::cli::{
     GlobalArgs, logging,
     node::{NodeArgs, Resolved, resolve},
 };

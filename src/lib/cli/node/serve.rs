@@ -38,7 +38,7 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
         security,
     } = resolve(&args, &global).map_err(UsageError)?;
     if args.check_config {
-        return crate::cli::node_check::run(
+        return crate::cli::node::check::run(
             &Resolved {
                 file,
                 settings,
@@ -179,7 +179,7 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
     .await?;
     // Always: without a handler, SIGHUP (what `systemctl reload` and `kill
     // -HUP` send) would kill the node as if it had crashed.
-    let reloader = crate::cli::node_reload::Reloader {
+    let reloader = crate::cli::node::reload::Reloader {
         args,
         global,
         settings: running.0,

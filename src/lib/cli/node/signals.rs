@@ -3,12 +3,12 @@
 
 use tracing::warn;
 
-/// Reloads on every SIGHUP (see `node_reload`). Without a handler, SIGHUP
+/// Reloads on every SIGHUP (see `reload`). Without a handler, SIGHUP
 /// (what `systemctl reload` and `kill -HUP` send) would kill the node as if it
 /// had crashed.
 pub(super) async fn reload_on_sighup(
     hup: Option<HangupSignal>,
-    mut reloader: crate::cli::node_reload::Reloader,
+    mut reloader: crate::cli::node::reload::Reloader,
 ) {
     #[cfg(unix)]
     {

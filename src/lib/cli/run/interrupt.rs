@@ -6,7 +6,7 @@ use std::io::IsTerminal as _;
 
 use tokio::task::JoinSet;
 
-use super::{
+use crate::cli::{
     GlobalArgs, client,
     run::{Followed, Target},
 };
@@ -40,7 +40,7 @@ pub(crate) async fn wait(
                 let stop = cancel_on_interrupt || (std::io::stdin().is_terminal() && ask(jobs.len()).await);
                 if !stop {
                     for (t, id) in jobs {
-                        super::output::note(&format!(
+                        crate::cli::output::note(&format!(
                             "gsp: job {id} keeps running on {}; follow it with `gsp logs {id} --follow --addr {}`",
                             t.name, t.address
                         ));
@@ -49,8 +49,8 @@ pub(crate) async fn wait(
                 }
                 for (t, id) in jobs {
                     match cancel(global, t, id).await {
-                        Ok(()) => super::output::note(&format!("gsp: cancelling job {id} on {}", t.name)),
-                        Err(e) => super::output::note(&format!("gsp: cannot cancel job {id} on {}: {e:#}", t.name)),
+                        Ok(()) => crate::cli::output::note(&format!("gsp: cancelling job {id} on {}", t.name)),
+                        Err(e) => crate::cli::output::note(&format!("gsp: cannot cancel job {id} on {}: {e:#}", t.name)),
                     }
                 }
             }
@@ -59,7 +59,7 @@ pub(crate) async fn wait(
 }
 
 async fn ask(n: usize) -> bool {
-    super::output::stderr(&format!(
+    crate::cli::output::stderr(&format!(
         "\ngsp: cancel the {}? [y/N] ",
         if n == 1 {
             "job".to_owned()

@@ -2,7 +2,7 @@
 //! the query's filters, best first; and starting it there (a node that
 //! refuses is skipped for the next match, and named).
 
-use super::{
+use crate::cli::{
     GlobalArgs, client,
     exit::{NegativeOutcome, Unreachable, UsageError},
     fanout, peers,
@@ -243,11 +243,11 @@ pub(crate) async fn place(
             match r {
                 Ok(s) => started.push(s),
                 Err(NotStarted::Refused(why)) => {
-                    super::output::note(&format!("gsp: {why}"));
+                    crate::cli::output::note(&format!("gsp: {why}"));
                     refused.push(why);
                 }
                 Err(NotStarted::Lost(why)) => {
-                    super::output::note(&format!("gsp: {why}"));
+                    crate::cli::output::note(&format!("gsp: {why}"));
                     lost.push(why);
                 }
             }

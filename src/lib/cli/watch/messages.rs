@@ -4,11 +4,11 @@
 use base64::Engine as _;
 use serde::Serialize;
 
-use super::{GlobalArgs, client, exit::ExitStatus, output};
+use crate::cli::{GlobalArgs, client, exit::ExitStatus, output};
 use crate::{core::ids::MessageId, runtime::view::rfc3339, transport::pb::admin::v1 as pb};
 
 /// Schema of each `gsp watch --messages` line.
-pub const SCHEMA: &str = "gsp.message.v1";
+pub(super) const SCHEMA: &str = "gsp.message.v1";
 
 #[derive(Serialize)]
 struct MessageJson<'a> {
@@ -66,7 +66,7 @@ pub(crate) async fn run(
         .await
         .map_err(|s| client::call_failed(&global.addr, s))?
         .into_inner();
-    super::watch::stream_until(&global, stream, |m| {
+    crate::cli::watch::stream_until(&global, stream, |m| {
         if m.missed > 0 {
             output::stderr(&format!(
                 "warning: {} messages were dropped because this watcher read too slowly\n",

@@ -1,8 +1,6 @@
 //! The error messages a user gets when a node is missing, dies under a stream,
 //! or refuses: each names the node and why, with its exit code.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use common::stderr;
 

@@ -1,8 +1,6 @@
 //! `gsp force-leave`: a dead member marked left everywhere (and pruned),
 //! refused for a live one, driven as a user would against real nodes.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use common::stderr;
 

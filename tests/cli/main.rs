@@ -6,8 +6,15 @@ mod common;
 
 mod bench;
 mod config;
+mod errors;
+mod force_leave;
+mod labels;
+mod maint;
 mod node;
+mod on_event;
 mod peers;
+mod send;
+mod tls;
 mod usage;
 
 use std::time::Duration;

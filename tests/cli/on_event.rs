@@ -1,8 +1,6 @@
 //! `gsp node --on-event`: handlers run for join, maintenance and death with the
 //! documented variables and the event on stdin; failures are logged.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,6 @@
 //! `gsp send`, `gsp watch --messages` and `gsp node --on-message` driven as a
 //! user would, against real nodes on 127.0.0.1.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use common::stderr;
 

@@ -1,7 +1,5 @@
 //! Mutual TLS between nodes and clients, with certificates minted in the test.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,8 +3,6 @@
 
 pub mod maint;
 
-use std::sync::Arc;
-
 use axum::{
     Json, Router,
     extract::State,
@@ -16,40 +14,13 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::Sources;
 use super::{
-    membership::{MembershipAgent, now},
+    membership::now,
     metrics,
     view::{NodeJson, sorted},
 };
 use crate::core::resources::aggregate::aggregate;
-use crate::transport::{
-    data_plane::stats::DataPlaneStats, grpc_errors::GrpcErrors, traffic::Traffic,
-};
-
-/// What the side port reports on.
-#[derive(Debug, Clone)]
-pub struct Sources {
-    /// Membership.
-    pub agent: MembershipAgent,
-    /// Data plane counters.
-    pub data_plane: Arc<DataPlaneStats>,
-    /// Wire bytes.
-    pub traffic: Arc<Traffic>,
-    /// gRPC error statuses.
-    pub grpc_errors: Arc<GrpcErrors>,
-    /// Failed authentications and refused connections.
-    pub refusals: Arc<crate::transport::refusals::Refusals>,
-    /// The server's connection table.
-    pub conns: Arc<crate::transport::tls::conns::ConnTable>,
-    /// Broadcast counters and tables.
-    pub broadcast: super::broadcast::BroadcastEngine,
-    /// Maintenance state and audit trail.
-    pub maintenance: super::maintenance::MaintenanceControl,
-    /// The TLS settings, for certificate expiry (None: plaintext).
-    pub tls: Option<crate::transport::tls::TlsConfig>,
-    /// Whether the data dir can be written.
-    pub data_dir: Arc<super::data_dir::DataDirHealth>,
-}
 
 /// What the handlers read.
 #[derive(Clone)]

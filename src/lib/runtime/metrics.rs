@@ -7,11 +7,41 @@ mod encode;
 mod process;
 mod security;
 
-use super::{http::Sources, membership::stats::MembershipStats, metrics::encode::Out};
+use std::sync::Arc;
+
+use super::{
+    membership::{MembershipAgent, stats::MembershipStats},
+    metrics::encode::Out,
+};
 use crate::{
     core::membership::{events::EventKind, record::MemberState},
-    transport::data_plane::stats::DataPlaneStats,
+    transport::{data_plane::stats::DataPlaneStats, grpc_errors::GrpcErrors, traffic::Traffic},
 };
+
+/// What the HTTP side port and `/metrics` report on.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Membership.
+    pub agent: MembershipAgent,
+    /// Data plane counters.
+    pub data_plane: Arc<DataPlaneStats>,
+    /// Wire bytes.
+    pub traffic: Arc<Traffic>,
+    /// gRPC error statuses.
+    pub grpc_errors: Arc<GrpcErrors>,
+    /// Failed authentications and refused connections.
+    pub refusals: Arc<crate::transport::refusals::Refusals>,
+    /// The server's connection table.
+    pub conns: Arc<crate::transport::tls::conns::ConnTable>,
+    /// Broadcast counters and tables.
+    pub broadcast: super::broadcast::BroadcastEngine,
+    /// Maintenance state and audit trail.
+    pub maintenance: super::maintenance::MaintenanceControl,
+    /// The TLS settings, for certificate expiry (None: plaintext).
+    pub tls: Option<crate::transport::tls::TlsConfig>,
+    /// Whether the data dir can be written.
+    pub data_dir: Arc<super::data_dir::DataDirHealth>,
+}
 
 /// Renders every metric of a node.
 pub fn render(sources: &Sources) -> String {

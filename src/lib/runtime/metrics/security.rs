@@ -5,7 +5,7 @@
 use crate::runtime::{membership::stats::MembershipStats, metrics::encode::Out};
 use crate::transport::{data_plane::stats::DataPlaneStats, refusals::Refused};
 
-pub(super) fn render(o: &mut Out, sources: &crate::runtime::http::Sources) {
+pub(super) fn render(o: &mut Out, sources: &crate::runtime::metrics::Sources) {
     if let Some(tls) = &sources.tls {
         let expiry: Vec<(String, f64)> = tls
             .expiry()

@@ -332,7 +332,7 @@ impl NodeHandle {
         let http = listeners.http.map(|l| {
             tokio::spawn(crate::runtime::http::serve(
                 l,
-                crate::runtime::http::Sources {
+                crate::runtime::metrics::Sources {
                     agent: agent.clone(),
                     data_plane: Arc::clone(&stats),
                     traffic: Arc::clone(&traffic),

@@ -12,6 +12,7 @@ mod exec;
 mod loops;
 mod receipts;
 mod seen_log;
+mod send;
 mod sink;
 pub mod stats;
 mod timer;

@@ -15,9 +15,10 @@ use bytes::Bytes;
 use prost::Message as _;
 use tracing::debug;
 
-use super::{Inner, exec, stats};
+use super::{Inner, send, stats};
 use crate::{
     core::{
+        broadcast::state::Action,
         ids::{MessageId, NodeId},
         message::{InboundMessage, OutboundMessage},
     },
@@ -99,7 +100,7 @@ async fn drain(inner: &Arc<Inner>, origin: NodeId) {
             Bytes::from(body.encode_to_vec()),
             crate::clock::unix_ns(),
         );
-        let ok = exec::send_with_retries(inner, &origin, msg, |_| {}).await;
+        let ok = send::send_with_retries(inner, &origin, msg, |_| {}).await;
         if ok {
             stats::inc(&inner.stats.receipt_messages_sent);
             stats::add(&inner.stats.receipts_sent, n);
@@ -114,23 +115,33 @@ async fn drain(inner: &Arc<Inner>, origin: NodeId) {
 }
 
 /// A receipt message arrived: its sender delivered these broadcasts of ours.
-pub(super) fn on_receipts(inner: &Arc<Inner>, msg: &InboundMessage) -> Verdict {
+/// Returns the verdict and the state's actions, for the caller to carry out.
+pub(super) fn on_receipts(inner: &Arc<Inner>, msg: &InboundMessage) -> (Verdict, Vec<Action>) {
     if msg.meta.origin != msg.sender {
         stats::inc(&inner.stats.malformed);
-        return Verdict::Rejected("receipts must come from the node that delivered".to_owned());
+        return (
+            Verdict::Rejected("receipts must come from the node that delivered".to_owned()),
+            Vec::new(),
+        );
     }
     let body = match pb::gossip::v1::Receipts::decode(msg.payload.clone()) {
         Ok(b) if b.message_ids.len() <= MAX_RECEIPTS_PER_MESSAGE => b,
         Ok(b) => {
             stats::inc(&inner.stats.malformed);
-            return Verdict::Rejected(format!(
-                "{} receipts in one message; the limit is {MAX_RECEIPTS_PER_MESSAGE}",
-                b.message_ids.len()
-            ));
+            return (
+                Verdict::Rejected(format!(
+                    "{} receipts in one message; the limit is {MAX_RECEIPTS_PER_MESSAGE}",
+                    b.message_ids.len()
+                )),
+                Vec::new(),
+            );
         }
         Err(e) => {
             stats::inc(&inner.stats.malformed);
-            return Verdict::Rejected(format!("malformed receipts: {e}"));
+            return (
+                Verdict::Rejected(format!("malformed receipts: {e}")),
+                Vec::new(),
+            );
         }
     };
     let mut ids = Vec::with_capacity(body.message_ids.len());
@@ -139,10 +150,13 @@ pub(super) fn on_receipts(inner: &Arc<Inner>, msg: &InboundMessage) -> Verdict {
             ids.push(id);
         } else {
             stats::inc(&inner.stats.malformed);
-            return Verdict::Rejected(format!(
-                "malformed receipt: message id of {} bytes",
-                raw.len()
-            ));
+            return (
+                Verdict::Rejected(format!(
+                    "malformed receipt: message id of {} bytes",
+                    raw.len()
+                )),
+                Vec::new(),
+            );
         }
     }
     stats::add(&inner.stats.receipts_received, ids.len() as u64);
@@ -153,6 +167,5 @@ pub(super) fn on_receipts(inner: &Arc<Inner>, msg: &InboundMessage) -> Verdict {
             .flat_map(|id| s.on_receipt(*id, &node, now))
             .collect()
     });
-    exec::run(inner, actions);
-    Verdict::Delivered
+    (Verdict::Delivered, actions)
 }

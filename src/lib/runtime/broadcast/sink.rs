@@ -17,7 +17,9 @@ impl MessageSink for BroadcastEngine {
     fn deliver(&self, mut msg: InboundMessage) -> Verdict {
         let inner = &self.inner;
         if Inner::is_receipt(&msg.meta.topic) {
-            return receipts::on_receipts(inner, &msg);
+            let (verdict, actions) = receipts::on_receipts(inner, &msg);
+            exec::run(inner, actions);
+            return verdict;
         }
         if msg.meta.hops == 0 {
             return inner.direct.deliver(msg);

@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use serde_json::{Map, Value};
 
+pub use super::reader::Problem;
 use super::reader::Reader;
 
 mod sections;
@@ -14,21 +15,6 @@ use sections::{read_discovery, read_gsp};
 
 /// Largest config file read.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
-
-/// One problem in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Dotted key path, e.g. `resource.discovery.fanout`.
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
 
 /// Values read from the file; `None` where the file says nothing.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -5,8 +5,22 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::file::Problem;
 use crate::core::units;
+
+/// One problem in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, e.g. `resource.discovery.fanout`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
 
 /// Reads typed values, collecting problems.
 #[derive(Default)]

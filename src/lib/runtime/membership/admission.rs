@@ -6,7 +6,10 @@ use std::sync::PoisonError;
 
 use tracing::debug;
 
-use super::{agent::Shared, stats::MembershipStats};
+use super::{
+    agent::{Shared, host_of},
+    stats::MembershipStats,
+};
 use crate::core::membership::{
     candidates::Source,
     force::is_forced_leave,
@@ -15,12 +18,6 @@ use crate::core::membership::{
 
 /// How often the members-per-host count behind per-address rates is redone.
 const HOSTS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The host of a `host:port` address (IPv6 brackets removed).
-pub(super) fn host_of(address: &str) -> Option<&str> {
-    let (h, _) = address.rsplit_once(':')?;
-    Some(h.trim_start_matches('[').trim_end_matches(']'))
-}
 
 impl Shared {
     /// Members up at `host` (see [`MembershipHandler::members_at`]).

@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, info, warn};
 
-use super::{admission::host_of, stats::MembershipStats};
+use super::stats::MembershipStats;
 use crate::{
     core::{
         ids::NodeId,
@@ -32,6 +32,7 @@ use crate::{
 
 mod calls;
 mod handle;
+pub mod query;
 
 /// Events buffered per watcher; a watcher that falls further behind is told how
 /// many it missed.
@@ -127,7 +128,7 @@ pub(super) struct Shared {
         std::collections::HashMap<String, usize>,
     )>,
     pub(super) config: AgentConfig,
-    pub(super) queries: super::query::QueryState,
+    pub(super) queries: query::QueryState,
     /// This machine's hardware inventory, once the resource loop has read it.
     pub(super) inventory: Mutex<Option<crate::core::resources::inventory::Inventory>>,
     pub(super) shutdown: CancellationToken,
@@ -324,4 +325,21 @@ impl std::fmt::Debug for MembershipAgent {
             .field("local", &self.shared.local_id)
             .finish_non_exhaustive()
     }
+}
+
+/// Spawns `fut` on the agent's tracker; it is dropped at once when the agent stops.
+pub(super) fn spawn(s: &Shared, fut: impl Future<Output = ()> + Send + 'static) {
+    let token = s.shutdown.clone();
+    s.tasks.spawn(async move {
+        tokio::select! {
+            () = token.cancelled() => {}
+            () = fut => {}
+        }
+    });
+}
+
+/// The host of a `host:port` address (IPv6 brackets removed).
+pub(super) fn host_of(address: &str) -> Option<&str> {
+    let (h, _) = address.rsplit_once(':')?;
+    Some(h.trim_start_matches('[').trim_end_matches(']'))
 }

@@ -4,14 +4,16 @@
 //! reports the outcome) and timers, each a task sleeping until its instant.
 //! Everything the cycle decides, it decides in the core.
 
-use std::sync::{Arc, PoisonError};
+use std::{
+    sync::{Arc, PoisonError},
+    time::Duration,
+};
 
 use tokio::time::sleep_until;
 use tracing::debug;
 
 use super::{
-    agent::{Shared, now},
-    loops::spawn,
+    agent::{Shared, now, spawn},
     stats::MembershipStats,
 };
 use crate::{
@@ -133,7 +135,7 @@ fn execute(s: &Arc<Shared>, actions: Vec<Action>) {
                 feed(&s2, Input::Asked { probe });
             }),
             Action::Sync { to } => spawn(s, async move {
-                if let Err(e) = super::loops::push_pull(&s2, &to.address).await {
+                if let Err(e) = push_pull(&s2, &to.address).await {
                     debug!(peer = %to.id, error = %e, "push-pull while members change failed");
                 }
             }),
@@ -154,6 +156,29 @@ fn execute(s: &Arc<Shared>, actions: Vec<Action>) {
                     }
                 });
             }
+        }
+    }
+}
+
+/// One push-pull exchange with the node at `addr`: hashes first, then digests,
+/// then only the records that differ (in parts of 4,096 records, one after
+/// the other). An iarnet peer gets its full exchange.
+pub(super) async fn push_pull(s: &Arc<Shared>, addr: &str) -> Result<(), CallError> {
+    MembershipStats::inc(&s.stats.push_pulls);
+    let timeout = s
+        .config
+        .membership
+        .gossip_interval
+        .max(Duration::from_secs(1))
+        * 2;
+    let (mut session, mut request) = s.with_state(|st| st.push_pull_open());
+    loop {
+        let msg = s.push_pull_msg(request);
+        let mut reply = s.transport.push_pull(addr, msg, timeout).await?;
+        s.merge_synced(std::mem::take(&mut reply.records), addr);
+        match s.with_state(|st| st.push_pull_next(&mut session, &reply)) {
+            Some(next) => request = next,
+            None => return Ok(()),
         }
     }
 }

@@ -9,7 +9,8 @@ use tokio::time::sleep;
 use tracing::{debug, info, warn};
 
 use super::{
-    agent::{MembershipAgent, Shared},
+    agent::{MembershipAgent, Shared, spawn},
+    exec::push_pull,
     stats::MembershipStats,
 };
 use crate::{core::membership::messages::Gossip, transport::membership::CallError};
@@ -43,17 +44,6 @@ impl MembershipAgent {
     pub(super) fn spawn_join(&self, addr: String) {
         spawn(&self.shared, join(Arc::clone(&self.shared), addr));
     }
-}
-
-/// Spawns `fut` on the agent's tracker; it is dropped at once when the agent stops.
-pub(super) fn spawn(s: &Shared, fut: impl Future<Output = ()> + Send + 'static) {
-    let token = s.shutdown.clone();
-    s.tasks.spawn(async move {
-        tokio::select! {
-            () = token.cancelled() => {}
-            () = fut => {}
-        }
-    });
 }
 
 /// A random fraction of `d` in `[0, d)`, to spread periodic work across nodes.
@@ -348,28 +338,5 @@ async fn rejoin(s: Arc<Shared>, addr: String) {
             () = sleep(wait) => {}
         }
         backoff = (backoff * 2).min(s.config.join_backoff_max);
-    }
-}
-
-/// One push-pull exchange with the node at `addr`: hashes first, then digests,
-/// then only the records that differ (in parts of 4,096 records, one after
-/// the other). An iarnet peer gets its full exchange.
-pub(super) async fn push_pull(s: &Arc<Shared>, addr: &str) -> Result<(), CallError> {
-    MembershipStats::inc(&s.stats.push_pulls);
-    let timeout = s
-        .config
-        .membership
-        .gossip_interval
-        .max(Duration::from_secs(1))
-        * 2;
-    let (mut session, mut request) = s.with_state(|st| st.push_pull_open());
-    loop {
-        let msg = s.push_pull_msg(request);
-        let mut reply = s.transport.push_pull(addr, msg, timeout).await?;
-        s.merge_synced(std::mem::take(&mut reply.records), addr);
-        match s.with_state(|st| st.push_pull_next(&mut session, &reply)) {
-            Some(next) => request = next,
-            None => return Ok(()),
-        }
     }
 }

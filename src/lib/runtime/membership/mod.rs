@@ -6,9 +6,8 @@ mod agent;
 mod exec;
 mod handler;
 mod loops;
-pub mod query;
 pub mod stats;
 mod verify;
 
+pub use agent::query::{self, MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_CALLER, QUERY_FANOUT, QueryOutcome};
 pub use agent::{AgentConfig, EVENT_BUFFER, MAX_SEEDS, MembershipAgent, RecordAuth, now};
-pub use query::{MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_CALLER, QUERY_FANOUT, QueryOutcome};

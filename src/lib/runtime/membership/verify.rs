@@ -7,8 +7,7 @@ use tokio::time::sleep;
 use tracing::debug;
 
 use super::{
-    agent::{Shared, now},
-    loops::spawn,
+    agent::{Shared, host_of, now, spawn},
     stats::MembershipStats,
 };
 use crate::transport::membership::CallError;
@@ -81,7 +80,7 @@ pub(super) async fn verify(s: Arc<Shared>) {
                         // The answer comes from a node nobody vouched for yet:
                         // unknown nodes it names are charged to its address,
                         // like those of any other caller.
-                        let source = super::admission::host_of(&t.address).unwrap_or(&t.address);
+                        let source = host_of(&t.address).unwrap_or(&t.address);
                         s2.merge_from(updates, Some(source));
                     }
                     Err(why) => {

@@ -12,7 +12,7 @@ use std::{
 use rand::seq::IndexedRandom as _;
 use tokio::time::Instant;
 
-use super::agent::{MembershipAgent, Shared};
+use super::{MembershipAgent, Shared};
 use crate::{
     core::{
         dedup::DedupCache,
@@ -38,14 +38,14 @@ pub const SEEN_QUERIES: usize = 4096;
 
 /// Dedup and admission state of one node's query handling.
 #[derive(Debug)]
-pub(super) struct QueryState {
+pub(in crate::runtime::membership) struct QueryState {
     /// `std::sync::Mutex`: held only to check or record, never across an await.
     seen: Mutex<DedupCache<String>>,
     in_flight: Mutex<HashMap<NodeId, usize>>,
 }
 
 impl QueryState {
-    pub(super) fn new() -> Self {
+    pub(in crate::runtime::membership) fn new() -> Self {
         Self {
             seen: Mutex::new(DedupCache::new(SEEN_QUERIES, Duration::from_secs(60))),
             in_flight: Mutex::new(HashMap::new()),
@@ -96,7 +96,10 @@ fn admit<'a>(state: &'a QueryState, caller: &NodeId) -> Result<Slot<'a>, Refusal
 
 impl Shared {
     /// One hop of a query: see the module docs.
-    pub(super) async fn answer_query(self: &Arc<Self>, q: Query) -> Result<QueryAnswer, Refusal> {
+    pub(in crate::runtime::membership) async fn answer_query(
+        self: &Arc<Self>,
+        q: Query,
+    ) -> Result<QueryAnswer, Refusal> {
         let started = Instant::now();
         let fresh = self
             .queries

@@ -2,6 +2,8 @@
 //! readers wait on, the pins of readers that follow it (output they have not
 //! read is held back for them), and the token that cancels it.
 
+pub(crate) mod log_writer;
+
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
@@ -158,7 +160,7 @@ impl Job {
             return g.version;
         }
         let start = out.len();
-        super::store::encode_record(&self.id, &self.actor, &g.state, out);
+        super::record::encode_record(&self.id, &self.actor, &g.state, out);
         if g.state.status().is_final() {
             let _ = self.final_record.set(out[start..].to_vec());
         }
@@ -245,7 +247,7 @@ impl Job {
         // output waits for room: the ring holds back what the file has not
         // taken, the step changes before this output included.
         if self.lock().file.as_mut().is_some_and(LogFile::start) {
-            tokio::spawn(super::log_writer::run(Arc::clone(self)));
+            tokio::spawn(log_writer::run(Arc::clone(self)));
         }
         let mut entry = Some(entry);
         loop {

@@ -29,8 +29,8 @@ use crate::core::jobs::{
 /// 13% of a node's CPU in that run. Such a job's step changes are in its
 /// record (`gsp jobs`), and in its log until the node restarts.
 ///
-/// The writing is done by the job's writer task ([`super::log_writer`])
-/// with a [`super::log_writer::Writer`], off the runtime's worker threads and outside the lock:
+/// The writing is done by the job's writer task ([`super::job::log_writer`])
+/// with a [`super::job::log_writer::Writer`], off the runtime's worker threads and outside the lock:
 /// a slow or stuck disk holds back the job's output (its writes block as on
 /// a full pipe, see [`super::Job::push_log`]), never the node.
 #[derive(Debug)]
@@ -130,7 +130,7 @@ impl LogFile {
 
     /// The writer wrote what it was given, unless the file was
     /// deleted or ended meanwhile; whether it is still live.
-    pub(crate) fn wrote(&mut self, batch: &[Entry], wrote: &super::log_writer::Wrote) -> bool {
+    pub(crate) fn wrote(&mut self, batch: &[Entry], wrote: &Wrote) -> bool {
         if self.state != State::Live {
             return false;
         }
@@ -316,6 +316,17 @@ fn scan(path: &Path) -> io::Result<(u64, u64, u64)> {
         }
     }
     Ok((entries, bytes, size))
+}
+
+/// What a [`Writer::write`] wrote.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Wrote {
+    /// Entries, from the batch's first.
+    pub(crate) entries: usize,
+    /// Bytes.
+    pub(crate) bytes: u64,
+    /// The file ends here (the cap, or an error, logged).
+    pub(crate) ended: bool,
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@
 
 mod job;
 pub mod leftover;
-pub(crate) mod log_writer;
 pub mod logfile;
 mod persist;
+mod record;
 pub mod runner;
 pub mod service;
 pub mod store;

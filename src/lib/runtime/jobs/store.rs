@@ -39,10 +39,13 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tracing::warn;
 
-use super::job::Job;
+use super::{
+    job::Job,
+    record::{Forget, Record},
+};
 use crate::{core::jobs::state::JobState, runtime::identity::write_private};
 
 /// The journal's name inside the data directory.
@@ -84,38 +87,6 @@ struct Line {
     #[serde(flatten)]
     record: Option<Record>,
     forget: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Record {
-    id: String,
-    actor: String,
-    state: JobState,
-}
-
-/// [`Record`] borrowed, for writing.
-#[derive(Serialize)]
-struct RecordRef<'a> {
-    id: &'a str,
-    actor: &'a str,
-    state: &'a JobState,
-}
-
-#[derive(Serialize)]
-struct Forget<'a> {
-    forget: &'a str,
-}
-
-/// Appends one job's record as the journal holds it, without the newline
-/// (nothing if it cannot be encoded: a state is plain data, so only a serde
-/// bug could do that, and the record would then be missing, not the file
-/// broken).
-pub(super) fn encode_record(id: &str, actor: &str, state: &JobState, out: &mut Vec<u8>) {
-    let start = out.len();
-    if let Err(e) = serde_json::to_writer(&mut *out, &RecordRef { id, actor, state }) {
-        out.truncate(start);
-        warn!(job = id, error = %e, "cannot encode a job record");
-    }
 }
 
 /// Where one node's job records live.

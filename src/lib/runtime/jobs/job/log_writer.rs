@@ -5,7 +5,7 @@
 //! job's output, never the node's runtime; the task ends with the job, once
 //! all is written, or when the file ends (its cap, an error, a stall) or is
 //! deleted. [`Writer`] is the blocking half: the open file, appended to
-//! in the format [`super::logfile`] reads.
+//! in the format [`crate::runtime::jobs::logfile`] reads.
 
 use std::{
     fs::File,
@@ -16,17 +16,17 @@ use std::{
 
 use tracing::warn;
 
-use super::{
-    Job,
-    logfile::{Batch, record, write_both},
-};
 use crate::core::jobs::log::Entry;
+use crate::runtime::jobs::{
+    Job,
+    logfile::{Batch, Wrote, record, write_both},
+};
 
 /// Bytes of entries written at once, at most (one entry may pass it).
 const BATCH_BYTES: usize = 1 << 20;
 
 /// Writes `job`'s log file until it has all of the job's entries.
-pub(super) async fn run(job: Arc<Job>) {
+pub(in crate::runtime::jobs) async fn run(job: Arc<Job>) {
     let mut changes = job.subscribe();
     let Some(path) = job.lock().file.as_ref().map(|f| f.path().to_path_buf()) else {
         return;
@@ -36,7 +36,7 @@ pub(super) async fn run(job: Arc<Job>) {
         changes.borrow_and_update();
         let next = {
             let mut g = job.lock();
-            let super::job::Inner {
+            let super::Inner {
                 log, file, state, ..
             } = &mut *g;
             match file.as_mut() {
@@ -86,22 +86,11 @@ pub(super) async fn run(job: Arc<Job>) {
             .lock()
             .file
             .as_ref()
-            .is_none_or(super::logfile::LogFile::removed)
+            .is_none_or(crate::runtime::jobs::logfile::LogFile::removed)
     {
-        super::delete_files(vec![w.path().to_path_buf()]);
+        crate::runtime::jobs::delete_files(vec![w.path().to_path_buf()]);
     }
     job.file_progressed();
-}
-
-/// What a [`Writer::write`] wrote.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Wrote {
-    /// Entries, from the batch's first.
-    pub(crate) entries: usize,
-    /// Bytes.
-    pub(crate) bytes: u64,
-    /// The file ends here (the cap, or an error, logged).
-    pub(crate) ended: bool,
 }
 
 /// The open file, held by the job's writer task (blocking I/O: called on

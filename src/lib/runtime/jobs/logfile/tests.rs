@@ -1,6 +1,6 @@
 //! Tests of [`super`]: the log file's format, its writer, and its record.
 use super::*;
-use crate::runtime::jobs::log_writer::{Writer, Wrote};
+use crate::runtime::jobs::{job::log_writer::Writer, logfile::Wrote};
 
 fn log(s: &str) -> Entry {
     Entry::Log {

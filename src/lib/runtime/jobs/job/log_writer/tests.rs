@@ -9,13 +9,13 @@ use std::{
 
 use bytes::Bytes;
 
-use super::super::{Job, logfile};
 use crate::core::jobs::{
     Stream,
     log::Entry,
     spec::JobSpec,
     state::{JobState, Outcome},
 };
+use crate::runtime::jobs::{Job, logfile};
 
 fn job(path: PathBuf) -> Arc<Job> {
     let spec = JobSpec::command(vec!["true".to_owned()]);
@@ -148,12 +148,12 @@ fn a_stuck_disk_holds_back_the_job_output_not_the_runtime() {
 #[tokio::test]
 async fn a_job_leaving_the_history_takes_its_log_file_with_it() {
     let dir = tempfile::tempdir().unwrap();
-    let config = super::super::JobsConfig {
+    let config = crate::runtime::jobs::JobsConfig {
         enabled: true,
         history: 2,
-        ..super::super::JobsConfig::default()
+        ..crate::runtime::jobs::JobsConfig::default()
     };
-    let jobs = super::super::Jobs::new(
+    let jobs = crate::runtime::jobs::Jobs::new(
         config,
         crate::runtime::resources::Reservations::default(),
         ("id".to_owned(), "name".to_owned()),

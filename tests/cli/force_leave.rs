@@ -1,10 +1,11 @@
 //! `gsp force-leave`: a dead member marked left everywhere (and pruned),
 //! refused for a live one, driven as a user would against real nodes.
 use crate::common;
+use common::until;
 
 use common::stderr;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     procs::{cluster, stop},
@@ -25,14 +26,6 @@ fn state_of(addr: &str, name: &str) -> Option<String> {
         .iter()
         .find(|n| n["node_name"] == name)
         .map(|n| n["state"].as_str().unwrap().to_owned())
-}
-
-fn until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -4,7 +4,7 @@ use crate::common;
 
 use common::stderr;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     procs::{cluster, spawn_node_logged, spawn_node_with, stop, wait_for_members},
@@ -38,12 +38,8 @@ fn listed_labels(addr: &str, name: &str) -> Value {
         .unwrap_or_default()
 }
 
-fn until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn until(what: &str, ok: impl FnMut() -> bool) {
+    common::until(what, Duration::from_secs(10), ok);
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! `gsp maint` and admin tokens, driven as a user would against real nodes on
 //! 127.0.0.1.
 use crate::common;
+use common::until;
 
 use common::stderr;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     procs::{cluster, spawn_node_logged, spawn_node_with, stop, wait_for_members},
@@ -41,14 +42,6 @@ fn listed_state(addr: &str, name: &str) -> String {
     listed(addr, name)
         .map(|n| n["maintenance"].as_str().unwrap().to_owned())
         .unwrap_or_default()
-}
-
-fn until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! `gsp node --on-event`: handlers run for join, maintenance and death with the
 //! documented variables and the event on stdin; failures are logged.
 use crate::common;
+use common::until;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     gsp_bin,
@@ -10,14 +11,6 @@ use common::{
     run_gsp,
 };
 use serde_json::Value;
-
-fn until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn read(p: &std::path::Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()

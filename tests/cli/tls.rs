@@ -1,7 +1,7 @@
 //! Mutual TLS between nodes and clients, with certificates minted in the test.
 use crate::common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     certs::{Leaf, Pki},
@@ -31,12 +31,8 @@ fn peers(addr: &str, tls: &[&str]) -> std::process::Output {
     run_gsp(&args, LIMIT)
 }
 
-fn until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn until(what: &str, ok: impl FnMut() -> bool) {
+    common::until(what, Duration::from_secs(20), ok);
 }
 
 #[test]

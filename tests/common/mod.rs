@@ -67,6 +67,19 @@ pub async fn start_node(data_plane: DataPlaneConfig, domain: &str) -> TestNode {
     TestNode { node, sink }
 }
 
+/// Polls `ok` every 100 ms until it holds, failing the test naming `what`
+/// after `limit` (a hang detector, not a performance assertion).
+pub fn until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A command's stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

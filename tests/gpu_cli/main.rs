@@ -18,7 +18,7 @@ use std::{
     path::{Path, PathBuf},
     process::Command,
     sync::OnceLock,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::{
@@ -172,10 +172,6 @@ fn query(addr: &str, filters: &[&str]) -> (Option<i32>, Vec<String>) {
     (o.status.code(), names)
 }
 
-fn until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn until(what: &str, ok: impl FnMut() -> bool) {
+    common::until(what, LIMIT, ok);
 }

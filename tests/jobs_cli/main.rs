@@ -15,7 +15,7 @@ use common::stderr;
 
 use std::{
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::{gsp_bin, run_gsp};
@@ -66,12 +66,8 @@ fn run_draining(args: &[&str]) -> std::process::Output {
     })
 }
 
-fn until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn until(what: &str, ok: impl FnMut() -> bool) {
+    common::until(what, LIMIT, ok);
 }
 
 /// Whether `pid` is a live process (a zombie has exited).

@@ -8,11 +8,7 @@ mod common;
 
 mod roles;
 
-use std::{
-    path::Path,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use common::run_gsp;
 use gsp::transport::{
@@ -43,12 +39,8 @@ fn tls_of(dir: &str, stem: &str) -> Vec<String> {
     ]
 }
 
-fn until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn until(what: &str, ok: impl FnMut() -> bool) {
+    common::until(what, Duration::from_secs(30), ok);
 }
 
 /// The loaded certificate `stem` (and its key) from `dir`, with the CA there.

@@ -101,6 +101,12 @@ fn jobs_land_where_their_gpus_fit_and_other_nodes_see_every_device() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(output_lines(&o), vec![A0]);
+    // The job ended: its device is free again once a's next record arrives.
+    until("a's device free again", || {
+        devices(&addr, "a")
+            .iter()
+            .any(|d| d["uuid"] == A0 && d["free"] == true)
+    });
     // Two with 10 GiB each: b (a has one free, c's instances have 10 GiB
     // each, which is enough: both fit, c more tightly).
     assert_eq!(

@@ -99,8 +99,9 @@ fn with_timeout<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
     req
 }
 
-/// Maps a failed call's status.
-fn call_error(status: &Status, timeout: Duration) -> CallError {
+/// Maps a failed call's status (the in-memory transport maps its refusals
+/// through here too, so that simulations see what the wire gives).
+pub(super) fn call_error(status: &Status, timeout: Duration) -> CallError {
     match status.code() {
         Code::DeadlineExceeded | Code::Cancelled => CallError::Timeout(timeout),
         Code::Unavailable | Code::Unknown => CallError::Unreachable(status.message().to_owned()),

@@ -291,11 +291,18 @@ impl MemoryTransport {
     }
 }
 
+/// What a caller over gRPC gets for refusal `e`: its status, mapped back
+/// (a node shutting down is unreachable, an overloaded one refuses).
 fn refused(e: &super::Refusal) -> CallError {
+    super::grpc::call_error(&tonic::Status::from(e.clone()), Duration::ZERO)
+}
+
+/// [`refused`] for a push-pull, where a node of another domain answers with
+/// its domain (iarnet's empty exchange) rather than an error.
+fn refused_push_pull(e: &super::Refusal) -> CallError {
     match e {
         super::Refusal::ForeignDomain { local, .. } => CallError::ForeignDomain(local.clone()),
-        super::Refusal::Myself(_) => CallError::Myself,
-        _ => CallError::Refused(e.to_string()),
+        _ => refused(e),
     }
 }
 
@@ -356,7 +363,9 @@ impl MembershipTransport for MemoryTransport {
         msg.records = records;
         let bytes = bytes + msg.want.iter().map(|w| w.as_str().len() + 2).sum::<usize>();
         let (h, route) = self.begin(addr, timeout, bytes).await?;
-        let mut r = h.on_push_pull(msg, None).map_err(|e| refused(&e))?;
+        let mut r = h
+            .on_push_pull(msg, None)
+            .map_err(|e| refused_push_pull(&e))?;
         let (records, mut bytes) = wire(&r.records);
         r.records = records;
         bytes += r

@@ -193,3 +193,33 @@ fn sighup_does_not_kill_a_plaintext_node() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stop(&mut child).success(), "a graceful stop still exits 0");
 }
+
+/// The test helpers' nodes die with the thread that started them, so a test
+/// that fails before stopping its nodes leaves none running.
+#[test]
+fn a_test_node_does_not_outlive_its_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let pid = std::thread::spawn(move || {
+        let (child, _) = crate::common::procs::spawn_node_with(&path, &[]);
+        // Dropped without kill or wait, as a panicking test would.
+        child.id()
+    })
+    .join()
+    .unwrap();
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        // Gone, or a zombie nobody reaps: either way not running.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim().to_owned()));
+        if state.as_deref().is_none_or(|s| s.starts_with('Z')) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {pid} still running: {state:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -38,6 +38,25 @@ pub fn spawn_node_with(
 /// Everything a node wrote to stderr so far.
 pub type Log = Arc<Mutex<String>>;
 
+/// The node is killed when the thread that started it ends: a test that
+/// fails before it stops its nodes (a panic unwinds past `stop`) leaves none
+/// running to load the machine for the tests after it.
+fn die_with_test(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    #[allow(
+        unsafe_code,
+        reason = "pre_exec runs between fork and exec; prctl is async-signal-safe"
+    )]
+    // SAFETY: the closure only calls prctl, which allocates nothing and takes
+    // no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 /// Like [`spawn_node_with`], with extra environment variables, keeping the
 /// node's whole log.
 pub fn spawn_node_logged(
@@ -45,24 +64,24 @@ pub fn spawn_node_logged(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> (std::process::Child, String, Log) {
-    let mut child = Command::new(gsp_bin())
-        .args([
-            "node",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "off",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-        ])
-        .args(extra)
-        .envs(env.iter().copied())
-        .env("GSP_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(gsp_bin());
+    cmd.args([
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "off",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ])
+    .args(extra)
+    .envs(env.iter().copied())
+    .env("GSP_LOG", "info")
+    .env("NO_COLOR", "1")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    die_with_test(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let mut seen = Vec::new();

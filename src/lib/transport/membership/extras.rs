@@ -245,25 +245,42 @@ pub fn inventory_to_pb(i: &Inventory) -> pb::GspInventory {
 /// Processes listed at most in an inventory from the wire.
 const MAX_GPU_PROCESSES: usize = 1024;
 
+/// Text from a peer's inventory as it may be shown: at most 256 bytes (cut
+/// at a character boundary), control characters (a terminal's escape
+/// sequences) replaced by `?`.
+fn clean(s: String) -> String {
+    if s.len() <= 256 && !s.chars().any(char::is_control) {
+        return s;
+    }
+    let mut end = s.len().min(256);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end]
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// An inventory from the wire (lists capped at 64 entries, GPU processes at
-/// 1,024).
+/// 1,024; text cleaned, see [`clean`]).
 pub fn inventory_from_pb(p: pb::GspInventory) -> Inventory {
     Inventory {
-        cpu_model: p.cpu_model,
+        cpu_model: clean(p.cpu_model),
         cpu_physical_cores: p.cpu_physical_cores,
         cpu_logical_cores: p.cpu_logical_cores,
-        arch: p.arch,
-        os: p.os,
-        kernel: p.kernel,
-        hostname: p.hostname,
+        arch: clean(p.arch),
+        os: clean(p.os),
+        kernel: clean(p.kernel),
+        hostname: clean(p.hostname),
         disks: p
             .disks
             .into_iter()
             .take(64)
             .map(|d| Disk {
-                name: d.name,
-                mount_point: d.mount_point,
-                file_system: d.file_system,
+                name: clean(d.name),
+                mount_point: clean(d.mount_point),
+                file_system: clean(d.file_system),
                 total_bytes: d.total_bytes,
                 available_bytes: d.available_bytes,
             })
@@ -273,22 +290,22 @@ pub fn inventory_from_pb(p: pb::GspInventory) -> Inventory {
             .into_iter()
             .take(64)
             .map(|n| Interface {
-                name: n.name,
-                mac: n.mac,
-                addresses: n.addresses.into_iter().take(64).collect(),
+                name: clean(n.name),
+                mac: clean(n.mac),
+                addresses: n.addresses.into_iter().take(64).map(clean).collect(),
             })
             .collect(),
-        gpu_driver: p.gpu_driver,
-        cuda_version: p.cuda_version,
+        gpu_driver: clean(p.gpu_driver),
+        cuda_version: clean(p.cuda_version),
         gpu_processes: p
             .gpu_processes
             .into_iter()
             .take(MAX_GPU_PROCESSES)
             .map(|g| GpuProcess {
-                gpu_uuid: g.gpu_uuid,
+                gpu_uuid: clean(g.gpu_uuid),
                 pid: g.pid,
                 used_bytes: g.used_bytes,
-                job_id: g.job_id,
+                job_id: clean(g.job_id),
             })
             .collect(),
     }
@@ -298,6 +315,22 @@ pub fn inventory_from_pb(p: pb::GspInventory) -> Inventory {
 mod tests {
     use super::*;
     use crate::core::ids::NodeId;
+
+    #[test]
+    fn a_peers_inventory_cannot_write_escapes_to_the_terminal() {
+        let inv = inventory_from_pb(pb::GspInventory {
+            cpu_model: "\u{1b}]0;pwned\u{7}\u{1b}[2J".to_owned(),
+            gpu_driver: "x".repeat(10_000),
+            gpu_processes: vec![pb::GspGpuProcess {
+                job_id: "job\r\nfake line".to_owned(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert_eq!(inv.cpu_model, "?]0;pwned??[2J");
+        assert_eq!(inv.gpu_driver.len(), 256);
+        assert_eq!(inv.gpu_processes[0].job_id, "job??fake line");
+    }
 
     #[test]
     fn queries_round_trip_and_bad_amounts_are_named() {

@@ -173,3 +173,31 @@ fn with_five_percent_loss_nobody_healthy_is_declared_dead() {
     );
     assert_eq!(r.false_positives, 0);
 }
+
+/// The reconnects run in simulation as on a node: members cut off until the
+/// rest lists them dead are probed and gossiped with by nobody, and come back
+/// only through the reconnect interval's push-pull with a dead member (or an
+/// absent seed) and the retries it sets off.
+#[test]
+fn a_partition_that_healed_is_rejoined_through_reconnects() {
+    let cfg = MembershipSimConfig {
+        nodes: 100,
+        crash: 0,
+        partition: 10,
+        seed: 5,
+        ..MembershipSimConfig::default()
+    };
+    let r = run(&cfg);
+    eprintln!("{}", serde_json::to_string(&r).unwrap());
+    assert!(r.join_rounds.is_some(), "did not converge");
+    assert!(
+        r.split_rounds.is_some(),
+        "the cut-off nodes were never listed dead"
+    );
+    assert_eq!(r.partitioned, 10);
+    let heal = r
+        .heal_rounds
+        .expect("the partition healed but the sides never listed each other alive again");
+    // Reconnects come every 5 rounds; a few intervals bring everyone back.
+    assert!(heal <= 100, "took {heal} rounds after the heal");
+}

@@ -75,11 +75,12 @@ impl Sim {
             incarnation,
         );
         let config = AgentConfig {
-            membership: self.config.clone(),
+            membership: gsp::core::membership::config::MembershipConfig {
+                join_backoff_max: Duration::from_secs(5),
+                ..self.config.clone()
+            },
             seeds: seeds.iter().map(|s| addr(*s)).collect(),
             rejoin: Vec::new(),
-            join_backoff_max: Duration::from_secs(5),
-            periodic_anti_entropy: true,
             run_loops: true,
             rng_seed: Some(
                 self.seed

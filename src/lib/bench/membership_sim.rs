@@ -5,18 +5,22 @@
 //! latency, jitter and loss, under a simulated clock and seeded RNGs. The
 //! same run gives the same figures.
 //!
-//! What the runtime's loops do beside the cycle is mirrored here: joining
-//! through a seed with backoff, verification probes of nodes heard of
-//! second-hand (16 at a time), pushing urgent changes at once, and periodic
-//! push-pull. Not modelled: reconnecting to dead members, the per-host call
-//! rates, signatures (with `membership.records_signed` every record counts
-//! as checked, as under mutual TLS), and message sizes (bytes are estimated
-//! from one record's and one digest's encoded size).
+//! The cycle's actions (its rounds and its upkeep: joining through a seed
+//! with backoff, verification probes, urgent pushes, anti-entropy,
+//! reconnecting to dead members) are carried out as a node's runtime does,
+//! over simulated calls: the policy is the core's, in both. Not modelled:
+//! the per-host call rates, DNS seeds, signatures (with
+//! `membership.records_signed` every record counts as checked, as under
+//! mutual TLS), and message sizes (bytes are estimated from one record's and
+//! one digest's encoded size).
 //!
 //! Scenario: every node starts at once and joins through node 0; the run
 //! counts rounds until every node lists every node alive, measures idle
 //! traffic, then crashes `crash` nodes and counts rounds until every live node
-//! has them dead.
+//! has them dead. Then `partition` running nodes are cut off from the rest
+//! until the rest lists them all down, and the run counts rounds from the
+//! heal until every running node lists every running node alive again (the
+//! reconnects' work: nobody probes or gossips with members it lists dead).
 
 use std::{
     cmp::Reverse,
@@ -49,6 +53,9 @@ pub struct MembershipSimConfig {
     pub loss: f64,
     /// Nodes crashed once the cluster has converged.
     pub crash: usize,
+    /// Running nodes cut off from the rest after the crashes were detected,
+    /// until the rest lists them down; then the partition heals.
+    pub partition: usize,
     /// Rounds each phase may take before the run gives up on it.
     pub max_rounds: u32,
     /// Rounds over which idle traffic is measured.
@@ -66,6 +73,7 @@ impl Default for MembershipSimConfig {
             latency: Duration::from_millis(1),
             loss: 0.0,
             crash: 10,
+            partition: 0,
             max_rounds: 200,
             idle_rounds: 20,
             seed: 1,
@@ -93,6 +101,9 @@ pub(crate) struct Sim {
     pub(crate) false_positives: u64,
     pub(crate) false_suspicions: u64,
     processed: u64,
+    /// Per node, its side of the partition while one is in force (empty:
+    /// none).
+    pub(crate) cut: Vec<bool>,
 }
 
 /// Runs one simulation.
@@ -130,6 +141,12 @@ pub fn run(cfg: &MembershipSimConfig) -> MembershipSimReport {
     } else {
         sim.rounds_until(("detect", cfg.max_rounds), round, |s| s.all_dead(&crashed))
     };
+    let (false_positives, false_suspicions) = (sim.false_positives, sim.false_suspicions);
+    let (split_rounds, heal_rounds) = if cfg.partition > 0 && join_rounds.is_some() {
+        sim.partition(cfg.partition, round)
+    } else {
+        (None, None)
+    };
     MembershipSimReport {
         nodes: cfg.nodes,
         join_rounds,
@@ -138,8 +155,15 @@ pub fn run(cfg: &MembershipSimConfig) -> MembershipSimReport {
         idle_messages_per_node_per_round: idle_messages,
         crashed: crashed.len(),
         detection_rounds,
-        false_positives: sim.false_positives,
-        false_suspicions: sim.false_suspicions,
+        false_positives,
+        false_suspicions,
+        partitioned: if split_rounds.is_some() {
+            cfg.partition
+        } else {
+            0
+        },
+        split_rounds,
+        heal_rounds,
         admitted_by_probe: sim
             .nodes
             .iter()
@@ -186,11 +210,6 @@ impl Sim {
                         cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
                     ),
                     up: true,
-                    verifying: 0,
-                    verify_queued: (false, false),
-                    spread_scheduled: false,
-                    urgent: Vec::new(),
-                    join_backoff: cfg.membership.gossip_interval,
                 }
             })
             .collect();
@@ -211,6 +230,7 @@ impl Sim {
             false_positives: 0,
             false_suspicions: 0,
             processed: 0,
+            cut: Vec::new(),
         }
     }
 
@@ -294,6 +314,39 @@ impl Sim {
         None
     }
 
+    /// Cuts off the last `n` running nodes until the rest lists them down,
+    /// then heals the partition: rounds until the split was seen, and
+    /// from the heal until every running node lists every running node
+    /// alive.
+    fn partition(&mut self, n: usize, round: Duration) -> (Option<u32>, Option<u32>) {
+        let max = self.cfg.max_rounds;
+        let mut cut = vec![false; self.nodes.len()];
+        let running: Vec<usize> = (1..self.nodes.len())
+            .filter(|&i| self.nodes[i].up)
+            .collect();
+        for &i in running
+            .iter()
+            .rev()
+            .take(n.min(running.len().saturating_sub(1)))
+        {
+            cut[i] = true;
+        }
+        self.cut = cut;
+        let split = self.rounds_until(("split", max), round, Self::split_seen);
+        self.cut = Vec::new();
+        let heal = split.and_then(|_| self.rounds_until(("heal", max), round, Self::converged));
+        (split, heal)
+    }
+
+    /// Whether every running node of the rest lists every cut-off node
+    /// down (as it would crashed ones).
+    fn split_seen(&self) -> bool {
+        let cut: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.cut[i] && self.nodes[i].up)
+            .collect();
+        self.all_dead_on(&cut, |i| !self.cut[i])
+    }
+
     /// Whether every running node lists exactly the running nodes as up, all alive.
     fn converged(&self) -> bool {
         let running = self.nodes.iter().filter(|n| n.up).count();
@@ -322,14 +375,24 @@ impl Sim {
 
     /// Whether every running node lists every node of `crashed` as dead or not at all.
     fn all_dead(&self, crashed: &[usize]) -> bool {
-        let ids: Vec<NodeId> = crashed
+        self.all_dead_on(crashed, |_| true)
+    }
+
+    /// Whether every running node `on` accepts lists every node of `gone`
+    /// as dead or not at all.
+    fn all_dead_on(&self, gone: &[usize], on: impl Fn(usize) -> bool) -> bool {
+        let ids: Vec<NodeId> = gone
             .iter()
             .map(|&i| self.nodes[i].m.local().id.clone())
             .collect();
-        self.nodes.iter().filter(|n| n.up).all(|n| {
-            ids.iter()
-                .all(|id| n.m.get(id).is_none_or(|r| !r.state.is_up()))
-        })
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| n.up && on(*i))
+            .all(|(_, n)| {
+                ids.iter()
+                    .all(|id| n.m.get(id).is_none_or(|r| !r.state.is_up()))
+            })
     }
 }
 

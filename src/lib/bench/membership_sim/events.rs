@@ -1,20 +1,13 @@
-//! What each simulated event does on arrival at a node: the agent's handlers
-//! (ping, indirect ping, gossip, push-pull) and its loops (verification,
-//! urgent pushes, anti-entropy, joining) over the node's pure core.
-
-use std::time::Duration;
-
-use rand::Rng as _;
+//! What each simulated event does on arrival at a node: a timer fed to its
+//! cycle, the agent's handlers (ping, indirect ping, gossip, push-pull) over
+//! its pure core, and the ends of its own calls reported back.
 
 use super::{
     Sim,
-    net::{Ev, Exchange, MAX_VERIFYING, PingFor, source},
+    net::{Ev, Exchange, PingFor, source},
 };
 use crate::core::membership::{
-    candidates::Source,
-    exchange::PushPullSession,
-    messages::PushPullReply,
-    swim::{Action, Input},
+    candidates::Source, exchange::PushPullSession, messages::PushPullReply, swim::Input,
 };
 
 impl Sim {
@@ -22,23 +15,6 @@ impl Sim {
         let now = self.now();
         match ev {
             Ev::Timer(_, t) => self.feed(i, Input::Timer(t)),
-            Ev::Verify(_, later) => self.verify(i, later),
-            Ev::Spread(_) => self.spread(i),
-            Ev::AntiEntropy(_) => {
-                let n = &mut self.nodes[i];
-                let target = n.m.gossip_targets(&mut n.rng).into_iter().next();
-                if let Some(t) = target {
-                    let to = self.addr_of(&t);
-                    let request = self.nodes[i].m.push_pull_open();
-                    self.push_pull(i, to, Exchange::AntiEntropy, request);
-                }
-                let ae = self.cfg.membership.anti_entropy_interval;
-                self.at(ae, Ev::AntiEntropy(i));
-            }
-            Ev::Join(_) => {
-                let request = self.nodes[i].m.push_pull_open();
-                self.push_pull(i, Some(0), Exchange::Join, request);
-            }
             Ev::Ping {
                 from,
                 why,
@@ -100,12 +76,9 @@ impl Sim {
                     self.feed(i, Input::Ping { probe, acked: ok });
                 }
                 PingFor::Verify(id) => {
-                    self.nodes[i].verifying = self.nodes[i].verifying.saturating_sub(1);
+                    self.feed(i, Input::Verified { id, answered: ok });
                     if ok {
-                        self.nodes[i].m.candidate_answered(&id, now);
                         self.merge(i, updates, Some(from));
-                    } else {
-                        self.nodes[i].m.candidate_silent(&id, now);
                     }
                 }
                 PingFor::Helper { asker, probe } => {
@@ -240,14 +213,9 @@ impl Sim {
     ) {
         let Some(mut reply) = reply else {
             match why {
-                Exchange::Join => {
-                    let n = &mut self.nodes[i];
-                    let wait = n.join_backoff / 2 + n.join_backoff.mul_f64(n.rng.random::<f64>());
-                    n.join_backoff = (n.join_backoff * 2).min(Duration::from_secs(30));
-                    self.at(wait, Ev::Join(i));
-                }
+                Exchange::Upkeep(why) => self.feed(i, Input::Exchanged { why, ok: false }),
                 Exchange::Ask(probe) => self.feed(i, Input::Asked { probe }),
-                Exchange::AntiEntropy => {}
+                Exchange::Sync => {}
             }
             return;
         };
@@ -265,53 +233,8 @@ impl Sim {
         );
         if let Some(next) = self.nodes[i].m.push_pull_next(&mut session, &reply) {
             self.push_pull(i, Some(peer), why, (session, next));
-        }
-    }
-
-    /// A verification pass (as the agent's verify loop: one pass at a time,
-    /// woken by new candidates and freed slots, else once a round).
-    fn verify(&mut self, i: usize, later: bool) {
-        let now = self.now();
-        if later {
-            self.nodes[i].verify_queued.1 = false;
-        } else {
-            self.nodes[i].verify_queued.0 = false;
-        }
-        let free = MAX_VERIFYING.saturating_sub(self.nodes[i].verifying);
-        let targets = self.nodes[i].m.take_unverified(free, now);
-        let timeout = (self.nodes[i].m.probe_timeout() * 5).max(Duration::from_secs(1));
-        for t in targets {
-            self.nodes[i].verifying += 1;
-            let updates = self.nodes[i].m.piggyback(Some(&t.id));
-            self.ping(i, &t, PingFor::Verify(t.id.clone()), updates, timeout);
-        }
-        // Nodes waiting for a retry: look again a round later (as the agent's
-        // loop does when nothing wakes it).
-        if !self.nodes[i].verify_queued.1 && self.nodes[i].m.unverified_count() > 0 {
-            let round = self.cfg.membership.gossip_interval;
-            self.nodes[i].verify_queued.1 = true;
-            self.at(round, Ev::Verify(i, true));
-        }
-    }
-
-    fn spread(&mut self, i: usize) {
-        let n = &mut self.nodes[i];
-        n.spread_scheduled = false;
-        let records = crate::core::membership::queue::coalesce(std::mem::take(&mut n.urgent));
-        if records.is_empty() {
-            return;
-        }
-        let targets = n.m.gossip_targets(&mut n.rng);
-        let timeout = self.cfg.membership.gossip_interval;
-        for to in targets {
-            self.execute(
-                i,
-                vec![Action::Gossip {
-                    to,
-                    updates: records.clone(),
-                    timeout,
-                }],
-            );
+        } else if let Exchange::Upkeep(why) = why {
+            self.feed(i, Input::Exchanged { why, ok: true });
         }
     }
 }

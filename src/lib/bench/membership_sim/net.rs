@@ -1,10 +1,10 @@
-//! The simulated nodes and network of [`super::Sim`]: what each message does
-//! on arrival, mirroring the agent's handlers and loops over the pure core.
+//! The simulated nodes and network of [`super::Sim`]: the executor of the
+//! cycle's actions (as the agent's `exec.rs`, over simulated calls) and the
+//! calls' delivery.
 
 use std::time::Duration;
 
 use prost::Message as _;
-use rand::Rng as _;
 
 use super::Sim;
 use crate::{
@@ -15,13 +15,11 @@ use crate::{
         exchange::{PushPullSession, Request},
         messages::PushPullReply,
         record::SharedRecord,
-        swim::{Action, Input, ProbeId, Timer},
+        swim::{self, Action, Input, ProbeId, Timer},
     },
     transport::membership::convert::{digest_to_pb, record_to_pb},
 };
 
-/// Verification probes in flight per node (as `runtime::membership::verify`).
-pub(super) const MAX_VERIFYING: usize = 16;
 /// Fixed per-message overhead counted for headers and ids.
 const CALL_OVERHEAD: u64 = 64;
 
@@ -31,12 +29,6 @@ pub(crate) struct SimNode {
     pub(crate) rng: rand::rngs::StdRng,
     /// Running (a crashed node neither sends nor answers).
     pub(crate) up: bool,
-    pub(crate) verifying: usize,
-    /// Verification passes queued: (now, a round later, for retries).
-    pub(crate) verify_queued: (bool, bool),
-    pub(crate) spread_scheduled: bool,
-    pub(crate) urgent: Vec<SharedRecord>,
-    pub(crate) join_backoff: Duration,
 }
 
 /// Why a ping was sent.
@@ -55,19 +47,16 @@ pub(crate) enum PingFor {
 /// Why a push-pull was started.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Exchange {
-    Join,
-    AntiEntropy,
+    /// The upkeep's (a join, a reconnect): reported back when it ends.
+    Upkeep(swim::Exchange),
+    /// A sync of the churn rounds or anti-entropy: nothing to report.
+    Sync,
     Ask(ProbeId),
 }
 
 /// A scheduled event.
 pub(crate) enum Ev {
     Timer(usize, Timer),
-    /// A verification pass at a node; `true`: the round-later one.
-    Verify(usize, bool),
-    Spread(usize),
-    AntiEntropy(usize),
-    Join(usize),
     Ping {
         to: usize,
         from: usize,
@@ -134,18 +123,14 @@ pub(super) fn source(addr: &str) -> Source<'_> {
 }
 
 impl Sim {
-    /// Starts node `i`: its cycle, and its join through node 0.
+    /// Starts node `i`: its cycle, with node 0 as its seed.
     pub(crate) fn start(&mut self, i: usize) {
         let now = self.now();
+        let seed = self.nodes[0].m.local().address.clone();
         let n = &mut self.nodes[i];
+        n.m.add_seeds([seed], false);
         let actions = n.m.start(now, &mut n.rng);
         self.execute(i, actions);
-        let ae = self.cfg.membership.anti_entropy_interval;
-        let jitter = ae.mul_f64(self.nodes[i].rng.random::<f64>());
-        self.at(ae + jitter, Ev::AntiEntropy(i));
-        if i != 0 {
-            self.at(Duration::ZERO, Ev::Join(i));
-        }
     }
 
     pub(super) fn count(&mut self, records: usize, digests: usize) {
@@ -163,8 +148,15 @@ impl Sim {
 
     /// Sends a call from `from` to `to`: delivered after a delay, or, lost or to
     /// a crashed node, failed back to the caller at `timeout`.
-    pub(super) fn call(&mut self, to: Option<usize>, timeout: Duration, ev: Ev, failed: Ev) {
-        let reachable = to.is_some_and(|t| self.nodes[t].up) && !self.lost();
+    pub(super) fn call(
+        &mut self,
+        (from, to): (usize, Option<usize>),
+        timeout: Duration,
+        ev: Ev,
+        failed: Ev,
+    ) {
+        let reachable =
+            to.is_some_and(|t| self.nodes[t].up && self.joined(from, t)) && !self.lost();
         if reachable {
             let d = self.delay();
             self.at(d, ev);
@@ -197,7 +189,12 @@ impl Sim {
             updates,
             timeout,
         };
-        self.call(to, timeout, ev, failed);
+        self.call((from, to), timeout, ev, failed);
+    }
+
+    /// Whether `a` and `b` are on the same side of the partition, if any.
+    pub(super) fn joined(&self, a: usize, b: usize) -> bool {
+        self.cut.is_empty() || self.cut.get(a) == self.cut.get(b)
     }
 
     pub(super) fn push_pull(
@@ -229,7 +226,7 @@ impl Sim {
             request,
             timeout,
         };
-        self.call(to, timeout, ev, failed);
+        self.call((from, to), timeout, ev, failed);
     }
 
     pub(super) fn execute(&mut self, i: usize, actions: Vec<Action>) {
@@ -274,7 +271,7 @@ impl Sim {
                         timeout: helper_timeout,
                         updates,
                     };
-                    self.call(to, timeout, ev, failed);
+                    self.call((i, to), timeout, ev, failed);
                 }
                 Action::AskRecord {
                     probe, peer, about, ..
@@ -287,13 +284,27 @@ impl Sim {
                 Action::Sync { to } => {
                     let peer = self.addr_of(&to);
                     let request = self.nodes[i].m.push_pull_open();
-                    self.push_pull(i, peer, Exchange::AntiEntropy, request);
+                    self.push_pull(i, peer, Exchange::Sync, request);
+                }
+                Action::Exchange { to, why } => {
+                    let peer = self.by_addr.get(&to).copied();
+                    let request = self.nodes[i].m.push_pull_open();
+                    self.push_pull(i, peer, Exchange::Upkeep(why), request);
+                }
+                Action::Verify {
+                    target,
+                    updates,
+                    timeout,
+                } => {
+                    let why = PingFor::Verify(target.id.clone());
+                    self.ping(i, &target, why, updates, timeout);
                 }
                 Action::Gossip { to, updates, .. } => {
                     self.count(updates.len(), 0);
                     let to = self.addr_of(&to);
                     if let Some(t) = to
                         && self.nodes[t].up
+                        && self.joined(i, t)
                         && !self.lost()
                     {
                         let d = self.delay();
@@ -331,12 +342,12 @@ impl Sim {
             .apply_all_from(records, addr.as_deref().map(source), now);
     }
 
-    /// After node `i` changed: its events counted, urgent changes,
-    /// verifications and checks scheduled (as the agent's `with_state` does).
+    /// After node `i` changed: its events counted, and the cycle fed
+    /// `Input::Changed` when work is due (as the agent's `with_state` does).
     fn settle(&mut self, i: usize) {
         let now = self.now();
-        if self.nodes[i].m.has_claims_due(now) {
-            self.feed(i, Input::Claims);
+        if self.nodes[i].m.needs_upkeep(now) {
+            self.feed(i, Input::Changed);
         }
         let events = self.nodes[i].m.take_events();
         for e in events {
@@ -350,36 +361,11 @@ impl Sim {
                 _ => {}
             }
         }
-        let urgent = self.nodes[i].m.take_urgent();
-        let n = &mut self.nodes[i];
-        if !urgent.is_empty() {
-            n.urgent.extend(urgent);
-            let cap = self.cfg.membership.max_queued_updates;
-            if n.urgent.len() > cap {
-                let excess = n.urgent.len() - cap;
-                n.urgent.drain(..excess);
-            }
-            if !n.spread_scheduled {
-                n.spread_scheduled = true;
-                let window = (self.cfg.membership.gossip_interval / 20)
-                    .clamp(Duration::from_millis(1), Duration::from_millis(20));
-                self.at(window, Ev::Spread(i));
-            }
-        }
-        let n = &mut self.nodes[i];
-        if !n.verify_queued.0 && n.verifying < MAX_VERIFYING && n.m.has_unverified(now) {
-            n.verify_queued.0 = true;
-            self.at(Duration::ZERO, Ev::Verify(i, false));
-        }
     }
 
     pub(crate) fn dispatch(&mut self, ev: Ev) {
         let node = match &ev {
-            Ev::Timer(i, _)
-            | Ev::Verify(i, _)
-            | Ev::Spread(i)
-            | Ev::AntiEntropy(i)
-            | Ev::Join(i) => *i,
+            Ev::Timer(i, _) => *i,
             Ev::Ping { to, .. }
             | Ev::Ack { to, .. }
             | Ev::PingReq { to, .. }

@@ -26,6 +26,15 @@ pub struct MembershipSimReport {
     pub false_positives: u64,
     /// Suspect events about nodes that were running, on any node.
     pub false_suspicions: u64,
+    /// Running nodes cut off from the rest (0: no partition, or it did not
+    /// split within `max_rounds`). Its suspicions and deaths are not counted
+    /// in the two figures above.
+    pub partitioned: usize,
+    /// Rounds until the rest listed every cut-off node down.
+    pub split_rounds: Option<u32>,
+    /// Rounds from the heal until every running node listed every running
+    /// node alive (`None`: not within `max_rounds`).
+    pub heal_rounds: Option<u32>,
     /// Nodes heard of second-hand and listed after answering a probe, summed
     /// over every node (a mass join without vouching costs N^2 of them).
     pub admitted_by_probe: u64,

@@ -26,7 +26,8 @@ struct Report {
     schema: &'static str,
     scenario: serde_json::Value,
     results: MembershipSimReport,
-    /// Join within 2 log2 N rounds, crashes detected, no healthy node dead.
+    /// Join within 2 log2 N rounds, crashes detected, no healthy node dead,
+    /// the partition healed.
     passed: bool,
     wall_secs: f64,
     gsp_version: String,
@@ -66,6 +67,9 @@ pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
         nodes,
         loss: args.loss / 100.0,
         crash: args.kills,
+        // One node in a hundred (at least one) cut off after the crashes,
+        // then healed.
+        partition: (nodes / 100).max(1),
         seed: args.seed,
         membership,
         ..MembershipSimConfig::default()
@@ -75,7 +79,8 @@ pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
     let join_bound = 2.0 * (nodes as f64).log2();
     let passed = r.join_rounds.is_some_and(|j| f64::from(j) <= join_bound)
         && (r.crashed == 0 || r.detection_rounds.is_some())
-        && r.false_positives == 0;
+        && r.false_positives == 0
+        && (cfg.partition == 0 || r.heal_rounds.is_some());
     let report = Report {
         schema: "gsp.bench.v1",
         scenario: serde_json::json!({
@@ -85,6 +90,7 @@ pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
             "latency_ms": cfg.latency.as_secs_f64() * 1e3,
             "loss": cfg.loss,
             "crash": args.kills,
+            "partition": cfg.partition,
             "seed": args.seed,
             "tls": args.tls,
         }),
@@ -148,6 +154,15 @@ fn render(r: &Report) -> String {
         x.false_positives,
         x.false_suspicions
     );
+    let cut = r.scenario["partition"].as_u64().unwrap_or(0);
+    if cut > 0 {
+        let _ = writeln!(
+            out,
+            "{cut} nodes cut off: listed down by the rest in {}; healed, all alive everywhere again in {}",
+            rounds(x.split_rounds),
+            rounds(x.heal_rounds)
+        );
+    }
     let _ = writeln!(
         out,
         "{} messages, {} events, {:.1} s simulated in {:.1} s: {}",

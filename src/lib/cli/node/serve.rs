@@ -104,9 +104,11 @@ pub(crate) async fn run(args: NodeArgs, global: GlobalArgs) -> anyhow::Result<Ex
             ..DataPlaneConfig::default()
         },
         membership: AgentConfig {
-            membership: settings.membership,
+            membership: crate::core::membership::config::MembershipConfig {
+                periodic_anti_entropy: settings.anti_entropy,
+                ..settings.membership
+            },
             seeds: settings.join,
-            periodic_anti_entropy: settings.anti_entropy,
             ..AgentConfig::default()
         },
         resources: ResourceConfig {

@@ -42,6 +42,8 @@ pub const DEFAULT_MAX_CANDIDATES: usize = 256;
 pub const DEFAULT_MAX_CANDIDATES_PER_SOURCE: usize = 32;
 /// Default time, in rounds, a node waits to be verified before it is forgotten.
 pub const DEFAULT_CANDIDATE_TTL_ROUNDS: u32 = 30;
+/// Default longest wait between attempts on a seed.
+pub const DEFAULT_JOIN_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Default ceiling of the local health multiplier (Lifeguard).
 pub const DEFAULT_MAX_LOCAL_HEALTH: u32 = 8;
 
@@ -102,6 +104,11 @@ pub struct MembershipConfig {
     /// member is refused, and a certificate holder cannot list made-up ids
     /// under its name.
     pub names_certified: bool,
+    /// Longest wait between attempts on a seed that does not answer.
+    pub join_backoff_max: Duration,
+    /// Whether the periodic push-pull runs (iarnet's `use_anti_entropy`);
+    /// joins, reconnects and the churn rounds' push-pulls run regardless.
+    pub periodic_anti_entropy: bool,
 }
 
 impl Default for MembershipConfig {
@@ -139,6 +146,8 @@ impl MembershipConfig {
             candidate_ttl: interval * DEFAULT_CANDIDATE_TTL_ROUNDS,
             records_signed: false,
             names_certified: false,
+            join_backoff_max: DEFAULT_JOIN_BACKOFF_MAX,
+            periodic_anti_entropy: true,
         }
     }
 

@@ -1,13 +1,10 @@
 //! The membership agent: one node's protocol state behind a lock, the transport
-//! it calls peers with, and the handler that answers them. The loops that drive
-//! it live in `loops.rs`.
+//! it calls peers with, and the handler that answers them. `exec.rs` carries
+//! out what the pure core's cycle asks for.
 
-use std::{
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicU64, Ordering},
 };
 
 use rand::rngs::StdRng;
@@ -37,8 +34,7 @@ pub mod query;
 /// Events buffered per watcher; a watcher that falls further behind is told how
 /// many it missed.
 pub const EVENT_BUFFER: usize = 1024;
-/// Most addresses kept as join candidates.
-pub const MAX_SEEDS: usize = 256;
+pub use crate::core::membership::swim::upkeep::MAX_SEEDS;
 /// Indirect probes made for peers at once, at most; more are answered with a
 /// nack without probing (counted).
 pub(super) const MAX_INDIRECT_PROBES_SERVED: usize = 32;
@@ -56,13 +52,8 @@ pub struct AgentConfig {
     /// times alongside the seeds, quietly, until one answers or the node
     /// knows another member.
     pub rejoin: Vec<String>,
-    /// Longest wait between attempts on a seed that does not answer.
-    pub join_backoff_max: Duration,
     /// Seed of the agent's RNG; `None` draws one from the OS.
     pub rng_seed: Option<u64>,
-    /// Whether the periodic push-pull runs (iarnet's `use_anti_entropy`); joins
-    /// and dead-node reconnects use push-pull regardless.
-    pub periodic_anti_entropy: bool,
     /// Whether the agent runs its loops. Without them it only answers calls and
     /// its view stays as set: simulations use this to freeze partial views.
     pub run_loops: bool,
@@ -88,9 +79,7 @@ impl Default for AgentConfig {
             membership: MembershipConfig::default(),
             seeds: Vec::new(),
             rejoin: Vec::new(),
-            join_backoff_max: Duration::from_secs(30),
             rng_seed: None,
-            periodic_anti_entropy: true,
             run_loops: true,
             record_auth: None,
         }
@@ -108,17 +97,9 @@ pub(super) struct Shared {
     events: broadcast::Sender<MembershipEvent>,
     pub(super) stats: MembershipStats,
     seq: AtomicU64,
-    pub(super) seeds: Mutex<Vec<String>>,
-    /// State changes to push at once, coalesced by the spreader loop.
-    urgent: Mutex<Vec<SharedRecord>>,
-    pub(super) urgent_wake: tokio::sync::Notify,
-    /// A member came back (alive again): a partition may have healed, so the
-    /// reconnect loop tries the dead members now.
-    pub(super) heal_wake: tokio::sync::Notify,
-    /// Woken when unknown nodes wait for a verification probe (see `loops::verify`).
-    pub(super) verify_wake: tokio::sync::Notify,
-    /// Woken when claims about members wait for a check (see `loops::claims`).
-    pub(super) claims_wake: tokio::sync::Notify,
+    /// Woken when the core has work due ([`Membership::needs_upkeep`]): the
+    /// upkeep task then feeds it `Input::Changed` (see `exec.rs`).
+    pub(super) poke: tokio::sync::Notify,
     /// Indirect probes this node makes for peers at once, at most.
     pub(super) ping_req_slots: Arc<tokio::sync::Semaphore>,
     /// Members up per host, for per-address call rates; recounted at most
@@ -138,44 +119,18 @@ pub(super) struct Shared {
 impl Shared {
     /// Runs `f` on the protocol state, then publishes the events it produced.
     pub(super) fn with_state<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> T {
-        let (out, events, urgent, unverified, claims) = {
+        let (out, events, due) = {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let out = f(&mut s);
-            let now = now();
-            (
-                out,
-                s.take_events(),
-                s.take_urgent(),
-                s.has_unverified(now),
-                s.has_claims_due(now),
-            )
+            (out, s.take_events(), s.needs_upkeep(now()))
         };
-        if unverified {
-            self.verify_wake.notify_one();
-        }
-        if claims {
-            self.claims_wake.notify_one();
+        if due {
+            self.poke.notify_one();
         }
         for e in events {
             self.publish(e);
         }
-        if !urgent.is_empty() {
-            let mut pending = self.urgent.lock().unwrap_or_else(PoisonError::into_inner);
-            pending.extend(urgent);
-            let cap = self.config.membership.max_queued_updates;
-            if pending.len() > cap {
-                let excess = pending.len() - cap;
-                pending.drain(..excess);
-            }
-            drop(pending);
-            self.urgent_wake.notify_one();
-        }
         out
-    }
-
-    /// State changes waiting for the spreader (see `loops::spread`).
-    pub(super) fn take_pending_urgent(&self) -> Vec<SharedRecord> {
-        std::mem::take(&mut *self.urgent.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn publish(&self, e: MembershipEvent) {
@@ -186,7 +141,6 @@ impl Shared {
                 info!(node = %e.id, name = %e.name, maintenance = e.maintenance.as_str(), "maintenance state changed");
             }
             EventKind::AliveAgain => {
-                self.heal_wake.notify_one();
                 info!(node = %e.id, name = %e.name, address = %e.address, event = e.kind.as_str(), "membership changed");
             }
             EventKind::Joined | EventKind::Left | EventKind::Removed => {
@@ -296,20 +250,6 @@ impl Shared {
                 s.apply_all_from(ours, source, now)
             }
         });
-    }
-
-    /// Adds addresses to the join candidates.
-    pub(super) fn add_seeds(&self, addrs: impl IntoIterator<Item = String>) -> Vec<String> {
-        let mut seeds = self.seeds.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut added = Vec::new();
-        for a in addrs {
-            if a.is_empty() || a == self.address || seeds.contains(&a) || seeds.len() >= MAX_SEEDS {
-                continue;
-            }
-            seeds.push(a.clone());
-            added.push(a);
-        }
-        added
     }
 }
 

@@ -2,7 +2,11 @@
 //! feeds inputs to the pure core and carries out the actions that come back:
 //! calls to peers (whose replies' piggybacked records it merges before it
 //! reports the outcome) and timers, each a task sleeping until its instant.
-//! Everything the cycle decides, it decides in the core.
+//! One more task feeds `Input::Changed` whenever the core says work is due
+//! after a change of its state. Everything the cycle decides (the rounds and
+//! the upkeep beside them: spread, anti-entropy, reconnects, verification,
+//! joins), it decides in the core; the membership simulator carries out the
+//! same actions over its simulated network.
 
 use std::{
     sync::{Arc, PoisonError},
@@ -25,13 +29,21 @@ use crate::{
     transport::membership::CallError,
 };
 
-/// Starts the cycle: schedules the first round.
+/// Starts the cycle (its first round, the upkeep's timers, the joins), and
+/// the task that feeds `Input::Changed` when the core has work due.
 pub(super) fn start(s: &Arc<Shared>) {
     let actions = s.with_state(|st| {
         let mut rng = s.rng.lock().unwrap_or_else(PoisonError::into_inner);
         st.start(now(), &mut *rng)
     });
     execute(s, actions);
+    let s2 = Arc::clone(s);
+    spawn(s, async move {
+        loop {
+            s2.poke.notified().await;
+            feed(&s2, Input::Changed);
+        }
+    });
 }
 
 /// Feeds `input` to the cycle and carries out what it answers.
@@ -39,7 +51,7 @@ pub(super) fn feed(s: &Arc<Shared>, input: Input) {
     if s.shutdown.is_cancelled() {
         return;
     }
-    if input == Input::Timer(Timer::Round) {
+    if matches!(input, Input::Timer(Timer::Round)) {
         MembershipStats::inc(&s.stats.rounds);
     }
     let actions = s.with_state(|st| {
@@ -136,8 +148,19 @@ fn execute(s: &Arc<Shared>, actions: Vec<Action>) {
             }),
             Action::Sync { to } => spawn(s, async move {
                 if let Err(e) = push_pull(&s2, &to.address).await {
-                    debug!(peer = %to.id, error = %e, "push-pull while members change failed");
+                    debug!(peer = %to.id, error = %e, "push-pull failed");
                 }
+            }),
+            Action::Exchange { to, why } => spawn(s, async move {
+                let ok = super::upkeep::exchange(&s2, &to, why).await;
+                feed(&s2, Input::Exchanged { why, ok });
+            }),
+            Action::Verify {
+                target,
+                updates,
+                timeout,
+            } => spawn(s, async move {
+                super::upkeep::verify(&s2, target, updates, timeout).await;
             }),
             Action::Gossip {
                 to,

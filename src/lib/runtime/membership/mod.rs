@@ -5,9 +5,8 @@ mod admission;
 mod agent;
 mod exec;
 mod handler;
-mod loops;
 pub mod stats;
-mod verify;
+mod upkeep;
 
 pub use agent::query::{self, MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_CALLER, QUERY_FANOUT, QueryOutcome};
 pub use agent::{AgentConfig, EVENT_BUFFER, MAX_SEEDS, MembershipAgent, RecordAuth, now};

@@ -60,7 +60,7 @@ impl Membership {
     }
 
     /// Whether a held claim's check may start now (it is due and a probe slot
-    /// is free): the runtime then feeds [`super::swim::Input::Claims`].
+    /// is free): the runtime then feeds [`super::swim::Input::Changed`].
     pub fn has_claims_due(&self, now: Now) -> bool {
         self.cycle.in_flight() < super::swim::MAX_PROBES_IN_FLIGHT
             && self.claims.values().any(|c| Self::due(c, now))

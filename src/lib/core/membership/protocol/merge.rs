@@ -3,6 +3,7 @@
 //! refuted.
 
 use super::{Membership, Urgent, force};
+use crate::membership::events::EventKind;
 use crate::{
     ids::NodeId,
     membership::{
@@ -171,6 +172,9 @@ impl Membership {
             Applied::Unverified | Applied::Held => {}
         }
         if let Some(e) = event {
+            if e.kind == EventKind::AliveAgain {
+                self.cycle.upkeep.note_heal();
+            }
             self.events.push(e);
         }
         applied

@@ -25,7 +25,8 @@ use crate::now::Now;
 
 mod io;
 mod probes;
-pub use io::{Action, Input, ProbeId, Timer};
+pub mod upkeep;
+pub use io::{Action, Exchange, Input, ProbeId, Timer};
 
 /// Shortest time the indirect probes and the second direct attempt get. TCP
 /// resends a lost segment after 200 ms at the earliest (Linux's minimum RTO)
@@ -92,6 +93,8 @@ pub struct Cycle {
     /// The churn outlasted this interval's push-pulls: one more is owed once
     /// members stop changing.
     close_owed: bool,
+    /// What runs beside the rounds (see [`upkeep`]).
+    pub(in crate::membership) upkeep: upkeep::Upkeep,
 }
 
 impl Cycle {
@@ -103,15 +106,18 @@ impl Cycle {
 
 impl Membership {
     /// Starts the cycle: the first round at a random point within one round,
-    /// so nodes started together do not probe in lockstep.
+    /// so nodes started together do not probe in lockstep; the upkeep's
+    /// timers (see [`upkeep`]); the seeds held tried at once.
     pub fn start<R: Rng>(&mut self, now: Now, rng: &mut R) -> Vec<Action> {
         let jitter = self.config.gossip_interval.mul_f64(rng.random::<f64>());
         let at = now.instant + jitter;
         self.cycle.next_round = Some(at);
-        vec![Action::SetTimer {
+        let mut out = vec![Action::SetTimer {
             at,
             timer: Timer::Round,
-        }]
+        }];
+        self.start_upkeep(now, rng, &mut out);
+        out
     }
 
     /// Feeds one input to the cycle.
@@ -169,11 +175,23 @@ impl Membership {
                     }
                 }
             }
-            Input::Claims => {}
+            Input::Timer(
+                t @ (Timer::Spread
+                | Timer::AntiEntropy
+                | Timer::Reconnect
+                | Timer::Verify
+                | Timer::Heal
+                | Timer::Join(_)),
+            ) => self.upkeep_timer(t, now, rng, &mut out),
+            Input::Exchanged { why, ok } => self.exchanged(why, ok, now, &mut out),
+            Input::Verified { id, answered } => self.verified(&id, answered, now),
+            Input::Changed => {}
         }
         // Whatever the input, held claims whose check is due start now (a
-        // probe slot may just have been freed).
+        // probe slot may just have been freed), and so does the upkeep's
+        // due work.
         self.start_checks(now, &mut out);
+        self.upkeep(now, rng, &mut out);
         out
     }
 

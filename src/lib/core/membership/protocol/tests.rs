@@ -35,7 +35,7 @@ pub(super) fn run_checks(
     now: Now,
 ) -> Vec<NodeId> {
     let mut rng = StdRng::seed_from_u64(3);
-    let out = m.handle(swim::Input::Claims, now, &mut rng);
+    let out = m.handle(swim::Input::Changed, now, &mut rng);
     let mut checked = Vec::new();
     for a in out {
         let swim::Action::Ping {

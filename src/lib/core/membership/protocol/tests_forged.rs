@@ -65,7 +65,7 @@ fn a_forged_record_moving_the_victim_is_checked_at_its_known_address() {
     // The check goes to the address v is known at, where v answers as
     // itself, with its own record.
     let mut rng = StdRng::seed_from_u64(1);
-    let out = a.handle(swim::Input::Claims, at(t0, 1), &mut rng);
+    let out = a.handle(swim::Input::Changed, at(t0, 1), &mut rng);
     let probe = out
         .iter()
         .find_map(|x| match x {
@@ -116,7 +116,7 @@ fn a_flood_of_forged_claims_in_every_state_costs_one_check_a_round_and_lists_not
             forged.version.counter = 2;
         }
         a.apply(forged, now);
-        for x in a.handle(swim::Input::Claims, now, &mut rng) {
+        for x in a.handle(swim::Input::Changed, now, &mut rng) {
             if let swim::Action::Ping {
                 probe,
                 target,

@@ -42,12 +42,7 @@ impl MembershipAgent {
             events,
             stats: MembershipStats::default(),
             seq: AtomicU64::new(1),
-            seeds: Mutex::new(Vec::new()),
-            urgent: Mutex::new(Vec::new()),
-            urgent_wake: tokio::sync::Notify::new(),
-            heal_wake: tokio::sync::Notify::new(),
-            verify_wake: tokio::sync::Notify::new(),
-            claims_wake: tokio::sync::Notify::new(),
+            poke: tokio::sync::Notify::new(),
             ping_req_slots: Arc::new(tokio::sync::Semaphore::new(MAX_INDIRECT_PROBES_SERVED)),
             hosts: Mutex::default(),
             config,
@@ -56,7 +51,10 @@ impl MembershipAgent {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        shared.add_seeds(shared.config.seeds.clone());
+        shared.with_state(|st| {
+            st.add_seeds(shared.config.seeds.clone(), false);
+            st.add_seeds(shared.config.rejoin.clone(), true);
+        });
         if let Some(signer) = shared
             .config
             .record_auth
@@ -67,7 +65,7 @@ impl MembershipAgent {
         }
         let agent = Self { shared };
         if agent.shared.config.run_loops {
-            agent.spawn_loops();
+            super::super::exec::start(&agent.shared);
         }
         agent
     }
@@ -143,9 +141,7 @@ impl MembershipAgent {
 
     /// Adds join candidates (iarnet's peer-list exchange, `--join` at run time).
     pub fn add_seeds(&self, addrs: impl IntoIterator<Item = String>) {
-        for a in self.shared.add_seeds(addrs) {
-            self.spawn_join(a);
-        }
+        self.shared.with_state(|st| st.add_seeds(addrs, false));
     }
 
     /// Announces a graceful leave to up to `fanout * 2` peers and stops the loops.

@@ -22,10 +22,59 @@ pub enum Timer {
     ProbeEnd(ProbeId),
     /// The peers asked about an expired suspect had their time.
     AskEnd(ProbeId),
+    /// Urgent changes waiting go out (see `upkeep.rs`).
+    Spread,
+    /// The periodic push-pull.
+    AntiEntropy,
+    /// The reconnect interval: one dead member and one absent seed are tried.
+    Reconnect,
+    /// Unknown nodes waiting for a verification retry are looked at again.
+    Verify,
+    /// Dead members may be tried again after a heal (at most once a round).
+    Heal,
+    /// The next attempt on seed (or earlier-run peer) number `.0`.
+    Join(u32),
+}
+
+/// Why a push-pull beside the probe rounds runs ([`Action::Exchange`]); it
+/// comes back in [`Input::Exchanged`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// Joining through seed number `seed`, attempt `attempt`; if it fails,
+    /// the next attempt comes `retry_in` later.
+    Join {
+        /// The seed's number (in the order seeds were added).
+        seed: u32,
+        /// 1 for the first attempt.
+        attempt: u32,
+        /// The wait before the next attempt, if this one fails.
+        retry_in: Duration,
+    },
+    /// A peer known in an earlier run, tried while no other member is known.
+    Rejoin {
+        /// Its number among the seeds.
+        seed: u32,
+        /// 1 for the first attempt.
+        attempt: u32,
+    },
+    /// A dead member, tried at the reconnect interval.
+    Reconnect,
+    /// A seed at whose address no up member is known (a partition outlasted
+    /// the node TTL, or the seed restarted elsewhere).
+    AbsentSeed,
+    /// A dead member tried at once because another came back.
+    Retry,
+}
+
+impl Exchange {
+    /// Whether this is a join through a seed (or an earlier run's peer).
+    pub fn is_join(self) -> bool {
+        matches!(self, Self::Join { .. } | Self::Rejoin { .. })
+    }
 }
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// A timer fired.
     Timer(Timer),
@@ -51,9 +100,25 @@ pub enum Input {
         /// The probe.
         probe: ProbeId,
     },
-    /// Claims wait for a check ([`crate::membership::Membership::has_claims_due`]
-    /// said so after records were merged): start what is due.
-    Claims,
+    /// The state changed ([`crate::membership::Membership::needs_upkeep`]
+    /// said so after records were merged): start what is due (checks of
+    /// claims, urgent pushes, verifications, joins, retries after a heal).
+    Changed,
+    /// A push-pull of [`Action::Exchange`] ended: completed (`ok`) or failed.
+    Exchanged {
+        /// Why it ran.
+        why: Exchange,
+        /// Whether it completed.
+        ok: bool,
+    },
+    /// A verification probe of [`Action::Verify`] ended: the node answered as
+    /// itself (the runtime merges what it sent after reporting), or not.
+    Verified {
+        /// The unknown node.
+        id: NodeId,
+        /// Whether it answered as itself.
+        answered: bool,
+    },
 }
 
 /// What to do.
@@ -114,6 +179,26 @@ pub enum Action {
     Sync {
         /// Whom.
         to: ProbeTarget,
+    },
+    /// Run a push-pull exchange with the node at `to` (an address: seeds
+    /// are known by address only), then report with [`Input::Exchanged`].
+    Exchange {
+        /// The address.
+        to: String,
+        /// Why.
+        why: Exchange,
+    },
+    /// Ping a node heard of second-hand at its record's address: it is
+    /// listed if it answers as itself. Report with [`Input::Verified`], then
+    /// merge what it sent, charged to its host.
+    Verify {
+        /// The unknown node.
+        target: ProbeTarget,
+        /// Updates to piggyback.
+        updates: Vec<SharedRecord>,
+        /// How long to wait (a verification is not failure detection: a
+        /// node answering late is still itself).
+        timeout: Duration,
     },
     /// Feed [`Input::Timer`] back at `at` (a timer set again replaces nothing:
     /// stale timers are ignored when they fire).

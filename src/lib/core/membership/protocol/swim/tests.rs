@@ -64,11 +64,20 @@ fn the_first_round_is_set_within_one_interval() {
     let t0 = Instant::now();
     let mut m = cluster(t0);
     let out = m.start(at(t0, 0), &mut rng());
-    let [Action::SetTimer { at: when, timer }] = out.as_slice() else {
-        panic!("one timer expected, got {out:?}");
+    let rounds: Vec<Instant> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetTimer {
+                at,
+                timer: Timer::Round,
+            } => Some(*at),
+            _ => None,
+        })
+        .collect();
+    let [when] = rounds[..] else {
+        panic!("one round timer expected, got {out:?}");
     };
-    assert_eq!(*timer, Timer::Round);
-    assert!(*when < t0 + m.config().gossip_interval);
+    assert!(when < t0 + m.config().gossip_interval);
 }
 
 #[test]

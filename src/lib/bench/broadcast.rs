@@ -240,7 +240,7 @@ pub async fn run(
         for n in nodes {
             let st = n.broadcast().stats();
             t[0] += stats::get(&st.payload_bytes_sent);
-            t[1] += stats::get(&st.receipt_messages_sent);
+            t[1] += n.broadcast().counters().receipt_messages_sent;
             t[2] += stats::get(&st.send_retries);
             t[3] += stats::get(&st.local_drops);
         }

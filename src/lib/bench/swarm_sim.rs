@@ -118,9 +118,16 @@ enum Event {
         to: usize,
         from: usize,
         msg: OutboundMessage,
+        /// The send's attempt (0 the first; the state retries payloads).
+        attempt: u32,
     },
-    /// Sending `msg` from `from` failed.
-    Failed { from: usize, msg: OutboundMessage },
+    /// Sending `msg` from `from` to `to` failed.
+    Failed {
+        from: usize,
+        to: usize,
+        msg: OutboundMessage,
+        attempt: u32,
+    },
     /// A hop ACK from `to` reached the origin of a direct send.
     DirectAck {
         origin: usize,
@@ -148,10 +155,17 @@ enum Event {
     Kill { node: usize },
     /// Every live node learns that `node` is gone.
     Gone { node: usize },
-    Receipt {
+    /// A receipt message from `from` reached `origin`.
+    Receipts {
         origin: usize,
         from: usize,
-        id: MessageId,
+        ids: Vec<MessageId>,
+    },
+    /// How `from`'s receipt message to `origin` went, back at `from`.
+    ReceiptsSent {
+        from: usize,
+        origin: usize,
+        delivered: bool,
     },
     /// Every node's timers.
     Tick,

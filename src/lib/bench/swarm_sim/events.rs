@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Event, Sim};
 use crate::core::{
-    broadcast::state::{Action, PieceVerdict},
+    broadcast::state::{Action, PieceVerdict, SendOutcome},
     message::{InboundMessage, OutboundMessage},
 };
 
@@ -14,11 +14,25 @@ impl Sim {
     pub(super) fn handle(&mut self, e: Event) {
         let now = self.at(self.now);
         match e {
-            Event::Arrive { to, from, msg } => self.arrive(to, from, msg),
-            Event::Failed { from, msg } => {
+            Event::Arrive {
+                to,
+                from,
+                msg,
+                attempt,
+            } => self.arrive((from, to), msg, attempt),
+            Event::Failed {
+                from,
+                to,
+                msg,
+                attempt,
+            } => {
                 let a = if msg.meta.piece.is_some() {
                     self.nodes[from].state.on_piece_failed(&msg)
                 } else {
+                    // Retried by the state until the node is known gone.
+                    let to = self.ids[to].clone();
+                    let st = &mut self.nodes[from].state;
+                    st.on_send_failed(&to, msg.meta.id, (attempt, true), now);
                     Vec::new()
                 };
                 self.run_actions(from, a);
@@ -60,10 +74,28 @@ impl Sim {
                     }
                 }
             }
-            Event::Receipt { origin, from, id } => {
-                let from = self.ids[from].clone();
-                let a = self.nodes[origin].state.on_receipt(id, &[from], now);
-                self.run_actions(origin, a);
+            Event::Receipts { origin, from, ids } => {
+                let node = [self.ids[from].clone()];
+                for id in ids {
+                    let a = self.nodes[origin].state.on_receipt(id, &node, now);
+                    self.run_actions(origin, a);
+                }
+            }
+            Event::ReceiptsSent {
+                from,
+                origin,
+                delivered,
+            } => {
+                let outcome = if delivered {
+                    SendOutcome::Delivered
+                } else {
+                    SendOutcome::Failed { retryable: true }
+                };
+                let origin = self.ids[origin].clone();
+                let a = self.nodes[from]
+                    .state
+                    .on_receipts_sent(&origin, outcome, now);
+                self.run_actions(from, a);
             }
             Event::Tick => {}
         }
@@ -83,20 +115,40 @@ impl Sim {
             .map(|(seq, _)| *seq)
             .collect();
         for seq in doomed {
-            if let Some(Event::Arrive { from, msg, .. }) = self.events.remove(&seq) {
-                self.push(self.now, Event::Failed { from, msg });
+            if let Some(Event::Arrive {
+                from, msg, attempt, ..
+            }) = self.events.remove(&seq)
+            {
+                let to = node;
+                self.push(
+                    self.now,
+                    Event::Failed {
+                        from,
+                        to,
+                        msg,
+                        attempt,
+                    },
+                );
             }
         }
     }
 
-    fn arrive(&mut self, to: usize, from: usize, msg: OutboundMessage) {
+    fn arrive(&mut self, (from, to): (usize, usize), msg: OutboundMessage, attempt: u32) {
         if !self.nodes[from].alive {
             // The sender died before the bytes were out: nothing arrives.
             return;
         }
         if !self.nodes[to].alive {
             // Killed while this was on its way: the sender's send fails.
-            self.push(self.now, Event::Failed { from, msg });
+            self.push(
+                self.now,
+                Event::Failed {
+                    from,
+                    to,
+                    msg,
+                    attempt,
+                },
+            );
             return;
         }
         let now = self.at(self.now);
@@ -117,7 +169,13 @@ impl Sim {
             let out = self.nodes[to].state.on_piece(&inbound, u64::MAX, now);
             if matches!(out.verdict, PieceVerdict::Rejected(_)) {
                 let t = self.now + self.cfg.latency;
-                self.push(t, Event::Failed { from, msg: piece });
+                let failed = Event::Failed {
+                    from,
+                    to,
+                    msg: piece,
+                    attempt,
+                };
+                self.push(t, failed);
             }
             self.run_actions(to, out.actions);
             if let Some(whole) = out.complete {
@@ -161,14 +219,26 @@ impl Sim {
         down_done
     }
 
-    fn send(&mut self, from: usize, to: usize, msg: OutboundMessage) {
+    fn send(&mut self, (from, to): (usize, usize), msg: OutboundMessage, attempt: u32) {
         if !self.nodes[to].alive {
             let t = self.now + self.cfg.fail_after;
-            self.push(t, Event::Failed { from, msg });
+            let failed = Event::Failed {
+                from,
+                to,
+                msg,
+                attempt,
+            };
+            self.push(t, failed);
             return;
         }
         let t = self.transfer(from, to, msg.payload.len() as u64);
-        self.push(t, Event::Arrive { to, from, msg });
+        let arrive = Event::Arrive {
+            to,
+            from,
+            msg,
+            attempt,
+        };
+        self.push(t, arrive);
     }
 
     pub(super) fn run_actions(&mut self, at: usize, actions: Vec<Action>) {
@@ -184,16 +254,16 @@ impl Sim {
                     }
                     self.last_delivery = self.last_delivery.max(self.now);
                 }
-                Action::Send { to, id } => {
+                Action::Send { to, id, attempt } => {
                     let Some(msg) = self.nodes[at].state.outbound(&id) else {
                         continue;
                     };
                     let to = self.index[&to];
-                    self.send(at, to, msg);
+                    self.send((at, to), msg, attempt);
                 }
                 Action::SendPiece { to, piece } => {
                     let to = self.index[&to];
-                    self.send(at, to, piece);
+                    self.send((at, to), piece, 0);
                 }
                 Action::Announce { to, entries } => {
                     let to = self.index[&to];
@@ -228,16 +298,29 @@ impl Sim {
                         );
                     }
                 }
-                Action::Receipt { origin, id } => {
+                Action::Receipts { origin, ids, .. } => {
+                    // Control traffic: the latency only; the hop ACK takes
+                    // as long again, and a dead origin fails the send.
                     let origin = self.index[&origin];
-                    self.push(
-                        lat,
-                        Event::Receipt {
+                    if self.nodes[origin].alive {
+                        let from = at;
+                        self.push(lat, Event::Receipts { origin, from, ids });
+                        let back = lat + self.cfg.latency;
+                        let sent = Event::ReceiptsSent {
+                            from,
                             origin,
+                            delivered: true,
+                        };
+                        self.push(back, sent);
+                    } else {
+                        let t = self.now + self.cfg.fail_after;
+                        let sent = Event::ReceiptsSent {
                             from: at,
-                            id,
-                        },
-                    );
+                            origin,
+                            delivered: false,
+                        };
+                        self.push(t, sent);
+                    }
                 }
                 Action::Acked { .. } => {}
                 Action::Done(c) => {

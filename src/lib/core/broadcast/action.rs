@@ -47,12 +47,15 @@ impl Control {
 pub enum Action {
     /// Hand the message to local consumers (watchers, the on-message command).
     Deliver(InboundMessage),
-    /// Send the stored payload of `id` to `to` (answering a want, or pushing).
+    /// Send the stored payload of `id` to `to` (answering a want, or
+    /// pushing); if it fails, report it with `on_send_failed`.
     Send {
         /// The peer.
         to: NodeId,
         /// The message.
         id: MessageId,
+        /// 0 for the first attempt, then the retry's number.
+        attempt: u32,
     },
     /// Send a piece of a swarm broadcast to `to`; if it fails, report it with
     /// `on_piece_failed` so the piece reaches the nodes below `to` another way.
@@ -85,12 +88,15 @@ pub enum Action {
         /// The message.
         id: MessageId,
     },
-    /// Tell `origin` this node delivered `id`.
-    Receipt {
-        /// The message's origin.
+    /// Tell `origin` this node delivered these broadcasts (one receipt
+    /// message); report how it went with `on_receipts_sent`.
+    Receipts {
+        /// The broadcasts' origin.
         origin: NodeId,
-        /// The message.
-        id: MessageId,
+        /// The broadcasts.
+        ids: Vec<MessageId>,
+        /// 0 for the first attempt, then the retry's number.
+        attempt: u32,
     },
     /// As origin: `node` confirmed delivery of `id`.
     Acked {
@@ -139,6 +145,13 @@ pub struct Counters {
     pub pieces_wanted: u64,
     /// Pieces sent to a peer that wanted them.
     pub pieces_served: u64,
+    /// Receipt messages the origin's node acknowledged.
+    pub receipt_messages_sent: u64,
+    /// Receipts in those messages.
+    pub receipts_sent: u64,
+    /// Receipts dropped: over the per-origin bound, their message failed
+    /// every attempt, or their origin is gone.
+    pub receipts_dropped: u64,
 }
 
 /// Why a broadcast could not start.

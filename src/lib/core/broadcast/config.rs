@@ -102,6 +102,11 @@ pub struct BroadcastConfig {
     pub assembly_bytes: u64,
     /// Time without a new piece after which a partial broadcast is pulled whole.
     pub swarm_stall: Duration,
+    /// Retries of a payload send or a receipt message after the first
+    /// attempt (timeouts, closed links; see `state/outbox.rs`).
+    pub send_retries: u32,
+    /// Wait before the first retry; doubles per retry.
+    pub retry_backoff: Duration,
 }
 
 impl Default for BroadcastConfig {
@@ -128,6 +133,8 @@ impl Default for BroadcastConfig {
             max_assemblies: DEFAULT_MAX_ASSEMBLIES,
             assembly_bytes: DEFAULT_STORE_BYTES,
             swarm_stall: Duration::from_secs(2),
+            send_retries: 4,
+            retry_backoff: Duration::from_millis(100),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod assembly;
 mod origin;
+mod outbox;
 mod repair;
 mod swarm;
 
@@ -18,7 +19,12 @@ use std::{collections::BTreeMap, time::Instant};
 use bytes::Bytes;
 use rand::{Rng, seq::IndexedRandom as _};
 
-pub use self::swarm::{PieceOutcome, PieceVerdict};
+pub use self::{
+    outbox::{
+        MAX_PENDING_RECEIPTS_PER_ORIGIN, MAX_RECEIPTS_PER_MESSAGE, MAX_RETRIES_WAITING, SendOutcome,
+    },
+    swarm::{PieceOutcome, PieceVerdict},
+};
 pub use super::action::{Action, Announce, Control, Counters, OriginateError};
 use super::{
     config::{BroadcastConfig, Relay},
@@ -53,6 +59,7 @@ pub struct BroadcastState {
     pulls: BTreeMap<MessageId, Pull>,
     origin: AckTracker<()>,
     assemblies: assembly::Assemblies,
+    outbox: outbox::Outbox,
     counters: Counters,
 }
 
@@ -66,6 +73,7 @@ impl BroadcastState {
             local,
             pulls: BTreeMap::new(),
             assemblies: assembly::Assemblies::default(),
+            outbox: outbox::Outbox::default(),
             counters: Counters::default(),
             config,
         }
@@ -154,10 +162,7 @@ impl BroadcastState {
         } else if sender != origin {
             // From the origin itself, the hop ACK is the receipt (see
             // `on_direct_ack`); from a relay, the origin must be told.
-            actions.push(Action::Receipt {
-                origin: origin.clone(),
-                id,
-            });
+            actions.extend(self.queue_receipt(&origin, id));
         }
         actions.push(Action::Deliver(msg));
         if relay {
@@ -248,6 +253,7 @@ impl BroadcastState {
                     Some(Action::Send {
                         to: from.clone(),
                         id: *id,
+                        attempt: 0,
                     })
                 } else {
                     self.counters.wants_unserved += 1;
@@ -263,6 +269,7 @@ impl BroadcastState {
             p.holders.retain(|h| h != node);
         }
         self.forget_piece_holder(node, now);
+        self.forget_sends_to(node);
         self.origin
             .forget_receiver(node, now)
             .into_iter()
@@ -271,12 +278,16 @@ impl BroadcastState {
     }
 
     /// Whether nothing here waits on a short timer: no pull, no assembly
-    /// in progress, none of this node's broadcasts waiting for confirmations.
+    /// in progress, none of this node's broadcasts waiting for confirmations,
+    /// no send waiting for its retry.
     /// Then [`Self::tick`] has only the store's and the seen set's expiry to
     /// do, whose TTLs are minutes: an executor may tick seldom until the
     /// state changes.
     pub fn quiet(&self) -> bool {
-        self.pulls.is_empty() && self.origin.is_empty() && self.assemblies.load().0 == 0
+        self.pulls.is_empty()
+            && self.origin.is_empty()
+            && self.assemblies.load().0 == 0
+            && !self.outbox.waiting()
     }
 
     /// Advances timers: pulls that waited too long ask another holder (or give
@@ -316,6 +327,7 @@ impl BroadcastState {
             self.counters.pulls_abandoned += 1;
         }
         actions.extend(self.repair_pieces(now));
+        actions.extend(self.due_sends(now));
         actions.extend(self.origin.expire(now).into_iter().map(Action::Done));
         self.store.expire(now);
         self.seen.expire(now);

@@ -129,7 +129,7 @@ fn a_piece_is_forwarded_the_moment_it_arrives_and_the_whole_delivered_once() {
         &mut StdRng::seed_from_u64(1),
     );
     assert!(new);
-    assert!(actions.iter().any(|a| matches!(a, Action::Receipt { .. })));
+    assert!(actions.iter().any(|a| matches!(a, Action::Receipts { .. })));
     assert_eq!(
         actions
             .iter()

@@ -1,6 +1,7 @@
 //! A deterministic simulation of the pure broadcast state: N nodes exchanging
-//! actions through a lossy queue, with the runtime's rules (hop retransmits with
-//! a cap, periodic digests) played by the harness.
+//! actions through a lossy queue; a lost send is reported back to its sender
+//! (whose state retries it), and the harness plays the runtime's periodic
+//! digests.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -12,7 +13,7 @@ use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
 
 use super::{
     config::BroadcastConfig,
-    state::{Action, Announce, BroadcastState},
+    state::{Action, Announce, BroadcastState, SendOutcome},
 };
 use crate::{
     ack_tracker::Ending,
@@ -24,7 +25,7 @@ enum Msg {
     Payload(InboundMessage, u32),
     Announce(Vec<Announce>),
     Want(MessageId),
-    Receipt(MessageId, NodeId, u32),
+    Receipts(Vec<MessageId>, NodeId),
 }
 
 struct Sim {
@@ -45,7 +46,6 @@ struct Sim {
 }
 
 const LATENCY: Duration = Duration::from_millis(2);
-const MAX_SEND_RETRIES: u32 = 5;
 
 impl Sim {
     fn new(n: usize, loss: f64, seed: u64) -> Self {
@@ -57,7 +57,14 @@ impl Sim {
             now: Duration::ZERO,
             nodes: ids
                 .iter()
-                .map(|id| BroadcastState::new(id.clone(), BroadcastConfig::default()))
+                .map(|id| {
+                    let config = BroadcastConfig {
+                        send_retries: 5,
+                        retry_backoff: Duration::from_millis(50),
+                        ..BroadcastConfig::default()
+                    };
+                    BroadcastState::new(id.clone(), config)
+                })
                 .collect(),
             ids,
             queue: BTreeMap::new(),
@@ -90,9 +97,9 @@ impl Sim {
         for a in actions {
             match a {
                 Action::Deliver(m) => *self.delivered.entry((node, m.meta.id)).or_default() += 1,
-                Action::Send { to, id } => {
+                Action::Send { to, id, attempt } => {
                     let to = self.index(&to);
-                    self.send_payload(node, to, id, 0);
+                    self.send_payload(node, to, id, attempt);
                 }
                 Action::SendPiece { .. } | Action::WantPieces { .. } => {
                     unreachable!("payloads here are below the swarm threshold")
@@ -105,10 +112,10 @@ impl Sim {
                     let to = self.index(&to);
                     self.post(node, to, Msg::Want(id));
                 }
-                Action::Receipt { origin, id } => {
+                Action::Receipts { origin, ids, .. } => {
                     let to = self.index(&origin);
                     let me = self.ids[node].clone();
-                    self.post(node, to, Msg::Receipt(id, me, 0));
+                    self.post(node, to, Msg::Receipts(ids, me));
                 }
                 Action::Acked { .. } => {}
                 Action::Done(c) => {
@@ -148,13 +155,9 @@ impl Sim {
             match msg {
                 Msg::Payload(m, attempt) => {
                     if lost {
-                        // The hop ACK never comes: the sender retransmits, up to a cap.
-                        if attempt < MAX_SEND_RETRIES {
-                            let id = m.meta.id;
-                            self.now = t + Duration::from_millis(50);
-                            self.send_payload(from, to, id, attempt + 1);
-                            self.now = t;
-                        }
+                        // The hop ACK never comes: the sender's state retries.
+                        let to_id = self.ids[to].clone();
+                        self.nodes[from].on_send_failed(&to_id, m.meta.id, (attempt, true), now);
                         continue;
                     }
                     let direct = m.meta.origin == self.ids[from];
@@ -169,15 +172,12 @@ impl Sim {
                         self.run_actions(from, actions);
                     }
                 }
-                Msg::Receipt(id, node, attempt) if lost => {
+                Msg::Receipts(_, _) if lost => {
                     // Receipts travel like payloads: acknowledged per hop, resent.
-                    if attempt < MAX_SEND_RETRIES {
-                        self.seq += 1;
-                        self.queue.insert(
-                            (t + Duration::from_millis(50), self.seq),
-                            (from, to, Msg::Receipt(id, node, attempt + 1)),
-                        );
-                    }
+                    let origin = self.ids[to].clone();
+                    let failed = SendOutcome::Failed { retryable: true };
+                    let actions = self.nodes[from].on_receipts_sent(&origin, failed, now);
+                    self.run_actions(from, actions);
                 }
                 _ if lost => {}
                 Msg::Announce(entries) => {
@@ -190,9 +190,16 @@ impl Sim {
                     let actions = self.nodes[to].on_want(&from_id, &[id]);
                     self.run_actions(to, actions);
                 }
-                Msg::Receipt(id, node, _) => {
-                    let actions = self.nodes[to].on_receipt(id, &[node], now);
-                    self.run_actions(to, actions);
+                Msg::Receipts(ids, node) => {
+                    for id in ids {
+                        let actions =
+                            self.nodes[to].on_receipt(id, std::slice::from_ref(&node), now);
+                        self.run_actions(to, actions);
+                    }
+                    let origin = self.ids[to].clone();
+                    let sent = SendOutcome::Delivered;
+                    let actions = self.nodes[from].on_receipts_sent(&origin, sent, now);
+                    self.run_actions(from, actions);
                 }
             }
         }

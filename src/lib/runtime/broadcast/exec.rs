@@ -1,5 +1,6 @@
-//! Carries out the pure state's actions: hands deliveries to subscribers, sends
-//! payloads with per-hop retries, queues control frames and receipts, and
+//! Carries out the pure state's actions: hands deliveries to subscribers,
+//! sends payloads, pieces and receipt messages (reporting each outcome back:
+//! the state decides retries and reroutes), queues control frames, and
 //! reports progress to the origin's waiters.
 
 use std::sync::{Arc, PoisonError};
@@ -8,12 +9,12 @@ use tracing::debug;
 
 use super::{
     Delivery, Inner, Progress,
-    send::{address, send_attempts, send_with_retries},
+    send::{address, send_once},
     stats,
 };
 use crate::{
     core::{
-        broadcast::state::{Action, Announce, Control},
+        broadcast::state::{Action, Announce, Control, SendOutcome},
         ids::{MessageId, NodeId},
         message::{InboundMessage, OutboundMessage},
     },
@@ -25,11 +26,11 @@ pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
     for a in actions {
         match a {
             Action::Deliver(m) => deliver(inner, m),
-            Action::Send { to, id } => {
+            Action::Send { to, id, attempt } => {
                 let Some(msg) = inner.with_state(|s| s.outbound(&id)) else {
                     continue;
                 };
-                send_payload(inner, to, msg);
+                send_payload(inner, to, msg, attempt);
             }
             Action::SendPiece { to, piece } => send_piece(inner, to, piece),
             Action::Announce { to, entries } => queue_announce(inner, to, entries),
@@ -52,7 +53,11 @@ pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
                     },
                 );
             }
-            Action::Receipt { origin, id } => super::receipts::queue(inner, origin, id),
+            Action::Receipts {
+                origin,
+                ids,
+                attempt,
+            } => super::receipts::send(inner, origin, &ids, attempt),
             Action::Acked { id, node, latency } => {
                 progress(inner, id, Progress::Acked { node, latency }, false);
             }
@@ -159,8 +164,9 @@ fn control(inner: &Inner, to: &NodeId, c: Control) {
     inner.transport.control(to, &addr, c);
 }
 
-/// Sends a broadcast payload to `to`, retrying on timeouts and closed links.
-fn send_payload(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
+/// Sends a broadcast payload to `to` (attempt `attempt`); a failure goes
+/// back to the state, which may send it again later.
+fn send_payload(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage, attempt: u32) {
     let Ok(permit) = Arc::clone(&inner.sends).try_acquire_owned() else {
         stats::inc(&inner.stats.sends_dropped);
         return;
@@ -170,13 +176,21 @@ fn send_payload(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
         let _permit = permit;
         let len = msg.payload.len() as u64;
         let (id, direct) = (msg.meta.id, msg.meta.origin == inner2.local);
-        let ok = send_with_retries(&inner2, &to, msg, |inner| {
+        if attempt > 0 {
+            stats::inc(&inner2.stats.send_retries);
+        }
+        let outcome = send_once(&inner2, &to, msg, |inner| {
             stats::inc(&inner.stats.payload_sends);
             stats::add(&inner.stats.payload_bytes_sent, len);
         })
         .await;
-        if !ok {
-            stats::inc(&inner2.stats.send_failures);
+        if let SendOutcome::Failed { retryable } = outcome {
+            let now = tokio::time::Instant::now().into_std();
+            let gave_up =
+                inner2.with_state(|s| s.on_send_failed(&to, id, (attempt, retryable), now));
+            if gave_up {
+                stats::inc(&inner2.stats.send_failures);
+            }
         } else if direct {
             // The origin's own copy: its hop ACK is the receiver's receipt.
             let now = tokio::time::Instant::now().into_std();
@@ -204,12 +218,12 @@ fn send_piece(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
         // nodes below it (retrying a dead relay held its whole subtree up for
         // the retries' backoff, 1.5 s); should `to` be alive after all, it
         // fetches the piece it missed like any gap.
-        let ok = send_attempts(&inner2, &to, msg.clone(), 0, |inner| {
+        let outcome = send_once(&inner2, &to, msg.clone(), |inner| {
             stats::inc(&inner.stats.piece_sends);
             stats::add(&inner.stats.payload_bytes_sent, len);
         })
         .await;
-        if !ok && !inner2.shutdown.is_cancelled() {
+        if outcome != SendOutcome::Delivered && !inner2.shutdown.is_cancelled() {
             stats::inc(&inner2.stats.send_failures);
             let actions = inner2.with_state(|s| s.on_piece_failed(&msg));
             run(&inner2, actions);

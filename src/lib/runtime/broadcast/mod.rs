@@ -29,7 +29,6 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use self::{
-    receipts::{MAX_PENDING_PER_ORIGIN, MAX_RECEIPTS_PER_MESSAGE},
     stats::BroadcastStats,
     types::{
         Delivery, EngineConfig, OriginKeys, Progress, SendHandle, SendOptions, SendRefused,
@@ -77,7 +76,6 @@ struct Inner {
     direct: Arc<dyn MessageSink>,
     subscribers: Mutex<Vec<Subscriber>>,
     waiters: Mutex<HashMap<MessageId, mpsc::UnboundedSender<Progress>>>,
-    receipts: receipts::Outbox,
     /// Announcements waiting for the next tick, by peer: one control frame per
     /// peer per tick instead of one per message.
     announces: Mutex<HashMap<NodeId, Vec<crate::core::broadcast::state::Announce>>>,
@@ -149,7 +147,6 @@ impl BroadcastEngine {
             direct,
             subscribers: Mutex::new(Vec::new()),
             waiters: Mutex::new(HashMap::new()),
-            receipts: receipts::Outbox::default(),
             announces: Mutex::new(HashMap::new()),
             peers: loops::PeerCache::default(),
             sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),

@@ -1,15 +1,9 @@
-//! Delivery receipts: every node that delivers a broadcast tells its origin.
-//! Receipts to one origin are merged (seed 002's "ACK merging"): while one
-//! receipt message to an origin is in flight, new receipts wait and leave
-//! together in the next, so a burst of deliveries costs a handful of messages.
-//! A receipt message is a point-to-point data plane message on topic
-//! [`RECEIPT_TOPIC`] carrying a `gsp.gossip.v1.Receipts`, acknowledged and
-//! retried per hop like any other.
+//! Delivery receipts on the wire: the state batches them per origin and
+//! decides retries (`core/broadcast/state/outbox.rs`); a receipt message is
+//! a point-to-point data plane message on topic [`RECEIPT_TOPIC`] carrying a
+//! `gsp.gossip.v1.Receipts`, acknowledged per hop like any other.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -18,100 +12,42 @@ use tracing::debug;
 use super::{Inner, send, stats};
 use crate::{
     core::{
-        broadcast::state::Action,
+        broadcast::state::{Action, MAX_RECEIPTS_PER_MESSAGE, SendOutcome},
         ids::{MessageId, NodeId},
         message::{InboundMessage, OutboundMessage},
     },
     transport::{broadcast::RECEIPT_TOPIC, data_plane::sink::Verdict, pb},
 };
 
-/// Receipts waiting for one origin at most; more are dropped (counted) and the
-/// origin reports those nodes missing.
-pub const MAX_PENDING_PER_ORIGIN: usize = 65_536;
-/// Receipts per receipt message at most.
-pub const MAX_RECEIPTS_PER_MESSAGE: usize = 4096;
-
-#[derive(Default)]
-struct Queue {
-    pending: Vec<MessageId>,
-    sending: bool,
-}
-
-/// Receipts waiting to go out, by origin. Bounded by the membership table (one
-/// queue per member) and [`MAX_PENDING_PER_ORIGIN`].
-#[derive(Default)]
-pub(super) struct Outbox {
-    queues: Mutex<HashMap<NodeId, Queue>>,
-}
-
-/// Queues a receipt for `id` to `origin`, starting a sender if none runs.
-pub(super) fn queue(inner: &Arc<Inner>, origin: NodeId, id: MessageId) {
-    let start = {
-        let mut queues = inner
-            .receipts
-            .queues
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let q = queues.entry(origin.clone()).or_default();
-        if q.pending.len() >= MAX_PENDING_PER_ORIGIN {
-            stats::inc(&inner.stats.receipts_dropped);
-            return;
-        }
-        q.pending.push(id);
-        !std::mem::replace(&mut q.sending, true)
+/// Sends one receipt message to `origin`, then tells the state how it went
+/// (it sends the next, or this one again later).
+pub(super) fn send(inner: &Arc<Inner>, origin: NodeId, ids: &[MessageId], attempt: u32) {
+    let body = pb::gossip::v1::Receipts {
+        message_ids: ids
+            .iter()
+            .map(|id| Bytes::copy_from_slice(id.as_bytes()))
+            .collect(),
     };
-    if start {
-        let inner2 = Arc::clone(inner);
-        inner
-            .tasks
-            .spawn(async move { drain(&inner2, origin).await });
-    }
-}
-
-/// Sends what is pending for `origin` until nothing is.
-async fn drain(inner: &Arc<Inner>, origin: NodeId) {
-    loop {
-        let batch = {
-            let mut queues = inner
-                .receipts
-                .queues
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let Some(q) = queues.get_mut(&origin) else {
-                return;
-            };
-            if q.pending.is_empty() {
-                queues.remove(&origin);
-                return;
-            }
-            let n = q.pending.len().min(MAX_RECEIPTS_PER_MESSAGE);
-            q.pending.drain(..n).collect::<Vec<_>>()
-        };
-        let n = batch.len() as u64;
-        let body = pb::gossip::v1::Receipts {
-            message_ids: batch
-                .iter()
-                .map(|id| Bytes::copy_from_slice(id.as_bytes()))
-                .collect(),
-        };
-        let msg = OutboundMessage::new(
-            inner.local.clone(),
-            RECEIPT_TOPIC,
-            Bytes::from(body.encode_to_vec()),
-            crate::clock::unix_ns(),
-        );
-        let ok = send::send_with_retries(inner, &origin, msg, |_| {}).await;
-        if ok {
-            stats::inc(&inner.stats.receipt_messages_sent);
-            stats::add(&inner.stats.receipts_sent, n);
-        } else {
-            debug!(origin = %origin, receipts = n, "receipts could not reach their origin");
-            stats::add(&inner.stats.receipts_dropped, n);
+    let msg = OutboundMessage::new(
+        inner.local.clone(),
+        RECEIPT_TOPIC,
+        Bytes::from(body.encode_to_vec()),
+        crate::clock::unix_ns(),
+    );
+    let n = ids.len();
+    let inner2 = Arc::clone(inner);
+    inner.tasks.spawn(async move {
+        let outcome = send::send_once(&inner2, &origin, msg, |_| {}).await;
+        if outcome != SendOutcome::Delivered {
+            debug!(origin = %origin, receipts = n, attempt, "receipts did not reach their origin");
         }
-        if inner.shutdown.is_cancelled() {
+        if inner2.shutdown.is_cancelled() {
             return;
         }
-    }
+        let now = tokio::time::Instant::now().into_std();
+        let actions = inner2.with_state(|s| s.on_receipts_sent(&origin, outcome, now));
+        super::exec::run(&inner2, actions);
+    });
 }
 
 /// A receipt message arrived: its sender delivered these broadcasts of ours.

@@ -1,14 +1,13 @@
-//! Sending one message to one member: its address, and retries until a hop
-//! ACK (used by the executor of the state's actions and by the receipts'
-//! batcher).
+//! Sending one message to one member: its address, and one attempt whose
+//! outcome goes back to the state.
 
 use std::sync::Arc;
 
 use tracing::debug;
 
-use super::{Inner, stats};
+use super::Inner;
 use crate::{
-    core::{ids::NodeId, message::OutboundMessage},
+    core::{broadcast::state::SendOutcome, ids::NodeId, message::OutboundMessage},
     transport::error::SendError,
 };
 
@@ -21,57 +20,36 @@ pub(super) fn address(inner: &Inner, id: &NodeId) -> Option<String> {
     })
 }
 
-/// Sends `msg` to `to` until a hop ACK arrives, at most `1 + send_retries`
-/// times; `on_attempt` runs before each attempt. Returns whether it was acked.
-pub(super) async fn send_with_retries(
+/// Sends `msg` to `to` once: how it went, for the state (which decides
+/// about retries, see `core/broadcast/state/outbox.rs`). A failure may be
+/// retried unless it was a refusal (too large, rejected), the member is not
+/// known any more, or it is no longer up; `on_attempt` runs before the
+/// attempt.
+pub(super) async fn send_once(
     inner: &Arc<Inner>,
     to: &NodeId,
     msg: OutboundMessage,
     on_attempt: impl Fn(&Inner),
-) -> bool {
-    send_attempts(inner, to, msg, inner.config.send_retries, on_attempt).await
-}
-
-/// [`send_with_retries`] with `retries` retries.
-pub(super) async fn send_attempts(
-    inner: &Arc<Inner>,
-    to: &NodeId,
-    msg: OutboundMessage,
-    retries: u32,
-    on_attempt: impl Fn(&Inner),
-) -> bool {
-    let mut backoff = inner.config.retry_backoff;
-    for attempt in 0..=retries {
-        if attempt > 0 {
-            stats::inc(&inner.stats.send_retries);
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = inner.shutdown.cancelled() => return false,
-            }
-            backoff = backoff.saturating_mul(2);
+) -> SendOutcome {
+    let failed = |retryable| SendOutcome::Failed { retryable };
+    // The peer may have died or left meanwhile.
+    let Some(addr) = address(inner, to) else {
+        return failed(false);
+    };
+    on_attempt(inner);
+    let sent = tokio::select! {
+        r = inner.transport.send(to, &addr, msg) => r,
+        () = inner.shutdown.cancelled() => return failed(false),
+    };
+    match sent {
+        Ok(()) | Err(SendError::AlreadyInFlight(_)) => SendOutcome::Delivered,
+        Err(e @ (SendError::TooLarge { .. } | SendError::Rejected { .. })) => {
+            debug!(peer = %to, error = %e, "broadcast send refused");
+            failed(false)
         }
-        // The peer may have died or left meanwhile.
-        let Some(addr) = address(inner, to) else {
-            return false;
-        };
-        on_attempt(inner);
-        let sent = tokio::select! {
-            r = inner.transport.send(to, &addr, msg.clone()) => r,
-            () = inner.shutdown.cancelled() => return false,
-        };
-        match sent {
-            Ok(()) | Err(SendError::AlreadyInFlight(_)) => return true,
-            Err(e @ (SendError::TooLarge { .. } | SendError::Rejected { .. })) => {
-                debug!(peer = %to, error = %e, "broadcast send refused");
-                return false;
-            }
-            Err(e) => {
-                debug!(peer = %to, attempt, error = %e, "broadcast send failed");
-                if !inner.peers.is_up(to) {
-                    return false;
-                }
-            }
+        Err(e) => {
+            debug!(peer = %to, error = %e, "broadcast send failed");
+            failed(inner.peers.is_up(to) && !inner.shutdown.is_cancelled())
         }
     }
-    false
 }

@@ -37,14 +37,8 @@ pub struct BroadcastStats {
     /// announcements): one a tick while any of them waits, one a second
     /// otherwise.
     pub timer_runs: AtomicU64,
-    /// Receipt messages sent (each carries many receipts).
-    pub receipt_messages_sent: AtomicU64,
-    /// Receipts (one per delivered message) sent toward origins.
-    pub receipts_sent: AtomicU64,
     /// Receipts received as origin.
     pub receipts_received: AtomicU64,
-    /// Receipts dropped: origin unknown, or its outbox full.
-    pub receipts_dropped: AtomicU64,
     /// Deliveries a local subscriber lost because its queue was full.
     pub local_drops: AtomicU64,
     /// On-message command runs started.

@@ -20,10 +20,6 @@ pub struct EngineConfig {
     pub broadcast: BroadcastConfig,
     /// Largest payload this node broadcasts.
     pub max_payload: u64,
-    /// Attempts per payload send after the first (timeouts, closed links).
-    pub send_retries: u32,
-    /// Wait before the first retry; doubles per retry.
-    pub retry_backoff: Duration,
     /// Timer resolution of pulls and deadlines.
     pub tick: Duration,
     /// Seed for relay choices; `None` draws one.
@@ -52,8 +48,6 @@ impl Default for EngineConfig {
         Self {
             broadcast: BroadcastConfig::default(),
             max_payload: DEFAULT_MAX_PAYLOAD,
-            send_retries: 4,
-            retry_backoff: Duration::from_millis(100),
             tick: Duration::from_millis(20),
             rng_seed: None,
             origin_auth: None,

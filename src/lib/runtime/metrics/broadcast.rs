@@ -7,7 +7,7 @@ use crate::runtime::{
 
 pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
     let s = engine.stats();
-    let counters: [(&str, &str, u64); 19] = [
+    let counters: [(&str, &str, u64); 17] = [
         (
             "gsp_broadcast_originated_total",
             "Broadcasts started on this node.",
@@ -69,19 +69,9 @@ pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
             get(&s.timer_runs),
         ),
         (
-            "gsp_broadcast_receipts_sent_total",
-            "Delivery receipts sent toward origins.",
-            get(&s.receipts_sent),
-        ),
-        (
             "gsp_broadcast_receipts_received_total",
             "Delivery receipts received as origin.",
             get(&s.receipts_received),
-        ),
-        (
-            "gsp_broadcast_receipts_dropped_total",
-            "Delivery receipts dropped (origin unreachable or its queue full).",
-            get(&s.receipts_dropped),
         ),
         (
             "gsp_broadcast_local_drops_total",
@@ -118,6 +108,18 @@ pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
         ],
     );
     let c = engine.counters();
+    o.metric(
+        "gsp_broadcast_receipts_sent_total",
+        "counter",
+        "Delivery receipts sent toward origins (acknowledged by the origin's node).",
+        &[("", c.receipts_sent)],
+    );
+    o.metric(
+        "gsp_broadcast_receipts_dropped_total",
+        "counter",
+        "Delivery receipts dropped (over the per-origin bound, every attempt failed, or the origin is gone).",
+        &[("", c.receipts_dropped)],
+    );
     o.metric(
         "gsp_broadcast_swarms_started_total",
         "counter",

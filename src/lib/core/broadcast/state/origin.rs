@@ -55,7 +55,11 @@ impl BroadcastState {
         let (_, mut actions) = self.on_payload(inbound, &[], now, rng);
         match self.originate_swarm(&relayed, (&payload, crc32), &peers, now, rng) {
             Some(pieces) => actions.extend(pieces),
-            None => actions.extend(peers.into_iter().map(|to| Action::Send { to, id })),
+            None => actions.extend(
+                peers
+                    .into_iter()
+                    .map(|to| Action::Send { to, id, attempt: 0 }),
+            ),
         }
         Ok(actions)
     }

@@ -15,7 +15,7 @@ use gsp::{
     core::{
         ids::NodeId,
         membership::{
-            messages::{Gossip, IndirectPing, Ping, PingReply, PushPull, PushPullReply},
+            messages::{Gossip, IndirectPing, Phase, Ping, PingReply, PushPull, PushPullReply},
             record::{MemberRecord, SharedRecord},
         },
         resources::{
@@ -35,6 +35,8 @@ use gsp::{
 };
 
 const T: Duration = Duration::from_secs(5);
+/// The table hash the scripted node takes for its own.
+const IN_SYNC_HASH: u64 = 0x5eed;
 
 /// What the scripted node received, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +51,22 @@ enum Got {
     Gossip {
         from: NodeId,
         updates: Vec<(String, String, u64)>,
+    },
+    PingReq {
+        from: NodeId,
+        target: NodeId,
+        target_address: String,
+        seq: u64,
+        timeout: Duration,
+        updates: Vec<String>,
+    },
+    PushPull {
+        from: NodeId,
+        from_address: String,
+        phase: Phase,
+        records: Vec<String>,
+        table_hash: u64,
+        want: Vec<NodeId>,
     },
 }
 
@@ -112,11 +130,20 @@ impl MembershipHandler for Scripted {
         _caller: Option<&str>,
     ) -> Result<PingReply, Refusal> {
         self.check()?;
+        self.got.lock().unwrap().push(Got::PingReq {
+            from: msg.from.clone(),
+            target: msg.target.clone(),
+            target_address: msg.target_address.clone(),
+            seq: msg.seq,
+            timeout: msg.timeout,
+            updates: msg.updates.iter().map(|r| r.name.clone()).collect(),
+        });
+        // The script: a target named by an even seq answered.
         Ok(PingReply {
             from: self.me.clone(),
             seq: msg.seq,
-            ack: false,
-            updates: Vec::new(),
+            ack: msg.seq.is_multiple_of(2),
+            updates: vec![record("d", "us", 9)],
         })
     }
 
@@ -139,16 +166,33 @@ impl MembershipHandler for Scripted {
         Ok(())
     }
 
-    fn on_push_pull(
-        &self,
-        _msg: PushPull,
-        _caller: Option<&str>,
-    ) -> Result<PushPullReply, Refusal> {
+    fn on_push_pull(&self, msg: PushPull, _caller: Option<&str>) -> Result<PushPullReply, Refusal> {
         self.check()?;
-        Ok(PushPullReply {
-            records: vec![SharedRecord::new(self.record.clone())],
-            in_sync: false,
-            digests: Vec::new(),
+        self.got.lock().unwrap().push(Got::PushPull {
+            from: msg.from.clone(),
+            from_address: msg.from_address.clone(),
+            phase: msg.phase,
+            records: msg.records.iter().map(|r| r.name.clone()).collect(),
+            table_hash: msg.table_hash,
+            want: msg.want.clone(),
+        });
+        // The script: a hash that matches "in sync"; else the digests (hash
+        // phase) or the records (the others).
+        Ok(match msg.phase {
+            Phase::Hash if msg.table_hash == IN_SYNC_HASH => PushPullReply {
+                in_sync: true,
+                ..PushPullReply::default()
+            },
+            Phase::Hash => PushPullReply {
+                records: vec![SharedRecord::new(self.record.clone())],
+                in_sync: false,
+                digests: vec![self.record.digest(), record("e", "eu", 5).digest()],
+            },
+            Phase::Records | Phase::Full => PushPullReply {
+                records: vec![record("e", "eu", 5)],
+                in_sync: false,
+                digests: Vec::new(),
+            },
         })
     }
 
@@ -200,6 +244,7 @@ async fn grpc(handler: Arc<Scripted>) -> (Box<dyn MembershipTransport>, String) 
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(service.membership_server())
+            .add_service(service.discovery_server())
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await
             .unwrap();
@@ -405,8 +450,159 @@ where
 }
 
 conformance!(ping, a_ping_arrives_whole_and_its_ack_comes_back);
+conformance!(
+    ping_req,
+    an_indirect_ping_arrives_whole_and_carries_the_verdict_back
+);
+conformance!(
+    push_pull,
+    every_push_pull_phase_arrives_whole_and_its_reply_comes_back
+);
+conformance!(local_record, a_node_says_who_it_is);
 conformance!(gossip, gossip_keeps_every_field_of_its_records);
 conformance!(overloaded, an_overloaded_node_refuses);
 conformance!(shutting_down, a_node_shutting_down_is_unreachable);
 conformance!(myself, a_call_to_itself_is_known_as_such);
 conformance!(unreachable, nobody_at_the_address_is_unreachable);
+
+async fn an_indirect_ping_arrives_whole_and_carries_the_verdict_back<F, Fut>(connect: F)
+where
+    F: Fn(Arc<Scripted>) -> Fut,
+    Fut: std::future::Future<Output = (Box<dyn MembershipTransport>, String)>,
+{
+    let node = Scripted::new("b", None);
+    let (t, addr) = connect(Arc::clone(&node)).await;
+    let (from, target) = (NodeId::random(), NodeId::random());
+    for (seq, acked) in [(8, true), (9, false)] {
+        let reply = t
+            .ping_req(
+                &addr,
+                IndirectPing {
+                    from: from.clone(),
+                    domain: "default".to_owned(),
+                    target: target.clone(),
+                    target_address: "127.0.0.1:4444".to_owned(),
+                    seq,
+                    timeout: Duration::from_millis(750),
+                    updates: vec![record("c", "eu", 3)],
+                },
+                T,
+            )
+            .await
+            .unwrap();
+        assert_eq!((reply.seq, reply.ack), (seq, acked));
+        assert_eq!(reply.from, node.me);
+        let names: Vec<&str> = reply.updates.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["d"]);
+    }
+    let got = node.got();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[0],
+        Got::PingReq {
+            from,
+            target,
+            target_address: "127.0.0.1:4444".to_owned(),
+            seq: 8,
+            timeout: Duration::from_millis(750),
+            updates: vec!["c".to_owned()],
+        }
+    );
+}
+
+async fn every_push_pull_phase_arrives_whole_and_its_reply_comes_back<F, Fut>(connect: F)
+where
+    F: Fn(Arc<Scripted>) -> Fut,
+    Fut: std::future::Future<Output = (Box<dyn MembershipTransport>, String)>,
+{
+    let node = Scripted::new("b", None);
+    let (t, addr) = connect(Arc::clone(&node)).await;
+    let from = NodeId::random();
+    let call = |phase, table_hash, want: Vec<NodeId>| PushPull {
+        from: from.clone(),
+        from_address: "127.0.0.1:3333".to_owned(),
+        domain: "default".to_owned(),
+        phase,
+        records: vec![record("c", "eu", 3)],
+        table_hash,
+        want,
+    };
+    // Hash phase, tables equal: in sync, nothing else.
+    let r = t
+        .push_pull(&addr, call(Phase::Hash, IN_SYNC_HASH, Vec::new()), T)
+        .await
+        .unwrap();
+    assert!(r.in_sync && r.records.is_empty() && r.digests.is_empty());
+    // Hash phase, tables differ: the callee's record and its digests.
+    let r = t
+        .push_pull(&addr, call(Phase::Hash, 1, Vec::new()), T)
+        .await
+        .unwrap();
+    assert!(!r.in_sync);
+    assert_eq!(r.records[0].id, node.me);
+    let e = record("e", "eu", 5).digest();
+    assert_eq!(r.digests.len(), 2);
+    assert_eq!(r.digests[0], node.record.digest());
+    assert_eq!(
+        (r.digests[1].version, r.digests[1].state),
+        (e.version, e.state)
+    );
+    // Records phase: what the caller wants comes back.
+    let wanted = vec![NodeId::random(), NodeId::random()];
+    let r = t
+        .push_pull(&addr, call(Phase::Records, 0, wanted.clone()), T)
+        .await
+        .unwrap();
+    let names: Vec<&str> = r.records.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["e"]);
+    // And iarnet's full exchange.
+    let r = t
+        .push_pull(&addr, call(Phase::Full, 0, Vec::new()), T)
+        .await
+        .unwrap();
+    assert_eq!(r.records.len(), 1);
+    let got = node.got();
+    let phases: Vec<_> = got
+        .iter()
+        .map(|g| match g {
+            Got::PushPull {
+                phase, table_hash, ..
+            } => (*phase, *table_hash),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            (Phase::Hash, IN_SYNC_HASH),
+            (Phase::Hash, 1),
+            (Phase::Records, 0),
+            (Phase::Full, 0)
+        ]
+    );
+    assert_eq!(
+        got[2],
+        Got::PushPull {
+            from: from.clone(),
+            from_address: "127.0.0.1:3333".to_owned(),
+            phase: Phase::Records,
+            records: vec!["c".to_owned()],
+            table_hash: 0,
+            want: wanted,
+        }
+    );
+}
+
+async fn a_node_says_who_it_is<F, Fut>(connect: F)
+where
+    F: Fn(Arc<Scripted>) -> Fut,
+    Fut: std::future::Future<Output = (Box<dyn MembershipTransport>, String)>,
+{
+    let node = Scripted::new("b", None);
+    let (t, addr) = connect(Arc::clone(&node)).await;
+    let r = t.local_record(&addr, T).await.unwrap();
+    assert_eq!(
+        (r.id, r.name.as_str(), r.domain.as_str()),
+        (node.me.clone(), "b", "default")
+    );
+}

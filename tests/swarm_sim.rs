@@ -109,8 +109,17 @@ fn the_swarm_beats_the_star_by_the_cluster_size() {
     assert_exactly_once(&a);
     assert_exactly_once(&b);
     assert_eq!(b.pieces, 1);
-    // The star's origin sends 99 copies; the swarm's about one.
-    assert_eq!(b.origin_bytes, 99 * swarm.payload_bytes);
+    // The star's origin sends 99 copies, and one more per digest it sent
+    // while its copies were still on their way (its uplink needs 3.4 s for
+    // them, a digest leaves every 2 s, and a node told by the origin that it
+    // holds a message pulls it at once); the swarm's about one.
+    let digests = b.completion.as_secs() / 2;
+    assert!(
+        (99 * swarm.payload_bytes..=(99 + digests) * swarm.payload_bytes).contains(&b.origin_bytes),
+        "star origin sent {} bytes in {:?}",
+        b.origin_bytes,
+        b.completion
+    );
     assert!(a.origin_bytes <= 2 * swarm.payload_bytes);
     assert!(
         a.completion * 20 < b.completion,

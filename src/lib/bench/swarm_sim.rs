@@ -287,6 +287,15 @@ impl Sim {
 
     fn start_broadcast(&mut self) {
         let now = self.at(Duration::ZERO);
+        // Every node knows every other up from the start (for digests).
+        let ids = self.ids.clone();
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            for (k, id) in ids.iter().enumerate() {
+                if k != i {
+                    n.state.on_member_up(id, 1, now);
+                }
+            }
+        }
         let msg = self.nodes[0]
             .state
             .message("sim", self.payload.clone(), 16, 0);
@@ -323,9 +332,17 @@ impl Sim {
             match e {
                 Event::Tick => {
                     let now = self.at(t);
+                    // The live nodes (a node's own id among them, when
+                    // drawn, sends nothing: it is not a member it knows).
+                    let peers: Vec<NodeId> = (0..self.nodes.len())
+                        .filter(|&k| self.nodes[k].alive)
+                        .map(|k| self.ids[k].clone())
+                        .collect();
                     for i in 0..self.nodes.len() {
                         if self.nodes[i].alive {
-                            let a = self.nodes[i].state.tick(now);
+                            let st = &mut self.nodes[i].state;
+                            let mut a = st.tick(now);
+                            a.extend(st.digest_tick(&peers, now, &mut self.rng));
                             self.run_actions(i, a);
                         }
                     }

@@ -150,8 +150,9 @@ pub fn origin_auth(signature: Bytes, certificate: Bytes) -> Option<OriginAuth> {
         })
 }
 
-/// Most entries accepted in one control frame.
-pub const MAX_CONTROL_ENTRIES: usize = 4096;
+/// Most entries accepted in one control frame (the state batches
+/// announcements within it).
+pub use crate::core::broadcast::state::MAX_CONTROL_ENTRIES;
 
 /// Parses a control frame (the caller checks its size against
 /// [`MAX_CONTROL_ENTRIES`] first).

@@ -145,6 +145,8 @@ pub struct Counters {
     pub pieces_wanted: u64,
     /// Pieces sent to a peer that wanted them.
     pub pieces_served: u64,
+    /// Announcements dropped because too many waited for one peer.
+    pub announces_dropped: u64,
     /// Receipt messages the origin's node acknowledged.
     pub receipt_messages_sent: u64,
     /// Receipts in those messages.

@@ -9,6 +9,7 @@
 //! mid-send still reaches everyone, and payloads cross links about once.
 
 mod assembly;
+mod neighbours;
 mod origin;
 mod outbox;
 mod repair;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use rand::{Rng, seq::IndexedRandom as _};
 
 pub use self::{
+    neighbours::{GONE_MARGIN, MAX_CONTROL_ENTRIES, MAX_GONE, MIN_DIGEST_WINDOW},
     outbox::{
         MAX_PENDING_RECEIPTS_PER_ORIGIN, MAX_RECEIPTS_PER_MESSAGE, MAX_RETRIES_WAITING, SendOutcome,
     },
@@ -60,6 +62,7 @@ pub struct BroadcastState {
     origin: AckTracker<()>,
     assemblies: assembly::Assemblies,
     outbox: outbox::Outbox,
+    neighbours: neighbours::Neighbours,
     counters: Counters,
 }
 
@@ -74,6 +77,7 @@ impl BroadcastState {
             pulls: BTreeMap::new(),
             assemblies: assembly::Assemblies::default(),
             outbox: outbox::Outbox::default(),
+            neighbours: neighbours::Neighbours::default(),
             counters: Counters::default(),
             config,
         }
@@ -182,10 +186,7 @@ impl BroadcastState {
             };
             let entry = Announce { id, origin, size };
             for to in targets {
-                actions.push(Action::Announce {
-                    to,
-                    entries: vec![entry.clone()],
-                });
+                self.queue_announce(to, entry.clone());
             }
         }
         (true, actions)
@@ -270,6 +271,7 @@ impl BroadcastState {
         }
         self.forget_piece_holder(node, now);
         self.forget_sends_to(node);
+        self.went_down(node, now);
         self.origin
             .forget_receiver(node, now)
             .into_iter()
@@ -279,7 +281,7 @@ impl BroadcastState {
 
     /// Whether nothing here waits on a short timer: no pull, no assembly
     /// in progress, none of this node's broadcasts waiting for confirmations,
-    /// no send waiting for its retry.
+    /// no send waiting for its retry, no announcement waiting for the tick.
     /// Then [`Self::tick`] has only the store's and the seen set's expiry to
     /// do, whose TTLs are minutes: an executor may tick seldom until the
     /// state changes.
@@ -288,6 +290,7 @@ impl BroadcastState {
             && self.origin.is_empty()
             && self.assemblies.load().0 == 0
             && !self.outbox.waiting()
+            && !self.neighbours.waiting()
     }
 
     /// Advances timers: pulls that waited too long ask another holder (or give
@@ -332,6 +335,7 @@ impl BroadcastState {
         self.store.expire(now);
         self.seen.expire(now);
         self.assemblies.expire(now);
+        actions.extend(self.flush_announces());
         actions
     }
 

@@ -12,13 +12,10 @@ use super::{
     send::{address, send_once},
     stats,
 };
-use crate::{
-    core::{
-        broadcast::state::{Action, Announce, Control, SendOutcome},
-        ids::{MessageId, NodeId},
-        message::{InboundMessage, OutboundMessage},
-    },
-    transport::convert::MAX_CONTROL_ENTRIES,
+use crate::core::{
+    broadcast::state::{Action, Control, SendOutcome},
+    ids::{MessageId, NodeId},
+    message::{InboundMessage, OutboundMessage},
 };
 
 /// Carries out `actions` (never blocks: sends run on spawned tasks).
@@ -33,7 +30,14 @@ pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
                 send_payload(inner, to, msg, attempt);
             }
             Action::SendPiece { to, piece } => send_piece(inner, to, piece),
-            Action::Announce { to, entries } => queue_announce(inner, to, entries),
+            Action::Announce { to, entries } => control(
+                inner,
+                &to,
+                Control {
+                    announce: entries,
+                    ..Control::default()
+                },
+            ),
             Action::Want { to, id } => control(
                 inner,
                 &to,
@@ -112,46 +116,6 @@ fn deliver(inner: &Inner, m: InboundMessage) {
             stats::inc(&s.dropped);
             stats::inc(&inner.stats.local_drops);
         }
-    }
-}
-
-/// Queues announcements for `to` until the next flush; beyond
-/// [`MAX_CONTROL_ENTRIES`] pending for one peer they are dropped (counted): the
-/// peer's digests and other announcers cover them.
-fn queue_announce(inner: &Inner, to: NodeId, entries: Vec<Announce>) {
-    let mut pending = inner
-        .announces
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let q = pending.entry(to).or_default();
-    for e in entries {
-        if q.len() >= MAX_CONTROL_ENTRIES {
-            stats::inc(&inner.stats.announces_dropped);
-            continue;
-        }
-        q.push(e);
-    }
-    drop(pending);
-    inner.wake_timer();
-}
-
-/// Sends every queued announcement, one control frame per peer.
-pub(super) fn flush_announces(inner: &Inner) {
-    let pending = std::mem::take(
-        &mut *inner
-            .announces
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner),
-    );
-    for (to, announce) in pending {
-        control(
-            inner,
-            &to,
-            Control {
-                announce,
-                ..Control::default()
-            },
-        );
     }
 }
 

@@ -1,56 +1,41 @@
-//! The engine's loops: timers (pull retries, origin deadlines, expiry), digests
-//! (so a peer that missed messages pulls them), and membership (who is up,
-//! where; members that die or leave are no longer waited for).
+//! The engine's view of the membership (who is up, where; members that die
+//! or leave are no longer waited for, members that come back are caught up
+//! by the state), and the spawning of its tasks: the timer loop
+//! (`timer.rs`) and the membership loop below.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
-    time::Duration,
 };
 
-use rand::seq::IndexedRandom as _;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
-use super::{BroadcastEngine, Inner, exec, stats};
+use super::{BroadcastEngine, Inner, exec};
 use crate::{
     core::{
-        broadcast::state::Control,
         ids::NodeId,
         membership::{events::EventKind, record::Maintenance},
     },
     runtime::membership::MembershipAgent,
 };
 
-/// Digests cover messages received this long ago at least.
-const MIN_DIGEST_WINDOW: Duration = Duration::from_secs(10);
-
-/// Members remembered as gone (to catch them up if they return), at most.
-const MAX_GONE: usize = 4096;
-/// Digests to a returning member start this long before it went away.
-const GONE_MARGIN: Duration = Duration::from_secs(10);
-
-/// The up members (alive or suspect, not disabled) other than this node, and their addresses;
-/// and when members that went down did so (bounded by [`MAX_GONE`] and the
-/// payload store's TTL).
+/// The up members (alive or suspect, not disabled) other than this node, and
+/// their addresses.
 #[derive(Default)]
 pub(super) struct PeerCache {
     peers: Mutex<HashMap<NodeId, String>>,
     disabled: Mutex<Vec<NodeId>>,
-    gone: Mutex<HashMap<NodeId, std::time::Instant>>,
-    /// When each member's current incarnation was first seen up here. Nothing
-    /// received before that is ever offered to it: broadcasts are not replayed
-    /// to a newcomer, nor to a node that restarted (and so forgot what it
-    /// delivered). Kept while the member is up or remembered as gone.
-    joined: Mutex<HashMap<NodeId, (u64, std::time::Instant)>>,
 }
 
 impl PeerCache {
-    /// Rereads the membership table; returns the members no longer up.
-    pub(super) fn refresh(&self, agent: &MembershipAgent) -> Vec<NodeId> {
+    /// Rereads the membership table; returns the members up (with their
+    /// incarnations, disabled ones included) and those no longer up.
+    pub(super) fn refresh(&self, agent: &MembershipAgent) -> (Vec<(NodeId, u64)>, Vec<NodeId>) {
+        type Up = (HashMap<NodeId, String>, Vec<NodeId>, Vec<(NodeId, u64)>);
         let local = agent.local_id().clone();
         // A disabled member refuses payloads: it is neither sent nor expected.
-        let (fresh, mut disabled): (HashMap<NodeId, String>, Vec<NodeId>) = agent.with_state(|s| {
+        let (fresh, mut disabled, up): Up = agent.with_state(|s| {
             let up = || s.records().filter(|r| r.state.is_up() && r.id != local);
             (
                 up().filter(|r| r.maintenance != Maintenance::Disabled)
@@ -58,6 +43,8 @@ impl PeerCache {
                     .collect(),
                 up().filter(|r| r.maintenance == Maintenance::Disabled)
                     .map(|r| r.id.clone())
+                    .collect(),
+                up().map(|r| (r.id.clone(), r.version.incarnation))
                     .collect(),
             )
         });
@@ -70,17 +57,16 @@ impl PeerCache {
             .cloned()
             .collect();
         *peers = fresh;
-        drop(peers);
-        self.note_incarnations(agent, &local, &gone);
-        gone
+        (up, gone)
     }
 
     /// Rereads one member's record (after an event about it): O(1) where
     /// [`Self::refresh`] is O(members), which made a join of N nodes cost
-    /// O(N^2) per node. Returns whether it is no longer an up peer.
-    pub(super) fn refresh_one(&self, agent: &MembershipAgent, id: &NodeId) -> bool {
+    /// O(N^2) per node. Returns its incarnation if it is up, and whether it
+    /// is no longer an up peer.
+    pub(super) fn refresh_one(&self, agent: &MembershipAgent, id: &NodeId) -> (Option<u64>, bool) {
         if id == agent.local_id() {
-            return false;
+            return (None, false);
         }
         let record = agent.with_state(|s| {
             s.get(id).filter(|r| r.state.is_up()).map(|r| {
@@ -109,89 +95,7 @@ impl PeerCache {
             }
         }
         let went_down = was_peer && !peers.contains_key(id);
-        drop((peers, disabled));
-        let mut joined = self.joined.lock().unwrap_or_else(PoisonError::into_inner);
-        match record {
-            Some((_, _, inc)) if joined.get(id).is_none_or(|(known, _)| *known != inc) => {
-                let now = tokio::time::Instant::now().into_std();
-                joined.insert(id.clone(), (inc, now));
-                self.gone
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(id);
-            }
-            // Kept while it is remembered as gone (to catch it up if it returns).
-            None if !went_down
-                && !self
-                    .gone
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .contains_key(id) =>
-            {
-                joined.remove(id);
-            }
-            Some(_) | None => {}
-        }
-        went_down
-    }
-
-    /// Remembers that `ids` went down at `now`, forgetting entries older than
-    /// `keep` (and the oldest beyond [`MAX_GONE`]).
-    fn went_down(&self, ids: &[NodeId], now: std::time::Instant, keep: Duration) {
-        let mut gone = self.gone.lock().unwrap_or_else(PoisonError::into_inner);
-        gone.retain(|_, at| now.saturating_duration_since(*at) < keep);
-        for id in ids {
-            if gone.len() >= MAX_GONE
-                && let Some(oldest) = gone
-                    .iter()
-                    .min_by_key(|(_, at)| **at)
-                    .map(|(k, _)| k.clone())
-            {
-                gone.remove(&oldest);
-            }
-            gone.insert(id.clone(), now);
-        }
-    }
-
-    /// Records when each up member's incarnation was first seen; a new
-    /// incarnation (a restart) starts over and is not caught up on what its
-    /// previous one missed.
-    fn note_incarnations(&self, agent: &MembershipAgent, local: &NodeId, just_gone: &[NodeId]) {
-        let now = tokio::time::Instant::now().into_std();
-        let up: Vec<(NodeId, u64)> = agent.with_state(|s| {
-            s.records()
-                .filter(|r| r.state.is_up() && r.id != *local)
-                .map(|r| (r.id.clone(), r.version.incarnation))
-                .collect()
-        });
-        let mut joined = self.joined.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut gone = self.gone.lock().unwrap_or_else(PoisonError::into_inner);
-        for (id, inc) in &up {
-            if joined.get(id).is_none_or(|(known, _)| known != inc) {
-                joined.insert(id.clone(), (*inc, now));
-                gone.remove(id);
-            }
-        }
-        let keep: std::collections::HashSet<&NodeId> =
-            up.iter().map(|(id, _)| id).chain(just_gone).collect();
-        joined.retain(|id, _| gone.contains_key(id) || keep.contains(id));
-    }
-
-    /// Since when `id` (its current incarnation) has been known up here.
-    fn joined_at(&self, id: &NodeId) -> Option<std::time::Instant> {
-        self.joined
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .map(|(_, at)| *at)
-    }
-
-    /// When `id` went down, if it did recently; forgets it.
-    fn came_back(&self, id: &NodeId) -> Option<std::time::Instant> {
-        self.gone
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id)
+        (record.map(|(_, _, inc)| inc), went_down)
     }
 
     /// Ids of the up peers that are disabled, sorted.
@@ -233,18 +137,30 @@ pub(super) fn spawn(engine: &BroadcastEngine) {
     let events = inner.agent.subscribe();
     refresh(inner);
     inner.tasks.spawn(super::timer::run(Arc::clone(inner)));
-    inner.tasks.spawn(digests(Arc::clone(inner)));
     inner.tasks.spawn(membership(Arc::clone(inner), events));
 }
 
 fn refresh(inner: &Arc<Inner>) {
-    let gone = inner.peers.refresh(&inner.agent);
+    let (up, gone) = inner.peers.refresh(&inner.agent);
+    let now = tokio::time::Instant::now().into_std();
+    inner.with_state(|s| {
+        for (id, inc) in &up {
+            s.on_member_up(id, *inc, now);
+        }
+        let ids: Vec<NodeId> = up.into_iter().map(|(id, _)| id).collect();
+        s.retain_members(&ids);
+    });
     members_gone(inner, &gone);
 }
 
 /// Rereads the record of `id` only.
 fn refresh_one(inner: &Arc<Inner>, id: &NodeId) {
-    if inner.peers.refresh_one(&inner.agent, id) {
+    let (up, went_down) = inner.peers.refresh_one(&inner.agent, id);
+    if let Some(inc) = up {
+        let now = tokio::time::Instant::now().into_std();
+        inner.with_state(|s| s.on_member_up(id, inc, now));
+    }
+    if went_down {
         members_gone(inner, std::slice::from_ref(id));
     }
 }
@@ -255,9 +171,6 @@ fn members_gone(inner: &Arc<Inner>, gone: &[NodeId]) {
         return;
     }
     let now = tokio::time::Instant::now().into_std();
-    inner
-        .peers
-        .went_down(gone, now, inner.config.broadcast.store_ttl);
     let actions = inner.with_state(|s| {
         gone.iter()
             .flat_map(|id| s.on_member_gone(id, now))
@@ -269,73 +182,18 @@ fn members_gone(inner: &Arc<Inner>, gone: &[NodeId]) {
     exec::run(inner, actions);
 }
 
-async fn digests(inner: Arc<Inner>) {
-    let interval = inner.config.broadcast.digest_interval;
-    let window = MIN_DIGEST_WINDOW.max(interval * 5);
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = inner.shutdown.cancelled() => return,
-        }
-        let target = {
-            let ids = inner.peers.ids();
-            let mut rng = inner.rng.lock().unwrap_or_else(PoisonError::into_inner);
-            ids.choose(&mut *rng).cloned()
-        };
-        if let Some(to) = target {
-            send_digest(&inner, &to, window);
-        }
-    }
-}
-
-/// A member back from a partition or a leave missed what was broadcast
-/// meanwhile: tell it everything held since shortly before it went away (all
-/// that is held when it was only suspected), but nothing from before this
-/// incarnation of it was first seen. A member never seen before, or one that
-/// restarted, gets nothing: broadcasts are not replayed to newcomers.
+/// A member that joined or came back: the state catches it up on what it
+/// missed (see `core/broadcast/state/neighbours.rs`).
 fn catch_up(inner: &Arc<Inner>, id: &NodeId, kind: EventKind) {
-    if !matches!(kind, EventKind::AliveAgain | EventKind::Joined) {
+    if !matches!(kind, EventKind::AliveAgain | EventKind::Joined) || !inner.peers.is_up(id) {
         return;
     }
-    let store_ttl = inner.config.broadcast.store_ttl;
-    let window = match inner.peers.came_back(id) {
-        Some(at) => {
-            let now = tokio::time::Instant::now().into_std();
-            now.saturating_duration_since(at) + GONE_MARGIN
-        }
-        None if kind == EventKind::AliveAgain => store_ttl,
-        None => return,
-    };
-    debug!(peer = %id, ?window, "member back; sending a digest of what it missed");
-    send_digest(inner, id, window.min(store_ttl));
-}
-
-/// Tells `to` which messages received within `window` this node holds, and
-/// never one received before `to` (this incarnation of it) was known here.
-fn send_digest(inner: &Arc<Inner>, to: &NodeId, window: Duration) {
     let now = tokio::time::Instant::now().into_std();
-    let Some(joined) = inner.peers.joined_at(to) else {
-        return;
-    };
-    let since = now.checked_sub(window).unwrap_or(now).max(joined);
-    let announce = inner.with_state(|s| s.digest(since));
-    if announce.is_empty() {
-        return;
+    let actions = inner.with_state(|s| s.on_member_back(id, kind == EventKind::AliveAgain, now));
+    if !actions.is_empty() {
+        debug!(peer = %id, "member back; sending a digest of what it missed");
     }
-    let Some(addr) = inner.peers.address(to) else {
-        return;
-    };
-    stats::inc(&inner.stats.control_sent);
-    inner.transport.control(
-        to,
-        &addr,
-        Control {
-            announce,
-            ..Control::default()
-        },
-    );
+    exec::run(inner, actions);
 }
 
 async fn membership(

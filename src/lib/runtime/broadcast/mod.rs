@@ -76,9 +76,6 @@ struct Inner {
     direct: Arc<dyn MessageSink>,
     subscribers: Mutex<Vec<Subscriber>>,
     waiters: Mutex<HashMap<MessageId, mpsc::UnboundedSender<Progress>>>,
-    /// Announcements waiting for the next tick, by peer: one control frame per
-    /// peer per tick instead of one per message.
-    announces: Mutex<HashMap<NodeId, Vec<crate::core::broadcast::state::Announce>>>,
     peers: loops::PeerCache,
     sends: Arc<Semaphore>,
     stats: BroadcastStats,
@@ -147,7 +144,6 @@ impl BroadcastEngine {
             direct,
             subscribers: Mutex::new(Vec::new()),
             waiters: Mutex::new(HashMap::new()),
-            announces: Mutex::new(HashMap::new()),
             peers: loops::PeerCache::default(),
             sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
             stats: BroadcastStats::default(),

@@ -29,8 +29,6 @@ pub struct BroadcastStats {
     pub sends_dropped: AtomicU64,
     /// Control frames (announcements, wants, digests) queued.
     pub control_sent: AtomicU64,
-    /// Announcements dropped because too many were pending for one peer.
-    pub announces_dropped: AtomicU64,
     /// Control frames received.
     pub control_received: AtomicU64,
     /// Runs of the timer loop (pulls, assembly stalls, deadlines, batched

@@ -32,12 +32,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .quiet()
-            && inner
-                .announces
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_empty();
+            .quiet();
         // Whether to wait for the short tick: busy, or woken from a quiet
         // sleep by work (ticked a period on, with whatever else comes
         // meanwhile); a quiet second that passed is ticked at once.
@@ -60,12 +55,14 @@ pub(super) async fn run(inner: Arc<Inner>) {
         stats::inc(&inner.stats.timer_runs);
         let now = tokio::time::Instant::now().into_std();
         // Not `with_state`: the loop does not wake itself.
-        let actions = inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .tick(now);
+        let peers = inner.peers.ids();
+        let actions = {
+            let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut rng = inner.rng.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut actions = state.tick(now);
+            actions.extend(state.digest_tick(&peers, now, &mut *rng));
+            actions
+        };
         exec::run(&inner, actions);
-        exec::flush_announces(&inner);
     }
 }

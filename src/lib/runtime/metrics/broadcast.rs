@@ -7,7 +7,7 @@ use crate::runtime::{
 
 pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
     let s = engine.stats();
-    let counters: [(&str, &str, u64); 17] = [
+    let counters: [(&str, &str, u64); 16] = [
         (
             "gsp_broadcast_originated_total",
             "Broadcasts started on this node.",
@@ -88,11 +88,6 @@ pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
             "Malformed broadcast traffic refused.",
             get(&s.malformed),
         ),
-        (
-            "gsp_broadcast_announces_dropped_total",
-            "Announcements dropped at the per-peer bound.",
-            get(&s.announces_dropped),
-        ),
     ];
     for (name, help, v) in counters {
         o.metric(name, "counter", help, &[("", v)]);
@@ -108,6 +103,12 @@ pub(super) fn render(o: &mut Out, engine: &BroadcastEngine) {
         ],
     );
     let c = engine.counters();
+    o.metric(
+        "gsp_broadcast_announces_dropped_total",
+        "counter",
+        "Announcements dropped at the per-peer bound.",
+        &[("", c.announces_dropped)],
+    );
     o.metric(
         "gsp_broadcast_receipts_sent_total",
         "counter",

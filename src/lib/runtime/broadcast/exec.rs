@@ -5,6 +5,8 @@
 
 use std::sync::{Arc, PoisonError};
 
+use bytes::Bytes;
+use prost::Message as _;
 use tracing::debug;
 
 use super::{
@@ -12,10 +14,13 @@ use super::{
     send::{address, send_once},
     stats,
 };
-use crate::core::{
-    broadcast::state::{Action, Control, SendOutcome},
-    ids::{MessageId, NodeId},
-    message::{InboundMessage, OutboundMessage},
+use crate::{
+    core::{
+        broadcast::state::{Action, Control, SendOutcome},
+        ids::{MessageId, NodeId},
+        message::{InboundMessage, OutboundMessage},
+    },
+    transport::{broadcast::RECEIPT_TOPIC, pb},
 };
 
 /// Carries out `actions` (never blocks: sends run on spawned tasks).
@@ -61,7 +66,7 @@ pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
                 origin,
                 ids,
                 attempt,
-            } => super::receipts::send(inner, origin, &ids, attempt),
+            } => send_receipts(inner, origin, &ids, attempt),
             Action::Acked { id, node, latency } => {
                 progress(inner, id, Progress::Acked { node, latency }, false);
             }
@@ -192,5 +197,36 @@ fn send_piece(inner: &Arc<Inner>, to: NodeId, msg: OutboundMessage) {
             let actions = inner2.with_state(|s| s.on_piece_failed(&msg));
             run(&inner2, actions);
         }
+    });
+}
+
+/// Sends one receipt message to `origin`, then tells the state how it went
+/// (it sends the next, or this one again later).
+fn send_receipts(inner: &Arc<Inner>, origin: NodeId, ids: &[MessageId], attempt: u32) {
+    let body = pb::gossip::v1::Receipts {
+        message_ids: ids
+            .iter()
+            .map(|id| Bytes::copy_from_slice(id.as_bytes()))
+            .collect(),
+    };
+    let msg = OutboundMessage::new(
+        inner.local.clone(),
+        RECEIPT_TOPIC,
+        Bytes::from(body.encode_to_vec()),
+        crate::clock::unix_ns(),
+    );
+    let n = ids.len();
+    let inner2 = Arc::clone(inner);
+    inner.tasks.spawn(async move {
+        let outcome = send_once(&inner2, &origin, msg, |_| {}).await;
+        if outcome != SendOutcome::Delivered {
+            debug!(origin = %origin, receipts = n, attempt, "receipts did not reach their origin");
+        }
+        if inner2.shutdown.is_cancelled() {
+            return;
+        }
+        let now = tokio::time::Instant::now().into_std();
+        let actions = inner2.with_state(|s| s.on_receipts_sent(&origin, outcome, now));
+        run(&inner2, actions);
     });
 }

@@ -1,54 +1,24 @@
-//! Delivery receipts on the wire: the state batches them per origin and
-//! decides retries (`core/broadcast/state/outbox.rs`); a receipt message is
-//! a point-to-point data plane message on topic [`RECEIPT_TOPIC`] carrying a
-//! `gsp.gossip.v1.Receipts`, acknowledged per hop like any other.
+//! Delivery receipts arriving: a receipt message is a point-to-point data
+//! plane message on topic [`RECEIPT_TOPIC`] carrying a
+//! `gsp.gossip.v1.Receipts`, acknowledged per hop like any other. The state
+//! batches the receipts this node sends per origin and decides their retries
+//! (`core/broadcast/state/outbox.rs`); `exec.rs` sends them.
+//!
+//! [`RECEIPT_TOPIC`]: crate::transport::broadcast::RECEIPT_TOPIC
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use prost::Message as _;
-use tracing::debug;
 
-use super::{Inner, send, stats};
+use super::{Inner, stats};
 use crate::{
     core::{
-        broadcast::state::{Action, MAX_RECEIPTS_PER_MESSAGE, SendOutcome},
-        ids::{MessageId, NodeId},
-        message::{InboundMessage, OutboundMessage},
+        broadcast::state::{Action, MAX_RECEIPTS_PER_MESSAGE},
+        ids::MessageId,
+        message::InboundMessage,
     },
-    transport::{broadcast::RECEIPT_TOPIC, data_plane::sink::Verdict, pb},
+    transport::{data_plane::sink::Verdict, pb},
 };
-
-/// Sends one receipt message to `origin`, then tells the state how it went
-/// (it sends the next, or this one again later).
-pub(super) fn send(inner: &Arc<Inner>, origin: NodeId, ids: &[MessageId], attempt: u32) {
-    let body = pb::gossip::v1::Receipts {
-        message_ids: ids
-            .iter()
-            .map(|id| Bytes::copy_from_slice(id.as_bytes()))
-            .collect(),
-    };
-    let msg = OutboundMessage::new(
-        inner.local.clone(),
-        RECEIPT_TOPIC,
-        Bytes::from(body.encode_to_vec()),
-        crate::clock::unix_ns(),
-    );
-    let n = ids.len();
-    let inner2 = Arc::clone(inner);
-    inner.tasks.spawn(async move {
-        let outcome = send::send_once(&inner2, &origin, msg, |_| {}).await;
-        if outcome != SendOutcome::Delivered {
-            debug!(origin = %origin, receipts = n, attempt, "receipts did not reach their origin");
-        }
-        if inner2.shutdown.is_cancelled() {
-            return;
-        }
-        let now = tokio::time::Instant::now().into_std();
-        let actions = inner2.with_state(|s| s.on_receipts_sent(&origin, outcome, now));
-        super::exec::run(&inner2, actions);
-    });
-}
 
 /// A receipt message arrived: its sender delivered these broadcasts of ours.
 /// Returns the verdict and the state's actions, for the caller to carry out.

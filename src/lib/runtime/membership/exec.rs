@@ -20,6 +20,8 @@ use super::{
     agent::{Shared, now, spawn},
     stats::MembershipStats,
 };
+
+mod upkeep;
 use crate::{
     core::membership::{
         exchange::Request,
@@ -152,7 +154,7 @@ fn execute(s: &Arc<Shared>, actions: Vec<Action>) {
                 }
             }),
             Action::Exchange { to, why } => spawn(s, async move {
-                let ok = super::upkeep::exchange(&s2, &to, why).await;
+                let ok = upkeep::exchange(&s2, &to, why).await;
                 feed(&s2, Input::Exchanged { why, ok });
             }),
             Action::Verify {
@@ -160,7 +162,7 @@ fn execute(s: &Arc<Shared>, actions: Vec<Action>) {
                 updates,
                 timeout,
             } => spawn(s, async move {
-                super::upkeep::verify(&s2, target, updates, timeout).await;
+                upkeep::verify(&s2, target, updates, timeout).await;
             }),
             Action::Gossip {
                 to,

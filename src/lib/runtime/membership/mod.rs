@@ -6,7 +6,6 @@ mod agent;
 mod exec;
 mod handler;
 pub mod stats;
-mod upkeep;
 
 pub use agent::query::{self, MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_CALLER, QUERY_FANOUT, QueryOutcome};
 pub use agent::{AgentConfig, EVENT_BUFFER, MAX_SEEDS, MembershipAgent, RecordAuth, now};

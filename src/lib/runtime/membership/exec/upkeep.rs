@@ -8,9 +8,11 @@ use std::sync::Arc;
 use tracing::{debug, info, warn};
 
 use super::{
-    agent::{Shared, host_of},
-    exec::push_pull,
-    stats::MembershipStats,
+    super::{
+        agent::{Shared, host_of},
+        stats::MembershipStats,
+    },
+    feed, push_pull,
 };
 use crate::{
     core::membership::{
@@ -152,7 +154,7 @@ pub(super) async fn verify(
     if let Err(why) = &answer {
         debug!(node = %t.id, address = %t.address, reason = %why, "unknown node did not answer as itself; not listed");
     }
-    super::exec::feed(
+    feed(
         s,
         Input::Verified {
             id: t.id.clone(),

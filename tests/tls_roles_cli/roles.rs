@@ -19,6 +19,15 @@ use crate::common::{
 #[test]
 fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() {
     let tmp = tempfile::tempdir().unwrap();
+    // A directory that does not exist yet is created, for the owner only.
+    let fresh = tmp.path().join("pki/cluster").to_str().unwrap().to_owned();
+    gsp_ok(&["tls", "ca", "--dir", &fresh]);
+    let perms = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(perms(&fresh), 0o700);
+    // The CA certificate is public (every node and client reads it); its
+    // key is not.
+    assert_eq!(perms(&format!("{fresh}/gsp-ca.pem")), 0o644);
+    assert_eq!(perms(&format!("{fresh}/gsp-ca-key.pem")), 0o600);
     let dir = tmp.path().to_str().unwrap().to_owned();
     gsp_ok(&["tls", "ca", "--dir", &dir]);
     for n in ["n1", "n2", "n3"] {
@@ -29,11 +38,12 @@ fn a_cluster_secured_with_gsp_tls_works_and_client_certificates_are_not_nodes() 
     assert_eq!(made["schema"], "gsp.tls.v1");
     assert_eq!(made["role"], "client");
     for f in made["files"].as_array().unwrap() {
-        let perms = std::fs::metadata(f["path"].as_str().unwrap())
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(perms & 0o777, 0o600, "{f}");
+        let want = if f["kind"].as_str().unwrap().ends_with("key") {
+            0o600
+        } else {
+            0o644
+        };
+        assert_eq!(perms(f["path"].as_str().unwrap()), want, "{f}");
     }
     // Never overwritten without --force; a bad name is a usage error.
     let again = run_gsp(&["tls", "cert", "--client", "alice", "--dir", &dir], LIMIT);

@@ -128,6 +128,7 @@ pub(crate) fn run(args: TlsArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
 }
 
 fn ca(a: CaArgs) -> anyhow::Result<Printed> {
+    create_dir(&a.dir)?;
     let cert = a.dir.join(CA_CERT);
     let key = a.dir.join(CA_KEY);
     refuse_overwrite(&[&cert, &key], a.force)?;
@@ -162,6 +163,7 @@ fn cert(a: CertArgs) -> anyhow::Result<Printed> {
         })
     };
     let (ca_pem, key_pem) = (read(&ca_cert)?, read(&ca_key)?);
+    create_dir(&a.dir)?;
     let stem = format!("{name}-{}", role.as_str());
     let cert = a.dir.join(format!("{stem}.pem"));
     let key = a.dir.join(format!("{stem}-key.pem"));
@@ -193,6 +195,17 @@ fn cert(a: CertArgs) -> anyhow::Result<Printed> {
     })
 }
 
+/// Creates `dir` (and its parents) if missing, readable by its owner only:
+/// it holds private keys.
+fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
 fn refuse_overwrite(paths: &[&Path], force: bool) -> anyhow::Result<()> {
     if force {
         return Ok(());
@@ -216,8 +229,9 @@ fn write_pair(
     cert_kind: &'static str,
     key_kind: &'static str,
 ) -> anyhow::Result<Vec<Written>> {
-    write_private(key, &issued.key_pem)?;
-    write_private(cert, &issued.cert_pem)?;
+    write_file(key, &issued.key_pem, 0o600)?;
+    // A certificate is public: every node and client reads the CA's.
+    write_file(cert, &issued.cert_pem, 0o644)?;
     Ok(vec![
         Written {
             path: cert.display().to_string(),
@@ -230,18 +244,18 @@ fn write_pair(
     ])
 }
 
-/// Writes `text` to `path` readable by its owner only (0600, also when
-/// replacing a file).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes `text` to `path` with permissions `mode` (also when replacing a
+/// file).
+fn write_file(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(mode)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))

@@ -27,6 +27,13 @@ fn a_node_restarted_mid_job_reports_it_failed_and_stops_what_it_left_running() {
         LIMIT,
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // `J=$(gsp run --detach ...)`: the id alone on stdout.
+    let printed = String::from_utf8(o.stdout.clone()).unwrap();
+    let id = printed.strip_suffix('\n').expect("one line");
+    assert!(
+        !id.is_empty() && !id.contains(char::is_whitespace),
+        "{printed:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let pid = loop {
         if let Some(pid) = std::fs::read_to_string(&pid_file)
@@ -46,6 +53,7 @@ fn a_node_restarted_mid_job_reports_it_failed_and_stops_what_it_left_running() {
     assert!(running(pid), "the step outlived the node");
     let (mut node, addr) = spawn_node_with(dir.path(), &["--exec"]);
     let j = &jobs(&addr)[0];
+    assert_eq!(j["job_id"], id, "the id printed is the job's");
     assert_eq!(j["status"], "failed");
     assert_eq!(
         j["steps"][0]["error"],

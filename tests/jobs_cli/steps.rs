@@ -91,6 +91,21 @@ fn a_pipeline_stops_at_its_first_failure_and_cancel_stops_a_step_that_ignores_si
         "{error}"
     );
 
+    // A program that is not there exits 127, one that cannot run 126, as a
+    // shell (and ssh) says.
+    let o = run_gsp(
+        &["run", "--addr", &addr, "--", "gsp-no-such-program"],
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    let script = dir.path().join("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let o = run_gsp(
+        &["run", "--addr", &addr, "--", script.to_str().unwrap()],
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+
     // A step that ignores SIGTERM is killed after the grace period.
     let o = run_gsp(
         &[

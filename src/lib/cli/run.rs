@@ -27,7 +27,7 @@ use place::{WAIT_RETRY, place};
   gsp run --gpu 2 --gpu-memory 30GiB -- ./train.sh   2 GPUs with 30 GiB free each
   gsp run --all --tag camera -- uptime               every matching node
   gsp run --node edge-7 --pipeline build.yaml        a pipeline on one node
-  gsp run --detach -- ./backup.sh                    start it, print its id, return
+  J=$(gsp run --detach -- ./backup.sh)               start it; its id alone on stdout
 
 Nodes run jobs only when started with `gsp node --exec`. A job given GPUs sees
 only those: CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES list their UUIDs,
@@ -64,7 +64,8 @@ pub(crate) struct RunArgs {
     /// resources reserved), keep trying for this long rather than fail.
     #[arg(long, value_name = "SECS", value_parser = super::parse::duration)]
     wait: Option<Duration>,
-    /// Start the job(s), print their ids and return at once.
+    /// Start the job(s), print their ids on stdout (one a line, nothing
+    /// else: `J=$(gsp run --detach -- cmd)`) and return at once.
     #[arg(long)]
     detach: bool,
     /// On Ctrl-C, cancel the job(s) (default without a terminal: leave them running).
@@ -166,8 +167,9 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
     }
     if started.len() < count && !args.all {
         super::output::note(&format!(
-            "gsp: started {} of {count} jobs; the other matching nodes refused: {}",
+            "gsp: started {} of {}; the other matching nodes refused: {}",
             started.len(),
+            super::output::count(count as u64, "job"),
             refused.join("; ")
         ));
     }
@@ -187,6 +189,20 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
         }
     }
     if args.detach {
+        // The ids alone on stdout, for `J=$(gsp run --detach ...)`; with
+        // --json the started events above carry them.
+        if !global.json {
+            let ids: String = started.iter().fold(String::new(), |mut out, s| {
+                out.push_str(&s.job.id);
+                out.push('\n');
+                out
+            });
+            if let Err(e) = super::output::stdout(&ids)
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(e.into());
+            }
+        }
         return Ok(
             if lost.is_empty() && (refused.is_empty() || args.node.is_none() && !args.all) {
                 ExitStatus::Success

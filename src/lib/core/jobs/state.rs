@@ -10,6 +10,11 @@ use super::{Status, spec::JobSpec};
 pub const EXIT_TIMEOUT: i32 = 124;
 /// Exit code of a cancelled job (as a shell's SIGINT).
 pub const EXIT_CANCELLED: i32 = 130;
+/// Exit code of a step whose program was not found (as a shell's, and ssh's).
+pub const EXIT_NOT_FOUND: i32 = 127;
+/// Exit code of a step whose program could not be executed (no permission,
+/// not an executable; as a shell's).
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
 
 /// One step's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,8 +59,9 @@ pub enum Outcome {
     TimedOut,
     /// Killed because the job was cancelled.
     Cancelled,
-    /// Could not be started (no such program, no permission...).
-    NotStarted(String),
+    /// Could not be started: why, and the exit code a shell gives for it
+    /// ([`EXIT_NOT_FOUND`], [`EXIT_NOT_EXECUTABLE`], else 1).
+    NotStarted(String, i32),
 }
 
 /// A GPU device a job holds while it runs.
@@ -210,9 +216,10 @@ impl JobState {
                     self.cancelled_by.as_deref().unwrap_or("the node")
                 );
             }
-            Outcome::NotStarted(e) => {
+            Outcome::NotStarted(e, code) => {
                 s.status = Status::Failed;
                 s.error = format!("cannot start: {e}");
+                s.exit_code = Some(code);
             }
         }
         if s.status == Status::Completed {

@@ -4,7 +4,7 @@ use super::{
     Status, Stream,
     log::{Cursor, Entry, LOG_ENTRY_OVERHEAD, LogRing, STEP_ENTRY_BYTES},
     spec::{JobSpec, SpecError, StepSpec},
-    state::{EXIT_CANCELLED, EXIT_TIMEOUT, JobState, Outcome},
+    state::{EXIT_CANCELLED, EXIT_NOT_FOUND, EXIT_TIMEOUT, JobState, Outcome},
 };
 
 fn argv(s: &str) -> Vec<String> {
@@ -87,9 +87,13 @@ fn a_one_step_job_exits_with_its_process_code() {
     assert_eq!((t.status(), t.exit_code()), (Status::Failed, EXIT_TIMEOUT));
     let mut n = JobState::new(JobSpec::command(argv("nope")).normalize().unwrap(), 0);
     n.start_next(1);
-    n.finish_step(0, Outcome::NotStarted("No such file".into()), 2);
+    n.finish_step(
+        0,
+        Outcome::NotStarted("No such file".into(), EXIT_NOT_FOUND),
+        2,
+    );
     n.start_next(2);
-    assert_eq!((n.status(), n.exit_code()), (Status::Failed, 1));
+    assert_eq!((n.status(), n.exit_code()), (Status::Failed, 127));
     assert_eq!(n.steps[0].error, "cannot start: No such file");
 }
 

@@ -20,7 +20,12 @@ use tracing::{info, warn};
 use super::{Job, Jobs, READER_STALL};
 use crate::{
     clock::unix_ns as now_unix_ns,
-    core::jobs::{Stream, log::Entry, spec::StepSpec, state::Outcome},
+    core::jobs::{
+        Stream,
+        log::Entry,
+        spec::StepSpec,
+        state::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, Outcome},
+    },
     runtime::resources::Reservation,
 };
 
@@ -163,15 +168,24 @@ fn gpu_env(gpus: &[crate::core::jobs::state::JobGpu], expose: bool) -> Vec<(&'st
     ]
 }
 
-/// Why a step's process did not start, blaming what failed: a working
+/// Why a step's process did not start, blaming what failed (a working
 /// directory that is missing or not a directory fails the spawn with the
-/// same error as a missing program would.
-fn spawn_failure(program: &str, workdir: Option<&str>, e: &std::io::Error) -> String {
-    match workdir.map(|d| (d, std::fs::metadata(d))) {
-        Some((d, Err(de))) => format!("working directory {d}: {de}"),
-        Some((d, Ok(m))) if !m.is_dir() => format!("working directory {d}: not a directory"),
-        _ => format!("{program}: {e}"),
-    }
+/// same error as a missing program would), and the exit code a shell gives
+/// for it: 127 for a program not found, 126 for one that cannot be run.
+fn spawn_failure(program: &str, workdir: Option<&str>, e: &std::io::Error) -> Outcome {
+    let (why, code) = match workdir.map(|d| (d, std::fs::metadata(d))) {
+        Some((d, Err(de))) => (format!("working directory {d}: {de}"), 1),
+        Some((d, Ok(m))) if !m.is_dir() => (format!("working directory {d}: not a directory"), 1),
+        _ => (
+            format!("{program}: {e}"),
+            match e.kind() {
+                std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
+                std::io::ErrorKind::PermissionDenied => EXIT_NOT_EXECUTABLE,
+                _ => 1,
+            },
+        ),
+    };
+    Outcome::NotStarted(why, code)
 }
 
 async fn run_step(
@@ -182,7 +196,7 @@ async fn run_step(
     workdir: Option<&str>,
 ) -> Outcome {
     let Some((program, args)) = step.argv.split_first() else {
-        return Outcome::NotStarted("empty argv".to_owned());
+        return Outcome::NotStarted("empty argv".to_owned(), 1);
     };
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -204,7 +218,7 @@ async fn run_step(
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Outcome::NotStarted(spawn_failure(program, workdir, &e)),
+        Err(e) => return spawn_failure(program, workdir, &e),
     };
     // Recorded so that the node, should it die now, stops it when it starts
     // again (the group is the step's own: it outlives the node).
@@ -238,7 +252,7 @@ async fn run_step(
     let outcome = tokio::select! {
         status = child.wait() => match status {
             Ok(s) => Outcome::Exited(code_of(s)),
-            Err(e) => Outcome::NotStarted(format!("cannot wait for {program}: {e}")),
+            Err(e) => Outcome::NotStarted(format!("cannot wait for {program}: {e}"), 1),
         },
         () = timeout => {
             stop(&mut child, grace).await;

@@ -327,6 +327,11 @@ fn the_peers_table_fits_100_columns_and_wide_shows_the_rest() {
         );
     }
     assert!(!table.contains("NODE ID"), "{table}");
+    // One of a thing is not "1 things".
+    assert!(table.contains("\n1 member, 1 up"), "{table}");
+    let out = run_gsp(&["peers", "--addr", &addr, "--summary"], LIMIT);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.starts_with("1 node alive"), "{summary}");
     let out = run_gsp(&["peers", "--addr", &addr, "--wide"], LIMIT);
     let wide = String::from_utf8_lossy(&out.stdout);
     assert!(

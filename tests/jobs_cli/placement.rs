@@ -194,3 +194,83 @@ fn nodes_without_exec_or_without_the_token_refuse_and_nothing_runs() {
     stop(&mut off);
     stop(&mut on);
 }
+
+#[test]
+fn all_means_every_matching_node_that_runs_jobs_and_peers_says_which_do() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = cluster(
+        3,
+        &dirs,
+        &[
+            &["--name", "e1", "--exec"],
+            &["--name", "e2", "--exec"],
+            &["--name", "plain", "--label", "role=plain"],
+        ],
+    );
+    let addr = nodes[2].1.clone();
+    // The records say which nodes run jobs.
+    let o = run_gsp(&["peers", "--addr", &addr, "--json"], LIMIT);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let exec: BTreeSet<(String, bool)> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["node_name"].as_str().unwrap().to_owned(),
+                m["exec"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, bool)> = [("e1", true), ("e2", true), ("plain", false)]
+        .into_iter()
+        .map(|(n, e)| (n.to_owned(), e))
+        .collect();
+    assert_eq!(exec, want);
+    let o = run_gsp(&["peers", "--addr", &addr], LIMIT);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("EXEC"));
+    // --all runs on the two exec nodes only, and that is a success.
+    let o = run_gsp(
+        &["run", "--addr", &addr, "--all", "--json", "--", "true"],
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ran: BTreeSet<String> = events(&o)
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .map(|e| {
+            e["job"]["node_name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let both: BTreeSet<String> = ["e1".to_owned(), "e2".to_owned()].into();
+    assert_eq!(ran, both, "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(!stderr(&o).contains("plain"), "{}", stderr(&o));
+    assert_eq!(finished(&o).len(), 2);
+    // Filters only the plain node matches: refused in advance, exit 3,
+    // saying why.
+    let o = run_gsp(
+        &[
+            "run",
+            "--addr",
+            &addr,
+            "--label",
+            "role=plain",
+            "--",
+            "true",
+        ],
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("node plain does not run jobs: start it with `gsp node --exec`"),
+        "{}",
+        stderr(&o)
+    );
+    for (mut child, _) in nodes.drain(..) {
+        stop(&mut child);
+    }
+}

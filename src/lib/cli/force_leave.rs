@@ -135,8 +135,8 @@ pub(crate) async fn run(args: ForceLeaveArgs, global: GlobalArgs) -> anyhow::Res
             "gossip still carries the left state to them"
         };
         output::note(&format!(
-            "{missing} of {} members did not confirm; {then}",
-            printed.members.len()
+            "{missing} of {} did not confirm; {then}",
+            output::count(printed.members.len() as u64, "member")
         ));
         return Ok(ExitStatus::Negative);
     }

@@ -6,6 +6,17 @@ use std::{
     io::{self, Write},
 };
 
+/// `n` and the noun in the number it takes: `count(1, "member")` is
+/// "1 member", `count(2, "member")` "2 members" (nouns here take an "s").
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Writes `s` to stdout.
 ///
 /// # Errors

@@ -6,7 +6,11 @@ use anyhow::Context as _;
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
-use super::{GlobalArgs, client, exit::ExitStatus, output};
+use super::{
+    GlobalArgs, client,
+    exit::ExitStatus,
+    output::{self, count},
+};
 use crate::{
     clock::unix_ns as now_unix_ns,
     core::{
@@ -217,8 +221,9 @@ fn render_summary(v: &Aggregate) -> String {
         v.gpu.available.to_string(),
     ]);
     let mut out = format!(
-        "{} alive nodes ({} without published resources)\n{t}\n",
-        v.nodes, v.nodes_without_resources
+        "{} alive ({} without published resources)\n{t}\n",
+        count(v.nodes as u64, "node"),
+        v.nodes_without_resources
     );
     for (tag, list) in [
         ("cpu", &v.by_tag.cpu),
@@ -226,15 +231,20 @@ fn render_summary(v: &Aggregate) -> String {
         ("memory", &v.by_tag.memory),
         ("camera", &v.by_tag.camera),
     ] {
-        let _ = writeln!(out, "tag {tag}: {} nodes {}", list.len(), list.join(", "));
+        let _ = writeln!(
+            out,
+            "tag {tag}: {} {}",
+            count(list.len() as u64, "node"),
+            list.join(", ")
+        );
     }
     for m in &v.gpu_models {
         let _ = writeln!(
             out,
-            "GPU {}: {} devices on {} nodes, {} free, {} of {} memory free",
+            "GPU {}: {} on {}, {} free, {} of {} memory free",
             m.name,
-            m.devices,
-            m.nodes,
+            count(m.devices, "device"),
+            count(m.nodes, "node"),
             m.free,
             crate::core::units::HumanBytes(m.memory_free_bytes),
             crate::core::units::HumanBytes(m.memory_total_bytes)
@@ -448,7 +458,7 @@ fn render(members: &[MemberView], wide: bool) -> String {
     if wide {
         header.push("SEEN");
     }
-    header.extend(["CPU FREE", "MEM FREE", "GPU FREE", "MAINT"]);
+    header.extend(["CPU FREE", "MEM FREE", "GPU FREE", "MAINT", "EXEC"]);
     if wide {
         header.extend(["LABELS", "NODE ID"]);
     }
@@ -495,7 +505,13 @@ fn render(members: &[MemberView], wide: bool) -> String {
                 ago(m.last_seen_unix_ns)
             });
         }
-        row.extend([cpu, mem, gpu, r.maintenance.as_str().to_owned()]);
+        row.extend([
+            cpu,
+            mem,
+            gpu,
+            r.maintenance.as_str().to_owned(),
+            if r.exec { "yes" } else { "-" }.to_owned(),
+        ]);
         if wide {
             row.push(
                 r.labels
@@ -512,8 +528,8 @@ fn render(members: &[MemberView], wide: bool) -> String {
     let up = members.iter().filter(|m| m.record.state.is_up()).count();
     let _ = writeln!(
         out,
-        "\n{} members, {up} up (* = the node answering)",
-        members.len()
+        "\n{}, {up} up (* = the node answering)",
+        count(members.len() as u64, "member")
     );
     out
 }

@@ -228,7 +228,7 @@ fn render(
         let mut t = Table::new();
         t.load_style(UTF8_BORDERS_ONLY);
         t.set_header(vec![
-            "NAME", "ADDRESS", "CPU FREE", "MEM FREE", "GPU FREE", "LABELS", "NODE ID",
+            "NAME", "ADDRESS", "CPU FREE", "MEM FREE", "GPU FREE", "EXEC", "LABELS", "NODE ID",
         ]);
         for n in nodes {
             // A node that has not published resources yet shows `-`, not 0.
@@ -243,6 +243,7 @@ fn render(
                     HumanBytes(u64::try_from(v).unwrap_or(0)).to_string()
                 }),
                 free(&n.gpu, &|v| v.to_string()),
+                if n.exec { "yes" } else { "-" }.to_owned(),
                 n.labels
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
@@ -254,9 +255,18 @@ fn render(
         out.push_str(&t.to_string());
         out.push('\n');
     }
-    let _ = write!(out, "{} of {matched} matching nodes", nodes.len());
+    let _ = write!(
+        out,
+        "{} of {} matching",
+        nodes.len(),
+        super::output::count(matched, "node")
+    );
     if matched > 0 {
-        let _ = write!(out, ", found within {hops_used} hops");
+        let _ = write!(
+            out,
+            ", found within {}",
+            super::output::count(u64::from(hops_used), "hop")
+        );
     }
     out.push('\n');
     if asked_hops > max_hops {

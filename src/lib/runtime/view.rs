@@ -78,6 +78,9 @@ pub struct NodeJson {
     pub labels: BTreeMap<String, String>,
     /// gsp: normal, maintenance, disabled.
     pub maintenance: String,
+    /// gsp: whether it runs jobs sent with `gsp run` (started with `--exec`).
+    #[serde(default)]
+    pub exec: bool,
     /// gsp: when the node published this record, RFC 3339 UTC.
     pub last_updated: String,
     /// gsp: milliseconds in the current state.
@@ -188,6 +191,7 @@ impl NodeJson {
             version: r.version.counter,
             labels: r.labels.clone(),
             maintenance: r.maintenance.as_str().to_owned(),
+            exec: r.exec,
             last_updated: rfc3339(r.updated_unix_ns),
             in_state_ms: u64::try_from(m.in_state_for.as_millis()).unwrap_or(u64::MAX),
             local: m.local,

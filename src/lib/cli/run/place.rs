@@ -87,12 +87,13 @@ async fn member_on(home: &client::Conn, global: &GlobalArgs, node: &str) -> anyh
     }
 }
 
-/// Matching up nodes, best first.
+/// Matching up nodes that run jobs (`gsp node --exec`), best first, and
+/// the names of the other up nodes that matched.
 async fn candidates(
     args: &RunArgs,
     global: &GlobalArgs,
     home: &client::Conn,
-) -> anyhow::Result<Vec<Target>> {
+) -> anyhow::Result<(Vec<Target>, Vec<String>)> {
     let mut admin = home.admin();
     let req = args.filters.request(0, client::timeout(global));
     let resp = admin
@@ -104,11 +105,14 @@ async fn candidates(
         members: resp.nodes,
         ..admin_pb::ListMembersResponse::default()
     })?;
-    Ok(views
+    let (exec, other): (Vec<MemberView>, Vec<MemberView>) = views
         .into_iter()
         .filter(|v| v.record.state.is_up())
-        .map(|v| Target::of(&v))
-        .collect())
+        .partition(|v| v.record.exec);
+    Ok((
+        exec.iter().map(Target::of).collect(),
+        other.into_iter().map(|v| v.record.name.clone()).collect(),
+    ))
 }
 
 /// A job started on a node: its stream, from the `started` event on.
@@ -197,8 +201,27 @@ pub(crate) async fn place(
     let (targets, count) = if let Some(node) = &args.node {
         (vec![member_on(&home, global, node).await?], 1)
     } else {
-        let found = candidates(args, global, &home).await?;
+        let (found, no_exec) = candidates(args, global, &home).await?;
         if found.is_empty() {
+            // Known in advance: a refusal (exit 3), not a miss.
+            match no_exec.as_slice() {
+                [] => {}
+                [one] => {
+                    return Err(Unreachable(format!(
+                        "node {one} does not run jobs: start it with `gsp node --exec`"
+                    ))
+                    .into());
+                }
+                many => {
+                    return Err(Unreachable(format!(
+                        "{} match, but none runs jobs ({}): start them with `gsp node --exec` \
+                         (`gsp peers` shows which do, under EXEC)",
+                        crate::cli::output::count(many.len() as u64, "node"),
+                        many.join(", ")
+                    ))
+                    .into());
+                }
+            }
             return Err(NegativeOutcome(if args.filters.is_empty() {
                 format!(
                     "no member can take the job: every member the node at {} knows is down, \

@@ -279,6 +279,8 @@ pub struct MemberRecord {
     pub updated_unix_ns: i64,
     /// gsp membership protocol revision the node speaks; 0 for iarnet nodes.
     pub protocol: u32,
+    /// Runs jobs sent with `gsp run` (the node was started with `--exec`).
+    pub exec: bool,
     /// The node's own signature over this record, with its certificate (under
     /// mutual TLS), so a relayed copy can be told from a forgery.
     pub proof: Option<OriginAuth>,
@@ -353,6 +355,7 @@ impl MemberRecord {
             scheduler_address: String::new(),
             updated_unix_ns: 0,
             protocol: super::PROTOCOL_VERSION,
+            exec: false,
             proof: None,
         }
     }

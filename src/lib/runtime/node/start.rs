@@ -124,6 +124,7 @@ impl NodeHandle {
         let label_overrides = crate::runtime::labels::load(identity.data_dir())?;
         record.labels = crate::core::labels::effective(&config.labels, &label_overrides);
         record.maintenance = loaded.0.state;
+        record.exec = config.jobs.enabled;
         record.updated_unix_ns = crate::clock::unix_ns();
         // Under TLS, records and broadcasts are signed with the node's key and
         // others' are checked against the CA.

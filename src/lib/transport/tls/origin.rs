@@ -274,6 +274,11 @@ fn record_signed_bytes(r: &MemberRecord) -> Vec<u8> {
         put(&mut v, k.as_bytes());
         put(&mut v, val.as_bytes());
     }
+    // Appended only when set, so the records of nodes without --exec sign
+    // the same bytes as before the field existed.
+    if r.exec {
+        put(&mut v, b"exec");
+    }
     v
 }
 

@@ -176,6 +176,7 @@ pub fn record_from_pb(
         scheduler_address: info.scheduler_address,
         updated_unix_ns: info.last_updated,
         protocol: info.gsp_protocol,
+        exec: info.gsp_exec,
         proof: crate::transport::convert::origin_auth(info.gsp_signature, info.gsp_certificate),
     })
 }
@@ -270,6 +271,7 @@ pub fn record_to_pb(r: &MemberRecord, last_seen_unix_ns: i64) -> pb::PeerNodeInf
             .map(ToString::to_string)
             .unwrap_or_default(),
         gsp_protocol: r.protocol,
+        gsp_exec: r.exec,
         gsp_inventory: None,
         gsp_signature: r
             .proof

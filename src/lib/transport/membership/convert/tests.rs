@@ -39,6 +39,7 @@ fn sample() -> MemberRecord {
         },
     });
     r.labels.insert("zone".into(), "eu".into());
+    r.exec = true;
     r.gpus.push(Gpu {
         index: 1,
         uuid: "GPU-8f3c1a2b-0000-4000-8000-000000000001".into(),

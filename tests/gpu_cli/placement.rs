@@ -195,7 +195,7 @@ fn jobs_land_where_their_gpus_fit_and_other_nodes_see_every_device() {
     let o = run_gsp(&["peers", "--addr", &addr, "--summary"], LIMIT);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains("GPU Tesla V100-SXM2-16GB: 4 devices on 1 nodes, 4 free"),
+        text.contains("GPU Tesla V100-SXM2-16GB: 4 devices on 1 node, 4 free"),
         "{text}"
     );
     drop((a, c));

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod fleet;
 mod full_disk;
 mod output;
 mod placement;

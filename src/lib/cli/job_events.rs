@@ -143,10 +143,32 @@ enum Line<'a> {
         schema: &'static str,
         job: &'a JobJson,
     },
+    /// `--fold`: nodes whose output and exit were identical.
+    Group {
+        schema: &'static str,
+        node_set: &'a str,
+        nodes: &'a [String],
+        exit_code: i32,
+        output: &'a str,
+        bytes_not_shown: u64,
+    },
 }
 
 /// Unfinished output lines per (job, step, stream).
 type Partial = HashMap<(String, u32, i32), Vec<u8>>;
+
+/// Output kept per job for `--fold`, at most; the rest is counted and said.
+pub(crate) const MAX_FOLD_BYTES_PER_JOB: usize = 1 << 20;
+/// Output kept for `--fold` over every job, at most.
+pub(crate) const MAX_FOLD_BYTES: usize = 256 << 20;
+
+/// Each job's whole output (stdout and stderr as they came), for `--fold`.
+#[derive(Debug, Default)]
+struct Folded {
+    /// By job id: the output kept and the bytes left out.
+    jobs: HashMap<String, (Vec<u8>, u64)>,
+    bytes: usize,
+}
 
 /// Prints events of one or more jobs; shared by their streams.
 #[derive(Debug, Clone)]
@@ -156,6 +178,8 @@ pub(crate) struct Printer {
     prefix: bool,
     /// Unfinished lines per (job, step, stream).
     partial: Arc<Mutex<Partial>>,
+    /// `--fold`: output kept to print grouped once every job ended.
+    fold: Option<Arc<Mutex<Folded>>>,
 }
 
 impl Printer {
@@ -164,6 +188,68 @@ impl Printer {
             json,
             prefix,
             partial: Arc::default(),
+            fold: None,
+        }
+    }
+
+    /// A printer that keeps each job's output to print it grouped at the end
+    /// ([`Self::print_folded`]) instead of line by line (`--json` lines still
+    /// go out as they come).
+    pub(crate) fn folding(json: bool) -> Self {
+        Self {
+            fold: Some(Arc::default()),
+            ..Self::new(json, true)
+        }
+    }
+
+    /// Prints the jobs' outputs grouped, as `clush -b` does: the nodes whose
+    /// output and exit code are identical under one folded node set. With
+    /// `--json`, one `group` line per group.
+    /// `finished`: each job that ended, as (job id, node name, exit code).
+    pub(crate) fn print_folded(&self, finished: &[(&str, &str, i32)]) {
+        let Some(fold) = &self.fold else { return };
+        let mut fold = fold.lock().unwrap_or_else(PoisonError::into_inner);
+        // (output, bytes left out, exit code) -> node names. A job lost
+        // mid-way is named on stderr by the caller, not grouped.
+        let mut groups: std::collections::BTreeMap<(Vec<u8>, u64, i32), Vec<String>> =
+            std::collections::BTreeMap::new();
+        for &(id, node, code) in finished {
+            let (out, left) = fold.jobs.remove(id).unwrap_or_default();
+            groups
+                .entry((out, left, code))
+                .or_default()
+                .push(node.to_owned());
+        }
+        let mut groups: Vec<_> = groups.into_iter().collect();
+        // The largest group first, as dshbak -c.
+        groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.1.cmp(&b.1)));
+        for ((out, left, code), nodes) in groups {
+            let set = super::nodeset::fold(&nodes);
+            if self.json {
+                Self::json_line(&Line::Group {
+                    schema: SCHEMA,
+                    node_set: &set,
+                    nodes: &nodes,
+                    exit_code: code,
+                    output: &String::from_utf8_lossy(&out),
+                    bytes_not_shown: left,
+                });
+                continue;
+            }
+            let title = format!("{set} ({}): exit {code}", nodes.len());
+            let rule = "-".repeat(title.chars().count().clamp(15, 80));
+            let mut text = format!("{rule}\n{title}\n{rule}\n");
+            text.push_str(&String::from_utf8_lossy(&out));
+            if !out.is_empty() && !out.ends_with(b"\n") {
+                text.push('\n');
+            }
+            if left > 0 {
+                let _ = writeln!(
+                    text,
+                    "[{left} more bytes of output not shown: `gsp logs` has them]"
+                );
+            }
+            let _ = super::output::stdout(&text);
         }
     }
 
@@ -211,6 +297,12 @@ impl Printer {
                     super::output::note(&msg);
                 }
             }
+            Kind::Log(chunk) if self.fold.is_some() => {
+                self.keep(id, &chunk.data);
+                if self.json {
+                    self.output(job, chunk);
+                }
+            }
             Kind::Log(chunk) => self.output(job, chunk),
             Kind::Gap(g) => {
                 if self.json {
@@ -238,6 +330,21 @@ impl Printer {
                 }
             }
         }
+    }
+
+    /// Keeps `data` of job `id` for `--fold`, within the bounds.
+    fn keep(&self, id: &str, data: &[u8]) {
+        let Some(fold) = &self.fold else { return };
+        let mut fold = fold.lock().unwrap_or_else(PoisonError::into_inner);
+        let room = MAX_FOLD_BYTES.saturating_sub(fold.bytes);
+        let (out, left) = fold.jobs.entry(id.to_owned()).or_default();
+        let take = data
+            .len()
+            .min(MAX_FOLD_BYTES_PER_JOB.saturating_sub(out.len()))
+            .min(room);
+        out.extend_from_slice(&data[..take]);
+        *left += (data.len() - take) as u64;
+        fold.bytes += take;
     }
 
     fn output(&self, job: &(String, String), chunk: &pb::LogChunk) {

@@ -14,6 +14,7 @@ mod logging;
 pub mod maint;
 mod man;
 mod node;
+mod nodeset;
 pub mod output;
 mod parse;
 pub mod peers;

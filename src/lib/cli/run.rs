@@ -27,6 +27,7 @@ use place::{WAIT_RETRY, place};
   gsp run --gpu 2 --gpu-memory 30GiB -- ./train.sh   2 GPUs with 30 GiB free each
   gsp run --all --tag camera -- uptime               every matching node
   gsp run --node edge-7 --pipeline build.yaml        a pipeline on one node
+  gsp run --node 'web[01-12]' --fold -- uptime       a node set, output grouped
   J=$(gsp run --detach -- ./backup.sh)               start it; its id alone on stdout
 
 Nodes run jobs only when started with `gsp node --exec`. A job given GPUs sees
@@ -36,12 +37,18 @@ job's own (a one-step job's process; 0 or 1 for a pipeline; 124 timed out; 130
 cancelled; 1 on --all when any failed); 1 when no node matches or a node was
 lost mid-job; 2 bad request; 3 unreachable or refused (exec off, maintenance,
 busy, token).")]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "on/off flags of the command line: --all, --detach, --fold, --cancel-on-interrupt"
+)]
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) filters: Filters,
-    /// Run on this member (id or name) rather than on the best match.
-    #[arg(long, value_name = "ID|NAME", conflicts_with_all = ["all", "count"])]
-    pub(crate) node: Option<String>,
+    /// Run on these members rather than on the best match (repeatable): an
+    /// id, a name, or a node set such as `edge[1-5,9]`, `web[01-12]`,
+    /// `@zone=eu` (every member with that label), `a,b`.
+    #[arg(long, value_name = "NODESET", conflicts_with_all = ["all", "count"])]
+    pub(crate) node: Vec<String>,
     /// Run on every matching node.
     #[arg(long, conflicts_with = "count")]
     pub(crate) all: bool,
@@ -68,6 +75,11 @@ pub(crate) struct RunArgs {
     /// else: `J=$(gsp run --detach -- cmd)`) and return at once.
     #[arg(long)]
     detach: bool,
+    /// Print each node's output once every job ended, nodes with identical
+    /// output and exit code grouped under one node set (as `clush -b`);
+    /// with --json, a `group` line per group after the events.
+    #[arg(long, conflicts_with = "detach")]
+    fold: bool,
     /// On Ctrl-C, cancel the job(s) (default without a terminal: leave them running).
     #[arg(long)]
     cancel_on_interrupt: bool,
@@ -121,6 +133,15 @@ fn spec_to_pb(spec: &JobSpec) -> pb::RunRequest {
     }
 }
 
+impl RunArgs {
+    /// Whether the job goes to every node named or matched (`--all`, or
+    /// `--node` with a node set), where a refusal is a failure, rather than
+    /// to the best match(es), where a refusal only moves it to the next.
+    pub(crate) fn everywhere(&self) -> bool {
+        self.all || !self.node.is_empty()
+    }
+}
+
 pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
     let spec = spec(&args)?;
     let mut request = spec_to_pb(&spec);
@@ -160,12 +181,12 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
         // A node accepted the job and went away before confirming it.
         return Err(NegativeOutcome(lost.join("; ")).into());
     }
-    if !lost.is_empty() && !args.all {
+    if !lost.is_empty() && !args.everywhere() {
         for why in &lost {
             super::output::note(&format!("gsp: {why}"));
         }
     }
-    if started.len() < count && !args.all {
+    if started.len() < count && !args.everywhere() {
         super::output::note(&format!(
             "gsp: started {} of {}; the other matching nodes refused: {}",
             started.len(),
@@ -173,7 +194,11 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
             refused.join("; ")
         ));
     }
-    let printer = Printer::new(global.json, started.len() > 1);
+    let printer = if args.fold {
+        Printer::folding(global.json)
+    } else {
+        Printer::new(global.json, started.len() > 1)
+    };
     for s in &started {
         let key = (s.job.id.clone(), s.target.name.clone());
         printer.event(
@@ -204,7 +229,7 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
             }
         }
         return Ok(
-            if lost.is_empty() && (refused.is_empty() || args.node.is_none() && !args.all) {
+            if lost.is_empty() && (refused.is_empty() || !args.everywhere()) {
                 ExitStatus::Success
             } else {
                 ExitStatus::Negative
@@ -224,7 +249,17 @@ pub(crate) async fn run(args: RunArgs, global: GlobalArgs) -> anyhow::Result<Exi
     else {
         return Ok(ExitStatus::Interrupted);
     };
-    let failed_refusals = !lost.is_empty() || args.all && !refused.is_empty();
+    if args.fold {
+        let finished: Vec<(&str, &str, i32)> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Followed::Finished(j) => Some((j.id.as_str(), j.node_name.as_str(), j.exit_code)),
+                Followed::Lost(_) => None,
+            })
+            .collect();
+        printer.print_folded(&finished);
+    }
+    let failed_refusals = !lost.is_empty() || args.everywhere() && !refused.is_empty();
     Ok(exit_for(&outcomes, failed_refusals))
 }
 

@@ -5,7 +5,7 @@
 use crate::cli::{
     GlobalArgs, client,
     exit::{NegativeOutcome, Unreachable, UsageError},
-    fanout, peers,
+    fanout, nodeset, peers,
     run::RunArgs,
 };
 use crate::{
@@ -85,6 +85,74 @@ async fn member_on(home: &client::Conn, global: &GlobalArgs, node: &str) -> anyh
         ))
         .into()),
     }
+}
+
+/// The up members `--node` names (node sets, see [`nodeset`]), each once.
+/// One id or name alone keeps [`member`]'s errors; in a set, a name that
+/// matches no member, or one that is down, is an error too (exit 3), and a
+/// label selector takes the up members that have the label.
+async fn named(
+    home: &client::Conn,
+    global: &GlobalArgs,
+    specs: &[String],
+) -> anyhow::Result<Vec<Target>> {
+    let mut patterns = Vec::new();
+    for spec in specs {
+        patterns.extend(nodeset::expand(spec).map_err(|e| UsageError(format!("--node: {e}")))?);
+    }
+    if let [nodeset::Pattern::Name(one)] = patterns.as_slice() {
+        return Ok(vec![member_on(home, global, one).await?]);
+    }
+    let views = members_on(home, global).await?;
+    let mut targets: Vec<Target> = Vec::new();
+    for p in &patterns {
+        let found: Vec<&MemberView> = views
+            .iter()
+            .filter(|v| p.matches(v.record.id.as_str(), &v.record.name, &v.record.labels))
+            .collect();
+        match p {
+            nodeset::Pattern::Name(n) => match found.as_slice() {
+                [v] if v.record.state.is_up() => targets.push(Target::of(v)),
+                [v] => {
+                    return Err(Unreachable(format!(
+                        "node {n} is {} in the view of {}",
+                        v.record.state.as_str(),
+                        global.addr
+                    ))
+                    .into());
+                }
+                [] => {
+                    return Err(Unreachable(format!(
+                        "no member named {n} is known to the node at {}",
+                        global.addr
+                    ))
+                    .into());
+                }
+                many => {
+                    return Err(UsageError(format!(
+                        "{} members are named {n}; name one by id",
+                        many.len()
+                    ))
+                    .into());
+                }
+            },
+            nodeset::Pattern::Label(..) => {
+                let up: Vec<_> = found.iter().filter(|v| v.record.state.is_up()).collect();
+                if up.is_empty() {
+                    return Err(Unreachable(format!(
+                        "no up member has the label {} in the view of {}",
+                        &p.to_string()[1..],
+                        global.addr
+                    ))
+                    .into());
+                }
+                targets.extend(up.into_iter().map(|v| Target::of(v)));
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    targets.retain(|t| seen.insert(t.address.clone()));
+    Ok(targets)
 }
 
 /// Matching up nodes that run jobs (`gsp node --exec`), best first, and
@@ -198,9 +266,7 @@ pub(crate) async fn place(
     request: &pb::RunRequest,
 ) -> anyhow::Result<Placed> {
     let home = client::conn(global, &global.addr).await?;
-    let (targets, count) = if let Some(node) = &args.node {
-        (vec![member_on(&home, global, node).await?], 1)
-    } else {
+    let (targets, count) = if args.node.is_empty() {
         let (found, no_exec) = candidates(args, global, &home).await?;
         if found.is_empty() {
             // Known in advance: a refusal (exit 3), not a miss.
@@ -241,11 +307,18 @@ pub(crate) async fn place(
             args.count.map_or(1, |c| c as usize)
         };
         (found, want)
+    } else {
+        let targets = named(&home, global, &args.node).await?;
+        let n = targets.len();
+        (targets, n)
     };
+
     // One stream per job stays open until it ends.
     if count > 1 {
         let what = if args.all {
             "--all matched"
+        } else if !args.node.is_empty() {
+            "--node names"
         } else {
             "--count asks for"
         };
@@ -254,7 +327,7 @@ pub(crate) async fn place(
     let mut started = Vec::new();
     let mut refused = Vec::new();
     let mut lost = Vec::new();
-    if args.all {
+    if args.everywhere() {
         // Every match, a window at a time: the slowest node, not the sum,
         // sets the time.
         let results = fanout::each(targets, fanout::WINDOW, |t| {

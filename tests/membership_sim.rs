@@ -288,3 +288,30 @@ async fn a_healed_partition_kills_no_one_on_the_far_sides_word_and_stops_flappin
         "members flapped after convergence"
     );
 }
+
+/// A consumer that comes after the join (a node's `--on-event` handlers start
+/// late in its start-up, after its seed may have answered) still gets it:
+/// `events_from_start` holds every event since the agent started.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn events_from_the_start_include_the_joins_before_their_consumer_came() {
+    let mut sim = Sim::new(5, 2, MembershipConfig::for_test());
+    sim.start_all();
+    assert!(sim.until(50, Sim::converged).await.is_some());
+    let agent = sim.nodes[1].agent.clone().unwrap();
+    let joins = |rx: &mut tokio::sync::broadcast::Receiver<_>| {
+        let mut ids = Vec::new();
+        while let Ok(gsp::core::membership::events::MembershipEvent { id, kind, .. }) =
+            rx.try_recv()
+        {
+            if kind == EventKind::Joined {
+                ids.push(id);
+            }
+        }
+        ids
+    };
+    // Subscribed now, the seed's join is missed: what the node did before.
+    assert!(joins(&mut agent.subscribe()).is_empty());
+    let mut early = agent.events_from_start().expect("the first caller gets it");
+    assert_eq!(joins(&mut early), [sim.nodes[0].id.clone()]);
+    assert!(agent.events_from_start().is_none(), "taken once");
+}

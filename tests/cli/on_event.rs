@@ -44,6 +44,10 @@ fn handlers_get_join_maintenance_and_death_with_the_documented_variables() {
         &[],
     );
     let dir_b = tmp.path().join("b");
+    // The joining node's handler sees the seed join: that event happens
+    // while the node is still starting.
+    let seen_b = tmp.path().join("seen-b.txt");
+    let handler_b = format!("joined=echo \"$GSP_MEMBER_NAME\" >> {}", seen_b.display());
     let (mut b, addr_b) = spawn_node_with(
         &dir_b,
         &[
@@ -55,9 +59,16 @@ fn handlers_get_join_maintenance_and_death_with_the_documented_variables() {
             "0.1",
             "--join",
             &addr_a,
+            "--on-event",
+            &handler_b,
         ],
     );
     wait_for_members(&addr_a, 2, &[]);
+    until(
+        "the joining node's joined handler",
+        Duration::from_secs(10),
+        || read(&seen_b).lines().any(|l| l == "ev-a"),
+    );
     until("the joined handler", Duration::from_secs(10), || {
         read(&env).contains("joined|ev-b|")
     });

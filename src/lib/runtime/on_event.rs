@@ -121,7 +121,11 @@ pub async fn run(
     local: LocalNode,
     shutdown: CancellationToken,
 ) {
-    let mut events = agent.subscribe();
+    // Every event since the agent started: a seed's `joined` happens while
+    // the node is still starting, before this task runs.
+    let mut events = agent
+        .events_from_start()
+        .unwrap_or_else(|| agent.subscribe());
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let config = Arc::new(config);
     let local = Arc::new(local);

@@ -95,6 +95,10 @@ pub(super) struct Shared {
     pub(super) rng: Mutex<StdRng>,
     pub(super) transport: Arc<dyn MembershipTransport>,
     events: broadcast::Sender<MembershipEvent>,
+    /// A receiver subscribed before the agent's first event, for the one
+    /// consumer that must see them all (see
+    /// [`MembershipAgent::events_from_start`]); taken once.
+    pub(super) first_events: Mutex<Option<broadcast::Receiver<MembershipEvent>>>,
     pub(super) stats: MembershipStats,
     seq: AtomicU64,
     /// Woken when the core has work due ([`Membership::needs_upkeep`]): the

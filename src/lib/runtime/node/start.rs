@@ -162,6 +162,10 @@ impl NodeHandle {
             record,
             Arc::new(GrpcMembership::new(control_pool)),
         );
+        if config.on_event.is_none() {
+            // Nobody needs the events from the start: let them go.
+            drop(agent.events_from_start());
+        }
 
         let links = LinkSet::new(
             pool.clone(),

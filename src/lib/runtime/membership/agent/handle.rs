@@ -31,7 +31,7 @@ impl MembershipAgent {
         let rng = config
             .rng_seed
             .map_or_else(|| StdRng::from_rng(&mut rand::rng()), StdRng::seed_from_u64);
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (events, first_events) = broadcast::channel(EVENT_BUFFER);
         let shared = Arc::new(Shared {
             local_id: local.id.clone(),
             domain: local.domain.clone(),
@@ -40,6 +40,7 @@ impl MembershipAgent {
             rng: Mutex::new(rng),
             transport,
             events,
+            first_events: Mutex::new(Some(first_events)),
             stats: MembershipStats::default(),
             seq: AtomicU64::new(1),
             poke: tokio::sync::Notify::new(),
@@ -137,6 +138,18 @@ impl MembershipAgent {
     /// A receiver of membership events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<MembershipEvent> {
         self.shared.events.subscribe()
+    }
+
+    /// A receiver of every membership event since the agent started (up to
+    /// [`EVENT_BUFFER`] of them, then the oldest are reported skipped): the
+    /// joins that happen while the node is still starting included. The
+    /// first caller gets it; later ones get `None`.
+    pub fn events_from_start(&self) -> Option<broadcast::Receiver<MembershipEvent>> {
+        self.shared
+            .first_events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Adds join candidates (iarnet's peer-list exchange, `--join` at run time).

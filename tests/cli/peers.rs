@@ -154,6 +154,32 @@ fn watch_prints_joins_and_leaves_as_json_lines_and_exits_3_when_the_node_goes() 
         ],
     );
     peers_until(&addr_a, |v| v["total"] == 2);
+    // --snapshot: the members as they are, then the events.
+    let snap = run_gsp(
+        &[
+            "watch",
+            "--addr",
+            &addr_a,
+            "--snapshot",
+            "--json",
+            "--timeout",
+            "0.5",
+        ],
+        LIMIT,
+    );
+    assert_eq!(snap.status.code(), Some(0), "{}", stderr(&snap));
+    let members: Vec<Value> = String::from_utf8_lossy(&snap.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "member")
+        .collect();
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(
+        members
+            .iter()
+            .any(|m| m["node_name"] == "beta" && m["state"] == "alive"),
+        "{members:?}"
+    );
     assert_eq!(stop(&mut b).code(), Some(0));
     peers_until(&addr_a, |v| v["nodes"][1]["state"] == "left");
     assert_eq!(stop(&mut a).code(), Some(0));

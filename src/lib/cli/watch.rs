@@ -18,6 +18,7 @@ pub const SCHEMA: &str = "gsp.event.v1";
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "Examples:
   gsp watch                                   # membership events as lines, until Ctrl-C
+  gsp watch --snapshot --json                 # every member now (kind \"member\"), then the events
   gsp watch --json | jq -c 'select(.kind == \"dead\")'
   gsp watch --messages --topic deploy         # delivered broadcasts as JSON Lines
   gsp watch --messages --raw > payloads.bin   # payload bytes only")]
@@ -32,6 +33,11 @@ pub(crate) struct WatchArgs {
     /// Write each payload's bytes to stdout as they are, nothing else.
     #[arg(long, requires = "messages")]
     raw: bool,
+    /// First every member the node lists now, one line each of kind
+    /// `member` (state as listed), then the events from then on: nothing
+    /// between the two is lost.
+    #[arg(long, conflicts_with = "messages")]
+    snapshot: bool,
 }
 
 #[derive(Serialize)]
@@ -123,11 +129,43 @@ pub(crate) async fn run(args: WatchArgs, global: GlobalArgs) -> anyhow::Result<E
         return messages::run(args.topic, args.raw, global).await;
     }
     let mut client = client::admin(&global).await?;
+    // The stream first: events that happen while the snapshot is read wait
+    // in it.
     let stream = client
         .watch(pb::WatchRequest {})
         .await
         .map_err(|s| client::call_failed(&global.addr, s))?
         .into_inner();
+    if args.snapshot {
+        let mut req = tonic::Request::new(pb::ListMembersRequest::default());
+        req.set_timeout(client::timeout(&global));
+        let members = client
+            .list_members(req)
+            .await
+            .map_err(|s| client::call_failed(&global.addr, s))?
+            .into_inner();
+        let now = crate::clock::unix_ns();
+        let mut text = String::new();
+        for v in super::peers::views(members)? {
+            let r = &v.record;
+            text.push_str(&line(
+                &pb::Event {
+                    kind: "member".to_owned(),
+                    node_id: r.id.to_string(),
+                    node_name: r.name.clone(),
+                    address: r.address.clone(),
+                    state: r.state.as_str().to_owned(),
+                    incarnation: r.version.incarnation,
+                    version: r.version.counter,
+                    time_unix_ns: now,
+                    maintenance: r.maintenance.as_str().to_owned(),
+                    ..pb::Event::default()
+                },
+                global.json,
+            )?);
+        }
+        output::stdout(&text)?;
+    }
     stream_until(&global, stream, |e| {
         output::stdout(&line(&e, global.json)?).map_err(Into::into)
     })

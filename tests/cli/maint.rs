@@ -123,6 +123,23 @@ fn maintenance_spreads_drops_the_node_from_queries_survives_restart_and_routes()
     assert_eq!(st["state"], "normal");
     let local = json(&maint(&a2_addr, &["status", "--json"]));
     assert_eq!(local["state"], "normal");
+    // Every member at once, with who changed it last.
+    let all = json(&maint(&addr_b, &["status", "--all", "--json"]));
+    assert_eq!(all["schema"], "gsp.maint.list.v1");
+    let members = all["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2, "{all}");
+    assert!(all["unanswered"].as_array().unwrap().is_empty(), "{all}");
+    let node_a = members
+        .iter()
+        .find(|m| m["node_id"] == a_id.as_str())
+        .unwrap();
+    assert_eq!(
+        (node_a["state"].as_str(), node_a["previous_state"].as_str()),
+        (Some("normal"), Some("maintenance"))
+    );
+    let table = maint(&addr_b, &["status", "--all"]);
+    assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+    assert!(String::from_utf8_lossy(&table.stdout).contains("node-a"));
 
     // An unknown member is named and exits 3.
     let out = maint(&addr_b, &["set", "disabled", "--node", "no-such-node"]);

@@ -27,6 +27,7 @@ pub(super) const DEFAULT_MAINT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "Examples:
   gsp maint status
+  gsp maint status --all                             # every up member, one row each
   gsp maint set maintenance --reason 'kernel 6.12'   # drain the node at --addr
   gsp maint set disabled --node edge-9 --json        # routed to edge-9
   gsp maint set normal --node edge-9")]
@@ -38,7 +39,7 @@ pub(crate) struct MaintArgs {
 #[derive(Debug, clap::Subcommand)]
 enum Action {
     /// Show the state, why, who set it and when.
-    Status(Target),
+    Status(StatusArgs),
     /// Change the state; setting the current one again succeeds and changes
     /// nothing. Needs the admin token when the node has one.
     Set(SetArgs),
@@ -50,6 +51,32 @@ struct Target {
     /// --addr [default: that node].
     #[arg(long, value_name = "ID|NAME")]
     node: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Every up member (each asked through the node at --addr), one row
+    /// each; exit 1 if any did not answer.
+    #[arg(long, conflicts_with = "node")]
+    all: bool,
+}
+
+/// What `gsp maint status --all --json` prints.
+#[derive(Debug, Serialize)]
+struct ListJson {
+    schema: &'static str,
+    members: Vec<MaintJson>,
+    /// Members that did not answer: `node_name` and `error`.
+    unanswered: Vec<Unanswered>,
+}
+
+#[derive(Debug, Serialize)]
+struct Unanswered {
+    node_id: String,
+    node_name: String,
+    error: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,9 +112,10 @@ pub(crate) async fn run(args: MaintArgs, global: GlobalArgs) -> anyhow::Result<E
     let timeout = global.timeout.unwrap_or(DEFAULT_MAINT_TIMEOUT);
     let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
     let (reply, is_set) = match args.action {
-        Action::Status(t) => {
+        Action::Status(s) if s.all => return status_all(&global, timeout).await,
+        Action::Status(s) => {
             let req = pb::GetMaintenanceRequest {
-                node_id: t.node.unwrap_or_default(),
+                node_id: s.target.node.unwrap_or_default(),
                 timeout_ms,
             };
             let mut admin = client::admin(&global).await?;
@@ -175,6 +203,84 @@ pub(super) async fn finish<R>(
             _ => Err(client::call_failed(&global.addr, s)),
         },
     }
+}
+
+/// `gsp maint status --all`: every up member's state, asked through the
+/// node at `--addr`, 64 at a time.
+async fn status_all(global: &GlobalArgs, timeout: Duration) -> anyhow::Result<ExitStatus> {
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let mut admin = client::admin(global).await?;
+    let mut req = tonic::Request::new(pb::ListMembersRequest::default());
+    req.set_timeout(client::timeout(global));
+    let members = admin
+        .list_members(req)
+        .await
+        .map_err(|s| client::call_failed(&global.addr, s))?
+        .into_inner();
+    let up: Vec<(String, String)> = super::peers::views(members)?
+        .into_iter()
+        .filter(|v| v.record.state.is_up())
+        .map(|v| (v.record.id.to_string(), v.record.name.clone()))
+        .collect();
+    let results = super::fanout::each(up, super::fanout::WINDOW, |(id, name)| {
+        let (mut admin, global) = (admin.clone(), global.clone());
+        async move {
+            let call = admin.get_maintenance(pb::GetMaintenanceRequest {
+                node_id: id.clone(),
+                timeout_ms,
+            });
+            let r = finish(&global, timeout, "gsp maint status --node", call).await;
+            (
+                id,
+                name,
+                r.map(|r| to_json(&r)).map_err(|e| format!("{e:#}")),
+            )
+        }
+    })
+    .await;
+    let mut list = ListJson {
+        schema: "gsp.maint.list.v1",
+        members: Vec::new(),
+        unanswered: Vec::new(),
+    };
+    for (node_id, node_name, r) in results {
+        match r {
+            Ok(m) => list.members.push(m),
+            Err(error) => list.unanswered.push(Unanswered {
+                node_id,
+                node_name,
+                error,
+            }),
+        }
+    }
+    list.members
+        .sort_by(|a, b| (&a.node_name, &a.node_id).cmp(&(&b.node_name, &b.node_id)));
+    if global.json {
+        output::json(&list)?;
+    } else {
+        let mut t = comfy_table::Table::new();
+        t.load_style(comfy_table::presets::UTF8_BORDERS_ONLY);
+        t.set_header(vec!["NAME", "STATE", "REASON", "BY", "SINCE"]);
+        for m in &list.members {
+            t.add_row(vec![
+                m.node_name.clone(),
+                m.state.to_owned(),
+                m.reason.clone(),
+                m.actor.clone(),
+                m.changed_at.clone().unwrap_or_else(|| "-".to_owned()),
+            ]);
+        }
+        let mut text = format!("{t}\n");
+        for u in &list.unanswered {
+            let _ = writeln!(text, "{}: no answer: {}", u.node_name, u.error);
+        }
+        output::stdout(&text)?;
+    }
+    Ok(if list.unanswered.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Negative
+    })
 }
 
 fn state_name(v: i32) -> &'static str {

@@ -179,6 +179,9 @@ fn a_disabled_node_is_not_sent_broadcasts_and_send_reports_it() {
     let out = run_gsp(&["send", "--addr", &nodes[2].1, "-m", "x"], LIMIT);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("disabled"), "{}", stderr(&out));
+    // It answered: a refusal, not a node out of reach.
+    assert!(!stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
     for (c, _) in &mut nodes {
         stop(c);
     }

@@ -14,7 +14,7 @@ use tokio_stream::StreamExt as _;
 
 use super::{
     GlobalArgs, client,
-    exit::{ExitStatus, UsageError},
+    exit::{ExitStatus, Unreachable, UsageError},
     output, parse,
 };
 use crate::{core::units::HumanBytes, transport::pb::admin::v1 as pb};
@@ -197,13 +197,19 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
                 ))
                 .into();
             }
-            if s.code() == tonic::Code::ResourceExhausted {
-                // The node refuses more broadcasts for now: like a node that is
-                // disabled or stopping, it cannot take this one (exit 3).
-                return client::call_failed(
-                    &global.addr,
-                    tonic::Status::unavailable(format!("the node refused: {}", s.message())),
-                );
+            // The node answered and refused (disabled, stopping, too many
+            // broadcasts in flight): it cannot take this one (exit 3). A
+            // transport failure carries its cause as the status's source.
+            let answered = std::error::Error::source(&s).is_none();
+            if s.code() == tonic::Code::ResourceExhausted
+                || s.code() == tonic::Code::Unavailable && answered
+            {
+                return Unreachable(format!(
+                    "the node at {} refused the broadcast: {}",
+                    global.addr,
+                    s.message()
+                ))
+                .into();
             }
             client::call_failed(&global.addr, s)
         })?

@@ -315,3 +315,52 @@ async fn events_from_the_start_include_the_joins_before_their_consumer_came() {
     assert_eq!(joins(&mut early), [sim.nodes[0].id.clone()]);
     assert!(agent.events_from_start().is_none(), "taken once");
 }
+
+/// Log lines written while a test runs, for assertions.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A node whose member table is full says so: once at the first newcomer
+/// turned away, then at most once a minute, however many come.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_full_member_table_is_said_once_a_minute_not_silently_or_per_newcomer() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let config = MembershipConfig {
+        max_members: 16,
+        ..MembershipConfig::for_test()
+    };
+    let mut sim = Sim::new(9, 30, config);
+    sim.start_all();
+    sim.run(200).await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("the member table is full"))
+        .count();
+    let refusing = sim
+        .nodes
+        .iter()
+        .filter_map(|n| n.agent.as_ref())
+        .filter(|a| a.with_state(|s| s.counters().refused_table_full) > 0)
+        .count();
+    assert!(refusing > 0, "no table filled up");
+    // 200 rounds of 0.2 s: 40 s, within one minute: one line per node.
+    assert_eq!(lines, refusing, "{text}");
+}

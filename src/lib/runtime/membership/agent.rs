@@ -35,6 +35,8 @@ pub mod query;
 /// many it missed.
 pub const EVENT_BUFFER: usize = 1024;
 pub use crate::core::membership::swim::upkeep::MAX_SEEDS;
+/// Least time between two log lines about a full member table.
+const TABLE_FULL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Indirect probes made for peers at once, at most; more are answered with a
 /// nack without probing (counted).
 pub(super) const MAX_INDIRECT_PROBES_SERVED: usize = 32;
@@ -101,6 +103,9 @@ pub(super) struct Shared {
     pub(super) first_events: Mutex<Option<broadcast::Receiver<MembershipEvent>>>,
     pub(super) stats: MembershipStats,
     seq: AtomicU64,
+    /// Newcomers refused because the member table was full: how many when
+    /// last logged, and when (see [`Shared::note_table_full`]).
+    pub(super) table_full_logged: Mutex<(u64, Option<std::time::Instant>)>,
     /// Woken when the core has work due ([`Membership::needs_upkeep`]): the
     /// upkeep task then feeds it `Input::Changed` (see `exec.rs`).
     pub(super) poke: tokio::sync::Notify,
@@ -123,18 +128,46 @@ pub(super) struct Shared {
 impl Shared {
     /// Runs `f` on the protocol state, then publishes the events it produced.
     pub(super) fn with_state<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> T {
-        let (out, events, due) = {
+        let (out, events, due, full) = {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let out = f(&mut s);
-            (out, s.take_events(), s.needs_upkeep(now()))
+            let full = s.counters().refused_table_full;
+            (out, s.take_events(), s.needs_upkeep(now()), full)
         };
         if due {
             self.poke.notify_one();
         }
+        self.note_table_full(full);
         for e in events {
             self.publish(e);
         }
         out
+    }
+
+    /// Says when the member table turns newcomers away: at the first
+    /// refusal, then at most once a minute with the number since, so a
+    /// flood of newcomers costs one line a minute.
+    fn note_table_full(&self, refused: u64) {
+        let mut logged = self
+            .table_full_logged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (count, at) = *logged;
+        if refused <= count {
+            return;
+        }
+        let now = now().instant;
+        if at.is_some_and(|t| now.saturating_duration_since(t) < TABLE_FULL_LOG_EVERY) {
+            return;
+        }
+        *logged = (refused, Some(now));
+        drop(logged);
+        warn!(
+            refused = refused - count,
+            max_members = self.config.membership.max_members,
+            "the member table is full: newcomers are not listed (raise --max-members; \
+             counted in gsp_members_refused_table_full_total)"
+        );
     }
 
     fn publish(&self, e: MembershipEvent) {

@@ -44,6 +44,7 @@ impl MembershipAgent {
             stats: MembershipStats::default(),
             seq: AtomicU64::new(1),
             poke: tokio::sync::Notify::new(),
+            table_full_logged: Mutex::new((0, None)),
             ping_req_slots: Arc::new(tokio::sync::Semaphore::new(MAX_INDIRECT_PROBES_SERVED)),
             hosts: Mutex::default(),
             config,

@@ -358,6 +358,17 @@ fn the_peers_table_fits_100_columns_and_wide_shows_the_rest() {
     let out = run_gsp(&["peers", "--addr", &addr, "--summary"], LIMIT);
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.starts_with("1 node alive"), "{summary}");
+    // Colour: never into a pipe by default; on request, states coloured.
+    assert!(!table.contains('\u{1b}'), "{table}");
+    let out = run_gsp(&["peers", "--addr", &addr, "--color", "always"], LIMIT);
+    let coloured = String::from_utf8_lossy(&out.stdout);
+    assert!(coloured.contains("\u{1b}[38;5;10malive"), "{coloured:?}");
+    let out = run_gsp(&["peers", "--addr", &addr, "--color", "never"], LIMIT);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
+    // gsp query's table fits too.
+    let out = run_gsp(&["query", "--addr", &addr], LIMIT);
+    let q = String::from_utf8_lossy(&out.stdout);
+    assert!(q.lines().all(|l| l.chars().count() <= 100), "{q}");
     let out = run_gsp(&["peers", "--addr", &addr, "--wide"], LIMIT);
     let wide = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -22,6 +22,7 @@ mod pipeline;
 pub mod query;
 mod run;
 pub mod send;
+mod style;
 mod tls;
 pub mod watch;
 
@@ -65,6 +66,10 @@ pub struct GlobalArgs {
     /// Print one JSON document (JSON Lines for streams) instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Colour states in tables: auto (on a terminal, unless NO_COLOR is
+    /// set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = style::ColorChoice::Auto, value_name = "WHEN")]
+    pub color: style::ColorChoice,
     /// Give up after this long (seconds, fractions allowed, or 250ms/2m); each
     /// command documents its default.
     #[arg(long, global = true, env = "GSP_TIMEOUT", value_name = "SECS", value_parser = parse::duration, help_heading = "Client options")]

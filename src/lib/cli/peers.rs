@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
-use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use comfy_table::{Cell, Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
 use super::{
@@ -188,7 +188,7 @@ pub(crate) async fn run(args: PeersArgs, global: GlobalArgs) -> anyhow::Result<E
             data_dir_error,
         })?;
     } else {
-        let mut text = render(&members, args.wide);
+        let mut text = render(&members, args.wide, global.color.resolve());
         if args.detailed {
             text.push_str(&render_inventories(&members, &inventories));
         }
@@ -445,15 +445,10 @@ fn for_how_long(secs: u64) -> String {
     }
 }
 
-fn render(members: &[MemberView], wide: bool) -> String {
-    let mut t = Table::new();
-    t.load_style(UTF8_BORDERS_ONLY);
-    if !wide {
-        // Long names and addresses wrap inside their cells rather than
-        // widening the table past 100 columns.
-        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-            .set_width(100);
-    }
+fn render(members: &[MemberView], wide: bool, color: bool) -> String {
+    // Long names and addresses wrap inside their cells rather than widening
+    // the table past the terminal (100 columns into a pipe).
+    let mut t = super::style::table(wide, color);
     let mut header = vec!["", "NAME", "ADDRESS", "STATE", "FOR"];
     if wide {
         header.push("SEEN");
@@ -488,39 +483,35 @@ fn render(members: &[MemberView], wide: bool) -> String {
             },
         );
         let mut row = vec![
-            if m.local {
-                "*".to_owned()
-            } else {
-                String::new()
-            },
-            r.name.clone(),
-            r.address.clone(),
-            r.state.as_str().to_owned(),
-            for_how_long(m.in_state_for.as_secs()),
+            Cell::new(if m.local { "*" } else { "" }),
+            Cell::new(&r.name),
+            Cell::new(&r.address),
+            super::style::state(r.state.as_str(), color),
+            Cell::new(for_how_long(m.in_state_for.as_secs())),
         ];
         if wide {
-            row.push(if m.local {
+            row.push(Cell::new(if m.local {
                 "-".to_owned()
             } else {
                 ago(m.last_seen_unix_ns)
-            });
+            }));
         }
         row.extend([
-            cpu,
-            mem,
-            gpu,
-            r.maintenance.as_str().to_owned(),
-            if r.exec { "yes" } else { "-" }.to_owned(),
+            Cell::new(cpu),
+            Cell::new(mem),
+            Cell::new(gpu),
+            super::style::state(r.maintenance.as_str(), color),
+            Cell::new(if r.exec { "yes" } else { "-" }),
         ]);
         if wide {
-            row.push(
+            row.push(Cell::new(
                 r.labels
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(","),
-            );
-            row.push(r.id.to_string());
+            ));
+            row.push(Cell::new(&r.id));
         }
         t.add_row(row);
     }

@@ -3,7 +3,6 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
 use super::{GlobalArgs, client, exit::ExitStatus, output, peers};
@@ -203,10 +202,9 @@ pub(crate) async fn run(args: QueryArgs, global: GlobalArgs) -> anyhow::Result<E
     } else {
         output::stdout(&render(
             &nodes,
-            resp.total,
-            resp.hops_used,
-            args.filters.max_hops,
-            resp.max_hops,
+            (resp.total, resp.hops_used),
+            (args.filters.max_hops, resp.max_hops),
+            global.color.resolve(),
         ))?;
     }
     Ok(if members.is_empty() {
@@ -218,15 +216,15 @@ pub(crate) async fn run(args: QueryArgs, global: GlobalArgs) -> anyhow::Result<E
 
 fn render(
     nodes: &[NodeJson],
-    matched: u32,
-    hops_used: u32,
-    asked_hops: u32,
-    max_hops: u32,
+    (matched, hops_used): (u32, u32),
+    (asked_hops, max_hops): (u32, u32),
+    color: bool,
 ) -> String {
     let mut out = String::new();
     if !nodes.is_empty() {
-        let mut t = Table::new();
-        t.load_style(UTF8_BORDERS_ONLY);
+        // Fitted to the terminal (100 columns into a pipe): the node id
+        // wraps first.
+        let mut t = super::style::table(false, color);
         t.set_header(vec![
             "NAME", "ADDRESS", "CPU FREE", "MEM FREE", "GPU FREE", "EXEC", "LABELS", "NODE ID",
         ]);

@@ -16,10 +16,21 @@ use gsp::{
     },
 };
 
+/// The tests of this file take turns: two 12-node clusters moving 6 MiB
+/// each at once are more than a debug build on 2 cores keeps up with.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `n` nodes that all see each other alive; a node that gets no piece for
-/// `stall` pulls the whole payload from a holder.
+/// `stall` pulls the whole payload from a holder. Rounds of 0.5 s (probes
+/// time out after 250 ms): these tests are about the broadcast, and 100 ms
+/// rounds on a loaded host declared live nodes dead mid-send.
 async fn cluster(n: usize, stall: Duration) -> Vec<NodeHandle> {
-    let tweak = |c: &mut gsp::runtime::node::NodeConfig| c.broadcast.broadcast.swarm_stall = stall;
+    let tweak = |c: &mut gsp::runtime::node::NodeConfig| {
+        c.broadcast.broadcast.swarm_stall = stall;
+        c.membership.membership = gsp::core::membership::config::MembershipConfig::with_interval(
+            Duration::from_millis(500),
+        );
+    };
     let seed = common::member_node_with("n0", vec![], "default", tweak).await;
     let addr = seed.advertise().to_owned();
     let mut nodes = vec![seed];
@@ -51,6 +62,7 @@ fn payload(len: u32) -> Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swarm_broadcast_reaches_twelve_nodes_once_with_one_upload_from_the_origin() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     const N: usize = 12;
     // No repair is needed here, and none may start: a quiet assembly wants
     // its missing pieces from the origin, and on a loaded 2-core host
@@ -131,6 +143,7 @@ async fn a_swarm_broadcast_reaches_twelve_nodes_once_with_one_upload_from_the_or
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_gone_before_the_send_does_not_stop_the_others() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     const N: usize = 12;
     let mut nodes = cluster(N, Duration::from_secs(2)).await;
     // Gone without a word: still listed alive when the send starts, so it is

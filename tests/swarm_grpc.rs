@@ -62,8 +62,8 @@ fn payload(len: u32) -> Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swarm_broadcast_reaches_twelve_nodes_once_with_one_upload_from_the_origin() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     const N: usize = 12;
+    let _turn = ONE_AT_A_TIME.lock().await;
     // No repair is needed here, and none may start: a quiet assembly wants
     // its missing pieces from the origin, and on a loaded 2-core host
     // running two 12-node clusters a node can go 1.5 s without a piece.
@@ -143,8 +143,8 @@ async fn a_swarm_broadcast_reaches_twelve_nodes_once_with_one_upload_from_the_or
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_gone_before_the_send_does_not_stop_the_others() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     const N: usize = 12;
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut nodes = cluster(N, Duration::from_secs(2)).await;
     // Gone without a word: still listed alive when the send starts, so it is
     // placed in the trees, and its subtrees must get their pieces anyway.

@@ -106,6 +106,9 @@ pub(super) struct Shared {
     /// Newcomers refused because the member table was full: how many when
     /// last logged, and when (see [`Shared::note_table_full`]).
     pub(super) table_full_logged: Mutex<(u64, Option<std::time::Instant>)>,
+    /// The count in `table_full_logged`, read without its lock: the check
+    /// runs after every change of the state.
+    pub(super) table_full_seen: AtomicU64,
     /// Woken when the core has work due ([`Membership::needs_upkeep`]): the
     /// upkeep task then feeds it `Input::Changed` (see `exec.rs`).
     pub(super) poke: tokio::sync::Notify,
@@ -148,6 +151,9 @@ impl Shared {
     /// refusal, then at most once a minute with the number since, so a
     /// flood of newcomers costs one line a minute.
     fn note_table_full(&self, refused: u64) {
+        if refused <= self.table_full_seen.load(Ordering::Relaxed) {
+            return;
+        }
         let mut logged = self
             .table_full_logged
             .lock()
@@ -161,6 +167,7 @@ impl Shared {
             return;
         }
         *logged = (refused, Some(now));
+        self.table_full_seen.store(refused, Ordering::Relaxed);
         drop(logged);
         warn!(
             refused = refused - count,

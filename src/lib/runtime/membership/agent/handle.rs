@@ -45,6 +45,7 @@ impl MembershipAgent {
             seq: AtomicU64::new(1),
             poke: tokio::sync::Notify::new(),
             table_full_logged: Mutex::new((0, None)),
+            table_full_seen: AtomicU64::new(0),
             ping_req_slots: Arc::new(tokio::sync::Semaphore::new(MAX_INDIRECT_PROBES_SERVED)),
             hosts: Mutex::default(),
             config,

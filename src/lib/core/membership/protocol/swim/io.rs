@@ -66,13 +66,6 @@ pub enum Exchange {
     Retry,
 }
 
-impl Exchange {
-    /// Whether this is a join through a seed (or an earlier run's peer).
-    pub fn is_join(self) -> bool {
-        matches!(self, Self::Join { .. } | Self::Rejoin { .. })
-    }
-}
-
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {

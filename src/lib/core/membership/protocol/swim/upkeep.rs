@@ -152,17 +152,6 @@ impl Membership {
         added
     }
 
-    /// The seeds (not earlier-run peers) held, in the order added.
-    pub fn seeds(&self) -> Vec<String> {
-        self.cycle
-            .upkeep
-            .seeds
-            .iter()
-            .filter(|s| !s.rejoin)
-            .map(|s| s.address.clone())
-            .collect()
-    }
-
     /// Whether something waits for [`super::Input::Changed`]: claims due for
     /// a check, urgent changes, unknown nodes to verify with a slot free, a
     /// heal to follow up, or new seeds. The runtime asks after every change
@@ -176,7 +165,8 @@ impl Membership {
     }
 
     /// Verification probes in flight.
-    pub fn verifying(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn verifying(&self) -> usize {
         self.cycle.upkeep.verifying
     }
 

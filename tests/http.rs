@@ -42,10 +42,17 @@ fn readme_metrics() -> Vec<String> {
 
 /// A minimal HTTP/1.1 GET; returns (status, body).
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    get_with(addr, path, "").await
+}
+
+/// [`get`] with extra header lines (each ending in CRLF).
+async fn get_with(addr: std::net::SocketAddr, path: &str, headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.unwrap();
     let status = buf.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -202,6 +209,40 @@ async fn side_port_serves_nodes_metrics_and_health() {
     assert_eq!(get(addr, "/readyz").await, (200, "ok\n".to_owned()));
     assert_eq!(get(addr, "/nope").await.0, 404);
 
+    // The web view and the JSON it reads.
+    let (status, page) = get(addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>gsp</title>"), "{page}");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "an external asset"
+    );
+    let (status, body) = get(addr, "/api/broadcasts").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["schema"], "gsp.http-broadcasts.v1");
+    let b = &v["broadcasts"][0];
+    assert_eq!(
+        (
+            b["state"].as_str(),
+            b["acked"].as_u64(),
+            b["expected"].as_u64()
+        ),
+        (Some("converged"), Some(1), Some(1)),
+        "{v}"
+    );
+    assert_eq!(b["bytes"], 5);
+    assert!(b["sent_at"].as_str().unwrap().ends_with('Z'), "{v}");
+    let (status, body) = get(addr, "/api/jobs").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["schema"], "gsp.http-jobs.v1");
+    assert_eq!(
+        (v["exec"].as_bool(), v["total"].as_u64()),
+        (Some(false), Some(0)),
+        "{v}"
+    );
+
     // Maintenance: not ready (liveness unchanged), and audited.
     node.maintenance()
         .set(gsp::core::maintenance::ChangeRequest {
@@ -234,5 +275,55 @@ async fn side_port_serves_nodes_metrics_and_health() {
     assert_eq!(v["entries"][0]["reason"], "bios update");
     assert_eq!(v["entries"][0]["actor"], "ops");
     assert_eq!(v["entries"].as_array().unwrap().len(), 1);
+    assert!(node.shutdown().await);
+}
+
+/// With `--require-token-for-reads` the side port's data needs the token;
+/// the page itself (it carries no data) and the health checks do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn side_port_reads_follow_the_token_policy() {
+    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = NodeConfig {
+        name: "locked".into(),
+        auth: gsp::transport::auth::AdminAuth::with_token("s3cret", true),
+        membership: AgentConfig {
+            membership: MembershipConfig::with_interval(Duration::from_millis(50)),
+            ..AgentConfig::default()
+        },
+        ..NodeConfig::default()
+    };
+    let node = NodeHandle::start(
+        config,
+        Identity::ephemeral(),
+        Listeners {
+            grpc,
+            http: Some(http),
+        },
+        Arc::new(DiscardSink),
+    )
+    .await
+    .unwrap();
+    let addr = node.http_addr().unwrap();
+    for path in [
+        "/api/resource/discovery/nodes",
+        "/api/jobs",
+        "/api/broadcasts",
+        "/api/maintenance",
+        "/metrics",
+    ] {
+        let (status, body) = get(addr, path).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["schema"], "gsp.error.v1", "{path}");
+        assert_eq!(v["code"], "unauthenticated", "{path}");
+        let (status, _) = get_with(addr, path, "Authorization: Bearer wrong\r\n").await;
+        assert_eq!(status, 401, "{path} with a wrong token");
+        let (status, body) = get_with(addr, path, "Authorization: Bearer s3cret\r\n").await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    assert_eq!(get(addr, "/").await.0, 200);
+    assert_eq!(get(addr, "/healthz").await.0, 200);
+    assert_eq!(get(addr, "/readyz").await.0, 200);
     assert!(node.shutdown().await);
 }

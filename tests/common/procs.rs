@@ -65,21 +65,17 @@ pub fn spawn_node_logged(
     env: &[(&str, &str)],
 ) -> (std::process::Child, String, Log) {
     let mut cmd = Command::new(gsp_bin());
-    cmd.args([
-        "node",
-        "--listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "off",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-    ])
-    .args(extra)
-    .envs(env.iter().copied())
-    .env("GSP_LOG", "info")
-    .env("NO_COLOR", "1")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    cmd.args(["node", "--listen", "127.0.0.1:0"]);
+    if !extra.contains(&"--http-listen") {
+        cmd.args(["--http-listen", "off"]);
+    }
+    cmd.args(["--data-dir", data_dir.to_str().unwrap()])
+        .args(extra)
+        .envs(env.iter().copied())
+        .env("GSP_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     die_with_test(&mut cmd);
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();

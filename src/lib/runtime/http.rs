@@ -1,13 +1,20 @@
-//! The HTTP side port: iarnet's node list for dashboards, Prometheus metrics,
-//! and a health check.
+//! The HTTP side port: the web view at `/`, iarnet's node list for
+//! dashboards, this node's jobs and broadcasts, Prometheus metrics, and
+//! health checks. With `--require-token-for-reads` everything but the page
+//! itself and the health checks needs `authorization: Bearer TOKEN`.
 
+pub mod activity;
 pub mod maint;
+pub mod page;
+
+use std::net::SocketAddr;
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{ConnectInfo, Request, State},
     http::{StatusCode, header},
-    response::IntoResponse,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use serde::Serialize;
@@ -84,6 +91,33 @@ async fn healthz(State(s): State<HttpState>) -> impl IntoResponse {
     }
 }
 
+/// Lets a read through unless reads need the token and it is missing or
+/// wrong: then 401 with a `gsp.error.v1` object.
+async fn reads_allowed(
+    State(s): State<HttpState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match s.sources.auth.check_http_read(header, Some(from)) {
+        Ok(()) => next.run(request).await,
+        Err(why) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(serde_json::json!({
+                "schema": "gsp.error.v1",
+                "code": "unauthenticated",
+                "message": why,
+            })),
+        )
+            .into_response(),
+    }
+}
+
 /// Readiness for work: 503 while the node is in maintenance, disabled,
 /// shutting down (load balancers drain it) or cannot write its data dir (it
 /// could not record jobs); `/healthz` stays liveness.
@@ -119,16 +153,25 @@ pub async fn serve(
         sources,
         shutdown: shutdown.clone(),
     };
-    let app = Router::new()
+    let reads = Router::new()
         .route("/api/resource/discovery/nodes", get(nodes))
         .route("/api/resource/discovery/summary", get(summary))
+        .route("/api/jobs", get(activity::jobs))
+        .route("/api/broadcasts", get(activity::broadcasts))
         .route("/metrics", get(metrics_text))
+        .route("/api/maintenance", get(maint::current))
+        .route("/api/maintenance/audit", get(maint::audit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), reads_allowed));
+    let app = Router::new()
+        .route("/", get(page::index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/maintenance", get(super::http::maint::current))
-        .route("/api/maintenance/audit", get(super::http::maint::audit))
+        .merge(reads)
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }

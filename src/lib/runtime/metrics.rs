@@ -41,6 +41,10 @@ pub struct Sources {
     pub tls: Option<crate::transport::tls::TlsConfig>,
     /// Whether the data dir can be written.
     pub data_dir: Arc<super::data_dir::DataDirHealth>,
+    /// The node's jobs (the side port's `/api/jobs`).
+    pub jobs: super::jobs::Jobs,
+    /// Who may read the side port (`--require-token-for-reads`).
+    pub auth: crate::transport::auth::AdminAuth,
 }
 
 /// Renders every metric of a node.

@@ -212,6 +212,50 @@ impl AdminAuth {
 }
 
 impl AdminAuth {
+    /// Whether a read on the HTTP side port (its JSON, metrics and the web
+    /// view's data) may go ahead: always, unless reads need the token; then
+    /// only with `authorization: Bearer TOKEN` (`header` is that header's
+    /// value). A refusal is counted as the gRPC one is and says why.
+    ///
+    /// # Errors
+    /// The token is required and missing or wrong.
+    pub fn check_http_read(
+        &self,
+        header: Option<&str>,
+        from: Option<std::net::SocketAddr>,
+    ) -> Result<(), &'static str> {
+        let policy = self.policy();
+        let Some(want) = policy.digest.filter(|_| policy.require_for_reads) else {
+            return Ok(());
+        };
+        let presented = header.and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
+        });
+        let ok = presented.is_some_and(|t| {
+            let got: [u8; 32] = Sha256::digest(t.as_bytes()).into();
+            bool::from(got.ct_eq(&want))
+        });
+        if ok {
+            return Ok(());
+        }
+        let why = if presented.is_some() {
+            Refused::TokenWrong
+        } else {
+            Refused::TokenMissing
+        };
+        self.failures
+            .record(why, from, &"", std::time::Instant::now());
+        Err(match why {
+            Refused::TokenWrong => "the admin token is wrong",
+            _ => "this node requires the admin token for reads: send authorization: Bearer TOKEN",
+        })
+    }
+}
+
+impl AdminAuth {
     /// Takes a token from the caller's read bucket.
     fn admit_read<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let key = subject(request).map_or_else(
@@ -244,10 +288,11 @@ pub fn remote<T>(request: &Request<T>) -> Option<std::net::SocketAddr> {
         .or_else(|| request.remote_addr())
 }
 
-/// ` from ADDR`, or nothing when the address is unknown.
+/// ` from IP`, or nothing when the address is unknown. The port is left
+/// out: a client's is ephemeral and names nothing an operator can use.
 fn caller<T>(request: &Request<T>) -> String {
     remote(request)
-        .map(|a| format!(" from {a}"))
+        .map(|a| format!(" from {}", a.ip()))
         .unwrap_or_default()
 }
 

@@ -68,6 +68,7 @@ pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
                 attempt,
             } => send_receipts(inner, origin, &ids, attempt),
             Action::Acked { id, node, latency } => {
+                inner.recent.acked(id);
                 progress(inner, id, Progress::Acked { node, latency }, false);
             }
             Action::Done(c) => {
@@ -78,6 +79,13 @@ pub(super) fn run(inner: &Arc<Inner>, actions: Vec<Action>) {
                         .observe(c.finished.saturating_duration_since(c.started));
                 }
                 let id = c.id;
+                inner.recent.done(
+                    id,
+                    c.ending,
+                    c.missing.len(),
+                    c.departed.len(),
+                    c.finished.saturating_duration_since(c.started),
+                );
                 progress(inner, id, Progress::Done(c), true);
             }
         }

@@ -11,6 +11,7 @@
 mod exec;
 mod loops;
 mod receipts;
+pub mod recent;
 mod seen_log;
 mod send;
 mod sink;
@@ -81,6 +82,7 @@ struct Inner {
     stats: BroadcastStats,
     disabled: Mutex<Option<String>>,
     seen_log: Option<seen_log::SeenLog>,
+    recent: recent::Recent,
     stopping: AtomicBool,
     /// The timer loop sleeps for [`timer::QUIET_TICK`] (nothing waits on the
     /// short tick) until [`Self::wake`] is notified.
@@ -137,6 +139,7 @@ impl BroadcastEngine {
         let inner = Arc::new(Inner {
             state: Mutex::new(state),
             seen_log,
+            recent: recent::Recent::default(),
             local,
             rng: Mutex::new(rng),
             agent,
@@ -275,6 +278,13 @@ impl BroadcastEngine {
             }
         };
         stats::inc(&inner.stats.originated);
+        inner.recent.sent(
+            id,
+            &opts.topic,
+            len,
+            crate::clock::unix_ns(),
+            expected.len(),
+        );
         exec::run(inner, actions);
         Ok(SendHandle {
             id,
@@ -282,6 +292,12 @@ impl BroadcastEngine {
             disabled,
             progress: rx,
         })
+    }
+
+    /// This node's last broadcasts (at most
+    /// [`recent::RECENT_BROADCASTS`]), newest first, with their ACK counts.
+    pub fn recent(&self) -> Vec<recent::RecentBroadcast> {
+        self.inner.recent.list()
     }
 
     /// Delivered messages from now on, optionally only those on `topic`.

@@ -221,6 +221,7 @@ impl NodeHandle {
             identity.data_dir().map(std::path::Path::to_path_buf),
             shutdown.clone(),
         );
+        let side_jobs = jobs.clone();
         let jobs =
             crate::runtime::jobs::service::JobsService::new(jobs, auth.clone(), maint.clone())
                 .with_stream_slots(stream_slots.clone())
@@ -348,6 +349,8 @@ impl NodeHandle {
                     maintenance: maint.clone(),
                     tls: config.tls.clone(),
                     data_dir: Arc::clone(&data_dir_health),
+                    jobs: side_jobs,
+                    auth: auth.clone(),
                 },
                 shutdown.clone(),
             ))

@@ -314,3 +314,102 @@ fn membership_bench_reports_join_detection_traffic_and_false_positives() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--nodes"), "{}", stderr(&out));
 }
+
+/// `--compare` takes every report kind, like with like: a simulation against
+/// its own report passes (its figures are deterministic for a seed), a
+/// doctored baseline that was faster fails with exit 1, and a report of
+/// another kind or workload is refused (exit 2) naming the difference.
+#[test]
+fn compare_judges_simulation_reports_and_refuses_unlike_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = |extra: &[&str]| {
+        let mut args = vec!["bench", "sim", "--nodes", "200", "--payload", "1MiB"];
+        args.extend_from_slice(extra);
+        run_gsp(&args, LIMIT)
+    };
+    let out = sim(&["--out", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let base = report.to_str().unwrap();
+
+    let out = sim(&["--no-write", "--json", "--compare", base]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v["comparison"];
+    assert_eq!(
+        (c["kind"].as_str(), c["regressed"].as_bool()),
+        (Some("sim"), Some(false)),
+        "{c}"
+    );
+    let completion = c["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["figure"] == "completion (ms)")
+        .unwrap();
+    assert!(
+        completion["worse_by_pct"]
+            .as_f64()
+            .is_some_and(|p| p.abs() < 1e-9),
+        "{completion}"
+    );
+
+    // A baseline that completed in half the time: this run regressed.
+    let mut faster: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let ms = faster["results"]["completion_ms"].as_f64().unwrap();
+    faster["results"]["completion_ms"] = serde_json::json!(ms / 2.0);
+    let doctored = dir.path().join("faster.json");
+    std::fs::write(&doctored, faster.to_string()).unwrap();
+    let out = sim(&["--no-write", "--compare", doctored.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("REGRESSED") && text.contains("completion (ms)"),
+        "{text}"
+    );
+
+    // Another workload, and another kind: refused, saying why.
+    let out = run_gsp(
+        &[
+            "bench",
+            "sim",
+            "--nodes",
+            "100",
+            "--payload",
+            "1MiB",
+            "--no-write",
+            "--compare",
+            base,
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nodes: 200 -> 100"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_gsp(
+        &[
+            "bench",
+            "membership-sim",
+            "--nodes",
+            "50",
+            "--no-write",
+            "--compare",
+            base,
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is a sim report and this run is membership-sim"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -4,6 +4,8 @@
 //! on every machine and run, so a small threshold catches extra copies and
 //! buffers that timing noise hides).
 
+pub mod figures;
+
 use serde::Serialize;
 
 use super::report::Report;

@@ -13,9 +13,7 @@ use crate::{
 };
 
 pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    if args.compare.is_some() {
-        return Err(UsageError("--compare supports flood reports only".to_owned()).into());
-    }
+    super::check_baseline(&args, "broadcast")?;
     if let Some(r) = args.rate
         && !(r > 0.0 && r.is_finite())
     {
@@ -34,14 +32,14 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     };
     let progress = super::progress(&global);
     let report = broadcast::run(&config, progress.as_ref()).await?;
-    super::emit(
+    let regressed = super::emit(
         &report,
         &args,
         &global,
         ("broadcast", &report.timestamp),
         render,
     )?;
-    Ok(if report.results.timed_out == 0 {
+    Ok(if report.results.timed_out == 0 && !regressed {
         ExitStatus::Success
     } else {
         ExitStatus::Negative

@@ -36,6 +36,7 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             .into());
         }
     }
+    super::check_baseline(&args, "flood")?;
     let baseline = match &args.compare {
         Some(path) => Some(report::read(path).map_err(UsageError)?),
         None => None,

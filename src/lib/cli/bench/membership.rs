@@ -17,9 +17,7 @@ use crate::{
 };
 
 pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    if args.compare.is_some() {
-        return Err(UsageError("--compare supports flood reports only".to_owned()).into());
-    }
+    super::check_baseline(&args, "membership")?;
     let nodes = args.nodes.unwrap_or(50);
     let config = MembershipBenchConfig {
         nodes,
@@ -54,14 +52,18 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             }
             other => other.into(),
         })?;
-    super::emit(
+    let regressed = super::emit(
         &report,
         &args,
         &global,
         (&report.scenario.name, &report.timestamp),
         render,
     )?;
-    Ok(ExitStatus::Success)
+    Ok(if regressed {
+        ExitStatus::Negative
+    } else {
+        ExitStatus::Success
+    })
 }
 
 fn render(r: &MembershipReport) -> String {

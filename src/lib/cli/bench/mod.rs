@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{GlobalArgs, exit::ExitStatus, parse};
 use crate::bench::{
     self,
+    compare::figures,
     config::Scenario,
     progress::{NoProgress, Progress},
 };
@@ -211,6 +212,12 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             ))
             .into());
         }
+        if args.compare.is_some() {
+            return Err(super::exit::UsageError(
+                "--compare does not apply to --shaped runs: they write no report".to_owned(),
+            )
+            .into());
+        }
         return shaped::run(&args, rate);
     }
     match args.scenario {
@@ -261,15 +268,53 @@ impl Progress for Bar {
     }
 }
 
-/// Writes `report` to `--out` (unless `--no-write`), then prints it: the JSON
-/// document with `--json`, else `render`'s text and the report's path.
+/// Reads `--compare`'s baseline, if any, as JSON.
+fn read_baseline(args: &BenchArgs) -> anyhow::Result<Option<(serde_json::Value, String)>> {
+    let Some(path) = &args.compare else {
+        return Ok(None);
+    };
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| super::exit::UsageError(format!("cannot read {shown}: {e}")))?;
+    let v = serde_json::from_str(&text)
+        .map_err(|e| super::exit::UsageError(format!("{shown} is not a gsp bench report: {e}")))?;
+    Ok(Some((v, shown)))
+}
+
+/// Before a run of `kind`: refuses a `--compare` baseline that cannot be read
+/// or is of another kind, so the run is not spent for nothing.
+fn check_baseline(args: &BenchArgs, kind: &str) -> anyhow::Result<()> {
+    if let Some((v, shown)) = read_baseline(args)? {
+        let theirs = figures::kind_of(&v);
+        if v["schema"] != "gsp.bench.v1" {
+            return Err(super::exit::UsageError(format!(
+                "{shown} is not a gsp bench report (no \"schema\": \"gsp.bench.v1\")"
+            ))
+            .into());
+        }
+        if theirs != kind {
+            return Err(super::exit::UsageError(format!(
+                "{shown} is a {theirs} report and this run is {kind}: compare like with like \
+                 (gsp bench {theirs} --compare {shown})"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Writes `report` to `--out` (unless `--no-write`), judges it against
+/// `--compare`'s baseline if one was given, then prints it: the JSON
+/// document (with the verdict under `comparison`) with `--json`, else
+/// `render`'s text, the verdict table and the report's path. Returns whether
+/// a figure regressed.
 fn emit<T: serde::Serialize>(
     report: &T,
     args: &BenchArgs,
     global: &GlobalArgs,
     (scenario, timestamp): (&str, &str),
     render: impl FnOnce(&T) -> String,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let written = if args.no_write {
         None
     } else {
@@ -277,14 +322,33 @@ fn emit<T: serde::Serialize>(
             report, &args.out, scenario, timestamp,
         )?)
     };
+    let comparison = match read_baseline(args)? {
+        Some((baseline, shown)) => Some(
+            figures::compare(
+                &baseline,
+                &shown,
+                &serde_json::to_value(report)?,
+                args.max_regression,
+            )
+            .map_err(super::exit::UsageError)?,
+        ),
+        None => None,
+    };
     if global.json {
-        super::output::json(report)?;
+        let mut doc = serde_json::to_value(report)?;
+        if let Some(c) = &comparison {
+            doc["comparison"] = serde_json::to_value(c)?;
+        }
+        super::output::json(&doc)?;
     } else {
         let mut text = render(report);
+        if let Some(c) = &comparison {
+            text.push_str(&figures::render(c));
+        }
         if let Some(p) = written {
             let _ = writeln!(text, "report: {}", p.display());
         }
         super::output::stdout(&text)?;
     }
-    Ok(())
+    Ok(comparison.is_some_and(|c| c.regressed))
 }

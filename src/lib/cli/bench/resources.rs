@@ -5,16 +5,11 @@ use std::fmt::Write as _;
 use super::BenchArgs;
 use crate::{
     bench::resources::{self, ResourcesBenchConfig, ResourcesReport},
-    cli::{
-        GlobalArgs,
-        exit::{ExitStatus, UsageError},
-    },
+    cli::{GlobalArgs, exit::ExitStatus},
 };
 
 pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    if args.compare.is_some() {
-        return Err(UsageError("--compare supports flood reports only".to_owned()).into());
-    }
+    super::check_baseline(&args, "resources")?;
     let config = ResourcesBenchConfig {
         view_nodes: args.nodes.unwrap_or(1000).max(1),
         idle_window: args.traffic_window,
@@ -23,14 +18,18 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     };
     let progress = super::progress(&global);
     let report = resources::run(&config, progress.as_ref()).await?;
-    super::emit(
+    let regressed = super::emit(
         &report,
         &args,
         &global,
         ("resources", &report.timestamp),
         render,
     )?;
-    Ok(ExitStatus::Success)
+    Ok(if regressed {
+        ExitStatus::Negative
+    } else {
+        ExitStatus::Success
+    })
 }
 
 fn render(r: &ResourcesReport) -> String {

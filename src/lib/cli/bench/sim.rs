@@ -51,9 +51,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    if args.compare.is_some() {
-        return Err(UsageError("--compare supports flood reports only".to_owned()).into());
-    }
+    super::check_baseline(args, "sim")?;
     let nodes = args.nodes.unwrap_or(1000);
     if nodes < 2 {
         return Err(UsageError(format!("--nodes must be at least 2, got {nodes}")).into());
@@ -123,14 +121,14 @@ pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
         timestamp: report::timestamp_now(),
         host: HostInfo::detect(),
     };
-    super::emit(
+    let regressed = super::emit(
         &report,
         args,
         global,
         ("sim", &report.timestamp.clone()),
         render,
     )?;
-    Ok(if ok {
+    Ok(if ok && !regressed {
         ExitStatus::Success
     } else {
         ExitStatus::Negative

@@ -8,6 +8,7 @@ mod bench;
 mod config;
 mod errors;
 mod force_leave;
+mod json_contract;
 mod labels;
 mod maint;
 mod node;
@@ -16,6 +17,7 @@ mod peers;
 mod send;
 mod tls;
 mod usage;
+mod web;
 
 use std::time::Duration;
 

@@ -289,3 +289,80 @@ fn a_target_that_does_not_answer_in_time_exits_1() {
     assert!(stderr(&out).contains("did not confirm"), "{}", stderr(&out));
     stop(&mut node);
 }
+
+/// A node set changes several members at once, and `gsp audit` reads who did
+/// it from each member's trail, newest first, with the caller's IP and no
+/// ephemeral port.
+#[test]
+fn node_sets_change_several_members_and_audit_reads_the_trails() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = cluster(
+        3,
+        &dirs,
+        &[&["--name", "rk1"], &["--name", "rk2"], &["--name", "rk3"]],
+    );
+    let addr = nodes[0].1.clone();
+    let set = json(&maint(
+        &addr,
+        &[
+            "set",
+            "maintenance",
+            "--node",
+            "rk[2-3]",
+            "--reason",
+            "rack power",
+            "--json",
+        ],
+    ));
+    assert_eq!(set["schema"], "gsp.maint.list.v1", "{set}");
+    let rows = set["members"].as_array().unwrap();
+    let names: Vec<_> = rows
+        .iter()
+        .map(|m| m["node_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["rk2", "rk3"], "{set}");
+    assert!(
+        rows.iter()
+            .all(|m| m["state"] == "maintenance" && m["changed"] == true),
+        "{set}"
+    );
+    assert_eq!(listed_state(&addr, "rk1"), "normal");
+
+    let audit = json(&run_gsp(
+        &["audit", "--addr", &addr, "--all", "--json"],
+        LIMIT,
+    ));
+    assert_eq!(audit["schema"], "gsp.audit.v1");
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{audit}");
+    for e in entries {
+        assert_eq!(e["reason"], "rack power", "{e}");
+        assert_eq!(e["previous_state"], "normal");
+        assert_eq!(e["state"], "maintenance");
+        // Routed through rk1: the caller, then the member that forwarded it.
+        assert_eq!(
+            e["actor"], "anonymous from 127.0.0.1 (via anonymous from 127.0.0.1)",
+            "{e}"
+        );
+    }
+    let one = json(&run_gsp(
+        &["audit", "--addr", &addr, "--node", "rk3", "--json"],
+        LIMIT,
+    ));
+    assert_eq!(one["entries"].as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(one["entries"][0]["node_name"], "rk3");
+    // Nothing in the last millisecond.
+    let none = json(&run_gsp(
+        &[
+            "audit", "--addr", &addr, "--all", "--since", "1ms", "--json",
+        ],
+        LIMIT,
+    ));
+    assert_eq!(none["entries"].as_array().unwrap().len(), 0, "{none}");
+    let text = run_gsp(&["audit", "--addr", &addr, "--all"], LIMIT);
+    let out = String::from_utf8_lossy(&text.stdout);
+    assert!(out.contains("rk2") && out.contains("rack power"), "{out}");
+    for (mut c, _) in nodes {
+        stop(&mut c);
+    }
+}

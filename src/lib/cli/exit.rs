@@ -93,6 +93,60 @@ pub fn status_for(err: &anyhow::Error) -> ExitStatus {
     ExitStatus::Error
 }
 
+/// The `code` of a `gsp.error.v1` object: what kind of failure, from the
+/// first cause in the chain that says: `negative` (exit 1), `usage` (exit
+/// 2), `unreachable` (exit 3), a gRPC status's code in snake case
+/// (`unauthenticated`, `not_found`, `resource_exhausted`, ...), else `error`.
+pub fn error_code(err: &anyhow::Error) -> &'static str {
+    for cause in err.chain() {
+        if cause.is::<NegativeOutcome>() {
+            return "negative";
+        }
+        if cause.is::<UsageError>() {
+            return "usage";
+        }
+        if cause.is::<Unreachable>() {
+            return "unreachable";
+        }
+        if let Some(t) = cause.downcast_ref::<TransportError>() {
+            match t {
+                TransportError::Unreachable { .. } | TransportError::ConnectTimeout { .. } => {
+                    return "unreachable";
+                }
+                TransportError::BadAddress { .. } => return "usage",
+                TransportError::Handshake { .. } | TransportError::Serve(_) => {}
+            }
+        }
+        if let Some(status) = cause.downcast_ref::<tonic::Status>() {
+            return grpc_code(status.code());
+        }
+    }
+    "error"
+}
+
+fn grpc_code(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +160,14 @@ mod tests {
         let e = anyhow::anyhow!("disk full");
         assert_eq!(status_for(&e), ExitStatus::Error);
         assert_eq!(ExitStatus::Interrupted.code(), 130);
+    }
+
+    #[test]
+    fn error_codes_name_the_deciding_cause() {
+        let e = anyhow::Error::new(NegativeOutcome("no match".into())).context("query");
+        assert_eq!(error_code(&e), "negative");
+        let e = anyhow::Error::new(tonic::Status::not_found("no job")).context("cancel");
+        assert_eq!(error_code(&e), "not_found");
+        assert_eq!(error_code(&anyhow::anyhow!("disk full")), "error");
     }
 }

@@ -22,6 +22,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
   gsp force-leave edge-9                # a dead member: left everywhere now
   gsp force-leave edge-9 --prune        # and gone from every member list now
   gsp force-leave 0193c5e2-... --json   # by id; one gsp.force-leave.v1 object
+  gsp force-leave 'edge[3-5]'           # a node set: each in turn, gsp.force-leave.list.v1 with --json
 
 Exit status: 0 when every member up on the node at --addr confirmed; 1 when the
 member is up there (nothing changed; --force insists) or some members did not
@@ -29,8 +30,9 @@ confirm (listed; gossip still carries the left state to them, a prune only what
 was asked); 2 for this node or an ambiguous name; 3 for an unknown member, a
 refused token or an unreachable node.")]
 pub(crate) struct ForceLeaveArgs {
-    /// The member: id, or a name only one member has.
-    #[arg(value_name = "ID|NAME")]
+    /// The member: id, or a name only one member has; or a node set
+    /// (`edge[3-5]`, `@rack=r12`), each member forced in turn.
+    #[arg(value_name = "NODES")]
     node: String,
     /// Also remove it from every member list now (a tombstone keeps stale
     /// gossip from bringing it back; a restarted node can rejoin).
@@ -66,15 +68,113 @@ struct MemberOutcome {
     error: String,
 }
 
+/// `gsp force-leave NODES --json` for a node set: one outcome per member.
+#[derive(Debug, Serialize)]
+struct ListJson {
+    schema: &'static str,
+    results: Vec<Printed>,
+    /// Members it could not be done for, with why and the exit status that
+    /// failure alone would have given.
+    failed: Vec<FailedJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct FailedJson {
+    node: String,
+    error: String,
+    exit_code: u8,
+}
+
 pub(crate) async fn run(args: ForceLeaveArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    if super::run::one_name(std::slice::from_ref(&args.node)) {
+        let (printed, status) = one(&args, &global, &args.node).await?;
+        if global.json {
+            output::json(&printed)?;
+        } else {
+            output::stdout(&render(&printed))?;
+        }
+        return Ok(status);
+    }
+    // A node set: the names it spells, and the members (up or not) with the
+    // labels it names; each forced to leave in turn.
+    let patterns =
+        super::nodeset::expand(&args.node).map_err(|e| UsageError(format!("NODE: {e}")))?;
+    let mut names = Vec::new();
+    let mut views = None;
+    for p in &patterns {
+        match p {
+            super::nodeset::Pattern::Name(n) => names.push(n.clone()),
+            super::nodeset::Pattern::Label(..) => {
+                if views.is_none() {
+                    views = Some(super::run::place::members(&global).await?);
+                }
+                names.extend(
+                    views
+                        .iter()
+                        .flatten()
+                        .filter(|v| {
+                            !v.local
+                                && p.matches(v.record.id.as_str(), &v.record.name, &v.record.labels)
+                        })
+                        .map(|v| v.record.id.to_string()),
+                );
+            }
+        }
+    }
+    names.dedup();
+    let mut list = ListJson {
+        schema: "gsp.force-leave.list.v1",
+        results: Vec::new(),
+        failed: Vec::new(),
+    };
+    let mut worst = ExitStatus::Success;
+    for name in names {
+        match one(&args, &global, &name).await {
+            Ok((printed, status)) => {
+                if status.code() > worst.code() {
+                    worst = status;
+                }
+                list.results.push(printed);
+            }
+            Err(e) => {
+                let status = super::exit::status_for(&e);
+                if status.code() > worst.code() {
+                    worst = status;
+                }
+                list.failed.push(FailedJson {
+                    node: name,
+                    error: format!("{e:#}"),
+                    exit_code: status.code(),
+                });
+            }
+        }
+    }
+    if global.json {
+        output::json(&list)?;
+    } else {
+        let mut text: String = list.results.iter().map(render).collect();
+        for f in &list.failed {
+            let _ = writeln!(text, "{}: {}", f.node, f.error);
+        }
+        output::stdout(&text)?;
+    }
+    Ok(worst)
+}
+
+/// Forces `node` to leave: what to print, and the exit status it gives.
+async fn one(
+    args: &ForceLeaveArgs,
+    global: &GlobalArgs,
+    node: &str,
+) -> anyhow::Result<(Printed, ExitStatus)> {
     let timeout = global.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let req = pb::ForceLeaveRequest {
-        node: args.node.clone(),
+        node: node.to_owned(),
         prune: args.prune,
         force: args.force,
         timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
     };
-    let mut admin = client::admin(&global).await?;
+    let mut admin = client::admin(global).await?;
     // The node waits `timeout` for the members; its answer needs a moment more.
     let slack = Duration::from_millis(500);
     let reply = match tokio::time::timeout(timeout + slack, admin.force_leave(req)).await {
@@ -122,11 +222,6 @@ pub(crate) async fn run(args: ForceLeaveArgs, global: GlobalArgs) -> anyhow::Res
             .collect(),
         confirmed,
     };
-    if global.json {
-        output::json(&printed)?;
-    } else {
-        output::stdout(&render(&printed))?;
-    }
     let missing = printed.members.len() - confirmed;
     if missing > 0 {
         let then = if args.prune {
@@ -138,9 +233,9 @@ pub(crate) async fn run(args: ForceLeaveArgs, global: GlobalArgs) -> anyhow::Res
             "{missing} of {} did not confirm; {then}",
             output::count(printed.members.len() as u64, "member")
         ));
-        return Ok(ExitStatus::Negative);
+        return Ok((printed, ExitStatus::Negative));
     }
-    Ok(ExitStatus::Success)
+    Ok((printed, ExitStatus::Success))
 }
 
 fn render(p: &Printed) -> String {

@@ -121,6 +121,7 @@ enum Line<'a> {
         job: &'a JobJson,
     },
     Step {
+        schema: &'static str,
         job_id: &'a str,
         node_name: &'a str,
         step: u32,
@@ -128,6 +129,7 @@ enum Line<'a> {
         state: StepJson,
     },
     Log {
+        schema: &'static str,
         job_id: &'a str,
         node_name: &'a str,
         step: u32,
@@ -135,6 +137,7 @@ enum Line<'a> {
         line: String,
     },
     Gap {
+        schema: &'static str,
         job_id: &'a str,
         node_name: &'a str,
         bytes: u64,
@@ -278,6 +281,7 @@ impl Printer {
                 let Some(state) = &c.state else { return };
                 if self.json {
                     Self::json_line(&Line::Step {
+                        schema: SCHEMA,
                         job_id: id,
                         node_name: node,
                         step: c.step,
@@ -307,6 +311,7 @@ impl Printer {
             Kind::Gap(g) => {
                 if self.json {
                     Self::json_line(&Line::Gap {
+                        schema: SCHEMA,
                         job_id: id,
                         node_name: node,
                         bytes: g.bytes,
@@ -384,6 +389,7 @@ impl Printer {
         let text = String::from_utf8_lossy(line);
         if self.json {
             Self::json_line(&Line::Log {
+                schema: SCHEMA,
                 job_id: &job.0,
                 node_name: &job.1,
                 step,

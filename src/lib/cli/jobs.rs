@@ -15,7 +15,7 @@ use super::{
     output,
     run::interrupt as run_interrupt,
     run::place::members,
-    run::{Followed, Started, Target, follow, member},
+    run::{Followed, Started, Target, follow, named_members},
 };
 use crate::transport::pb::jobs::v1 as pb;
 
@@ -28,9 +28,10 @@ pub(super) const SCHEMA: &str = "gsp.jobs.v1";
   gsp jobs                                    # jobs on every up member
   gsp jobs --node gpu-3 --json")]
 pub(crate) struct JobsArgs {
-    /// Only this member's jobs (id or name); default: every up member's.
-    #[arg(long, value_name = "ID|NAME")]
-    node: Option<String>,
+    /// Only these members' jobs: an id, a name or a node set (`edge[1-5,9]`,
+    /// `@role=gpu`); repeatable. Default: every up member's.
+    #[arg(long, value_name = "NODES")]
+    node: Vec<String>,
 }
 
 /// Arguments of `gsp logs`.
@@ -44,9 +45,10 @@ pub(crate) struct LogsArgs {
     /// Keep streaming until the job ends; exit with its exit code.
     #[arg(long, short)]
     follow: bool,
-    /// The member running it (id or name); default: asks every up member.
-    #[arg(long, value_name = "ID|NAME")]
-    node: Option<String>,
+    /// Where to look for it: an id, a name or a node set (`edge[1-5,9]`,
+    /// `@role=gpu`); repeatable. Default: asks every up member.
+    #[arg(long, value_name = "NODES")]
+    node: Vec<String>,
 }
 
 /// Arguments of `gsp cancel`.
@@ -56,9 +58,18 @@ pub(crate) struct LogsArgs {
 pub(crate) struct CancelArgs {
     /// The job's id.
     job: String,
-    /// The member running it (id or name); default: asks every up member.
-    #[arg(long, value_name = "ID|NAME")]
-    node: Option<String>,
+    /// Where to look for it: an id, a name or a node set (`edge[1-5,9]`,
+    /// `@role=gpu`); repeatable. Default: asks every up member.
+    #[arg(long, value_name = "NODES")]
+    node: Vec<String>,
+}
+
+/// `gsp cancel --json`: the job as it ended, fields at the top level.
+#[derive(Serialize)]
+struct CancelJson {
+    schema: &'static str,
+    #[serde(flatten)]
+    job: JobJson,
 }
 
 #[derive(Serialize)]
@@ -76,9 +87,9 @@ struct UnreachableJson {
 }
 
 /// Up members as seen by `--addr`, or the one `--node` names.
-async fn targets(global: &GlobalArgs, node: Option<&str>) -> anyhow::Result<Vec<Target>> {
-    if let Some(n) = node {
-        return Ok(vec![member(global, n).await?]);
+async fn targets(global: &GlobalArgs, nodes: &[String]) -> anyhow::Result<Vec<Target>> {
+    if !nodes.is_empty() {
+        return named_members(global, nodes).await;
     }
     let mut views = members(global).await?;
     // The node asked first: its jobs are the likeliest.
@@ -118,8 +129,8 @@ async fn list_all(
 }
 
 /// The member running job `id`.
-async fn locate(global: &GlobalArgs, id: &str, node: Option<&str>) -> anyhow::Result<Target> {
-    let targets = targets(global, node).await?;
+async fn locate(global: &GlobalArgs, id: &str, nodes: &[String]) -> anyhow::Result<Target> {
+    let targets = targets(global, nodes).await?;
     let mut errors = Vec::new();
     for (t, r) in list_all(global, targets, id).await {
         match r {
@@ -137,7 +148,7 @@ async fn locate(global: &GlobalArgs, id: &str, node: Option<&str>) -> anyhow::Re
 
 /// `gsp jobs`: exit 0; 3 if no member answered.
 pub(crate) async fn jobs(args: JobsArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let targets = targets(&global, args.node.as_deref()).await?;
+    let targets = targets(&global, &args.node).await?;
     let asked = targets.len();
     let mut jobs = Vec::new();
     let mut unreachable = Vec::new();
@@ -243,7 +254,7 @@ fn render(jobs: &[JobJson]) -> String {
 
 /// `gsp logs`: the retained output; with `--follow`, the job's exit code.
 pub(crate) async fn logs(args: LogsArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let t = locate(&global, &args.job, args.node.as_deref()).await?;
+    let t = locate(&global, &args.job, &args.node).await?;
     let mut c = client::jobs(&global, &t.address).await?;
     let mut stream = c
         .logs(pb::LogsRequest {
@@ -297,7 +308,7 @@ fn exit_of(j: &pb::Job) -> ExitStatus {
 /// `gsp cancel`: exit 0 once the job ended CANCELLED; 1 if it had already
 /// ended otherwise.
 pub(crate) async fn cancel(args: CancelArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let t = locate(&global, &args.job, args.node.as_deref()).await?;
+    let t = locate(&global, &args.job, &args.node).await?;
     let mut c = client::jobs(&global, &t.address).await?;
     let mut req = tonic::Request::new(pb::CancelRequest {
         job_id: args.job.clone(),
@@ -340,7 +351,10 @@ pub(crate) async fn cancel(args: CancelArgs, global: GlobalArgs) -> anyhow::Resu
         last = j;
     }
     if global.json {
-        output::json(&job_json(&last))?;
+        output::json(&CancelJson {
+            schema: "gsp.cancel.v1",
+            job: job_json(&last),
+        })?;
     } else {
         let stopped: Vec<_> = last
             .steps

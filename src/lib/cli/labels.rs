@@ -74,10 +74,38 @@ enum Action {
 
 #[derive(Debug, clap::Args)]
 struct Target {
-    /// Member id or unique name; the request is routed through the node at
-    /// --addr [default: that node].
-    #[arg(long, value_name = "ID|NAME")]
-    node: Option<String>,
+    /// A member's id or unique name, or a node set (`n[1-4]`, `@rack=r12`;
+    /// repeatable); each request is routed through the node at --addr
+    /// [default: that node].
+    #[arg(long, value_name = "NODES")]
+    node: Vec<String>,
+}
+
+impl Target {
+    /// The one member named, routed as before; `None` for a node set.
+    fn single(&self) -> Option<String> {
+        match self.node.as_slice() {
+            [] => Some(String::new()),
+            [one] if super::run::one_name(&self.node) => Some(one.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// `gsp labels --node SET --json`: one `gsp.labels.v1` object per member.
+#[derive(Debug, Serialize)]
+struct ListJson {
+    schema: &'static str,
+    members: Vec<LabelsJson>,
+    /// Members that did not answer.
+    unanswered: Vec<UnansweredJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct UnansweredJson {
+    node_id: String,
+    node_name: String,
+    error: String,
 }
 
 /// `gsp.labels.v1`, as `gsp labels --json` prints it.
@@ -108,8 +136,11 @@ pub(crate) async fn run(args: LabelsArgs, global: GlobalArgs) -> anyhow::Result<
     };
     let target = match args.action {
         Action::Show(t) => {
+            let Some(node_id) = t.single() else {
+                return many(&global, timeout, &t.node, None).await;
+            };
             let get = pb::GetLabelsRequest {
-                node_id: t.node.unwrap_or_default(),
+                node_id,
                 timeout_ms,
             };
             let mut admin = client::admin(&global).await?;
@@ -142,11 +173,88 @@ pub(crate) async fn run(args: LabelsArgs, global: GlobalArgs) -> anyhow::Result<
             target
         }
     };
-    req.node_id = target.node.unwrap_or_default();
+    let Some(node_id) = target.single() else {
+        return many(&global, timeout, &target.node, Some(req)).await;
+    };
+    req.node_id = node_id;
     let mut admin = client::admin(&global).await?;
     let reply = finish(&global, timeout, "gsp labels show", admin.set_labels(req)).await?;
     let changed = reply.changed;
     print(&global, &reply, Some(changed))
+}
+
+/// Shows (`set` is `None`) or changes the labels of each member the node
+/// sets name, each routed through the node at `--addr`, 64 at a time.
+async fn many(
+    global: &GlobalArgs,
+    timeout: std::time::Duration,
+    specs: &[String],
+    set: Option<pb::SetLabelsRequest>,
+) -> anyhow::Result<ExitStatus> {
+    let targets = super::run::named_members(global, specs).await?;
+    let admin = client::admin(global).await?;
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let results = super::fanout::each(targets, super::fanout::WINDOW, |t| {
+        let (mut admin, global, set) = (admin.clone(), global.clone(), set.clone());
+        async move {
+            let r = match set {
+                None => {
+                    let c = admin.get_labels(pb::GetLabelsRequest {
+                        node_id: t.id.clone(),
+                        timeout_ms,
+                    });
+                    finish(&global, timeout, "gsp labels show --node", c)
+                        .await
+                        .map(|r| to_json(&r, None))
+                }
+                Some(mut req) => {
+                    req.node_id.clone_from(&t.id);
+                    let c = admin.set_labels(req);
+                    finish(&global, timeout, "gsp labels show --node", c)
+                        .await
+                        .map(|r| to_json(&r, Some(r.changed)))
+                }
+            };
+            (t, r.map_err(|e| format!("{e:#}")))
+        }
+    })
+    .await;
+    let mut list = ListJson {
+        schema: "gsp.labels.list.v1",
+        members: Vec::new(),
+        unanswered: Vec::new(),
+    };
+    for (t, r) in results {
+        match r {
+            Ok(j) => list.members.push(j),
+            Err(error) => list.unanswered.push(UnansweredJson {
+                node_id: t.id,
+                node_name: t.name,
+                error,
+            }),
+        }
+    }
+    list.members
+        .sort_by(|a, b| (&a.node_name, &a.node_id).cmp(&(&b.node_name, &b.node_id)));
+    if global.json {
+        output::json(&list)?;
+    } else {
+        let mut text = list
+            .members
+            .iter()
+            .map(render)
+            .collect::<Vec<_>>()
+            .join("\n");
+        for u in &list.unanswered {
+            let _ = writeln!(text, "{}: no answer: {}", u.node_name, u.error);
+        }
+        output::stdout(&text)?;
+    }
+    Ok(if list.unanswered.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Negative
+    })
 }
 
 fn check_keys(keys: &[String]) -> anyhow::Result<()> {
@@ -161,6 +269,16 @@ fn print(
     r: &pb::LabelsReply,
     changed: Option<bool>,
 ) -> anyhow::Result<ExitStatus> {
+    let json = to_json(r, changed);
+    if global.json {
+        output::json(&json)?;
+    } else {
+        output::stdout(&render(&json))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn to_json(r: &pb::LabelsReply, changed: Option<bool>) -> LabelsJson {
     let mut runtime: BTreeMap<String, Option<String>> = r
         .runtime_set
         .iter()
@@ -169,7 +287,7 @@ fn print(
     for k in &r.runtime_unset {
         runtime.insert(k.clone(), None);
     }
-    let json = LabelsJson {
+    LabelsJson {
         schema: "gsp.labels.v1",
         node_id: r.node_id.clone(),
         node_name: r.node_name.clone(),
@@ -179,13 +297,7 @@ fn print(
         actor: r.actor.clone(),
         changed_at: (r.changed_unix_ns != 0).then(|| rfc3339(r.changed_unix_ns)),
         changed,
-    };
-    if global.json {
-        output::json(&json)?;
-    } else {
-        output::stdout(&render(&json))?;
     }
-    Ok(ExitStatus::Success)
 }
 
 fn render(j: &LabelsJson) -> String {

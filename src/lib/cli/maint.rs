@@ -47,10 +47,22 @@ enum Action {
 
 #[derive(Debug, clap::Args)]
 struct Target {
-    /// Member id or unique name; the request is routed through the node at
+    /// A member's id or unique name, or a node set (`edge[1-5,9]`,
+    /// `@rack=r12`; repeatable); each request is routed through the node at
     /// --addr [default: that node].
-    #[arg(long, value_name = "ID|NAME")]
-    node: Option<String>,
+    #[arg(long, value_name = "NODES")]
+    node: Vec<String>,
+}
+
+impl Target {
+    /// The one member named, routed as before; `None` for a node set.
+    fn single(&self) -> Option<String> {
+        match self.node.as_slice() {
+            [] => Some(String::new()),
+            [one] if super::run::one_name(&self.node) => Some(one.clone()),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,7 +79,8 @@ struct StatusArgs {
 #[derive(Debug, Serialize)]
 struct ListJson {
     schema: &'static str,
-    members: Vec<MaintJson>,
+    /// `gsp.maint.v1` objects (with `changed` after a `set`).
+    members: Vec<Printed>,
     /// Members that did not answer: `node_name` and `error`.
     unanswered: Vec<Unanswered>,
 }
@@ -112,10 +125,17 @@ pub(crate) async fn run(args: MaintArgs, global: GlobalArgs) -> anyhow::Result<E
     let timeout = global.timeout.unwrap_or(DEFAULT_MAINT_TIMEOUT);
     let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
     let (reply, is_set) = match args.action {
-        Action::Status(s) if s.all => return status_all(&global, timeout).await,
+        Action::Status(s) if s.all => {
+            let up = up_members(&global).await?;
+            return many(&global, timeout, up, Call::Get).await;
+        }
         Action::Status(s) => {
+            let Some(node_id) = s.target.single() else {
+                let set = named(&global, &s.target.node).await?;
+                return many(&global, timeout, set, Call::Get).await;
+            };
             let req = pb::GetMaintenanceRequest {
-                node_id: s.target.node.unwrap_or_default(),
+                node_id,
                 timeout_ms,
             };
             let mut admin = client::admin(&global).await?;
@@ -133,8 +153,16 @@ pub(crate) async fn run(args: MaintArgs, global: GlobalArgs) -> anyhow::Result<E
                 ))
                 .into());
             }
+            let Some(node_id) = s.target.single() else {
+                let set = named(&global, &s.target.node).await?;
+                let call = Call::Set {
+                    state: maintenance_to_pb(s.state).into(),
+                    reason: s.reason,
+                };
+                return many(&global, timeout, set, call).await;
+            };
             let req = pb::SetMaintenanceRequest {
-                node_id: s.target.node.unwrap_or_default(),
+                node_id,
                 state: maintenance_to_pb(s.state).into(),
                 reason: s.reason,
                 timeout_ms,
@@ -205,10 +233,8 @@ pub(super) async fn finish<R>(
     }
 }
 
-/// `gsp maint status --all`: every up member's state, asked through the
-/// node at `--addr`, 64 at a time.
-async fn status_all(global: &GlobalArgs, timeout: Duration) -> anyhow::Result<ExitStatus> {
-    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+/// (id, name) of every up member, through the node at `--addr`.
+async fn up_members(global: &GlobalArgs) -> anyhow::Result<Vec<(String, String)>> {
     let mut admin = client::admin(global).await?;
     let mut req = tonic::Request::new(pb::ListMembersRequest::default());
     req.set_timeout(client::timeout(global));
@@ -217,24 +243,66 @@ async fn status_all(global: &GlobalArgs, timeout: Duration) -> anyhow::Result<Ex
         .await
         .map_err(|s| client::call_failed(&global.addr, s))?
         .into_inner();
-    let up: Vec<(String, String)> = super::peers::views(members)?
+    Ok(super::peers::views(members)?
         .into_iter()
         .filter(|v| v.record.state.is_up())
         .map(|v| (v.record.id.to_string(), v.record.name.clone()))
-        .collect();
-    let results = super::fanout::each(up, super::fanout::WINDOW, |(id, name)| {
-        let (mut admin, global) = (admin.clone(), global.clone());
+        .collect())
+}
+
+/// (id, name) of the members the node sets name.
+async fn named(global: &GlobalArgs, specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(super::run::named_members(global, specs)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect())
+}
+
+/// What is asked of each member.
+#[derive(Debug, Clone)]
+enum Call {
+    Get,
+    Set { state: i32, reason: String },
+}
+
+/// `gsp maint status --all`, or `status`/`set` on a node set: each member
+/// asked through the node at `--addr`, 64 at a time; one row each.
+async fn many(
+    global: &GlobalArgs,
+    timeout: Duration,
+    targets: Vec<(String, String)>,
+    call: Call,
+) -> anyhow::Result<ExitStatus> {
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let admin = client::admin(global).await?;
+    let is_set = matches!(call, Call::Set { .. });
+    let results = super::fanout::each(targets, super::fanout::WINDOW, |(id, name)| {
+        let (mut admin, global, call) = (admin.clone(), global.clone(), call.clone());
         async move {
-            let call = admin.get_maintenance(pb::GetMaintenanceRequest {
-                node_id: id.clone(),
-                timeout_ms,
+            let r = match call {
+                Call::Get => {
+                    let c = admin.get_maintenance(pb::GetMaintenanceRequest {
+                        node_id: id.clone(),
+                        timeout_ms,
+                    });
+                    finish(&global, timeout, "gsp maint status --node", c).await
+                }
+                Call::Set { state, reason } => {
+                    let c = admin.set_maintenance(pb::SetMaintenanceRequest {
+                        node_id: id.clone(),
+                        state,
+                        reason,
+                        timeout_ms,
+                    });
+                    finish(&global, timeout, "gsp maint status --node", c).await
+                }
+            };
+            let printed = r.map(|r| Printed {
+                status: to_json(&r),
+                changed: is_set.then_some(r.changed),
             });
-            let r = finish(&global, timeout, "gsp maint status --node", call).await;
-            (
-                id,
-                name,
-                r.map(|r| to_json(&r)).map_err(|e| format!("{e:#}")),
-            )
+            (id, name, printed.map_err(|e| format!("{e:#}")))
         }
     })
     .await;
@@ -253,22 +321,34 @@ async fn status_all(global: &GlobalArgs, timeout: Duration) -> anyhow::Result<Ex
             }),
         }
     }
-    list.members
-        .sort_by(|a, b| (&a.node_name, &a.node_id).cmp(&(&b.node_name, &b.node_id)));
+    list.members.sort_by(|a, b| {
+        (&a.status.node_name, &a.status.node_id).cmp(&(&b.status.node_name, &b.status.node_id))
+    });
     if global.json {
         output::json(&list)?;
     } else {
         let mut t = comfy_table::Table::new();
         t.load_style(comfy_table::presets::UTF8_BORDERS_ONLY);
-        t.set_header(vec!["NAME", "STATE", "REASON", "BY", "SINCE"]);
+        let mut header = vec!["NAME", "STATE", "REASON", "BY", "SINCE"];
+        if is_set {
+            header.push("CHANGED");
+        }
+        t.set_header(header);
         for m in &list.members {
-            t.add_row(vec![
-                m.node_name.clone(),
-                m.state.to_owned(),
-                m.reason.clone(),
-                m.actor.clone(),
-                m.changed_at.clone().unwrap_or_else(|| "-".to_owned()),
-            ]);
+            let mut row = vec![
+                m.status.node_name.clone(),
+                m.status.state.to_owned(),
+                m.status.reason.clone(),
+                m.status.actor.clone(),
+                m.status
+                    .changed_at
+                    .clone()
+                    .unwrap_or_else(|| "-".to_owned()),
+            ];
+            if let Some(c) = m.changed {
+                row.push(if c { "yes" } else { "no" }.to_owned());
+            }
+            t.add_row(row);
         }
         let mut text = format!("{t}\n");
         for u in &list.unanswered {

@@ -1,6 +1,7 @@
 //! The `gsp` command line: clap definitions (one file per subcommand), output
 //! renderers, and the mapping of outcomes to exit codes.
 
+mod audit;
 mod bench;
 mod client;
 mod completions;
@@ -132,6 +133,8 @@ enum Command {
     Maint(maint::MaintArgs),
     /// Mark a member that is gone left everywhere now (--prune: forget it).
     ForceLeave(force_leave::ForceLeaveArgs),
+    /// Who changed nodes' maintenance state, when and why (audit trails).
+    Audit(audit::AuditArgs),
     /// Show or change a node's labels at run time (persisted, gossiped).
     Labels(labels::LabelsArgs),
     /// Stream membership events (or, with --messages, delivered broadcasts).
@@ -199,6 +202,12 @@ fn trimmed_help(help: &str) -> Option<String> {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() && json_asked(std::env::args_os()) => {
+            let status = ExitStatus::Error;
+            let err = anyhow::anyhow!("{}", first_line(&e.render().to_string()));
+            output::error_json(&err, "usage", status.code());
+            return status.into();
+        }
         Err(e) => {
             let trimmed = (e.kind() == clap::error::ErrorKind::DisplayHelp)
                 .then(|| trimmed_help(&e.render().to_string()))
@@ -227,14 +236,37 @@ pub fn main() -> ExitCode {
         },
         cli.global.log_format,
     );
+    let json = cli.global.json;
     match run(cli) {
         Ok(status) => status.into(),
         Err(err) if output::is_broken_pipe(&err) => ExitStatus::Success.into(),
         Err(err) => {
-            output::error(&err);
-            status_for(&err).into()
+            let status = status_for(&err);
+            if json {
+                output::error_json(&err, exit::error_code(&err), status.code());
+            } else {
+                output::error(&err);
+            }
+            status.into()
         }
     }
+}
+
+/// Whether `--json` is among the arguments (before a `--`), for a command
+/// line clap refused: its error then goes out as `gsp.error.v1` too.
+fn json_asked(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// clap's message without its `error: ` prefix and usage lines.
+fn first_line(rendered: &str) -> String {
+    let line = rendered.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ")
+        .unwrap_or(line)
+        .trim()
+        .to_owned()
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
@@ -249,6 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Send(args) => client_runtime()?.block_on(send::run(args, global)),
         Command::Maint(args) => client_runtime()?.block_on(maint::run(args, global)),
         Command::ForceLeave(args) => client_runtime()?.block_on(force_leave::run(args, global)),
+        Command::Audit(args) => client_runtime()?.block_on(audit::run(args, global)),
         Command::Labels(args) => client_runtime()?.block_on(labels::run(args, global)),
         Command::Watch(args) => client_runtime()?.block_on(watch::run(args, global)),
         Command::Run(args) => client_runtime()?.block_on(run::run(args, global)),

@@ -52,17 +52,61 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 /// Prints an error the way uv does: `error: top`, then one `  Caused by: ...`
 /// per cause that says something the lines above did not.
 pub fn error(err: &anyhow::Error) {
+    let (top, causes) = error_lines(err);
+    let mut s = format!("error: {top}\n");
+    for text in causes {
+        let _ = writeln!(s, "  Caused by: {text}");
+    }
+    stderr(&s);
+}
+
+/// The error's message and the causes that add something to it.
+fn error_lines(err: &anyhow::Error) -> (String, Vec<String>) {
     let mut said = err.to_string();
-    let mut s = format!("error: {said}\n");
+    let top = said.clone();
+    let mut causes = Vec::new();
     for cause in err.chain().skip(1) {
         let text = cause.to_string();
         if said.contains(&text) {
             continue;
         }
-        let _ = writeln!(s, "  Caused by: {text}");
         said.push_str(&text);
+        causes.push(text);
     }
-    stderr(&s);
+    (top, causes)
+}
+
+/// `gsp.error.v1`, what a failed command prints with `--json`: one JSON
+/// object on one line of stderr (stdout stays the command's output, possibly
+/// partial), besides the exit code.
+#[derive(Debug, serde::Serialize)]
+pub struct ErrorJson<'a> {
+    /// Always "gsp.error.v1".
+    pub schema: &'static str,
+    /// What kind of failure (stable): see [`super::exit::error_code`].
+    pub code: &'a str,
+    /// What went wrong, with its causes joined by ": ".
+    pub message: String,
+    /// The exit status the command ends with.
+    pub exit_code: u8,
+}
+
+/// Prints `err` as one `gsp.error.v1` line on stderr.
+pub fn error_json(err: &anyhow::Error, code: &str, exit_code: u8) {
+    let (top, causes) = error_lines(err);
+    let message = std::iter::once(top)
+        .chain(causes)
+        .collect::<Vec<_>>()
+        .join(": ");
+    let e = ErrorJson {
+        schema: "gsp.error.v1",
+        code,
+        message,
+        exit_code,
+    };
+    if let Ok(line) = serde_json::to_string(&e) {
+        stderr(&format!("{line}\n"));
+    }
 }
 
 /// Whether the error is a closed stdout (treated as success, like ripgrep).

@@ -87,7 +87,15 @@ pub(crate) struct SendArgs {
 #[derive(Serialize)]
 struct AckJson {
     node_id: String,
+    node_name: String,
     latency_ms: f64,
+}
+
+/// A member named in a report, by id and name.
+#[derive(Serialize)]
+struct MemberJson {
+    node_id: String,
+    node_name: String,
 }
 
 #[derive(Serialize)]
@@ -101,10 +109,16 @@ struct SendJson {
     converged: bool,
     convergence_ms: Option<f64>,
     acks: Vec<AckJson>,
+    /// Ids of the members that never confirmed.
     missing: Vec<String>,
+    /// Ids of the members that died or left meanwhile.
     departed: Vec<String>,
-    /// Up members not sent to: they are disabled and refuse payloads.
+    /// Ids of up members not sent to: they are disabled and refuse payloads.
     disabled: Vec<String>,
+    /// `missing`, `departed` and `disabled` with each member's name.
+    missing_members: Vec<MemberJson>,
+    departed_members: Vec<MemberJson>,
+    disabled_members: Vec<MemberJson>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -227,6 +241,9 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
         missing: Vec::new(),
         departed: Vec::new(),
         disabled: Vec::new(),
+        missing_members: Vec::new(),
+        departed_members: Vec::new(),
+        disabled_members: Vec::new(),
     };
     let mut expected: Vec<String> = Vec::new();
     let bar = progress_bar(global.json);
@@ -266,6 +283,7 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
             Some(pb::send_progress::Kind::Ack(a)) => {
                 report.acks.push(AckJson {
                     node_id: a.node_id,
+                    node_name: String::new(),
                     latency_ms: ms(a.latency_us),
                 });
                 report.acked = report.acks.len();
@@ -301,6 +319,7 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
             .cloned()
             .collect();
     }
+    name_members(&mut report, &global).await;
     let status = match wait {
         Wait::None => ExitStatus::Success,
         Wait::All if report.converged => ExitStatus::Success,
@@ -313,6 +332,53 @@ pub(crate) async fn run(args: SendArgs, global: GlobalArgs) -> anyhow::Result<Ex
         output::stdout(&human(&report, wait, finished, timeout))?;
     }
     Ok(status)
+}
+
+/// Fills in the names of the members the report names, from the node's
+/// member list. Without it (the node stopped answering) the ids stand in for
+/// the names.
+async fn name_members(report: &mut SendJson, global: &GlobalArgs) {
+    let members = crate::cli::run::place::members(global)
+        .await
+        .unwrap_or_default();
+    let mut by_id = std::collections::HashMap::new();
+    let mut named = std::collections::HashMap::<&str, usize>::new();
+    for m in &members {
+        *named.entry(m.record.name.as_str()).or_default() += 1;
+    }
+    for m in &members {
+        // A name two members share is shown with the id.
+        let name = if named.get(m.record.name.as_str()).copied().unwrap_or(0) > 1 {
+            format!("{} ({})", m.record.name, m.record.id)
+        } else {
+            m.record.name.clone()
+        };
+        by_id.insert(m.record.id.to_string(), name);
+    }
+    let name = |id: &String| by_id.get(id).cloned().unwrap_or_else(|| id.clone());
+    for a in &mut report.acks {
+        a.node_name = name(&a.node_id);
+    }
+    let with_names = |ids: &[String]| {
+        ids.iter()
+            .map(|id| MemberJson {
+                node_id: id.clone(),
+                node_name: name(id),
+            })
+            .collect()
+    };
+    report.missing_members = with_names(&report.missing);
+    report.departed_members = with_names(&report.departed);
+    report.disabled_members = with_names(&report.disabled);
+}
+
+/// Names of `members`, comma-separated.
+fn names(members: &[MemberJson]) -> String {
+    members
+        .iter()
+        .map(|m| m.node_name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
@@ -353,18 +419,22 @@ fn human(r: &SendJson, wait: Wait, finished: bool, timeout: Duration) -> String 
         ),
     };
     if !r.missing.is_empty() && !(wait == Wait::None) {
-        let _ = writeln!(s, "missing: {}", r.missing.join(", "));
+        let _ = writeln!(s, "missing: {}", names(&r.missing_members));
     }
     if !r.disabled.is_empty() {
         let _ = writeln!(
             s,
-            "not sent to {} disabled member(s) (they refuse broadcasts): {}",
-            r.disabled.len(),
-            r.disabled.join(", ")
+            "not sent to {} (they refuse broadcasts): {}",
+            output::count(r.disabled.len() as u64, "disabled member"),
+            names(&r.disabled_members)
         );
     }
     if !r.departed.is_empty() {
-        let _ = writeln!(s, "departed during the send: {}", r.departed.join(", "));
+        let _ = writeln!(
+            s,
+            "departed during the send: {}",
+            names(&r.departed_members)
+        );
     }
     s
 }

@@ -370,4 +370,11 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::ForceLeaveReply>, Status> {
         self.maint.force_leave(request).await
     }
+
+    async fn get_audit(
+        &self,
+        request: Request<pb::GetAuditRequest>,
+    ) -> Result<Response<pb::AuditReply>, Status> {
+        self.maint.audit(request).await
+    }
 }

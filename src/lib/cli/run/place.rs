@@ -16,6 +16,7 @@ use crate::{
 /// Where a job goes.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
+    pub id: String,
     pub name: String,
     pub address: String,
 }
@@ -23,10 +24,17 @@ pub(crate) struct Target {
 impl Target {
     pub(crate) fn of(v: &MemberView) -> Self {
         Self {
+            id: v.record.id.to_string(),
             name: v.record.name.clone(),
             address: v.record.address.clone(),
         }
     }
+}
+
+/// Whether `--node` names one member by id or name (no range, list or label):
+/// commands that route one request keep their single-target output for it.
+pub(crate) fn one_name(specs: &[String]) -> bool {
+    matches!(specs, [one] if matches!(nodeset::expand(one).as_deref(), Ok([nodeset::Pattern::Name(_)])))
 }
 
 /// Every member the node at `--addr` lists.
@@ -50,12 +58,8 @@ async fn members_on(home: &client::Conn, global: &GlobalArgs) -> anyhow::Result<
     peers::views(resp)
 }
 
-/// The up member named `node` (id or name), through `--addr`'s view.
-pub(crate) async fn member(global: &GlobalArgs, node: &str) -> anyhow::Result<Target> {
-    member_on(&client::conn(global, &global.addr).await?, global, node).await
-}
-
-/// [`member`] over an open connection to `--addr`.
+/// The up member named `node` (id or name), through `--addr`'s view, over an
+/// open connection to it.
 async fn member_on(home: &client::Conn, global: &GlobalArgs, node: &str) -> anyhow::Result<Target> {
     let views = members_on(home, global).await?;
     let found: Vec<_> = views
@@ -87,8 +91,19 @@ async fn member_on(home: &client::Conn, global: &GlobalArgs, node: &str) -> anyh
     }
 }
 
+/// [`named`] through the node at `--addr`.
+///
+/// # Errors
+/// As [`named`]; or `--addr` cannot be reached.
+pub(crate) async fn named_members(
+    global: &GlobalArgs,
+    specs: &[String],
+) -> anyhow::Result<Vec<Target>> {
+    named(&client::conn(global, &global.addr).await?, global, specs).await
+}
+
 /// The up members `--node` names (node sets, see [`nodeset`]), each once.
-/// One id or name alone keeps [`member`]'s errors; in a set, a name that
+/// One id or name alone keeps [`member_on`]'s errors; in a set, a name that
 /// matches no member, or one that is down, is an error too (exit 3), and a
 /// label selector takes the up members that have the label.
 async fn named(

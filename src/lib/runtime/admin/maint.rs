@@ -12,7 +12,7 @@ use crate::runtime::{
 };
 use crate::{
     core::{
-        maintenance::{ChangeRequest, MaintStatus, Maintenance},
+        maintenance::{ChangeRequest, MaintStatus, Maintenance, audit::DEFAULT_AUDIT_CAPACITY},
         membership::record::MemberRecord,
     },
     transport::{
@@ -123,6 +123,55 @@ impl MaintApi {
                 fwd.get_mut().node_id.clone_from(&id);
                 let mut client = self.client(&id, &address)?;
                 finish(&id, &address, timeout, client.set_maintenance(fwd)).await
+            }
+        }
+    }
+
+    /// `GetAudit`.
+    ///
+    /// # Errors
+    /// Auth refused, unknown or unreachable target.
+    pub async fn audit(
+        &self,
+        request: Request<pb::GetAuditRequest>,
+    ) -> Result<Response<pb::AuditReply>, Status> {
+        let actor = self.auth.check(&request, Access::Read)?;
+        let target = self.target(&request, &request.get_ref().node_id)?;
+        let timeout = route_timeout(request.get_ref().timeout_ms);
+        match target {
+            Target::Local => {
+                let req = request.get_ref();
+                let limit = match usize::try_from(req.limit).unwrap_or(usize::MAX) {
+                    0 => DEFAULT_AUDIT_CAPACITY,
+                    n => n.min(DEFAULT_AUDIT_CAPACITY),
+                };
+                let (entries, dropped) = self.control.audit(DEFAULT_AUDIT_CAPACITY);
+                let entries = entries
+                    .iter()
+                    .filter(|e| e.changed_unix_ns >= req.since_unix_ns)
+                    .take(limit)
+                    .map(|e| pb::AuditEntry {
+                        previous_state: maintenance_to_pb(e.previous_state).into(),
+                        state: maintenance_to_pb(e.state).into(),
+                        reason: e.reason.clone(),
+                        actor: e.actor.clone(),
+                        changed_unix_ns: e.changed_unix_ns,
+                    })
+                    .collect();
+                let name = self.agent.with_state(|m| m.local().name.clone());
+                Ok(Response::new(pb::AuditReply {
+                    node_id: self.agent.local_id().to_string(),
+                    node_name: name,
+                    entries,
+                    dropped,
+                    capacity: u32::try_from(DEFAULT_AUDIT_CAPACITY).unwrap_or(u32::MAX),
+                }))
+            }
+            Target::Remote { id, address } => {
+                let mut fwd = forwarded(&request, &actor, timeout)?;
+                fwd.get_mut().node_id.clone_from(&id);
+                let mut client = self.client(&id, &address)?;
+                finish(&id, &address, timeout, client.get_audit(fwd)).await
             }
         }
     }

@@ -278,7 +278,7 @@ impl pb::jobs_server::Jobs for JobsService {
             .map_err(refused)?;
         let (job, pin) = self.jobs.launch(admitted).await.map_err(refused)?;
         let steps = job.lock().state.steps.len();
-        info!(target: "gsp::audit", job = %job.id, actor = %job.actor, steps, "job started");
+        info!(target: "audit", job = %job.id, actor = %job.actor, steps, "job started");
         Ok(Response::new(self.stream(job, true, Some(pin))))
     }
 
@@ -329,7 +329,7 @@ impl pb::jobs_server::Jobs for JobsService {
             .cancel(&id, &actor)
             .ok_or_else(|| not_found(&id))?;
         if asked {
-            info!(target: "gsp::audit", job = %id, actor = %actor, "job cancelled");
+            info!(target: "audit", job = %id, actor = %actor, "job cancelled");
         }
         let job = self.jobs.get(&id).ok_or_else(|| not_found(&id))?;
         Ok(Response::new(job_to_pb(&job, self.jobs.node())))

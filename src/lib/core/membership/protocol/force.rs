@@ -21,11 +21,13 @@ pub enum ForceLeaveError {
     Local(NodeId),
     /// The member is believed up here and the caller did not insist.
     #[error(
-        "member {id} is {state} here; force-leave is for members that are gone (--force claims it anyway; a running member refutes and stays)"
+        "member {name} ({id}) is {state} here; force-leave is for members that are gone (--force claims it anyway; a running member refutes and stays)"
     )]
     Up {
         /// The member.
         id: NodeId,
+        /// Its name.
+        name: String,
         /// Its state here.
         state: MemberState,
     },
@@ -66,6 +68,7 @@ impl Membership {
         if previous.is_up() && !force {
             return Err(ForceLeaveError::Up {
                 id: id.clone(),
+                name: e.record.name.clone(),
                 state: previous,
             });
         }

@@ -89,6 +89,7 @@ fn an_up_member_is_refused_unless_forced_and_then_refutes() {
         m.force_leave(&id("b"), false, false, at(t0, 10)),
         Err(ForceLeaveError::Up {
             id: id("b"),
+            name: "b".to_owned(),
             state: MemberState::Alive
         })
     );

@@ -90,6 +90,14 @@ fn send_reports_every_node_and_watch_and_on_message_receive_it() {
     assert_eq!(v["acks"].as_array().unwrap().len(), 5);
     assert!(v["convergence_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(v["missing"], Value::Array(vec![]));
+    assert!(
+        v["acks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["node_name"].as_str().is_some_and(|n| !n.is_empty())),
+        "acks without names: {v}"
+    );
     let id = v["message_id"].as_str().unwrap().to_owned();
 
     let out = watcher.wait_with_output().unwrap();
@@ -103,6 +111,10 @@ fn send_reports_every_node_and_watch_and_on_message_receive_it() {
     assert_eq!(m["schema"], "gsp.message.v1");
     assert_eq!(m["message_id"], id.as_str());
     assert_eq!(m["topic"], "deploy");
+    assert!(
+        m["origin_name"].as_str().is_some_and(|n| !n.is_empty()),
+        "{m}"
+    );
     assert_eq!(m["size"], payload.len());
     let got = base64::engine::general_purpose::STANDARD
         .decode(m["payload"].as_str().unwrap())

@@ -79,6 +79,7 @@ struct AuditJson {
 
 #[derive(Debug, Serialize)]
 struct DroppedJson {
+    node_id: String,
     node_name: String,
     dropped: u64,
 }
@@ -146,6 +147,7 @@ pub(crate) async fn run(args: AuditArgs, global: GlobalArgs) -> anyhow::Result<E
             Ok(reply) => {
                 if reply.dropped > 0 {
                     out.dropped.push(DroppedJson {
+                        node_id: reply.node_id.clone(),
                         node_name: reply.node_name.clone(),
                         dropped: reply.dropped,
                     });

@@ -81,6 +81,7 @@ struct JobsJson {
 
 #[derive(Serialize)]
 struct UnreachableJson {
+    node_id: String,
     node_name: String,
     address: String,
     error: String,
@@ -156,6 +157,7 @@ pub(crate) async fn jobs(args: JobsArgs, global: GlobalArgs) -> anyhow::Result<E
         match r {
             Ok(js) => jobs.extend(js.iter().map(job_json)),
             Err(error) => unreachable.push(UnreachableJson {
+                node_id: t.id,
                 node_name: t.name,
                 address: t.address,
                 error,

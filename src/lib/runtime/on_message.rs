@@ -87,6 +87,10 @@ async fn run_one(engine: &BroadcastEngine, config: &OnMessageConfig, d: Delivery
             ("GSP_MESSAGE_ID", d.id.to_string()),
             ("GSP_TOPIC", d.topic.clone()),
             ("GSP_ORIGIN", d.origin.as_str().to_owned()),
+            (
+                "GSP_ORIGIN_NAME",
+                engine.name_of(&d.origin).unwrap_or_default(),
+            ),
             ("GSP_HOPS", d.hops.to_string()),
         ],
         stdin: d.payload.clone(),

@@ -15,6 +15,7 @@ struct MessageJson<'a> {
     schema: &'static str,
     message_id: String,
     origin: &'a str,
+    origin_name: &'a str,
     topic: &'a str,
     size: usize,
     hops: u32,
@@ -32,6 +33,7 @@ fn line(m: &pb::DeliveredMessage) -> anyhow::Result<String> {
             .map(|id| id.to_string())
             .unwrap_or_default(),
         origin: &m.origin,
+        origin_name: &m.origin_name,
         topic: &m.topic,
         size: m.payload.len(),
         hops: m.hops,

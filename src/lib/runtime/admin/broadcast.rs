@@ -120,6 +120,7 @@ pub fn watch_messages(
         .map_err(|e| Status::resource_exhausted(e.to_string()))?;
     let (tx, rx) = mpsc::channel(WATCH_QUEUE);
     let shutdown = shutdown.clone();
+    let engine = engine.clone();
     tokio::spawn(async move {
         let mut reported = 0;
         loop {
@@ -135,6 +136,7 @@ pub fn watch_messages(
             let dropped = sub.dropped.load(Ordering::Relaxed);
             let msg = pb::DeliveredMessage {
                 message_id: Bytes::copy_from_slice(d.id.as_bytes()),
+                origin_name: engine.name_of(&d.origin).unwrap_or_default(),
                 origin: d.origin.to_string(),
                 topic: d.topic,
                 payload: d.payload,

@@ -294,6 +294,13 @@ impl BroadcastEngine {
         })
     }
 
+    /// The name member `id` has here (`None`: not listed).
+    pub fn name_of(&self, id: &NodeId) -> Option<String> {
+        self.inner
+            .agent
+            .with_state(|st| st.get(id).map(|r| r.name.clone()))
+    }
+
     /// This node's last broadcasts (at most
     /// [`recent::RECENT_BROADCASTS`]), newest first, with their ACK counts.
     pub fn recent(&self) -> Vec<recent::RecentBroadcast> {

@@ -36,6 +36,7 @@ pub struct MaintJson {
 #[derive(Debug, Serialize)]
 struct AuditJson {
     node_id: String,
+    node_name: String,
     previous_state: &'static str,
     state: &'static str,
     reason: String,
@@ -43,10 +44,12 @@ struct AuditJson {
     changed_at: String,
 }
 
-impl From<&AuditEntry> for AuditJson {
-    fn from(e: &AuditEntry) -> Self {
+impl AuditJson {
+    /// `e`, about the node named `node_name` (the trail's own node).
+    fn of(e: &AuditEntry, node_name: &str) -> Self {
         Self {
             node_id: e.node_id.clone(),
+            node_name: node_name.to_owned(),
             previous_state: e.previous_state.as_str(),
             state: e.state.as_str(),
             reason: e.reason.clone(),
@@ -91,9 +94,10 @@ pub(super) async fn audit(
 ) -> impl IntoResponse {
     let limit = p.limit.unwrap_or(20).min(DEFAULT_AUDIT_CAPACITY);
     let (entries, dropped) = s.sources.maintenance.audit(limit);
+    let name = s.sources.agent.with_state(|m| m.local().name.clone());
     Json(AuditPage {
         schema: "gsp.maint-audit.v1",
-        entries: entries.iter().map(AuditJson::from).collect(),
+        entries: entries.iter().map(|e| AuditJson::of(e, &name)).collect(),
         dropped,
         capacity: DEFAULT_AUDIT_CAPACITY,
     })

@@ -122,6 +122,36 @@ fn small_bench_reports_every_key_with_all_messages_acked() {
     }
     assert!(res["peak_rss_bytes"].as_u64().unwrap() > 0);
     assert!(res["allocations_per_message"].as_f64().unwrap() > 0.0);
+    // Per-message costs, each with its spread over the iterations.
+    let per = &res["per_message"];
+    for k in [
+        "cpu_ns",
+        "allocations",
+        "allocated_bytes",
+        "write_syscalls",
+        "read_syscalls",
+    ] {
+        let s = &per[k];
+        let (min, median, max) = (
+            s["min"].as_f64().unwrap(),
+            s["median"].as_f64().unwrap(),
+            s["max"].as_f64().unwrap(),
+        );
+        assert!(
+            min > 0.0 && min <= median && median <= max,
+            "per_message.{k}: {s}"
+        );
+    }
+    assert!(
+        per["context_switches"]["median"].as_f64().is_some(),
+        "{per}"
+    );
+    assert!(
+        res["iterations"][0]["per_message"]["cpu_ns"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     assert!(!res["histogram"].as_str().unwrap().is_empty());
     assert!(
         r["baseline"]["tcp_throughput_bytes_per_sec"]
@@ -199,9 +229,8 @@ fn compare_passes_against_itself_and_fails_on_a_regression() {
         "{text}"
     );
 
-    // A baseline so bad that every run beats it (before, it left the
-    // iterations' p99s and the allocations as measured, and a run slower or
-    // allocating more than the first by chance failed the gate).
+    // A baseline so bad that every run beats it: every judged figure is set,
+    // so no figure left as measured can fail the gate by chance.
     judged(&mut report, 0.0001, 3_600_000_000_000, 1e9);
     std::fs::write(&base, serde_json::to_vec(&report).unwrap()).unwrap();
     let out = run_gsp(
@@ -210,6 +239,21 @@ fn compare_passes_against_itself_and_fails_on_a_regression() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("no regression"));
+    // With --json the verdict is in the document; stderr stays empty.
+    let out = run_gsp(
+        &[&args[..], &["--compare", base.to_str().unwrap(), "--json"]].concat(),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["comparison"]["regressed"], false, "{v}");
+    assert!(
+        v["comparison"]["rows"]
+            .as_array()
+            .is_some_and(|r| r.len() >= 2),
+        "{v}"
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 
     // Another workload cannot be compared: a usage error naming both.
     let out = run_gsp(

@@ -214,3 +214,60 @@ fn shot(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
+
+/// Under `--require-token-for-reads` the page asks for the token, and
+/// `#token=...` in the address (which never reaches the server) passes it.
+#[test]
+fn web_view_asks_for_the_token_when_reads_need_it() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("GSP_BROWSER_REQUIRED").is_none(),
+            "GSP_BROWSER_REQUIRED is set but no chromium is on PATH"
+        );
+        eprintln!("skipped: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (node, _, log) = spawn_node_logged(
+        dir.path(),
+        &[
+            "--name",
+            "locked",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            "s3cret",
+            "--require-token-for-reads",
+        ],
+        &[],
+    );
+    let _node = Killed(node);
+    let http = {
+        let l = log.lock().unwrap();
+        let found = l
+            .split("http=Some(")
+            .nth(1)
+            .and_then(|r| r.split(')').next());
+        found
+            .unwrap_or_else(|| panic!("no http address in the log:\n{l}"))
+            .to_owned()
+    };
+    let page = dom(&browser, profile.path(), &format!("http://{http}/"));
+    let login = page.split("id=\"login\"").nth(1).unwrap_or_default();
+    assert!(login.contains("display: block"), "no token prompt:\n{page}");
+    assert!(
+        !page.contains("data-members="),
+        "members shown without the token:\n{page}"
+    );
+    let page = dom(
+        &browser,
+        profile.path(),
+        &format!("http://{http}/#token=s3cret"),
+    );
+    assert!(
+        page.contains("data-members=\"1\""),
+        "not shown with the token:\n{page}"
+    );
+    assert!(member_row(&page, "locked").is_some(), "{page}");
+}

@@ -200,6 +200,7 @@ mod tests {
                 peak_rss_bytes: 1,
                 allocations_per_message: None,
                 allocated_bytes_per_message: None,
+                per_message: None,
                 histogram: String::new(),
                 iterations: vec![],
             },
@@ -324,6 +325,7 @@ mod tests {
                 tcp_convergence_ns: None,
                 tls_convergence_ns: None,
                 ack_p99_ns: Some(p),
+                per_message: None,
             })
             .collect();
         r

@@ -130,6 +130,7 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
                 tcp_convergence_ns: raw.as_ref().map(|r| nanos(r.convergence)),
                 tls_convergence_ns: tls_run.as_ref().map(|t| nanos(t.outcome.convergence)),
                 ack_p99_ns: p99(&gsp.outcome.ack_latencies_ns),
+                per_message: Some(gsp.per_message(per_iteration)),
             });
         }
     }
@@ -209,6 +210,12 @@ pub async fn run(config: &BenchConfig, progress: Arc<dyn Progress>) -> Result<Re
                 .map(|(_, b)| b as f64 / sent.max(1) as f64),
             peak_rss_bytes: sys::peak_rss_bytes(),
             histogram: report::encode_histogram(&plaintext.hist)?,
+            per_message: report::PerMessageSpread::of(
+                &iterations
+                    .iter()
+                    .filter_map(|i| i.per_message)
+                    .collect::<Vec<_>>(),
+            ),
             iterations,
         },
         baseline,
@@ -228,6 +235,24 @@ struct Measured {
     cpu: Duration,
     /// Allocations and bytes, when the binary counts them.
     allocs: Option<(u64, u64)>,
+    /// System calls and context switches, where measurable.
+    counters: Option<sys::ProcessCounters>,
+}
+
+impl Measured {
+    /// This iteration's costs per message of `messages`.
+    fn per_message(&self, messages: u64) -> report::PerMessage {
+        let n = messages.max(1) as f64;
+        let per = |x: u64| x as f64 / n;
+        report::PerMessage {
+            cpu_ns: self.cpu.as_nanos() as f64 / n,
+            allocations: self.allocs.map(|(a, _)| per(a)),
+            allocated_bytes: self.allocs.map(|(_, b)| per(b)),
+            read_syscalls: self.counters.map(|c| per(c.read_syscalls)),
+            write_syscalls: self.counters.map(|c| per(c.write_syscalls)),
+            context_switches: self.counters.map(|c| per(c.context_switches)),
+        }
+    }
 }
 
 /// Runs one flood iteration on `cluster`, timing the process's CPU and
@@ -240,8 +265,12 @@ async fn measure(
 ) -> Result<Measured, BenchError> {
     let cpu_before = sys::cpu_time();
     let allocs_before = alloc::snapshot();
+    let counters_before = sys::process_counters();
     let outcome = flood::run_iteration(cluster, payload, plan, progress).await?;
     let cpu = sys::cpu_time().saturating_sub(cpu_before);
+    let counters = sys::process_counters()
+        .zip(counters_before)
+        .map(|(after, before)| after.since(before));
     let allocs = alloc::snapshot()
         .zip(allocs_before)
         .map(|((n1, b1), (n0, b0))| (n1.saturating_sub(n0), b1.saturating_sub(b0)));
@@ -249,6 +278,7 @@ async fn measure(
         outcome,
         cpu,
         allocs,
+        counters,
     })
 }
 

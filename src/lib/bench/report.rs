@@ -110,6 +110,117 @@ pub struct IterationSummary {
     /// before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack_p99_ns: Option<u64>,
+    /// What this iteration cost the process per message, gsp (absent in
+    /// older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_message: Option<PerMessage>,
+}
+
+/// Costs of one iteration per message sent, over the whole process (every
+/// node, sender and receiver side). The counts move with the code far more
+/// than with the host; CPU time moves with both.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct PerMessage {
+    /// CPU time (user + system), nanoseconds.
+    pub cpu_ns: f64,
+    /// Heap allocations (absent when the binary does not count them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocations: Option<f64>,
+    /// Bytes those allocations requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated_bytes: Option<f64>,
+    /// read(2)-family system calls (absent where not measurable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_syscalls: Option<f64>,
+    /// write(2)-family system calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_syscalls: Option<f64>,
+    /// Context switches, voluntary and involuntary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_switches: Option<f64>,
+}
+
+/// The median of a figure over the counted iterations, with its range.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Spread {
+    /// Median over iterations.
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<Self> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            f64::midpoint(v[n / 2 - 1], v[n / 2])
+        };
+        Some(Self {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        })
+    }
+
+    /// (max - min) / median, in percent: how much the figure moved between
+    /// iterations (0 when the median is 0).
+    pub fn range_pct(&self) -> f64 {
+        if self.median.abs() > f64::EPSILON {
+            (self.max - self.min) / self.median.abs() * 100.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// [`PerMessage`] over the counted iterations, each with its spread.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct PerMessageSpread {
+    /// CPU time, nanoseconds.
+    pub cpu_ns: Spread,
+    /// Heap allocations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocations: Option<Spread>,
+    /// Bytes allocated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated_bytes: Option<Spread>,
+    /// read(2)-family system calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_syscalls: Option<Spread>,
+    /// write(2)-family system calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_syscalls: Option<Spread>,
+    /// Context switches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_switches: Option<Spread>,
+}
+
+impl PerMessageSpread {
+    /// The spread of each figure over `iterations`; `None` without any.
+    pub fn of(iterations: &[PerMessage]) -> Option<Self> {
+        let all = |f: fn(&PerMessage) -> Option<f64>| -> Option<Spread> {
+            let v: Option<Vec<f64>> = iterations.iter().map(f).collect();
+            Spread::of(&v?)
+        };
+        Some(Self {
+            cpu_ns: all(|p| Some(p.cpu_ns))?,
+            allocations: all(|p| p.allocations),
+            allocated_bytes: all(|p| p.allocated_bytes),
+            read_syscalls: all(|p| p.read_syscalls),
+            write_syscalls: all(|p| p.write_syscalls),
+            context_switches: all(|p| p.context_switches),
+        })
+    }
 }
 
 /// gsp's measurements over the counted iterations.
@@ -138,6 +249,10 @@ pub struct Results {
     pub allocations_per_message: Option<f64>,
     /// Bytes those allocations requested, per message.
     pub allocated_bytes_per_message: Option<f64>,
+    /// Per-message costs over the counted iterations, each with its spread
+    /// (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_message: Option<PerMessageSpread>,
     /// The ACK latency HdrHistogram, V2 + deflate, base64; mergeable across runs.
     pub histogram: String,
     /// Each counted iteration.

@@ -93,6 +93,67 @@ fn rusage() -> Option<(Duration, u64)> {
     None
 }
 
+/// Counts of the whole process that move with the work done more than with
+/// how fast the host is: system calls and context switches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessCounters {
+    /// read(2)-family calls (`syscr` in `/proc/self/io`: read, readv, pread).
+    pub read_syscalls: u64,
+    /// write(2)-family calls (`syscw`: write, writev, pwrite).
+    pub write_syscalls: u64,
+    /// Voluntary and involuntary context switches (getrusage).
+    pub context_switches: u64,
+}
+
+impl ProcessCounters {
+    /// What was counted between `before` and `self`.
+    #[must_use]
+    pub fn since(self, before: Self) -> Self {
+        Self {
+            read_syscalls: self.read_syscalls.saturating_sub(before.read_syscalls),
+            write_syscalls: self.write_syscalls.saturating_sub(before.write_syscalls),
+            context_switches: self
+                .context_switches
+                .saturating_sub(before.context_switches),
+        }
+    }
+}
+
+/// The process's counters now; `None` where `/proc/self/io` or getrusage
+/// cannot be read (not Linux, or a sandbox that hides them).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "getrusage has no safe wrapper in std")]
+pub fn process_counters() -> Option<ProcessCounters> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes a complete `rusage` into the pointer on success and
+    // we read it only then.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    let switches =
+        u64::try_from(usage.ru_nvcsw).unwrap_or(0) + u64::try_from(usage.ru_nivcsw).unwrap_or(0);
+    Some(ProcessCounters {
+        read_syscalls: field("syscr:")?,
+        write_syscalls: field("syscw:")?,
+        context_switches: switches,
+    })
+}
+
+/// Not measured off Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn process_counters() -> Option<ProcessCounters> {
+    None
+}
+
 /// Turns transparent huge pages off for this process (memory faulted in from
 /// now on comes in 4 KiB pages); returns whether that worked. `gsp` does it
 /// before its first allocation (`src/bin/gsp.rs`, which says why for clients

@@ -92,10 +92,11 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     };
 
     if global.json {
-        output::json(&report)?;
+        let mut doc = serde_json::to_value(&report)?;
         if let Some(c) = &comparison {
-            output::stderr(&render_comparison(c));
+            doc["comparison"] = serde_json::to_value(c)?;
         }
+        output::json(&doc)?;
     } else {
         let mut text = render(&report);
         if let Some(path) = &written {
@@ -235,6 +236,9 @@ fn render(r: &Report) -> String {
             b / 1024.0
         );
     }
+    if let Some(p) = &res.per_message {
+        out.push_str(&render_per_message(p, res.iterations.len()));
+    }
     if let Some(e) = r.efficiency {
         let _ = writeln!(out, "efficiency (gsp / raw TCP throughput): {e:.3}");
     }
@@ -242,6 +246,36 @@ fn render(r: &Report) -> String {
         out.push_str(&render_tls(t, res.cpu_seconds));
     }
     out
+}
+
+/// Per-message costs: the median over iterations and the range.
+fn render_per_message(p: &report::PerMessageSpread, iterations: usize) -> String {
+    let show = |name: &str, s: &report::Spread, scale: f64, unit: &str| {
+        format!(
+            "{name} {:.1}{unit} ({:.1}-{:.1})",
+            s.median / scale,
+            s.min / scale,
+            s.max / scale
+        )
+    };
+    let mut parts = vec![show("cpu", &p.cpu_ns, 1e3, " us")];
+    if let Some(s) = &p.allocations {
+        parts.push(show("allocations", s, 1.0, ""));
+    }
+    if let Some(s) = &p.write_syscalls {
+        parts.push(show("writes", s, 1.0, ""));
+    }
+    if let Some(s) = &p.read_syscalls {
+        parts.push(show("reads", s, 1.0, ""));
+    }
+    if let Some(s) = &p.context_switches {
+        parts.push(show("context switches", s, 1.0, ""));
+    }
+    format!(
+        "per message, median (range) over {}: {}\n",
+        output::count(iterations as u64, "iteration"),
+        parts.join(", ")
+    )
 }
 
 /// The TLS lines: the ratio and whether it met the target, judged again here

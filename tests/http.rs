@@ -40,6 +40,23 @@ fn readme_metrics() -> Vec<String> {
     names
 }
 
+/// A node with its gRPC and HTTP ports on 127.0.0.1:0.
+async fn start(config: NodeConfig) -> NodeHandle {
+    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    NodeHandle::start(
+        config,
+        Identity::ephemeral(),
+        Listeners {
+            grpc,
+            http: Some(http),
+        },
+        Arc::new(DiscardSink),
+    )
+    .await
+    .unwrap()
+}
+
 /// A minimal HTTP/1.1 GET; returns (status, body).
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     get_with(addr, path, "").await
@@ -65,8 +82,6 @@ async fn get_with(addr: std::net::SocketAddr, path: &str, headers: &str) -> (u16
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn side_port_serves_nodes_metrics_and_health() {
-    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let probe = gsp::probe::FakeProbe::constant(gsp::core::resources::capacity::Sample {
         cpu_total_millis: 8000,
         cpu_used_millis: 2000,
@@ -85,17 +100,7 @@ async fn side_port_serves_nodes_metrics_and_health() {
         },
         ..NodeConfig::default()
     };
-    let node = NodeHandle::start(
-        config,
-        Identity::ephemeral(),
-        Listeners {
-            grpc,
-            http: Some(http),
-        },
-        Arc::new(DiscardSink),
-    )
-    .await
-    .unwrap();
+    let node = start(config).await;
     let addr = node.http_addr().unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -282,8 +287,6 @@ async fn side_port_serves_nodes_metrics_and_health() {
 /// the page itself (it carries no data) and the health checks do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn side_port_reads_follow_the_token_policy() {
-    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = NodeConfig {
         name: "locked".into(),
         auth: gsp::transport::auth::AdminAuth::with_token("s3cret", true),
@@ -293,17 +296,7 @@ async fn side_port_reads_follow_the_token_policy() {
         },
         ..NodeConfig::default()
     };
-    let node = NodeHandle::start(
-        config,
-        Identity::ephemeral(),
-        Listeners {
-            grpc,
-            http: Some(http),
-        },
-        Arc::new(DiscardSink),
-    )
-    .await
-    .unwrap();
+    let node = start(config).await;
     let addr = node.http_addr().unwrap();
     for path in [
         "/api/resource/discovery/nodes",

@@ -124,13 +124,7 @@ fn small_bench_reports_every_key_with_all_messages_acked() {
     assert!(res["allocations_per_message"].as_f64().unwrap() > 0.0);
     // Per-message costs, each with its spread over the iterations.
     let per = &res["per_message"];
-    for k in [
-        "cpu_ns",
-        "allocations",
-        "allocated_bytes",
-        "write_syscalls",
-        "read_syscalls",
-    ] {
+    for k in ["cpu_ns", "allocations", "allocated_bytes", "write_syscalls"] {
         let s = &per[k];
         let (min, median, max) = (
             s["min"].as_f64().unwrap(),

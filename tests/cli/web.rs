@@ -32,6 +32,33 @@ fn chromium() -> Option<PathBuf> {
         })
 }
 
+/// The browser, or `None` after saying the test skipped (a failure under
+/// `GSP_BROWSER_REQUIRED`).
+#[allow(clippy::print_stderr, reason = "a skipped test says so")]
+fn browser() -> Option<PathBuf> {
+    let found = chromium();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("GSP_BROWSER_REQUIRED").is_none(),
+            "GSP_BROWSER_REQUIRED is set but no chromium is on PATH"
+        );
+        eprintln!("skipped: no chromium on PATH (apt-get install chromium)");
+    }
+    found
+}
+
+/// The side port's address, from the node's start-up log line.
+fn http_address(log: &crate::common::procs::Log) -> String {
+    let l = log.lock().unwrap();
+    let found = l
+        .split("http=Some(")
+        .nth(1)
+        .and_then(|r| r.split(')').next());
+    found
+        .unwrap_or_else(|| panic!("no http address in the log:\n{l}"))
+        .to_owned()
+}
+
 /// Chromium with a throwaway profile; `args` follow, then `url`.
 fn browse(browser: &Path, profile: &Path, args: &[&str], url: &str) -> String {
     let out = Command::new(browser)
@@ -80,12 +107,7 @@ fn member_row<'a>(dom: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn web_view_shows_members_and_a_killed_one_dead() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("GSP_BROWSER_REQUIRED").is_none(),
-            "GSP_BROWSER_REQUIRED is set but no chromium is on PATH"
-        );
-        eprintln!("skipped: no chromium on PATH (apt-get install chromium)");
+    let Some(browser) = browser() else {
         return;
     };
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -104,16 +126,7 @@ fn web_view_shows_members_and_a_killed_one_dead() {
         &[],
     );
     let _a = Killed(a);
-    let http = {
-        let l = log.lock().unwrap();
-        let found = l
-            .split("http=Some(")
-            .nth(1)
-            .and_then(|r| r.split(')').next());
-        found
-            .unwrap_or_else(|| panic!("no http address in the log:\n{l}"))
-            .to_owned()
-    };
+    let http = http_address(&log);
     let mut others = Vec::new();
     for (i, dir) in dirs.iter().enumerate().skip(1) {
         let name = format!("web-{}", ["a", "b", "c"][i]);
@@ -219,12 +232,7 @@ fn shot(name: &str) -> PathBuf {
 /// `#token=...` in the address (which never reaches the server) passes it.
 #[test]
 fn web_view_asks_for_the_token_when_reads_need_it() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("GSP_BROWSER_REQUIRED").is_none(),
-            "GSP_BROWSER_REQUIRED is set but no chromium is on PATH"
-        );
-        eprintln!("skipped: no chromium on PATH (apt-get install chromium)");
+    let Some(browser) = browser() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -243,16 +251,7 @@ fn web_view_asks_for_the_token_when_reads_need_it() {
         &[],
     );
     let _node = Killed(node);
-    let http = {
-        let l = log.lock().unwrap();
-        let found = l
-            .split("http=Some(")
-            .nth(1)
-            .and_then(|r| r.split(')').next());
-        found
-            .unwrap_or_else(|| panic!("no http address in the log:\n{l}"))
-            .to_owned()
-    };
+    let http = http_address(&log);
     let page = dom(&browser, profile.path(), &format!("http://{http}/"));
     let login = page.split("id=\"login\"").nth(1).unwrap_or_default();
     assert!(login.contains("display: block"), "no token prompt:\n{page}");

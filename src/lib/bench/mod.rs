@@ -248,7 +248,6 @@ impl Measured {
             cpu_ns: self.cpu.as_nanos() as f64 / n,
             allocations: self.allocs.map(|(a, _)| per(a)),
             allocated_bytes: self.allocs.map(|(_, b)| per(b)),
-            read_syscalls: self.counters.map(|c| per(c.read_syscalls)),
             write_syscalls: self.counters.map(|c| per(c.write_syscalls)),
             context_switches: self.counters.map(|c| per(c.context_switches)),
         }

@@ -129,10 +129,7 @@ pub struct PerMessage {
     /// Bytes those allocations requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocated_bytes: Option<f64>,
-    /// read(2)-family system calls (absent where not measurable).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_syscalls: Option<f64>,
-    /// write(2)-family system calls.
+    /// write(2)-family system calls (absent where not measurable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_syscalls: Option<f64>,
     /// Context switches, voluntary and involuntary.
@@ -194,9 +191,6 @@ pub struct PerMessageSpread {
     /// Bytes allocated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocated_bytes: Option<Spread>,
-    /// read(2)-family system calls.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_syscalls: Option<Spread>,
     /// write(2)-family system calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_syscalls: Option<Spread>,
@@ -216,7 +210,6 @@ impl PerMessageSpread {
             cpu_ns: all(|p| Some(p.cpu_ns))?,
             allocations: all(|p| p.allocations),
             allocated_bytes: all(|p| p.allocated_bytes),
-            read_syscalls: all(|p| p.read_syscalls),
             write_syscalls: all(|p| p.write_syscalls),
             context_switches: all(|p| p.context_switches),
         })

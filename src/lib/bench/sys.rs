@@ -97,9 +97,9 @@ fn rusage() -> Option<(Duration, u64)> {
 /// how fast the host is: system calls and context switches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProcessCounters {
-    /// read(2)-family calls (`syscr` in `/proc/self/io`: read, readv, pread).
-    pub read_syscalls: u64,
-    /// write(2)-family calls (`syscw`: write, writev, pwrite).
+    /// write(2)-family calls (`syscw` in `/proc/self/io`: write, writev,
+    /// pwrite; sockets are written this way). Reads are not counted: the
+    /// standard library reads sockets with recv(2), which `syscr` leaves out.
     pub write_syscalls: u64,
     /// Voluntary and involuntary context switches (getrusage).
     pub context_switches: u64,
@@ -110,7 +110,6 @@ impl ProcessCounters {
     #[must_use]
     pub fn since(self, before: Self) -> Self {
         Self {
-            read_syscalls: self.read_syscalls.saturating_sub(before.read_syscalls),
             write_syscalls: self.write_syscalls.saturating_sub(before.write_syscalls),
             context_switches: self
                 .context_switches
@@ -142,7 +141,6 @@ pub fn process_counters() -> Option<ProcessCounters> {
     let switches =
         u64::try_from(usage.ru_nvcsw).unwrap_or(0) + u64::try_from(usage.ru_nivcsw).unwrap_or(0);
     Some(ProcessCounters {
-        read_syscalls: field("syscr:")?,
         write_syscalls: field("syscw:")?,
         context_switches: switches,
     })

@@ -59,14 +59,6 @@ struct EntryJson {
     changed_unix_ns: i64,
 }
 
-/// A node that did not answer.
-#[derive(Debug, Serialize)]
-struct UnansweredJson {
-    node_id: String,
-    node_name: String,
-    error: String,
-}
-
 /// `gsp.audit.v1`.
 #[derive(Debug, Serialize)]
 struct AuditJson {
@@ -74,7 +66,7 @@ struct AuditJson {
     entries: Vec<EntryJson>,
     /// Per node answering: entries its trail dropped at its bound.
     dropped: Vec<DroppedJson>,
-    unanswered: Vec<UnansweredJson>,
+    unanswered: Vec<super::fanout::Unanswered>,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,12 +97,7 @@ pub(crate) async fn run(args: AuditArgs, global: GlobalArgs) -> anyhow::Result<E
     let admin = client::admin(&global).await?;
     // (id, name) of each node asked; an empty id is the node at --addr.
     let targets: Vec<(String, String)> = if args.all {
-        let views = crate::cli::run::place::members(&global).await?;
-        views
-            .into_iter()
-            .filter(|v| v.record.state.is_up())
-            .map(|v| (v.record.id.to_string(), v.record.name.clone()))
-            .collect()
+        super::maint::up_members(&global).await?
     } else if args.node.is_empty() {
         vec![(String::new(), global.addr.clone())]
     } else {
@@ -167,7 +154,7 @@ pub(crate) async fn run(args: AuditArgs, global: GlobalArgs) -> anyhow::Result<E
             // One node asked: its failure is the command's (exit 3 for a
             // refusal or an unreachable node).
             Err(e) if single => return Err(e),
-            Err(e) => out.unanswered.push(UnansweredJson {
+            Err(e) => out.unanswered.push(super::fanout::Unanswered {
                 node_id,
                 node_name,
                 error: format!("{e:#}"),

@@ -28,6 +28,15 @@ pub(crate) const WINDOW: usize = 64;
 /// the certificate files it reads.
 pub(crate) const RESERVED_FILES: usize = 32;
 
+/// A member that did not answer a fanned-out call, as the `unanswered` lists
+/// of `--json` output name it.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Unanswered {
+    pub(crate) node_id: String,
+    pub(crate) node_name: String,
+    pub(crate) error: String,
+}
+
 /// Runs `call` on every item, at most `window` at once; the results come in
 /// the items' order. A call that panicked is left out.
 pub(crate) async fn each<T, R, F, Fut>(items: Vec<T>, window: usize, call: F) -> Vec<R>

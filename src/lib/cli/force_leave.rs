@@ -86,7 +86,7 @@ struct FailedJson {
 }
 
 pub(crate) async fn run(args: ForceLeaveArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    if super::run::one_name(std::slice::from_ref(&args.node)) {
+    if super::nodeset::one_name(std::slice::from_ref(&args.node)) {
         let (printed, status) = one(&args, &global, &args.node).await?;
         if global.json {
             output::json(&printed)?;

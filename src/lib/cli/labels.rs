@@ -72,25 +72,8 @@ enum Action {
     },
 }
 
-#[derive(Debug, clap::Args)]
-struct Target {
-    /// A member's id or unique name, or a node set (`n[1-4]`, `@rack=r12`;
-    /// repeatable); each request is routed through the node at --addr
-    /// [default: that node].
-    #[arg(long, value_name = "NODES")]
-    node: Vec<String>,
-}
-
-impl Target {
-    /// The one member named, routed as before; `None` for a node set.
-    fn single(&self) -> Option<String> {
-        match self.node.as_slice() {
-            [] => Some(String::new()),
-            [one] if super::run::one_name(&self.node) => Some(one.clone()),
-            _ => None,
-        }
-    }
-}
+/// Where a request goes.
+type Target = super::nodeset::RoutedNodes;
 
 /// `gsp labels --node SET --json`: one `gsp.labels.v1` object per member.
 #[derive(Debug, Serialize)]
@@ -98,14 +81,7 @@ struct ListJson {
     schema: &'static str,
     members: Vec<LabelsJson>,
     /// Members that did not answer.
-    unanswered: Vec<UnansweredJson>,
-}
-
-#[derive(Debug, Serialize)]
-struct UnansweredJson {
-    node_id: String,
-    node_name: String,
-    error: String,
+    unanswered: Vec<super::fanout::Unanswered>,
 }
 
 /// `gsp.labels.v1`, as `gsp labels --json` prints it.
@@ -227,7 +203,7 @@ async fn many(
     for (t, r) in results {
         match r {
             Ok(j) => list.members.push(j),
-            Err(error) => list.unanswered.push(UnansweredJson {
+            Err(error) => list.unanswered.push(super::fanout::Unanswered {
                 node_id: t.id,
                 node_name: t.name,
                 error,

@@ -45,25 +45,8 @@ enum Action {
     Set(SetArgs),
 }
 
-#[derive(Debug, clap::Args)]
-struct Target {
-    /// A member's id or unique name, or a node set (`edge[1-5,9]`,
-    /// `@rack=r12`; repeatable); each request is routed through the node at
-    /// --addr [default: that node].
-    #[arg(long, value_name = "NODES")]
-    node: Vec<String>,
-}
-
-impl Target {
-    /// The one member named, routed as before; `None` for a node set.
-    fn single(&self) -> Option<String> {
-        match self.node.as_slice() {
-            [] => Some(String::new()),
-            [one] if super::run::one_name(&self.node) => Some(one.clone()),
-            _ => None,
-        }
-    }
-}
+/// Where a request goes.
+type Target = super::nodeset::RoutedNodes;
 
 #[derive(Debug, clap::Args)]
 struct StatusArgs {
@@ -82,14 +65,7 @@ struct ListJson {
     /// `gsp.maint.v1` objects (with `changed` after a `set`).
     members: Vec<Printed>,
     /// Members that did not answer: `node_name` and `error`.
-    unanswered: Vec<Unanswered>,
-}
-
-#[derive(Debug, Serialize)]
-struct Unanswered {
-    node_id: String,
-    node_name: String,
-    error: String,
+    unanswered: Vec<super::fanout::Unanswered>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -234,16 +210,9 @@ pub(super) async fn finish<R>(
 }
 
 /// (id, name) of every up member, through the node at `--addr`.
-async fn up_members(global: &GlobalArgs) -> anyhow::Result<Vec<(String, String)>> {
-    let mut admin = client::admin(global).await?;
-    let mut req = tonic::Request::new(pb::ListMembersRequest::default());
-    req.set_timeout(client::timeout(global));
-    let members = admin
-        .list_members(req)
-        .await
-        .map_err(|s| client::call_failed(&global.addr, s))?
-        .into_inner();
-    Ok(super::peers::views(members)?
+pub(super) async fn up_members(global: &GlobalArgs) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(super::run::place::members(global)
+        .await?
         .into_iter()
         .filter(|v| v.record.state.is_up())
         .map(|v| (v.record.id.to_string(), v.record.name.clone()))
@@ -314,7 +283,7 @@ async fn many(
     for (node_id, node_name, r) in results {
         match r {
             Ok(m) => list.members.push(m),
-            Err(error) => list.unanswered.push(Unanswered {
+            Err(error) => list.unanswered.push(super::fanout::Unanswered {
                 node_id,
                 node_name,
                 error,

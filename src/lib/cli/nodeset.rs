@@ -75,6 +75,35 @@ pub(crate) fn expand(spec: &str) -> Result<Vec<Pattern>, String> {
     Ok(out)
 }
 
+/// `--node` of the commands that route one request per member through the
+/// node at `--addr` (maint, labels).
+#[derive(Debug, clap::Args)]
+pub(crate) struct RoutedNodes {
+    /// A member's id or unique name, or a node set (`edge[1-5,9]`,
+    /// `@rack=r12`; repeatable); each request is routed through the node at
+    /// --addr [default: that node].
+    #[arg(long, value_name = "NODES")]
+    pub(crate) node: Vec<String>,
+}
+
+impl RoutedNodes {
+    /// The one member named (empty: the node at `--addr`), routed as one
+    /// request; `None` for a node set.
+    pub(crate) fn single(&self) -> Option<String> {
+        match self.node.as_slice() {
+            [] => Some(String::new()),
+            [one] if one_name(&self.node) => Some(one.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `specs` name one member by id or name (no range, list or label):
+/// commands that route one request keep their single-target output for it.
+pub(crate) fn one_name(specs: &[String]) -> bool {
+    matches!(specs, [one] if matches!(expand(one).as_deref(), Ok([Pattern::Name(_)])))
+}
+
 /// `spec` split at the commas outside brackets.
 fn split_top(spec: &str) -> Result<Vec<&str>, String> {
     let mut parts = Vec::new();

@@ -17,7 +17,7 @@ use super::{
     query::Filters,
 };
 use crate::{core::jobs::spec::JobSpec, transport::pb::jobs::v1 as pb};
-pub(crate) use place::{Placed, Started, Target, named_members, one_name};
+pub(crate) use place::{Placed, Started, Target, named_members};
 use place::{WAIT_RETRY, place};
 
 /// Arguments of `gsp run`.

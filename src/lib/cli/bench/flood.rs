@@ -265,9 +265,6 @@ fn render_per_message(p: &report::PerMessageSpread, iterations: usize) -> String
     if let Some(s) = &p.write_syscalls {
         parts.push(show("writes", s, 1.0, ""));
     }
-    if let Some(s) = &p.read_syscalls {
-        parts.push(show("reads", s, 1.0, ""));
-    }
     if let Some(s) = &p.context_switches {
         parts.push(show("context switches", s, 1.0, ""));
     }

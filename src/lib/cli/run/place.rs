@@ -31,12 +31,6 @@ impl Target {
     }
 }
 
-/// Whether `--node` names one member by id or name (no range, list or label):
-/// commands that route one request keep their single-target output for it.
-pub(crate) fn one_name(specs: &[String]) -> bool {
-    matches!(specs, [one] if matches!(nodeset::expand(one).as_deref(), Ok([nodeset::Pattern::Name(_)])))
-}
-
 /// Every member the node at `--addr` lists.
 ///
 /// # Errors

@@ -197,6 +197,37 @@ fn every_subcommand_names_its_schema_and_fails_as_gsp_error_v1() {
     // detected).
     drop(b);
     run("force-leave", with(&["force-leave", "j-b", "--force"]), 0);
+    // A node set naming a member twice forces it once; an unknown one is
+    // listed as failed, and its exit status (3) is the command's.
+    let twice = run(
+        "force-leave",
+        with(&["force-leave", "j-b,no-such-member,j-b", "--force"]),
+        3,
+    );
+    assert_eq!(
+        twice[0]["schema"], "gsp.force-leave.list.v1",
+        "{}",
+        twice[0]
+    );
+    assert_eq!(
+        twice[0]["results"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        twice[0]
+    );
+    // The answering node is named by its name.
+    assert!(
+        twice[0]["failed"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is listed on node j-a ")),
+        "{}",
+        twice[0]
+    );
+    assert_eq!(
+        twice[0]["failed"][0]["node"], "no-such-member",
+        "{}",
+        twice[0]
+    );
 
     let listed = subcommands();
     assert!(

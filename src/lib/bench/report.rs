@@ -418,19 +418,16 @@ pub fn write_json<T: Serialize>(
     Ok(path)
 }
 
-/// Reads a report for `--compare`.
+/// A flood report for `--compare`, from the JSON already read from `file`.
 ///
 /// # Errors
-/// The file cannot be read or is not a `gsp.bench.v1` report.
-pub fn read(path: &Path) -> Result<Report, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let report: Report = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a gsp bench report: {e}", path.display()))?;
+/// It is not a `gsp.bench.v1` flood report.
+pub fn from_value(value: serde_json::Value, file: &str) -> Result<Report, String> {
+    let report: Report = serde_json::from_value(value)
+        .map_err(|e| format!("{file} is not a gsp bench report: {e}"))?;
     if report.schema != SCHEMA {
         return Err(format!(
-            "{} has schema '{}', expected '{SCHEMA}'",
-            path.display(),
+            "{file} has schema '{}', expected '{SCHEMA}'",
             report.schema
         ));
     }

@@ -168,11 +168,7 @@ pub(crate) async fn run(args: AuditArgs, global: GlobalArgs) -> anyhow::Result<E
     } else {
         output::stdout(&render(&out, &global))?;
     }
-    Ok(if out.unanswered.is_empty() {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Negative
-    })
+    Ok(super::fanout::status(&out.unanswered))
 }
 
 fn render(a: &AuditJson, global: &GlobalArgs) -> String {
@@ -203,8 +199,6 @@ fn render(a: &AuditJson, global: &GlobalArgs) -> String {
             output::count(d.dropped, "change")
         );
     }
-    for u in &a.unanswered {
-        let _ = writeln!(text, "{}: no answer: {}", u.node_name, u.error);
-    }
+    text.push_str(&super::fanout::unanswered_lines(&a.unanswered));
     text
 }

@@ -37,6 +37,24 @@ pub(crate) struct Unanswered {
     pub(crate) error: String,
 }
 
+/// One line per member that did not answer, for the text output.
+pub(crate) fn unanswered_lines(list: &[Unanswered]) -> String {
+    use std::fmt::Write as _;
+    list.iter().fold(String::new(), |mut s, u| {
+        let _ = writeln!(s, "{}: no answer: {}", u.node_name, u.error);
+        s
+    })
+}
+
+/// Exit 0 when every member answered, 1 when some did not.
+pub(crate) fn status(unanswered: &[Unanswered]) -> super::exit::ExitStatus {
+    if unanswered.is_empty() {
+        super::exit::ExitStatus::Success
+    } else {
+        super::exit::ExitStatus::Negative
+    }
+}
+
 /// Runs `call` on every item, at most `window` at once; the results come in
 /// the items' order. A call that panicked is left out.
 pub(crate) async fn each<T, R, F, Fut>(items: Vec<T>, window: usize, call: F) -> Vec<R>

@@ -121,7 +121,10 @@ pub(crate) async fn run(args: ForceLeaveArgs, global: GlobalArgs) -> anyhow::Res
             }
         }
     }
-    names.dedup();
+    // Each member once, in the order named (`a,b,a` or a name that a label
+    // also matches would otherwise be forced twice).
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
     let mut list = ListJson {
         schema: "gsp.force-leave.list.v1",
         results: Vec::new(),

@@ -221,16 +221,10 @@ async fn many(
             .map(render)
             .collect::<Vec<_>>()
             .join("\n");
-        for u in &list.unanswered {
-            let _ = writeln!(text, "{}: no answer: {}", u.node_name, u.error);
-        }
+        text.push_str(&super::fanout::unanswered_lines(&list.unanswered));
         output::stdout(&text)?;
     }
-    Ok(if list.unanswered.is_empty() {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Negative
-    })
+    Ok(super::fanout::status(&list.unanswered))
 }
 
 fn check_keys(keys: &[String]) -> anyhow::Result<()> {

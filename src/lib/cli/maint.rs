@@ -320,16 +320,10 @@ async fn many(
             t.add_row(row);
         }
         let mut text = format!("{t}\n");
-        for u in &list.unanswered {
-            let _ = writeln!(text, "{}: no answer: {}", u.node_name, u.error);
-        }
+        text.push_str(&super::fanout::unanswered_lines(&list.unanswered));
         output::stdout(&text)?;
     }
-    Ok(if list.unanswered.is_empty() {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Negative
-    })
+    Ok(super::fanout::status(&list.unanswered))
 }
 
 fn state_name(v: i32) -> &'static str {

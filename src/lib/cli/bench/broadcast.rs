@@ -13,7 +13,7 @@ use crate::{
 };
 
 pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    super::check_baseline(&args, "broadcast")?;
+    let baseline = super::baseline(&args, "broadcast")?;
     if let Some(r) = args.rate
         && !(r > 0.0 && r.is_finite())
     {
@@ -35,6 +35,7 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     let regressed = super::emit(
         &report,
         &args,
+        baseline.as_ref(),
         &global,
         ("broadcast", &report.timestamp),
         render,

@@ -36,9 +36,8 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             .into());
         }
     }
-    super::check_baseline(&args, "flood")?;
-    let baseline = match &args.compare {
-        Some(path) => Some(report::read(path).map_err(UsageError)?),
+    let baseline = match super::baseline(&args, "flood")? {
+        Some(b) => Some(report::from_value(b.report, &b.file).map_err(UsageError)?),
         None => None,
     };
     let config = BenchConfig {

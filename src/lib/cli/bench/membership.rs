@@ -17,7 +17,7 @@ use crate::{
 };
 
 pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    super::check_baseline(&args, "membership")?;
+    let baseline = super::baseline(&args, "membership")?;
     let nodes = args.nodes.unwrap_or(50);
     let config = MembershipBenchConfig {
         nodes,
@@ -55,6 +55,7 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     let regressed = super::emit(
         &report,
         &args,
+        baseline.as_ref(),
         &global,
         (&report.scenario.name, &report.timestamp),
         render,

@@ -37,7 +37,7 @@ struct Report {
 }
 
 pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    super::check_baseline(args, "membership-sim")?;
+    let baseline = super::baseline(args, "membership-sim")?;
     let nodes = args.nodes.unwrap_or(1000);
     if nodes < 2 {
         return Err(UsageError(format!("--nodes must be at least 2, got {nodes}")).into());
@@ -103,6 +103,7 @@ pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
     let regressed = super::emit(
         &report,
         args,
+        baseline.as_ref(),
         global,
         ("membership-sim", &report.timestamp.clone()),
         render,

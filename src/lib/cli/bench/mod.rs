@@ -268,39 +268,41 @@ impl Progress for Bar {
     }
 }
 
-/// Reads `--compare`'s baseline, if any, as JSON.
-fn read_baseline(args: &BenchArgs) -> anyhow::Result<Option<(serde_json::Value, String)>> {
+/// `--compare`'s baseline, read once before the run.
+pub(super) struct Baseline {
+    /// The whole report.
+    report: serde_json::Value,
+    /// Its path, as the user gave it.
+    file: String,
+}
+
+/// Reads `--compare`'s baseline, if any, before a run of `kind`: one that
+/// cannot be read, is no bench report or is of another kind is refused
+/// now, so the run is not spent for nothing.
+fn baseline(args: &BenchArgs, kind: &str) -> anyhow::Result<Option<Baseline>> {
     let Some(path) = &args.compare else {
         return Ok(None);
     };
-    let shown = path.display().to_string();
+    let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| super::exit::UsageError(format!("cannot read {shown}: {e}")))?;
-    let v = serde_json::from_str(&text)
-        .map_err(|e| super::exit::UsageError(format!("{shown} is not a gsp bench report: {e}")))?;
-    Ok(Some((v, shown)))
-}
-
-/// Before a run of `kind`: refuses a `--compare` baseline that cannot be read
-/// or is of another kind, so the run is not spent for nothing.
-fn check_baseline(args: &BenchArgs, kind: &str) -> anyhow::Result<()> {
-    if let Some((v, shown)) = read_baseline(args)? {
-        let theirs = figures::kind_of(&v);
-        if v["schema"] != "gsp.bench.v1" {
-            return Err(super::exit::UsageError(format!(
-                "{shown} is not a gsp bench report (no \"schema\": \"gsp.bench.v1\")"
-            ))
-            .into());
-        }
-        if theirs != kind {
-            return Err(super::exit::UsageError(format!(
-                "{shown} is a {theirs} report and this run is {kind}: compare like with like \
-                 (gsp bench {theirs} --compare {shown})"
-            ))
-            .into());
-        }
+        .map_err(|e| super::exit::UsageError(format!("cannot read {file}: {e}")))?;
+    let report: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| super::exit::UsageError(format!("{file} is not a gsp bench report: {e}")))?;
+    if report["schema"] != "gsp.bench.v1" {
+        return Err(super::exit::UsageError(format!(
+            "{file} is not a gsp bench report (no \"schema\": \"gsp.bench.v1\")"
+        ))
+        .into());
     }
-    Ok(())
+    let theirs = figures::kind_of(&report);
+    if theirs != kind {
+        return Err(super::exit::UsageError(format!(
+            "{file} is a {theirs} report and this run is {kind}: compare like with like \
+             (gsp bench {theirs} --compare {file})"
+        ))
+        .into());
+    }
+    Ok(Some(Baseline { report, file }))
 }
 
 /// Writes `report` to `--out` (unless `--no-write`), judges it against
@@ -311,6 +313,7 @@ fn check_baseline(args: &BenchArgs, kind: &str) -> anyhow::Result<()> {
 fn emit<T: serde::Serialize>(
     report: &T,
     args: &BenchArgs,
+    baseline: Option<&Baseline>,
     global: &GlobalArgs,
     (scenario, timestamp): (&str, &str),
     render: impl FnOnce(&T) -> String,
@@ -322,11 +325,11 @@ fn emit<T: serde::Serialize>(
             report, &args.out, scenario, timestamp,
         )?)
     };
-    let comparison = match read_baseline(args)? {
-        Some((baseline, shown)) => Some(
+    let comparison = match baseline {
+        Some(b) => Some(
             figures::compare(
-                &baseline,
-                &shown,
+                &b.report,
+                &b.file,
                 &serde_json::to_value(report)?,
                 args.max_regression,
             )

@@ -9,7 +9,7 @@ use crate::{
 };
 
 pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    super::check_baseline(&args, "resources")?;
+    let baseline = super::baseline(&args, "resources")?;
     let config = ResourcesBenchConfig {
         view_nodes: args.nodes.unwrap_or(1000).max(1),
         idle_window: args.traffic_window,
@@ -21,6 +21,7 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     let regressed = super::emit(
         &report,
         &args,
+        baseline.as_ref(),
         &global,
         ("resources", &report.timestamp),
         render,

@@ -51,7 +51,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    super::check_baseline(args, "sim")?;
+    let baseline = super::baseline(args, "sim")?;
     let nodes = args.nodes.unwrap_or(1000);
     if nodes < 2 {
         return Err(UsageError(format!("--nodes must be at least 2, got {nodes}")).into());
@@ -124,6 +124,7 @@ pub(super) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitS
     let regressed = super::emit(
         &report,
         args,
+        baseline.as_ref(),
         global,
         ("sim", &report.timestamp.clone()),
         render,

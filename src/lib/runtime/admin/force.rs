@@ -80,7 +80,7 @@ impl MaintApi {
         if node.is_empty() {
             return Err(Status::invalid_argument("name the member to force out"));
         }
-        let local = self.agent.local_id().to_string();
+        let local = self.agent.with_state(|m| m.local().name.clone());
         let found: Vec<MemberRecord> = self.agent.with_state(|m| {
             let by_id: Vec<MemberRecord> = m
                 .records()

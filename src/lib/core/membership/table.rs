@@ -2,10 +2,14 @@
 //! node is removed, and how removed nodes are kept from coming back on stale
 //! gossip.
 
+mod index;
+
 use std::{
     collections::{BTreeMap, HashMap},
     time::{Duration, Instant},
 };
+
+use index::StrIndex;
 
 use super::{
     events::{EventKind, MembershipEvent},
@@ -60,28 +64,12 @@ pub struct MemberTable {
     sum: u64,
     /// Members by the address they advertise, and by name: who holds an
     /// address or a name, in any state (a handful each, usually one).
-    by_address: HashMap<Box<str>, Vec<NodeId>>,
-    by_name: HashMap<Box<str>, Vec<NodeId>>,
+    by_address: StrIndex,
+    by_name: StrIndex,
 }
 
 fn entry_hash(r: &MemberRecord) -> u64 {
     r.digest().stable_hash()
-}
-
-fn index_add(index: &mut HashMap<Box<str>, Vec<NodeId>>, key: &str, id: &NodeId) {
-    let ids = index.entry(key.into()).or_default();
-    if !ids.contains(id) {
-        ids.push(id.clone());
-    }
-}
-
-fn index_remove(index: &mut HashMap<Box<str>, Vec<NodeId>>, key: &str, id: &NodeId) {
-    if let Some(ids) = index.get_mut(key) {
-        ids.retain(|x| x != id);
-        if ids.is_empty() {
-            index.remove(key);
-        }
-    }
 }
 
 impl MemberTable {
@@ -92,8 +80,8 @@ impl MemberTable {
             tombstones: BTreeMap::new(),
             capacity: capacity.max(1),
             sum: 0,
-            by_address: HashMap::new(),
-            by_name: HashMap::new(),
+            by_address: StrIndex::default(),
+            by_name: StrIndex::default(),
         }
     }
 
@@ -106,36 +94,46 @@ impl MemberTable {
         let (old_addr, new_addr) = (old.map(|r| &*r.address), new.map(|r| &*r.address));
         if old_addr != new_addr {
             if let Some(a) = old_addr {
-                index_remove(&mut self.by_address, a, &id);
+                self.by_address.remove(a, &id);
             }
             if let Some(a) = new_addr {
-                index_add(&mut self.by_address, a, &id);
+                self.by_address.add(a, &id);
             }
         }
         let (old_name, new_name) = (old.map(|r| &*r.name), new.map(|r| &*r.name));
         if old_name != new_name {
             if let Some(n) = old_name {
-                index_remove(&mut self.by_name, n, &id);
+                self.by_name.remove(n, &id);
             }
             if let Some(n) = new_name {
-                index_add(&mut self.by_name, n, &id);
+                self.by_name.add(n, &id);
             }
         }
     }
 
     /// A member other than `id` that is up and advertises `address`.
     pub fn up_at_address(&self, address: &str, id: &NodeId) -> Option<&NodeId> {
-        self.up_holder(self.by_address.get(address), id)
+        self.up_holder(self.by_address.get(address), id, |r| &*r.address == address)
     }
 
     /// A member other than `id` that is up and is named `name`.
     pub fn up_named(&self, name: &str, id: &NodeId) -> Option<&NodeId> {
-        self.up_holder(self.by_name.get(name), id)
+        self.up_holder(self.by_name.get(name), id, |r| &*r.name == name)
     }
 
-    fn up_holder<'a>(&'a self, ids: Option<&'a Vec<NodeId>>, id: &NodeId) -> Option<&'a NodeId> {
-        ids?.iter()
-            .find(|x| *x != id && self.entries.get(*x).is_some_and(|e| e.record.state.is_up()))
+    fn up_holder<'a>(
+        &'a self,
+        ids: &'a [NodeId],
+        id: &NodeId,
+        holds: impl Fn(&MemberRecord) -> bool,
+    ) -> Option<&'a NodeId> {
+        ids.iter().find(|x| {
+            *x != id
+                && self
+                    .entries
+                    .get(*x)
+                    .is_some_and(|e| e.record.state.is_up() && holds(&e.record))
+        })
     }
 
     /// Inserts or replaces a record unconditionally (the local node's own record).

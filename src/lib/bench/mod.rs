@@ -11,6 +11,7 @@ pub mod compare;
 pub mod config;
 pub mod error;
 pub mod flood;
+pub mod html;
 pub mod membership;
 pub mod membership_sim;
 pub mod node_thread;
@@ -21,6 +22,7 @@ pub mod swarm_sim;
 pub mod sys;
 pub mod tcp;
 pub mod tls;
+pub mod verdict;
 
 use std::{sync::Arc, time::Duration};
 

@@ -375,6 +375,20 @@ pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, BenchError> {
     Ok(base64::engine::general_purpose::STANDARD.encode(buf))
 }
 
+/// Reads back what [`encode_histogram`] wrote.
+///
+/// # Errors
+/// Not base64, or not a V2 histogram.
+pub fn decode_histogram(s: &str) -> Result<Histogram<u64>, String> {
+    use hdrhistogram::serialization::Deserializer;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| format!("histogram is not base64: {e}"))?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("histogram cannot be read: {e:?}"))
+}
+
 /// Median of a non-empty slice (lower middle for even lengths); 0 when empty.
 pub fn median(values: &[u64]) -> u64 {
     let mut v = values.to_vec();
@@ -447,11 +461,15 @@ mod tests {
             h.record(v).unwrap();
         }
         let s = encode_histogram(&h).unwrap();
-        let bytes = base64::engine::general_purpose::STANDARD.decode(s).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&s)
+            .unwrap();
         let back: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .unwrap();
         assert_eq!(back.len(), 4);
+        assert_eq!(decode_histogram(&s).unwrap().len(), 4);
+        assert!(decode_histogram("not base64!").is_err());
         assert_eq!(back.max(), h.max());
     }
 

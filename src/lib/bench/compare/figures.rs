@@ -6,9 +6,21 @@
 //! must stay at zero (timed-out broadcasts, healthy nodes declared dead)
 //! regress on any rise, and a phase that completed in the baseline but
 //! never in this run (`null`: a partition that never healed) regresses too.
+//!
+//! These reports hold one value per figure, not one per iteration, so the
+//! verdicts follow what one value can show. The simulations (`sim`,
+//! `membership-sim`) are seeded and run in simulated time: the same code
+//! gives the same figures, so one value is exact and a worse one is
+//! `regressed`. The runs on real sockets (`broadcast`, `membership`,
+//! `resources`) move with the host: a timing beyond the threshold is
+//! `inconclusive` (one value a side cannot be told from the host's noise),
+//! while a zero count that rose or a phase that never completed is
+//! `regressed`.
 
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::bench::verdict::Verdict;
 
 /// Which way a figure improves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +42,8 @@ pub struct Figure {
     pub better: Better,
     /// A count that must not rise at all.
     pub exact: bool,
+    /// Moves with the host even in a seeded simulation (wall time).
+    pub host: bool,
 }
 
 const fn lower(name: &'static str, pointer: &'static str) -> Figure {
@@ -38,6 +52,7 @@ const fn lower(name: &'static str, pointer: &'static str) -> Figure {
         pointer,
         better: Better::Lower,
         exact: false,
+        host: false,
     }
 }
 
@@ -47,6 +62,7 @@ const fn higher(name: &'static str, pointer: &'static str) -> Figure {
         pointer,
         better: Better::Higher,
         exact: false,
+        host: false,
     }
 }
 
@@ -56,6 +72,17 @@ const fn zero(name: &'static str, pointer: &'static str) -> Figure {
         pointer,
         better: Better::Lower,
         exact: true,
+        host: false,
+    }
+}
+
+const fn wall(name: &'static str, pointer: &'static str) -> Figure {
+    Figure {
+        name,
+        pointer,
+        better: Better::Lower,
+        exact: false,
+        host: true,
     }
 }
 
@@ -99,7 +126,7 @@ const MEMBERSHIP_SIM: &[Figure] = &[
     lower("crash detected (rounds)", "/results/detection_rounds"),
     lower("partition listed dead (rounds)", "/results/split_rounds"),
     lower("partition healed (rounds)", "/results/heal_rounds"),
-    lower("wall time (s)", "/wall_secs"),
+    wall("wall time (s)", "/wall_secs"),
     zero("healthy declared dead", "/results/false_positives"),
 ];
 
@@ -109,7 +136,7 @@ const SIM: &[Figure] = &[
     lower("origin upload (bytes)", "/results/origin_bytes"),
     lower("busiest node upload (bytes)", "/results/max_node_bytes"),
     lower("copy ratio", "/results/copy_ratio"),
-    lower("wall time (s)", "/results/wall_secs"),
+    wall("wall time (s)", "/results/wall_secs"),
 ];
 
 const RESOURCES: &[Figure] = &[
@@ -150,8 +177,13 @@ pub struct FigureRow {
     pub current: Option<f64>,
     /// Change in percent, positive when worse (null when either is null).
     pub worse_by_pct: Option<f64>,
-    /// Whether it regressed beyond what is allowed.
+    /// ok, regressed or inconclusive.
+    pub verdict: Verdict,
+    /// Whether the verdict is `regressed`.
     pub regressed: bool,
+    /// Why, when it is not plain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
 }
 
 /// A report judged against its baseline.
@@ -167,8 +199,16 @@ pub struct FigureComparison {
     pub rows: Vec<FigureRow>,
     /// Figures of this kind the baseline lacks (an older report), not judged.
     pub not_in_baseline: Vec<&'static str>,
+    /// `regressed` if any figure is, else `inconclusive` if any is, else `ok`.
+    pub verdict: Verdict,
     /// Whether any figure regressed.
     pub regressed: bool,
+}
+
+/// Whether reports of `kind` come from a seeded simulation, whose figures
+/// are the same on every run of the same code.
+fn deterministic(kind: &str) -> bool {
+    matches!(kind, "sim" | "membership-sim")
 }
 
 /// The scenario's name, `"?"` when it has none.
@@ -214,16 +254,23 @@ pub fn compare(
             not_in_baseline.push(f.name);
             continue;
         };
-        rows.push(judge(f, b.as_f64(), c.as_f64(), max_regression_pct));
+        rows.push(judge(
+            f,
+            b.as_f64(),
+            c.as_f64(),
+            max_regression_pct,
+            deterministic(ck) && !f.host,
+        ));
     }
-    let regressed = rows.iter().any(|r| r.regressed);
+    let verdict = Verdict::overall(rows.iter().map(|r| r.verdict));
     Ok(FigureComparison {
         baseline_file: baseline_file.to_owned(),
         kind: ck.to_owned(),
         max_regression_pct,
         rows,
         not_in_baseline,
-        regressed,
+        verdict,
+        regressed: verdict == Verdict::Regressed,
     })
 }
 
@@ -248,8 +295,9 @@ fn differing_keys(b: &Value, c: &Value) -> Vec<String> {
         .collect()
 }
 
-fn judge(f: &Figure, b: Option<f64>, c: Option<f64>, max_pct: f64) -> FigureRow {
-    let (worse_by_pct, regressed) = match (b, c) {
+/// What one value a side can say about a figure.
+fn judge(f: &Figure, b: Option<f64>, c: Option<f64>, max_pct: f64, exact_run: bool) -> FigureRow {
+    let (worse_by_pct, beyond) = match (b, c) {
         (Some(b), Some(c)) => {
             let worse = match f.better {
                 Better::Lower => c - b,
@@ -269,12 +317,26 @@ fn judge(f: &Figure, b: Option<f64>, c: Option<f64>, max_pct: f64) -> FigureRow 
         (Some(_), None) => (None, true),
         _ => (None, false),
     };
+    let failed = f.exact || c.is_none();
+    let (verdict, note) = match (beyond, exact_run || failed) {
+        (false, _) => (Verdict::Ok, None),
+        (true, true) => (Verdict::Regressed, None),
+        (true, false) => (
+            Verdict::Inconclusive,
+            Some(
+                "beyond the threshold in one run a side, which the host's noise can do: \
+                 rerun both to see whether it holds",
+            ),
+        ),
+    };
     FigureRow {
         figure: f.name,
         baseline: b,
         current: c,
         worse_by_pct,
-        regressed,
+        regressed: verdict == Verdict::Regressed,
+        verdict,
+        note,
     }
 }
 
@@ -303,7 +365,7 @@ pub fn render(c: &FigureComparison) -> String {
             show(r.current),
             r.worse_by_pct
                 .map_or_else(|| "-".to_owned(), |p| format!("{p:+.1}%")),
-            if r.regressed { "REGRESSED" } else { "ok" }.to_owned(),
+            r.verdict.label().to_owned(),
         ]);
     }
     let mut s = format!(
@@ -317,13 +379,16 @@ pub fn render(c: &FigureComparison) -> String {
             c.not_in_baseline.join(", ")
         );
     }
+    for r in c.rows.iter().filter(|r| r.note.is_some()) {
+        let _ = writeln!(s, "  {}: {}", r.figure, r.note.unwrap_or_default());
+    }
     let _ = writeln!(
         s,
-        "{}",
-        if c.regressed {
-            "REGRESSED"
-        } else {
-            "no regression"
+        "verdict: {}",
+        match c.verdict {
+            Verdict::Ok => "ok",
+            Verdict::Regressed => "REGRESSED (exit 1)",
+            Verdict::Inconclusive => "inconclusive (see the notes)",
         }
     );
     s
@@ -361,6 +426,13 @@ mod tests {
 
     #[test]
     fn slower_or_a_new_false_death_regresses() {
+        // More rounds in a seeded simulation: exact, so regressed.
+        let mut slower = sim(100, Some(3), 0, 10.0);
+        slower["results"]["settle_rounds"] = json!(9);
+        let c = compare(&sim(100, Some(3), 0, 10.0), "b.json", &slower, 20.0).unwrap();
+        assert!(c.regressed);
+        // A longer wall time moves with the host: one run a side cannot
+        // tell, so it is inconclusive, not regressed.
         let c = compare(
             &sim(100, Some(3), 0, 10.0),
             "b.json",
@@ -368,7 +440,9 @@ mod tests {
             20.0,
         )
         .unwrap();
-        assert!(c.regressed);
+        assert!(!c.regressed, "{c:?}");
+        assert_eq!(c.verdict, Verdict::Inconclusive);
+        assert!(render(&c).contains("verdict: inconclusive"));
         let c = compare(
             &sim(100, Some(3), 0, 10.0),
             "b.json",
@@ -387,6 +461,22 @@ mod tests {
         .unwrap();
         assert!(c.regressed);
         assert!(render(&c).contains("never"));
+    }
+
+    #[test]
+    fn a_measured_report_is_inconclusive_on_timings_and_regressed_on_failures() {
+        let broadcast = |p50: f64, timed_out: u64| {
+            json!({
+                "schema": "gsp.bench.v1",
+                "scenario": {"name": "broadcast", "nodes": 4},
+                "results": {"convergence_ns": {"p50": p50}, "timed_out": timed_out},
+            })
+        };
+        let c = compare(&broadcast(10.0, 0), "b.json", &broadcast(30.0, 0), 20.0).unwrap();
+        assert_eq!(c.verdict, Verdict::Inconclusive, "{c:?}");
+        assert!(c.rows[0].note.is_some());
+        let c = compare(&broadcast(10.0, 0), "b.json", &broadcast(10.0, 2), 20.0).unwrap();
+        assert_eq!(c.verdict, Verdict::Regressed, "{c:?}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::BenchArgs;
 use crate::{
     bench::{
         self,
-        compare::{Comparison, compare},
+        compare::{Comparison, Thresholds, compare},
         config::{BenchConfig, FaultPlan},
         error::BenchError,
         report::{self, LatencyNs, Report, TlsResults},
@@ -23,23 +23,19 @@ use crate::{
     transport::config::DataPlaneConfig,
 };
 
-pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let max_p99 = args.max_p99_regression.unwrap_or(args.max_regression);
-    for (flag, v) in [
-        ("--max-regression", args.max_regression),
-        ("--max-p99-regression", max_p99),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(UsageError(format!(
-                "{flag} must be a non-negative percentage (got {v})"
-            ))
-            .into());
-        }
+/// The allowed worsening per class: the flags where given, else the mode's
+/// defaults.
+pub(super) fn thresholds(args: &BenchArgs, defaults: Thresholds) -> Thresholds {
+    Thresholds {
+        timing_pct: args.max_regression.unwrap_or(defaults.timing_pct),
+        tail_pct: args.max_p99_regression.unwrap_or(defaults.tail_pct),
+        count_pct: args.max_count_regression.unwrap_or(defaults.count_pct),
     }
-    let baseline = match super::baseline(&args, "flood")? {
-        Some(b) => Some(report::from_value(b.report, &b.file).map_err(UsageError)?),
-        None => None,
-    };
+}
+
+/// The workload as `gsp bench flood` flags, for a child run of another
+/// binary (`--against`): only what was given beyond the defaults' meaning.
+pub(super) fn config(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<BenchConfig> {
     let config = BenchConfig {
         scenario: args.scenario,
         nodes: args.nodes.unwrap_or(bench::config::DEFAULT_NODES),
@@ -56,9 +52,18 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
         faults: FaultPlan {
             kill_node_after_acks: args.kill_node_after,
         },
-        data_plane: tuning(&args)?,
+        data_plane: tuning(args)?,
     };
     config.validate().map_err(UsageError)?;
+    Ok(config)
+}
+
+pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let baseline = match super::baseline(&args, "flood")? {
+        Some(b) => Some(report::from_value(b.report, &b.file).map_err(UsageError)?),
+        None => None,
+    };
+    let config = config(&args, &global)?;
 
     let progress = super::progress(&global);
     let report = match bench::run(&config, progress).await {
@@ -81,8 +86,7 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
                 b,
                 &path.display().to_string(),
                 &report,
-                args.max_regression,
-                max_p99,
+                thresholds(&args, Thresholds::COMPARE),
             )
             .map_err(UsageError)
             .context("cannot compare")?,
@@ -105,6 +109,13 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             text.push_str(&render_comparison(c));
         }
         output::stdout(&text)?;
+    }
+    if let Some(path) = &args.html {
+        let mut sides = vec![html_side(&report, "this run")];
+        if let (Some(b), Some(file)) = (&baseline, &args.compare) {
+            sides.push(html_side(b, &format!("baseline {}", file.display())));
+        }
+        write_html(path, &html_title(&report), &sides, comparison.as_ref())?;
     }
     match comparison {
         Some(c) if c.regressed => Ok(ExitStatus::Negative),
@@ -300,31 +311,120 @@ fn render_tls(t: &TlsResults, plain_cpu_seconds: f64) -> String {
     out
 }
 
-fn render_comparison(c: &Comparison) -> String {
+/// One side of the HTML page from a report.
+pub(super) fn html_side(r: &Report, label: &str) -> bench::html::Side {
+    bench::html::Side {
+        label: format!("{label} ({})", short_sha(&r.git_sha)),
+        latency: report::decode_histogram(&r.results.histogram).ok(),
+        convergence_ms: r
+            .results
+            .iterations
+            .iter()
+            .map(|i| i.convergence_ns as f64 / 1e6)
+            .collect(),
+    }
+}
+
+fn short_sha(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// The page's heading: the workload.
+pub(super) fn html_title(r: &Report) -> String {
+    let s = &r.scenario;
+    format!(
+        "gsp bench {}: {} nodes, {} messages per peer, {} payloads",
+        s.name,
+        s.nodes,
+        s.messages_per_peer,
+        HumanBytes(s.payload_bytes)
+    )
+}
+
+/// Writes the HTML page, naming the file on failure.
+pub(super) fn write_html(
+    path: &std::path::Path,
+    title: &str,
+    sides: &[bench::html::Side],
+    comparison: Option<&Comparison>,
+) -> anyhow::Result<()> {
+    let summary = vec![format!(
+        "Written by gsp {} ({}) at {}.",
+        env!("CARGO_PKG_VERSION"),
+        env!("GSP_GIT_SHA"),
+        report::timestamp_now()
+    )];
+    let page = bench::html::page(title, &summary, sides, comparison);
+    std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The verdict table of a comparison, with its notes.
+pub(super) fn render_comparison(c: &Comparison) -> String {
     let mut t = Table::new();
     t.load_style(UTF8_BORDERS_ONLY);
-    t.set_header(vec!["metric", "baseline", "current", "worse by", "verdict"]);
+    let (base, cur) = if c.mode == "against" {
+        ("other", "this")
+    } else {
+        ("baseline", "current")
+    };
+    t.set_header(vec![
+        "figure",
+        base,
+        cur,
+        "ratio, >1 worse (95% CI)",
+        "allowed",
+        "verdict",
+    ]);
+    let mut notes = String::new();
     for row in &c.rows {
+        let j = &row.judgement;
+        let name = if row.unit.is_empty() {
+            row.metric.to_owned()
+        } else {
+            format!("{} ({})", row.metric, row.unit)
+        };
         t.add_row(vec![
-            row.metric.to_owned(),
+            name,
             format!("{:.4}", row.baseline),
             format!("{:.4}", row.current),
-            format!("{:+.1}%", row.worse_by_pct),
-            if row.regressed { "REGRESSED" } else { "ok" }.to_owned(),
+            format!("{:.3} ({:.3}-{:.3})", j.worse_ratio, j.ci_low, j.ci_high),
+            format!("+{}%", j.max_worse_pct),
+            j.verdict.label().to_owned(),
         ]);
-    }
-    format!(
-        "compared with {} (max regression: efficiency {}%, ack p99 {}%, allocations {}%):\n{t}\n{}\n",
-        c.baseline_file,
-        c.max_regression_pct,
-        c.max_p99_regression_pct,
-        crate::bench::compare::MAX_ALLOCATION_GROWTH_PCT,
-        if c.regressed {
-            "regression detected"
-        } else {
-            "no regression"
+        if let Some(n) = &j.note {
+            let _ = writeln!(notes, "  {}: {n}", row.metric);
         }
-    )
+    }
+    let mut out = format!(
+        "{} {} ({}, {} samples):\n{t}\n",
+        if c.mode == "against" {
+            "against"
+        } else {
+            "compared with"
+        },
+        c.baseline_file,
+        if c.paired { "paired" } else { "independent" },
+        c.rows.first().map_or(0, |r| r.judgement.current_samples)
+    );
+    out.push_str(&notes);
+    if !c.not_judged.is_empty() {
+        let _ = writeln!(
+            out,
+            "not judged (one side did not measure them): {}",
+            c.not_judged.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "verdict: {}",
+        match c.verdict {
+            bench::verdict::Verdict::Ok => "ok",
+            bench::verdict::Verdict::Regressed => "REGRESSED (exit 1)",
+            bench::verdict::Verdict::Inconclusive =>
+                "inconclusive: no figure regressed beyond the noise, some could not be decided (see the notes)",
+        }
+    );
+    out
 }
 
 fn ms(ns: u64) -> String {

@@ -1,5 +1,6 @@
 //! `gsp bench [SCENARIO]`: runs a workload on an in-process cluster and reports.
 
+mod against;
 mod broadcast;
 mod flood;
 mod membership;
@@ -88,17 +89,38 @@ pub(crate) struct BenchArgs {
     /// certificate does not bind a node id).
     #[arg(long)]
     pub(super) tls: bool,
-    /// Compare against this report; exit 1 on regression.
-    #[arg(long, value_name = "FILE")]
+    /// Compare against this report; exit 1 when a figure regressed. The
+    /// flood judges each figure from the iterations' spread: ok, regressed
+    /// or inconclusive.
+    #[arg(long, value_name = "FILE", conflicts_with = "against")]
     pub(super) compare: Option<PathBuf>,
-    /// Allowed regression against --compare, in percent: efficiency may drop and
-    /// ACK p99 may grow by this much.
-    #[arg(long, default_value_t = 20.0, value_name = "PCT", requires = "compare")]
-    pub(super) max_regression: f64,
-    /// Allowed ACK p99 growth, in percent, when it should differ from
-    /// --max-regression (latency tails are noisier than efficiency on shared machines).
-    #[arg(long, value_name = "PCT", requires = "compare")]
+    /// Flood: run the same workload with this other gsp binary too,
+    /// alternating iterations (one process per binary per iteration, AB then
+    /// BA), and judge this binary against it; exit 1 when a figure regressed.
+    /// Writes no report.
+    #[arg(long, value_name = "PATH")]
+    pub(super) against: Option<PathBuf>,
+    /// Flood, with --against: the binary judged, in place of this one (an
+    /// older gsp without --against can be judged this way).
+    #[arg(long, value_name = "PATH", requires = "against")]
+    pub(super) binary: Option<PathBuf>,
+    /// Flood: also write the report as a self-contained HTML page (ACK
+    /// latency histogram and CDF per side, each iteration's convergence,
+    /// the verdict table).
+    #[arg(long, value_name = "FILE")]
+    pub(super) html: Option<PathBuf>,
+    /// Allowed worsening of timings, in percent [flood: 10 with --against,
+    /// 200 with --compare; other reports: 20].
+    #[arg(long, value_name = "PCT")]
+    pub(super) max_regression: Option<f64>,
+    /// Flood: allowed growth of the ACK p99, in percent [with --against: 50;
+    /// with --compare: 400].
+    #[arg(long, value_name = "PCT")]
     pub(super) max_p99_regression: Option<f64>,
+    /// Flood: allowed growth of the counts per message (allocations, bytes
+    /// allocated, write calls), in percent [default: 5].
+    #[arg(long, value_name = "PCT")]
+    pub(super) max_count_regression: Option<f64>,
     /// Data plane tuning: messages in flight per link.
     #[arg(long, help_heading = "Tuning", value_name = "N")]
     pub(super) max_in_flight: Option<usize>,
@@ -188,8 +210,49 @@ pub(crate) struct BenchArgs {
     pub(super) kill_node_after: Option<u64>,
 }
 
+/// `--max-regression`'s default for the reports other than the flood's.
+const DEFAULT_MAX_REGRESSION_PCT: f64 = 20.0;
+
 pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
     crate::bench::alloc::start_counting();
+    let flood_only = [
+        ("--against", args.against.is_some()),
+        ("--html", args.html.is_some()),
+        ("--max-p99-regression", args.max_p99_regression.is_some()),
+        (
+            "--max-count-regression",
+            args.max_count_regression.is_some(),
+        ),
+    ];
+    for (flag, given) in flood_only {
+        if given && args.scenario != Scenario::Flood {
+            return Err(super::exit::UsageError(format!(
+                "{flag} applies to the flood scenario only, not {}",
+                args.scenario.name()
+            ))
+            .into());
+        }
+    }
+    let judged = args.compare.is_some() || args.against.is_some();
+    for (flag, v) in [
+        ("--max-regression", args.max_regression),
+        ("--max-p99-regression", args.max_p99_regression),
+        ("--max-count-regression", args.max_count_regression),
+    ] {
+        let Some(v) = v else { continue };
+        if !judged {
+            return Err(super::exit::UsageError(format!(
+                "{flag} needs --compare FILE or --against PATH"
+            ))
+            .into());
+        }
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(super::exit::UsageError(format!(
+                "{flag} must be a non-negative percentage (got {v})"
+            ))
+            .into());
+        }
+    }
     if args.tls && !matches!(args.scenario, Scenario::Flood | Scenario::MembershipSim) {
         return Err(super::exit::UsageError(format!(
             "--tls applies to the flood and membership-sim scenarios only, not {}",
@@ -221,6 +284,7 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
         return shaped::run(&args, rate);
     }
     match args.scenario {
+        Scenario::Flood if args.against.is_some() => against::run(args, global).await,
         Scenario::Flood => flood::run(args, global).await,
         Scenario::Membership => membership::run(args, global).await,
         Scenario::Resources => resources::run(args, global).await,
@@ -331,7 +395,7 @@ fn emit<T: serde::Serialize>(
                 &b.report,
                 &b.file,
                 &serde_json::to_value(report)?,
-                args.max_regression,
+                args.max_regression.unwrap_or(DEFAULT_MAX_REGRESSION_PCT),
             )
             .map_err(super::exit::UsageError)?,
         ),

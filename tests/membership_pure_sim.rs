@@ -5,7 +5,7 @@
 //! Sizes: 1,000 nodes in a release build (`cargo test --release --test
 //! membership_pure_sim`, which `.ci/run` runs), 200 in a debug build (the
 //! plain test command); `GSP_PURE_SIM_NODES=N` for any other size. The
-//! 10,000-node test is ignored by default (about an hour and 40 GiB of RAM):
+//! 10,000-node test is ignored by default (about an hour and 28 GiB of RAM):
 //! `cargo test --release --test membership_pure_sim -- --ignored`.
 #![allow(
     clippy::unwrap_used,
@@ -89,7 +89,7 @@ fn a_cluster_started_at_once_joins_in_2_log2_n_rounds_detects_crashes_and_idles_
 /// Item 3 of the scale issue: 10,000 nodes join within 2 log2 N rounds, and
 /// idle traffic per node stays within 1.3x of the 1,000-node figure.
 #[test]
-#[ignore = "10,000 simulated nodes: about an hour and 40 GiB of RAM; run with --ignored"]
+#[ignore = "10,000 simulated nodes: about an hour and 28 GiB of RAM; run with --ignored"]
 fn ten_thousand_nodes_join_in_2_log2_n_rounds_and_idle_as_a_thousand_do() {
     let thousand = sim(1000, 1);
     let r = sim(10_000, 1);

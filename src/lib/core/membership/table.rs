@@ -65,7 +65,10 @@ pub struct MemberTable {
     /// Members by the address they advertise, and by name: who holds an
     /// address or a name, in any state (a handful each, usually one).
     by_address: StrIndex,
-    by_name: StrIndex,
+    /// Built at the first [`Self::up_named`], then kept: only a node whose
+    /// names are certified asks, and every other node (and a simulation of
+    /// thousands of them) is spared an entry per member.
+    by_name: Option<StrIndex>,
 }
 
 fn entry_hash(r: &MemberRecord) -> u64 {
@@ -81,7 +84,7 @@ impl MemberTable {
             capacity: capacity.max(1),
             sum: 0,
             by_address: StrIndex::default(),
-            by_name: StrIndex::default(),
+            by_name: None,
         }
     }
 
@@ -101,12 +104,14 @@ impl MemberTable {
             }
         }
         let (old_name, new_name) = (old.map(|r| &*r.name), new.map(|r| &*r.name));
-        if old_name != new_name {
+        if let Some(by_name) = &mut self.by_name
+            && old_name != new_name
+        {
             if let Some(n) = old_name {
-                self.by_name.remove(n, &id);
+                by_name.remove(n, &id);
             }
             if let Some(n) = new_name {
-                self.by_name.add(n, &id);
+                by_name.add(n, &id);
             }
         }
     }
@@ -116,9 +121,18 @@ impl MemberTable {
         self.up_holder(self.by_address.get(address), id, |r| &*r.address == address)
     }
 
-    /// A member other than `id` that is up and is named `name`.
-    pub fn up_named(&self, name: &str, id: &NodeId) -> Option<&NodeId> {
-        self.up_holder(self.by_name.get(name), id, |r| &*r.name == name)
+    /// A member other than `id` that is up and is named `name`. The first
+    /// call indexes every member by name; later changes keep the index.
+    pub fn up_named(&mut self, name: &str, id: &NodeId) -> Option<&NodeId> {
+        if self.by_name.is_none() {
+            let mut index = StrIndex::default();
+            for (member, e) in &self.entries {
+                index.add(&e.record.name, member);
+            }
+            self.by_name = Some(index);
+        }
+        let holders = self.by_name.as_ref().map_or(&[][..], |ix| ix.get(name));
+        self.up_holder(holders, id, |r| &*r.name == name)
     }
 
     fn up_holder<'a>(

@@ -112,3 +112,39 @@ fn diff_sends_what_the_peer_lacks_and_wants_what_it_has_newer() {
     u.apply(rec("a", 2, MemberState::Alive), now(t0, 0));
     assert_eq!(t.hash(), u.hash());
 }
+
+#[test]
+fn holders_of_an_address_or_a_name_are_found_and_follow_changes() {
+    let t0 = Instant::now();
+    let mut t = MemberTable::new(16);
+    let named = |id: &str, counter: u64, name: &str, address: &str| {
+        let mut r = rec(id, counter, MemberState::Alive);
+        r.name = name.into();
+        r.address = address.into();
+        r
+    };
+    let (a, b) = (NodeId::parse("a").unwrap(), NodeId::parse("b").unwrap());
+    t.apply(named("a", 1, "web-1", "10.0.0.1:7000"), now(t0, 0));
+    assert_eq!(t.up_at_address("10.0.0.1:7000", &b), Some(&a));
+    assert_eq!(t.up_at_address("10.0.0.1:7000", &a), None, "not itself");
+    assert_eq!(t.up_at_address("10.0.0.2:7000", &b), None);
+    // Names are indexed at the first question, with what is listed then.
+    assert_eq!(t.up_named("web-1", &b), Some(&a));
+    // A renamed, moved member is found under its new name and address only.
+    t.apply(named("a", 2, "web-2", "10.0.0.2:7000"), now(t0, 1));
+    assert_eq!(t.up_named("web-1", &b), None);
+    assert_eq!(t.up_named("web-2", &b), Some(&a));
+    assert_eq!(t.up_at_address("10.0.0.1:7000", &b), None);
+    assert_eq!(t.up_at_address("10.0.0.2:7000", &b), Some(&a));
+    // A member that is down holds nothing.
+    t.apply(
+        {
+            let mut r = named("a", 2, "web-2", "10.0.0.2:7000");
+            r.state = MemberState::Dead;
+            r
+        },
+        now(t0, 2),
+    );
+    assert_eq!(t.up_named("web-2", &b), None);
+    assert_eq!(t.up_at_address("10.0.0.2:7000", &b), None);
+}

@@ -602,3 +602,71 @@ fn against_refuses_what_is_not_a_gsp_binary_and_other_scenarios() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("needs --compare"), "{}", stderr(&out));
 }
+
+/// A child that fails or never finishes ends an A/B run with exit 1 and a
+/// message naming the binary, never a hang.
+#[test]
+fn against_stops_at_a_failing_or_hanging_binary() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let script = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'gsp 0.0.0 (git fake)'; exit 0; fi\n{body}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    let failing = script("failing-gsp", "echo 'bench blew up' >&2; exit 3");
+    let hanging = script("hanging-gsp", "exec sleep 600");
+    let small = [
+        "--timeout",
+        "1",
+        "bench",
+        "--nodes",
+        "2",
+        "--messages-per-peer",
+        "1",
+        "--payload",
+        "1KiB",
+        "--warmup",
+        "0",
+        "--iterations",
+        "2",
+    ];
+    let out = run_gsp(
+        &[&small[..], &["--against", failing.to_str().unwrap()]].concat(),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("failing-gsp") && stderr(&out).contains("bench blew up"),
+        "{}",
+        stderr(&out)
+    );
+    // The judged binary hangs: it is stopped after the iteration timeouts
+    // (1 s each for the counted iteration and raw TCP) and 10 s of slack.
+    let out = run_gsp(
+        &[
+            &small[..],
+            &[
+                "--binary",
+                hanging.to_str().unwrap(),
+                "--against",
+                gsp_bin(),
+            ],
+        ]
+        .concat(),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hanging-gsp") && stderr(&out).contains("did not finish in 12 s"),
+        "{}",
+        stderr(&out)
+    );
+}

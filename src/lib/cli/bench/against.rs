@@ -12,6 +12,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -61,11 +62,28 @@ struct AgainstDoc {
     comparison: Comparison,
 }
 
-fn version_of(path: &Path) -> anyhow::Result<String> {
-    let out = std::process::Command::new(path)
+/// How long `PATH --version` may take.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Slack over a child's own iteration timeouts (start-up, writing the
+/// report).
+const CHILD_SLACK: Duration = Duration::from_secs(10);
+
+async fn version_of(path: &Path) -> anyhow::Result<String> {
+    let run = tokio::process::Command::new(path)
         .arg("--version")
         .stdin(Stdio::null())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(VERSION_TIMEOUT, run)
+        .await
+        .map_err(|_| {
+            UsageError(format!(
+                "{} --version did not answer in {} s: is it a gsp binary?",
+                path.display(),
+                VERSION_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|e| UsageError(format!("cannot run {}: {e}", path.display())))?;
     if !out.status.success() {
         return Err(UsageError(format!(
@@ -128,8 +146,14 @@ fn child_args(args: &BenchArgs) -> Vec<String> {
     v
 }
 
-/// Runs one child and reads its report.
-async fn child(binary: &Path, argv: &[String], global: &GlobalArgs) -> anyhow::Result<Report> {
+/// Runs one child and reads its report. A child that outlives `limit` is
+/// killed and the run ends, naming it.
+async fn child(
+    binary: &Path,
+    argv: &[String],
+    global: &GlobalArgs,
+    limit: Duration,
+) -> anyhow::Result<Report> {
     let mut cmd = tokio::process::Command::new(binary);
     cmd.args(argv)
         .stdin(Stdio::null())
@@ -137,13 +161,19 @@ async fn child(binary: &Path, argv: &[String], global: &GlobalArgs) -> anyhow::R
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     if let Some(t) = global.timeout {
-        cmd.arg("--timeout").arg(format!("{}s", t.as_secs_f64()));
+        cmd.arg("--timeout").arg(t.as_secs_f64().to_string());
     }
-    let out = cmd
-        .output()
-        .await
-        .with_context(|| format!("cannot run {}", binary.display()))?;
     let name = binary.display().to_string();
+    let out = tokio::time::timeout(limit, cmd.output())
+        .await
+        .map_err(|_| {
+            NegativeOutcome(format!(
+                "{name} {} did not finish in {} s; it was stopped",
+                argv.join(" "),
+                limit.as_secs()
+            ))
+        })?
+        .with_context(|| format!("cannot run {name}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(3).collect();
@@ -194,16 +224,28 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     };
     let binaries = [
         Binary {
-            version: version_of(&this)?,
+            version: version_of(&this).await?,
             path: this.display().to_string(),
         },
         Binary {
-            version: version_of(&other)?,
+            version: version_of(&other).await?,
             path: other.display().to_string(),
         },
     ];
     let paths = [this.as_path(), other.as_path()];
     let command_line = child_args(&args);
+    // The warm-ups, the counted iteration and the raw-TCP reference, each
+    // within the iteration timeout the child is given.
+    let per_iteration = global
+        .timeout
+        .unwrap_or(crate::bench::config::DEFAULT_ITERATION_TIMEOUT);
+    let limit = per_iteration
+        .saturating_mul(
+            u32::try_from(args.warmup + 1)
+                .unwrap_or(u32::MAX)
+                .saturating_add(1),
+        )
+        .saturating_add(CHILD_SLACK);
     let thresholds = flood::thresholds(&args, Thresholds::AGAINST);
     let progress = super::progress(&global);
     progress.phase("A/B runs", (2 * args.iterations) as u64);
@@ -219,7 +261,7 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     for i in 0..args.iterations {
         let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
         for side in order {
-            let r = child(paths[side], &command_line, &global).await?;
+            let r = child(paths[side], &command_line, &global, limit).await?;
             for (k, f) in FIGURES.iter().enumerate() {
                 values[side][k].push(f.value(&r));
             }

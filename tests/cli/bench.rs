@@ -648,6 +648,25 @@ fn against_stops_at_a_failing_or_hanging_binary() {
         "{}",
         stderr(&out)
     );
+    // A binary whose report is of another workload (its defaults differ,
+    // or it ignores a flag) is not compared.
+    let out = run_gsp(&[&small[2..], &["--json", "--no-write"]].concat(), LIMIT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["scenario"]["nodes"] = 3.into();
+    let canned = dir.path().join("report.json");
+    std::fs::write(&canned, report.to_string()).unwrap();
+    let other = script("other-workload-gsp", &format!("cat {}", canned.display()));
+    let out = run_gsp(
+        &[&small[..], &["--against", other.to_str().unwrap()]].concat(),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ran different workloads"),
+        "{}",
+        stderr(&out)
+    );
     // The judged binary hangs: it is stopped after the iteration timeouts
     // (1 s each for the counted iteration and raw TCP) and 10 s of slack.
     let out = run_gsp(

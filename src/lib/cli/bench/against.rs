@@ -107,15 +107,15 @@ async fn version_of(path: &Path) -> anyhow::Result<String> {
 
 /// The child's command line: the flood's workload and tuning, one counted
 /// iteration, JSON on stdout, no report file.
-fn child_args(args: &BenchArgs) -> Vec<String> {
+fn child_args(args: &BenchArgs, nodes: usize) -> Vec<String> {
     let mut v: Vec<String> = vec!["bench".into(), "flood".into()];
     let mut flag = |name: &str, value: String| {
         v.push(format!("--{name}"));
         v.push(value);
     };
-    if let Some(n) = args.nodes {
-        flag("nodes", n.to_string());
-    }
+    // Every workload setting is passed, defaults included: the other
+    // binary's defaults may differ.
+    flag("nodes", nodes.to_string());
     flag("messages-per-peer", args.messages_per_peer.to_string());
     flag("payload", args.payload.to_string());
     flag("iterations", "1".into());
@@ -233,7 +233,7 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
         },
     ];
     let paths = [this.as_path(), other.as_path()];
-    let command_line = child_args(&args);
+    let command_line = child_args(&args, config.nodes);
     // The warm-ups, the counted iteration and the raw-TCP reference, each
     // within the iteration timeout the child is given.
     let per_iteration = global
@@ -267,7 +267,26 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             }
             convergence[side].push(r.results.convergence_ns.p50 as f64 / 1e6);
             merge_latency(&mut latency[side], &r);
-            scenario.get_or_insert_with(|| r.scenario.clone());
+            let first = scenario.get_or_insert_with(|| (side, r.scenario.clone()));
+            let key = |s: &report::ScenarioInfo| {
+                (
+                    s.name.clone(),
+                    s.nodes,
+                    s.messages_per_peer,
+                    s.payload_bytes,
+                )
+            };
+            if key(&first.1) != key(&r.scenario) {
+                return Err(NegativeOutcome(format!(
+                    "{} and {} ran different workloads ({:?} against {:?}): \
+                     they cannot be compared",
+                    binaries[first.0].path,
+                    binaries[side].path,
+                    key(&first.1),
+                    key(&r.scenario)
+                ))
+                .into());
+            }
             progress.advance(1);
         }
     }
@@ -299,14 +318,17 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
         &theirs,
         &current,
     );
-    let mut scenario = scenario.unwrap_or_else(|| report::ScenarioInfo {
-        name: "flood".into(),
-        nodes: config.nodes,
-        messages_per_peer: config.messages_per_peer,
-        payload_bytes: config.payload_bytes,
-        iterations: 1,
-        warmup: config.warmup,
-    });
+    let mut scenario = scenario.map_or_else(
+        || report::ScenarioInfo {
+            name: "flood".into(),
+            nodes: config.nodes,
+            messages_per_peer: config.messages_per_peer,
+            payload_bytes: config.payload_bytes,
+            iterations: 1,
+            warmup: config.warmup,
+        },
+        |(_, s)| s,
+    );
     scenario.iterations = args.iterations;
     if let Some(path) = &args.html {
         let [lat_this, lat_other] = latency;

@@ -594,7 +594,7 @@ fn against_refuses_what_is_not_a_gsp_binary_and_other_scenarios() {
     let out = run_gsp(&["bench", "membership-sim", "--against", gsp_bin()], LIMIT);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("--against applies to the flood scenario only"),
+        stderr(&out).contains("--against applies to the flood and broadcast scenarios"),
         "{}",
         stderr(&out)
     );
@@ -685,6 +685,63 @@ fn against_stops_at_a_failing_or_hanging_binary() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("hanging-gsp") && stderr(&out).contains("did not finish in 12 s"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `--against` on the broadcast bench: each child runs the whole bench, and
+/// each figure `--compare` reads from a broadcast report is judged on the
+/// pairs; a broadcast that timed out in this binary and not in the other
+/// would regress.
+#[test]
+fn against_judges_the_broadcast_bench_on_its_figures() {
+    let out = run_gsp(
+        &[
+            "bench",
+            "broadcast",
+            "--nodes",
+            "3",
+            "--messages",
+            "5",
+            "--payload",
+            "16KiB",
+            "--iterations",
+            "3",
+            "--against",
+            gsp_bin(),
+            "--json",
+        ],
+        LIMIT,
+    );
+    let v: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    assert_eq!(v["schema"], "gsp.bench.against.v1", "{v}");
+    assert_eq!(v["scenario"]["name"], "broadcast");
+    assert_eq!(v["scenario"]["nodes"], 3);
+    let c = &v["comparison"];
+    let rows = c["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["metric"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"convergence p50 (ns)") && names.contains(&"timed out"),
+        "{names:?}"
+    );
+    for r in rows {
+        assert_eq!(r["current_samples"], 3, "{r}");
+    }
+    let timed_out = rows.iter().find(|r| r["metric"] == "timed out").unwrap();
+    assert_eq!(
+        timed_out["verdict"], "ok",
+        "no broadcast timed out: {timed_out}"
+    );
+    assert_eq!(
+        v["current_samples"]["timed out"],
+        serde_json::json!([0.0, 0.0, 0.0])
+    );
+    let regressed = c["verdict"] == "regressed";
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(regressed)),
         "{}",
         stderr(&out)
     );

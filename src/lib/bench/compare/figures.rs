@@ -276,7 +276,7 @@ pub fn compare(
 
 /// `key: baseline -> current` for each scenario key (other than
 /// [`FREE_KEYS`]) whose values differ.
-fn differing_keys(b: &Value, c: &Value) -> Vec<String> {
+pub(crate) fn differing_keys(b: &Value, c: &Value) -> Vec<String> {
     let empty = serde_json::Map::new();
     let (bo, co) = (
         b.as_object().unwrap_or(&empty),

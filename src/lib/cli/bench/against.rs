@@ -1,8 +1,15 @@
 //! `gsp bench --against PATH`: this binary against another on the same
-//! flood, in one run. Iteration `i` runs `gsp bench flood --iterations 1`
-//! once with each binary, back to back (this one first on even iterations,
-//! the other first on odd ones, so neither always runs on a warmer host),
-//! and each figure is judged on the pairs (`bench::compare`).
+//! workload, in one run. Iteration `i` runs the workload once with each
+//! binary, back to back (this one first on even iterations, the other first
+//! on odd ones, so neither always runs on a warmer host), and each figure is
+//! judged on the pairs (`bench::compare`, `bench::verdict`).
+//!
+//! The flood runs `gsp bench flood --iterations 1` per child and is judged
+//! on its figures (efficiency, convergence, ACK p99, costs per message);
+//! the broadcast bench runs whole per child and is judged on the figures
+//! `--compare` reads from its report. The simulations are seeded and give
+//! the same figures on every run, so their reports are compared with
+//! `--compare` instead.
 //!
 //! Both binaries run as child processes, this one included, so that both
 //! pay the same start-up; a child that fails stops the run, naming the
@@ -20,10 +27,11 @@ use anyhow::Context as _;
 use super::{BenchArgs, flood};
 use crate::{
     bench::{
-        compare::{self, Comparison, FIGURES, Thresholds},
+        compare::{self, Class, Comparison, FIGURES, Row, Thresholds, figures},
+        config::Scenario,
         html::Side,
         report::{self, Report},
-        verdict::Pairing,
+        verdict::{self, Judgement, Pairing, Rule, Verdict},
     },
     cli::{
         GlobalArgs,
@@ -48,7 +56,8 @@ struct Binary {
 #[derive(Debug, serde::Serialize)]
 struct AgainstDoc {
     schema: &'static str,
-    scenario: report::ScenarioInfo,
+    /// The workload, as the children's reports name it.
+    scenario: serde_json::Value,
     /// This binary.
     current: Binary,
     /// The binary it was judged against.
@@ -147,13 +156,14 @@ fn child_args(args: &BenchArgs, nodes: usize) -> Vec<String> {
 }
 
 /// Runs one child and reads its report. A child that outlives `limit` is
-/// killed and the run ends, naming it.
+/// killed and the run ends, naming it; one that fails without a report (a
+/// broadcast that timed out still gives one, with exit 1) ends it too.
 async fn child(
     binary: &Path,
     argv: &[String],
     global: &GlobalArgs,
     limit: Duration,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<serde_json::Value> {
     let mut cmd = tokio::process::Command::new(binary);
     cmd.args(argv)
         .stdin(Stdio::null())
@@ -174,7 +184,11 @@ async fn child(
             ))
         })?
         .with_context(|| format!("cannot run {name}"))?;
-    if !out.status.success() {
+    let report = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .filter(|v| v["schema"] == report::SCHEMA);
+    let judged_anyway = out.status.code() == Some(1) && report.is_some();
+    if !out.status.success() && !judged_anyway {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(3).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -186,9 +200,7 @@ async fn child(
         ))
         .into());
     }
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| NegativeOutcome(format!("{name} printed no JSON report: {e}")))?;
-    report::from_value(value, &name).map_err(|e| NegativeOutcome(e).into())
+    report.ok_or_else(|| NegativeOutcome(format!("{name} printed no gsp bench report")).into())
 }
 
 /// Merges a child's ACK latencies into a side's histogram.
@@ -204,25 +216,16 @@ fn merge_latency(into: &mut Option<hdrhistogram::Histogram<u64>>, r: &Report) {
     }
 }
 
-pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+/// The two binaries, judged first.
+async fn binaries(args: &BenchArgs) -> anyhow::Result<([PathBuf; 2], [Binary; 2])> {
     let Some(other) = args.against.clone() else {
         return Err(UsageError("--against needs a path".to_owned()).into());
     };
-    if args.tls {
-        return Err(
-            UsageError("--against runs the plaintext flood only; drop --tls".to_owned()).into(),
-        );
-    }
-    if args.iterations == 0 {
-        return Err(UsageError("--iterations must be at least 1".to_owned()).into());
-    }
-    // The workload is checked here, before any child runs.
-    let config = flood::config(&args, &global)?;
     let this: PathBuf = match &args.binary {
         Some(p) => p.clone(),
         None => std::env::current_exe().context("cannot find this gsp binary")?,
     };
-    let binaries = [
+    let described = [
         Binary {
             version: version_of(&this).await?,
             path: this.display().to_string(),
@@ -232,7 +235,36 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             path: other.display().to_string(),
         },
     ];
-    let paths = [this.as_path(), other.as_path()];
+    Ok(([this, other], described))
+}
+
+pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    if args.tls {
+        return Err(
+            UsageError("--against runs plaintext workloads only; drop --tls".to_owned()).into(),
+        );
+    }
+    if args.iterations == 0 {
+        return Err(UsageError("--iterations must be at least 1".to_owned()).into());
+    }
+    match args.scenario {
+        Scenario::Flood => flood_ab(args, global).await,
+        Scenario::Broadcast => figures_ab(args, global).await,
+        other => Err(UsageError(format!(
+            "--against applies to the flood and broadcast scenarios, not {}: a seeded \
+             simulation gives the same figures on every run (compare its reports with \
+             --compare), and the other scenarios run too long for alternating runs",
+            other.name()
+        ))
+        .into()),
+    }
+}
+
+async fn flood_ab(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    // The workload is checked here, before any child runs.
+    let config = flood::config(&args, &global)?;
+    let (owned, binaries) = binaries(&args).await?;
+    let paths = [owned[0].as_path(), owned[1].as_path()];
     let command_line = child_args(&args, config.nodes);
     // The warm-ups, the counted iteration and the raw-TCP reference, each
     // within the iteration timeout the child is given.
@@ -261,7 +293,8 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
     for i in 0..args.iterations {
         let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
         for side in order {
-            let r = child(paths[side], &command_line, &global, limit).await?;
+            let value = child(paths[side], &command_line, &global, limit).await?;
+            let r = report::from_value(value, &binaries[side].path).map_err(NegativeOutcome)?;
             for (k, f) in FIGURES.iter().enumerate() {
                 values[side][k].push(f.value(&r));
             }
@@ -364,7 +397,7 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
         let [current_bin, other_bin] = binaries;
         output::json(&AgainstDoc {
             schema: SCHEMA,
-            scenario,
+            scenario: serde_json::to_value(&scenario)?,
             current: current_bin,
             other: other_bin,
             iterations: args.iterations,
@@ -379,6 +412,215 @@ pub(super) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             scenario.nodes,
             scenario.messages_per_peer,
             scenario.payload_bytes,
+            args.iterations,
+            binaries[0].version,
+            binaries[0].path,
+            binaries[1].version,
+            binaries[1].path
+        );
+        text.push_str(&flood::render_comparison(&comparison));
+        output::stdout(&text)?;
+    }
+    Ok(if regressed {
+        ExitStatus::Negative
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// The broadcast bench's command line for a child: every workload setting,
+/// defaults included, a report on stdout and none written.
+fn broadcast_args(args: &BenchArgs, nodes: usize) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "bench".into(),
+        "broadcast".into(),
+        "--nodes".into(),
+        nodes.to_string(),
+        "--payload".into(),
+        args.payload.to_string(),
+        "--in-flight".into(),
+        args.in_flight.max(1).to_string(),
+    ];
+    match args.rate {
+        Some(rate) => v.extend([
+            "--rate".into(),
+            rate.to_string(),
+            "--duration".into(),
+            args.duration.as_secs_f64().to_string(),
+        ]),
+        None => v.extend(["--messages".into(), args.messages.to_string()]),
+    }
+    v.extend(["--no-write".into(), "--json".into()]);
+    v
+}
+
+/// One figure's verdict from its paired samples: a count that must stay 0
+/// regresses when this binary's worst iteration is worse than the other's;
+/// every other figure is judged by [`verdict::judge`].
+fn judge_figure(f: &figures::Figure, theirs: &[f64], ours: &[f64], timing_pct: f64) -> Row {
+    let better = match f.better {
+        figures::Better::Lower => verdict::Better::Lower,
+        figures::Better::Higher => verdict::Better::Higher,
+    };
+    let judgement = if f.exact {
+        let worst = |v: &[f64]| v.iter().copied().fold(0f64, f64::max);
+        let (b, c) = (worst(theirs), worst(ours));
+        Judgement {
+            baseline_median: verdict::median(theirs),
+            current_median: verdict::median(ours),
+            baseline_samples: theirs.len(),
+            current_samples: ours.len(),
+            worse_ratio: if c > b { f64::INFINITY } else { 1.0 },
+            ci_low: 1.0,
+            ci_high: 1.0,
+            max_worse_pct: 0.0,
+            verdict: if c > b {
+                Verdict::Regressed
+            } else {
+                Verdict::Ok
+            },
+            note: (c > b).then(|| format!("must stay at {b}: reached {c}")),
+        }
+    } else {
+        verdict::judge(
+            theirs,
+            ours,
+            Pairing::Paired,
+            Rule {
+                better,
+                max_worse_pct: timing_pct,
+                floor: 0.0,
+            },
+        )
+    };
+    Row {
+        metric: f.name,
+        unit: "",
+        better,
+        class: if f.exact { Class::Count } else { Class::Timing },
+        baseline: judgement.baseline_median,
+        current: judgement.current_median,
+        worse_by_pct: (judgement.worse_ratio - 1.0) * 100.0,
+        regressed: judgement.verdict == Verdict::Regressed,
+        judgement,
+    }
+}
+
+/// `--against` for the broadcast bench: each child runs the whole bench;
+/// each figure `--compare` reads from a broadcast report is one sample per
+/// child.
+async fn figures_ab(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let kind = args.scenario.name();
+    let list = figures::of(kind).unwrap_or_default();
+    let defaults = crate::bench::broadcast::BroadcastBenchConfig::default();
+    let nodes = args.nodes.unwrap_or(defaults.nodes);
+    let (owned, binaries) = binaries(&args).await?;
+    let command_line = broadcast_args(&args, nodes);
+    // Each broadcast may take its timeout; an open loop runs its duration
+    // first.
+    let timeout = global.timeout.unwrap_or(defaults.timeout);
+    let rounds = u32::try_from(args.messages.max(1)).unwrap_or(u32::MAX);
+    let limit = if args.rate.is_some() {
+        args.duration.saturating_add(timeout)
+    } else {
+        timeout.saturating_mul(rounds)
+    }
+    .saturating_add(CHILD_SLACK);
+    let progress = super::progress(&global);
+    progress.phase("A/B runs", (2 * args.iterations) as u64);
+    let mut values: [Vec<Vec<Option<f64>>>; 2] =
+        [vec![Vec::new(); list.len()], vec![Vec::new(); list.len()]];
+    let mut scenario: Option<(usize, serde_json::Value)> = None;
+    for i in 0..args.iterations {
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let r = child(&owned[side], &command_line, &global, limit).await?;
+            if figures::kind_of(&r) != kind {
+                return Err(NegativeOutcome(format!(
+                    "{} printed a {} report, not {kind}",
+                    binaries[side].path,
+                    figures::kind_of(&r)
+                ))
+                .into());
+            }
+            let first = scenario.get_or_insert_with(|| (side, r["scenario"].clone()));
+            let differ = figures::differing_keys(&first.1, &r["scenario"]);
+            if !differ.is_empty() {
+                return Err(NegativeOutcome(format!(
+                    "{} and {} ran different workloads ({}): they cannot be compared",
+                    binaries[first.0].path,
+                    binaries[side].path,
+                    differ.join(", ")
+                ))
+                .into());
+            }
+            for (k, f) in list.iter().enumerate() {
+                values[side][k].push(r.pointer(f.pointer).and_then(serde_json::Value::as_f64));
+            }
+            progress.advance(1);
+        }
+    }
+    progress.finish();
+    let thresholds = Thresholds {
+        timing_pct: args
+            .max_regression
+            .unwrap_or(Thresholds::AGAINST.timing_pct),
+        tail_pct: Thresholds::AGAINST.tail_pct,
+        count_pct: 0.0,
+    };
+    let mut rows = Vec::new();
+    let mut not_judged = Vec::new();
+    let mut samples: [serde_json::Map<String, serde_json::Value>; 2] = Default::default();
+    for (k, f) in list.iter().enumerate() {
+        let side = |s: usize| -> Option<Vec<f64>> { values[s][k].iter().copied().collect() };
+        let (Some(theirs), Some(ours)) = (side(1), side(0)) else {
+            not_judged.push(f.name);
+            continue;
+        };
+        samples[0].insert(f.name.to_owned(), serde_json::json!(ours));
+        samples[1].insert(f.name.to_owned(), serde_json::json!(theirs));
+        rows.push(judge_figure(f, &theirs, &ours, thresholds.timing_pct));
+    }
+    let verdict = Verdict::overall(rows.iter().map(|r| r.judgement.verdict));
+    let comparison = Comparison {
+        baseline_file: binaries[1].path.clone(),
+        mode: "against",
+        paired: true,
+        thresholds,
+        rows,
+        not_judged,
+        verdict,
+        regressed: verdict == Verdict::Regressed,
+    };
+    let regressed = comparison.regressed;
+    let scenario = scenario.map(|(_, s)| s).unwrap_or_default();
+    if global.json {
+        let [current_samples, other_samples] = samples;
+        let [current, other] = binaries;
+        output::json(&AgainstDoc {
+            schema: SCHEMA,
+            scenario,
+            current,
+            other,
+            iterations: args.iterations,
+            current_samples,
+            other_samples,
+            comparison,
+        })?;
+    } else {
+        let workload = match args.rate {
+            Some(rate) => format!("{rate} broadcasts/s for {} s", args.duration.as_secs_f64()),
+            None => format!(
+                "{} broadcasts, {} in flight",
+                args.messages,
+                args.in_flight.max(1)
+            ),
+        };
+        let mut text = format!(
+            "gsp bench {kind} --against: {nodes} nodes, {} byte payloads, {workload}; \
+             {} iterations per binary, alternating\n\
+             this:  {} ({})\nother: {} ({})\n",
+            args.payload,
             args.iterations,
             binaries[0].version,
             binaries[0].path,

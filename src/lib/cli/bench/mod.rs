@@ -94,14 +94,14 @@ pub(crate) struct BenchArgs {
     /// or inconclusive.
     #[arg(long, value_name = "FILE", conflicts_with = "against")]
     pub(super) compare: Option<PathBuf>,
-    /// Flood: run the same workload with this other gsp binary too,
-    /// alternating iterations (one process per binary per iteration, AB then
-    /// BA), and judge this binary against it; exit 1 when a figure regressed.
-    /// Writes no report.
+    /// Flood and broadcast: run the same workload with this other gsp binary
+    /// too, alternating iterations (one process per binary per iteration, AB
+    /// then BA), and judge this binary against it; exit 1 when a figure
+    /// regressed. Writes no report.
     #[arg(long, value_name = "PATH")]
     pub(super) against: Option<PathBuf>,
-    /// Flood, with --against: the binary judged, in place of this one (an
-    /// older gsp without --against can be judged this way).
+    /// With --against: the binary judged, in place of this one (an older
+    /// gsp without --against can be judged this way).
     #[arg(long, value_name = "PATH", requires = "against")]
     pub(super) binary: Option<PathBuf>,
     /// Flood: also write the report as a self-contained HTML page (ACK
@@ -109,8 +109,8 @@ pub(crate) struct BenchArgs {
     /// the verdict table).
     #[arg(long, value_name = "FILE")]
     pub(super) html: Option<PathBuf>,
-    /// Allowed worsening of timings, in percent [flood: 10 with --against,
-    /// 200 with --compare; other reports: 20].
+    /// Allowed worsening of timings, in percent [10 with --against; with
+    /// --compare, flood: 200, other reports: 20].
     #[arg(long, value_name = "PCT")]
     pub(super) max_regression: Option<f64>,
     /// Flood: allowed growth of the ACK p99, in percent [with --against: 50;
@@ -216,7 +216,6 @@ const DEFAULT_MAX_REGRESSION_PCT: f64 = 20.0;
 pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitStatus> {
     crate::bench::alloc::start_counting();
     let flood_only = [
-        ("--against", args.against.is_some()),
         ("--html", args.html.is_some()),
         ("--max-p99-regression", args.max_p99_regression.is_some()),
         (
@@ -275,16 +274,19 @@ pub(crate) async fn run(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<E
             ))
             .into());
         }
-        if args.compare.is_some() {
+        if args.compare.is_some() || args.against.is_some() {
             return Err(super::exit::UsageError(
-                "--compare does not apply to --shaped runs: they write no report".to_owned(),
+                "--compare and --against do not apply to --shaped runs: they write no report"
+                    .to_owned(),
             )
             .into());
         }
         return shaped::run(&args, rate);
     }
+    if args.against.is_some() {
+        return against::run(args, global).await;
+    }
     match args.scenario {
-        Scenario::Flood if args.against.is_some() => against::run(args, global).await,
         Scenario::Flood => flood::run(args, global).await,
         Scenario::Membership => membership::run(args, global).await,
         Scenario::Resources => resources::run(args, global).await,

@@ -248,24 +248,34 @@ fn histogram_svg(sides: &[&Side]) -> Option<String> {
         if s.is_empty() {
             continue;
         }
-        let mut d = String::new();
-        for (i, v) in s.iter().enumerate() {
-            let (x0, x1, y) = (axes.px(edge(i)), axes.px(edge(i + 1)), axes.py(*v));
-            let _ = write!(
-                d,
-                "{}{x0:.1},{y:.1} L{x1:.1},{y:.1} ",
-                if i == 0 { "M" } else { "L" }
-            );
-        }
-        let _ = write!(
-            svg,
-            r#"<path d="{d}" fill="none" stroke="{}" stroke-width="1.5"/>"#,
-            COLOURS[k % COLOURS.len()]
-        );
+        // A step per bucket: across its width at its height.
+        let steps = s.iter().enumerate().flat_map(|(i, v)| {
+            let y = axes.py(*v);
+            [(axes.px(edge(i)), y), (axes.px(edge(i + 1)), y)]
+        });
+        line(&mut svg, steps, k);
     }
+    Some(close(svg, sides))
+}
+
+/// One side's line through `points` (pixels), in its colour.
+fn line(svg: &mut String, points: impl Iterator<Item = (f64, f64)>, k: usize) {
+    let mut d = String::new();
+    for (i, (x, y)) in points.enumerate() {
+        let _ = write!(d, "{}{x:.1},{y:.1} ", if i == 0 { "M" } else { "L" });
+    }
+    let _ = write!(
+        svg,
+        r#"<path d="{d}" fill="none" stroke="{}" stroke-width="1.5"/>"#,
+        COLOURS[k % COLOURS.len()]
+    );
+}
+
+/// The legend and the end of the figure.
+fn close(mut svg: String, sides: &[&Side]) -> String {
     legend(&mut svg, sides);
     svg.push_str("</svg></figure>");
-    Some(svg)
+    svg
 }
 
 /// The share of each side's ACKs at or under each latency.
@@ -287,27 +297,13 @@ fn cdf_svg(sides: &[&Side]) -> Option<String> {
         let Some(h) = s.latency.as_ref().filter(|h| !h.is_empty()) else {
             continue;
         };
-        let mut d = String::new();
-        for i in 0..=200 {
+        let points = (0..=200).map(|i| {
             let q = f64::from(i) / 200.0;
-            let q = if i == 200 { 1.0 } else { q };
-            let x = axes.px(h.value_at_quantile(q) as f64 / 1e6);
-            let _ = write!(
-                d,
-                "{}{x:.1},{:.1} ",
-                if i == 0 { "M" } else { "L" },
-                axes.py(q)
-            );
-        }
-        let _ = write!(
-            svg,
-            r#"<path d="{d}" fill="none" stroke="{}" stroke-width="1.5"/>"#,
-            COLOURS[k % COLOURS.len()]
-        );
+            (axes.px(h.value_at_quantile(q) as f64 / 1e6), axes.py(q))
+        });
+        line(&mut svg, points, k);
     }
-    legend(&mut svg, sides);
-    svg.push_str("</svg></figure>");
-    Some(svg)
+    Some(close(svg, sides))
 }
 
 /// Each iteration's convergence, one series per side.
@@ -351,9 +347,7 @@ fn convergence_svg(sides: &[&Side]) -> Option<String> {
             r#"<path d="{d}" fill="none" stroke="{colour}" stroke-opacity="0.4"/>"#
         );
     }
-    legend(&mut svg, sides);
-    svg.push_str("</svg></figure>");
-    Some(svg)
+    Some(close(svg, sides))
 }
 
 fn verdict_table(c: &Comparison, current: &str, baseline: &str) -> String {

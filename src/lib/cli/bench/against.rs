@@ -384,18 +384,24 @@ async fn flood_ab(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitSta
         );
         flood::write_html(path, &title, &sides, Some(&comparison))?;
     }
-    let regressed = comparison.regressed;
-    if global.json {
-        let named = |s: &[Vec<f64>]| {
-            FIGURES
-                .iter()
-                .zip(s)
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(f, v)| (f.metric.to_owned(), serde_json::json!(v)))
-                .collect()
-        };
-        let [current_bin, other_bin] = binaries;
-        output::json(&AgainstDoc {
+    let named = |s: &[Vec<f64>]| {
+        FIGURES
+            .iter()
+            .zip(s)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(f, v)| (f.metric.to_owned(), serde_json::json!(v)))
+            .collect()
+    };
+    let heading = format!(
+        "gsp bench flood --against: {} nodes, {} messages per peer, {} byte payloads; \
+         {} iterations per binary, alternating",
+        scenario.nodes, scenario.messages_per_peer, scenario.payload_bytes, args.iterations,
+    );
+    let [current_bin, other_bin] = binaries;
+    print(
+        &global,
+        &heading,
+        &AgainstDoc {
             schema: SCHEMA,
             scenario: serde_json::to_value(&scenario)?,
             current: current_bin,
@@ -404,21 +410,22 @@ async fn flood_ab(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitSta
             current_samples: named(&current),
             other_samples: named(&theirs),
             comparison,
-        })?;
+        },
+    )
+}
+
+/// Prints the document (`--json`) or the heading, both binaries and the
+/// verdict table; exit 1 when a figure regressed.
+fn print(global: &GlobalArgs, heading: &str, doc: &AgainstDoc) -> anyhow::Result<ExitStatus> {
+    let regressed = doc.comparison.regressed;
+    if global.json {
+        output::json(doc)?;
     } else {
         let mut text = format!(
-            "gsp bench flood --against: {} nodes, {} messages per peer, {} byte payloads; \
-             {} iterations per binary, alternating\nthis:  {} ({})\nother: {} ({})\n",
-            scenario.nodes,
-            scenario.messages_per_peer,
-            scenario.payload_bytes,
-            args.iterations,
-            binaries[0].version,
-            binaries[0].path,
-            binaries[1].version,
-            binaries[1].path
+            "{heading}\nthis:  {} ({})\nother: {} ({})\n",
+            doc.current.version, doc.current.path, doc.other.version, doc.other.path
         );
-        text.push_str(&flood::render_comparison(&comparison));
+        text.push_str(&flood::render_comparison(&doc.comparison));
         output::stdout(&text)?;
     }
     Ok(if regressed {
@@ -592,47 +599,33 @@ async fn figures_ab(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitS
         verdict,
         regressed: verdict == Verdict::Regressed,
     };
-    let regressed = comparison.regressed;
-    let scenario = scenario.map(|(_, s)| s).unwrap_or_default();
-    if global.json {
-        let [current_samples, other_samples] = samples;
-        let [current, other] = binaries;
-        output::json(&AgainstDoc {
+    let workload = match args.rate {
+        Some(rate) => format!("{rate} broadcasts/s for {} s", args.duration.as_secs_f64()),
+        None => format!(
+            "{} broadcasts, {} in flight",
+            args.messages,
+            args.in_flight.max(1)
+        ),
+    };
+    let heading = format!(
+        "gsp bench {kind} --against: {nodes} nodes, {} byte payloads, {workload}; \
+         {} iterations per binary, alternating",
+        args.payload, args.iterations,
+    );
+    let [current_samples, other_samples] = samples;
+    let [current, other] = binaries;
+    print(
+        &global,
+        &heading,
+        &AgainstDoc {
             schema: SCHEMA,
-            scenario,
+            scenario: scenario.map(|(_, s)| s).unwrap_or_default(),
             current,
             other,
             iterations: args.iterations,
             current_samples,
             other_samples,
             comparison,
-        })?;
-    } else {
-        let workload = match args.rate {
-            Some(rate) => format!("{rate} broadcasts/s for {} s", args.duration.as_secs_f64()),
-            None => format!(
-                "{} broadcasts, {} in flight",
-                args.messages,
-                args.in_flight.max(1)
-            ),
-        };
-        let mut text = format!(
-            "gsp bench {kind} --against: {nodes} nodes, {} byte payloads, {workload}; \
-             {} iterations per binary, alternating\n\
-             this:  {} ({})\nother: {} ({})\n",
-            args.payload,
-            args.iterations,
-            binaries[0].version,
-            binaries[0].path,
-            binaries[1].version,
-            binaries[1].path
-        );
-        text.push_str(&flood::render_comparison(&comparison));
-        output::stdout(&text)?;
-    }
-    Ok(if regressed {
-        ExitStatus::Negative
-    } else {
-        ExitStatus::Success
-    })
+        },
+    )
 }

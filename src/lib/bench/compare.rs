@@ -258,29 +258,13 @@ pub fn same_workload(
     current: &Report,
 ) -> Result<(), String> {
     let (b, c) = (&baseline.scenario, &current.scenario);
-    let key = |s: &super::report::ScenarioInfo| {
-        (
-            s.name.clone(),
-            s.nodes,
-            s.messages_per_peer,
-            s.payload_bytes,
-        )
-    };
-    if key(b) == key(c) {
+    if b.same_workload(c) {
         return Ok(());
     }
     Err(format!(
-        "{baseline_file} measured {} with {} nodes, {} messages per peer, {} byte payloads; \
-         this run measured {} with {} nodes, {} messages per peer, {} byte payloads; \
-         rerun with the baseline's workload",
-        b.name,
-        b.nodes,
-        b.messages_per_peer,
-        b.payload_bytes,
-        c.name,
-        c.nodes,
-        c.messages_per_peer,
-        c.payload_bytes
+        "{baseline_file} measured {}; this run measured {}; rerun with the baseline's workload",
+        b.workload(),
+        c.workload()
     ))
 }
 

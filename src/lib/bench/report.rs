@@ -64,6 +64,33 @@ pub struct ScenarioInfo {
     pub warmup: usize,
 }
 
+impl ScenarioInfo {
+    /// Whether `other` ran the same workload: scenario, nodes, messages
+    /// per peer and payload (how often it ran may differ).
+    pub fn same_workload(&self, other: &Self) -> bool {
+        (
+            &self.name,
+            self.nodes,
+            self.messages_per_peer,
+            self.payload_bytes,
+        ) == (
+            &other.name,
+            other.nodes,
+            other.messages_per_peer,
+            other.payload_bytes,
+        )
+    }
+
+    /// The workload in words: `flood with 4 nodes, 30 messages per peer,
+    /// 524288 byte payloads`.
+    pub fn workload(&self) -> String {
+        format!(
+            "{} with {} nodes, {} messages per peer, {} byte payloads",
+            self.name, self.nodes, self.messages_per_peer, self.payload_bytes
+        )
+    }
+}
+
 /// Latency summary in nanoseconds.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct LatencyNs {
@@ -156,16 +183,10 @@ impl Spread {
             return None;
         }
         v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            f64::midpoint(v[n / 2 - 1], v[n / 2])
-        };
         Some(Self {
-            median,
+            median: super::verdict::median(&v),
             min: v[0],
-            max: v[n - 1],
+            max: v[v.len() - 1],
         })
     }
 

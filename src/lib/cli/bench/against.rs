@@ -301,22 +301,13 @@ async fn flood_ab(args: BenchArgs, global: GlobalArgs) -> anyhow::Result<ExitSta
             convergence[side].push(r.results.convergence_ns.p50 as f64 / 1e6);
             merge_latency(&mut latency[side], &r);
             let first = scenario.get_or_insert_with(|| (side, r.scenario.clone()));
-            let key = |s: &report::ScenarioInfo| {
-                (
-                    s.name.clone(),
-                    s.nodes,
-                    s.messages_per_peer,
-                    s.payload_bytes,
-                )
-            };
-            if key(&first.1) != key(&r.scenario) {
+            if !first.1.same_workload(&r.scenario) {
                 return Err(NegativeOutcome(format!(
-                    "{} and {} ran different workloads ({:?} against {:?}): \
-                     they cannot be compared",
+                    "{} and {} ran different workloads ({}, and {}): they cannot be compared",
                     binaries[first.0].path,
                     binaries[side].path,
-                    key(&first.1),
-                    key(&r.scenario)
+                    first.1.workload(),
+                    r.scenario.workload()
                 ))
                 .into());
             }

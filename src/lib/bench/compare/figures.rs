@@ -20,16 +20,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::bench::verdict::Better;
 use crate::bench::verdict::Verdict;
-
-/// Which way a figure improves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Better {
-    /// Less is better (times, bytes, rounds).
-    Lower,
-    /// More is better (throughput).
-    Higher,
-}
 
 /// One figure of a report kind.
 #[derive(Debug, Clone, Copy)]

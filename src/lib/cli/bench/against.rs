@@ -456,10 +456,7 @@ fn broadcast_args(args: &BenchArgs, nodes: usize) -> Vec<String> {
 /// regresses when this binary's worst iteration is worse than the other's;
 /// every other figure is judged by [`verdict::judge`].
 fn judge_figure(f: &figures::Figure, theirs: &[f64], ours: &[f64], timing_pct: f64) -> Row {
-    let better = match f.better {
-        figures::Better::Lower => verdict::Better::Lower,
-        figures::Better::Higher => verdict::Better::Higher,
-    };
+    let better = f.better;
     let judgement = if f.exact {
         let worst = |v: &[f64]| v.iter().copied().fold(0f64, f64::max);
         let (b, c) = (worst(theirs), worst(ours));
